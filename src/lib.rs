@@ -1,0 +1,18 @@
+//! `sfu`: a thread-per-core WebRTC selective forwarding unit.
+//!
+//! Everything except `worker::shell` is sans-IO: plain types fed `(now, bytes)` that
+//! return what to send and when to wake. See docs/ARCHITECTURE.md.
+
+pub mod channel;
+pub mod config;
+pub mod demux;
+pub mod dtls;
+pub mod ice;
+pub mod ids;
+pub mod router;
+pub mod rtcp;
+pub mod rtp;
+pub mod srtp;
+pub mod stats;
+pub mod transport;
+pub mod worker;

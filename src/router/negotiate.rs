@@ -1,0 +1,305 @@
+//! Validating a producer's RtpParameters and deriving a consumer's from them and the
+//! consuming endpoint's RtpCapabilities (the role of mediasoup's ortc.ts, simplified to
+//! one encoding per producer).
+
+use crate::channel::params::{
+    CodecParameters, MediaKind, RtpCodecCapability, RtcpFeedback, RtcpParameters, RtpCapabilities, RtpCodecParameters,
+    RtpEncodingParameters, RtpHeaderExtensionParameters, RtpParameters,
+};
+use crate::channel::ControlError;
+
+/// Header extensions that are never forwarded as they are: their values describe the
+/// publisher's transport or m-line (MID/RID), or are transport-wide (transport-cc), so
+/// copying them to a subscriber would be wrong. The browser demultiplexes forwarded
+/// streams by SSRC instead.
+const NOT_FORWARDED: [&str; 4] = [
+    "urn:ietf:params:rtp-hdrext:sdes:mid",
+    "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
+    "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
+];
+
+/// RTCP feedback the daemon acts on for its consumers (NACK/RTX and bandwidth feedback
+/// are not implemented yet, so they are not offered).
+const SUPPORTED_FEEDBACK: [(&str, &str); 2] = [("nack", "pli"), ("ccm", "fir")];
+
+fn invalid(reason: impl Into<String>) -> ControlError {
+    ControlError::InvalidData {
+        method: "transport.produce",
+        reason: reason.into(),
+    }
+}
+
+/// What the daemon needs to know of a validated producer.
+#[derive(Debug, Clone)]
+pub struct ProducerStream {
+    pub ssrc: u32,
+    pub rtx_ssrc: Option<u32>,
+    /// Payload types of media codecs with their clock rate.
+    pub media_pts: Vec<(u8, u32)>,
+    /// Whether the first media codec is VP8 (keyframes detectable, see `rtp`).
+    pub vp8: bool,
+}
+
+/// Validates `transport.produce` parameters.
+pub fn validate_producer(
+    kind: MediaKind,
+    params: &RtpParameters,
+) -> Result<ProducerStream, ControlError> {
+    let media: Vec<&RtpCodecParameters> = params.codecs.iter().filter(|c| c.is_media()).collect();
+    let Some(first) = media.first() else {
+        return Err(invalid("rtpParameters.codecs has no media codec"));
+    };
+    for c in &params.codecs {
+        if c.payload_type > 127 {
+            return Err(invalid(format!("payload type {} is not 0..=127", c.payload_type)));
+        }
+        if c.clock_rate == 0 {
+            return Err(invalid(format!("codec {} has clockRate 0", c.mime_type)));
+        }
+        let kind_prefix = match kind {
+            MediaKind::Audio => "audio/",
+            MediaKind::Video => "video/",
+        };
+        if !c.mime_type.to_ascii_lowercase().starts_with(kind_prefix) {
+            return Err(invalid(format!(
+                "codec {} does not match kind {kind:?}",
+                c.mime_type
+            )));
+        }
+    }
+    for e in &params.header_extensions {
+        if e.id == 0 {
+            return Err(invalid(format!("header extension {} has id 0", e.uri)));
+        }
+    }
+    let [encoding] = params.encodings.as_slice() else {
+        return Err(ControlError::Unsupported(format!(
+            "exactly one encoding is supported (simulcast is not), got {}",
+            params.encodings.len()
+        )));
+    };
+    let Some(ssrc) = encoding.ssrc else {
+        return Err(invalid("rtpParameters.encodings[0].ssrc is required"));
+    };
+    let rtx_ssrc = encoding.rtx.map(|r| r.ssrc);
+    if rtx_ssrc == Some(ssrc) {
+        return Err(invalid("rtx ssrc equals the media ssrc"));
+    }
+    Ok(ProducerStream {
+        ssrc,
+        rtx_ssrc,
+        media_pts: media.iter().map(|c| (c.payload_type, c.clock_rate)).collect(),
+        vp8: first.mime_type.eq_ignore_ascii_case("video/VP8"),
+    })
+}
+
+/// A consumer's negotiated stream.
+#[derive(Debug, Clone)]
+pub struct ConsumerStream {
+    pub rtp_parameters: RtpParameters,
+    /// Producer payload type -> consumer payload type.
+    pub pt_map: Vec<(u8, u8)>,
+    /// Producer header extension id -> consumer id.
+    pub ext_map: Vec<(u8, u8)>,
+    pub clock_rate: u32,
+}
+
+fn param_str(params: &CodecParameters, key: &str) -> String {
+    match params.get(key) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => "0".into(),
+    }
+}
+
+fn codec_matches(kind: MediaKind, p: &RtpCodecParameters, cap: &RtpCodecCapability) -> bool {
+    if cap.kind != kind || !p.mime_type.eq_ignore_ascii_case(&cap.mime_type) || p.clock_rate != cap.clock_rate {
+        return false;
+    }
+    if kind == MediaKind::Audio && p.channels.unwrap_or(1) != cap.channels.unwrap_or(1) {
+        return false;
+    }
+    match p.mime_type.to_ascii_lowercase().as_str() {
+        // The packetization mode must agree (RFC 6184 section 8.1); profiles are the
+        // decoder's business and browsers decode the profiles they offer.
+        "video/h264" => {
+            param_str(&p.parameters, "packetization-mode") == param_str(&cap.parameters, "packetization-mode")
+        }
+        "video/vp9" => param_str(&p.parameters, "profile-id") == param_str(&cap.parameters, "profile-id"),
+        _ => true,
+    }
+}
+
+/// Derives a consumer's RtpParameters.
+pub fn consumer_stream(
+    kind: MediaKind,
+    producer: &RtpParameters,
+    caps: &RtpCapabilities,
+    ssrc: u32,
+    mid: Option<String>,
+) -> Result<ConsumerStream, ControlError> {
+    let mut codecs = Vec::new();
+    let mut pt_map = Vec::new();
+    let mut clock_rate = 0;
+    for p in producer.codecs.iter().filter(|c| c.is_media()) {
+        let found = caps.codecs.iter().find(|cap| codec_matches(kind, p, cap));
+        let Some(cap) = found else { continue };
+        if cap.preferred_payload_type > 127 || pt_map.iter().any(|(_, c)| *c == cap.preferred_payload_type) {
+            continue;
+        }
+        if codecs.is_empty() {
+            clock_rate = p.clock_rate;
+        }
+        let rtcp_feedback = cap
+            .rtcp_feedback
+            .iter()
+            .filter(|fb| {
+                SUPPORTED_FEEDBACK
+                    .iter()
+                    .any(|(t, prm)| fb.kind == *t && fb.parameter == *prm)
+            })
+            .cloned()
+            .collect::<Vec<RtcpFeedback>>();
+        codecs.push(RtpCodecParameters {
+            mime_type: p.mime_type.clone(),
+            payload_type: cap.preferred_payload_type,
+            clock_rate: p.clock_rate,
+            channels: p.channels,
+            parameters: p.parameters.clone(),
+            rtcp_feedback,
+        });
+        pt_map.push((p.payload_type, cap.preferred_payload_type));
+    }
+    if codecs.is_empty() {
+        return Err(ControlError::Unsupported(
+            "the consumer's rtpCapabilities include none of the producer's codecs".into(),
+        ));
+    }
+    let mut header_extensions = Vec::new();
+    let mut ext_map = Vec::new();
+    for e in &producer.header_extensions {
+        if NOT_FORWARDED.contains(&e.uri.as_str()) {
+            continue;
+        }
+        let Some(cap) = caps
+            .header_extensions
+            .iter()
+            .find(|c| c.uri == e.uri && c.kind.is_none_or(|k| k == kind))
+        else {
+            continue;
+        };
+        if cap.preferred_id == 0 || ext_map.iter().any(|(_, to)| *to == cap.preferred_id) {
+            continue;
+        }
+        header_extensions.push(RtpHeaderExtensionParameters {
+            uri: e.uri.clone(),
+            id: cap.preferred_id,
+            encrypt: false,
+            parameters: Default::default(),
+        });
+        ext_map.push((e.id, cap.preferred_id));
+    }
+    Ok(ConsumerStream {
+        rtp_parameters: RtpParameters {
+            mid,
+            codecs,
+            header_extensions,
+            encodings: vec![RtpEncodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            }],
+            rtcp: RtcpParameters {
+                cname: producer.rtcp.cname.clone(),
+                reduced_size: true,
+                mux: true,
+            },
+        },
+        pt_map,
+        ext_map,
+        clock_rate,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vp8_producer() -> RtpParameters {
+        serde_json::from_value(json!({
+            "mid": "1",
+            "codecs": [
+                {"mimeType": "video/VP8", "payloadType": 96, "clockRate": 90000,
+                 "rtcpFeedback": [{"type": "nack", "parameter": "pli"}]},
+                {"mimeType": "video/rtx", "payloadType": 97, "clockRate": 90000, "parameters": {"apt": 96}}
+            ],
+            "headerExtensions": [
+                {"uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "id": 4},
+                {"uri": "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", "id": 2},
+                {"uri": "urn:3gpp:video-orientation", "id": 13}
+            ],
+            "encodings": [{"ssrc": 1111, "rtx": {"ssrc": 2222}}],
+            "rtcp": {"cname": "c"}
+        }))
+        .unwrap()
+    }
+
+    fn caps() -> RtpCapabilities {
+        serde_json::from_value(json!({
+            "codecs": [
+                {"kind": "audio", "mimeType": "audio/opus", "preferredPayloadType": 111, "clockRate": 48000, "channels": 2},
+                {"kind": "video", "mimeType": "video/VP8", "preferredPayloadType": 100, "clockRate": 90000,
+                 "rtcpFeedback": [{"type": "nack"}, {"type": "nack", "parameter": "pli"}, {"type": "ccm", "parameter": "fir"}, {"type": "goog-remb"}]}
+            ],
+            "headerExtensions": [
+                {"kind": "video", "uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "preferredId": 1},
+                {"kind": "video", "uri": "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", "preferredId": 3}
+            ]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn producer_validation() {
+        let s = validate_producer(MediaKind::Video, &vp8_producer()).unwrap();
+        assert_eq!(s.ssrc, 1111);
+        assert_eq!(s.rtx_ssrc, Some(2222));
+        assert!(s.vp8);
+        assert_eq!(s.media_pts, vec![(96, 90000)]);
+        assert!(validate_producer(MediaKind::Audio, &vp8_producer()).is_err());
+        let mut no_ssrc = vp8_producer();
+        no_ssrc.encodings[0].ssrc = None;
+        assert!(validate_producer(MediaKind::Video, &no_ssrc).is_err());
+        let mut simulcast = vp8_producer();
+        simulcast.encodings.push(Default::default());
+        assert!(matches!(
+            validate_producer(MediaKind::Video, &simulcast),
+            Err(ControlError::Unsupported(_))
+        ));
+    }
+
+    #[test]
+    fn consumer_gets_its_own_payload_types_and_extension_ids() {
+        let s = consumer_stream(MediaKind::Video, &vp8_producer(), &caps(), 5555, Some("0".into())).unwrap();
+        assert_eq!(s.pt_map, vec![(96, 100)]);
+        assert_eq!(s.ext_map, vec![(2, 3)], "mid is not forwarded, orientation not negotiated");
+        let p = &s.rtp_parameters;
+        assert_eq!(p.codecs.len(), 1);
+        assert_eq!(p.codecs[0].payload_type, 100);
+        assert_eq!(p.codecs[0].rtcp_feedback.len(), 2);
+        assert_eq!(p.encodings[0].ssrc, Some(5555));
+        assert_eq!(p.mid.as_deref(), Some("0"));
+        assert_eq!(s.clock_rate, 90000);
+    }
+
+    #[test]
+    fn consumer_without_a_common_codec_is_refused() {
+        let mut c = caps();
+        c.codecs.retain(|c| c.kind == MediaKind::Audio);
+        assert!(matches!(
+            consumer_stream(MediaKind::Video, &vp8_producer(), &c, 1, None),
+            Err(ControlError::Unsupported(_))
+        ));
+    }
+}

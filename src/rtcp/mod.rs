@@ -1,0 +1,390 @@
+//! RTCP for an SFU that terminates feedback.
+//!
+//! The SFU does not relay RTCP between peers: each transport's RTCP is consumed here
+//! (PLI/FIR turn into keyframe requests upstream, NACKs are served from a
+//! retransmission cache, REMB / transport-cc feed bandwidth estimation, SR/RR feed
+//! statistics), and the SFU writes its own reports and requests.
+//!
+//! Parsing uses the `rtcp` crate per packet of a compound. We do *not* apply
+//! `CompoundPacket::validate`: browsers send reduced-size RTCP (RFC 5506), e.g. a
+//! lone PLI or transport-cc packet, which is not a valid RFC 3550 6.1 compound.
+//! Writers are hand-rolled: they append to a caller-owned `Vec` (no allocation once
+//! it has capacity) so several can be concatenated into one compound packet.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use rtcp::packet::Packet;
+use rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtcp::receiver_report::ReceiverReport;
+use rtcp::reception_report::ReceptionReport;
+use rtcp::sender_report::SenderReport;
+use rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
+use rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+
+/// RTCP packet types (RFC 3550 12.1, RFC 4585 6.1).
+const PT_SR: u8 = 200;
+const PT_RR: u8 = 201;
+const PT_RTPFB: u8 = 205;
+const PT_PSFB: u8 = 206;
+/// Feedback message types (RFC 4585 6.3, RFC 5104 4.3.1, draft-alvestrand-rmcat-remb).
+const FMT_PLI: u8 = 1;
+const FMT_FIR: u8 = 4;
+const FMT_AFB: u8 = 15;
+/// Report counts are 5 bits (RFC 3550 6.4.1).
+const MAX_REPORT_BLOCKS: usize = 31;
+/// Cumulative loss is a signed 24-bit field (RFC 3550 6.4.1).
+const MAX_TOTAL_LOST: u32 = 0x7F_FFFF;
+/// Seconds from the NTP epoch (1900) to the Unix epoch (1970), RFC 5905 6.
+const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+
+/// Errors in the framing of a compound RTCP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RtcpError {
+    /// No bytes at all.
+    #[error("empty RTCP packet")]
+    Empty,
+    /// A packet header, or the length it announces, runs past the end of the buffer.
+    #[error("RTCP packet at offset {offset} truncated: needs {needed} bytes, {available} left")]
+    Truncated {
+        offset: usize,
+        needed: usize,
+        available: usize,
+    },
+    /// Version field is not 2 (RFC 3550 6.4.1).
+    #[error("RTCP packet at offset {offset} has version {version}")]
+    BadVersion { offset: usize, version: u8 },
+}
+
+/// One reception report block (RFC 3550 6.4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReportBlock {
+    /// SSRC of the source this block reports on.
+    pub ssrc: u32,
+    /// Fraction of packets lost since the last report, in 1/256.
+    pub fraction_lost: u8,
+    /// Cumulative packets lost. Written saturated to the 24-bit signed maximum; a
+    /// negative value on the wire (more duplicates than losses) is read as 0.
+    pub total_lost: u32,
+    /// Extended highest sequence number received (cycles << 16 | seq).
+    pub highest_seq: u32,
+    /// Interarrival jitter in RTP timestamp units.
+    pub jitter: u32,
+    /// Middle 32 bits of the NTP timestamp of the last SR received (LSR).
+    pub last_sr: u32,
+    /// Delay since that SR, in 1/65536 s (DLSR).
+    pub delay_since_last_sr: u32,
+}
+
+impl ReportBlock {
+    fn from_crate(r: &ReceptionReport) -> Self {
+        Self {
+            ssrc: r.ssrc,
+            fraction_lost: r.fraction_lost,
+            // The crate hands back the raw 24 bits; the sign bit means "negative".
+            total_lost: if r.total_lost & 0x80_0000 != 0 {
+                0
+            } else {
+                r.total_lost & 0xFF_FFFF
+            },
+            highest_seq: r.last_sequence_number,
+            jitter: r.jitter,
+            last_sr: r.last_sender_report,
+            delay_since_last_sr: r.delay,
+        }
+    }
+}
+
+/// What the SFU acts on from an incoming RTCP packet.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Feedback {
+    /// Picture Loss Indication (RFC 4585 6.3.1): send a keyframe for `media_ssrc`.
+    Pli { sender_ssrc: u32, media_ssrc: u32 },
+    /// Full Intra Request (RFC 5104 4.3.1): (media SSRC, command sequence number)
+    /// pairs; a repeated sequence number is a retransmission, not a new request.
+    Fir {
+        sender_ssrc: u32,
+        media_ssrcs: Vec<(u32, u8)>,
+    },
+    /// Generic NACK (RFC 4585 6.2.1), expanded to the lost sequence numbers.
+    Nack {
+        sender_ssrc: u32,
+        media_ssrc: u32,
+        lost: Vec<u16>,
+    },
+    /// Receiver Estimated Maximum Bitrate (draft-alvestrand-rmcat-remb-03), bits/s.
+    Remb { bitrate: f32, ssrcs: Vec<u32> },
+    /// Transport-wide congestion control feedback
+    /// (draft-holmer-rmcat-transport-wide-cc-extensions-01 3.1).
+    TransportCc { media_ssrc: u32 },
+    /// Sender Report sender info (RFC 3550 6.4.1). Report blocks carried in an SR
+    /// are emitted as a following [`Feedback::ReceiverReport`] with the same SSRC.
+    SenderReport {
+        ssrc: u32,
+        ntp_time: u64,
+        rtp_time: u32,
+        packet_count: u32,
+        octet_count: u32,
+    },
+    /// Receiver Report (RFC 3550 6.4.2) or the report blocks of an SR.
+    ReceiverReport {
+        ssrc: u32,
+        reports: Vec<ReportBlock>,
+    },
+    /// Anything else (SDES, BYE, XR, other feedback) or a packet the crate rejected.
+    Other,
+}
+
+/// RFC 5761 4: on a port shared by RTP and RTCP, the second byte (M bit + PT for
+/// RTP, packet type for RTCP) is 192..=223 only for RTCP, given that RTP payload
+/// types 64..=95 are not used.
+pub fn is_rtcp(buf: &[u8]) -> bool {
+    buf.get(1).is_some_and(|&b| (192..=223).contains(&b))
+}
+
+/// Converts wall-clock time to a 64-bit NTP timestamp (RFC 5905 6: 32.32 fixed point
+/// seconds since 1900), as used in SR (RFC 3550 6.4.1). The seconds field wraps in
+/// 2036 (NTP era 1), which is how the wire format represents it too. Times before
+/// 1900 give 0.
+pub fn system_time_to_ntp(t: SystemTime) -> u64 {
+    let (secs, nanos) = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => (NTP_UNIX_OFFSET.wrapping_add(d.as_secs()), d.subsec_nanos()),
+        Err(e) => {
+            // Before 1970: count back from the Unix epoch.
+            let d = e.duration();
+            let mut secs = NTP_UNIX_OFFSET.checked_sub(d.as_secs());
+            let mut nanos = d.subsec_nanos();
+            if nanos > 0 {
+                secs = secs.and_then(|s| s.checked_sub(1));
+                nanos = 1_000_000_000 - nanos;
+            }
+            match secs {
+                Some(s) => (s, nanos),
+                None => return 0,
+            }
+        }
+    };
+    // nanos < 1e9, so the product fits in 64 bits and the quotient in 32.
+    let frac = (u64::from(nanos) << 32) / 1_000_000_000;
+    ((secs & 0xFFFF_FFFF) << 32) | frac
+}
+
+/// Appends the 4-byte common header (RFC 3550 6.4.1): V=2, P=0, count/FMT, PT,
+/// length in 32-bit words minus one.
+fn put_header(out: &mut Vec<u8>, count: u8, packet_type: u8, words_minus_one: u16) {
+    out.push(0x80 | (count & 0x1F));
+    out.push(packet_type);
+    out.extend_from_slice(&words_minus_one.to_be_bytes());
+}
+
+fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+/// Appends a PLI (RFC 4585 6.3.1): PSFB FMT=1, no FCI.
+pub fn write_pli(out: &mut Vec<u8>, sender_ssrc: u32, media_ssrc: u32) {
+    put_header(out, FMT_PLI, PT_PSFB, 2);
+    put_u32(out, sender_ssrc);
+    put_u32(out, media_ssrc);
+}
+
+/// Appends a FIR (RFC 5104 4.3.1) with one FCI entry. The common "media source"
+/// field is 0 as required by 4.3.1.2; the target SSRC goes in the FCI, with the
+/// command sequence number the caller increments per new request.
+pub fn write_fir(out: &mut Vec<u8>, sender_ssrc: u32, media_ssrc: u32, seq: u8) {
+    put_header(out, FMT_FIR, PT_PSFB, 4);
+    put_u32(out, sender_ssrc);
+    put_u32(out, 0);
+    put_u32(out, media_ssrc);
+    out.extend_from_slice(&[seq, 0, 0, 0]);
+}
+
+/// Appends a Sender Report (RFC 3550 6.4.1) with no report blocks: the SFU reports
+/// reception in separate RRs from its receiving SSRC.
+pub fn write_sender_report(
+    out: &mut Vec<u8>,
+    ssrc: u32,
+    ntp_time: u64,
+    rtp_time: u32,
+    packet_count: u32,
+    octet_count: u32,
+) {
+    put_header(out, 0, PT_SR, 6);
+    put_u32(out, ssrc);
+    out.extend_from_slice(&ntp_time.to_be_bytes());
+    put_u32(out, rtp_time);
+    put_u32(out, packet_count);
+    put_u32(out, octet_count);
+}
+
+/// Appends Receiver Reports (RFC 3550 6.4.2). The report count is 5 bits, so more
+/// than 31 blocks are split over several RR packets (RFC 3550 6.4.2 allows
+/// additional RRs in the same compound). No blocks yields one empty RR, which is
+/// what RFC 3550 6.1 wants at the head of a compound when there is nothing to report.
+pub fn write_receiver_report(out: &mut Vec<u8>, sender_ssrc: u32, blocks: &[ReportBlock]) {
+    if blocks.is_empty() {
+        put_header(out, 0, PT_RR, 1);
+        put_u32(out, sender_ssrc);
+        return;
+    }
+    for chunk in blocks.chunks(MAX_REPORT_BLOCKS) {
+        // chunk.len() <= 31, so both fit comfortably.
+        let count = chunk.len() as u8;
+        put_header(out, count, PT_RR, 1 + 6 * u16::from(count));
+        put_u32(out, sender_ssrc);
+        for b in chunk {
+            put_u32(out, b.ssrc);
+            let lost = b.total_lost.min(MAX_TOTAL_LOST);
+            put_u32(out, (u32::from(b.fraction_lost) << 24) | lost);
+            put_u32(out, b.highest_seq);
+            put_u32(out, b.jitter);
+            put_u32(out, b.last_sr);
+            put_u32(out, b.delay_since_last_sr);
+        }
+    }
+}
+
+/// Parses a (possibly reduced-size, RFC 5506) compound RTCP packet, appending what
+/// the SFU acts on to `out`.
+///
+/// The framing (version 2 and each packet's length field, RFC 3550 6.4.1) is walked
+/// here; each packet is then parsed by the `rtcp` crate on its own, so a packet the
+/// crate does not understand or rejects becomes [`Feedback::Other`] without losing
+/// its neighbours. A framing error stops parsing: it returns `Err`, and `out` keeps
+/// whatever was parsed before the broken packet.
+pub fn parse_compound(buf: &[u8], out: &mut Vec<Feedback>) -> Result<(), RtcpError> {
+    if buf.is_empty() {
+        return Err(RtcpError::Empty);
+    }
+    let mut offset = 0;
+    let mut rest = buf;
+    while !rest.is_empty() {
+        let Some(&[b0, _, l0, l1]) = rest.first_chunk::<4>() else {
+            return Err(RtcpError::Truncated {
+                offset,
+                needed: 4,
+                available: rest.len(),
+            });
+        };
+        let version = b0 >> 6;
+        if version != 2 {
+            return Err(RtcpError::BadVersion { offset, version });
+        }
+        let size = (usize::from(u16::from_be_bytes([l0, l1])) + 1) * 4;
+        let Some((packet, tail)) = rest.split_at_checked(size) else {
+            return Err(RtcpError::Truncated {
+                offset,
+                needed: size,
+                available: rest.len(),
+            });
+        };
+        parse_one(packet, out);
+        rest = tail;
+        offset += size;
+    }
+    Ok(())
+}
+
+/// Parses one framed packet with the `rtcp` crate.
+fn parse_one(packet: &[u8], out: &mut Vec<Feedback>) {
+    if !crate_can_parse(packet) {
+        out.push(Feedback::Other);
+        return;
+    }
+    let Ok(parsed) = rtcp::packet::unmarshal(&mut Bytes::copy_from_slice(packet)) else {
+        out.push(Feedback::Other);
+        return;
+    };
+    for p in &parsed {
+        convert(p.as_ref(), out);
+    }
+}
+
+/// Rejects packets on which the `rtcp` crate would panic instead of returning an
+/// error (found by the garbage tests below): its feedback parsers read the FCI the
+/// length field announces without checking that the pieces fit.
+fn crate_can_parse(packet: &[u8]) -> bool {
+    let (Some(&b0), Some(&pt)) = (packet.first(), packet.get(1)) else {
+        return false;
+    };
+    let fmt = b0 & 0x1F;
+    let len = packet.len();
+    if pt != PT_RTPFB && pt != PT_PSFB {
+        return true;
+    }
+    // RFC 4585 6.1: every feedback message has the sender and media SSRCs.
+    if len < 12 {
+        return false;
+    }
+    match (pt, fmt) {
+        // RFC 5104 4.3.1.1: FIR FCI entries are 8 bytes each.
+        (PT_PSFB, FMT_FIR) => (len - 12) % 8 == 0,
+        // REMB (draft-alvestrand-rmcat-remb-03 2.2): "REMB", num SSRC, exponent and
+        // mantissa, then num SSRC * 4 bytes.
+        (PT_PSFB, FMT_AFB) => {
+            let ssrcs = packet.get(16).map_or(0, |&n| usize::from(n));
+            len >= 20 + 4 * ssrcs
+        }
+        _ => true,
+    }
+}
+
+fn convert(p: &(dyn Packet + Send + Sync), out: &mut Vec<Feedback>) {
+    let any = p.as_any();
+    if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+        out.push(Feedback::Pli {
+            sender_ssrc: pli.sender_ssrc,
+            media_ssrc: pli.media_ssrc,
+        });
+    } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+        out.push(Feedback::Fir {
+            sender_ssrc: fir.sender_ssrc,
+            media_ssrcs: fir
+                .fir
+                .iter()
+                .map(|e| (e.ssrc, e.sequence_number))
+                .collect(),
+        });
+    } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+        out.push(Feedback::Nack {
+            sender_ssrc: nack.sender_ssrc,
+            media_ssrc: nack.media_ssrc,
+            lost: nack.nacks.iter().flat_map(|n| n.packet_list()).collect(),
+        });
+    } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
+        out.push(Feedback::Remb {
+            bitrate: remb.bitrate,
+            ssrcs: remb.ssrcs.clone(),
+        });
+    } else if let Some(cc) = any.downcast_ref::<TransportLayerCc>() {
+        out.push(Feedback::TransportCc {
+            media_ssrc: cc.media_ssrc,
+        });
+    } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
+        out.push(Feedback::SenderReport {
+            ssrc: sr.ssrc,
+            ntp_time: sr.ntp_time,
+            rtp_time: sr.rtp_time,
+            packet_count: sr.packet_count,
+            octet_count: sr.octet_count,
+        });
+        if !sr.reports.is_empty() {
+            out.push(Feedback::ReceiverReport {
+                ssrc: sr.ssrc,
+                reports: sr.reports.iter().map(ReportBlock::from_crate).collect(),
+            });
+        }
+    } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+        out.push(Feedback::ReceiverReport {
+            ssrc: rr.ssrc,
+            reports: rr.reports.iter().map(ReportBlock::from_crate).collect(),
+        });
+    } else {
+        out.push(Feedback::Other);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1 @@
+//! Interop and robustness tests (filled in below).

@@ -1,0 +1,204 @@
+//! One peer's WebRTC transport: ICE-lite + DTLS server + SRTP contexts, plus the maps
+//! that tie its SSRCs to producers and consumers. Sans-IO: the worker core feeds it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use crate::channel::params::DtlsFingerprint;
+use crate::dtls::{DtlsIdentity, DtlsOutcome, DtlsServer, DtlsState};
+use crate::ice::{IceCredentials, IceLite, IceState};
+use crate::ids::{RouterId, TransportId};
+use crate::router::{ConsumerKey, ProducerKey};
+use crate::srtp::{contexts_from_keying_material, SrtpContext};
+use crate::stats::Traffic;
+
+/// At most this many addresses may be validated by STUN for one transport (a browser
+/// has a handful of candidates); older ones are forgotten first.
+pub const MAX_VALIDATED_ADDRS: usize = 8;
+
+/// One WebRTC transport of a peer.
+#[derive(Debug)]
+pub struct WebRtcTransport {
+    pub id: TransportId,
+    pub router: RouterId,
+    pub ice: IceLite,
+    pub dtls: DtlsServer,
+    /// SRTP to the peer / from the peer; present once DTLS connected and the
+    /// fingerprint was verified.
+    pub srtp_out: Option<SrtpContext>,
+    pub srtp_in: Option<SrtpContext>,
+    /// Addresses that passed a STUN check, newest last; DTLS/SRTP from them is ours.
+    pub validated: Vec<SocketAddr>,
+    /// Where the last DTLS record came from: handshake retransmissions go there.
+    pub dtls_peer: Option<SocketAddr>,
+    /// Our SSRC as the sender of RTCP (RR, PLI, FIR) on this transport.
+    pub rtcp_ssrc: u32,
+    pub connected: bool,
+    /// `transport.connect` may be called once.
+    pub dtls_connect_called: bool,
+    pub producers_by_ssrc: HashMap<u32, ProducerKey>,
+    pub consumers_by_ssrc: HashMap<u32, ConsumerKey>,
+    pub producers: Vec<ProducerKey>,
+    pub consumers: Vec<ConsumerKey>,
+    pub next_rtcp: Instant,
+    pub rtp_in: Traffic,
+    pub rtp_out: Traffic,
+    pub rtcp_in: Traffic,
+    pub rtcp_out: Traffic,
+    pub drops: u64,
+    pub app_data: Value,
+}
+
+impl std::fmt::Debug for DtlsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DtlsServer").field("state", &self.state()).finish()
+    }
+}
+
+impl WebRtcTransport {
+    /// A new transport with fresh ICE credentials.
+    pub fn new(id: TransportId, router: RouterId, identity: &DtlsIdentity, now: Instant, app_data: Value) -> Self {
+        Self {
+            id,
+            router,
+            ice: IceLite::new(IceCredentials::generate()),
+            dtls: DtlsServer::new(identity),
+            srtp_out: None,
+            srtp_in: None,
+            validated: Vec::new(),
+            dtls_peer: None,
+            rtcp_ssrc: rand::random::<u32>() | 1,
+            connected: false,
+            dtls_connect_called: false,
+            producers_by_ssrc: HashMap::new(),
+            consumers_by_ssrc: HashMap::new(),
+            producers: Vec::new(),
+            consumers: Vec::new(),
+            next_rtcp: now,
+            rtp_in: Traffic::default(),
+            rtp_out: Traffic::default(),
+            rtcp_in: Traffic::default(),
+            rtcp_out: Traffic::default(),
+            drops: 0,
+            app_data,
+        }
+    }
+
+    /// Remembers an address that passed STUN. Returns an address that was forgotten to
+    /// make room, so the caller can unmap it.
+    pub fn validate_addr(&mut self, addr: SocketAddr) -> Option<SocketAddr> {
+        if let Some(pos) = self.validated.iter().position(|a| *a == addr) {
+            self.validated.remove(pos);
+            self.validated.push(addr);
+            return None;
+        }
+        self.validated.push(addr);
+        if self.validated.len() > MAX_VALIDATED_ADDRS {
+            // Never forget the selected tuple.
+            let selected = self.ice.selected();
+            let pos = self.validated.iter().position(|a| Some(*a) != selected)?;
+            return Some(self.validated.remove(pos));
+        }
+        None
+    }
+
+    /// Where media goes: ICE's selected tuple, once SRTP is ready.
+    pub fn media_dest(&self) -> Option<SocketAddr> {
+        if self.srtp_out.is_some() {
+            self.ice.selected()
+        } else {
+            None
+        }
+    }
+
+    /// Applies a DTLS outcome: keys SRTP on success. Returns the DTLS state to notify.
+    pub fn apply_dtls(&mut self, outcome: DtlsOutcome) -> DtlsState {
+        match outcome {
+            DtlsOutcome::Connected {
+                profile,
+                keying_material,
+            } => match contexts_from_keying_material(profile, &keying_material, false) {
+                Ok((out, inb)) => {
+                    self.srtp_out = Some(out);
+                    self.srtp_in = Some(inb);
+                    self.connected = true;
+                    DtlsState::Connected
+                }
+                Err(e) => {
+                    tracing::warn!(transport = %self.id, error = %e, "SRTP keying failed");
+                    self.fail_media();
+                    DtlsState::Failed
+                }
+            },
+            DtlsOutcome::Failed(reason) => {
+                tracing::warn!(transport = %self.id, %reason, "DTLS failed");
+                self.fail_media();
+                DtlsState::Failed
+            }
+            DtlsOutcome::Closed => {
+                self.fail_media();
+                DtlsState::Closed
+            }
+        }
+    }
+
+    fn fail_media(&mut self) {
+        self.srtp_in = None;
+        self.srtp_out = None;
+        self.connected = false;
+    }
+
+    /// Sets the remote fingerprints (`transport.connect`).
+    pub fn connect(&mut self, fingerprints: Vec<DtlsFingerprint>) -> Option<DtlsState> {
+        self.dtls
+            .set_remote_fingerprints(fingerprints)
+            .map(|o| self.apply_dtls(o))
+    }
+
+    /// The selected tuple as JSON, mediasoup-style.
+    pub fn tuple_json(&self, local: SocketAddr) -> Value {
+        match self.ice.selected() {
+            Some(remote) => json!({
+                "localIp": local.ip().to_string(),
+                "localPort": local.port(),
+                "remoteIp": remote.ip().to_string(),
+                "remotePort": remote.port(),
+                "protocol": "udp",
+            }),
+            None => Value::Null,
+        }
+    }
+
+    /// Stats as JSON for `transport.getStats`.
+    pub fn stats_json(&self, local: SocketAddr) -> Value {
+        json!({
+            "type": "webrtc-transport",
+            "id": self.id,
+            "iceState": ice_state_name(self.ice.state()),
+            "dtlsState": self.dtls.state().name(),
+            "iceSelectedTuple": self.tuple_json(local),
+            "srtpProfile": self.srtp_out.as_ref().map(|c| format!("{:?}", c.profile())),
+            "rtpPacketsReceived": self.rtp_in.packets,
+            "rtpBytesReceived": self.rtp_in.bytes,
+            "rtpPacketsSent": self.rtp_out.packets,
+            "rtpBytesSent": self.rtp_out.bytes,
+            "rtcpPacketsReceived": self.rtcp_in.packets,
+            "rtcpPacketsSent": self.rtcp_out.packets,
+            "packetsDropped": self.drops,
+            "producers": self.producers.len(),
+            "consumers": self.consumers.len(),
+        })
+    }
+}
+
+/// The wire name of an ICE state.
+pub fn ice_state_name(s: IceState) -> &'static str {
+    match s {
+        IceState::New => "new",
+        IceState::Connected => "connected",
+        IceState::Disconnected => "disconnected",
+    }
+}

@@ -1,0 +1,623 @@
+//! The sans-IO heart of one worker core: every router, transport, producer and consumer
+//! placed on the core, the demultiplexing tables, and the packet path. The glommio shell
+//! (`worker::shell`) feeds it `(now, from, bytes)`, control requests and timer ticks, and
+//! sends what it puts in the [`SendBatch`]. Nothing here reads a clock or does I/O.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{json, Value};
+use slab::Slab;
+
+use crate::channel::Notification;
+use crate::demux::{classify, PacketClass};
+use crate::dtls::{DtlsIdentity, DtlsState};
+use crate::ice::{self, IceEvent};
+use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
+use crate::router::{ConnId, Consumer, ConsumerKey, Producer, ProducerKey, Router, TransportKey};
+use crate::rtcp::{self, Feedback};
+use crate::rtp::extension::remap_extensions;
+use crate::rtp::{is_vp8_keyframe, rewrite, RtpHeader};
+use crate::srtp::SrtpError;
+use crate::stats::{DropCounters, DropReason, Traffic};
+use crate::transport::{ice_state_name, WebRtcTransport};
+use crate::worker::udp::SendBatch;
+
+/// How often the shell calls [`WorkerCore::handle_timeout`]: ICE consent, DTLS
+/// retransmission and RTCP timers are checked at this granularity.
+pub const TICK: Duration = Duration::from_millis(100);
+/// Interval of sender/receiver reports per transport (RFC 3550 6.2 allows this for a
+/// few streams per session; browsers send about once a second too).
+pub const RTCP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Where this worker listens and what it announces.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub index: usize,
+    pub workers: usize,
+    /// The bound UDP address.
+    pub local: SocketAddr,
+    /// The address put into ICE candidates (the bound one unless `--announced-ip`).
+    pub announced: SocketAddr,
+}
+
+/// One core's state.
+pub struct WorkerCore {
+    pub(crate) cfg: CoreConfig,
+    pub(crate) identity: DtlsIdentity,
+    epoch: (Instant, SystemTime),
+    pub(crate) routers: HashMap<RouterId, Router>,
+    pub(crate) transports: Slab<WebRtcTransport>,
+    pub(crate) producers: Slab<Producer>,
+    pub(crate) consumers: Slab<Consumer>,
+    pub(crate) transport_ids: HashMap<TransportId, TransportKey>,
+    pub(crate) producer_ids: HashMap<ProducerId, ProducerKey>,
+    pub(crate) consumer_ids: HashMap<ConsumerId, ConsumerKey>,
+    by_ufrag: HashMap<String, TransportKey>,
+    by_addr: HashMap<SocketAddr, TransportKey>,
+    notifications: Vec<(ConnId, Notification)>,
+    /// Datagrams produced off the packet path (control requests), sent by the shell.
+    pub(crate) control_out: SendBatch,
+    pub(crate) drops: DropCounters,
+    pub(crate) rtp_in: Traffic,
+    pub(crate) rtp_out: Traffic,
+    scratch: Vec<u8>,
+    feedback: Vec<Feedback>,
+    next_tick: Instant,
+}
+
+impl WorkerCore {
+    /// A core with nothing placed on it yet.
+    pub fn new(cfg: CoreConfig, identity: DtlsIdentity, now: Instant, wall: SystemTime) -> Self {
+        Self {
+            cfg,
+            identity,
+            epoch: (now, wall),
+            routers: HashMap::new(),
+            transports: Slab::new(),
+            producers: Slab::new(),
+            consumers: Slab::new(),
+            transport_ids: HashMap::new(),
+            producer_ids: HashMap::new(),
+            consumer_ids: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            notifications: Vec::new(),
+            control_out: SendBatch::new(),
+            drops: DropCounters::default(),
+            rtp_in: Traffic::default(),
+            rtp_out: Traffic::default(),
+            scratch: Vec::with_capacity(1500),
+            feedback: Vec::new(),
+            next_tick: now,
+        }
+    }
+
+    /// The worker's configuration.
+    pub fn config(&self) -> &CoreConfig {
+        &self.cfg
+    }
+
+    /// Drop counters by reason.
+    pub fn drops(&self) -> &DropCounters {
+        &self.drops
+    }
+
+    /// Takes the notifications produced so far, in order.
+    pub fn drain_notifications(&mut self) -> std::vec::Drain<'_, (ConnId, Notification)> {
+        self.notifications.drain(..)
+    }
+
+    /// Keeps only notifications for connections `keep` accepts.
+    pub(crate) fn retain_notifications(&mut self, keep: impl Fn(ConnId) -> bool) {
+        self.notifications.retain(|(c, _)| keep(*c));
+    }
+
+    /// Takes datagrams produced by control requests.
+    pub fn control_out(&mut self) -> &mut SendBatch {
+        &mut self.control_out
+    }
+
+    /// When [`Self::handle_timeout`] wants to run next.
+    pub fn poll_timeout(&self) -> Instant {
+        self.next_tick
+    }
+
+    /// NTP time (RFC 5905 64-bit format) of `now`.
+    pub(crate) fn ntp(&self, now: Instant) -> u64 {
+        let wall = self.epoch.1 + now.saturating_duration_since(self.epoch.0);
+        rtcp::system_time_to_ntp(wall)
+    }
+
+    /// Microseconds since the core started, for RTP arrival times.
+    fn micros(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch.0).as_micros() as u64
+    }
+
+    pub(crate) fn notify(&mut self, router: &RouterId, target: &str, event: &'static str, data: Value) {
+        if let Some(r) = self.routers.get(router) {
+            self.notifications.push((
+                r.owner,
+                Notification {
+                    target: target.to_owned(),
+                    event,
+                    data,
+                },
+            ));
+        }
+    }
+
+    fn drop_packet(&mut self, reason: DropReason, transport: Option<TransportKey>) {
+        self.drops.count(reason);
+        if let Some(t) = transport.and_then(|k| self.transports.get_mut(k)) {
+            t.drops += 1;
+        }
+        tracing::trace!(?reason, "datagram dropped");
+    }
+
+    /// Handles one received datagram. `buf` is the datagram and may be modified in place.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, buf: &mut [u8], out: &mut SendBatch) {
+        match classify(buf) {
+            PacketClass::Stun => self.on_stun(now, from, buf, out),
+            PacketClass::Unknown => self.drop_packet(DropReason::UnknownProtocol, None),
+            class => {
+                let Some(&tk) = self.by_addr.get(&from) else {
+                    return self.drop_packet(DropReason::UnknownSource, None);
+                };
+                match class {
+                    PacketClass::Dtls => self.on_dtls(now, tk, from, buf, out),
+                    PacketClass::Rtp => self.on_rtp(now, tk, buf, out),
+                    _ => self.on_rtcp(now, tk, buf, out),
+                }
+            }
+        }
+    }
+
+    fn on_stun(&mut self, now: Instant, from: SocketAddr, buf: &[u8], out: &mut SendBatch) {
+        let Some(ufrag) = ice::local_ufrag_of(buf) else {
+            return self.drop_packet(DropReason::StunInvalid, None);
+        };
+        let Some(&tk) = self.by_ufrag.get(ufrag) else {
+            return self.drop_packet(DropReason::StunUnknownUfrag, None);
+        };
+        let Some(t) = self.transports.get_mut(tk) else {
+            return self.drop_packet(DropReason::StunUnknownUfrag, None);
+        };
+        match t.ice.handle_stun(now, from, buf, &mut self.scratch) {
+            Ok(respond) => {
+                if respond {
+                    out.push(from, &self.scratch);
+                }
+                if let Some(forgotten) = t.validate_addr(from) {
+                    if self.by_addr.get(&forgotten) == Some(&tk) {
+                        self.by_addr.remove(&forgotten);
+                    }
+                }
+                self.by_addr.insert(from, tk);
+                self.drain_ice_events(tk);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, %from, "STUN rejected");
+                self.drop_packet(DropReason::StunInvalid, Some(tk));
+            }
+        }
+    }
+
+    pub(crate) fn drain_ice_events(&mut self, tk: TransportKey) {
+        let local = self.cfg.announced;
+        while let Some(t) = self.transports.get_mut(tk) {
+            let Some(ev) = t.ice.poll_event() else { break };
+            let (router, id) = (t.router.clone(), t.id.0.clone());
+            match ev {
+                IceEvent::StateChanged(s) => {
+                    tracing::info!(transport = %id, state = ice_state_name(s), "ICE state");
+                    self.notify(&router, &id, "icestatechange", json!({ "iceState": ice_state_name(s) }));
+                }
+                IceEvent::SelectedTupleChanged(_) => {
+                    let tuple = t.tuple_json(local);
+                    self.notify(&router, &id, "iceselectedtuplechange", json!({ "iceSelectedTuple": tuple }));
+                }
+            }
+        }
+    }
+
+    fn on_dtls(&mut self, now: Instant, tk: TransportKey, from: SocketAddr, buf: &[u8], out: &mut SendBatch) {
+        let Some(t) = self.transports.get_mut(tk) else {
+            return self.drop_packet(DropReason::UnknownSource, None);
+        };
+        let before = t.dtls.state();
+        let result = t.dtls.handle_datagram(now, buf);
+        t.dtls_peer = Some(from);
+        while let Some(d) = t.dtls.poll_transmit() {
+            out.push(from, &d);
+        }
+        let (router, id) = (t.router.clone(), t.id.0.clone());
+        let state = match result {
+            Ok(Some(outcome)) => t.apply_dtls(outcome),
+            Ok(None) => t.dtls.state(),
+            Err(e) => {
+                tracing::debug!(transport = %id, error = %e, "DTLS record rejected");
+                let st = t.dtls.state();
+                self.drop_packet(DropReason::DtlsError, Some(tk));
+                st
+            }
+        };
+        if state != before {
+            self.on_dtls_state(now, tk, &router, &id, state, out);
+        }
+    }
+
+    pub(crate) fn on_dtls_state(
+        &mut self,
+        now: Instant,
+        tk: TransportKey,
+        router: &RouterId,
+        id: &str,
+        state: DtlsState,
+        out: &mut SendBatch,
+    ) {
+        tracing::info!(transport = %id, state = state.name(), "DTLS state");
+        self.notify(router, id, "dtlsstatechange", json!({ "dtlsState": state.name() }));
+        if state == DtlsState::Connected {
+            // Subscribers can decrypt from now on: get them a keyframe.
+            let producers: Vec<ProducerKey> = self
+                .transports
+                .get(tk)
+                .map(|t| t.consumers.iter().filter_map(|c| self.consumers.get(*c).map(|c| c.producer)).collect())
+                .unwrap_or_default();
+            for pk in producers {
+                self.request_keyframe(now, pk, out);
+            }
+        }
+    }
+
+    /// The forwarding path: unprotect once, then for each active consumer copy, rewrite,
+    /// protect with the consumer's context and queue. No allocation.
+    fn on_rtp(&mut self, now: Instant, tk: TransportKey, buf: &mut [u8], out: &mut SendBatch) {
+        let micros = self.micros(now);
+        let Self {
+            transports,
+            producers,
+            consumers,
+            drops,
+            rtp_in,
+            rtp_out,
+            ..
+        } = self;
+        let Some(t) = transports.get_mut(tk) else { return };
+        let Some(srtp) = t.srtp_in.as_mut() else {
+            t.drops += 1;
+            return drops.count(DropReason::NotReady);
+        };
+        let len = match srtp.unprotect_rtp(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                t.drops += 1;
+                return drops.count(srtp_drop_reason(e));
+            }
+        };
+        let Some(pkt) = buf.get(..len) else { return };
+        let Ok(hdr) = RtpHeader::parse(pkt) else {
+            t.drops += 1;
+            return drops.count(DropReason::Malformed);
+        };
+        let Some(&pk) = t.producers_by_ssrc.get(&hdr.ssrc) else {
+            t.drops += 1;
+            return drops.count(DropReason::UnknownSsrc);
+        };
+        t.rtp_in.add(len);
+        rtp_in.add(len);
+        let Some(p) = producers.get_mut(pk) else { return };
+        if Some(hdr.ssrc) == p.rtx_ssrc {
+            // Retransmissions are answered by NACK/RTX support, which is not built yet.
+            p.rtx_packets += 1;
+            return;
+        }
+        let Some(clock_rate) = p.clock_rate(hdr.payload_type) else {
+            t.drops += 1;
+            return drops.count(DropReason::UnknownSsrc);
+        };
+        p.traffic.add(len);
+        let arrival = (micros.wrapping_mul(u64::from(clock_rate)) / 1_000_000) as u32;
+        p.recv.on_packet(hdr.sequence, hdr.timestamp, arrival);
+        if p.paused {
+            return;
+        }
+        let keyframe = p.vp8 && is_vp8_keyframe(hdr.payload(pkt));
+        for &ck in &p.consumers {
+            let Some(c) = consumers.get_mut(ck) else { continue };
+            if !c.active() {
+                continue;
+            }
+            if c.wait_keyframe {
+                if !keyframe {
+                    continue;
+                }
+                c.wait_keyframe = false;
+            }
+            let out_pt = c.pt_map.get(usize::from(hdr.payload_type)).copied().unwrap_or(0xff);
+            if out_pt == 0xff {
+                continue;
+            }
+            let Some(ct) = transports.get_mut(c.transport) else { continue };
+            let (Some(dest), Some(srtp_out)) = (ct.ice.selected(), ct.srtp_out.as_mut()) else {
+                continue;
+            };
+            let Some((seq, ts)) = c.munger.process(hdr.sequence, hdr.timestamp, Some(arrival)) else {
+                continue;
+            };
+            let room = len + srtp_out.profile().rtp_overhead();
+            let slot = out.start(dest, room);
+            let Some(dst) = slot.get_mut(..len) else {
+                out.commit(0);
+                continue;
+            };
+            dst.copy_from_slice(pkt);
+            rewrite(slot, c.ssrc, out_pt, seq, ts);
+            if remap_extensions(slot, &hdr, &c.ext_map).is_err() {
+                out.commit(0);
+                continue;
+            }
+            match srtp_out.protect_rtp(slot, len) {
+                Ok(n) => {
+                    out.commit(n);
+                    c.traffic.add(n);
+                    c.last_forwarded = Some((hdr.timestamp, ts, now));
+                    ct.rtp_out.add(n);
+                    rtp_out.add(n);
+                }
+                Err(_) => out.commit(0),
+            }
+        }
+    }
+
+    fn on_rtcp(&mut self, now: Instant, tk: TransportKey, buf: &mut [u8], out: &mut SendBatch) {
+        let Some(t) = self.transports.get_mut(tk) else { return };
+        let Some(srtp) = t.srtp_in.as_mut() else {
+            return self.drop_packet(DropReason::NotReady, Some(tk));
+        };
+        let len = match srtp.unprotect_rtcp(buf) {
+            Ok(n) => n,
+            Err(e) => return self.drop_packet(srtp_drop_reason(e), Some(tk)),
+        };
+        t.rtcp_in.add(len);
+        let mut feedback = std::mem::take(&mut self.feedback);
+        feedback.clear();
+        let parsed = buf.get(..len).map(|b| rtcp::parse_compound(b, &mut feedback));
+        if !matches!(parsed, Some(Ok(()))) {
+            self.drop_packet(DropReason::RtcpMalformed, Some(tk));
+        }
+        for fb in feedback.drain(..) {
+            self.on_feedback(now, tk, fb, out);
+        }
+        self.feedback = feedback;
+    }
+
+    fn on_feedback(&mut self, now: Instant, tk: TransportKey, fb: Feedback, out: &mut SendBatch) {
+        let Some(t) = self.transports.get(tk) else { return };
+        match fb {
+            Feedback::Pli { media_ssrc, .. } => {
+                let Some(&ck) = t.consumers_by_ssrc.get(&media_ssrc) else { return };
+                let Some(c) = self.consumers.get_mut(ck) else { return };
+                c.plis_received += 1;
+                let pk = c.producer;
+                self.request_keyframe(now, pk, out);
+            }
+            Feedback::Fir { media_ssrcs, .. } => {
+                let targets: Vec<ConsumerKey> = media_ssrcs
+                    .iter()
+                    .filter_map(|(ssrc, _)| t.consumers_by_ssrc.get(ssrc).copied())
+                    .collect();
+                for ck in targets {
+                    let Some(c) = self.consumers.get_mut(ck) else { continue };
+                    c.firs_received += 1;
+                    let pk = c.producer;
+                    self.request_keyframe(now, pk, out);
+                }
+            }
+            Feedback::Nack { media_ssrc, .. } => {
+                if let Some(c) = t.consumers_by_ssrc.get(&media_ssrc).and_then(|ck| self.consumers.get_mut(*ck)) {
+                    c.nacks_received += 1;
+                }
+            }
+            Feedback::SenderReport { ssrc, ntp_time, rtp_time, .. } => {
+                if let Some(p) = t.producers_by_ssrc.get(&ssrc).and_then(|pk| self.producers.get_mut(*pk)) {
+                    p.last_sr = Some((ntp_time, rtp_time, now));
+                    p.recv.on_sender_report(ntp_time, now);
+                }
+            }
+            Feedback::ReceiverReport { reports, .. } => {
+                let now_mid = (self.ntp(now) >> 16) as u32;
+                for block in reports {
+                    let Some(&ck) = t.consumers_by_ssrc.get(&block.ssrc) else { continue };
+                    let Some(c) = self.consumers.get_mut(ck) else { continue };
+                    c.fraction_lost = block.fraction_lost;
+                    c.packets_lost_reported = block.total_lost;
+                    if block.last_sr != 0 {
+                        // RFC 3550 6.4.1: RTT = A - LSR - DLSR, in 1/65536 s.
+                        let rtt = now_mid.wrapping_sub(block.last_sr).wrapping_sub(block.delay_since_last_sr);
+                        if rtt < 65536 * 10 {
+                            c.rtt_ms = Some(f64::from(rtt) * 1000.0 / 65536.0);
+                        }
+                    }
+                }
+            }
+            // Bandwidth feedback (REMB, transport-cc) belongs to the congestion control
+            // work; counted as received RTCP only.
+            _ => {}
+        }
+    }
+
+    /// Asks a producer's publisher for a keyframe, at most once per
+    /// [`crate::router::KEYFRAME_REQUEST_INTERVAL`]; a request inside the interval is
+    /// deferred to the timer, not lost.
+    pub(crate) fn request_keyframe(&mut self, now: Instant, pk: ProducerKey, out: &mut SendBatch) {
+        let Some(p) = self.producers.get_mut(pk) else { return };
+        if !p.want_keyframe(now) {
+            return;
+        }
+        let media_ssrc = p.ssrc;
+        let use_fir = !p
+            .rtp_parameters
+            .codecs
+            .first()
+            .is_some_and(|c| c.rtcp_feedback.iter().any(|f| f.kind == "nack" && f.parameter == "pli"))
+            && p.rtp_parameters
+                .codecs
+                .first()
+                .is_some_and(|c| c.rtcp_feedback.iter().any(|f| f.kind == "ccm" && f.parameter == "fir"));
+        let fir_seq = p.keyframe_requests_sent as u8;
+        let Some(t) = self.transports.get_mut(p.transport) else { return };
+        self.scratch.clear();
+        if use_fir {
+            rtcp::write_fir(&mut self.scratch, t.rtcp_ssrc, media_ssrc, fir_seq);
+        } else {
+            rtcp::write_pli(&mut self.scratch, t.rtcp_ssrc, media_ssrc);
+        }
+        send_rtcp(t, &mut self.scratch, out);
+    }
+
+    /// Periodic work: ICE consent, DTLS retransmissions, RTCP reports, deferred keyframe
+    /// requests.
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut SendBatch) {
+        if now < self.next_tick {
+            return;
+        }
+        self.next_tick = now + TICK;
+        let keys: Vec<TransportKey> = self.transports.iter().map(|(k, _)| k).collect();
+        for tk in keys {
+            self.transport_timeout(now, tk, out);
+        }
+        let pending: Vec<ProducerKey> = self
+            .producers
+            .iter()
+            .filter(|(_, p)| p.keyframe_pending)
+            .map(|(k, _)| k)
+            .collect();
+        for pk in pending {
+            self.request_keyframe(now, pk, out);
+        }
+    }
+
+    fn transport_timeout(&mut self, now: Instant, tk: TransportKey, out: &mut SendBatch) {
+        let Some(t) = self.transports.get_mut(tk) else { return };
+        t.ice.handle_timeout(now);
+        let before = t.dtls.state();
+        t.dtls.handle_timeout(now);
+        if let Some(peer) = t.dtls_peer {
+            while let Some(d) = t.dtls.poll_transmit() {
+                out.push(peer, &d);
+            }
+        }
+        let after = t.dtls.state();
+        let (router, id) = (t.router.clone(), t.id.0.clone());
+        let rtcp_due = t.connected && now >= t.next_rtcp;
+        if rtcp_due {
+            t.next_rtcp = now + RTCP_INTERVAL;
+        }
+        self.drain_ice_events(tk);
+        if after != before {
+            self.on_dtls_state(now, tk, &router, &id, after, out);
+        }
+        if rtcp_due {
+            self.send_reports(now, tk, out);
+        }
+    }
+
+    /// One compound RTCP packet per transport and interval: a sender report per
+    /// consumer that has sent media, a receiver report covering its producers.
+    fn send_reports(&mut self, now: Instant, tk: TransportKey, out: &mut SendBatch) {
+        let ntp_now = self.ntp(now);
+        let Some(t) = self.transports.get_mut(tk) else { return };
+        self.scratch.clear();
+        for ck in &t.consumers {
+            let Some(c) = self.consumers.get(*ck) else { continue };
+            let Some((in_ts, out_ts, at)) = c.last_forwarded else { continue };
+            let p = self.producers.get(c.producer);
+            let rate = f64::from(c.clock_rate.max(1));
+            let (ntp, rtp) = match p.and_then(|p| p.last_sr) {
+                // Keep the publisher's NTP/RTP mapping so that audio and video of one
+                // publisher stay in sync in the subscriber (lip-sync, RFC 3550 6.4.1).
+                Some((sr_ntp, sr_rtp, sr_at)) => {
+                    let el = now.saturating_duration_since(sr_at);
+                    let ntp = sr_ntp.wrapping_add(duration_to_ntp(el));
+                    let prod_rtp = sr_rtp.wrapping_add((el.as_secs_f64() * rate) as u32);
+                    (ntp, prod_rtp.wrapping_add(out_ts.wrapping_sub(in_ts)))
+                }
+                None => {
+                    let el = now.saturating_duration_since(at);
+                    (ntp_now, out_ts.wrapping_add((el.as_secs_f64() * rate) as u32))
+                }
+            };
+            rtcp::write_sender_report(
+                &mut self.scratch,
+                c.ssrc,
+                ntp,
+                rtp,
+                c.traffic.packets as u32,
+                c.traffic.bytes as u32,
+            );
+        }
+        let mut blocks = Vec::new();
+        for pk in &t.producers {
+            if let Some(p) = self.producers.get_mut(*pk) {
+                if p.traffic.packets > 0 {
+                    blocks.push(p.recv.report_block(p.ssrc, now));
+                }
+            }
+        }
+        // RFC 3550 allows at most 31 report blocks per RR.
+        for chunk in blocks.chunks(31) {
+            rtcp::write_receiver_report(&mut self.scratch, t.rtcp_ssrc, chunk);
+        }
+        if !self.scratch.is_empty() {
+            send_rtcp(t, &mut self.scratch, out);
+        }
+    }
+
+    /// Forgets a transport's demultiplexing entries.
+    pub(crate) fn unmap_transport(&mut self, tk: TransportKey) {
+        if let Some(t) = self.transports.get(tk) {
+            self.by_ufrag.remove(&t.ice.local_credentials().ufrag);
+            for a in &t.validated {
+                if self.by_addr.get(a) == Some(&tk) {
+                    self.by_addr.remove(a);
+                }
+            }
+        }
+    }
+
+    /// Registers a new transport's ufrag for STUN demultiplexing.
+    pub(crate) fn map_transport(&mut self, tk: TransportKey) {
+        if let Some(t) = self.transports.get(tk) {
+            self.by_ufrag.insert(t.ice.local_credentials().ufrag.clone(), tk);
+        }
+    }
+}
+
+fn duration_to_ntp(d: Duration) -> u64 {
+    (d.as_secs() << 32) | ((u64::from(d.subsec_nanos()) << 32) / 1_000_000_000)
+}
+
+fn srtp_drop_reason(e: SrtpError) -> DropReason {
+    match e {
+        SrtpError::Replayed | SrtpError::TooOld => DropReason::SrtpReplay,
+        SrtpError::TooShort | SrtpError::BadHeader => DropReason::Malformed,
+        _ => DropReason::SrtpAuth,
+    }
+}
+
+/// Protects `plain` (a compound RTCP packet) with the transport's outbound context and
+/// queues it to the selected tuple; silently nothing before SRTP is ready.
+pub(crate) fn send_rtcp(t: &mut WebRtcTransport, plain: &mut Vec<u8>, out: &mut SendBatch) {
+    let (Some(dest), Some(srtp)) = (t.ice.selected(), t.srtp_out.as_mut()) else {
+        return;
+    };
+    let len = plain.len();
+    plain.resize(len + srtp.profile().rtcp_overhead(), 0);
+    if let Ok(n) = srtp.protect_rtcp(plain, len) {
+        out.push(dest, plain.get(..n).unwrap_or_default());
+        t.rtcp_out.add(n);
+    }
+}

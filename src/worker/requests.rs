@@ -1,0 +1,593 @@
+//! Control requests against the worker core: one arm per [`Method`], each parsing its
+//! typed data and answering with its response data. Close cascades are here too, with
+//! the rule that every entity closed as a consequence (not the one the request named)
+//! gets a notification saying why.
+
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use crate::channel::params::{
+    DtlsFingerprint, DtlsParameters, DtlsRole, IceCandidate, IceParameters, MediaKind,
+};
+use crate::channel::{
+    parse_data, ConnectData, ConsumeData, ControlError, CreateData, Method, ProduceData, Request,
+    Response,
+};
+use crate::dtls::DtlsState;
+use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
+use crate::router::negotiate::{consumer_stream, validate_producer};
+use crate::router::recv_stats::RecvStats;
+use crate::router::{pt_table, ConnId, Consumer, ConsumerKey, Producer, ProducerKey, Router, TransportKey};
+use crate::rtp::extension::ExtensionMap;
+use crate::rtp::munger::SeqTsMunger;
+use crate::stats::Traffic;
+use crate::transport::WebRtcTransport;
+use crate::worker::core::WorkerCore;
+use crate::worker::udp::SendBatch;
+
+type Result<T> = std::result::Result<T, ControlError>;
+
+fn not_found(kind: &'static str, id: &str) -> ControlError {
+    ControlError::NotFound {
+        kind,
+        id: id.chars().take(128).collect(),
+    }
+}
+
+/// A fresh random id not used by any entity of this worker.
+fn new_id(taken: impl Fn(&str) -> bool) -> String {
+    loop {
+        let id = format!("{:016x}", rand::random::<u64>());
+        if !taken(&id) {
+            return id;
+        }
+    }
+}
+
+impl WorkerCore {
+    /// Handles one request from control connection `conn`. Notifications it causes are
+    /// queued after it (see [`WorkerCore::drain_notifications`]) and datagrams it causes
+    /// go to [`WorkerCore::control_out`].
+    pub fn handle_request(&mut self, now: Instant, conn: ConnId, req: Request) -> Response {
+        let id = req.id;
+        match self.dispatch(now, conn, req) {
+            Ok(data) => Response::accepted(id, data),
+            Err(e) => {
+                tracing::debug!(request = id, error = %e, "request refused");
+                Response::error(Some(id), &e)
+            }
+        }
+    }
+
+    fn dispatch(&mut self, now: Instant, conn: ConnId, req: Request) -> Result<Value> {
+        let method = Method::parse(&req.method)?;
+        let target = match (&req.target, method.needs_target()) {
+            (Some(t), _) => t.clone(),
+            (None, false) => String::new(),
+            (None, true) => return Err(ControlError::MissingTarget(method.name())),
+        };
+        let mut out = std::mem::take(&mut self.control_out);
+        let result = self.dispatch_method(now, conn, method, &target, req.data, &mut out);
+        self.control_out = out;
+        result
+    }
+
+    fn dispatch_method(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        method: Method,
+        target: &str,
+        data: Value,
+        out: &mut SendBatch,
+    ) -> Result<Value> {
+        match method {
+            Method::WorkerLoad => Ok(self.load_json()),
+            Method::WorkerGetStats => Ok(self.worker_stats_json()),
+            Method::RouterCreate => {
+                let d: CreateData = parse_data(method, data)?;
+                let id = RouterId(new_id(|s| self.routers.contains_key(&RouterId(s.to_owned()))));
+                tracing::info!(router = %id, conn, "router created");
+                self.routers.insert(
+                    id.clone(),
+                    Router {
+                        id: id.clone(),
+                        owner: conn,
+                        transports: Vec::new(),
+                        app_data: d.app_data,
+                    },
+                );
+                Ok(json!({ "routerId": id }))
+            }
+            Method::RouterClose => {
+                let rid = self.router_id(target)?;
+                self.close_router(now, &rid, out);
+                Ok(Value::Null)
+            }
+            Method::RouterGetStats => {
+                let rid = self.router_id(target)?;
+                let r = self.routers.get(&rid).ok_or_else(|| not_found("router", target))?;
+                let transports: Vec<Value> = r
+                    .transports
+                    .iter()
+                    .filter_map(|k| self.transports.get(*k))
+                    .map(|t| t.stats_json(self.cfg.announced))
+                    .collect();
+                Ok(json!({ "type": "router", "id": rid, "transports": transports, "appData": r.app_data }))
+            }
+            Method::TransportCreate => {
+                let d: CreateData = parse_data(method, data)?;
+                let rid = self.router_id(target)?;
+                self.create_transport(now, rid, d.app_data)
+            }
+            Method::TransportConnect => {
+                let tk = self.transport_key(target)?;
+                let d: ConnectData = parse_data(method, data)?;
+                self.connect_transport(now, tk, d.dtls_parameters, out)
+            }
+            Method::TransportProduce => {
+                let tk = self.transport_key(target)?;
+                let d: ProduceData = parse_data(method, data)?;
+                self.produce(tk, d)
+            }
+            Method::TransportConsume => {
+                let tk = self.transport_key(target)?;
+                let d: ConsumeData = parse_data(method, data)?;
+                self.consume(now, tk, d, out)
+            }
+            Method::TransportClose => {
+                let tk = self.transport_key(target)?;
+                self.close_transport(now, tk, None, out);
+                Ok(Value::Null)
+            }
+            Method::TransportGetStats => {
+                let tk = self.transport_key(target)?;
+                let t = self.transports.get(tk).ok_or_else(|| not_found("transport", target))?;
+                Ok(t.stats_json(self.cfg.announced))
+            }
+            Method::ProducerPause | Method::ProducerResume => {
+                let pk = self.producer_key(target)?;
+                self.set_producer_paused(now, pk, method == Method::ProducerPause, out);
+                Ok(Value::Null)
+            }
+            Method::ProducerClose => {
+                let pk = self.producer_key(target)?;
+                self.close_producer(pk, None);
+                Ok(Value::Null)
+            }
+            Method::ProducerGetStats => {
+                let pk = self.producer_key(target)?;
+                Ok(self.producers.get(pk).map(Producer::stats_json).unwrap_or_default())
+            }
+            Method::ConsumerPause | Method::ConsumerResume => {
+                let ck = self.consumer_key(target)?;
+                self.set_consumer_paused(now, ck, method == Method::ConsumerPause, out);
+                Ok(Value::Null)
+            }
+            Method::ConsumerClose => {
+                let ck = self.consumer_key(target)?;
+                self.close_consumer(ck, None);
+                Ok(Value::Null)
+            }
+            Method::ConsumerGetStats => {
+                let ck = self.consumer_key(target)?;
+                Ok(self.consumers.get(ck).map(Consumer::stats_json).unwrap_or_default())
+            }
+            Method::ConsumerRequestKeyFrame => {
+                let ck = self.consumer_key(target)?;
+                if let Some(pk) = self.consumers.get(ck).map(|c| c.producer) {
+                    self.request_keyframe(now, pk, out);
+                }
+                Ok(Value::Null)
+            }
+        }
+    }
+
+    fn router_id(&self, target: &str) -> Result<RouterId> {
+        let id = RouterId(target.to_owned());
+        if self.routers.contains_key(&id) {
+            Ok(id)
+        } else {
+            Err(not_found("router", target))
+        }
+    }
+
+    fn transport_key(&self, target: &str) -> Result<TransportKey> {
+        self.transport_ids
+            .get(&TransportId(target.to_owned()))
+            .copied()
+            .ok_or_else(|| not_found("transport", target))
+    }
+
+    fn producer_key(&self, target: &str) -> Result<ProducerKey> {
+        self.producer_ids
+            .get(&ProducerId(target.to_owned()))
+            .copied()
+            .ok_or_else(|| not_found("producer", target))
+    }
+
+    fn consumer_key(&self, target: &str) -> Result<ConsumerKey> {
+        self.consumer_ids
+            .get(&ConsumerId(target.to_owned()))
+            .copied()
+            .ok_or_else(|| not_found("consumer", target))
+    }
+
+    /// `worker.load`: what placement needs to pick the least-loaded worker.
+    pub fn load_json(&self) -> Value {
+        json!({
+            "worker": self.cfg.index,
+            "workers": self.cfg.workers,
+            "routers": self.routers.len(),
+            "transports": self.transports.len(),
+            "producers": self.producers.len(),
+            "consumers": self.consumers.len(),
+            // Forwarded streams dominate the cost of a core: one per consumer, plus
+            // the decryption of each producer's stream.
+            "load": self.consumers.len() + self.producers.len(),
+        })
+    }
+
+    /// `worker.getStats`.
+    pub fn worker_stats_json(&self) -> Value {
+        json!({
+            "type": "worker",
+            "worker": self.cfg.index,
+            "listen": self.cfg.local.to_string(),
+            "rtpPacketsReceived": self.rtp_in.packets,
+            "rtpBytesReceived": self.rtp_in.bytes,
+            "rtpPacketsSent": self.rtp_out.packets,
+            "rtpBytesSent": self.rtp_out.bytes,
+            "dropped": self.drops.to_json(),
+            "droppedTotal": self.drops.total(),
+            "load": self.load_json(),
+        })
+    }
+
+    fn create_transport(&mut self, now: Instant, rid: RouterId, app_data: Value) -> Result<Value> {
+        let id = TransportId(new_id(|s| self.transport_ids.contains_key(&TransportId(s.to_owned()))));
+        let t = WebRtcTransport::new(id.clone(), rid.clone(), &self.identity, now, app_data);
+        let creds = t.ice.local_credentials().clone();
+        let tk = self.transports.insert(t);
+        self.transport_ids.insert(id.clone(), tk);
+        self.map_transport(tk);
+        if let Some(r) = self.routers.get_mut(&rid) {
+            r.transports.push(tk);
+        }
+        let a = self.cfg.announced;
+        let candidate = IceCandidate {
+            foundation: "udpcandidate".into(),
+            // RFC 8445 5.1.2.1 with type preference 126 (host), local preference 65535.
+            priority: (126 << 24) | (65535 << 8) | 255,
+            ip: a.ip().to_string(),
+            address: a.ip().to_string(),
+            protocol: "udp".into(),
+            port: a.port(),
+            kind: "host".into(),
+        };
+        tracing::info!(transport = %id, router = %rid, "transport created");
+        Ok(json!({
+            "transportId": id,
+            "iceRole": "controlled",
+            "iceParameters": IceParameters {
+                username_fragment: creds.ufrag,
+                password: creds.pwd,
+                ice_lite: true,
+            },
+            "iceCandidates": [candidate],
+            "iceState": "new",
+            "dtlsParameters": DtlsParameters {
+                role: DtlsRole::Auto,
+                fingerprints: vec![DtlsFingerprint {
+                    algorithm: "sha-256".into(),
+                    value: self.identity.fingerprint_sha256().to_owned(),
+                }],
+            },
+            "dtlsState": "new",
+        }))
+    }
+
+    fn connect_transport(
+        &mut self,
+        now: Instant,
+        tk: TransportKey,
+        params: DtlsParameters,
+        out: &mut SendBatch,
+    ) -> Result<Value> {
+        if params.role == DtlsRole::Server {
+            return Err(ControlError::Unsupported(
+                "the daemon is ICE-lite and always the DTLS server: the remote role must be client or auto".into(),
+            ));
+        }
+        if params.fingerprints.is_empty() {
+            return Err(ControlError::InvalidData {
+                method: "transport.connect",
+                reason: "dtlsParameters.fingerprints is empty".into(),
+            });
+        }
+        let t = self.transports.get_mut(tk).ok_or_else(|| not_found("transport", ""))?;
+        if t.dtls_connect_called {
+            return Err(ControlError::InvalidState("transport.connect was already called".into()));
+        }
+        t.dtls_connect_called = true;
+        let (router, id) = (t.router.clone(), t.id.0.clone());
+        if let Some(state) = t.connect(params.fingerprints) {
+            self.on_dtls_state(now, tk, &router, &id, state, out);
+        }
+        Ok(Value::Null)
+    }
+
+    fn produce(&mut self, tk: TransportKey, d: ProduceData) -> Result<Value> {
+        let stream = validate_producer(d.kind, &d.rtp_parameters)?;
+        let t = self.transports.get(tk).ok_or_else(|| not_found("transport", ""))?;
+        for ssrc in std::iter::once(stream.ssrc).chain(stream.rtx_ssrc) {
+            if t.producers_by_ssrc.contains_key(&ssrc) {
+                return Err(ControlError::InvalidData {
+                    method: "transport.produce",
+                    reason: format!("ssrc {ssrc} is already used by a producer of this transport"),
+                });
+            }
+        }
+        let router = t.router.clone();
+        let id = ProducerId(new_id(|s| self.producer_ids.contains_key(&ProducerId(s.to_owned()))));
+        let pk = self.producers.insert(Producer {
+            id: id.clone(),
+            kind: d.kind,
+            router: router.clone(),
+            transport: tk,
+            rtp_parameters: d.rtp_parameters,
+            ssrc: stream.ssrc,
+            rtx_ssrc: stream.rtx_ssrc,
+            media_pts: stream.media_pts,
+            vp8: stream.vp8,
+            paused: d.paused,
+            consumers: Vec::new(),
+            app_data: d.app_data,
+            recv: RecvStats::default(),
+            traffic: Traffic::default(),
+            last_keyframe_request: None,
+            keyframe_pending: false,
+            keyframe_requests_sent: 0,
+            last_sr: None,
+            rtx_packets: 0,
+        });
+        self.producer_ids.insert(id.clone(), pk);
+        if let Some(t) = self.transports.get_mut(tk) {
+            t.producers.push(pk);
+            t.producers_by_ssrc.insert(stream.ssrc, pk);
+            if let Some(rtx) = stream.rtx_ssrc {
+                t.producers_by_ssrc.insert(rtx, pk);
+            }
+        }
+        tracing::info!(producer = %id, router = %router, kind = ?d.kind, ssrc = stream.ssrc, "producer created");
+        Ok(json!({ "producerId": id }))
+    }
+
+    fn consume(&mut self, now: Instant, tk: TransportKey, d: ConsumeData, out: &mut SendBatch) -> Result<Value> {
+        let t = self.transports.get(tk).ok_or_else(|| not_found("transport", ""))?;
+        let pk = *self
+            .producer_ids
+            .get(&d.producer_id)
+            .ok_or_else(|| not_found("producer", &d.producer_id.0))?;
+        let p = self.producers.get(pk).ok_or_else(|| not_found("producer", &d.producer_id.0))?;
+        if p.router != t.router {
+            // A transport consumes only producers of its own router (room isolation).
+            return Err(not_found("producer", &d.producer_id.0));
+        }
+        let mut ssrc = rand::random::<u32>();
+        while ssrc == 0 || t.consumers_by_ssrc.contains_key(&ssrc) || t.producers_by_ssrc.contains_key(&ssrc) {
+            ssrc = rand::random::<u32>();
+        }
+        let stream = consumer_stream(p.kind, &p.rtp_parameters, &d.rtp_capabilities, ssrc, d.mid)?;
+        let mut ext_map = ExtensionMap::new();
+        for (from, to) in &stream.ext_map {
+            ext_map.insert(*from, *to);
+        }
+        let id = ConsumerId(new_id(|s| self.consumer_ids.contains_key(&ConsumerId(s.to_owned()))));
+        let (kind, producer_paused, vp8) = (p.kind, p.paused, p.vp8);
+        let ck = self.consumers.insert(Consumer {
+            id: id.clone(),
+            kind,
+            producer: pk,
+            transport: tk,
+            ssrc,
+            rtp_parameters: stream.rtp_parameters.clone(),
+            pt_map: pt_table(&stream.pt_map),
+            ext_map,
+            clock_rate: stream.clock_rate,
+            munger: SeqTsMunger::new_random(ssrc),
+            paused: d.paused,
+            producer_paused,
+            wait_keyframe: kind == MediaKind::Video && vp8,
+            app_data: d.app_data,
+            traffic: Traffic::default(),
+            last_forwarded: None,
+            plis_received: 0,
+            firs_received: 0,
+            nacks_received: 0,
+            rtt_ms: None,
+            fraction_lost: 0,
+            packets_lost_reported: 0,
+        });
+        self.consumer_ids.insert(id.clone(), ck);
+        if let Some(p) = self.producers.get_mut(pk) {
+            p.consumers.push(ck);
+        }
+        if let Some(t) = self.transports.get_mut(tk) {
+            t.consumers.push(ck);
+            t.consumers_by_ssrc.insert(ssrc, ck);
+        }
+        if !d.paused && !producer_paused && kind == MediaKind::Video {
+            // A new subscriber needs a keyframe to start decoding.
+            self.request_keyframe(now, pk, out);
+        }
+        tracing::info!(consumer = %id, producer = %d.producer_id, ssrc, "consumer created");
+        Ok(json!({
+            "consumerId": id,
+            "producerId": d.producer_id,
+            "kind": kind,
+            "rtpParameters": stream.rtp_parameters,
+            "type": "simple",
+            "producerPaused": producer_paused,
+        }))
+    }
+
+    fn set_producer_paused(&mut self, now: Instant, pk: ProducerKey, paused: bool, out: &mut SendBatch) {
+        let Some(p) = self.producers.get_mut(pk) else { return };
+        if p.paused == paused {
+            return;
+        }
+        p.paused = paused;
+        let (router, consumers) = (p.router.clone(), p.consumers.clone());
+        let event = if paused { "producerpause" } else { "producerresume" };
+        for ck in consumers {
+            let Some(c) = self.consumers.get_mut(ck) else { continue };
+            c.producer_paused = paused;
+            if !paused {
+                c.munger.mark_resync();
+                c.wait_keyframe = c.kind == MediaKind::Video && self.producers.get(pk).is_some_and(|p| p.vp8);
+            }
+            let id = c.id.0.clone();
+            self.notify(&router, &id, event, Value::Null);
+        }
+        if !paused {
+            self.request_keyframe(now, pk, out);
+        }
+    }
+
+    fn set_consumer_paused(&mut self, now: Instant, ck: ConsumerKey, paused: bool, out: &mut SendBatch) {
+        let Some(c) = self.consumers.get_mut(ck) else { return };
+        if c.paused == paused {
+            return;
+        }
+        c.paused = paused;
+        if paused {
+            return;
+        }
+        // Resume: continue the sequence right after the last packet sent, from a keyframe.
+        c.munger.mark_resync();
+        let pk = c.producer;
+        let vp8 = self.producers.get(pk).is_some_and(|p| p.vp8);
+        if let Some(c) = self.consumers.get_mut(ck) {
+            c.wait_keyframe = c.kind == MediaKind::Video && vp8;
+            if c.kind == MediaKind::Video && !c.producer_paused {
+                self.request_keyframe(now, pk, out);
+            }
+        }
+    }
+
+    /// Closes a consumer; `reason` is the event notified for it when the close was not
+    /// requested for this consumer itself.
+    pub(crate) fn close_consumer(&mut self, ck: ConsumerKey, reason: Option<&'static str>) {
+        if !self.consumers.contains(ck) {
+            return;
+        }
+        let c = self.consumers.remove(ck);
+        self.consumer_ids.remove(&c.id);
+        let mut router = None;
+        if let Some(p) = self.producers.get_mut(c.producer) {
+            p.consumers.retain(|k| *k != ck);
+            router = Some(p.router.clone());
+        }
+        if let Some(t) = self.transports.get_mut(c.transport) {
+            t.consumers.retain(|k| *k != ck);
+            t.consumers_by_ssrc.remove(&c.ssrc);
+            router = Some(t.router.clone());
+        }
+        if let (Some(event), Some(router)) = (reason, router) {
+            self.notify(&router, &c.id.0, event, Value::Null);
+        }
+        tracing::info!(consumer = %c.id, "consumer closed");
+    }
+
+    /// Closes a producer and, with a `producerclose` notification each, its consumers.
+    pub(crate) fn close_producer(&mut self, pk: ProducerKey, reason: Option<&'static str>) {
+        if !self.producers.contains(pk) {
+            return;
+        }
+        let p = self.producers.remove(pk);
+        self.producer_ids.remove(&p.id);
+        for ck in &p.consumers {
+            // Detach first so close_consumer does not look for the removed producer.
+            self.close_consumer(*ck, Some("producerclose"));
+        }
+        if let Some(t) = self.transports.get_mut(p.transport) {
+            t.producers.retain(|k| *k != pk);
+            t.producers_by_ssrc.retain(|_, k| *k != pk);
+        }
+        if let Some(event) = reason {
+            self.notify(&p.router, &p.id.0, event, Value::Null);
+        }
+        tracing::info!(producer = %p.id, "producer closed");
+    }
+
+    /// Closes a transport with its producers and consumers (each notified with
+    /// `transportclose`); the transport itself is notified with `reason` if given.
+    pub(crate) fn close_transport(
+        &mut self,
+        now: Instant,
+        tk: TransportKey,
+        reason: Option<&'static str>,
+        out: &mut SendBatch,
+    ) {
+        let Some(t) = self.transports.get(tk) else { return };
+        let (producers, consumers) = (t.producers.clone(), t.consumers.clone());
+        for ck in consumers {
+            self.close_consumer(ck, Some("transportclose"));
+        }
+        for pk in producers {
+            self.close_producer(pk, Some("transportclose"));
+        }
+        self.unmap_transport(tk);
+        let mut t = self.transports.remove(tk);
+        self.transport_ids.remove(&t.id);
+        if let Some(dest) = t.ice.selected() {
+            // Tell the peer (close_notify) so it does not wait for consent to fail.
+            t.dtls.close(now);
+            while let Some(d) = t.dtls.poll_transmit() {
+                out.push(dest, &d);
+            }
+        }
+        if let Some(r) = self.routers.get_mut(&t.router) {
+            r.transports.retain(|k| *k != tk);
+        }
+        if let Some(event) = reason {
+            self.notify(&t.router, &t.id.0, event, Value::Null);
+        }
+        tracing::info!(transport = %t.id, "transport closed");
+    }
+
+    /// Closes a router and everything in it (transports notified with `routerclose`).
+    pub(crate) fn close_router(&mut self, now: Instant, rid: &RouterId, out: &mut SendBatch) {
+        let Some(r) = self.routers.get(rid) else { return };
+        for tk in r.transports.clone() {
+            self.close_transport(now, tk, Some("routerclose"), out);
+        }
+        self.routers.remove(rid);
+        tracing::info!(router = %rid, "router closed");
+    }
+
+    /// A control connection went away: close the routers it owned, since nobody can
+    /// manage them any more (mediasoup closes a worker whose channel dies likewise).
+    pub fn close_connection(&mut self, now: Instant, conn: ConnId) {
+        let owned: Vec<RouterId> = self
+            .routers
+            .values()
+            .filter(|r| r.owner == conn)
+            .map(|r| r.id.clone())
+            .collect();
+        let mut out = std::mem::take(&mut self.control_out);
+        for rid in owned {
+            self.close_router(now, &rid, &mut out);
+        }
+        self.control_out = out;
+        self.retain_notifications(|c| c != conn);
+    }
+
+    /// Whether DTLS is up for a transport (tests and stats).
+    pub fn transport_dtls_state(&self, id: &str) -> Option<DtlsState> {
+        let tk = self.transport_ids.get(&TransportId(id.to_owned()))?;
+        self.transports.get(*tk).map(|t| t.dtls.state())
+    }
+}

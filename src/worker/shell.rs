@@ -1,0 +1,271 @@
+//! The only I/O of a worker: a glommio LocalExecutor pinned to one core, its UDP socket,
+//! its timer and its control socket. Everything else is the sans-IO [`WorkerCore`],
+//! shared between this executor's tasks as `Rc<RefCell<_>>` (one thread: no locks, no
+//! atomics) and never borrowed across an `.await`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Instant, SystemTime};
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel::{self, LocalSender};
+use glommio::net::{UnixListener, UnixStream};
+use glommio::sync::Semaphore;
+use glommio::{LocalExecutorBuilder, Placement};
+use serde_json::json;
+
+use crate::channel::framing::{encode, Frame, FrameDecoder};
+use crate::channel::{parse_request, ControlError, Notification, Response};
+use crate::dtls::DtlsIdentity;
+use crate::router::ConnId;
+use crate::worker::core::{CoreConfig, WorkerCore, TICK};
+use crate::worker::udp::{MediaSocket, RecvBatch, SendBatch};
+
+/// Datagrams taken from the socket per wake-up.
+const RECV_BATCH: usize = 32;
+/// Flush the send batch once it holds this many datagrams, even mid-receive-batch, to
+/// bound latency and memory under large fan-out.
+const SEND_FLUSH: usize = 256;
+
+/// Everything one worker needs to start.
+#[derive(Debug, Clone)]
+pub struct WorkerSpec {
+    pub index: usize,
+    pub workers: usize,
+    pub listen: SocketAddr,
+    pub announced_ip: Option<IpAddr>,
+    pub control_dir: PathBuf,
+    /// CPU to pin to, or None to leave placement to the kernel.
+    pub cpu: Option<usize>,
+    pub identity: DtlsIdentity,
+    /// Bytes of io_uring registered memory per ring (glommio locks 3 rings' worth).
+    pub io_memory: usize,
+}
+
+/// The control socket path of worker `index` under `dir`.
+pub fn control_socket_path(dir: &Path, index: usize) -> PathBuf {
+    dir.join(format!("worker-{index}.sock"))
+}
+
+/// What a started worker reports back.
+#[derive(Debug, Clone)]
+pub struct WorkerReady {
+    pub index: usize,
+    pub media: SocketAddr,
+    pub control: PathBuf,
+}
+
+/// Starts a worker thread. `ready` receives its addresses once it listens, or the error
+/// that kept it from starting.
+pub fn spawn_worker(
+    spec: WorkerSpec,
+    ready: std::sync::mpsc::Sender<Result<WorkerReady, String>>,
+) -> io::Result<glommio::ExecutorJoinHandle<()>> {
+    let placement = match spec.cpu {
+        Some(cpu) => Placement::Fixed(cpu),
+        None => Placement::Unbound,
+    };
+    let name = format!("sfu-worker-{}", spec.index);
+    LocalExecutorBuilder::new(placement)
+        .name(&name)
+        .io_memory(spec.io_memory)
+        .spawn(move || async move {
+            let failed = ready.clone();
+            if let Err(e) = run(spec, ready).await {
+                tracing::error!(error = %e, "worker stopped");
+                let _ = failed.send(Err(e.to_string()));
+            }
+        })
+        .map_err(|e| io::Error::other(e.to_string()))
+}
+
+type Conns = Rc<RefCell<HashMap<ConnId, Rc<LocalSender<Vec<u8>>>>>>;
+
+/// Shared by a worker's tasks.
+struct Shared {
+    core: RefCell<WorkerCore>,
+    socket: MediaSocket,
+    /// One flush at a time: the socket's batching state is not re-entrant across awaits.
+    send_lock: Semaphore,
+    conns: Conns,
+}
+
+impl Shared {
+    /// Sends a batch (serialised with other senders of this worker).
+    async fn send(&self, batch: &mut SendBatch) {
+        if batch.is_empty() {
+            return;
+        }
+        let Ok(_permit) = self.send_lock.acquire_permit(1).await else {
+            return;
+        };
+        if let Err(e) = self.socket.send_batch(batch).await {
+            tracing::warn!(error = %e, "UDP send failed");
+            batch.clear();
+        }
+    }
+
+    /// Moves queued notifications to their connections' writers, and datagrams caused by
+    /// control requests to the socket. Called after every unit of work, so a response
+    /// always precedes the notifications its request caused.
+    async fn flush(&self) {
+        let mut out = {
+            let mut core = self.core.borrow_mut();
+            let conns = self.conns.borrow();
+            for (conn, n) in core.drain_notifications() {
+                if let Some(tx) = conns.get(&conn) {
+                    let _ = tx.try_send(encode_json(&n));
+                }
+            }
+            std::mem::take(core.control_out())
+        };
+        self.send(&mut out).await;
+        // Give the (now empty, but grown) batch back so its capacity is reused.
+        let mut core = self.core.borrow_mut();
+        if core.control_out().is_empty() {
+            *core.control_out() = out;
+        }
+    }
+}
+
+fn encode_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    // Serialising our own plain structs cannot fail; an empty object is the fallback.
+    encode(&serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec()))
+}
+
+async fn run(spec: WorkerSpec, ready: std::sync::mpsc::Sender<Result<WorkerReady, String>>) -> io::Result<()> {
+    let socket = MediaSocket::bind(spec.listen)?;
+    let local = socket.local_addr()?;
+    let announced = SocketAddr::new(spec.announced_ip.unwrap_or(local.ip()), local.port());
+    let path = control_socket_path(&spec.control_dir, spec.index);
+    // A stale socket from a previous run would make bind fail.
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)?;
+    let cfg = CoreConfig {
+        index: spec.index,
+        workers: spec.workers,
+        local,
+        announced,
+    };
+    let shared = Rc::new(Shared {
+        core: RefCell::new(WorkerCore::new(cfg, spec.identity, Instant::now(), SystemTime::now())),
+        socket,
+        send_lock: Semaphore::new(1),
+        conns: Rc::new(RefCell::new(HashMap::new())),
+    });
+    tracing::info!(worker = spec.index, media = %local, control = %path.display(), "worker listening");
+    let _ = ready.send(Ok(WorkerReady {
+        index: spec.index,
+        media: local,
+        control: path,
+    }));
+
+    glommio::spawn_local(accept_loop(listener, shared.clone(), spec.index, spec.workers)).detach();
+    glommio::spawn_local(timer_loop(shared.clone())).detach();
+    packet_loop(shared).await
+}
+
+async fn packet_loop(shared: Rc<Shared>) -> io::Result<()> {
+    let mut rb = RecvBatch::new(RECV_BATCH);
+    let mut sb = SendBatch::new();
+    loop {
+        let n = shared.socket.recv_batch(&mut rb).await?;
+        let now = Instant::now();
+        for i in 0..n {
+            {
+                let mut core = shared.core.borrow_mut();
+                if let Some((buf, from)) = rb.get_mut(i) {
+                    core.handle_datagram(now, from, buf, &mut sb);
+                }
+            }
+            if sb.len() >= SEND_FLUSH {
+                shared.send(&mut sb).await;
+            }
+        }
+        shared.send(&mut sb).await;
+        shared.flush().await;
+    }
+}
+
+async fn timer_loop(shared: Rc<Shared>) {
+    let mut sb = SendBatch::new();
+    loop {
+        glommio::timer::sleep(TICK).await;
+        shared.core.borrow_mut().handle_timeout(Instant::now(), &mut sb);
+        shared.send(&mut sb).await;
+        shared.flush().await;
+    }
+}
+
+async fn accept_loop(listener: UnixListener, shared: Rc<Shared>, index: usize, workers: usize) {
+    let mut next: ConnId = 1;
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                let conn = next;
+                next += 1;
+                glommio::spawn_local(serve_connection(stream, conn, shared.clone(), index, workers)).detach();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "control accept failed");
+                glommio::timer::sleep(TICK).await;
+            }
+        }
+    }
+}
+
+async fn serve_connection(stream: UnixStream, conn: ConnId, shared: Rc<Shared>, index: usize, workers: usize) {
+    // Reading requests and writing responses/notifications proceed independently. The
+    // split's mutex guards only this control connection (never the packet path) and is
+    // uncontended: both halves live on this one thread.
+    let (mut reader, mut writer) = futures_lite::io::split(stream);
+    let (tx, rx) = local_channel::new_unbounded::<Vec<u8>>();
+    let tx = Rc::new(tx);
+    shared.conns.borrow_mut().insert(conn, tx.clone());
+    // The writer ends by itself once every sender of `rx` is dropped (below).
+    glommio::spawn_local(async move {
+        while let Some(frame) = rx.recv().await {
+            if writer.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+    })
+    .detach();
+    tracing::info!(conn, "control connection opened");
+    let _ = tx.try_send(encode_json(&Notification {
+        target: format!("worker-{index}"),
+        event: "ready",
+        data: json!({ "worker": index, "workers": workers, "pid": std::process::id() }),
+    }));
+
+    let mut decoder = FrameDecoder::default();
+    let mut frames = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        decoder.push(buf.get(..n).unwrap_or_default(), &mut frames);
+        for frame in frames.drain(..) {
+            let response = match frame {
+                Frame::Oversized(len) => Response::error(None, &ControlError::Oversized(len)),
+                Frame::Body(body) => match parse_request(&body) {
+                    Ok(req) => shared.core.borrow_mut().handle_request(Instant::now(), conn, req),
+                    Err((id, e)) => Response::error(id, &e),
+                },
+            };
+            let _ = tx.try_send(encode_json(&response));
+            shared.flush().await;
+        }
+    }
+    tracing::info!(conn, "control connection closed");
+    shared.conns.borrow_mut().remove(&conn);
+    drop(tx);
+    shared.core.borrow_mut().close_connection(Instant::now(), conn);
+    shared.flush().await;
+}
