@@ -89,19 +89,31 @@ fn run(cfg: &Config) -> Result<(), String> {
         handles.push(handle);
     }
     drop(tx);
+    let mut workers = Vec::new();
     for _ in 0..cfg.workers {
         match rx.recv() {
-            Ok(Ok(ready)) => tracing::info!(
-                worker = ready.index,
-                media = %ready.media,
-                control = %ready.control.display(),
-                "worker ready"
-            ),
+            Ok(Ok(ready)) => {
+                tracing::info!(
+                    worker = ready.index,
+                    media = %ready.media,
+                    control = %ready.control.display(),
+                    "worker ready"
+                );
+                workers.push(serde_json::json!({
+                    "worker": ready.index,
+                    "media": ready.media.to_string(),
+                    "control": ready.control,
+                }));
+            }
             Ok(Err(e)) => return Err(format!("a worker failed to start: {e}")),
             Err(_) => return Err("a worker exited before it was ready".into()),
         }
     }
     tracing::info!(workers = cfg.workers, control = %cfg.control.display(), "sfu ready");
+    // One machine-readable line on stdout once every worker listens: what a supervisor
+    // (the signaling process, tests) waits for instead of polling for sockets.
+    workers.sort_by_key(|w| w["worker"].as_u64());
+    println!("{}", serde_json::json!({ "event": "ready", "workers": workers }));
     for h in handles {
         let _ = h.join();
     }

@@ -302,32 +302,50 @@ fn parse_one(packet: &[u8], out: &mut Vec<Feedback>) {
     }
 }
 
-/// Rejects packets on which the `rtcp` crate would panic instead of returning an
-/// error (found by the garbage tests below): its feedback parsers read the FCI the
-/// length field announces without checking that the pieces fit.
+/// Whether the packet is worth handing to the `rtcp` crate: a type we act on, and
+/// not one of the inputs on which the crate panics instead of returning an error
+/// (found by the garbage tests; its parsers read the FCI the length field announces
+/// without checking that the pieces fit, and do some length arithmetic in `u16`).
+/// Types we would map to [`Feedback::Other`] anyway (SDES, BYE, APP, XR) are not
+/// parsed at all, which also keeps their parsers off the attack surface.
 fn crate_can_parse(packet: &[u8]) -> bool {
     let (Some(&b0), Some(&pt)) = (packet.first(), packet.get(1)) else {
         return false;
     };
-    let fmt = b0 & 0x1F;
     let len = packet.len();
-    if pt != PT_RTPFB && pt != PT_PSFB {
-        return true;
-    }
-    // RFC 4585 6.1: every feedback message has the sender and media SSRCs.
-    if len < 12 {
+    // A UDP datagram carries at most 65,507 bytes; beyond 64 KiB the crate's u16
+    // arithmetic on the length field (`4 * length`, `length + 1`) overflows.
+    if len > 65_536 {
         return false;
     }
-    match (pt, fmt) {
-        // RFC 5104 4.3.1.1: FIR FCI entries are 8 bytes each.
-        (PT_PSFB, FMT_FIR) => (len - 12) % 8 == 0,
-        // REMB (draft-alvestrand-rmcat-remb-03 2.2): "REMB", num SSRC, exponent and
-        // mantissa, then num SSRC * 4 bytes.
-        (PT_PSFB, FMT_AFB) => {
-            let ssrcs = packet.get(16).map_or(0, |&n| usize::from(n));
-            len >= 20 + 4 * ssrcs
+    let fmt = b0 & 0x1F;
+    match pt {
+        PT_SR | PT_RR => true,
+        PT_RTPFB | PT_PSFB => {
+            // RFC 4585 6.1: every feedback message has the sender and media SSRCs.
+            if len < 12 {
+                return false;
+            }
+            match (pt, fmt) {
+                // RFC 5104 4.3.1.1: FIR FCI entries are 8 bytes each.
+                (PT_PSFB, FMT_FIR) => len.checked_sub(12).is_some_and(|n| n % 8 == 0),
+                // REMB (draft-alvestrand-rmcat-remb-03 2.2): "REMB", num SSRC,
+                // exponent and mantissa, then num SSRC * 4 bytes.
+                (PT_PSFB, FMT_AFB) => {
+                    let ssrcs = packet.get(16).map_or(0, |&n| usize::from(n));
+                    len >= 20 + 4 * ssrcs
+                }
+                // transport-cc (draft-holmer-rmcat-transport-wide-cc-extensions-01
+                // 3.1): the crate adds up to 14 statuses per chunk to a u16 counter
+                // bounded by packet_status_count, which must leave room for that.
+                (PT_RTPFB, FMT_AFB) => packet
+                    .get(14..)
+                    .and_then(|c| c.first_chunk::<2>())
+                    .is_some_and(|&c| u16::from_be_bytes(c) <= u16::MAX - 14),
+                _ => true,
+            }
         }
-        _ => true,
+        _ => false,
     }
 }
 

@@ -39,7 +39,8 @@ impl Keys {
         Ok(Self {
             aes: Aes128::new(&enc_key.into()),
             salt: prf.derive(salt),
-            mac: <Hmac<Sha1> as Mac>::new_from_slice(&auth_key).map_err(|_| SrtpError::BadKeyLength)?,
+            mac: <Hmac<Sha1> as Mac>::new_from_slice(&auth_key)
+                .map_err(|_| SrtpError::BadKeyLength)?,
         })
     }
 

@@ -106,7 +106,7 @@ impl RawAddr {
         (raw, len as libc::socklen_t)
     }
 
-    fn to_socket_addr(&self, len: libc::socklen_t) -> Option<SocketAddr> {
+    fn socket_addr(&self, len: libc::socklen_t) -> Option<SocketAddr> {
         let len = len as usize;
         if len < mem::size_of::<libc::sa_family_t>() {
             return None;
@@ -280,10 +280,7 @@ impl RecvBatch {
             return None;
         }
         let start = i * RECV_SLOT_SIZE;
-        Some((
-            &mut self.data[start..start + self.lens[i]],
-            self.addrs[i],
-        ))
+        Some((&mut self.data[start..start + self.lens[i]], self.addrs[i]))
     }
 
     /// The `i`-th received datagram and its source address.
@@ -503,6 +500,7 @@ struct SendScratch {
 }
 
 impl SendScratch {
+    #[cfg(test)]
     fn capacity(&self) -> usize {
         self.order.capacity()
             + self.win.capacity()
@@ -804,7 +802,7 @@ impl MediaSocket {
                 tracing::trace!("dropping a datagram longer than {RECV_SLOT_SIZE} bytes");
                 continue;
             }
-            let Some(addr) = s.names[i].to_socket_addr(m.msg_hdr.msg_namelen) else {
+            let Some(addr) = s.names[i].socket_addr(m.msg_hdr.msg_namelen) else {
                 continue;
             };
             let len = m.msg_len as usize;
@@ -998,7 +996,13 @@ impl MediaSocket {
     }
 
     /// Fills `s.win`/`s.msgs` with up to 64 messages covering `s.order[pos..]`.
-    fn build_window(&self, s: &mut SendScratch, batch: &SendBatch, pos: usize, singles_until: usize) {
+    fn build_window(
+        &self,
+        s: &mut SendScratch,
+        batch: &SendBatch,
+        pos: usize,
+        singles_until: usize,
+    ) {
         let gso = self.gso.get() != Gso::Disabled;
         let entries = &batch.entries;
         let n = s.order.len();

@@ -1,0 +1,355 @@
+//! Test harness: the real `sfu` binary, a blocking control-channel client, and remote
+//! peers built on str0m (an independent WebRTC implementation) talking real UDP.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use str0m::config::{DtlsVersion, Fingerprint};
+use str0m::format::Codec;
+use str0m::ice::IceCreds;
+use str0m::media::MediaKind;
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+/// A running daemon, killed on drop.
+pub struct Daemon {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub workers: Vec<(SocketAddr, PathBuf)>,
+}
+
+impl Daemon {
+    /// Starts `sfu` with `workers` workers on ephemeral ports and waits for its ready line.
+    pub fn start(workers: usize) -> Self {
+        Self::start_with(workers, &[])
+    }
+
+    pub fn start_with(workers: usize, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sfu"))
+            .args(["--workers", &workers.to_string(), "--rtc-port", "0", "--pin", "false"])
+            .arg("--control")
+            .arg(dir.path())
+            // The daemon's stderr is not captured by the test harness: keep it quiet
+            // unless asked (SFU_TEST_LOG=sfu=debug).
+            .args(["--log", &std::env::var("SFU_TEST_LOG").unwrap_or_else(|_| "warn".into())])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start sfu");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("ready line");
+        let ready: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad ready line {line:?}: {e}"));
+        assert_eq!(ready["event"], "ready");
+        let workers = ready["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                (
+                    w["media"].as_str().unwrap().parse().unwrap(),
+                    PathBuf::from(w["control"].as_str().unwrap()),
+                )
+            })
+            .collect();
+        Self { child, dir, workers }
+    }
+
+    pub fn control(&self, worker: usize) -> Control {
+        Control::connect(&self.workers[worker].1)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking control-channel client.
+pub struct Control {
+    pub stream: UnixStream,
+    next_id: u64,
+    pub notifications: Vec<Value>,
+}
+
+impl Control {
+    pub fn connect(path: &PathBuf) -> Self {
+        let stream = UnixStream::connect(path).expect("connect control socket");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut c = Self {
+            stream,
+            next_id: 1,
+            notifications: Vec::new(),
+        };
+        let ready = c.read_frame();
+        assert_eq!(ready["event"], "ready", "first message is ready: {ready}");
+        c
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    pub fn send_frame(&mut self, body: &[u8]) {
+        let mut v = (body.len() as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(body);
+        self.send_raw(&v);
+    }
+
+    pub fn try_read_frame(&mut self) -> Option<Value> {
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len).ok()?;
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        self.stream.read_exact(&mut body).ok()?;
+        serde_json::from_slice(&body).ok()
+    }
+
+    pub fn read_frame(&mut self) -> Value {
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len).expect("frame header");
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        self.stream.read_exact(&mut body).expect("frame body");
+        serde_json::from_slice(&body).expect("frame is JSON")
+    }
+
+    /// Reads until a response (a message with `id` or `error`) arrives; notifications
+    /// seen meanwhile are kept.
+    pub fn read_response(&mut self) -> Value {
+        loop {
+            let v = self.read_frame();
+            if v.get("event").is_some() {
+                self.notifications.push(v);
+            } else {
+                return v;
+            }
+        }
+    }
+
+    /// Sends a request and returns its whole response.
+    pub fn call(&mut self, method: &str, target: Option<&str>, data: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut req = json!({ "id": id, "method": method, "data": data });
+        if let Some(t) = target {
+            req["target"] = json!(t);
+        }
+        self.send_frame(&serde_json::to_vec(&req).unwrap());
+        let resp = self.read_response();
+        assert_eq!(resp["id"], json!(id), "response id: {resp}");
+        resp
+    }
+
+    /// Sends a request that must succeed and returns its data.
+    pub fn ok(&mut self, method: &str, target: Option<&str>, data: Value) -> Value {
+        let resp = self.call(method, target, data);
+        assert_eq!(resp["accepted"], json!(true), "{method} failed: {resp}");
+        resp.get("data").cloned().unwrap_or(Value::Null)
+    }
+
+    /// for a notification matching `pred` (already received ones count). Gives up
+    /// (panics naming `what`) when nothing arrives for the socket's read timeout.
+    pub fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(pos) = self.notifications.iter().position(&pred) {
+            return self.notifications.remove(pos);
+        }
+        loop {
+            let v = self.try_read_frame().unwrap_or_else(|| panic!("no {what}; seen {:?}", self.notifications));
+            if pred(&v) {
+                return v;
+            }
+            self.notifications.push(v);
+        }
+    }
+
+    pub fn wait_event(&mut self, target: &str, event: &str) -> Value {
+        let (t, e) = (target.to_owned(), event.to_owned());
+        self.wait_for(event, move |v| v["target"] == t.as_str() && v["event"] == e.as_str())
+    }
+}
+
+/// A remote WebRTC peer: str0m in RTP mode over a real UDP socket.
+pub struct Peer {
+    pub rtc: Rtc,
+    pub socket: UdpSocket,
+    pub local: SocketAddr,
+    pub events: Vec<Event>,
+    pub connected: bool,
+}
+
+impl Peer {
+    pub fn new() -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let local = socket.local_addr().unwrap();
+        let rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .enable_raw_packets(false)
+            // rtc-dtls speaks DTLS 1.2 only, as do browsers today.
+            .set_dtls_version(DtlsVersion::Dtls12)
+            .build(Instant::now());
+        let mut p = Self {
+            rtc,
+            socket,
+            local,
+            events: Vec::new(),
+            connected: false,
+        };
+        p.rtc
+            .add_local_candidate(Candidate::host(local, "udp").unwrap());
+        p
+    }
+
+    /// Our certificate fingerprint in mediasoup's DtlsParameters shape.
+    pub fn dtls_parameters(&mut self) -> Value {
+        let fp = self.rtc.direct_api().local_dtls_fingerprint().to_string();
+        let (alg, value) = fp.split_once(' ').unwrap();
+        json!({ "role": "client", "fingerprints": [{ "algorithm": alg, "value": value }] })
+    }
+
+    /// Points the peer at a transport created by the daemon and starts ICE + DTLS.
+    pub fn connect_to(&mut self, transport: &Value) {
+        let ice = &transport["iceParameters"];
+        let cand = &transport["iceCandidates"][0];
+        let addr: SocketAddr = format!("{}:{}", cand["ip"].as_str().unwrap(), cand["port"]).parse().unwrap();
+        self.connect_with(ice, addr, transport["dtlsParameters"]["fingerprints"][0]["value"].as_str().unwrap());
+    }
+
+    pub fn connect_with(&mut self, ice: &Value, addr: SocketAddr, fingerprint: &str) {
+        let mut api = self.rtc.direct_api();
+        api.set_ice_controlling(true);
+        api.set_remote_ice_credentials(IceCreds {
+            ufrag: ice["usernameFragment"].as_str().unwrap().into(),
+            pass: ice["password"].as_str().unwrap().into(),
+        });
+        let fp: Fingerprint = format!("sha-256 {fingerprint}").parse().unwrap();
+        api.set_remote_fingerprint(fp);
+        api.start_dtls(true).unwrap();
+        self.rtc.add_remote_candidate(Candidate::host(addr, "udp").unwrap());
+    }
+
+    pub fn pt(&self, codec: Codec) -> u8 {
+        let pt = self
+            .rtc
+            .codec_config()
+            .iter()
+            .find(|p| p.spec().codec == codec)
+            .unwrap()
+            .pt();
+        *pt
+    }
+
+    /// mediasoup-style RtpCapabilities for what this peer can receive.
+    pub fn rtp_capabilities(&self) -> Value {
+        json!({
+            "codecs": [
+                { "kind": "audio", "mimeType": "audio/opus", "preferredPayloadType": self.pt(Codec::Opus), "clockRate": 48000, "channels": 2 },
+                { "kind": "video", "mimeType": "video/VP8", "preferredPayloadType": self.pt(Codec::Vp8), "clockRate": 90000,
+                  "rtcpFeedback": [{ "type": "nack", "parameter": "pli" }, { "type": "ccm", "parameter": "fir" }] }
+            ],
+            "headerExtensions": []
+        })
+    }
+
+    /// Drives the peer until `deadline` or until `done` holds.
+    pub fn drive_until(&mut self, deadline: Instant, mut done: impl FnMut(&mut Self) -> bool) -> bool {
+        let mut buf = vec![0u8; 2000];
+        loop {
+            if done(self) {
+                return true;
+            }
+            let timeout = match self.rtc.poll_output().expect("poll_output") {
+                Output::Timeout(t) => t,
+                Output::Transmit(t) => {
+                    let _ = self.socket.send_to(&t.contents, t.destination);
+                    continue;
+                }
+                Output::Event(e) => {
+                    if matches!(e, Event::Connected) {
+                        self.connected = true;
+                    }
+                    self.events.push(e);
+                    continue;
+                }
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                return done(self);
+            }
+            let wait = timeout.min(deadline).saturating_duration_since(now).max(Duration::from_millis(1));
+            self.socket.set_read_timeout(Some(wait)).unwrap();
+            let input = match self.socket.recv_from(&mut buf) {
+                Ok((n, from)) => Input::Receive(
+                    Instant::now(),
+                    Receive::new(Protocol::Udp, from, self.local, &buf[..n]).expect("receive"),
+                ),
+                Err(_) => Input::Timeout(Instant::now()),
+            };
+            self.rtc.handle_input(input).expect("handle_input");
+        }
+    }
+
+    /// Handles whatever arrived and is due, without blocking past `max`.
+    pub fn pump(&mut self, max: Duration) {
+        let deadline = Instant::now() + max;
+        self.drive_until(deadline, |_| false);
+    }
+
+    /// Declares an outgoing stream.
+    pub fn send_stream(&mut self, mid: &str, kind: MediaKind, ssrc: u32) {
+        let mut api = self.rtc.direct_api();
+        api.declare_media(mid.into(), kind);
+        api.declare_stream_tx(ssrc.into(), None, mid.into(), None);
+    }
+
+    /// Declares an incoming stream.
+    pub fn recv_stream(&mut self, mid: &str, kind: MediaKind, ssrc: u32) {
+        let mut api = self.rtc.direct_api();
+        api.declare_media(mid.into(), kind);
+        api.expect_stream_rx(ssrc.into(), None, mid.into(), None);
+    }
+
+    /// RTP packets received so far: (ssrc, seq, payload type, payload).
+    pub fn rtp(&self) -> Vec<(u32, u16, u8, Vec<u8>)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::RtpPacket(p) => Some((
+                    *p.header.ssrc,
+                    p.header.sequence_number,
+                    *p.header.payload_type,
+                    p.payload.to_vec(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Drives several peers round-robin until `deadline` or `done`.
+pub fn drive_all(peers: &mut [&mut Peer], deadline: Instant, mut done: impl FnMut(&mut [&mut Peer]) -> bool) -> bool {
+    loop {
+        if done(peers) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        for p in peers.iter_mut() {
+            p.pump(Duration::from_millis(2));
+        }
+    }
+}
