@@ -189,7 +189,10 @@ fn writers_append_into_one_compound() {
             media_ssrc: 0x42
         }
     );
-    assert!(matches!(got[3], Feedback::SenderReport { octet_count: 4, .. }));
+    assert!(matches!(
+        got[3],
+        Feedback::SenderReport { octet_count: 4, .. }
+    ));
     assert_eq!(crate_parse(&out).len(), 4);
 }
 

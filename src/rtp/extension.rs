@@ -229,7 +229,11 @@ pub fn find_extension<'a>(buf: &'a [u8], header: &RtpHeader, id: u8) -> Option<&
         match step(block, pos, form) {
             Step::End | Step::Stop | Step::Malformed => return None,
             Step::Padding => pos += 1,
-            Step::Element { id: found, hdr, data } => {
+            Step::Element {
+                id: found,
+                hdr,
+                data,
+            } => {
                 let data_start = pos + hdr;
                 if found == id {
                     return block.get(data_start..data_start + data);

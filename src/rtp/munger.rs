@@ -141,12 +141,9 @@ impl SeqTsMunger {
     /// Output sequence number and timestamp of the newest packet forwarded, if any
     /// (e.g. for building a sender report).
     pub fn last_out(&self) -> Option<(u16, u32)> {
-        self.state.as_ref().map(|s| {
-            (
-                s.highest_in.wrapping_add(s.seq_offset),
-                s.highest_out_ts,
-            )
-        })
+        self.state
+            .as_ref()
+            .map(|s| (s.highest_in.wrapping_add(s.seq_offset), s.highest_out_ts))
     }
 
     /// Maps the next input packet from the *new* source onto the old output stream
@@ -217,7 +214,9 @@ impl SeqTsMunger {
                     gap
                 };
                 (
-                    prev.highest_in.wrapping_add(prev.seq_offset).wrapping_add(1),
+                    prev.highest_in
+                        .wrapping_add(prev.seq_offset)
+                        .wrapping_add(1),
                     prev.highest_out_ts.wrapping_add(gap),
                 )
             }
@@ -279,7 +278,10 @@ mod tests {
         m.mark_resync();
         let keyframe = m.process(70, 400_000, Some(1_183_000));
         assert_eq!(keyframe, Some((1002, 53_000 + 180_000)));
-        assert_eq!(m.process(71, 403_000, Some(1_186_000)), Some((1003, 236_000)));
+        assert_eq!(
+            m.process(71, 403_000, Some(1_186_000)),
+            Some((1003, 236_000))
+        );
         // A packet from before the resume point is not forwarded.
         assert_eq!(m.process(69, 397_000, Some(1_186_000)), None);
         assert_eq!(m.process(9, 15_000, Some(1_186_000)), None);
@@ -303,7 +305,10 @@ mod tests {
     fn source_switch_across_input_wrap() {
         let mut m = SeqTsMunger::new(1, 200, 0);
         for i in 0..5u16 {
-            assert_eq!(m.process(65533u16.wrapping_add(i), 0, None), Some((200 + i, 0)));
+            assert_eq!(
+                m.process(65533u16.wrapping_add(i), 0, None),
+                Some((200 + i, 0))
+            );
         }
         // New source whose numbers are "behind" the old ones.
         m.mark_resync();
@@ -326,7 +331,10 @@ mod tests {
         assert_eq!(m.process(104, 0, None), Some((1004, 0)));
         assert_eq!(m.process(104, 0, None), None);
         // Out of the reorder window: dropped.
-        assert_eq!(m.process(104 + REORDER_WINDOW + 10, 0, None), Some((2038, 0)));
+        assert_eq!(
+            m.process(104 + REORDER_WINDOW + 10, 0, None),
+            Some((2038, 0))
+        );
         assert_eq!(m.process(105, 0, None), None);
         // Exactly REORDER_WINDOW behind: dropped; one less: still forwarded.
         assert_eq!(m.process(104 + 10, 0, None), None);

@@ -187,7 +187,10 @@ fn assert_remapped(got: &[u8], header: &Header, kept: Vec<Extension>, payload: &
     let theirs_area = &expected[tb.start..tb.start + tb.len];
     assert!(ob.len >= tb.len);
     assert_eq!(&ours_area[..tb.len], theirs_area);
-    assert!(ours_area[tb.len..].iter().all(|&b| b == 0), "{ours_area:x?}");
+    assert!(
+        ours_area[tb.len..].iter().all(|&b| b == 0),
+        "{ours_area:x?}"
+    );
     assert_eq!(&got[ours.header_len..], &expected[theirs.header_len..]);
 }
 
@@ -212,11 +215,7 @@ fn remap_one_byte_with_removal() {
         assert_remapped(
             &bytes,
             &header,
-            vec![
-                ext(2, &[0x11]),
-                ext(14, &[0x51, 0x52]),
-                ext(1, &[0xE0; 16]),
-            ],
+            vec![ext(2, &[0x11]), ext(14, &[0x51, 0x52]), ext(1, &[0xE0; 16])],
             payload,
         );
         let h2 = RtpHeader::parse(&bytes).unwrap();

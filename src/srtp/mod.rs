@@ -139,9 +139,10 @@ enum Transform {
 
 /// One direction (all SSRCs) of one transport.
 ///
-/// A context either only protects (outbound) or only unprotects (inbound), as
-/// RFC 3711 3.2 keys crypto contexts per direction; per-SSRC state is shared
-/// between the two operations, so mixing them on one context is not supported.
+/// A context either only protects (outbound) or only unprotects (inbound):
+/// DTLS-SRTP keys each direction separately (RFC 5764 4.2), and the per-SSRC
+/// state (RFC 3711 3.2.3) is shared by both operations, so mixing them on one
+/// context is not supported.
 pub struct SrtpContext {
     profile: SrtpProfile,
     transform: Transform,
@@ -276,9 +277,11 @@ impl SrtpContext {
         let ssrc = parse_rtcp_ssrc(buf.get(..len).ok_or(SrtpError::BufferTooSmall)?)?;
         let full = self.rtcp.len() >= MAX_SSRCS;
         let state = self.rtcp.get_mut(&ssrc);
-        // The first SRTCP index sent is 1, like libsrtp and webrtc-srtp (RFC
-        // 3711 3.3.2 only needs it unique per key). Never wrap: an index reused
-        // under the same key reuses keystream (RFC 3711 9.2).
+        // RFC 3711 3.4 starts the SRTCP index at 0, but libsrtp and webrtc-srtp
+        // increment before sending, so their first index is 1. Receivers take
+        // either; following them keeps our output byte-identical to both. Do
+        // not wrap mod 2^31 either: a reused index under the same key reuses
+        // keystream, so 9.2 requires a rekey first.
         let index = match &state {
             Some(s) if s.sent >= MAX_SRTCP_INDEX => return Err(SrtpError::IndexExhausted),
             Some(s) => s.sent + 1,

@@ -459,3 +459,143 @@ fn dual_stack_socket_speaks_plain_ipv4_addresses() {
         assert_eq!(rb.get(0).unwrap(), (&b"hi"[..], a_addr));
     });
 }
+
+/// Rough send throughput of the different paths; prints, asserts nothing about time.
+/// `cargo test --release --lib worker::udp::tests::send_throughput -- --ignored --nocapture`
+#[test]
+#[ignore = "measurement, not a test"]
+fn send_throughput() {
+    run(|| async {
+        let sock = MediaSocket::bind(v4(0)).unwrap();
+        // Sinks that never read: the kernel drops at their queues, which is fine here.
+        let sinks: Vec<_> = (0..32).map(|_| receiver("127.0.0.1")).collect();
+        let data = vec![0x5a; 1200];
+        const PACKETS: usize = 200_000;
+
+        let start = std::time::Instant::now();
+        for _ in 0..PACKETS {
+            sock.send_to(&data, sinks[0].1).await.unwrap();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        eprintln!(
+            "send_to x1:            {:>9.0} pkt/s",
+            PACKETS as f64 / secs
+        );
+
+        let mut batch = SendBatch::new();
+        for (name, dests, per_dest) in [
+            ("batch 32 -> 1 dest", 1, 32),
+            ("batch 4 x 8 dests", 8, 4),
+            ("batch 1 x 32 dests", 32, 1),
+        ] {
+            let mut total = SendReport::default();
+            let start = std::time::Instant::now();
+            for _ in 0..PACKETS / 32 {
+                // Interleaved like a forwarding loop: packet-major, destination-minor.
+                for _ in 0..per_dest {
+                    for (_, dest) in &sinks[..dests] {
+                        batch.push(*dest, &data);
+                    }
+                }
+                let r = sock.send_batch(&mut batch).await.unwrap();
+                total.datagrams += r.datagrams;
+                total.syscalls += r.syscalls;
+                total.gso_sends += r.gso_sends;
+                total.errors += r.errors;
+            }
+            let secs = start.elapsed().as_secs_f64();
+            eprintln!(
+                "{name:<22} {:>9.0} pkt/s, {:.2} datagrams/syscall, {total:?}",
+                total.datagrams as f64 / secs,
+                total.datagrams as f64 / total.syscalls as f64
+            );
+        }
+    });
+}
+
+/// Rough receive throughput with a blasting sender thread; prints, asserts nothing about time.
+#[test]
+#[ignore = "measurement, not a test"]
+fn recv_throughput() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    run(|| async {
+        let sock = MediaSocket::bind(v4(0)).unwrap();
+        let addr = sock.local_addr().unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let stop = done.clone();
+        // Sends until told to stop; the receiver counts what it got, drops included.
+        let sender = std::thread::spawn(move || {
+            let tx = StdUdpSocket::bind("127.0.0.1:0").unwrap();
+            let data = vec![0x5a; 1200];
+            let mut sent = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                tx.send_to(&data, addr).unwrap();
+                sent += 1;
+            }
+            sent
+        });
+        let mut batch = RecvBatch::new(32);
+        let (mut got, mut calls) = (0usize, 0usize);
+        let start = std::time::Instant::now();
+        while got < 300_000 {
+            got += sock.recv_batch(&mut batch).await.unwrap();
+            calls += 1;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        done.store(true, Ordering::Relaxed);
+        let sent = sender.join().unwrap();
+        eprintln!(
+            "recv_batch(32): {:>9.0} pkt/s, {:.1} datagrams/call (sender sent {sent})",
+            got as f64 / secs,
+            got as f64 / calls as f64
+        );
+    });
+}
+
+fn sun_of(p: &std::path::Path) -> libc::sockaddr_un {
+    let mut sun: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    sun.sun_family = libc::AF_UNIX as u16;
+    for (i, c) in p.to_str().unwrap().as_bytes().iter().enumerate() { sun.sun_path[i] = *c as i8; }
+    sun
+}
+
+#[test]
+fn tmp_nonblock_send_parks() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let pa = dir.path().join("a");
+        let pb = dir.path().join("b");
+        let a = glommio::net::UnixDatagram::bind(&pa).unwrap();
+        let b = std::rc::Rc::new(glommio::net::UnixDatagram::bind(&pb).unwrap());
+        let want = sun_of(&pa);
+        let mut fd = -1;
+        for cand in 0..1024 {
+            let mut sun: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+            let mut len = std::mem::size_of::<libc::sockaddr_un>() as u32;
+            if unsafe { libc::getsockname(cand, std::ptr::addr_of_mut!(sun).cast(), &mut len) } == 0
+                && sun.sun_family == libc::AF_UNIX as u16 && sun.sun_path[..60] == want.sun_path[..60] { fd = cand; break; }
+        }
+        assert!(fd >= 0);
+        unsafe {
+            let fl = libc::fcntl(fd, libc::F_GETFL);
+            libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+        }
+        let sb = sun_of(&pb);
+        let mut n = 0;
+        loop {
+            let r = unsafe { libc::sendto(fd, b"x".as_ptr().cast(), 1, libc::MSG_DONTWAIT, std::ptr::addr_of!(sb).cast(), std::mem::size_of::<libc::sockaddr_un>() as u32) };
+            if r < 0 { eprintln!("filled after {n}: {}", io::Error::last_os_error()); break; }
+            n += 1;
+        }
+        let b2 = b.clone();
+        let reader = glommio::spawn_local(async move {
+            let mut buf = [0u8; 16];
+            for _ in 0..n + 1 { b2.recv(&mut buf).await.unwrap(); }
+            eprintln!("reader drained");
+        });
+        let r = a.send_to(b"y", &pb).await;
+        eprintln!("glommio send_to on full queue: {r:?}");
+        reader.await;
+    });
+}
