@@ -115,9 +115,87 @@ impl Traffic {
     }
 }
 
+/// Upper bounds (microseconds) of the cumulative buckets reported with the latency
+/// histogram, for Prometheus-style consumers.
+pub const LATENCY_BUCKETS_US: [u64; 12] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 50000];
+
+/// Forwarding latency of one worker: receive completion to send submission, per
+/// forwarded datagram, in microseconds. Recorded once per send flush with the number
+/// of datagrams in it, so its cost does not grow with fan-out.
+#[derive(Debug, Clone)]
+pub struct LatencyHistogram {
+    hist: hdrhistogram::Histogram<u64>,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        // 1 us .. 60 s at 3 significant digits: ~30 KiB, allocated once per worker.
+        let hist = hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3)
+            .unwrap_or_else(|_| hdrhistogram::Histogram::new(3).unwrap_or_else(|_| unreachable!()));
+        Self { hist }
+    }
+}
+
+impl LatencyHistogram {
+    /// Records `count` datagrams that waited `micros`.
+    pub fn record(&mut self, micros: u64, count: u64) {
+        // Values beyond the upper bound are clamped rather than lost.
+        let _ = self.hist.record_n(micros.clamp(1, 60_000_000), count);
+    }
+
+    /// Number of datagrams recorded.
+    pub fn count(&self) -> u64 {
+        self.hist.len()
+    }
+
+    /// Forgets everything recorded.
+    pub fn reset(&mut self) {
+        self.hist.reset();
+    }
+
+    /// Percentiles, max and cumulative buckets as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        let h = &self.hist;
+        let q = |p: f64| if h.is_empty() { 0 } else { h.value_at_quantile(p) };
+        let buckets: Vec<serde_json::Value> = LATENCY_BUCKETS_US
+            .iter()
+            .map(|le| serde_json::json!({ "le": le, "count": h.count_between(0, *le) }))
+            .collect();
+        serde_json::json!({
+            "unit": "us",
+            "count": h.len(),
+            "p50": q(0.50),
+            "p90": q(0.90),
+            "p99": q(0.99),
+            "p999": q(0.999),
+            "max": if h.is_empty() { 0 } else { h.max() },
+            "mean": if h.is_empty() { 0.0 } else { h.mean() },
+            "sum": (h.mean() * h.len() as f64) as u64,
+            "buckets": buckets,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_percentiles_and_buckets() {
+        let mut l = LatencyHistogram::default();
+        l.record(3, 90);
+        l.record(40, 9);
+        l.record(2000, 1);
+        let j = l.to_json();
+        assert_eq!(j["count"], 100);
+        assert_eq!(j["p50"], 3);
+        assert_eq!(j["p99"], 40);
+        assert!(j["max"].as_u64().unwrap() >= 2000);
+        assert_eq!(j["buckets"][0]["count"], 90);
+        assert_eq!(j["buckets"][3]["count"], 99);
+        l.reset();
+        assert_eq!(l.count(), 0);
+    }
 
     #[test]
     fn drop_counters_count_by_reason() {

@@ -116,6 +116,7 @@ impl ControlError {
 pub enum Method {
     WorkerLoad,
     WorkerGetStats,
+    WorkerGetLatency,
     RouterCreate,
     RouterClose,
     RouterGetStats,
@@ -138,9 +139,10 @@ pub enum Method {
 
 impl Method {
     /// Every method with its wire name.
-    pub const ALL: [(&'static str, Self); 20] = [
+    pub const ALL: [(&'static str, Self); 21] = [
         ("worker.load", Self::WorkerLoad),
         ("worker.getStats", Self::WorkerGetStats),
+        ("worker.getLatency", Self::WorkerGetLatency),
         ("router.create", Self::RouterCreate),
         ("router.close", Self::RouterClose),
         ("router.getStats", Self::RouterGetStats),
@@ -183,7 +185,7 @@ impl Method {
     pub fn needs_target(self) -> bool {
         !matches!(
             self,
-            Self::WorkerLoad | Self::WorkerGetStats | Self::RouterCreate
+            Self::WorkerLoad | Self::WorkerGetStats | Self::WorkerGetLatency | Self::RouterCreate
         )
     }
 }
@@ -221,6 +223,15 @@ pub struct ConsumeData {
     pub mid: Option<String>,
     #[serde(default)]
     pub app_data: Value,
+}
+
+/// Data of `worker.getLatency`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LatencyData {
+    /// Start a new measurement window after reading.
+    #[serde(default)]
+    pub reset: bool,
 }
 
 /// Data of `router.create` and `transport.create` (both optional).

@@ -20,7 +20,7 @@ use crate::rtcp::{self, Feedback};
 use crate::rtp::extension::remap_extensions;
 use crate::rtp::{is_vp8_keyframe, rewrite, RtpHeader};
 use crate::srtp::SrtpError;
-use crate::stats::{DropCounters, DropReason, Traffic};
+use crate::stats::{DropCounters, DropReason, LatencyHistogram, Traffic};
 use crate::transport::{ice_state_name, WebRtcTransport};
 use crate::worker::udp::SendBatch;
 
@@ -62,6 +62,7 @@ pub struct WorkerCore {
     pub(crate) drops: DropCounters,
     pub(crate) rtp_in: Traffic,
     pub(crate) rtp_out: Traffic,
+    pub(crate) latency: LatencyHistogram,
     scratch: Vec<u8>,
     feedback: Vec<Feedback>,
     next_tick: Instant,
@@ -88,6 +89,7 @@ impl WorkerCore {
             drops: DropCounters::default(),
             rtp_in: Traffic::default(),
             rtp_out: Traffic::default(),
+            latency: LatencyHistogram::default(),
             scratch: Vec::with_capacity(1500),
             feedback: Vec::new(),
             next_tick: now,
@@ -102,6 +104,11 @@ impl WorkerCore {
     /// Drop counters by reason.
     pub fn drops(&self) -> &DropCounters {
         &self.drops
+    }
+
+    /// Records forwarding latency measured by the shell (see [`LatencyHistogram`]).
+    pub fn record_latency(&mut self, micros: u64, datagrams: u64) {
+        self.latency.record(micros, datagrams);
     }
 
     /// Takes the notifications produced so far, in order.
@@ -344,9 +351,6 @@ impl WorkerCore {
             let (Some(dest), Some(srtp_out)) = (ct.ice.selected(), ct.srtp_out.as_mut()) else {
                 continue;
             };
-            let Some((seq, ts)) = c.munger.process(hdr.sequence, hdr.timestamp, Some(arrival)) else {
-                continue;
-            };
             let room = len + srtp_out.profile().rtp_overhead();
             let slot = out.start(dest, room);
             let Some(dst) = slot.get_mut(..len) else {
@@ -354,11 +358,17 @@ impl WorkerCore {
                 continue;
             };
             dst.copy_from_slice(pkt);
-            rewrite(slot, c.ssrc, out_pt, seq, ts);
+            // Extensions first: a packet that cannot be remapped is dropped before the
+            // munger assigns it a sequence number, so it leaves no gap.
             if remap_extensions(slot, &hdr, &c.ext_map).is_err() {
                 out.commit(0);
                 continue;
             }
+            let Some((seq, ts)) = c.munger.process(hdr.sequence, hdr.timestamp, Some(arrival)) else {
+                out.commit(0);
+                continue;
+            };
+            rewrite(slot, c.ssrc, out_pt, seq, ts);
             match srtp_out.protect_rtp(slot, len) {
                 Ok(n) => {
                     out.commit(n);

@@ -11,7 +11,7 @@ use crate::channel::params::{
     DtlsFingerprint, DtlsParameters, DtlsRole, IceCandidate, IceParameters, MediaKind,
 };
 use crate::channel::{
-    parse_data, ConnectData, ConsumeData, ControlError, CreateData, Method, ProduceData, Request,
+    parse_data, ConnectData, ConsumeData, ControlError, CreateData, LatencyData, Method, ProduceData, Request,
     Response,
 };
 use crate::dtls::DtlsState;
@@ -85,6 +85,14 @@ impl WorkerCore {
         match method {
             Method::WorkerLoad => Ok(self.load_json()),
             Method::WorkerGetStats => Ok(self.worker_stats_json()),
+            Method::WorkerGetLatency => {
+                let d: LatencyData = parse_data(method, data)?;
+                let j = self.latency.to_json();
+                if d.reset {
+                    self.latency.reset();
+                }
+                Ok(j)
+            }
             Method::RouterCreate => {
                 let d: CreateData = parse_data(method, data)?;
                 let id = RouterId(new_id(|s| self.routers.contains_key(&RouterId(s.to_owned()))));
@@ -241,6 +249,7 @@ impl WorkerCore {
             "rtpBytesSent": self.rtp_out.bytes,
             "dropped": self.drops.to_json(),
             "droppedTotal": self.drops.total(),
+            "forwardingLatency": self.latency.to_json(),
             "load": self.load_json(),
         })
     }

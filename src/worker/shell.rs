@@ -109,6 +109,18 @@ impl Shared {
         }
     }
 
+    /// Sends a batch of forwarded datagrams received at `received`, recording their
+    /// receive-to-send-submission latency (one clock read and one histogram update per
+    /// flush, not per datagram).
+    async fn send_measured(&self, batch: &mut SendBatch, received: Instant) {
+        if batch.is_empty() {
+            return;
+        }
+        let micros = received.elapsed().as_micros() as u64;
+        self.core.borrow_mut().record_latency(micros, batch.len() as u64);
+        self.send(batch).await;
+    }
+
     /// Moves queued notifications to their connections' writers, and datagrams caused by
     /// control requests to the socket. Called after every unit of work, so a response
     /// always precedes the notifications its request caused.
@@ -174,19 +186,20 @@ async fn packet_loop(shared: Rc<Shared>) -> io::Result<()> {
     let mut sb = SendBatch::new();
     loop {
         let n = shared.socket.recv_batch(&mut rb).await?;
-        let now = Instant::now();
+        // Receive completion: the start of every forwarded datagram's in-daemon latency.
+        let received = Instant::now();
         for i in 0..n {
             {
                 let mut core = shared.core.borrow_mut();
                 if let Some((buf, from)) = rb.get_mut(i) {
-                    core.handle_datagram(now, from, buf, &mut sb);
+                    core.handle_datagram(received, from, buf, &mut sb);
                 }
             }
             if sb.len() >= SEND_FLUSH {
-                shared.send(&mut sb).await;
+                shared.send_measured(&mut sb, received).await;
             }
         }
-        shared.send(&mut sb).await;
+        shared.send_measured(&mut sb, received).await;
         shared.flush().await;
     }
 }

@@ -629,8 +629,8 @@ impl MediaSocket {
         }
 
         // glommio passes MSG_DONTWAIT itself and so do we; O_NONBLOCK additionally keeps any
-        // other plain syscall on this fd from stalling the whole core. io_uring still parks
-        // on a non-blocking socket (checked on Linux 6.18).
+        // other plain syscall on this fd from stalling the whole core. glommio's io_uring
+        // receives and sends still park on a non-blocking socket (checked on Linux 6.18).
         // SAFETY: fcntl on an fd we own with integer arguments only.
         let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
         // SAFETY: as above.
