@@ -7,6 +7,8 @@ pub mod channel;
 pub mod config;
 pub mod demux;
 pub mod dtls;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ice;
 pub mod ids;
 pub mod router;
