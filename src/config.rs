@@ -9,7 +9,11 @@ use serde::{Deserialize, Serialize};
 
 /// Command-line flags; every one can also come from the environment or the file.
 #[derive(Debug, Parser, Default)]
-#[command(name = "sfu", version, about = "Thread-per-core WebRTC SFU media daemon")]
+#[command(
+    name = "sfu",
+    version,
+    about = "Thread-per-core WebRTC SFU media daemon"
+)]
 pub struct Flags {
     /// TOML configuration file.
     #[arg(long, env = "SFU_CONFIG")]
@@ -134,8 +138,15 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from("/tmp/sfu")),
             pin: flags.pin.or(file.pin).unwrap_or(true),
             io_memory: flags.io_memory.or(file.io_memory).unwrap_or(1 << 20),
-            log: flags.log.clone().or(file.log).unwrap_or_else(|| "info".into()),
-            log_format: flags.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+            log: flags
+                .log
+                .clone()
+                .or(file.log)
+                .unwrap_or_else(|| "info".into()),
+            log_format: flags
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Text),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -157,7 +168,10 @@ impl Config {
         if self.io_memory < MIN_IO_MEMORY {
             return Err(ConfigError::Invalid {
                 key: "io_memory",
-                reason: format!("{} is below the minimum of {MIN_IO_MEMORY} bytes", self.io_memory),
+                reason: format!(
+                    "{} is below the minimum of {MIN_IO_MEMORY} bytes",
+                    self.io_memory
+                ),
             });
         }
         if let Some(ip) = self.announced_ip {

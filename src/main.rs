@@ -53,10 +53,17 @@ fn init_tracing(cfg: &Config) {
 }
 
 fn run(cfg: &Config) -> Result<(), String> {
-    std::fs::create_dir_all(&cfg.control)
-        .map_err(|e| format!("cannot create control directory {}: {e}", cfg.control.display()))?;
+    std::fs::create_dir_all(&cfg.control).map_err(|e| {
+        format!(
+            "cannot create control directory {}: {e}",
+            cfg.control.display()
+        )
+    })?;
     let identity = DtlsIdentity::generate().map_err(|e| e.to_string())?;
-    tracing::info!(fingerprint = identity.fingerprint_sha256(), "DTLS certificate generated");
+    tracing::info!(
+        fingerprint = identity.fingerprint_sha256(),
+        "DTLS certificate generated"
+    );
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     if cfg.pin && cores.is_empty() {
         tracing::warn!("cannot list CPU cores: workers are not pinned");
@@ -113,7 +120,10 @@ fn run(cfg: &Config) -> Result<(), String> {
     // One machine-readable line on stdout once every worker listens: what a supervisor
     // (the signaling process, tests) waits for instead of polling for sockets.
     workers.sort_by_key(|w| w["worker"].as_u64());
-    println!("{}", serde_json::json!({ "event": "ready", "workers": workers }));
+    println!(
+        "{}",
+        serde_json::json!({ "event": "ready", "workers": workers })
+    );
     for h in handles {
         let _ = h.join();
     }

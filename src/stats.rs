@@ -117,7 +117,8 @@ impl Traffic {
 
 /// Upper bounds (microseconds) of the cumulative buckets reported with the latency
 /// histogram, for Prometheus-style consumers.
-pub const LATENCY_BUCKETS_US: [u64; 12] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 50000];
+pub const LATENCY_BUCKETS_US: [u64; 12] =
+    [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 50000];
 
 /// Forwarding latency of one worker: receive completion to send submission, per
 /// forwarded datagram, in microseconds. Recorded once per send flush with the number
@@ -156,7 +157,13 @@ impl LatencyHistogram {
     /// Percentiles, max and cumulative buckets as JSON.
     pub fn to_json(&self) -> serde_json::Value {
         let h = &self.hist;
-        let q = |p: f64| if h.is_empty() { 0 } else { h.value_at_quantile(p) };
+        let q = |p: f64| {
+            if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(p)
+            }
+        };
         let buckets: Vec<serde_json::Value> = LATENCY_BUCKETS_US
             .iter()
             .map(|le| serde_json::json!({ "le": le, "count": h.count_between(0, *le) }))

@@ -6,116 +6,34 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{drive_all, Control, Daemon, Peer};
+use common::*;
 use serde_json::{json, Value};
 use str0m::format::Codec;
 use str0m::media::MediaKind;
-use str0m::rtp::RtpWrite;
-
-const AUDIO_SSRC: u32 = 0x1111_0001;
-const VIDEO_SSRC: u32 = 0x2222_0002;
-
-/// A VP8 payload: descriptor with S=1 PID=0, then a frame tag; keyframes carry the start
-/// code (RFC 6386 9.1), others have the P bit set. `i` makes every payload unique.
-fn vp8_payload(i: u32, keyframe: bool) -> Vec<u8> {
-    let mut p = vec![0x10, if keyframe { 0x00 } else { 0x01 }, 0x00, 0x00, 0x9d, 0x01, 0x2a];
-    p.extend_from_slice(&i.to_be_bytes());
-    p.extend(std::iter::repeat_n((i % 251) as u8, 1000));
-    p
-}
-
-fn opus_payload(i: u32) -> Vec<u8> {
-    let mut p = vec![0xfc];
-    p.extend_from_slice(&i.to_be_bytes());
-    p.extend(std::iter::repeat_n((i % 13) as u8, 100));
-    p
-}
-
-fn send(peer: &mut Peer, ssrc: u32, pt: u8, seq: u64, ts: u32, payload: Vec<u8>) {
-    let now = Instant::now();
-    let mut api = peer.rtc.direct_api();
-    let stream = api.stream_tx(&ssrc.into()).expect("declared stream");
-    stream.write_rtp(RtpWrite::new(pt.into(), seq.into(), ts, now, payload));
-}
-
-struct Room {
-    ctl: Control,
-    router: String,
-}
-
-impl Room {
-    fn transport(&mut self, peer: &mut Peer) -> String {
-        let t = self.ctl.ok("transport.create", Some(&self.router), json!({}));
-        assert_eq!(t["iceParameters"]["iceLite"], true);
-        assert_eq!(t["dtlsParameters"]["fingerprints"][0]["algorithm"], "sha-256");
-        peer.connect_to(&t);
-        let id = t["transportId"].as_str().unwrap().to_owned();
-        let dtls = peer.dtls_parameters();
-        self.ctl.ok("transport.connect", Some(&id), json!({ "dtlsParameters": dtls }));
-        id
-    }
-}
-
-fn produce(ctl: &mut Control, transport: &str, kind: &str, mime: &str, pt: u8, rate: u32, ssrc: u32) -> String {
-    let mut codec = json!({ "mimeType": mime, "payloadType": pt, "clockRate": rate,
-        "rtcpFeedback": [{"type": "nack", "parameter": "pli"}] });
-    if kind == "audio" {
-        codec["channels"] = json!(2);
-    }
-    let data = ctl.ok(
-        "transport.produce",
-        Some(transport),
-        json!({ "kind": kind, "rtpParameters": {
-            "mid": kind, "codecs": [codec], "encodings": [{ "ssrc": ssrc }], "rtcp": { "cname": "pub" } } }),
-    );
-    data["producerId"].as_str().unwrap().to_owned()
-}
-
-fn consume(ctl: &mut Control, transport: &str, producer: &str, peer: &mut Peer, mid: &str, kind: MediaKind) -> (String, u32) {
-    let caps = peer.rtp_capabilities();
-    let c = ctl.ok(
-        "transport.consume",
-        Some(transport),
-        json!({ "producerId": producer, "rtpCapabilities": caps }),
-    );
-    let ssrc = c["rtpParameters"]["encodings"][0]["ssrc"].as_u64().unwrap() as u32;
-    peer.recv_stream(mid, kind, ssrc);
-    (c["consumerId"].as_str().unwrap().to_owned(), ssrc)
-}
-
-fn wait_connected(peers: &mut [&mut Peer]) {
-    let ok = drive_all(peers, Instant::now() + Duration::from_secs(10), |ps| ps.iter().all(|p| p.connected));
-    assert!(ok, "ICE + DTLS did not complete for every peer");
-}
-
-fn wait_dtls_connected(ctl: &mut Control, transport: &str) {
-    let n = ctl.wait_event(transport, "dtlsstatechange");
-    let state = n["data"]["dtlsState"].as_str().unwrap().to_owned();
-    if state == "connecting" {
-        wait_dtls_connected(ctl, transport);
-    } else {
-        assert_eq!(state, "connected", "{n}");
-    }
-}
-
-/// Payloads received by `peer` for `ssrc`, in arrival order, with their sequence numbers.
-fn received(peer: &Peer, ssrc: u32) -> Vec<(u16, Vec<u8>)> {
-    peer.rtp().into_iter().filter(|p| p.0 == ssrc).map(|p| (p.1, p.3)).collect()
-}
 
 #[test]
 fn publisher_reaches_two_subscribers_and_nobody_else() {
     let daemon = Daemon::start(1);
     let mut ctl = daemon.control(0);
-    let router = ctl.ok("router.create", None, json!({}))["routerId"].as_str().unwrap().to_owned();
-    let other = ctl.ok("router.create", None, json!({}))["routerId"].as_str().unwrap().to_owned();
+    let router = ctl.ok("router.create", None, json!({}))["routerId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = ctl.ok("router.create", None, json!({}))["routerId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let mut room = Room { ctl, router };
 
-    let (mut publisher, mut s1, mut s2, mut outsider) = (Peer::new(), Peer::new(), Peer::new(), Peer::new());
+    let (mut publisher, mut s1, mut s2, mut outsider) =
+        (Peer::new(), Peer::new(), Peer::new(), Peer::new());
     let tp = room.transport(&mut publisher);
     let t1 = room.transport(&mut s1);
     let t2 = room.transport(&mut s2);
-    let mut lobby = Room { ctl: room.ctl, router: other };
+    let mut lobby = Room {
+        ctl: room.ctl,
+        router: other,
+    };
     let t3 = lobby.transport(&mut outsider);
     let mut ctl = lobby.ctl;
 
@@ -123,7 +41,15 @@ fn publisher_reaches_two_subscribers_and_nobody_else() {
     let vp8 = publisher.pt(Codec::Vp8);
     publisher.send_stream("a", MediaKind::Audio, AUDIO_SSRC);
     publisher.send_stream("v", MediaKind::Video, VIDEO_SSRC);
-    let pa = produce(&mut ctl, &tp, "audio", "audio/opus", opus, 48000, AUDIO_SSRC);
+    let pa = produce(
+        &mut ctl,
+        &tp,
+        "audio",
+        "audio/opus",
+        opus,
+        48000,
+        AUDIO_SSRC,
+    );
     let pv = produce(&mut ctl, &tp, "video", "video/VP8", vp8, 90000, VIDEO_SSRC);
 
     let (c1a, s1a) = consume(&mut ctl, &t1, &pa, &mut s1, "a", MediaKind::Audio);
@@ -152,8 +78,22 @@ fn publisher_reaches_two_subscribers_and_nobody_else() {
         let v = vp8_payload(i, i % 30 == 0);
         sent_audio.push(a.clone());
         sent_video.push(v.clone());
-        send(&mut publisher, AUDIO_SSRC, opus, 1000 + u64::from(i), i * 960, a);
-        send(&mut publisher, VIDEO_SSRC, vp8, 5000 + u64::from(i), i * 3000, v);
+        send(
+            &mut publisher,
+            AUDIO_SSRC,
+            opus,
+            1000 + u64::from(i),
+            i * 960,
+            a,
+        );
+        send(
+            &mut publisher,
+            VIDEO_SSRC,
+            vp8,
+            5000 + u64::from(i),
+            i * 3000,
+            v,
+        );
         for p in [&mut publisher, &mut s1, &mut s2, &mut outsider] {
             p.pump(Duration::from_millis(1));
         }
@@ -184,15 +124,27 @@ fn publisher_reaches_two_subscribers_and_nobody_else() {
         }
         // Sequence numbers are consecutive in the consumer's own numbering.
         let seqs: Vec<u16> = got.iter().map(|g| g.0).collect();
-        let gaps = seqs.windows(2).filter(|w| w[1] != w[0].wrapping_add(1)).count();
+        let gaps = seqs
+            .windows(2)
+            .filter(|w| w[1] != w[0].wrapping_add(1))
+            .count();
         assert!(gaps <= N as usize - want, "{name}: {gaps} sequence gaps");
     }
-    assert!(outsider.rtp().is_empty(), "a peer in another room received media");
+    assert!(
+        outsider.rtp().is_empty(),
+        "a peer in another room received media"
+    );
 
     let stats = ctl.ok("consumer.getStats", Some(&c1v), json!(null));
-    assert!(stats["packetsSent"].as_u64().unwrap() >= want as u64, "{stats}");
+    assert!(
+        stats["packetsSent"].as_u64().unwrap() >= want as u64,
+        "{stats}"
+    );
     let pstats = ctl.ok("producer.getStats", Some(&pv), json!(null));
-    assert!(pstats["packetsReceived"].as_u64().unwrap() >= want as u64, "{pstats}");
+    assert!(
+        pstats["packetsReceived"].as_u64().unwrap() >= want as u64,
+        "{pstats}"
+    );
 
     // Closing the video producer notifies each of its consumers, and only those.
     ctl.ok("producer.close", Some(&pv), json!(null));
@@ -200,7 +152,9 @@ fn publisher_reaches_two_subscribers_and_nobody_else() {
         ctl.wait_event(c, "producerclose");
     }
     assert!(
-        !ctl.notifications.iter().any(|n| n["target"] == c1a.as_str() || n["target"] == c2a.as_str()),
+        !ctl.notifications
+            .iter()
+            .any(|n| n["target"] == c1a.as_str() || n["target"] == c2a.as_str()),
         "audio consumers were told their producer closed: {:?}",
         ctl.notifications
     );
@@ -212,7 +166,10 @@ fn publisher_reaches_two_subscribers_and_nobody_else() {
 fn pause_and_resume_keep_sequence_numbers_continuous() {
     let daemon = Daemon::start(1);
     let mut ctl = daemon.control(0);
-    let router = ctl.ok("router.create", None, json!({}))["routerId"].as_str().unwrap().to_owned();
+    let router = ctl.ok("router.create", None, json!({}))["routerId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let mut room = Room { ctl, router };
     let (mut publisher, mut sub) = (Peer::new(), Peer::new());
     let tp = room.transport(&mut publisher);
@@ -220,36 +177,55 @@ fn pause_and_resume_keep_sequence_numbers_continuous() {
     let mut ctl = room.ctl;
     let opus = publisher.pt(Codec::Opus);
     publisher.send_stream("a", MediaKind::Audio, AUDIO_SSRC);
-    let pa = produce(&mut ctl, &tp, "audio", "audio/opus", opus, 48000, AUDIO_SSRC);
+    let pa = produce(
+        &mut ctl,
+        &tp,
+        "audio",
+        "audio/opus",
+        opus,
+        48000,
+        AUDIO_SSRC,
+    );
     let (ca, ssrc) = consume(&mut ctl, &ts, &pa, &mut sub, "a", MediaKind::Audio);
     wait_connected(&mut [&mut publisher, &mut sub]);
     wait_dtls_connected(&mut ctl, &tp);
     wait_dtls_connected(&mut ctl, &ts);
 
     let mut seq = 7000u64;
-    let mut burst = |publisher: &mut Peer, sub: &mut Peer, from: u32, n: u32, expect_total: usize| {
-        for i in from..from + n {
-            send(publisher, AUDIO_SSRC, opus, seq, i * 960, opus_payload(i));
-            seq += 1;
-            publisher.pump(Duration::from_millis(1));
-            sub.pump(Duration::from_millis(1));
-        }
-        drive_all(&mut [publisher, sub], Instant::now() + Duration::from_secs(3), |ps| {
-            received(ps[1], ssrc).len() >= expect_total
-        });
-    };
+    let mut burst =
+        |publisher: &mut Peer, sub: &mut Peer, from: u32, n: u32, expect_total: usize| {
+            for i in from..from + n {
+                send(publisher, AUDIO_SSRC, opus, seq, i * 960, opus_payload(i));
+                seq += 1;
+                publisher.pump(Duration::from_millis(1));
+                sub.pump(Duration::from_millis(1));
+            }
+            drive_all(
+                &mut [publisher, sub],
+                Instant::now() + Duration::from_secs(3),
+                |ps| received(ps[1], ssrc).len() >= expect_total,
+            );
+        };
     burst(&mut publisher, &mut sub, 0, 50, 50);
     let before = received(&sub, ssrc).len();
     assert!(before >= 49, "only {before} packets before pause");
 
     ctl.ok("consumer.pause", Some(&ca), json!(null));
     burst(&mut publisher, &mut sub, 50, 50, usize::MAX);
-    assert_eq!(received(&sub, ssrc).len(), before, "packets arrived while paused");
+    assert_eq!(
+        received(&sub, ssrc).len(),
+        before,
+        "packets arrived while paused"
+    );
 
     ctl.ok("consumer.resume", Some(&ca), json!(null));
     burst(&mut publisher, &mut sub, 100, 50, before + 50);
     let got = received(&sub, ssrc);
-    assert!(got.len() >= before + 49, "only {} packets after resume", got.len() - before);
+    assert!(
+        got.len() >= before + 49,
+        "only {} packets after resume",
+        got.len() - before
+    );
     let (last_before, first_after) = (got[before - 1].0, got[before].0);
     assert_eq!(
         first_after,
@@ -264,7 +240,10 @@ fn pause_and_resume_keep_sequence_numbers_continuous() {
 fn wrong_fingerprint_fails_the_transport_and_accepts_no_media() {
     let daemon = Daemon::start(1);
     let mut ctl = daemon.control(0);
-    let router = ctl.ok("router.create", None, json!({}))["routerId"].as_str().unwrap().to_owned();
+    let router = ctl.ok("router.create", None, json!({}))["routerId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let mut publisher = Peer::new();
     let t = ctl.ok("transport.create", Some(&router), json!({}));
     publisher.connect_to(&t);
@@ -277,16 +256,33 @@ fn wrong_fingerprint_fails_the_transport_and_accepts_no_media() {
     );
     let opus = publisher.pt(Codec::Opus);
     publisher.send_stream("a", MediaKind::Audio, AUDIO_SSRC);
-    produce(&mut ctl, &tid, "audio", "audio/opus", opus, 48000, AUDIO_SSRC);
+    produce(
+        &mut ctl,
+        &tid,
+        "audio",
+        "audio/opus",
+        opus,
+        48000,
+        AUDIO_SSRC,
+    );
     // The peer completes its side of the handshake (it trusts us), the daemon must not.
     let deadline = Instant::now() + Duration::from_secs(10);
     publisher.drive_until(deadline, |p| p.connected);
     let failed = ctl.wait_for("dtls failed", |n| {
-        n["target"] == tid.as_str() && n["event"] == "dtlsstatechange" && n["data"]["dtlsState"] == "failed"
+        n["target"] == tid.as_str()
+            && n["event"] == "dtlsstatechange"
+            && n["data"]["dtlsState"] == "failed"
     });
     assert_eq!(failed["data"]["dtlsState"], "failed");
     for i in 0..20 {
-        send(&mut publisher, AUDIO_SSRC, opus, 100 + i, i as u32 * 960, opus_payload(i as u32));
+        send(
+            &mut publisher,
+            AUDIO_SSRC,
+            opus,
+            100 + i,
+            i as u32 * 960,
+            opus_payload(i as u32),
+        );
         publisher.pump(Duration::from_millis(2));
     }
     let stats: Value = ctl.ok("transport.getStats", Some(&tid), json!(null));

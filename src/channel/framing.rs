@@ -90,7 +90,10 @@ mod tests {
         }
         assert_eq!(
             out,
-            vec![Frame::Body(b"{\"a\":1}".to_vec()), Frame::Body(b"[]".to_vec())]
+            vec![
+                Frame::Body(b"{\"a\":1}".to_vec()),
+                Frame::Body(b"[]".to_vec())
+            ]
         );
     }
 

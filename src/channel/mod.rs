@@ -88,7 +88,10 @@ pub enum ControlError {
     #[error("no {kind} with id {id:?}")]
     NotFound { kind: &'static str, id: String },
     #[error("invalid data for {method}: {reason}")]
-    InvalidData { method: &'static str, reason: String },
+    InvalidData {
+        method: &'static str,
+        reason: String,
+    },
     #[error("{0}")]
     InvalidState(String),
     #[error("{0}")]
@@ -252,9 +255,13 @@ pub fn parse_data<T: serde::de::DeserializeOwned>(
     } else {
         data
     };
-    serde_json::from_value(data).map_err(|e| ControlError::InvalidData {
+    // The path names the offending field, e.g. "dtlsParameters.fingerprints[0].value".
+    serde_path_to_error::deserialize(data).map_err(|e| ControlError::InvalidData {
         method: method.name(),
-        reason: e.to_string(),
+        reason: match e.path().to_string().as_str() {
+            "." => e.inner().to_string(),
+            path => format!("{path}: {}", e.inner()),
+        },
     })
 }
 
@@ -297,7 +304,10 @@ mod tests {
     #[test]
     fn responses_serialize_in_the_documented_shape() {
         let ok = serde_json::to_value(Response::accepted(3, serde_json::json!({"a": 1}))).unwrap();
-        assert_eq!(ok, serde_json::json!({"id": 3, "accepted": true, "data": {"a": 1}}));
+        assert_eq!(
+            ok,
+            serde_json::json!({"id": 3, "accepted": true, "data": {"a": 1}})
+        );
         let err = serde_json::to_value(Response::error(
             Some(4),
             &ControlError::NotFound {

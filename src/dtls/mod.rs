@@ -58,7 +58,8 @@ impl DtlsIdentity {
             .certificate
             .first()
             .ok_or_else(|| DtlsError::Certificate("no certificate generated".into()))?;
-        let fingerprint = fingerprint_hex(ring::digest::digest(&ring::digest::SHA256, der).as_ref());
+        let fingerprint =
+            fingerprint_hex(ring::digest::digest(&ring::digest::SHA256, der).as_ref());
         let config = ConfigBuilder::default()
             .with_crypto_provider(provider)
             .with_certificates(vec![cert])
@@ -118,6 +119,40 @@ pub fn fingerprint_matches(der: &[u8], fingerprints: &[DtlsFingerprint]) -> bool
         let want = fingerprint_hex(ring::digest::digest(alg, der).as_ref());
         want.eq_ignore_ascii_case(fp.value.trim())
     })
+}
+
+/// Why a datagram is not acceptable DTLS for us, before the DTLS engine sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordCheck {
+    /// Record headers or lengths do not add up (RFC 6347 4.1).
+    Malformed,
+    /// A content type we never accept: application data (no data channels here),
+    /// heartbeat, or an unknown type. The DTLS engine would drop these silently; we count.
+    Unexpected,
+}
+
+/// Walks the records of a datagram: 13-byte headers (RFC 6347 4.1) whose lengths must
+/// exactly fill the datagram, each of content type change_cipher_spec (20), alert (21) or
+/// handshake (22).
+pub fn check_records(datagram: &[u8]) -> Result<(), RecordCheck> {
+    let mut rest = datagram;
+    if rest.is_empty() {
+        return Err(RecordCheck::Malformed);
+    }
+    while !rest.is_empty() {
+        let Some(header) = rest.get(..13) else {
+            return Err(RecordCheck::Malformed);
+        };
+        let len = usize::from(u16::from_be_bytes([header[11], header[12]]));
+        let Some(next) = rest.get(13 + len..) else {
+            return Err(RecordCheck::Malformed);
+        };
+        if !matches!(header[0], 20..=22) {
+            return Err(RecordCheck::Unexpected);
+        }
+        rest = next;
+    }
+    Ok(())
 }
 
 /// DTLS state as reported to the control client.
@@ -247,14 +282,20 @@ impl DtlsServer {
         };
         let fps = self.remote_fingerprints.as_deref().unwrap_or_default();
         if !fingerprint_matches(der, fps) {
-            return DtlsOutcome::Failed("remote certificate does not match the signalled fingerprint".into());
+            return DtlsOutcome::Failed(
+                "remote certificate does not match the signalled fingerprint".into(),
+            );
         }
         let profile = match state.srtp_protection_profile() {
             SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm => SrtpProfile::AeadAes128Gcm,
             SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => SrtpProfile::Aes128CmHmacSha1_80,
             other => return DtlsOutcome::Failed(format!("unsupported SRTP profile {other:?}")),
         };
-        match state.export_keying_material("EXTRACTOR-dtls_srtp", &[], profile.keying_material_len()) {
+        match state.export_keying_material(
+            "EXTRACTOR-dtls_srtp",
+            &[],
+            profile.keying_material_len(),
+        ) {
             Ok(material) => DtlsOutcome::Connected {
                 profile,
                 keying_material: material.as_ref().to_vec(),
@@ -292,6 +333,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn record_framing_is_checked() {
+        let rec = |ct: u8, body: &[u8]| {
+            let mut r = vec![ct, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 1];
+            r.extend_from_slice(&(body.len() as u16).to_be_bytes());
+            r.extend_from_slice(body);
+            r
+        };
+        assert_eq!(check_records(&rec(22, &[1, 2, 3])), Ok(()));
+        let mut two = rec(22, &[1]);
+        two.extend(rec(20, &[1]));
+        assert_eq!(check_records(&two), Ok(()));
+        assert_eq!(check_records(&rec(23, &[1])), Err(RecordCheck::Unexpected));
+        let mut short = rec(22, &[1, 2, 3]);
+        short.pop();
+        assert_eq!(check_records(&short), Err(RecordCheck::Malformed));
+        assert_eq!(check_records(&[22, 0xfe]), Err(RecordCheck::Malformed));
+        assert_eq!(check_records(&[]), Err(RecordCheck::Malformed));
+    }
+
+    #[test]
     fn identity_has_a_sha256_fingerprint() {
         let id = DtlsIdentity::generate().unwrap();
         let fp = id.fingerprint_sha256();
@@ -307,7 +368,10 @@ mod tests {
             algorithm: alg.into(),
             value: v.into(),
         };
-        assert!(fingerprint_matches(der, &[fp("sha-256", &sha256.to_lowercase())]));
+        assert!(fingerprint_matches(
+            der,
+            &[fp("sha-256", &sha256.to_lowercase())]
+        ));
         assert!(!fingerprint_matches(der, &[fp("sha-384", &sha256)]));
         assert!(!fingerprint_matches(der, &[fp("md5", &sha256)]));
         assert!(!fingerprint_matches(der, &[]));

@@ -71,7 +71,10 @@ pub struct Producer {
 impl Producer {
     /// Clock rate of a media payload type.
     pub fn clock_rate(&self, pt: u8) -> Option<u32> {
-        self.media_pts.iter().find(|(p, _)| *p == pt).map(|(_, r)| *r)
+        self.media_pts
+            .iter()
+            .find(|(p, _)| *p == pt)
+            .map(|(_, r)| *r)
     }
 
     /// Records that a keyframe is wanted. Returns true when a PLI should go out now;

@@ -3,8 +3,8 @@
 //! one encoding per producer).
 
 use crate::channel::params::{
-    CodecParameters, MediaKind, RtpCodecCapability, RtcpFeedback, RtcpParameters, RtpCapabilities, RtpCodecParameters,
-    RtpEncodingParameters, RtpHeaderExtensionParameters, RtpParameters,
+    CodecParameters, MediaKind, RtcpFeedback, RtcpParameters, RtpCapabilities, RtpCodecCapability,
+    RtpCodecParameters, RtpEncodingParameters, RtpHeaderExtensionParameters, RtpParameters,
 };
 use crate::channel::ControlError;
 
@@ -52,7 +52,10 @@ pub fn validate_producer(
     };
     for c in &params.codecs {
         if c.payload_type > 127 {
-            return Err(invalid(format!("payload type {} is not 0..=127", c.payload_type)));
+            return Err(invalid(format!(
+                "payload type {} is not 0..=127",
+                c.payload_type
+            )));
         }
         if c.clock_rate == 0 {
             return Err(invalid(format!("codec {} has clockRate 0", c.mime_type)));
@@ -89,7 +92,10 @@ pub fn validate_producer(
     Ok(ProducerStream {
         ssrc,
         rtx_ssrc,
-        media_pts: media.iter().map(|c| (c.payload_type, c.clock_rate)).collect(),
+        media_pts: media
+            .iter()
+            .map(|c| (c.payload_type, c.clock_rate))
+            .collect(),
         vp8: first.mime_type.eq_ignore_ascii_case("video/VP8"),
     })
 }
@@ -114,7 +120,10 @@ fn param_str(params: &CodecParameters, key: &str) -> String {
 }
 
 fn codec_matches(kind: MediaKind, p: &RtpCodecParameters, cap: &RtpCodecCapability) -> bool {
-    if cap.kind != kind || !p.mime_type.eq_ignore_ascii_case(&cap.mime_type) || p.clock_rate != cap.clock_rate {
+    if cap.kind != kind
+        || !p.mime_type.eq_ignore_ascii_case(&cap.mime_type)
+        || p.clock_rate != cap.clock_rate
+    {
         return false;
     }
     if kind == MediaKind::Audio && p.channels.unwrap_or(1) != cap.channels.unwrap_or(1) {
@@ -124,9 +133,12 @@ fn codec_matches(kind: MediaKind, p: &RtpCodecParameters, cap: &RtpCodecCapabili
         // The packetization mode must agree (RFC 6184 section 8.1); profiles are the
         // decoder's business and browsers decode the profiles they offer.
         "video/h264" => {
-            param_str(&p.parameters, "packetization-mode") == param_str(&cap.parameters, "packetization-mode")
+            param_str(&p.parameters, "packetization-mode")
+                == param_str(&cap.parameters, "packetization-mode")
         }
-        "video/vp9" => param_str(&p.parameters, "profile-id") == param_str(&cap.parameters, "profile-id"),
+        "video/vp9" => {
+            param_str(&p.parameters, "profile-id") == param_str(&cap.parameters, "profile-id")
+        }
         _ => true,
     }
 }
@@ -145,7 +157,9 @@ pub fn consumer_stream(
     for p in producer.codecs.iter().filter(|c| c.is_media()) {
         let found = caps.codecs.iter().find(|cap| codec_matches(kind, p, cap));
         let Some(cap) = found else { continue };
-        if cap.preferred_payload_type > 127 || pt_map.iter().any(|(_, c)| *c == cap.preferred_payload_type) {
+        if cap.preferred_payload_type > 127
+            || pt_map.iter().any(|(_, c)| *c == cap.preferred_payload_type)
+        {
             continue;
         }
         if codecs.is_empty() {
@@ -281,9 +295,20 @@ mod tests {
 
     #[test]
     fn consumer_gets_its_own_payload_types_and_extension_ids() {
-        let s = consumer_stream(MediaKind::Video, &vp8_producer(), &caps(), 5555, Some("0".into())).unwrap();
+        let s = consumer_stream(
+            MediaKind::Video,
+            &vp8_producer(),
+            &caps(),
+            5555,
+            Some("0".into()),
+        )
+        .unwrap();
         assert_eq!(s.pt_map, vec![(96, 100)]);
-        assert_eq!(s.ext_map, vec![(2, 3)], "mid is not forwarded, orientation not negotiated");
+        assert_eq!(
+            s.ext_map,
+            vec![(2, 3)],
+            "mid is not forwarded, orientation not negotiated"
+        );
         let p = &s.rtp_parameters;
         assert_eq!(p.codecs.len(), 1);
         assert_eq!(p.codecs[0].payload_type, 100);

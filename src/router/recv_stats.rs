@@ -111,7 +111,10 @@ impl RecvStats {
             Some((lsr, at)) => {
                 // DLSR in units of 1/65536 s.
                 let d = now.saturating_duration_since(at);
-                (lsr, (d.as_secs_f64() * 65536.0).min(f64::from(u32::MAX)) as u32)
+                (
+                    lsr,
+                    (d.as_secs_f64() * 65536.0).min(f64::from(u32::MAX)) as u32,
+                )
             }
             None => (0, 0),
         };

@@ -54,13 +54,21 @@ pub struct WebRtcTransport {
 
 impl std::fmt::Debug for DtlsServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DtlsServer").field("state", &self.state()).finish()
+        f.debug_struct("DtlsServer")
+            .field("state", &self.state())
+            .finish()
     }
 }
 
 impl WebRtcTransport {
     /// A new transport with fresh ICE credentials.
-    pub fn new(id: TransportId, router: RouterId, identity: &DtlsIdentity, now: Instant, app_data: Value) -> Self {
+    pub fn new(
+        id: TransportId,
+        router: RouterId,
+        identity: &DtlsIdentity,
+        now: Instant,
+        app_data: Value,
+    ) -> Self {
         Self {
             id,
             router,

@@ -12,7 +12,7 @@ use slab::Slab;
 
 use crate::channel::Notification;
 use crate::demux::{classify, PacketClass};
-use crate::dtls::{DtlsIdentity, DtlsState};
+use crate::dtls::{check_records, DtlsIdentity, DtlsState, RecordCheck};
 use crate::ice::{self, IceEvent};
 use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
 use crate::router::{ConnId, Consumer, ConsumerKey, Producer, ProducerKey, Router, TransportKey};
@@ -142,7 +142,13 @@ impl WorkerCore {
         now.saturating_duration_since(self.epoch.0).as_micros() as u64
     }
 
-    pub(crate) fn notify(&mut self, router: &RouterId, target: &str, event: &'static str, data: Value) {
+    pub(crate) fn notify(
+        &mut self,
+        router: &RouterId,
+        target: &str,
+        event: &'static str,
+        data: Value,
+    ) {
         if let Some(r) = self.routers.get(router) {
             self.notifications.push((
                 r.owner,
@@ -164,7 +170,13 @@ impl WorkerCore {
     }
 
     /// Handles one received datagram. `buf` is the datagram and may be modified in place.
-    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, buf: &mut [u8], out: &mut SendBatch) {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        buf: &mut [u8],
+        out: &mut SendBatch,
+    ) {
         match classify(buf) {
             PacketClass::Stun => self.on_stun(now, from, buf, out),
             PacketClass::Unknown => self.drop_packet(DropReason::UnknownProtocol, None),
@@ -192,10 +204,11 @@ impl WorkerCore {
             return self.drop_packet(DropReason::StunUnknownUfrag, None);
         };
         match t.ice.handle_stun(now, from, buf, &mut self.scratch) {
-            Ok(respond) => {
-                if respond {
-                    out.push(from, &self.scratch);
-                }
+            // Only an answered request proved knowledge of our ice-pwd (MESSAGE-INTEGRITY):
+            // only then may its source address carry DTLS and SRTP for this transport.
+            // Indications and responses (Ok(false)) are unauthenticated.
+            Ok(true) => {
+                out.push(from, &self.scratch);
                 if let Some(forgotten) = t.validate_addr(from) {
                     if self.by_addr.get(&forgotten) == Some(&tk) {
                         self.by_addr.remove(&forgotten);
@@ -204,6 +217,7 @@ impl WorkerCore {
                 self.by_addr.insert(from, tk);
                 self.drain_ice_events(tk);
             }
+            Ok(false) => self.drain_ice_events(tk),
             Err(e) => {
                 tracing::debug!(error = %e, %from, "STUN rejected");
                 self.drop_packet(DropReason::StunInvalid, Some(tk));
@@ -219,17 +233,43 @@ impl WorkerCore {
             match ev {
                 IceEvent::StateChanged(s) => {
                     tracing::info!(transport = %id, state = ice_state_name(s), "ICE state");
-                    self.notify(&router, &id, "icestatechange", json!({ "iceState": ice_state_name(s) }));
+                    self.notify(
+                        &router,
+                        &id,
+                        "icestatechange",
+                        json!({ "iceState": ice_state_name(s) }),
+                    );
                 }
                 IceEvent::SelectedTupleChanged(_) => {
                     let tuple = t.tuple_json(local);
-                    self.notify(&router, &id, "iceselectedtuplechange", json!({ "iceSelectedTuple": tuple }));
+                    self.notify(
+                        &router,
+                        &id,
+                        "iceselectedtuplechange",
+                        json!({ "iceSelectedTuple": tuple }),
+                    );
                 }
             }
         }
     }
 
-    fn on_dtls(&mut self, now: Instant, tk: TransportKey, from: SocketAddr, buf: &[u8], out: &mut SendBatch) {
+    fn on_dtls(
+        &mut self,
+        now: Instant,
+        tk: TransportKey,
+        from: SocketAddr,
+        buf: &[u8],
+        out: &mut SendBatch,
+    ) {
+        match check_records(buf) {
+            Ok(()) => {}
+            Err(RecordCheck::Malformed) => {
+                return self.drop_packet(DropReason::Malformed, Some(tk))
+            }
+            Err(RecordCheck::Unexpected) => {
+                return self.drop_packet(DropReason::DtlsError, Some(tk))
+            }
+        }
         let Some(t) = self.transports.get_mut(tk) else {
             return self.drop_packet(DropReason::UnknownSource, None);
         };
@@ -265,13 +305,23 @@ impl WorkerCore {
         out: &mut SendBatch,
     ) {
         tracing::info!(transport = %id, state = state.name(), "DTLS state");
-        self.notify(router, id, "dtlsstatechange", json!({ "dtlsState": state.name() }));
+        self.notify(
+            router,
+            id,
+            "dtlsstatechange",
+            json!({ "dtlsState": state.name() }),
+        );
         if state == DtlsState::Connected {
             // Subscribers can decrypt from now on: get them a keyframe.
             let producers: Vec<ProducerKey> = self
                 .transports
                 .get(tk)
-                .map(|t| t.consumers.iter().filter_map(|c| self.consumers.get(*c).map(|c| c.producer)).collect())
+                .map(|t| {
+                    t.consumers
+                        .iter()
+                        .filter_map(|c| self.consumers.get(*c).map(|c| c.producer))
+                        .collect()
+                })
                 .unwrap_or_default();
             for pk in producers {
                 self.request_keyframe(now, pk, out);
@@ -292,7 +342,9 @@ impl WorkerCore {
             rtp_out,
             ..
         } = self;
-        let Some(t) = transports.get_mut(tk) else { return };
+        let Some(t) = transports.get_mut(tk) else {
+            return;
+        };
         let Some(srtp) = t.srtp_in.as_mut() else {
             t.drops += 1;
             return drops.count(DropReason::NotReady);
@@ -315,7 +367,9 @@ impl WorkerCore {
         };
         t.rtp_in.add(len);
         rtp_in.add(len);
-        let Some(p) = producers.get_mut(pk) else { return };
+        let Some(p) = producers.get_mut(pk) else {
+            return;
+        };
         if Some(hdr.ssrc) == p.rtx_ssrc {
             // Retransmissions are answered by NACK/RTX support, which is not built yet.
             p.rtx_packets += 1;
@@ -333,7 +387,9 @@ impl WorkerCore {
         }
         let keyframe = p.vp8 && is_vp8_keyframe(hdr.payload(pkt));
         for &ck in &p.consumers {
-            let Some(c) = consumers.get_mut(ck) else { continue };
+            let Some(c) = consumers.get_mut(ck) else {
+                continue;
+            };
             if !c.active() {
                 continue;
             }
@@ -343,11 +399,17 @@ impl WorkerCore {
                 }
                 c.wait_keyframe = false;
             }
-            let out_pt = c.pt_map.get(usize::from(hdr.payload_type)).copied().unwrap_or(0xff);
+            let out_pt = c
+                .pt_map
+                .get(usize::from(hdr.payload_type))
+                .copied()
+                .unwrap_or(0xff);
             if out_pt == 0xff {
                 continue;
             }
-            let Some(ct) = transports.get_mut(c.transport) else { continue };
+            let Some(ct) = transports.get_mut(c.transport) else {
+                continue;
+            };
             let (Some(dest), Some(srtp_out)) = (ct.ice.selected(), ct.srtp_out.as_mut()) else {
                 continue;
             };
@@ -364,7 +426,8 @@ impl WorkerCore {
                 out.commit(0);
                 continue;
             }
-            let Some((seq, ts)) = c.munger.process(hdr.sequence, hdr.timestamp, Some(arrival)) else {
+            let Some((seq, ts)) = c.munger.process(hdr.sequence, hdr.timestamp, Some(arrival))
+            else {
                 out.commit(0);
                 continue;
             };
@@ -383,7 +446,9 @@ impl WorkerCore {
     }
 
     fn on_rtcp(&mut self, now: Instant, tk: TransportKey, buf: &mut [u8], out: &mut SendBatch) {
-        let Some(t) = self.transports.get_mut(tk) else { return };
+        let Some(t) = self.transports.get_mut(tk) else {
+            return;
+        };
         let Some(srtp) = t.srtp_in.as_mut() else {
             return self.drop_packet(DropReason::NotReady, Some(tk));
         };
@@ -394,7 +459,9 @@ impl WorkerCore {
         t.rtcp_in.add(len);
         let mut feedback = std::mem::take(&mut self.feedback);
         feedback.clear();
-        let parsed = buf.get(..len).map(|b| rtcp::parse_compound(b, &mut feedback));
+        let parsed = buf
+            .get(..len)
+            .map(|b| rtcp::parse_compound(b, &mut feedback));
         if !matches!(parsed, Some(Ok(()))) {
             self.drop_packet(DropReason::RtcpMalformed, Some(tk));
         }
@@ -405,11 +472,17 @@ impl WorkerCore {
     }
 
     fn on_feedback(&mut self, now: Instant, tk: TransportKey, fb: Feedback, out: &mut SendBatch) {
-        let Some(t) = self.transports.get(tk) else { return };
+        let Some(t) = self.transports.get(tk) else {
+            return;
+        };
         match fb {
             Feedback::Pli { media_ssrc, .. } => {
-                let Some(&ck) = t.consumers_by_ssrc.get(&media_ssrc) else { return };
-                let Some(c) = self.consumers.get_mut(ck) else { return };
+                let Some(&ck) = t.consumers_by_ssrc.get(&media_ssrc) else {
+                    return;
+                };
+                let Some(c) = self.consumers.get_mut(ck) else {
+                    return;
+                };
                 c.plis_received += 1;
                 let pk = c.producer;
                 self.request_keyframe(now, pk, out);
@@ -420,19 +493,34 @@ impl WorkerCore {
                     .filter_map(|(ssrc, _)| t.consumers_by_ssrc.get(ssrc).copied())
                     .collect();
                 for ck in targets {
-                    let Some(c) = self.consumers.get_mut(ck) else { continue };
+                    let Some(c) = self.consumers.get_mut(ck) else {
+                        continue;
+                    };
                     c.firs_received += 1;
                     let pk = c.producer;
                     self.request_keyframe(now, pk, out);
                 }
             }
             Feedback::Nack { media_ssrc, .. } => {
-                if let Some(c) = t.consumers_by_ssrc.get(&media_ssrc).and_then(|ck| self.consumers.get_mut(*ck)) {
+                if let Some(c) = t
+                    .consumers_by_ssrc
+                    .get(&media_ssrc)
+                    .and_then(|ck| self.consumers.get_mut(*ck))
+                {
                     c.nacks_received += 1;
                 }
             }
-            Feedback::SenderReport { ssrc, ntp_time, rtp_time, .. } => {
-                if let Some(p) = t.producers_by_ssrc.get(&ssrc).and_then(|pk| self.producers.get_mut(*pk)) {
+            Feedback::SenderReport {
+                ssrc,
+                ntp_time,
+                rtp_time,
+                ..
+            } => {
+                if let Some(p) = t
+                    .producers_by_ssrc
+                    .get(&ssrc)
+                    .and_then(|pk| self.producers.get_mut(*pk))
+                {
                     p.last_sr = Some((ntp_time, rtp_time, now));
                     p.recv.on_sender_report(ntp_time, now);
                 }
@@ -440,13 +528,19 @@ impl WorkerCore {
             Feedback::ReceiverReport { reports, .. } => {
                 let now_mid = (self.ntp(now) >> 16) as u32;
                 for block in reports {
-                    let Some(&ck) = t.consumers_by_ssrc.get(&block.ssrc) else { continue };
-                    let Some(c) = self.consumers.get_mut(ck) else { continue };
+                    let Some(&ck) = t.consumers_by_ssrc.get(&block.ssrc) else {
+                        continue;
+                    };
+                    let Some(c) = self.consumers.get_mut(ck) else {
+                        continue;
+                    };
                     c.fraction_lost = block.fraction_lost;
                     c.packets_lost_reported = block.total_lost;
                     if block.last_sr != 0 {
                         // RFC 3550 6.4.1: RTT = A - LSR - DLSR, in 1/65536 s.
-                        let rtt = now_mid.wrapping_sub(block.last_sr).wrapping_sub(block.delay_since_last_sr);
+                        let rtt = now_mid
+                            .wrapping_sub(block.last_sr)
+                            .wrapping_sub(block.delay_since_last_sr);
                         if rtt < 65536 * 10 {
                             c.rtt_ms = Some(f64::from(rtt) * 1000.0 / 65536.0);
                         }
@@ -463,22 +557,26 @@ impl WorkerCore {
     /// [`crate::router::KEYFRAME_REQUEST_INTERVAL`]; a request inside the interval is
     /// deferred to the timer, not lost.
     pub(crate) fn request_keyframe(&mut self, now: Instant, pk: ProducerKey, out: &mut SendBatch) {
-        let Some(p) = self.producers.get_mut(pk) else { return };
+        let Some(p) = self.producers.get_mut(pk) else {
+            return;
+        };
         if !p.want_keyframe(now) {
             return;
         }
         let media_ssrc = p.ssrc;
-        let use_fir = !p
-            .rtp_parameters
-            .codecs
-            .first()
-            .is_some_and(|c| c.rtcp_feedback.iter().any(|f| f.kind == "nack" && f.parameter == "pli"))
-            && p.rtp_parameters
-                .codecs
-                .first()
-                .is_some_and(|c| c.rtcp_feedback.iter().any(|f| f.kind == "ccm" && f.parameter == "fir"));
+        let use_fir = !p.rtp_parameters.codecs.first().is_some_and(|c| {
+            c.rtcp_feedback
+                .iter()
+                .any(|f| f.kind == "nack" && f.parameter == "pli")
+        }) && p.rtp_parameters.codecs.first().is_some_and(|c| {
+            c.rtcp_feedback
+                .iter()
+                .any(|f| f.kind == "ccm" && f.parameter == "fir")
+        });
         let fir_seq = p.keyframe_requests_sent as u8;
-        let Some(t) = self.transports.get_mut(p.transport) else { return };
+        let Some(t) = self.transports.get_mut(p.transport) else {
+            return;
+        };
         self.scratch.clear();
         if use_fir {
             rtcp::write_fir(&mut self.scratch, t.rtcp_ssrc, media_ssrc, fir_seq);
@@ -511,7 +609,9 @@ impl WorkerCore {
     }
 
     fn transport_timeout(&mut self, now: Instant, tk: TransportKey, out: &mut SendBatch) {
-        let Some(t) = self.transports.get_mut(tk) else { return };
+        let Some(t) = self.transports.get_mut(tk) else {
+            return;
+        };
         t.ice.handle_timeout(now);
         let before = t.dtls.state();
         t.dtls.handle_timeout(now);
@@ -539,11 +639,17 @@ impl WorkerCore {
     /// consumer that has sent media, a receiver report covering its producers.
     fn send_reports(&mut self, now: Instant, tk: TransportKey, out: &mut SendBatch) {
         let ntp_now = self.ntp(now);
-        let Some(t) = self.transports.get_mut(tk) else { return };
+        let Some(t) = self.transports.get_mut(tk) else {
+            return;
+        };
         self.scratch.clear();
         for ck in &t.consumers {
-            let Some(c) = self.consumers.get(*ck) else { continue };
-            let Some((in_ts, out_ts, at)) = c.last_forwarded else { continue };
+            let Some(c) = self.consumers.get(*ck) else {
+                continue;
+            };
+            let Some((in_ts, out_ts, at)) = c.last_forwarded else {
+                continue;
+            };
             let p = self.producers.get(c.producer);
             let rate = f64::from(c.clock_rate.max(1));
             let (ntp, rtp) = match p.and_then(|p| p.last_sr) {
@@ -557,7 +663,10 @@ impl WorkerCore {
                 }
                 None => {
                     let el = now.saturating_duration_since(at);
-                    (ntp_now, out_ts.wrapping_add((el.as_secs_f64() * rate) as u32))
+                    (
+                        ntp_now,
+                        out_ts.wrapping_add((el.as_secs_f64() * rate) as u32),
+                    )
                 }
             };
             rtcp::write_sender_report(
@@ -601,7 +710,8 @@ impl WorkerCore {
     /// Registers a new transport's ufrag for STUN demultiplexing.
     pub(crate) fn map_transport(&mut self, tk: TransportKey) {
         if let Some(t) = self.transports.get(tk) {
-            self.by_ufrag.insert(t.ice.local_credentials().ufrag.clone(), tk);
+            self.by_ufrag
+                .insert(t.ice.local_credentials().ufrag.clone(), tk);
         }
     }
 }

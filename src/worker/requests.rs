@@ -11,14 +11,16 @@ use crate::channel::params::{
     DtlsFingerprint, DtlsParameters, DtlsRole, IceCandidate, IceParameters, MediaKind,
 };
 use crate::channel::{
-    parse_data, ConnectData, ConsumeData, ControlError, CreateData, LatencyData, Method, ProduceData, Request,
-    Response,
+    parse_data, ConnectData, ConsumeData, ControlError, CreateData, LatencyData, Method,
+    ProduceData, Request, Response,
 };
 use crate::dtls::DtlsState;
 use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
 use crate::router::negotiate::{consumer_stream, validate_producer};
 use crate::router::recv_stats::RecvStats;
-use crate::router::{pt_table, ConnId, Consumer, ConsumerKey, Producer, ProducerKey, Router, TransportKey};
+use crate::router::{
+    pt_table, ConnId, Consumer, ConsumerKey, Producer, ProducerKey, Router, TransportKey,
+};
 use crate::rtp::extension::ExtensionMap;
 use crate::rtp::munger::SeqTsMunger;
 use crate::stats::Traffic;
@@ -95,7 +97,9 @@ impl WorkerCore {
             }
             Method::RouterCreate => {
                 let d: CreateData = parse_data(method, data)?;
-                let id = RouterId(new_id(|s| self.routers.contains_key(&RouterId(s.to_owned()))));
+                let id = RouterId(new_id(|s| {
+                    self.routers.contains_key(&RouterId(s.to_owned()))
+                }));
                 tracing::info!(router = %id, conn, "router created");
                 self.routers.insert(
                     id.clone(),
@@ -115,14 +119,19 @@ impl WorkerCore {
             }
             Method::RouterGetStats => {
                 let rid = self.router_id(target)?;
-                let r = self.routers.get(&rid).ok_or_else(|| not_found("router", target))?;
+                let r = self
+                    .routers
+                    .get(&rid)
+                    .ok_or_else(|| not_found("router", target))?;
                 let transports: Vec<Value> = r
                     .transports
                     .iter()
                     .filter_map(|k| self.transports.get(*k))
                     .map(|t| t.stats_json(self.cfg.announced))
                     .collect();
-                Ok(json!({ "type": "router", "id": rid, "transports": transports, "appData": r.app_data }))
+                Ok(
+                    json!({ "type": "router", "id": rid, "transports": transports, "appData": r.app_data }),
+                )
             }
             Method::TransportCreate => {
                 let d: CreateData = parse_data(method, data)?;
@@ -151,7 +160,10 @@ impl WorkerCore {
             }
             Method::TransportGetStats => {
                 let tk = self.transport_key(target)?;
-                let t = self.transports.get(tk).ok_or_else(|| not_found("transport", target))?;
+                let t = self
+                    .transports
+                    .get(tk)
+                    .ok_or_else(|| not_found("transport", target))?;
                 Ok(t.stats_json(self.cfg.announced))
             }
             Method::ProducerPause | Method::ProducerResume => {
@@ -166,7 +178,11 @@ impl WorkerCore {
             }
             Method::ProducerGetStats => {
                 let pk = self.producer_key(target)?;
-                Ok(self.producers.get(pk).map(Producer::stats_json).unwrap_or_default())
+                Ok(self
+                    .producers
+                    .get(pk)
+                    .map(Producer::stats_json)
+                    .unwrap_or_default())
             }
             Method::ConsumerPause | Method::ConsumerResume => {
                 let ck = self.consumer_key(target)?;
@@ -180,7 +196,11 @@ impl WorkerCore {
             }
             Method::ConsumerGetStats => {
                 let ck = self.consumer_key(target)?;
-                Ok(self.consumers.get(ck).map(Consumer::stats_json).unwrap_or_default())
+                Ok(self
+                    .consumers
+                    .get(ck)
+                    .map(Consumer::stats_json)
+                    .unwrap_or_default())
             }
             Method::ConsumerRequestKeyFrame => {
                 let ck = self.consumer_key(target)?;
@@ -255,7 +275,9 @@ impl WorkerCore {
     }
 
     fn create_transport(&mut self, now: Instant, rid: RouterId, app_data: Value) -> Result<Value> {
-        let id = TransportId(new_id(|s| self.transport_ids.contains_key(&TransportId(s.to_owned()))));
+        let id = TransportId(new_id(|s| {
+            self.transport_ids.contains_key(&TransportId(s.to_owned()))
+        }));
         let t = WebRtcTransport::new(id.clone(), rid.clone(), &self.identity, now, app_data);
         let creds = t.ice.local_credentials().clone();
         let tk = self.transports.insert(t);
@@ -315,9 +337,14 @@ impl WorkerCore {
                 reason: "dtlsParameters.fingerprints is empty".into(),
             });
         }
-        let t = self.transports.get_mut(tk).ok_or_else(|| not_found("transport", ""))?;
+        let t = self
+            .transports
+            .get_mut(tk)
+            .ok_or_else(|| not_found("transport", ""))?;
         if t.dtls_connect_called {
-            return Err(ControlError::InvalidState("transport.connect was already called".into()));
+            return Err(ControlError::InvalidState(
+                "transport.connect was already called".into(),
+            ));
         }
         t.dtls_connect_called = true;
         let (router, id) = (t.router.clone(), t.id.0.clone());
@@ -329,7 +356,10 @@ impl WorkerCore {
 
     fn produce(&mut self, tk: TransportKey, d: ProduceData) -> Result<Value> {
         let stream = validate_producer(d.kind, &d.rtp_parameters)?;
-        let t = self.transports.get(tk).ok_or_else(|| not_found("transport", ""))?;
+        let t = self
+            .transports
+            .get(tk)
+            .ok_or_else(|| not_found("transport", ""))?;
         for ssrc in std::iter::once(stream.ssrc).chain(stream.rtx_ssrc) {
             if t.producers_by_ssrc.contains_key(&ssrc) {
                 return Err(ControlError::InvalidData {
@@ -339,7 +369,9 @@ impl WorkerCore {
             }
         }
         let router = t.router.clone();
-        let id = ProducerId(new_id(|s| self.producer_ids.contains_key(&ProducerId(s.to_owned()))));
+        let id = ProducerId(new_id(|s| {
+            self.producer_ids.contains_key(&ProducerId(s.to_owned()))
+        }));
         let pk = self.producers.insert(Producer {
             id: id.clone(),
             kind: d.kind,
@@ -373,19 +405,34 @@ impl WorkerCore {
         Ok(json!({ "producerId": id }))
     }
 
-    fn consume(&mut self, now: Instant, tk: TransportKey, d: ConsumeData, out: &mut SendBatch) -> Result<Value> {
-        let t = self.transports.get(tk).ok_or_else(|| not_found("transport", ""))?;
+    fn consume(
+        &mut self,
+        now: Instant,
+        tk: TransportKey,
+        d: ConsumeData,
+        out: &mut SendBatch,
+    ) -> Result<Value> {
+        let t = self
+            .transports
+            .get(tk)
+            .ok_or_else(|| not_found("transport", ""))?;
         let pk = *self
             .producer_ids
             .get(&d.producer_id)
             .ok_or_else(|| not_found("producer", &d.producer_id.0))?;
-        let p = self.producers.get(pk).ok_or_else(|| not_found("producer", &d.producer_id.0))?;
+        let p = self
+            .producers
+            .get(pk)
+            .ok_or_else(|| not_found("producer", &d.producer_id.0))?;
         if p.router != t.router {
             // A transport consumes only producers of its own router (room isolation).
             return Err(not_found("producer", &d.producer_id.0));
         }
         let mut ssrc = rand::random::<u32>();
-        while ssrc == 0 || t.consumers_by_ssrc.contains_key(&ssrc) || t.producers_by_ssrc.contains_key(&ssrc) {
+        while ssrc == 0
+            || t.consumers_by_ssrc.contains_key(&ssrc)
+            || t.producers_by_ssrc.contains_key(&ssrc)
+        {
             ssrc = rand::random::<u32>();
         }
         let stream = consumer_stream(p.kind, &p.rtp_parameters, &d.rtp_capabilities, ssrc, d.mid)?;
@@ -393,7 +440,9 @@ impl WorkerCore {
         for (from, to) in &stream.ext_map {
             ext_map.insert(*from, *to);
         }
-        let id = ConsumerId(new_id(|s| self.consumer_ids.contains_key(&ConsumerId(s.to_owned()))));
+        let id = ConsumerId(new_id(|s| {
+            self.consumer_ids.contains_key(&ConsumerId(s.to_owned()))
+        }));
         let (kind, producer_paused, vp8) = (p.kind, p.paused, p.vp8);
         let ck = self.consumers.insert(Consumer {
             id: id.clone(),
@@ -442,20 +491,35 @@ impl WorkerCore {
         }))
     }
 
-    fn set_producer_paused(&mut self, now: Instant, pk: ProducerKey, paused: bool, out: &mut SendBatch) {
-        let Some(p) = self.producers.get_mut(pk) else { return };
+    fn set_producer_paused(
+        &mut self,
+        now: Instant,
+        pk: ProducerKey,
+        paused: bool,
+        out: &mut SendBatch,
+    ) {
+        let Some(p) = self.producers.get_mut(pk) else {
+            return;
+        };
         if p.paused == paused {
             return;
         }
         p.paused = paused;
         let (router, consumers) = (p.router.clone(), p.consumers.clone());
-        let event = if paused { "producerpause" } else { "producerresume" };
+        let event = if paused {
+            "producerpause"
+        } else {
+            "producerresume"
+        };
         for ck in consumers {
-            let Some(c) = self.consumers.get_mut(ck) else { continue };
+            let Some(c) = self.consumers.get_mut(ck) else {
+                continue;
+            };
             c.producer_paused = paused;
             if !paused {
                 c.munger.mark_resync();
-                c.wait_keyframe = c.kind == MediaKind::Video && self.producers.get(pk).is_some_and(|p| p.vp8);
+                c.wait_keyframe =
+                    c.kind == MediaKind::Video && self.producers.get(pk).is_some_and(|p| p.vp8);
             }
             let id = c.id.0.clone();
             self.notify(&router, &id, event, Value::Null);
@@ -465,8 +529,16 @@ impl WorkerCore {
         }
     }
 
-    fn set_consumer_paused(&mut self, now: Instant, ck: ConsumerKey, paused: bool, out: &mut SendBatch) {
-        let Some(c) = self.consumers.get_mut(ck) else { return };
+    fn set_consumer_paused(
+        &mut self,
+        now: Instant,
+        ck: ConsumerKey,
+        paused: bool,
+        out: &mut SendBatch,
+    ) {
+        let Some(c) = self.consumers.get_mut(ck) else {
+            return;
+        };
         if c.paused == paused {
             return;
         }
@@ -540,7 +612,9 @@ impl WorkerCore {
         reason: Option<&'static str>,
         out: &mut SendBatch,
     ) {
-        let Some(t) = self.transports.get(tk) else { return };
+        let Some(t) = self.transports.get(tk) else {
+            return;
+        };
         let (producers, consumers) = (t.producers.clone(), t.consumers.clone());
         for ck in consumers {
             self.close_consumer(ck, Some("transportclose"));
@@ -569,7 +643,9 @@ impl WorkerCore {
 
     /// Closes a router and everything in it (transports notified with `routerclose`).
     pub(crate) fn close_router(&mut self, now: Instant, rid: &RouterId, out: &mut SendBatch) {
-        let Some(r) = self.routers.get(rid) else { return };
+        let Some(r) = self.routers.get(rid) else {
+            return;
+        };
         for tk in r.transports.clone() {
             self.close_transport(now, tk, Some("routerclose"), out);
         }

@@ -117,7 +117,9 @@ impl Shared {
             return;
         }
         let micros = received.elapsed().as_micros() as u64;
-        self.core.borrow_mut().record_latency(micros, batch.len() as u64);
+        self.core
+            .borrow_mut()
+            .record_latency(micros, batch.len() as u64);
         self.send(batch).await;
     }
 
@@ -149,7 +151,10 @@ fn encode_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
     encode(&serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec()))
 }
 
-async fn run(spec: WorkerSpec, ready: std::sync::mpsc::Sender<Result<WorkerReady, String>>) -> io::Result<()> {
+async fn run(
+    spec: WorkerSpec,
+    ready: std::sync::mpsc::Sender<Result<WorkerReady, String>>,
+) -> io::Result<()> {
     let socket = MediaSocket::bind(spec.listen)?;
     let local = socket.local_addr()?;
     let announced = SocketAddr::new(spec.announced_ip.unwrap_or(local.ip()), local.port());
@@ -164,7 +169,12 @@ async fn run(spec: WorkerSpec, ready: std::sync::mpsc::Sender<Result<WorkerReady
         announced,
     };
     let shared = Rc::new(Shared {
-        core: RefCell::new(WorkerCore::new(cfg, spec.identity, Instant::now(), SystemTime::now())),
+        core: RefCell::new(WorkerCore::new(
+            cfg,
+            spec.identity,
+            Instant::now(),
+            SystemTime::now(),
+        )),
         socket,
         send_lock: Semaphore::new(1),
         conns: Rc::new(RefCell::new(HashMap::new())),
@@ -176,7 +186,13 @@ async fn run(spec: WorkerSpec, ready: std::sync::mpsc::Sender<Result<WorkerReady
         control: path,
     }));
 
-    glommio::spawn_local(accept_loop(listener, shared.clone(), spec.index, spec.workers)).detach();
+    glommio::spawn_local(accept_loop(
+        listener,
+        shared.clone(),
+        spec.index,
+        spec.workers,
+    ))
+    .detach();
     glommio::spawn_local(timer_loop(shared.clone())).detach();
     packet_loop(shared).await
 }
@@ -208,7 +224,10 @@ async fn timer_loop(shared: Rc<Shared>) {
     let mut sb = SendBatch::new();
     loop {
         glommio::timer::sleep(TICK).await;
-        shared.core.borrow_mut().handle_timeout(Instant::now(), &mut sb);
+        shared
+            .core
+            .borrow_mut()
+            .handle_timeout(Instant::now(), &mut sb);
         shared.send(&mut sb).await;
         shared.flush().await;
     }
@@ -221,7 +240,14 @@ async fn accept_loop(listener: UnixListener, shared: Rc<Shared>, index: usize, w
             Ok(stream) => {
                 let conn = next;
                 next += 1;
-                glommio::spawn_local(serve_connection(stream, conn, shared.clone(), index, workers)).detach();
+                glommio::spawn_local(serve_connection(
+                    stream,
+                    conn,
+                    shared.clone(),
+                    index,
+                    workers,
+                ))
+                .detach();
             }
             Err(e) => {
                 tracing::warn!(error = %e, "control accept failed");
@@ -231,7 +257,13 @@ async fn accept_loop(listener: UnixListener, shared: Rc<Shared>, index: usize, w
     }
 }
 
-async fn serve_connection(stream: UnixStream, conn: ConnId, shared: Rc<Shared>, index: usize, workers: usize) {
+async fn serve_connection(
+    stream: UnixStream,
+    conn: ConnId,
+    shared: Rc<Shared>,
+    index: usize,
+    workers: usize,
+) {
     // Reading requests and writing responses/notifications proceed independently. The
     // split's mutex guards only this control connection (never the packet path) and is
     // uncontended: both halves live on this one thread.
@@ -268,7 +300,10 @@ async fn serve_connection(stream: UnixStream, conn: ConnId, shared: Rc<Shared>, 
             let response = match frame {
                 Frame::Oversized(len) => Response::error(None, &ControlError::Oversized(len)),
                 Frame::Body(body) => match parse_request(&body) {
-                    Ok(req) => shared.core.borrow_mut().handle_request(Instant::now(), conn, req),
+                    Ok(req) => shared
+                        .core
+                        .borrow_mut()
+                        .handle_request(Instant::now(), conn, req),
                     Err((id, e)) => Response::error(id, &e),
                 },
             };
@@ -279,6 +314,9 @@ async fn serve_connection(stream: UnixStream, conn: ConnId, shared: Rc<Shared>, 
     tracing::info!(conn, "control connection closed");
     shared.conns.borrow_mut().remove(&conn);
     drop(tx);
-    shared.core.borrow_mut().close_connection(Instant::now(), conn);
+    shared
+        .core
+        .borrow_mut()
+        .close_connection(Instant::now(), conn);
     shared.flush().await;
 }

@@ -15,6 +15,7 @@ use str0m::format::Codec;
 use str0m::ice::IceCreds;
 use str0m::media::MediaKind;
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 /// A running daemon, killed on drop.
@@ -33,12 +34,22 @@ impl Daemon {
     pub fn start_with(workers: usize, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_sfu"))
-            .args(["--workers", &workers.to_string(), "--rtc-port", "0", "--pin", "false"])
+            .args([
+                "--workers",
+                &workers.to_string(),
+                "--rtc-port",
+                "0",
+                "--pin",
+                "false",
+            ])
             .arg("--control")
             .arg(dir.path())
             // The daemon's stderr is not captured by the test harness: keep it quiet
             // unless asked (SFU_TEST_LOG=sfu=debug).
-            .args(["--log", &std::env::var("SFU_TEST_LOG").unwrap_or_else(|_| "warn".into())])
+            .args([
+                "--log",
+                &std::env::var("SFU_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            ])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -48,7 +59,8 @@ impl Daemon {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .expect("ready line");
-        let ready: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad ready line {line:?}: {e}"));
+        let ready: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad ready line {line:?}: {e}"));
         assert_eq!(ready["event"], "ready");
         let workers = ready["workers"]
             .as_array()
@@ -61,7 +73,11 @@ impl Daemon {
                 )
             })
             .collect();
-        Self { child, dir, workers }
+        Self {
+            child,
+            dir,
+            workers,
+        }
     }
 
     pub fn control(&self, worker: usize) -> Control {
@@ -90,7 +106,9 @@ pub struct Control {
 impl Control {
     pub fn connect(path: &PathBuf) -> Self {
         let stream = UnixStream::connect(path).expect("connect control socket");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let mut c = Self {
             stream,
             next_id: 1,
@@ -168,7 +186,9 @@ impl Control {
             return self.notifications.remove(pos);
         }
         loop {
-            let v = self.try_read_frame().unwrap_or_else(|| panic!("no {what}; seen {:?}", self.notifications));
+            let v = self
+                .try_read_frame()
+                .unwrap_or_else(|| panic!("no {what}; seen {:?}", self.notifications));
             if pred(&v) {
                 return v;
             }
@@ -178,7 +198,9 @@ impl Control {
 
     pub fn wait_event(&mut self, target: &str, event: &str) -> Value {
         let (t, e) = (target.to_owned(), event.to_owned());
-        self.wait_for(event, move |v| v["target"] == t.as_str() && v["event"] == e.as_str())
+        self.wait_for(event, move |v| {
+            v["target"] == t.as_str() && v["event"] == e.as_str()
+        })
     }
 }
 
@@ -189,6 +211,8 @@ pub struct Peer {
     pub local: SocketAddr,
     pub events: Vec<Event>,
     pub connected: bool,
+    /// Copies of the first SRTP packets this peer sent (for replay tests).
+    pub sent_srtp: Vec<Vec<u8>>,
 }
 
 impl Peer {
@@ -207,6 +231,7 @@ impl Peer {
             local,
             events: Vec::new(),
             connected: false,
+            sent_srtp: Vec::new(),
         };
         p.rtc
             .add_local_candidate(Candidate::host(local, "udp").unwrap());
@@ -224,8 +249,16 @@ impl Peer {
     pub fn connect_to(&mut self, transport: &Value) {
         let ice = &transport["iceParameters"];
         let cand = &transport["iceCandidates"][0];
-        let addr: SocketAddr = format!("{}:{}", cand["ip"].as_str().unwrap(), cand["port"]).parse().unwrap();
-        self.connect_with(ice, addr, transport["dtlsParameters"]["fingerprints"][0]["value"].as_str().unwrap());
+        let addr: SocketAddr = format!("{}:{}", cand["ip"].as_str().unwrap(), cand["port"])
+            .parse()
+            .unwrap();
+        self.connect_with(
+            ice,
+            addr,
+            transport["dtlsParameters"]["fingerprints"][0]["value"]
+                .as_str()
+                .unwrap(),
+        );
     }
 
     pub fn connect_with(&mut self, ice: &Value, addr: SocketAddr, fingerprint: &str) {
@@ -238,7 +271,8 @@ impl Peer {
         let fp: Fingerprint = format!("sha-256 {fingerprint}").parse().unwrap();
         api.set_remote_fingerprint(fp);
         api.start_dtls(true).unwrap();
-        self.rtc.add_remote_candidate(Candidate::host(addr, "udp").unwrap());
+        self.rtc
+            .add_remote_candidate(Candidate::host(addr, "udp").unwrap());
     }
 
     pub fn pt(&self, codec: Codec) -> u8 {
@@ -265,7 +299,11 @@ impl Peer {
     }
 
     /// Drives the peer until `deadline` or until `done` holds.
-    pub fn drive_until(&mut self, deadline: Instant, mut done: impl FnMut(&mut Self) -> bool) -> bool {
+    pub fn drive_until(
+        &mut self,
+        deadline: Instant,
+        mut done: impl FnMut(&mut Self) -> bool,
+    ) -> bool {
         let mut buf = vec![0u8; 2000];
         loop {
             if done(self) {
@@ -274,7 +312,12 @@ impl Peer {
             let timeout = match self.rtc.poll_output().expect("poll_output") {
                 Output::Timeout(t) => t,
                 Output::Transmit(t) => {
-                    let _ = self.socket.send_to(&t.contents, t.destination);
+                    let c: &[u8] = &t.contents;
+                    let is_rtp = matches!(c, [128..=191, b, ..] if !(192..=223).contains(b));
+                    if is_rtp && self.sent_srtp.len() < 64 {
+                        self.sent_srtp.push(c.to_vec());
+                    }
+                    let _ = self.socket.send_to(c, t.destination);
                     continue;
                 }
                 Output::Event(e) => {
@@ -289,7 +332,10 @@ impl Peer {
             if now >= deadline {
                 return done(self);
             }
-            let wait = timeout.min(deadline).saturating_duration_since(now).max(Duration::from_millis(1));
+            let wait = timeout
+                .min(deadline)
+                .saturating_duration_since(now)
+                .max(Duration::from_millis(1));
             self.socket.set_read_timeout(Some(wait)).unwrap();
             let input = match self.socket.recv_from(&mut buf) {
                 Ok((n, from)) => Input::Receive(
@@ -340,7 +386,11 @@ impl Peer {
 }
 
 /// Drives several peers round-robin until `deadline` or `done`.
-pub fn drive_all(peers: &mut [&mut Peer], deadline: Instant, mut done: impl FnMut(&mut [&mut Peer]) -> bool) -> bool {
+pub fn drive_all(
+    peers: &mut [&mut Peer],
+    deadline: Instant,
+    mut done: impl FnMut(&mut [&mut Peer]) -> bool,
+) -> bool {
     loop {
         if done(peers) {
             return true;
@@ -352,4 +402,135 @@ pub fn drive_all(peers: &mut [&mut Peer], deadline: Instant, mut done: impl FnMu
             p.pump(Duration::from_millis(2));
         }
     }
+}
+
+// ---- A call: rooms, producers, consumers, payloads ----
+
+pub const AUDIO_SSRC: u32 = 0x1111_0001;
+pub const VIDEO_SSRC: u32 = 0x2222_0002;
+
+/// A VP8 payload: descriptor with S=1 PID=0, then a frame tag; keyframes carry the start
+/// code (RFC 6386 9.1), others have the P bit set. `i` makes every payload unique.
+pub fn vp8_payload(i: u32, keyframe: bool) -> Vec<u8> {
+    let mut p = vec![
+        0x10,
+        if keyframe { 0x00 } else { 0x01 },
+        0x00,
+        0x00,
+        0x9d,
+        0x01,
+        0x2a,
+    ];
+    p.extend_from_slice(&i.to_be_bytes());
+    p.extend(std::iter::repeat_n((i % 251) as u8, 1000));
+    p
+}
+
+pub fn opus_payload(i: u32) -> Vec<u8> {
+    let mut p = vec![0xfc];
+    p.extend_from_slice(&i.to_be_bytes());
+    p.extend(std::iter::repeat_n((i % 13) as u8, 100));
+    p
+}
+
+pub fn send(peer: &mut Peer, ssrc: u32, pt: u8, seq: u64, ts: u32, payload: Vec<u8>) {
+    let now = Instant::now();
+    let mut api = peer.rtc.direct_api();
+    let stream = api.stream_tx(&ssrc.into()).expect("declared stream");
+    stream.write_rtp(RtpWrite::new(pt.into(), seq.into(), ts, now, payload));
+}
+
+pub struct Room {
+    pub ctl: Control,
+    pub router: String,
+}
+
+impl Room {
+    pub fn transport(&mut self, peer: &mut Peer) -> String {
+        let t = self
+            .ctl
+            .ok("transport.create", Some(&self.router), json!({}));
+        assert_eq!(t["iceParameters"]["iceLite"], true);
+        assert_eq!(
+            t["dtlsParameters"]["fingerprints"][0]["algorithm"],
+            "sha-256"
+        );
+        peer.connect_to(&t);
+        let id = t["transportId"].as_str().unwrap().to_owned();
+        let dtls = peer.dtls_parameters();
+        self.ctl.ok(
+            "transport.connect",
+            Some(&id),
+            json!({ "dtlsParameters": dtls }),
+        );
+        id
+    }
+}
+
+pub fn produce(
+    ctl: &mut Control,
+    transport: &str,
+    kind: &str,
+    mime: &str,
+    pt: u8,
+    rate: u32,
+    ssrc: u32,
+) -> String {
+    let mut codec = json!({ "mimeType": mime, "payloadType": pt, "clockRate": rate,
+        "rtcpFeedback": [{"type": "nack", "parameter": "pli"}] });
+    if kind == "audio" {
+        codec["channels"] = json!(2);
+    }
+    let data = ctl.ok(
+        "transport.produce",
+        Some(transport),
+        json!({ "kind": kind, "rtpParameters": {
+            "mid": kind, "codecs": [codec], "encodings": [{ "ssrc": ssrc }], "rtcp": { "cname": "pub" } } }),
+    );
+    data["producerId"].as_str().unwrap().to_owned()
+}
+
+pub fn consume(
+    ctl: &mut Control,
+    transport: &str,
+    producer: &str,
+    peer: &mut Peer,
+    mid: &str,
+    kind: MediaKind,
+) -> (String, u32) {
+    let caps = peer.rtp_capabilities();
+    let c = ctl.ok(
+        "transport.consume",
+        Some(transport),
+        json!({ "producerId": producer, "rtpCapabilities": caps }),
+    );
+    let ssrc = c["rtpParameters"]["encodings"][0]["ssrc"].as_u64().unwrap() as u32;
+    peer.recv_stream(mid, kind, ssrc);
+    (c["consumerId"].as_str().unwrap().to_owned(), ssrc)
+}
+
+pub fn wait_connected(peers: &mut [&mut Peer]) {
+    let ok = drive_all(peers, Instant::now() + Duration::from_secs(10), |ps| {
+        ps.iter().all(|p| p.connected)
+    });
+    assert!(ok, "ICE + DTLS did not complete for every peer");
+}
+
+pub fn wait_dtls_connected(ctl: &mut Control, transport: &str) {
+    let n = ctl.wait_event(transport, "dtlsstatechange");
+    let state = n["data"]["dtlsState"].as_str().unwrap().to_owned();
+    if state == "connecting" {
+        wait_dtls_connected(ctl, transport);
+    } else {
+        assert_eq!(state, "connected", "{n}");
+    }
+}
+
+/// Payloads received by `peer` for `ssrc`, in arrival order, with their sequence numbers.
+pub fn received(peer: &Peer, ssrc: u32) -> Vec<(u16, Vec<u8>)> {
+    peer.rtp()
+        .into_iter()
+        .filter(|p| p.0 == ssrc)
+        .map(|p| (p.1, p.3))
+        .collect()
 }

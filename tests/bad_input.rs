@@ -1,0 +1,354 @@
+//! Every class of bad datagram is dropped and counted by class, never disturbing another
+//! transport; every bad control message gets an error naming the problem, and the same
+//! connection goes on serving.
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+use str0m::format::Codec;
+use str0m::media::MediaKind;
+use stun::agent::TransactionId;
+use stun::attributes::{ATTR_USERNAME, ATTR_USE_CANDIDATE};
+use stun::fingerprint::FINGERPRINT;
+use stun::integrity::MessageIntegrity;
+use stun::message::{
+    Message, MessageType, Setter, BINDING_REQUEST, CLASS_INDICATION, METHOD_BINDING,
+};
+use stun::textattrs::TextAttribute;
+
+fn stun_request(username: &str, pwd: &str) -> Vec<u8> {
+    let mut m = Message::new();
+    m.typ = BINDING_REQUEST;
+    m.transaction_id = TransactionId::new();
+    m.write_header();
+    TextAttribute::new(ATTR_USERNAME, username.to_owned())
+        .add_to(&mut m)
+        .unwrap();
+    m.add(ATTR_USE_CANDIDATE, &[]);
+    MessageIntegrity::new_short_term_integrity(pwd.to_owned())
+        .add_to(&mut m)
+        .unwrap();
+    FINGERPRINT.add_to(&mut m).unwrap();
+    m.raw
+}
+
+fn dropped(ctl: &mut Control) -> Value {
+    ctl.ok("worker.getStats", None, json!(null))["dropped"].clone()
+}
+
+/// A publisher streaming audio to a subscriber, plus the daemon's media address.
+struct Call {
+    ctl: Control,
+    publisher: Peer,
+    subscriber: Peer,
+    sub_ssrc: u32,
+    pt: u8,
+    seq: u64,
+    media: SocketAddr,
+    publisher_ufrag: String,
+}
+
+impl Call {
+    fn start(daemon: &Daemon) -> Self {
+        let mut ctl = daemon.control(0);
+        let router = ctl.ok("router.create", None, json!({}))["routerId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (mut publisher, mut subscriber) = (Peer::new(), Peer::new());
+        let t = ctl.ok("transport.create", Some(&router), json!({}));
+        let publisher_ufrag = t["iceParameters"]["usernameFragment"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        publisher.connect_to(&t);
+        let tp = t["transportId"].as_str().unwrap().to_owned();
+        let dtls = publisher.dtls_parameters();
+        ctl.ok(
+            "transport.connect",
+            Some(&tp),
+            json!({ "dtlsParameters": dtls }),
+        );
+        let mut room = Room { ctl, router };
+        let ts = room.transport(&mut subscriber);
+        let mut ctl = room.ctl;
+        let pt = publisher.pt(Codec::Opus);
+        publisher.send_stream("a", MediaKind::Audio, AUDIO_SSRC);
+        let pa = produce(&mut ctl, &tp, "audio", "audio/opus", pt, 48000, AUDIO_SSRC);
+        let (_, sub_ssrc) = consume(&mut ctl, &ts, &pa, &mut subscriber, "a", MediaKind::Audio);
+        wait_connected(&mut [&mut publisher, &mut subscriber]);
+        wait_dtls_connected(&mut ctl, &tp);
+        wait_dtls_connected(&mut ctl, &ts);
+        Self {
+            ctl,
+            publisher,
+            subscriber,
+            sub_ssrc,
+            pt,
+            seq: 100,
+            media: daemon.workers[0].0,
+            publisher_ufrag,
+        }
+    }
+
+    /// Sends `n` packets and checks that at least 99% arrive: the call is undisturbed.
+    fn flows(&mut self, n: u32) {
+        let before = received(&self.subscriber, self.sub_ssrc).len();
+        for i in 0..n {
+            send(
+                &mut self.publisher,
+                AUDIO_SSRC,
+                self.pt,
+                self.seq,
+                (self.seq as u32) * 960,
+                opus_payload(i),
+            );
+            self.seq += 1;
+            self.publisher.pump(Duration::from_millis(1));
+            self.subscriber.pump(Duration::from_millis(1));
+        }
+        let want = before + (n as usize * 99).div_ceil(100);
+        let (sub_ssrc, deadline) = (self.sub_ssrc, Instant::now() + Duration::from_secs(3));
+        drive_all(
+            &mut [&mut self.publisher, &mut self.subscriber],
+            deadline,
+            |ps| received(ps[1], sub_ssrc).len() >= want,
+        );
+        let got = received(&self.subscriber, self.sub_ssrc).len() - before;
+        assert!(
+            got * 100 >= n as usize * 99,
+            "only {got} of {n} packets arrived"
+        );
+    }
+}
+
+#[test]
+fn bad_datagrams_are_dropped_by_class_and_the_call_goes_on() {
+    let daemon = Daemon::start(1);
+    let mut call = Call::start(&daemon);
+    call.flows(50);
+    let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let base = dropped(&mut call.ctl);
+
+    // Each class: what to send, from where, and the counter that must move.
+    let unknown_ufrag = stun_request("nosuchufrag:abcd", "whatever");
+    let wrong_integrity = stun_request(
+        &format!("{}:abcd", call.publisher_ufrag),
+        "not-the-password",
+    );
+    let fake_srtp = {
+        let mut p = vec![0x80, call.pt, 0x12, 0x34, 0, 0, 0, 1];
+        p.extend_from_slice(&AUDIO_SSRC.to_be_bytes());
+        p.extend(std::iter::repeat_n(0xab, 60));
+        p
+    };
+    let replayed = call
+        .publisher
+        .sent_srtp
+        .first()
+        .cloned()
+        .expect("publisher sent SRTP");
+    let cases: Vec<(&str, Vec<u8>, bool, &str)> = vec![
+        ("empty", vec![], false, "unknownProtocol"),
+        (
+            "unknown first byte",
+            vec![0x40, 1, 2, 3],
+            false,
+            "unknownProtocol",
+        ),
+        ("truncated RTP", vec![0x80], false, "unknownProtocol"),
+        (
+            "STUN with unknown ufrag",
+            unknown_ufrag,
+            false,
+            "stunUnknownUfrag",
+        ),
+        (
+            "STUN with wrong integrity",
+            wrong_integrity,
+            true,
+            "stunInvalid",
+        ),
+        (
+            "19-byte STUN",
+            vec![
+                0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+            ],
+            false,
+            "stunInvalid",
+        ),
+        (
+            "DTLS from a stranger",
+            vec![22, 0xfe, 0xfd, 0, 0, 0, 0],
+            false,
+            "unknownSource",
+        ),
+        (
+            "SRTP from a stranger",
+            fake_srtp.clone(),
+            false,
+            "unknownSource",
+        ),
+        ("SRTP failing authentication", fake_srtp, true, "srtpAuth"),
+        (
+            "SRTP too short for its tag",
+            vec![0x80, call.pt, 0, 1, 0, 0, 0, 1, 0x11, 0x11, 0, 1],
+            true,
+            "malformed",
+        ),
+        ("replayed SRTP", replayed, true, "srtpReplay"),
+        (
+            "DTLS application data",
+            vec![23, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 9, 0, 3, 1, 2, 3],
+            true,
+            "dtlsError",
+        ),
+        (
+            "truncated DTLS record",
+            vec![22, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 9, 0, 30, 1, 2, 3],
+            true,
+            "malformed",
+        ),
+    ];
+    let mut expected = base.clone();
+    for (name, bytes, from_publisher, class) in &cases {
+        let sock = if *from_publisher {
+            &call.publisher.socket
+        } else {
+            &stranger
+        };
+        for _ in 0..3 {
+            sock.send_to(bytes, call.media).unwrap();
+        }
+        expected[*class] = json!(expected[*class].as_u64().unwrap() + 3);
+        // The legitimate call keeps flowing meanwhile.
+        call.flows(10);
+        let now = dropped(&mut call.ctl);
+        assert_eq!(
+            now[*class], expected[*class],
+            "{name}: counter {class} did not count 3 drops; {now}"
+        );
+    }
+    let now = dropped(&mut call.ctl);
+    assert_eq!(now, expected, "no other drop counter moved");
+
+    // Regression: an unauthenticated Binding indication naming the transport's ufrag must
+    // not make the stranger's address acceptable for SRTP.
+    let mut ind = Message::new();
+    ind.typ = MessageType::new(METHOD_BINDING, CLASS_INDICATION);
+    ind.transaction_id = TransactionId::new();
+    ind.write_header();
+    TextAttribute::new(ATTR_USERNAME, format!("{}:abcd", call.publisher_ufrag))
+        .add_to(&mut ind)
+        .unwrap();
+    FINGERPRINT.add_to(&mut ind).unwrap();
+    stranger.send_to(&ind.raw, call.media).unwrap();
+    stranger.send_to(&cases[7].1, call.media).unwrap();
+    call.flows(10);
+    let after = dropped(&mut call.ctl);
+    assert_eq!(
+        after["unknownSource"].as_u64().unwrap(),
+        expected["unknownSource"].as_u64().unwrap() + 1,
+        "SRTP from an address only announced by an indication was not refused: {after}"
+    );
+    call.flows(100);
+}
+
+#[test]
+fn bad_control_messages_get_errors_and_the_connection_goes_on() {
+    let daemon = Daemon::start(1);
+    let mut ctl = daemon.control(0);
+    let expect_error = |ctl: &mut Control, frame: &[u8], kind: &str, mention: &str| {
+        ctl.send_frame(frame);
+        let r = ctl.read_response();
+        assert_eq!(r["error"], kind, "{r}");
+        assert!(
+            r["reason"].as_str().unwrap().contains(mention),
+            "reason should mention {mention:?}: {r}"
+        );
+        // The same connection still serves a valid request.
+        let load = ctl.call("worker.load", None, json!(null));
+        assert_eq!(load["accepted"], true, "{load}");
+    };
+    expect_error(&mut ctl, b"\x00\xffgarbage\x01", "Malformed", "");
+    expect_error(&mut ctl, b"{\"id\": 5, \"method\": ", "Malformed", "EOF");
+    expect_error(
+        &mut ctl,
+        br#"{"id": 6, "method": "router.explode"}"#,
+        "UnknownMethod",
+        "router.explode",
+    );
+    expect_error(
+        &mut ctl,
+        br#"{"id": 7, "method": "transport.create"}"#,
+        "MissingTarget",
+        "transport.create",
+    );
+    expect_error(
+        &mut ctl,
+        br#"{"id": 8, "method": "transport.create", "target": "nope"}"#,
+        "NotFound",
+        "nope",
+    );
+    expect_error(&mut ctl, br#"{"method": "worker.load"}"#, "Malformed", "id");
+    expect_error(
+        &mut ctl,
+        br#"{"id": 9, "method": "worker.load", "surprise": 1}"#,
+        "Malformed",
+        "surprise",
+    );
+    let router = ctl.ok("router.create", None, json!({}))["routerId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let t = ctl.ok("transport.create", Some(&router), json!({}))["transportId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bad_produce = json!({ "id": 10, "method": "transport.produce", "target": t,
+        "data": { "kind": "video", "rtpParameters": { "codecs": [], "encodings": [] } } });
+    expect_error(
+        &mut ctl,
+        bad_produce.to_string().as_bytes(),
+        "InvalidData",
+        "codec",
+    );
+    let wrong_type = json!({ "id": 11, "method": "transport.connect", "target": t, "data": { "dtlsParameters": 42 } });
+    expect_error(
+        &mut ctl,
+        wrong_type.to_string().as_bytes(),
+        "InvalidData",
+        "dtlsParameters",
+    );
+    let consume_missing = json!({ "id": 12, "method": "transport.consume", "target": t,
+        "data": { "producerId": "0000000000000000", "rtpCapabilities": {} } });
+    expect_error(
+        &mut ctl,
+        consume_missing.to_string().as_bytes(),
+        "NotFound",
+        "0000000000000000",
+    );
+
+    // An oversized frame: announced length over the 1 MiB maximum, body streamed in full.
+    let big = (1usize << 20) + 1;
+    let mut frame = (big as u32).to_be_bytes().to_vec();
+    frame.extend(std::iter::repeat_n(b' ', big));
+    ctl.send_raw(&frame);
+    let r = ctl.read_response();
+    assert_eq!(r["error"], "Oversized", "{r}");
+    assert_eq!(r["id"], Value::Null);
+    let load = ctl.call("worker.load", None, json!(null));
+    assert_eq!(load["accepted"], true);
+    assert_eq!(load["data"]["transports"], 1);
+
+    // A second client on the same worker was never disturbed.
+    let mut other = daemon.control(0);
+    assert_eq!(
+        other.call("worker.load", None, json!(null))["accepted"],
+        true
+    );
+}
