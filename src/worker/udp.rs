@@ -15,7 +15,7 @@ use std::fmt;
 use std::io;
 use std::mem;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::ptr;
 
 use glommio::net::UdpSocket;
@@ -611,10 +611,14 @@ fn getsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Resul
 impl MediaSocket {
     /// Binds a UDP socket. Must be called inside a glommio executor.
     ///
-    /// Note that glommio sets `SO_REUSEPORT`, so several cores may bind the same address
-    /// and the kernel spreads flows between them.
+    /// The socket is bound by std, not glommio: glommio sets `SO_REUSEPORT`, with which
+    /// a second daemon (or a second worker by mistake) binding the same port would
+    /// silently receive half of the flows instead of failing with "address in use".
     pub fn bind(addr: SocketAddr) -> io::Result<Self> {
-        let socket = UdpSocket::bind(addr)?;
+        let std_socket = std::net::UdpSocket::bind(addr)?;
+        // SAFETY: into_raw_fd hands over ownership of a valid, open UDP socket, which the
+        // glommio socket now owns and closes.
+        let socket = unsafe { UdpSocket::from_raw_fd(std_socket.into_raw_fd()) };
         let fd = socket.as_raw_fd();
 
         // The privileged variant ignores net.core.{r,w}mem_max; fall back to the plain one,

@@ -552,3 +552,15 @@ fn recv_throughput() {
         );
     });
 }
+
+/// Regression: glommio's own bind sets SO_REUSEPORT, which let a second socket bind the
+/// same port and silently take half the flows. Ours must refuse.
+#[test]
+fn binding_a_taken_port_fails() {
+    run(|| async {
+        let first = MediaSocket::bind(v4(0)).unwrap();
+        let taken = first.local_addr().unwrap();
+        let err = MediaSocket::bind(taken).err().expect("second bind must fail");
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+    });
+}
