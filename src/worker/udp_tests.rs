@@ -560,7 +560,9 @@ fn binding_a_taken_port_fails() {
     run(|| async {
         let first = MediaSocket::bind(v4(0)).unwrap();
         let taken = first.local_addr().unwrap();
-        let err = MediaSocket::bind(taken).err().expect("second bind must fail");
+        let err = MediaSocket::bind(taken)
+            .err()
+            .expect("second bind must fail");
         assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
     });
 }
