@@ -560,9 +560,7 @@ fn binding_a_taken_port_fails() {
     run(|| async {
         let first = MediaSocket::bind(v4(0)).unwrap();
         let taken = first.local_addr().unwrap();
-        let err = MediaSocket::bind(taken)
-            .err()
-            .expect("second bind must fail");
+        let err = MediaSocket::bind(taken).expect_err("second bind must fail");
         assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
     });
 }
