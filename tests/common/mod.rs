@@ -217,14 +217,19 @@ pub struct Peer {
 
 impl Peer {
     pub fn new() -> Self {
+        Self::with_config(|b| b)
+    }
+
+    /// A peer whose str0m configuration `f` adjusts (e.g. to emit stats events).
+    pub fn with_config(f: impl FnOnce(str0m::RtcConfig) -> str0m::RtcConfig) -> Self {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         let local = socket.local_addr().unwrap();
-        let rtc = Rtc::builder()
+        let builder = Rtc::builder()
             .set_rtp_mode(true)
             .enable_raw_packets(false)
             // rtc-dtls speaks DTLS 1.2 only, as do browsers today.
-            .set_dtls_version(DtlsVersion::Dtls12)
-            .build(Instant::now());
+            .set_dtls_version(DtlsVersion::Dtls12);
+        let rtc = f(builder).build(Instant::now());
         let mut p = Self {
             rtc,
             socket,
