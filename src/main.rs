@@ -2,14 +2,20 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use sfu::config::{Config, Flags, LogFormat};
 use sfu::dtls::DtlsIdentity;
-use sfu::worker::shell::{spawn_worker, WorkerSpec};
+use sfu::worker::shell::{spawn_worker, Lifeline, WorkerSpec};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 /// sysexits.h EX_CONFIG: the configuration is wrong.
 const EX_CONFIG: u8 = 78;
+/// sysexits.h EX_SOFTWARE: an internal error (a worker died).
+const EX_SOFTWARE: u8 = 70;
 /// sysexits.h EX_OSERR: the system refused something (socket, thread, memory lock).
 const EX_OSERR: u8 = 71;
 
@@ -68,8 +74,14 @@ fn run(cfg: &Config) -> Result<(), String> {
     if cfg.pin && cores.is_empty() {
         tracing::warn!("cannot list CPU cores: workers are not pinned");
     }
+    // Signals are taken over before any worker starts, so an early SIGTERM is not lost
+    // to the default handler.
+    let mut signals =
+        Signals::new([SIGTERM, SIGINT]).map_err(|e| format!("signal handlers: {e}"))?;
+    let epoch = Instant::now();
     let (tx, rx) = std::sync::mpsc::channel();
     let mut handles = Vec::new();
+    let mut lifelines = Vec::new();
     for index in 0..cfg.workers {
         let port = if cfg.rtc_port == 0 {
             0
@@ -91,7 +103,10 @@ fn run(cfg: &Config) -> Result<(), String> {
             cpu,
             identity: identity.clone(),
             io_memory: cfg.io_memory,
+            lifeline: Arc::new(Lifeline::default()),
+            epoch,
         };
+        lifelines.push(spec.lifeline.clone());
         let handle = spawn_worker(spec, tx.clone()).map_err(|e| format!("worker {index}: {e}"))?;
         handles.push(handle);
     }
@@ -124,8 +139,73 @@ fn run(cfg: &Config) -> Result<(), String> {
         "{}",
         serde_json::json!({ "event": "ready", "workers": workers })
     );
-    for h in handles {
-        let _ = h.join();
+    let _ = sd_notify::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&format!("{} workers ready", cfg.workers)),
+    ]);
+    if let Some(interval) = sd_notify::watchdog_enabled() {
+        spawn_watchdog(interval, epoch, lifelines.clone());
     }
-    Err("all workers stopped".into())
+
+    // A worker that ends on its own (a panic, a dead socket) leaves the daemon unable to
+    // serve its rooms: exit non-zero so the supervisor restarts us.
+    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut done = Vec::new();
+    for (index, h) in handles.into_iter().enumerate() {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let stopping = stopping.clone();
+        std::thread::spawn(move || {
+            let clean = h.join().is_ok();
+            if !stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                tracing::error!(worker = index, clean, "worker ended unexpectedly");
+                std::process::exit(i32::from(EX_SOFTWARE));
+            }
+            let _ = done_tx.send(());
+        });
+        done.push(done_rx);
+    }
+
+    let signal = signals.forever().next();
+    stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+    tracing::info!(?signal, "stopping");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    for l in &lifelines {
+        l.request_stop();
+    }
+    // Workers close their transports (with notifications) and drain control writers in
+    // well under a second; never let a stuck one keep us past the deadline.
+    let deadline = Instant::now() + STOP_DEADLINE;
+    for done_rx in done {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if done_rx.recv_timeout(left).is_err() {
+            tracing::warn!("a worker did not stop in time");
+        }
+    }
+    let _ = std::fs::remove_dir(&cfg.control);
+    tracing::info!("sfu stopped");
+    Ok(())
+}
+
+/// Stop within this time of SIGTERM (operators expect a stop in under 2 s).
+const STOP_DEADLINE: Duration = Duration::from_millis(1500);
+
+/// Feeds the systemd watchdog at half its interval, but only while every worker's
+/// executor is ticking: a stuck core then gets the daemon restarted.
+fn spawn_watchdog(interval: Duration, epoch: Instant, lifelines: Vec<Arc<Lifeline>>) {
+    let period = interval / 2;
+    // A worker ticks every 100 ms; allow scheduling slack, but less than the interval.
+    let max_age = (interval / 2).max(Duration::from_millis(500));
+    let spawned = std::thread::Builder::new()
+        .name("sfu-watchdog".into())
+        .spawn(move || loop {
+            std::thread::sleep(period);
+            if lifelines.iter().all(|l| l.alive(epoch, max_age)) {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            } else {
+                tracing::error!("a worker stopped ticking: not feeding the watchdog");
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the watchdog thread");
+    }
 }

@@ -670,6 +670,19 @@ impl WorkerCore {
         self.retain_notifications(|c| c != conn);
     }
 
+    /// Graceful stop: closes every router, telling its owner (`workerclose`) and cascading
+    /// to transports, producers and consumers with their notifications, and sending DTLS
+    /// close_notify to every connected peer (into [`WorkerCore::control_out`]).
+    pub fn shutdown(&mut self, now: Instant) {
+        let routers: Vec<RouterId> = self.routers.keys().cloned().collect();
+        let mut out = std::mem::take(&mut self.control_out);
+        for rid in routers {
+            self.notify(&rid, &rid.0, "workerclose", Value::Null);
+            self.close_router(now, &rid, &mut out);
+        }
+        self.control_out = out;
+    }
+
     /// Whether DTLS is up for a transport (tests and stats).
     pub fn transport_dtls_state(&self, id: &str) -> Option<DtlsState> {
         let tk = self.transport_ids.get(&TransportId(id.to_owned()))?;

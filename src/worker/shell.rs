@@ -9,7 +9,9 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::time::{Instant, SystemTime};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalSender};
@@ -30,6 +32,43 @@ const RECV_BATCH: usize = 32;
 /// Flush the send batch once it holds this many datagrams, even mid-receive-batch, to
 /// bound latency and memory under large fan-out.
 const SEND_FLUSH: usize = 256;
+/// How often a worker looks at its stop request.
+const STOP_POLL: Duration = Duration::from_millis(20);
+/// How long shutdown waits for control writers to deliver the last notifications.
+const WRITER_DRAIN: Duration = Duration::from_millis(500);
+
+/// What the main thread and a worker share, outside the packet path: a stop request and
+/// a heartbeat. The worker's timer task stores the heartbeat every tick; since a
+/// LocalExecutor runs its tasks on one thread, a stuck packet loop stops the heartbeat
+/// too, and the systemd watchdog (main thread) stops being fed.
+#[derive(Debug, Default)]
+pub struct Lifeline {
+    stop: AtomicBool,
+    /// Milliseconds since the epoch instant of the last timer tick; 0 before the first.
+    heartbeat_ms: AtomicU64,
+}
+
+impl Lifeline {
+    /// Asks the worker to stop gracefully.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn beat(&self, epoch: Instant) {
+        let ms = epoch.elapsed().as_millis().max(1) as u64;
+        self.heartbeat_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Whether the worker ticked within `max_age` of now (both measured from `epoch`).
+    pub fn alive(&self, epoch: Instant, max_age: Duration) -> bool {
+        let last = self.heartbeat_ms.load(Ordering::Relaxed);
+        last > 0 && epoch.elapsed().as_millis() as u64 <= last + max_age.as_millis() as u64
+    }
+}
 
 /// Everything one worker needs to start.
 #[derive(Debug, Clone)]
@@ -44,6 +83,10 @@ pub struct WorkerSpec {
     pub identity: DtlsIdentity,
     /// Bytes of io_uring registered memory per ring (glommio locks 3 rings' worth).
     pub io_memory: usize,
+    /// Stop request and heartbeat shared with the main thread.
+    pub lifeline: Arc<Lifeline>,
+    /// The instant heartbeats are measured from.
+    pub epoch: Instant,
 }
 
 /// The control socket path of worker `index` under `dir`.
@@ -92,6 +135,9 @@ struct Shared {
     /// One flush at a time: the socket's batching state is not re-entrant across awaits.
     send_lock: Semaphore,
     conns: Conns,
+    /// Each connection's writer task, awaited at shutdown so that the last
+    /// notifications reach the client before the worker exits.
+    writers: RefCell<HashMap<ConnId, glommio::task::JoinHandle<()>>>,
 }
 
 impl Shared {
@@ -178,12 +224,13 @@ async fn run(
         socket,
         send_lock: Semaphore::new(1),
         conns: Rc::new(RefCell::new(HashMap::new())),
+        writers: RefCell::new(HashMap::new()),
     });
     tracing::info!(worker = spec.index, media = %local, control = %path.display(), "worker listening");
     let _ = ready.send(Ok(WorkerReady {
         index: spec.index,
         media: local,
-        control: path,
+        control: path.clone(),
     }));
 
     glommio::spawn_local(accept_loop(
@@ -193,8 +240,47 @@ async fn run(
         spec.workers,
     ))
     .detach();
-    glommio::spawn_local(timer_loop(shared.clone())).detach();
-    packet_loop(shared).await
+    glommio::spawn_local(timer_loop(
+        shared.clone(),
+        spec.lifeline.clone(),
+        spec.epoch,
+    ))
+    .detach();
+    futures_lite::future::or(packet_loop(shared.clone()), wait_for_stop(&spec.lifeline)).await?;
+    shutdown(&shared, &path).await;
+    Ok(())
+}
+
+async fn wait_for_stop(lifeline: &Lifeline) -> io::Result<()> {
+    while !lifeline.stop_requested() {
+        glommio::timer::sleep(STOP_POLL).await;
+    }
+    Ok(())
+}
+
+/// Graceful stop: no new control connections (the socket file goes), every router closed
+/// with notifications, DTLS close_notify to peers, and the control writers drained.
+async fn shutdown(shared: &Shared, control_path: &Path) {
+    let _ = std::fs::remove_file(control_path);
+    shared.core.borrow_mut().shutdown(Instant::now());
+    shared.flush().await;
+    // An empty frame tells a writer to finish after what is queued before it.
+    for tx in shared.conns.borrow().values() {
+        let _ = tx.try_send(Vec::new());
+    }
+    let writers: Vec<_> = shared
+        .writers
+        .borrow_mut()
+        .drain()
+        .map(|(_, w)| w)
+        .collect();
+    let drained = async {
+        for w in writers {
+            let _ = w.await;
+        }
+    };
+    futures_lite::future::or(drained, glommio::timer::sleep(WRITER_DRAIN)).await;
+    tracing::info!("worker stopped");
 }
 
 async fn packet_loop(shared: Rc<Shared>) -> io::Result<()> {
@@ -220,9 +306,10 @@ async fn packet_loop(shared: Rc<Shared>) -> io::Result<()> {
     }
 }
 
-async fn timer_loop(shared: Rc<Shared>) {
+async fn timer_loop(shared: Rc<Shared>, lifeline: Arc<Lifeline>, epoch: Instant) {
     let mut sb = SendBatch::new();
     loop {
+        lifeline.beat(epoch);
         glommio::timer::sleep(TICK).await;
         shared
             .core
@@ -271,15 +358,18 @@ async fn serve_connection(
     let (tx, rx) = local_channel::new_unbounded::<Vec<u8>>();
     let tx = Rc::new(tx);
     shared.conns.borrow_mut().insert(conn, tx.clone());
-    // The writer ends by itself once every sender of `rx` is dropped (below).
-    glommio::spawn_local(async move {
+    // The writer ends once every sender of `rx` is dropped (below), or at an empty frame
+    // (shutdown).
+    let writer_task = glommio::spawn_local(async move {
         while let Some(frame) = rx.recv().await {
-            if writer.write_all(&frame).await.is_err() {
+            if frame.is_empty() || writer.write_all(&frame).await.is_err() {
                 break;
             }
         }
+        let _ = writer.flush().await;
     })
     .detach();
+    shared.writers.borrow_mut().insert(conn, writer_task);
     tracing::info!(conn, "control connection opened");
     let _ = tx.try_send(encode_json(&Notification {
         target: format!("worker-{index}"),
@@ -313,6 +403,7 @@ async fn serve_connection(
     }
     tracing::info!(conn, "control connection closed");
     shared.conns.borrow_mut().remove(&conn);
+    shared.writers.borrow_mut().remove(&conn);
     drop(tx);
     shared
         .core

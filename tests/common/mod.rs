@@ -87,6 +87,21 @@ impl Daemon {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Sends SIGTERM and waits up to `limit` for the process to exit: its status and how
+    /// long it took, or None if it was still running.
+    pub fn terminate(mut self, limit: Duration) -> Option<(std::process::ExitStatus, Duration)> {
+        let start = Instant::now();
+        // SAFETY: kill with a pid we own and a valid signal number.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let mut child = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        let status = rx.recv_timeout(limit).ok()?.ok()?;
+        Some((status, start.elapsed()))
+    }
 }
 
 impl Drop for Daemon {

@@ -1,0 +1,125 @@
+//! The daemon as a service: graceful SIGTERM during a call, and configuration errors that
+//! name the key.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use str0m::format::Codec;
+use str0m::media::MediaKind;
+
+#[test]
+fn sigterm_closes_everything_with_notifications_and_exits_zero_within_2s() {
+    let daemon = Daemon::start(2);
+    let mut ctl = daemon.control(0);
+    let router = ctl.ok("router.create", None, json!({}))["routerId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut room = Room {
+        ctl,
+        router: router.clone(),
+    };
+    let (mut publisher, mut sub) = (Peer::new(), Peer::new());
+    let tp = room.transport(&mut publisher);
+    let ts = room.transport(&mut sub);
+    let mut ctl = room.ctl;
+    let opus = publisher.pt(Codec::Opus);
+    publisher.send_stream("a", MediaKind::Audio, AUDIO_SSRC);
+    let pa = produce(
+        &mut ctl,
+        &tp,
+        "audio",
+        "audio/opus",
+        opus,
+        48000,
+        AUDIO_SSRC,
+    );
+    let (ca, _) = consume(&mut ctl, &ts, &pa, &mut sub, "a", MediaKind::Audio);
+    wait_connected(&mut [&mut publisher, &mut sub]);
+    wait_dtls_connected(&mut ctl, &tp);
+    wait_dtls_connected(&mut ctl, &ts);
+    let sockets: Vec<_> = daemon.workers.iter().map(|w| w.1.clone()).collect();
+
+    let (status, took) = daemon
+        .terminate(Duration::from_secs(5))
+        .expect("sfu exits after SIGTERM");
+    assert_eq!(status.code(), Some(0), "exit status {status:?}");
+    assert!(took < Duration::from_secs(2), "took {took:?} to stop");
+
+    // Every entity was closed with a notification before the connection ended.
+    for (target, event) in [
+        (router.as_str(), "workerclose"),
+        (tp.as_str(), "routerclose"),
+        (ts.as_str(), "routerclose"),
+        (pa.as_str(), "transportclose"),
+        (ca.as_str(), "producerclose"),
+    ] {
+        ctl.wait_event(target, event);
+    }
+    for s in sockets {
+        assert!(!s.exists(), "control socket {} left behind", s.display());
+    }
+    // The peers were told too (DTLS close_notify): str0m reports the peer closing.
+    let mut closed = false;
+    publisher.drive_until(std::time::Instant::now() + Duration::from_secs(2), |p| {
+        closed = p.events.iter().any(|e| {
+            matches!(
+                e,
+                str0m::Event::IceConnectionStateChange(str0m::IceConnectionState::Disconnected)
+            )
+        }) || !p.rtc.is_alive();
+        closed
+    });
+    assert!(closed, "the publisher was not told the transport closed");
+}
+
+fn sfu() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sfu"))
+}
+
+#[test]
+fn bad_configuration_fails_at_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sfu.toml");
+    for (text, key) in [
+        ("wrokers = 2\n", "wrokers"),
+        ("workers = 0\n", "workers"),
+        ("listen_ip = \"not an ip\"\n", "listen_ip"),
+        ("listen_ip = \"0.0.0.0\"\n", "announced_ip"),
+        ("io_memory = 10\n", "io_memory"),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let out = sfu().arg("--config").arg(&file).output().unwrap();
+        assert_eq!(out.status.code(), Some(78), "{text}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(key),
+            "{text}: stderr does not name {key}: {err}"
+        );
+    }
+    let out = sfu().args(["--workers", "x"]).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+}
+
+#[test]
+fn flags_override_environment_override_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sfu.toml");
+    std::fs::write(&file, "workers = 3\nrtc_port = 5000\nlog = \"debug\"\n").unwrap();
+    let out = sfu()
+        .arg("--config")
+        .arg(&file)
+        .args(["--print-config", "--workers", "1"])
+        .env("SFU_RTC_PORT", "6000")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let printed: toml::Value = toml::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert_eq!(printed["workers"].as_integer(), Some(1));
+    assert_eq!(printed["rtc_port"].as_integer(), Some(6000));
+    assert_eq!(printed["log"].as_str(), Some("debug"));
+}
