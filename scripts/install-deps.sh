@@ -8,6 +8,7 @@ APT_PACKAGES=(
   iproute2        # ip netns / ip link for the private network namespaces tests run in
   util-linux      # unshare
   pkg-config
+  systemd         # systemd-analyze verify / security for the units
 )
 
 missing=()

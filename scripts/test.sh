@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 cargo build --locked --workspace --all-targets
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
+scripts/check-units.sh
 
 if [ "$(id -u)" = 0 ] && [ -z "${SFU_NO_NETNS:-}" ]; then
   exec unshare -n bash -c 'ip link set lo up && exec scripts/test-inner.sh'
