@@ -165,31 +165,15 @@ fn publisher_reaches_two_subscribers_and_nobody_else() {
 #[test]
 fn pause_and_resume_keep_sequence_numbers_continuous() {
     let daemon = Daemon::start(1);
-    let mut ctl = daemon.control(0);
-    let router = ctl.ok("router.create", None, json!({}))["routerId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mut room = Room { ctl, router };
-    let (mut publisher, mut sub) = (Peer::new(), Peer::new());
-    let tp = room.transport(&mut publisher);
-    let ts = room.transport(&mut sub);
-    let mut ctl = room.ctl;
-    let opus = publisher.pt(Codec::Opus);
-    publisher.send_stream("a", MediaKind::Audio, AUDIO_SSRC);
-    let pa = produce(
-        &mut ctl,
-        &tp,
-        "audio",
-        "audio/opus",
+    let Call {
+        mut ctl,
+        mut publisher,
+        mut sub,
         opus,
-        48000,
-        AUDIO_SSRC,
-    );
-    let (ca, ssrc) = consume(&mut ctl, &ts, &pa, &mut sub, "a", MediaKind::Audio);
-    wait_connected(&mut [&mut publisher, &mut sub]);
-    wait_dtls_connected(&mut ctl, &tp);
-    wait_dtls_connected(&mut ctl, &ts);
+        ca,
+        sub_audio: ssrc,
+        ..
+    } = Call::start(&daemon, false);
 
     let mut seq = 7000u64;
     let mut burst =

@@ -7,41 +7,20 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use serde_json::json;
-use str0m::format::Codec;
-use str0m::media::MediaKind;
 
 #[test]
 fn sigterm_closes_everything_with_notifications_and_exits_zero_within_2s() {
     let daemon = Daemon::start(2);
-    let mut ctl = daemon.control(0);
-    let router = ctl.ok("router.create", None, json!({}))["routerId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mut room = Room {
-        ctl,
-        router: router.clone(),
-    };
-    let (mut publisher, mut sub) = (Peer::new(), Peer::new());
-    let tp = room.transport(&mut publisher);
-    let ts = room.transport(&mut sub);
-    let mut ctl = room.ctl;
-    let opus = publisher.pt(Codec::Opus);
-    publisher.send_stream("a", MediaKind::Audio, AUDIO_SSRC);
-    let pa = produce(
-        &mut ctl,
-        &tp,
-        "audio",
-        "audio/opus",
-        opus,
-        48000,
-        AUDIO_SSRC,
-    );
-    let (ca, _) = consume(&mut ctl, &ts, &pa, &mut sub, "a", MediaKind::Audio);
-    wait_connected(&mut [&mut publisher, &mut sub]);
-    wait_dtls_connected(&mut ctl, &tp);
-    wait_dtls_connected(&mut ctl, &ts);
+    let Call {
+        mut ctl,
+        router,
+        mut publisher,
+        tp,
+        ts,
+        pa,
+        ca,
+        ..
+    } = Call::start(&daemon, false);
     let sockets: Vec<_> = daemon.workers.iter().map(|w| w.1.clone()).collect();
 
     let (status, took) = daemon

@@ -8,46 +8,63 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::json;
-use str0m::format::Codec;
-use str0m::media::{KeyframeRequestKind, MediaKind};
+use str0m::media::KeyframeRequestKind;
 use str0m::Event;
 
 fn keyframe_requests(p: &Peer) -> usize {
-    p.events.iter().filter(|e| matches!(e, Event::KeyframeRequest(_))).count()
+    p.events
+        .iter()
+        .filter(|e| matches!(e, Event::KeyframeRequest(_)))
+        .count()
 }
 
 #[test]
 fn keyframe_requests_and_reports_flow_both_ways() {
     let daemon = Daemon::start(1);
-    let mut ctl = daemon.control(0);
-    let router = ctl.ok("router.create", None, json!({}))["routerId"].as_str().unwrap().to_owned();
-    let mut room = Room { ctl, router };
     let stats = |b: str0m::RtcConfig| b.set_stats_interval(Some(Duration::from_millis(500)));
-    let (mut publisher, mut sub) = (Peer::with_config(stats), Peer::with_config(stats));
-    let tp = room.transport(&mut publisher);
-    let ts = room.transport(&mut sub);
-    let mut ctl = room.ctl;
-    let (opus, vp8) = (publisher.pt(Codec::Opus), publisher.pt(Codec::Vp8));
-    publisher.send_stream("a", MediaKind::Audio, AUDIO_SSRC);
-    publisher.send_stream("v", MediaKind::Video, VIDEO_SSRC);
-    let pa = produce(&mut ctl, &tp, "audio", "audio/opus", opus, 48000, AUDIO_SSRC);
-    let pv = produce(&mut ctl, &tp, "video", "video/VP8", vp8, 90000, VIDEO_SSRC);
-    consume(&mut ctl, &ts, &pa, &mut sub, "a", MediaKind::Audio);
-    let (cv, sub_video) = consume(&mut ctl, &ts, &pv, &mut sub, "v", MediaKind::Video);
-    wait_connected(&mut [&mut publisher, &mut sub]);
+    let call = Call::start_with(&daemon, true, stats);
+    let Call {
+        mut ctl,
+        mut publisher,
+        mut sub,
+        opus,
+        vp8,
+        video,
+        ..
+    } = call;
+    let (pv, cv, sub_video) = video.expect("video");
 
     // The new video consumer (once it can decrypt) makes the daemon ask for a keyframe.
-    let asked = drive_all(&mut [&mut publisher, &mut sub], Instant::now() + Duration::from_secs(5), |ps| {
-        keyframe_requests(ps[0]) >= 1
-    });
-    assert!(asked, "no keyframe request reached the publisher when the consumer started");
+    let asked = drive_all(
+        &mut [&mut publisher, &mut sub],
+        Instant::now() + Duration::from_secs(5),
+        |ps| keyframe_requests(ps[0]) >= 1,
+    );
+    assert!(
+        asked,
+        "no keyframe request reached the publisher when the consumer started"
+    );
 
     // Media for 3 s (50 packets/s each), so that reports are exchanged.
     let start = Instant::now();
     let mut i = 0u32;
     while start.elapsed() < Duration::from_secs(3) {
-        send(&mut publisher, AUDIO_SSRC, opus, 100 + u64::from(i), i * 960, opus_payload(i));
-        send(&mut publisher, VIDEO_SSRC, vp8, 900 + u64::from(i), i * 1800, vp8_payload(i, i % 25 == 0));
+        send(
+            &mut publisher,
+            AUDIO_SSRC,
+            opus,
+            100 + u64::from(i),
+            i * 960,
+            opus_payload(i),
+        );
+        send(
+            &mut publisher,
+            VIDEO_SSRC,
+            vp8,
+            900 + u64::from(i),
+            i * 1800,
+            vp8_payload(i, i % 25 == 0),
+        );
         i += 1;
         let tick = Instant::now() + Duration::from_millis(20);
         drive_all(&mut [&mut publisher, &mut sub], tick, |_| false);
@@ -64,9 +81,16 @@ fn keyframe_requests_and_reports_flow_both_ways() {
             .request_keyframe(KeyframeRequestKind::Pli);
         sub.pump(Duration::from_millis(5));
     }
-    drive_all(&mut [&mut publisher, &mut sub], Instant::now() + Duration::from_millis(1200), |_| false);
+    drive_all(
+        &mut [&mut publisher, &mut sub],
+        Instant::now() + Duration::from_millis(1200),
+        |_| false,
+    );
     let relayed = keyframe_requests(&publisher) - before;
-    assert!((1..=3).contains(&relayed), "{relayed} keyframe requests relayed for a burst of 10 PLIs");
+    assert!(
+        (1..=3).contains(&relayed),
+        "{relayed} keyframe requests relayed for a burst of 10 PLIs"
+    );
     let c = ctl.ok("consumer.getStats", Some(&cv), json!(null));
     assert!(c["pliCount"].as_u64().unwrap() >= 1, "{c}");
 
@@ -81,7 +105,10 @@ fn keyframe_requests_and_reports_flow_both_ways() {
         .events
         .iter()
         .any(|e| matches!(e, Event::MediaEgressStats(s) if s.rtt.is_some() && s.loss.is_some()));
-    assert!(rr_seen, "the publisher never received a receiver report with a round-trip time");
+    assert!(
+        rr_seen,
+        "the publisher never received a receiver report with a round-trip time"
+    );
     let p = ctl.ok("producer.getStats", Some(&pv), json!(null));
     assert_eq!(p["packetsLost"], 0, "{p}");
 }

@@ -236,7 +236,7 @@ impl Peer {
     }
 
     /// A peer whose str0m configuration `f` adjusts (e.g. to emit stats events).
-    pub fn with_config(f: impl FnOnce(str0m::RtcConfig) -> str0m::RtcConfig) -> Self {
+    pub fn with_config(f: impl Fn(str0m::RtcConfig) -> str0m::RtcConfig) -> Self {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         let local = socket.local_addr().unwrap();
         let builder = Rtc::builder()
@@ -466,7 +466,17 @@ pub struct Room {
 }
 
 impl Room {
+    /// Creates a transport for `peer`, points the peer at it and connects it; returns
+    /// the transport id.
     pub fn transport(&mut self, peer: &mut Peer) -> String {
+        self.transport_full(peer)["transportId"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// [`Self::transport`], returning the whole `transport.create` response.
+    pub fn transport_full(&mut self, peer: &mut Peer) -> Value {
         let t = self
             .ctl
             .ok("transport.create", Some(&self.router), json!({}));
@@ -483,7 +493,7 @@ impl Room {
             Some(&id),
             json!({ "dtlsParameters": dtls }),
         );
-        id
+        t
     }
 }
 
@@ -553,4 +563,92 @@ pub fn received(peer: &Peer, ssrc: u32) -> Vec<(u16, Vec<u8>)> {
         .filter(|p| p.0 == ssrc)
         .map(|p| (p.1, p.3))
         .collect()
+}
+
+/// A call set up and connected: one publisher (audio, and video if asked) consumed by
+/// one subscriber in one router, both DTLS-connected.
+pub struct Call {
+    pub ctl: Control,
+    pub router: String,
+    pub publisher: Peer,
+    pub sub: Peer,
+    /// Publisher and subscriber transport ids.
+    pub tp: String,
+    pub ts: String,
+    pub publisher_ufrag: String,
+    pub opus: u8,
+    pub vp8: u8,
+    /// Audio producer, its consumer and the consumer's SSRC.
+    pub pa: String,
+    pub ca: String,
+    pub sub_audio: u32,
+    /// Video producer, consumer and SSRC when the call has video.
+    pub video: Option<(String, String, u32)>,
+}
+
+impl Call {
+    pub fn start(daemon: &Daemon, with_video: bool) -> Self {
+        Self::start_with(daemon, with_video, |b| b)
+    }
+
+    pub fn start_with(
+        daemon: &Daemon,
+        with_video: bool,
+        config: impl Fn(str0m::RtcConfig) -> str0m::RtcConfig,
+    ) -> Self {
+        let mut ctl = daemon.control(0);
+        let router = ctl.ok("router.create", None, json!({}))["routerId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (mut publisher, mut sub) = (Peer::with_config(&config), Peer::with_config(&config));
+        let mut room = Room {
+            ctl,
+            router: router.clone(),
+        };
+        let t = room.transport_full(&mut publisher);
+        let tp = t["transportId"].as_str().unwrap().to_owned();
+        let publisher_ufrag = t["iceParameters"]["usernameFragment"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let ts = room.transport(&mut sub);
+        let mut ctl = room.ctl;
+        let (opus, vp8) = (publisher.pt(Codec::Opus), publisher.pt(Codec::Vp8));
+        publisher.send_stream("a", MediaKind::Audio, AUDIO_SSRC);
+        let pa = produce(
+            &mut ctl,
+            &tp,
+            "audio",
+            "audio/opus",
+            opus,
+            48000,
+            AUDIO_SSRC,
+        );
+        let (ca, sub_audio) = consume(&mut ctl, &ts, &pa, &mut sub, "a", MediaKind::Audio);
+        let video = with_video.then(|| {
+            publisher.send_stream("v", MediaKind::Video, VIDEO_SSRC);
+            let pv = produce(&mut ctl, &tp, "video", "video/VP8", vp8, 90000, VIDEO_SSRC);
+            let (cv, sub_video) = consume(&mut ctl, &ts, &pv, &mut sub, "v", MediaKind::Video);
+            (pv, cv, sub_video)
+        });
+        wait_connected(&mut [&mut publisher, &mut sub]);
+        wait_dtls_connected(&mut ctl, &tp);
+        wait_dtls_connected(&mut ctl, &ts);
+        Self {
+            ctl,
+            router,
+            publisher,
+            sub,
+            tp,
+            ts,
+            publisher_ufrag,
+            opus,
+            vp8,
+            pa,
+            ca,
+            sub_audio,
+            video,
+        }
+    }
 }
