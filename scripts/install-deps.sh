@@ -9,6 +9,9 @@ APT_PACKAGES=(
   util-linux      # unshare
   pkg-config
   systemd         # systemd-analyze verify / security for the units
+  chromium        # end-to-end tests (e2e/), driven by playwright-core
+  firefox-esr     # end-to-end tests (e2e/), driven by puppeteer-core
+  fonts-dejavu-core  # readable text in the e2e screenshots
 )
 
 missing=()
@@ -21,6 +24,31 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# Node.js for the end-to-end tests (playwright-core needs 20 or newer; the machine image
+# ships it, Debian's own package is a fallback).
+if ! command -v node >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "install-deps: Node.js $(node --version) is too old for e2e/ (20 or newer needed)" >&2
+  exit 1
+fi
+
+# npm packages of the end-to-end tests (browser drivers only: no browser downloads),
+# exactly as locked; skipped when node_modules already matches the lock file.
+if ! cmp -s e2e/package-lock.json e2e/node_modules/.package-lock.json.src 2>/dev/null; then
+  (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
+  cp e2e/package-lock.json e2e/node_modules/.package-lock.json.src
+fi
+
 # Rust dependencies are fetched here, while the network is reachable: the tests later run
 # offline inside a network namespace.
 cargo fetch --locked
+
+# Fuzzing (scripts/fuzz.sh, FUZZING.md): cargo-fuzz and the fuzz crate's dependencies. The
+# fuzz crate is outside the workspace and not --locked: it follows whatever sfu depends on.
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+cargo fetch --manifest-path fuzz/Cargo.toml

@@ -9,7 +9,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Signaling server of the SFU: serves the web client, talks WebSocket to browsers and
 /// the control channel to the media daemon.
 #[derive(Debug, Parser)]
-#[command(name = "sfu-signaling", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "sfu-signaling",
+    version,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -62,8 +66,9 @@ pub struct ServeArgs {
     /// Log filter, e.g. "info" or "sfu_signaling=debug".
     #[arg(long, env = "SFU_SIGNALING_LOG", default_value = "info")]
     pub log: String,
-    /// Log level of a started daemon.
-    #[arg(long, default_value = "warn")]
+    /// Log filter of a started daemon (its `--log`). rtc_dtls warns about every TLS
+    /// extension it skips in a browser's ClientHello: noise, hence error.
+    #[arg(long, default_value = "warn,rtc_dtls=error")]
     pub daemon_log: String,
 }
 

@@ -53,7 +53,16 @@ mod tests {
         for ok in ["a", "standup", "Team-7_x", &"r".repeat(64)] {
             assert!(validate_room(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a b", "../x", "<script>", "é", &"r".repeat(65), "a/b", "a?b"] {
+        for bad in [
+            "",
+            "a b",
+            "../x",
+            "<script>",
+            "é",
+            &"r".repeat(65),
+            "a/b",
+            "a?b",
+        ] {
             assert!(validate_room(bad).is_err(), "{bad}");
         }
     }

@@ -130,20 +130,50 @@ mod tests {
         let v = |secret: &[u8], tok: Option<&str>, room, name, now| {
             verify(secret, tok, room, name, now).unwrap_err()
         };
-        assert_eq!(v(b"s3cret", None, "standup", "ada", 1000), TokenError::Missing);
-        assert_eq!(v(b"s3cret", Some(""), "standup", "ada", 1000), TokenError::Missing);
-        assert_eq!(v(b"other", Some(&t), "standup", "ada", 1000), TokenError::BadSignature);
-        assert_eq!(v(b"s3cret", Some(&t), "standup", "ada", 2000), TokenError::Expired);
-        assert_eq!(v(b"s3cret", Some(&t), "retro", "ada", 1000), TokenError::WrongSubject);
-        assert_eq!(v(b"s3cret", Some(&t), "standup", "bob", 1000), TokenError::WrongSubject);
+        assert_eq!(
+            v(b"s3cret", None, "standup", "ada", 1000),
+            TokenError::Missing
+        );
+        assert_eq!(
+            v(b"s3cret", Some(""), "standup", "ada", 1000),
+            TokenError::Missing
+        );
+        assert_eq!(
+            v(b"other", Some(&t), "standup", "ada", 1000),
+            TokenError::BadSignature
+        );
+        assert_eq!(
+            v(b"s3cret", Some(&t), "standup", "ada", 2000),
+            TokenError::Expired
+        );
+        assert_eq!(
+            v(b"s3cret", Some(&t), "retro", "ada", 1000),
+            TokenError::WrongSubject
+        );
+        assert_eq!(
+            v(b"s3cret", Some(&t), "standup", "bob", 1000),
+            TokenError::WrongSubject
+        );
         for junk in ["x", "v1.a", "v2.a.b", "v1..", "v1.!!.??", &"a".repeat(5000)] {
-            assert!(verify(b"s3cret", Some(junk), "standup", "ada", 0).is_err(), "{junk}");
+            assert!(
+                verify(b"s3cret", Some(junk), "standup", "ada", 0).is_err(),
+                "{junk}"
+            );
         }
         // A payload swapped in under a valid-looking tag is refused by the MAC.
-        let other = mint(b"s3cret", &Claims { room: "retro".into(), ..claims(2000) });
+        let other = mint(
+            b"s3cret",
+            &Claims {
+                room: "retro".into(),
+                ..claims(2000)
+            },
+        );
         let (_, tag) = t.rsplit_once('.').unwrap();
         let (signed_other, _) = other.rsplit_once('.').unwrap();
         let forged = format!("{signed_other}.{tag}");
-        assert_eq!(v(b"s3cret", Some(&forged), "retro", "ada", 1000), TokenError::BadSignature);
+        assert_eq!(
+            v(b"s3cret", Some(&forged), "retro", "ada", 1000),
+            TokenError::BadSignature
+        );
     }
 }

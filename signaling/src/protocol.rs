@@ -1,0 +1,344 @@
+//! The WebSocket protocol (docs/PROTOCOL.md, "WebSocket protocol"): JSON text messages
+//! with a `type`. Client messages are parsed in two steps so that each kind of bad input
+//! gets its own error code: JSON, then `type`, then the fields of that type.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::daemon::params::MediaKind;
+use crate::sdp::capabilities::BrowserCapabilities;
+
+/// Message types a client may send.
+pub const CLIENT_TYPES: [&str; 5] = ["join", "offer", "answer", "mute", "leave"];
+
+/// `join`: enter a room.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Join {
+    pub room: String,
+    pub name: String,
+    #[serde(default)]
+    pub token: Option<String>,
+    /// `RTCRtpReceiver.getCapabilities()` of audio and video, merged.
+    #[serde(default)]
+    pub rtp_capabilities: Option<BrowserCapabilities>,
+}
+
+/// `offer`: the send side's offer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Offer {
+    pub sdp: String,
+}
+
+/// `answer`: the answer to the server's receive-side offer `offerId`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Answer {
+    pub offer_id: u64,
+    pub sdp: String,
+}
+
+/// `mute`: pause or resume one's own track of `kind`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mute {
+    pub kind: MediaKind,
+    pub muted: bool,
+}
+
+/// `leave`: leave the room (the WebSocket stays open; closing it also leaves).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Leave {}
+
+/// A parsed client message.
+#[derive(Debug, Clone)]
+pub enum ClientMessage {
+    Join(Join),
+    Offer(Offer),
+    Answer(Answer),
+    Mute(Mute),
+    Leave,
+}
+
+impl ClientMessage {
+    /// Parses one text message.
+    pub fn parse(text: &str) -> Result<Self, ProtocolError> {
+        let mut v: Value = serde_json::from_str(text)
+            .map_err(|e| ProtocolError::new(ErrorCode::BadJson, format!("not JSON: {e}")))?;
+        let Some(obj) = v.as_object_mut() else {
+            return Err(ProtocolError::new(
+                ErrorCode::BadMessage,
+                "a message must be a JSON object",
+            ));
+        };
+        let Some(Value::String(kind)) = obj.remove("type") else {
+            return Err(ProtocolError::new(
+                ErrorCode::BadMessage,
+                "a message needs a string \"type\"",
+            ));
+        };
+        let fields = |e: serde_json::Error| {
+            ProtocolError::new(
+                ErrorCode::BadMessage,
+                format!("bad \"{kind}\" message: {e}"),
+            )
+        };
+        Ok(match kind.as_str() {
+            "join" => Self::Join(serde_json::from_value(v).map_err(fields)?),
+            "offer" => Self::Offer(serde_json::from_value(v).map_err(fields)?),
+            "answer" => Self::Answer(serde_json::from_value(v).map_err(fields)?),
+            "mute" => Self::Mute(serde_json::from_value(v).map_err(fields)?),
+            "leave" => {
+                let _: Leave = serde_json::from_value(v).map_err(fields)?;
+                Self::Leave
+            }
+            other => {
+                let shown: String = other.chars().take(32).collect();
+                return Err(ProtocolError::new(
+                    ErrorCode::UnknownType,
+                    format!("unknown message type {shown:?} (expected one of {CLIENT_TYPES:?})"),
+                ));
+            }
+        })
+    }
+
+    /// The `type` of this message.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Join(_) => "join",
+            Self::Offer(_) => "offer",
+            Self::Answer(_) => "answer",
+            Self::Mute(_) => "mute",
+            Self::Leave => "leave",
+        }
+    }
+}
+
+/// Error codes sent in `error` messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ErrorCode {
+    /// The message is not JSON.
+    BadJson,
+    /// JSON, but not a valid message (not an object, no type, wrong fields).
+    BadMessage,
+    /// `type` names no message.
+    UnknownType,
+    /// The message is larger than the server accepts.
+    TooLarge,
+    /// Valid, but not now (e.g. an offer before join, a second join, a stale answer).
+    OutOfOrder,
+    /// The room name is invalid.
+    InvalidRoom,
+    /// The display name is invalid.
+    InvalidName,
+    /// Someone in the room already has this name.
+    NameTaken,
+    /// The room has as many participants as the server allows.
+    RoomFull,
+    /// A token is required and this one is missing, wrong or expired.
+    Unauthorized,
+    /// The SDP does not parse or breaks a rule (BUNDLE, rtcp-mux, fingerprint...).
+    BadSdp,
+    /// The SDP offers no codec the server supports.
+    NoCommonCodec,
+    /// Valid but not supported (simulcast, data channels...).
+    Unsupported,
+    /// The media transport failed (e.g. DTLS fingerprint mismatch).
+    TransportFailed,
+    /// The server could not do it (media server refused or unreachable).
+    ServerError,
+}
+
+/// An error for one client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ProtocolError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<crate::sdp::SdpError> for ProtocolError {
+    fn from(e: crate::sdp::SdpError) -> Self {
+        use crate::sdp::SdpError;
+        let code = match e {
+            SdpError::Parse(_) | SdpError::Invalid(_) => ErrorCode::BadSdp,
+            SdpError::NoCommonCodec(_) => ErrorCode::NoCommonCodec,
+            SdpError::Unsupported(_) => ErrorCode::Unsupported,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+/// A participant as others see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerInfo {
+    pub peer_id: String,
+    pub name: String,
+    pub audio_muted: bool,
+    pub video_muted: bool,
+}
+
+/// A published track.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProducerInfo {
+    pub producer_id: String,
+    pub kind: MediaKind,
+    pub mid: String,
+}
+
+/// A consumer in a receive-side offer: which m-line shows whose track.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerView {
+    pub mid: String,
+    pub consumer_id: String,
+    pub producer_id: String,
+    pub peer_id: String,
+    pub kind: MediaKind,
+}
+
+/// Which of a participant's two peer connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Send,
+    Recv,
+}
+
+/// Messages the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum ServerMessage {
+    Joined {
+        peer_id: String,
+        room: String,
+        name: String,
+        peers: Vec<PeerInfo>,
+    },
+    Answer {
+        sdp: String,
+        producers: Vec<ProducerInfo>,
+    },
+    Offer {
+        offer_id: u64,
+        sdp: String,
+        consumers: Vec<ConsumerView>,
+    },
+    PeerJoined {
+        peer: PeerInfo,
+    },
+    PeerLeft {
+        peer_id: String,
+    },
+    ProducerAdded {
+        peer_id: String,
+        producer_id: String,
+        kind: MediaKind,
+    },
+    ProducerRemoved {
+        peer_id: String,
+        producer_id: String,
+        kind: MediaKind,
+    },
+    MuteChanged {
+        peer_id: String,
+        kind: MediaKind,
+        muted: bool,
+    },
+    TransportState {
+        direction: Direction,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ice_state: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dtls_state: Option<String>,
+    },
+    Left {},
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        in_reply_to: Option<&'static str>,
+    },
+}
+
+impl ServerMessage {
+    /// An `error` message.
+    pub fn error(e: ProtocolError, in_reply_to: Option<&'static str>) -> Self {
+        Self::Error {
+            code: e.code,
+            message: e.message,
+            in_reply_to,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(text: &str) -> ErrorCode {
+        ClientMessage::parse(text).unwrap_err().code
+    }
+
+    #[test]
+    fn bad_input_classes() {
+        assert_eq!(code("{"), ErrorCode::BadJson);
+        assert_eq!(code("[1]"), ErrorCode::BadMessage);
+        assert_eq!(code("{\"room\":\"x\"}"), ErrorCode::BadMessage);
+        assert_eq!(code("{\"type\":7}"), ErrorCode::BadMessage);
+        assert_eq!(code("{\"type\":\"dance\"}"), ErrorCode::UnknownType);
+        assert_eq!(
+            code("{\"type\":\"join\",\"room\":1}"),
+            ErrorCode::BadMessage
+        );
+        assert_eq!(
+            code("{\"type\":\"mute\",\"kind\":\"smell\",\"muted\":true}"),
+            ErrorCode::BadMessage
+        );
+        assert_eq!(code("{\"type\":\"leave\",\"x\":1}"), ErrorCode::BadMessage);
+    }
+
+    #[test]
+    fn good_messages() {
+        assert!(matches!(
+            ClientMessage::parse("{\"type\":\"join\",\"room\":\"r\",\"name\":\"n\"}"),
+            Ok(ClientMessage::Join(_))
+        ));
+        assert!(matches!(
+            ClientMessage::parse("{\"type\":\"leave\"}"),
+            Ok(ClientMessage::Leave)
+        ));
+    }
+
+    #[test]
+    fn server_messages_are_camel_case() {
+        let m = ServerMessage::PeerLeft {
+            peer_id: "p".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            "{\"type\":\"peerLeft\",\"peerId\":\"p\"}"
+        );
+        let e = ServerMessage::error(ProtocolError::new(ErrorCode::BadJson, "x"), Some("join"));
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            "{\"type\":\"error\",\"code\":\"BadJson\",\"message\":\"x\",\"inReplyTo\":\"join\"}"
+        );
+    }
+}

@@ -1,0 +1,991 @@
+//! The room actor: handles one command or daemon notification at a time, then sends the
+//! receive-side offers that became due.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use super::recv::{ConsumerSlot, RecvSession};
+use super::{JoinRequest, PeerStats, RoomCmd, RoomSettings, RoomStats, Rooms};
+use crate::daemon::params::{
+    ConsumerInfo, MediaKind, Notification, RtpCapabilities, TransportInfo,
+};
+use crate::daemon::{Daemon, DaemonError, WorkerClient};
+use crate::protocol::{Direction, ErrorCode, PeerInfo, ProducerInfo, ProtocolError, ServerMessage};
+use crate::sdp::answer::answer_send_offer;
+use crate::sdp::offer::read_recv_answer;
+use crate::sdp::parse::parse;
+
+/// What a daemon entity id belongs to, for routing its notifications.
+#[derive(Debug, Clone)]
+enum Entity {
+    Transport {
+        peer_id: String,
+        direction: Direction,
+    },
+    Producer,
+    Consumer {
+        peer_id: String,
+    },
+}
+
+/// A published track.
+#[derive(Debug, Clone)]
+struct Produced {
+    peer_id: String,
+    info: ProducerInfo,
+    /// Creation order: a newcomer is offered tracks in the order they were published.
+    seq: u64,
+}
+
+struct Peer {
+    id: String,
+    name: String,
+    out: mpsc::Sender<ServerMessage>,
+    caps: RtpCapabilities,
+    send: Option<TransportInfo>,
+    recv: RecvSession,
+    audio_muted: bool,
+    video_muted: bool,
+}
+
+impl Peer {
+    fn info(&self) -> PeerInfo {
+        PeerInfo {
+            peer_id: self.id.clone(),
+            name: self.name.clone(),
+            audio_muted: self.audio_muted,
+            video_muted: self.video_muted,
+        }
+    }
+}
+
+/// Why a participant is removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Removal {
+    /// It asked to leave: tell it `left`.
+    Left,
+    /// Its WebSocket closed.
+    Gone,
+    /// It could not keep up with its messages.
+    Slow,
+}
+
+struct Room {
+    name: String,
+    generation: u64,
+    rooms: Rooms,
+    daemon: Daemon,
+    settings: RoomSettings,
+    worker: Option<WorkerClient>,
+    router_id: Option<String>,
+    /// In joining order.
+    peers: Vec<Peer>,
+    /// By producer id.
+    producers: HashMap<String, Produced>,
+    entities: HashMap<String, Entity>,
+    notify_tx: mpsc::UnboundedSender<Notification>,
+    /// Participants whose message queue overflowed, removed after the current step.
+    slow: Vec<String>,
+    /// The worker or router went away: every participant is out.
+    failed: bool,
+    next_seq: u64,
+}
+
+pub(super) fn spawn(
+    name: String,
+    generation: u64,
+    rx: mpsc::Receiver<RoomCmd>,
+    rooms: Rooms,
+    daemon: Daemon,
+    settings: RoomSettings,
+) {
+    let span = tracing::info_span!("room", room = %name);
+    let (notify_tx, notify_rx) = mpsc::unbounded_channel();
+    let room = Room {
+        name,
+        generation,
+        rooms,
+        daemon,
+        settings,
+        worker: None,
+        router_id: None,
+        peers: Vec::new(),
+        producers: HashMap::new(),
+        entities: HashMap::new(),
+        notify_tx,
+        slow: Vec::new(),
+        failed: false,
+        next_seq: 0,
+    };
+    tokio::spawn(room.run(rx, notify_rx).instrument(span));
+}
+
+fn server_error(e: &DaemonError) -> ProtocolError {
+    ProtocolError::new(ErrorCode::ServerError, e.to_string())
+}
+
+fn random_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+impl Room {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<RoomCmd>,
+        mut notify_rx: mpsc::UnboundedReceiver<Notification>,
+    ) {
+        tracing::info!("room opened");
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.handle(cmd).await,
+                    None => break,
+                },
+                Some(n) = notify_rx.recv() => self.on_notification(n).await,
+            }
+            self.after_step().await;
+            if self.peers.is_empty() && self.rooms.retire(&self.name, self.generation, &rx) {
+                break;
+            }
+        }
+        self.close().await;
+    }
+
+    /// Removes participants that fell behind, then sends due offers.
+    async fn after_step(&mut self) {
+        while let Some(id) = self.slow.pop() {
+            tracing::warn!(peer = %id, "participant too slow to take its messages: removed");
+            self.remove_peer(&id, Removal::Slow).await;
+        }
+        if self.failed {
+            return;
+        }
+        for i in 0..self.peers.len() {
+            let Some(peer) = self.peers.get_mut(i) else {
+                continue;
+            };
+            if let Some(offer) = peer.recv.next_offer() {
+                let id = peer.id.clone();
+                tracing::debug!(peer = %id, offer = offer.offer_id, consumers = offer.consumers.len(), "offer");
+                self.send_to(
+                    &id,
+                    ServerMessage::Offer {
+                        offer_id: offer.offer_id,
+                        sdp: offer.sdp,
+                        consumers: offer.consumers,
+                    },
+                );
+            }
+        }
+        while let Some(id) = self.slow.pop() {
+            self.remove_peer(&id, Removal::Slow).await;
+        }
+    }
+
+    async fn close(&mut self) {
+        if let (Some(w), Some(r)) = (&self.worker, &self.router_id) {
+            if !self.failed {
+                if let Err(e) = w.request("router.close", Some(r), None).await {
+                    tracing::warn!(error = %e, "router.close failed");
+                }
+            }
+            for id in self.entities.keys() {
+                w.unsubscribe(id);
+            }
+        }
+        tracing::info!("room closed");
+    }
+
+    fn peer(&self, id: &str) -> Option<&Peer> {
+        self.peers.iter().find(|p| p.id == id)
+    }
+
+    fn peer_mut(&mut self, id: &str) -> Option<&mut Peer> {
+        self.peers.iter_mut().find(|p| p.id == id)
+    }
+
+    /// Queues a message for one participant without waiting: a participant whose queue
+    /// is full is removed rather than allowed to stall the room.
+    fn send_to(&mut self, peer_id: &str, msg: ServerMessage) {
+        let Some(peer) = self.peer(peer_id) else {
+            return;
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = peer.out.try_send(msg) {
+            self.slow.push(peer_id.to_owned());
+        }
+    }
+
+    fn error_to(&mut self, peer_id: &str, e: ProtocolError, in_reply_to: &'static str) {
+        tracing::debug!(peer = %peer_id, code = ?e.code, message = %e.message, "error to client");
+        self.send_to(peer_id, ServerMessage::error(e, Some(in_reply_to)));
+    }
+
+    fn broadcast(&mut self, except: &str, msg: &ServerMessage) {
+        let ids: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|p| p.id != except)
+            .map(|p| p.id.clone())
+            .collect();
+        for id in ids {
+            self.send_to(&id, msg.clone());
+        }
+    }
+
+    fn worker(&self) -> Result<&WorkerClient, DaemonError> {
+        self.worker.as_ref().ok_or(DaemonError::Lost)
+    }
+
+    async fn request(
+        &self,
+        method: &'static str,
+        target: &str,
+        data: Value,
+    ) -> Result<Value, DaemonError> {
+        let data = if data.is_null() { None } else { Some(data) };
+        self.worker()?.request(method, Some(target), data).await
+    }
+
+    fn track(&mut self, id: &str, entity: Entity) {
+        if let Some(w) = &self.worker {
+            w.subscribe(id, &self.notify_tx);
+        }
+        self.entities.insert(id.to_owned(), entity);
+    }
+
+    fn untrack(&mut self, id: &str) {
+        if let Some(w) = &self.worker {
+            w.unsubscribe(id);
+        }
+        self.entities.remove(id);
+    }
+
+    async fn handle(&mut self, cmd: RoomCmd) {
+        match cmd {
+            RoomCmd::Join(req) => self.on_join(req).await,
+            RoomCmd::Offer { peer_id, sdp } => {
+                if let Err(e) = self.on_offer(&peer_id, &sdp).await {
+                    self.error_to(&peer_id, e, "offer");
+                }
+            }
+            RoomCmd::Answer {
+                peer_id,
+                offer_id,
+                sdp,
+            } => {
+                if let Err(e) = self.on_answer(&peer_id, offer_id, &sdp).await {
+                    self.error_to(&peer_id, e, "answer");
+                }
+            }
+            RoomCmd::Mute {
+                peer_id,
+                kind,
+                muted,
+            } => {
+                if let Err(e) = self.on_mute(&peer_id, kind, muted).await {
+                    self.error_to(&peer_id, e, "mute");
+                }
+            }
+            RoomCmd::Leave { peer_id, explicit } => {
+                let how = if explicit {
+                    Removal::Left
+                } else {
+                    Removal::Gone
+                };
+                self.remove_peer(&peer_id, how).await;
+            }
+            RoomCmd::Stats(reply) => {
+                let _ = reply.send(self.stats());
+            }
+        }
+    }
+
+    fn stats(&self) -> RoomStats {
+        RoomStats {
+            room: self.name.clone(),
+            worker: self.worker.as_ref().map(WorkerClient::index),
+            peers: self
+                .peers
+                .iter()
+                .map(|p| PeerStats {
+                    peer_id: p.id.clone(),
+                    name: p.name.clone(),
+                    producers: self
+                        .producers
+                        .values()
+                        .filter(|x| x.peer_id == p.id)
+                        .count(),
+                    consumers: p.recv.consumers().count(),
+                })
+                .collect(),
+        }
+    }
+
+    async fn ensure_router(&mut self) -> Result<(), ProtocolError> {
+        if self.failed {
+            return Err(ProtocolError::new(
+                ErrorCode::ServerError,
+                "this room failed; rejoin",
+            ));
+        }
+        if self.router_id.is_some() {
+            return Ok(());
+        }
+        let worker = self
+            .daemon
+            .least_loaded()
+            .await
+            .map_err(|e| server_error(&e))?;
+        let data = json!({ "appData": { "room": self.name } });
+        let v = worker
+            .request("router.create", None, Some(data))
+            .await
+            .map_err(|e| server_error(&e))?;
+        let id = v.get("routerId").and_then(Value::as_str).ok_or_else(|| {
+            ProtocolError::new(ErrorCode::ServerError, "router.create returned no routerId")
+        })?;
+        tracing::info!(worker = worker.index(), router = id, "router created");
+        self.router_id = Some(id.to_owned());
+        self.worker = Some(worker);
+        Ok(())
+    }
+
+    async fn on_join(&mut self, req: JoinRequest) {
+        let JoinRequest {
+            peer_id,
+            name,
+            caps,
+            out,
+            reply,
+        } = req;
+        if self.peers.len() >= self.settings.max_peers {
+            let _ = reply.send(Err(ProtocolError::new(
+                ErrorCode::RoomFull,
+                format!(
+                    "the room has its maximum of {} participants",
+                    self.settings.max_peers
+                ),
+            )));
+            return;
+        }
+        if self
+            .peers
+            .iter()
+            .any(|p| p.name.to_lowercase() == name.to_lowercase())
+        {
+            let _ = reply.send(Err(ProtocolError::new(
+                ErrorCode::NameTaken,
+                format!("someone in this room is already called {name:?}"),
+            )));
+            return;
+        }
+        if let Err(e) = self.ensure_router().await {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let others: Vec<PeerInfo> = self.peers.iter().map(Peer::info).collect();
+        let peer = Peer {
+            id: peer_id.clone(),
+            name: name.clone(),
+            out,
+            caps,
+            send: None,
+            recv: RecvSession::new(rand::random::<u32>().into()),
+            audio_muted: false,
+            video_muted: false,
+        };
+        let info = peer.info();
+        self.peers.push(peer);
+        tracing::info!(peer = %peer_id, name = %name, "joined");
+        self.send_to(
+            &peer_id,
+            ServerMessage::Joined {
+                peer_id: peer_id.clone(),
+                room: self.name.clone(),
+                name,
+                peers: others,
+            },
+        );
+        let _ = reply.send(Ok(()));
+        self.broadcast(&peer_id, &ServerMessage::PeerJoined { peer: info });
+        let mut existing: Vec<(u64, String)> = self
+            .producers
+            .iter()
+            .filter(|(_, p)| p.peer_id != peer_id)
+            .map(|(id, p)| (p.seq, id.clone()))
+            .collect();
+        existing.sort();
+        for (_, producer_id) in existing {
+            self.consume(&peer_id, &producer_id).await;
+        }
+    }
+
+    async fn ensure_recv_transport(&mut self, peer_id: &str) -> Result<(), ProtocolError> {
+        if self
+            .peer(peer_id)
+            .is_some_and(|p| p.recv.transport.is_some())
+        {
+            return Ok(());
+        }
+        let info = self.create_transport(peer_id, Direction::Recv).await?;
+        if let Some(p) = self.peer_mut(peer_id) {
+            p.recv.transport = Some(info);
+        }
+        Ok(())
+    }
+
+    async fn create_transport(
+        &mut self,
+        peer_id: &str,
+        direction: Direction,
+    ) -> Result<TransportInfo, ProtocolError> {
+        let router = self.router_id.clone().unwrap_or_default();
+        let dir = match direction {
+            Direction::Send => "send",
+            Direction::Recv => "recv",
+        };
+        let data = json!({ "appData": { "peer": peer_id, "direction": dir } });
+        let v = self
+            .request("transport.create", &router, data)
+            .await
+            .map_err(|e| server_error(&e))?;
+        let info: TransportInfo = serde_json::from_value(v).map_err(|e| {
+            ProtocolError::new(
+                ErrorCode::ServerError,
+                format!("bad transport.create answer: {e}"),
+            )
+        })?;
+        self.track(
+            &info.transport_id,
+            Entity::Transport {
+                peer_id: peer_id.to_owned(),
+                direction,
+            },
+        );
+        Ok(info)
+    }
+
+    /// Makes `peer_id` consume `producer_id` (paused until its answer arrives). Problems
+    /// are reported to that participant only.
+    async fn consume(&mut self, peer_id: &str, producer_id: &str) {
+        let Some(owner) = self.producers.get(producer_id).cloned() else {
+            return;
+        };
+        if let Err(e) = self.ensure_recv_transport(peer_id).await {
+            self.error_to(peer_id, e, "join");
+            return;
+        }
+        let Some(peer) = self.peer(peer_id) else {
+            return;
+        };
+        let transport_id = peer
+            .recv
+            .transport
+            .as_ref()
+            .map(|t| t.transport_id.clone())
+            .unwrap_or_default();
+        let mid = peer.recv.next_mid();
+        let data = json!({
+            "producerId": producer_id,
+            "rtpCapabilities": peer.caps,
+            "mid": mid,
+            "paused": true,
+        });
+        let result = self.request("transport.consume", &transport_id, data).await;
+        let info: ConsumerInfo = match result.map(serde_json::from_value::<ConsumerInfo>) {
+            Ok(Ok(info)) => info,
+            Ok(Err(e)) => {
+                self.error_to(
+                    peer_id,
+                    ProtocolError::new(ErrorCode::ServerError, e.to_string()),
+                    "join",
+                );
+                return;
+            }
+            Err(DaemonError::Refused { kind, reason, .. }) if kind == "Unsupported" => {
+                let who = self
+                    .peer(&owner.peer_id)
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default();
+                let e = ProtocolError::new(
+                    ErrorCode::NoCommonCodec,
+                    format!(
+                        "cannot receive {who}'s {}: {reason}",
+                        owner.info.kind.as_str()
+                    ),
+                );
+                self.error_to(peer_id, e, "join");
+                return;
+            }
+            Err(e) => {
+                self.error_to(peer_id, server_error(&e), "join");
+                return;
+            }
+        };
+        self.track(
+            &info.consumer_id,
+            Entity::Consumer {
+                peer_id: peer_id.to_owned(),
+            },
+        );
+        let Some(peer) = self.peer_mut(peer_id) else {
+            return;
+        };
+        let assigned = peer.recv.add(ConsumerSlot {
+            consumer_id: info.consumer_id,
+            producer_id: producer_id.to_owned(),
+            peer_id: owner.peer_id,
+            kind: info.kind,
+            rtp: info.rtp_parameters,
+            resumed: false,
+        });
+        debug_assert_eq!(assigned, mid);
+    }
+
+    async fn on_offer(&mut self, peer_id: &str, sdp: &str) -> Result<(), ProtocolError> {
+        let Some(peer) = self.peer(peer_id) else {
+            return Ok(());
+        };
+        if peer.send.is_some() {
+            return Err(ProtocolError::new(
+                ErrorCode::OutOfOrder,
+                "already publishing: the send side is negotiated once per join",
+            ));
+        }
+        let desc = parse(sdp)?;
+        // Check the offer against a placeholder transport first, so that bad offers cost
+        // no daemon transport.
+        answer_send_offer(
+            &desc,
+            &placeholder_transport(),
+            self.settings.video_codec,
+            0,
+        )?;
+        let transport = self.create_transport(peer_id, Direction::Send).await?;
+        let tid = transport.transport_id.clone();
+        match self.publish(peer_id, &desc, &transport).await {
+            Ok(()) => {
+                if let Some(p) = self.peer_mut(peer_id) {
+                    p.send = Some(transport);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.request("transport.close", &tid, Value::Null).await;
+                self.untrack(&tid);
+                let gone: Vec<String> = self
+                    .producers
+                    .iter()
+                    .filter(|(_, p)| p.peer_id == peer_id)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in gone {
+                    self.producers.remove(&id);
+                    self.untrack(&id);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn publish(
+        &mut self,
+        peer_id: &str,
+        desc: &crate::sdp::parse::Description,
+        transport: &TransportInfo,
+    ) -> Result<(), ProtocolError> {
+        let session_id = rand::random::<u32>().into();
+        let answer = answer_send_offer(desc, transport, self.settings.video_codec, session_id)?;
+        let tid = &transport.transport_id;
+        self.request(
+            "transport.connect",
+            tid,
+            json!({ "dtlsParameters": answer.dtls }),
+        )
+        .await
+        .map_err(|e| server_error(&e))?;
+        let (audio_muted, video_muted) = self
+            .peer(peer_id)
+            .map_or((false, false), |p| (p.audio_muted, p.video_muted));
+        let mut produced = Vec::new();
+        for p in &answer.producers {
+            let paused = match p.kind {
+                MediaKind::Audio => audio_muted,
+                MediaKind::Video => video_muted,
+            };
+            let data = json!({
+                "kind": p.kind,
+                "rtpParameters": p.rtp_parameters,
+                "paused": paused,
+                "appData": { "peer": peer_id },
+            });
+            let v = self
+                .request("transport.produce", tid, data)
+                .await
+                .map_err(|e| match &e {
+                    DaemonError::Refused { kind, reason, .. }
+                        if kind == "Unsupported" || kind == "InvalidData" =>
+                    {
+                        ProtocolError::new(ErrorCode::Unsupported, reason.clone())
+                    }
+                    _ => server_error(&e),
+                })?;
+            let producer_id = v
+                .get("producerId")
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    ProtocolError::new(ErrorCode::ServerError, "produce returned no producerId")
+                })?
+                .to_owned();
+            let info = ProducerInfo {
+                producer_id: producer_id.clone(),
+                kind: p.kind,
+                mid: p.rtp_parameters.mid.clone().unwrap_or_default(),
+            };
+            self.next_seq += 1;
+            self.track(&producer_id, Entity::Producer);
+            self.producers.insert(
+                producer_id,
+                Produced {
+                    peer_id: peer_id.to_owned(),
+                    info: info.clone(),
+                    seq: self.next_seq,
+                },
+            );
+            produced.push(info);
+        }
+        tracing::info!(peer = %peer_id, tracks = produced.len(), "publishing");
+        self.send_to(
+            peer_id,
+            ServerMessage::Answer {
+                sdp: answer.sdp,
+                producers: produced.clone(),
+            },
+        );
+        for p in &produced {
+            self.broadcast(
+                peer_id,
+                &ServerMessage::ProducerAdded {
+                    peer_id: peer_id.to_owned(),
+                    producer_id: p.producer_id.clone(),
+                    kind: p.kind,
+                },
+            );
+        }
+        let others: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|p| p.id != peer_id)
+            .map(|p| p.id.clone())
+            .collect();
+        for other in others {
+            for p in &produced {
+                self.consume(&other, &p.producer_id).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_answer(
+        &mut self,
+        peer_id: &str,
+        offer_id: u64,
+        sdp: &str,
+    ) -> Result<(), ProtocolError> {
+        let Some(peer) = self.peer(peer_id) else {
+            return Ok(());
+        };
+        let Some(pending) = peer.recv.pending(offer_id) else {
+            return Err(ProtocolError::new(
+                ErrorCode::OutOfOrder,
+                format!("no offer {offer_id} is waiting for an answer"),
+            ));
+        };
+        let desc = parse(sdp)?;
+        let answer = read_recv_answer(&desc, &pending.mids)?;
+        let connected = peer.recv.connected;
+        let transport_id = peer
+            .recv
+            .transport
+            .as_ref()
+            .map(|t| t.transport_id.clone())
+            .unwrap_or_default();
+        if !connected {
+            self.request(
+                "transport.connect",
+                &transport_id,
+                json!({ "dtlsParameters": answer.dtls }),
+            )
+            .await
+            .map_err(|e| server_error(&e))?;
+        }
+        let Some(peer) = self.peer_mut(peer_id) else {
+            return Ok(());
+        };
+        peer.recv.connected = true;
+        let Some(done) = peer.recv.answered() else {
+            return Ok(());
+        };
+        // m-lines the browser refused: their consumers are of no use.
+        let rejected: Vec<String> = answer
+            .rejected
+            .iter()
+            .filter_map(|mid| peer.recv.consumer_at(mid).map(|c| c.consumer_id.clone()))
+            .collect();
+        for cid in rejected {
+            if let Some(p) = self.peer_mut(peer_id) {
+                p.recv.remove(&cid);
+            }
+            let _ = self.request("consumer.close", &cid, Value::Null).await;
+            self.untrack(&cid);
+        }
+        for cid in done.to_resume {
+            let live = self
+                .peer(peer_id)
+                .is_some_and(|p| p.recv.consumers().any(|c| c.consumer_id == cid));
+            if !live {
+                continue;
+            }
+            match self.request("consumer.resume", &cid, Value::Null).await {
+                Ok(_) => {
+                    if let Some(p) = self.peer_mut(peer_id) {
+                        p.recv.set_resumed(&cid);
+                    }
+                }
+                Err(e) => tracing::warn!(consumer = %cid, error = %e, "consumer.resume failed"),
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_mute(
+        &mut self,
+        peer_id: &str,
+        kind: MediaKind,
+        muted: bool,
+    ) -> Result<(), ProtocolError> {
+        let Some(peer) = self.peer_mut(peer_id) else {
+            return Ok(());
+        };
+        let flag = match kind {
+            MediaKind::Audio => &mut peer.audio_muted,
+            MediaKind::Video => &mut peer.video_muted,
+        };
+        if *flag == muted {
+            return Ok(());
+        }
+        *flag = muted;
+        let producer = self
+            .producers
+            .iter()
+            .find(|(_, p)| p.peer_id == peer_id && p.info.kind == kind)
+            .map(|(id, _)| id.clone());
+        if let Some(pid) = producer {
+            let method = if muted {
+                "producer.pause"
+            } else {
+                "producer.resume"
+            };
+            self.request(method, &pid, Value::Null)
+                .await
+                .map_err(|e| server_error(&e))?;
+        }
+        self.broadcast(
+            peer_id,
+            &ServerMessage::MuteChanged {
+                peer_id: peer_id.to_owned(),
+                kind,
+                muted,
+            },
+        );
+        Ok(())
+    }
+
+    /// Takes a participant out: closes its transports (the daemon closes their producers
+    /// and, with them, the other participants' consumers of them), tells the others and
+    /// renegotiates their receive sides.
+    async fn remove_peer(&mut self, peer_id: &str, how: Removal) {
+        let Some(idx) = self.peers.iter().position(|p| p.id == peer_id) else {
+            return;
+        };
+        let peer = self.peers.remove(idx);
+        tracing::info!(peer = %peer_id, name = %peer.name, ?how, "left");
+        let own: Vec<(String, ProducerInfo)> = self
+            .producers
+            .iter()
+            .filter(|(_, p)| p.peer_id == peer_id)
+            .map(|(id, p)| (id.clone(), p.info.clone()))
+            .collect();
+        // The others' consumers of its producers: gone from their offers now; the
+        // daemon's producerclose notifications for them will find nothing left to do.
+        for (pid, _) in &own {
+            self.producers.remove(pid);
+            self.untrack(pid);
+            let mut closed = Vec::new();
+            for other in &mut self.peers {
+                closed.extend(
+                    other
+                        .recv
+                        .remove_producer(pid)
+                        .into_iter()
+                        .map(|c| c.consumer_id),
+                );
+            }
+            for cid in closed {
+                self.untrack(&cid);
+            }
+        }
+        for c in peer.recv.consumers() {
+            self.untrack(&c.consumer_id);
+        }
+        for (pid, info) in own {
+            self.broadcast(
+                peer_id,
+                &ServerMessage::ProducerRemoved {
+                    peer_id: peer_id.to_owned(),
+                    producer_id: pid,
+                    kind: info.kind,
+                },
+            );
+        }
+        self.broadcast(
+            peer_id,
+            &ServerMessage::PeerLeft {
+                peer_id: peer_id.to_owned(),
+            },
+        );
+        match how {
+            Removal::Left => {
+                let _ = peer.out.try_send(ServerMessage::Left {});
+            }
+            Removal::Slow => {
+                let _ = peer.out.try_send(ServerMessage::error(
+                    ProtocolError::new(
+                        ErrorCode::ServerError,
+                        "removed from the room: too many unread messages",
+                    ),
+                    None,
+                ));
+            }
+            Removal::Gone => {}
+        }
+        // Closing the transports is the daemon's part and may take a while under load:
+        // it runs beside the room (pipelined on the worker connection), so that the others'
+        // renegotiation, sent after this step, does not wait for it.
+        let transports: Vec<String> = peer
+            .send
+            .iter()
+            .chain(peer.recv.transport.iter())
+            .map(|t| t.transport_id.clone())
+            .collect();
+        for tid in transports {
+            self.untrack(&tid);
+            if self.failed {
+                continue;
+            }
+            if let Some(w) = self.worker.clone() {
+                tokio::spawn(async move {
+                    if let Err(e) = w.request("transport.close", Some(&tid), None).await {
+                        tracing::warn!(transport = %tid, error = %e, "transport.close failed");
+                    }
+                });
+            }
+        }
+        // Dropping `peer` drops its message sender: the session sees the end of it.
+    }
+
+    async fn on_notification(&mut self, n: Notification) {
+        if n.event == Notification::WORKER_LOST || n.event == "routerclose" {
+            self.fail("the media server closed this room").await;
+            return;
+        }
+        let Some(entity) = self.entities.get(&n.target).cloned() else {
+            return;
+        };
+        match (entity, n.event.as_str()) {
+            (Entity::Consumer { peer_id }, "producerclose" | "transportclose") => {
+                self.untrack(&n.target);
+                if let Some(p) = self.peer_mut(&peer_id) {
+                    p.recv.remove(&n.target);
+                }
+            }
+            (Entity::Transport { peer_id, direction }, "icestatechange" | "dtlsstatechange") => {
+                let ice_state = n
+                    .data
+                    .get("iceState")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                let dtls_state = n
+                    .data
+                    .get("dtlsState")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                tracing::debug!(peer = %peer_id, ?direction, ?ice_state, ?dtls_state, "transport state");
+                if dtls_state.as_deref() == Some("failed") {
+                    let e = ProtocolError::new(
+                        ErrorCode::TransportFailed,
+                        "the secure media connection failed (DTLS)",
+                    );
+                    self.send_to(&peer_id, ServerMessage::error(e, None));
+                }
+                self.send_to(
+                    &peer_id,
+                    ServerMessage::TransportState {
+                        direction,
+                        ice_state,
+                        dtls_state,
+                    },
+                );
+            }
+            (Entity::Producer, "transportclose") => {
+                self.producers.remove(&n.target);
+                self.untrack(&n.target);
+            }
+            _ => {}
+        }
+    }
+
+    /// The worker or the router is gone: nothing in this room works any more.
+    async fn fail(&mut self, why: &str) {
+        if self.failed {
+            return;
+        }
+        tracing::error!(reason = why, "room failed");
+        self.failed = true;
+        for peer in std::mem::take(&mut self.peers) {
+            let _ = peer.out.try_send(ServerMessage::error(
+                ProtocolError::new(ErrorCode::ServerError, why),
+                None,
+            ));
+        }
+        self.producers.clear();
+    }
+}
+
+/// A transport with dummy values, to validate an offer before creating a real one.
+fn placeholder_transport() -> TransportInfo {
+    use crate::daemon::params::{DtlsParameters, IceCandidate, IceParameters};
+    TransportInfo {
+        transport_id: random_id(),
+        ice_parameters: IceParameters {
+            username_fragment: "placeholder".into(),
+            password: "placeholderplaceholder".into(),
+            ice_lite: true,
+        },
+        ice_candidates: vec![IceCandidate {
+            foundation: "0".into(),
+            priority: 1,
+            ip: "127.0.0.1".into(),
+            protocol: "udp".into(),
+            port: 9,
+            kind: "host".into(),
+        }],
+        dtls_parameters: DtlsParameters {
+            role: "auto".into(),
+            fingerprints: vec![],
+        },
+    }
+}

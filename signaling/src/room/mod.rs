@@ -1,0 +1,199 @@
+//! Rooms: one actor task per room owns all of its state (participants, their transports,
+//! producers and consumers) and talks to the daemon one request at a time, so a room's
+//! state changes in one place and in order. WebSocket sessions and daemon notifications
+//! reach it through channels.
+
+mod actor;
+pub mod recv;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::VideoCodec;
+use crate::daemon::params::{MediaKind, RtpCapabilities};
+use crate::daemon::Daemon;
+use crate::protocol::{ErrorCode, ProtocolError, ServerMessage};
+
+/// Commands queued per room; a session waits when its room is this far behind.
+const ROOM_QUEUE: usize = 256;
+
+/// Settings every room shares.
+#[derive(Debug, Clone)]
+pub struct RoomSettings {
+    pub video_codec: VideoCodec,
+    pub max_peers: usize,
+}
+
+/// A participant asking to enter.
+#[derive(Debug)]
+pub struct JoinRequest {
+    pub peer_id: String,
+    pub name: String,
+    pub caps: RtpCapabilities,
+    /// Where the room sends this participant's messages. Dropped by the room when the
+    /// participant is out (left, removed, room failed).
+    pub out: mpsc::Sender<ServerMessage>,
+    pub reply: oneshot::Sender<Result<(), ProtocolError>>,
+}
+
+/// What a room is asked to do.
+#[derive(Debug)]
+pub enum RoomCmd {
+    Join(JoinRequest),
+    Offer {
+        peer_id: String,
+        sdp: String,
+    },
+    Answer {
+        peer_id: String,
+        offer_id: u64,
+        sdp: String,
+    },
+    Mute {
+        peer_id: String,
+        kind: MediaKind,
+        muted: bool,
+    },
+    /// Explicit leave (`explicit`: the session stays and waits for `left`) or the
+    /// WebSocket closed.
+    Leave {
+        peer_id: String,
+        explicit: bool,
+    },
+    Stats(oneshot::Sender<RoomStats>),
+}
+
+/// A room as `/api/rooms/<room>` shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomStats {
+    pub room: String,
+    pub worker: Option<usize>,
+    pub peers: Vec<PeerStats>,
+}
+
+/// One participant in [`RoomStats`].
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerStats {
+    pub peer_id: String,
+    pub name: String,
+    pub producers: usize,
+    pub consumers: usize,
+}
+
+/// A way to send commands to a room.
+#[derive(Debug, Clone)]
+pub struct RoomHandle {
+    tx: mpsc::Sender<RoomCmd>,
+}
+
+impl RoomHandle {
+    /// Queues a command; false if the room is gone.
+    pub async fn send(&self, cmd: RoomCmd) -> bool {
+        self.tx.send(cmd).await.is_ok()
+    }
+}
+
+struct Entry {
+    generation: u64,
+    handle: RoomHandle,
+}
+
+struct Inner {
+    map: Mutex<HashMap<String, Entry>>,
+    daemon: Daemon,
+    settings: RoomSettings,
+    next_generation: AtomicU64,
+}
+
+/// All rooms of this process.
+#[derive(Clone)]
+pub struct Rooms {
+    inner: Arc<Inner>,
+}
+
+impl Rooms {
+    pub fn new(daemon: Daemon, settings: RoomSettings) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                map: Mutex::default(),
+                daemon,
+                settings,
+                next_generation: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        // Only whole-entry inserts and removals happen under the lock.
+        self.inner
+            .map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `req` to `room`, creating the room if needed. Done under the registry lock,
+    /// which a retiring room also takes: a join can never be queued to a room that has
+    /// already decided to close.
+    pub fn join(&self, room: &str, req: JoinRequest) -> Result<RoomHandle, ProtocolError> {
+        let mut map = self.map();
+        let entry = map.entry(room.to_owned()).or_insert_with(|| {
+            let generation = self.inner.next_generation.fetch_add(1, Ordering::Relaxed);
+            let (tx, rx) = mpsc::channel(ROOM_QUEUE);
+            actor::spawn(
+                room.to_owned(),
+                generation,
+                rx,
+                self.clone(),
+                self.inner.daemon.clone(),
+                self.inner.settings.clone(),
+            );
+            Entry {
+                generation,
+                handle: RoomHandle { tx },
+            }
+        });
+        entry.handle.tx.try_send(RoomCmd::Join(req)).map_err(|_| {
+            ProtocolError::new(ErrorCode::ServerError, "the room is busy, try again")
+        })?;
+        Ok(entry.handle.clone())
+    }
+
+    /// The room's participants and counts, if the room exists.
+    pub async fn stats(&self, room: &str) -> Option<RoomStats> {
+        let handle = self.map().get(room).map(|e| e.handle.clone())?;
+        let (tx, rx) = oneshot::channel();
+        if !handle.send(RoomCmd::Stats(tx)).await {
+            return None;
+        }
+        rx.await.ok()
+    }
+
+    /// Number of open rooms.
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    /// Whether no room is open.
+    pub fn is_empty(&self) -> bool {
+        self.map().is_empty()
+    }
+
+    /// Called by an empty room: unregisters it unless commands are still queued for it
+    /// (then it must handle them first). True when the room may stop.
+    fn retire(&self, room: &str, generation: u64, rx: &mpsc::Receiver<RoomCmd>) -> bool {
+        let mut map = self.map();
+        if !rx.is_empty() {
+            return false;
+        }
+        if map.get(room).is_some_and(|e| e.generation == generation) {
+            map.remove(room);
+        }
+        true
+    }
+}

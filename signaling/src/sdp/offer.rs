@@ -1,0 +1,205 @@
+//! The receive side: the server offers one sendonly m-line per consumer (the browser
+//! demultiplexes by the `a=ssrc` lines) and reads the browser's answer.
+
+use super::answer::client_dtls;
+use super::parse::{parameters_to_fmtp, Description};
+use super::{attr, flag, media_port, media_section, push_candidates, session, SdpError};
+use crate::daemon::params::{DtlsParameters, MediaKind, RtpParameters, TransportInfo};
+
+/// What one m-line of a receive-side offer shows.
+#[derive(Debug, Clone, Copy)]
+pub enum OfferedMedia<'a> {
+    /// A live consumer: sendonly with its SSRC, under msid `stream_id track_id`.
+    Active {
+        mid: &'a str,
+        kind: MediaKind,
+        rtp: &'a RtpParameters,
+        stream_id: &'a str,
+        track_id: &'a str,
+    },
+    /// A closed consumer whose m-line carries the BUNDLE transport: kept, inactive
+    /// (closing it would close the transport, RFC 8843 section 7.3.3).
+    Disabled {
+        mid: &'a str,
+        kind: MediaKind,
+        rtp: &'a RtpParameters,
+    },
+    /// A closed consumer: port 0, out of the BUNDLE group; its place may be recycled by a
+    /// later m-line with a new mid.
+    Closed {
+        mid: &'a str,
+        kind: MediaKind,
+        rtp: &'a RtpParameters,
+    },
+}
+
+impl OfferedMedia<'_> {
+    /// The m-line's mid.
+    pub fn mid(&self) -> &str {
+        match self {
+            Self::Active { mid, .. } | Self::Disabled { mid, .. } | Self::Closed { mid, .. } => mid,
+        }
+    }
+}
+
+fn codec_name(mime: &str) -> &str {
+    mime.split_once('/').map_or(mime, |(_, n)| n)
+}
+
+/// Builds the offer. `version` must grow with every offer of this session (`o=` line).
+pub fn build_recv_offer(
+    transport: &TransportInfo,
+    session_id: u64,
+    version: u64,
+    media: &[OfferedMedia<'_>],
+) -> String {
+    let mut sd = session(session_id, version);
+    let mut bundle = Vec::new();
+    for m in media {
+        let (mid, kind, rtp, port) = match *m {
+            OfferedMedia::Active { mid, kind, rtp, .. }
+            | OfferedMedia::Disabled { mid, kind, rtp } => (mid, kind, rtp, media_port(transport)),
+            OfferedMedia::Closed { mid, kind, rtp } => (mid, kind, rtp, 0),
+        };
+        let formats = if rtp.codecs.is_empty() {
+            vec![match kind {
+                MediaKind::Audio => "111".to_owned(),
+                MediaKind::Video => "96".to_owned(),
+            }]
+        } else {
+            rtp.codecs
+                .iter()
+                .map(|c| c.payload_type.to_string())
+                .collect()
+        };
+        let mut md = media_section(kind.as_str(), port, formats, transport, "actpass");
+        md.attributes.push(attr("mid", mid));
+        match m {
+            OfferedMedia::Active { .. } => md.attributes.push(flag("sendonly")),
+            _ => md.attributes.push(flag("inactive")),
+        }
+        if matches!(m, OfferedMedia::Closed { .. }) {
+            // Nothing else matters on a rejected m-line; keep one format for syntax.
+            if let Some(c) = rtp.codecs.first() {
+                md.attributes.push(attr(
+                    "rtpmap",
+                    rtpmap_value(c.payload_type, &c.mime_type, c.clock_rate, c.channels),
+                ));
+            }
+            sd.media_descriptions.push(md);
+            continue;
+        }
+        bundle.push(mid.to_owned());
+        md.attributes.push(flag("rtcp-mux"));
+        md.attributes.push(flag("rtcp-rsize"));
+        if let OfferedMedia::Active { .. } = m {
+            for e in &rtp.header_extensions {
+                md.attributes
+                    .push(attr("extmap", format!("{} {}", e.id, e.uri)));
+            }
+        }
+        for c in &rtp.codecs {
+            md.attributes.push(attr(
+                "rtpmap",
+                rtpmap_value(c.payload_type, &c.mime_type, c.clock_rate, c.channels),
+            ));
+            for fb in &c.rtcp_feedback {
+                let v = if fb.parameter.is_empty() {
+                    format!("{} {}", c.payload_type, fb.kind)
+                } else {
+                    format!("{} {} {}", c.payload_type, fb.kind, fb.parameter)
+                };
+                md.attributes.push(attr("rtcp-fb", v));
+            }
+            let fmtp = parameters_to_fmtp(&c.parameters);
+            if !fmtp.is_empty() {
+                md.attributes
+                    .push(attr("fmtp", format!("{} {fmtp}", c.payload_type)));
+            }
+        }
+        if let OfferedMedia::Active {
+            stream_id,
+            track_id,
+            ..
+        } = m
+        {
+            md.attributes
+                .push(attr("msid", format!("{stream_id} {track_id}")));
+            if let Some(ssrc) = rtp.encodings.first().and_then(|e| e.ssrc) {
+                let cname = rtp.rtcp.cname.as_deref().unwrap_or(stream_id);
+                md.attributes
+                    .push(attr("ssrc", format!("{ssrc} cname:{cname}")));
+                md.attributes
+                    .push(attr("ssrc", format!("{ssrc} msid:{stream_id} {track_id}")));
+            }
+        }
+        push_candidates(&mut md, transport);
+        sd.media_descriptions.push(md);
+    }
+    if !bundle.is_empty() {
+        sd.attributes
+            .push(attr("group", format!("BUNDLE {}", bundle.join(" "))));
+    }
+    sd.attributes.push(attr("msid-semantic", " WMS *"));
+    sd.marshal()
+}
+
+fn rtpmap_value(pt: u8, mime: &str, clock: u32, channels: Option<u8>) -> String {
+    match channels {
+        Some(ch) if ch > 1 => format!("{pt} {}/{clock}/{ch}", codec_name(mime)),
+        _ => format!("{pt} {}/{clock}", codec_name(mime)),
+    }
+}
+
+/// What the browser's answer says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecvAnswer {
+    /// For `transport.connect`.
+    pub dtls: DtlsParameters,
+    /// Mids of live m-lines the browser rejected (port 0).
+    pub rejected: Vec<String>,
+}
+
+/// Reads the answer to an offer whose m-lines had `offered` mids (with whether each was
+/// live).
+pub fn read_recv_answer(
+    answer: &Description,
+    offered: &[(String, bool)],
+) -> Result<RecvAnswer, SdpError> {
+    if answer.media.len() != offered.len() {
+        return Err(SdpError::Invalid(format!(
+            "the answer has {} m-lines, the offer had {}",
+            answer.media.len(),
+            offered.len()
+        )));
+    }
+    let mut rejected = Vec::new();
+    let mut dtls = None;
+    for (m, (mid, live)) in answer.media.iter().zip(offered) {
+        if m.mid.as_deref() != Some(mid.as_str()) && m.port != 0 {
+            return Err(SdpError::Invalid(format!(
+                "m-line {} of the answer has mid {:?}, the offer's was {mid:?}",
+                m.index,
+                m.mid.as_deref().unwrap_or("")
+            )));
+        }
+        if m.port == 0 {
+            if *live {
+                rejected.push(mid.clone());
+            }
+            continue;
+        }
+        if dtls.is_none() {
+            dtls = Some(client_dtls(answer, m, false)?);
+        }
+    }
+    let dtls = match dtls {
+        Some(d) => d,
+        // Every m-line rejected: the session-level fingerprint still identifies the peer.
+        None => match answer.media.first() {
+            Some(m) => client_dtls(answer, m, false)?,
+            None => return Err(SdpError::Invalid("the answer has no m-line".into())),
+        },
+    };
+    Ok(RecvAnswer { dtls, rejected })
+}

@@ -1,0 +1,478 @@
+// Room page: two RTCPeerConnections per participant, like mediasoup's transports.
+// - send: this browser offers its microphone and camera (sendonly), the server answers;
+// - recv: the server offers one sendonly m-line per track of the others, this browser
+//   answers; the server offers again whenever participants come and go.
+// Names from the server are only ever shown with textContent.
+
+const $ = (id) => document.getElementById(id);
+const NAME_RE = /^[\p{L}\p{N}_.'-]+( [\p{L}\p{N}_.'-]+)*$/u;
+const PC_CONFIG = { bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' };
+
+const params = new URLSearchParams(location.search);
+const room = decodeURIComponent(location.pathname.split('/')[2] || '');
+
+// Everything the page knows, also read by the end-to-end tests.
+const state = {
+  room,
+  name: null,
+  peerId: null,
+  joined: false,
+  left: false,
+  ws: null,
+  wsState: 'closed',
+  localStream: null,
+  viewer: false,
+  micMuted: false,
+  camOff: false,
+  sendPc: null,
+  recvPc: null,
+  /** Other participants: peerId -> {peerId, name, audioMuted, videoMuted}. */
+  peers: new Map(),
+  /** Consumers of the current receive-side offer: mid -> {mid, consumerId, producerId, peerId, kind}. */
+  consumers: new Map(),
+  /** Consumers closed by later offers, in order. */
+  closedConsumers: [],
+  offersAnswered: 0,
+  transports: { send: {}, recv: {} },
+  errors: [],
+};
+window.sfu = { state, inboundStats };
+
+// ---------------------------------------------------------------- UI helpers
+
+function showBanner(text, kind = 'error') {
+  const b = $('banner');
+  b.textContent = text;
+  b.className = `banner ${kind}`;
+  b.hidden = false;
+}
+
+function hideBanner() {
+  $('banner').hidden = true;
+}
+
+function setStatus() {
+  let text;
+  const pcs = [state.sendPc, state.recvPc].filter(Boolean).map((pc) => pc.connectionState);
+  if (state.left) text = 'Left';
+  else if (!state.ws) text = 'Not joined';
+  else if (state.wsState !== 'open') text = state.wsState === 'connecting' ? 'Connecting…' : 'Disconnected';
+  else if (!state.joined) text = 'Joining…';
+  else if (pcs.includes('failed')) text = 'Media failed';
+  else if (pcs.includes('disconnected')) text = 'Reconnecting…';
+  else if (pcs.length && pcs.every((s) => s === 'connected')) text = 'Connected';
+  else if (pcs.length) text = 'Connecting media…';
+  else text = 'Connected (waiting for others)';
+  const s = $('status');
+  s.textContent = text;
+  s.dataset.state = text;
+}
+
+const tiles = new Map(); // peerId -> tile
+
+function tileFor(peerId, name, self = false) {
+  let t = tiles.get(peerId);
+  if (t) return t;
+  const el = document.createElement('div');
+  el.className = 'tile';
+  el.dataset.peerId = peerId;
+  const video = document.createElement('video');
+  video.autoplay = true;
+  video.playsInline = true;
+  video.muted = true; // audio plays from its own element; muted video may always autoplay
+  const avatar = document.createElement('div');
+  avatar.className = 'avatar';
+  avatar.textContent = (name || '?').slice(0, 1).toUpperCase();
+  const audio = document.createElement('audio');
+  audio.autoplay = true;
+  const label = document.createElement('div');
+  label.className = 'label';
+  const nameEl = document.createElement('span');
+  nameEl.className = 'name';
+  nameEl.textContent = self ? `${name} (you)` : name;
+  const badges = document.createElement('span');
+  badges.className = 'badges';
+  label.append(nameEl, badges);
+  el.append(video, avatar, audio, label);
+  if (self) el.classList.add('self');
+  $('grid').append(el);
+  t = { el, video, audio, badges, avatar, self };
+  tiles.set(peerId, t);
+  updateTile(peerId);
+  return t;
+}
+
+function updateTile(peerId) {
+  const t = tiles.get(peerId);
+  if (!t) return;
+  const p = t.self
+    ? { audioMuted: state.micMuted || !hasTrack('audio'), videoMuted: state.camOff || !hasTrack('video') }
+    : state.peers.get(peerId) || {};
+  const hasVideo = Boolean(t.video.srcObject) && !p.videoMuted;
+  t.el.classList.toggle('no-video', !hasVideo);
+  const badges = [];
+  if (p.audioMuted) badges.push('mic off');
+  if (p.videoMuted) badges.push('camera off');
+  t.badges.textContent = badges.join(' · ');
+}
+
+function removeTile(peerId) {
+  const t = tiles.get(peerId);
+  if (!t) return;
+  t.video.srcObject = null;
+  t.audio.srcObject = null;
+  t.el.remove();
+  tiles.delete(peerId);
+}
+
+function hasTrack(kind) {
+  return Boolean(state.localStream && state.localStream.getTracks().some((t) => t.kind === kind));
+}
+
+function playAudio(audio) {
+  audio.play().catch(() => {
+    // Autoplay policy: sound needs a click on this page first.
+    $('sound').hidden = false;
+  });
+}
+
+$('sound').addEventListener('click', () => {
+  for (const t of tiles.values()) if (t.audio.srcObject) t.audio.play().catch(() => {});
+  $('sound').hidden = true;
+});
+
+// ---------------------------------------------------------------- signaling
+
+function send(msg) {
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(msg));
+}
+
+function receiveCapabilities() {
+  if (!window.RTCRtpReceiver || !RTCRtpReceiver.getCapabilities) return undefined;
+  const codecs = [];
+  const headerExtensions = [];
+  for (const kind of ['audio', 'video']) {
+    const caps = RTCRtpReceiver.getCapabilities(kind);
+    if (!caps) continue;
+    for (const c of caps.codecs) {
+      const codec = { mimeType: c.mimeType, clockRate: c.clockRate };
+      if (c.channels) codec.channels = c.channels;
+      if (c.sdpFmtpLine) codec.sdpFmtpLine = c.sdpFmtpLine;
+      codecs.push(codec);
+    }
+    for (const h of caps.headerExtensions) headerExtensions.push({ uri: h.uri });
+  }
+  return { codecs, headerExtensions };
+}
+
+async function getMedia() {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    return { stream: null, problem: 'Camera and microphone need a secure page (https or localhost): you joined as a viewer.' };
+  }
+  let firstError = null;
+  for (const constraints of [{ audio: true, video: true }, { audio: true }, { video: true }]) {
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia(constraints);
+      let problem = null;
+      if (!constraints.video) problem = 'No camera available: others hear you but do not see you.';
+      else if (!constraints.audio) problem = 'No microphone available: others see you but do not hear you.';
+      if (problem && firstError && firstError.name === 'NotAllowedError') problem = `Access was partly denied. ${problem}`;
+      return { stream, problem };
+    } catch (e) {
+      firstError = firstError || e;
+      if (e.name === 'NotAllowedError' || e.name === 'SecurityError') break;
+    }
+  }
+  const denied = firstError && (firstError.name === 'NotAllowedError' || firstError.name === 'SecurityError');
+  return {
+    stream: null,
+    problem: denied
+      ? 'Camera and microphone access was denied: you joined as a viewer. Allow access and rejoin to be seen and heard.'
+      : 'No camera or microphone found: you joined as a viewer.',
+  };
+}
+
+async function start(name) {
+  state.name = name;
+  $('prompt').hidden = true;
+  $('grid').hidden = false;
+  $('controls').hidden = false;
+  state.wsState = 'connecting';
+  setStatus();
+  const media = await getMedia();
+  state.localStream = media.stream;
+  state.viewer = !media.stream;
+  if (media.problem) showBanner(media.problem, 'warning');
+  $('mic').disabled = !hasTrack('audio');
+  $('cam').disabled = !hasTrack('video');
+
+  const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
+  state.ws = ws;
+  ws.onopen = () => {
+    state.wsState = 'open';
+    setStatus();
+    const join = { type: 'join', room, name, rtpCapabilities: receiveCapabilities() };
+    const token = params.get('token');
+    if (token) join.token = token;
+    send(join);
+  };
+  // Messages are handled one at a time, in order: each may await the browser.
+  let chain = Promise.resolve();
+  ws.onmessage = (ev) => {
+    chain = chain
+      .then(() => handle(JSON.parse(ev.data)))
+      .catch((e) => {
+        state.errors.push({ code: 'ClientError', message: String(e) });
+        showBanner(`Something went wrong: ${e}`);
+      });
+  };
+  ws.onclose = () => {
+    state.wsState = 'closed';
+    setStatus();
+    if (!state.left) showBanner('The connection to the server was lost. Reload the page to rejoin.');
+  };
+}
+
+async function handle(msg) {
+  switch (msg.type) {
+    case 'joined': return onJoined(msg);
+    case 'answer': return state.sendPc && state.sendPc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+    case 'offer': return onOffer(msg);
+    case 'peerJoined':
+      state.peers.set(msg.peer.peerId, msg.peer);
+      tileFor(msg.peer.peerId, msg.peer.name);
+      return undefined;
+    case 'peerLeft':
+      state.peers.delete(msg.peerId);
+      removeTile(msg.peerId);
+      return undefined;
+    case 'producerAdded':
+    case 'producerRemoved':
+      return undefined; // the next offer shows (or drops) the track
+    case 'muteChanged': {
+      const p = state.peers.get(msg.peerId);
+      if (p) p[msg.kind === 'audio' ? 'audioMuted' : 'videoMuted'] = msg.muted;
+      updateTile(msg.peerId);
+      return undefined;
+    }
+    case 'transportState':
+      Object.assign(state.transports[msg.direction], msg);
+      setStatus();
+      return undefined;
+    case 'left': return onLeft();
+    case 'error': return onError(msg);
+    default: return undefined;
+  }
+}
+
+function onError(msg) {
+  state.errors.push(msg);
+  if (!state.joined && msg.inReplyTo === 'join') {
+    // Let the person fix the name (or see why joining failed).
+    state.ws.onclose = null;
+    state.ws.close();
+    state.wsState = 'closed';
+    $('grid').hidden = true;
+    $('controls').hidden = true;
+    $('grid').replaceChildren();
+    tiles.clear();
+    if (state.localStream) for (const t of state.localStream.getTracks()) t.stop();
+    $('prompt').hidden = false;
+    $('prompt-error').textContent = msg.message;
+    $('name-input').value = state.name || '';
+    setStatus();
+    return;
+  }
+  showBanner(`${msg.message} (${msg.code})`);
+}
+
+async function onJoined(msg) {
+  state.joined = true;
+  state.peerId = msg.peerId;
+  setStatus();
+  document.title = `${room} – Video chat`;
+  const self = tileFor(msg.peerId, msg.name, true);
+  if (state.localStream) {
+    self.video.srcObject = state.localStream;
+    updateTile(msg.peerId);
+  }
+  for (const p of msg.peers) {
+    state.peers.set(p.peerId, p);
+    tileFor(p.peerId, p.name);
+  }
+  if (state.localStream) await publish();
+}
+
+async function publish() {
+  const pc = new RTCPeerConnection(PC_CONFIG);
+  state.sendPc = pc;
+  pc.onconnectionstatechange = setStatus;
+  for (const track of state.localStream.getTracks()) {
+    pc.addTransceiver(track, { direction: 'sendonly', streams: [state.localStream] });
+  }
+  await pc.setLocalDescription(await pc.createOffer());
+  send({ type: 'offer', sdp: pc.localDescription.sdp });
+}
+
+function recvPc() {
+  if (state.recvPc) return state.recvPc;
+  const pc = new RTCPeerConnection(PC_CONFIG);
+  state.recvPc = pc;
+  pc.onconnectionstatechange = setStatus;
+  pc.ontrack = (ev) => {
+    const c = state.consumers.get(ev.transceiver.mid);
+    const peerId = c ? c.peerId : ev.streams[0] && ev.streams[0].id;
+    const peer = state.peers.get(peerId);
+    if (!peerId || !peer) return;
+    const t = tileFor(peerId, peer.name);
+    const stream = new MediaStream([ev.track]);
+    if (ev.track.kind === 'video') {
+      t.video.srcObject = stream;
+      t.video.play().catch(() => {});
+    } else {
+      t.audio.srcObject = stream;
+      playAudio(t.audio);
+    }
+    updateTile(peerId);
+  };
+  return pc;
+}
+
+async function onOffer(msg) {
+  const pc = recvPc();
+  const next = new Map(msg.consumers.map((c) => [c.mid, c]));
+  for (const [mid, c] of state.consumers) {
+    if (!next.has(mid)) {
+      state.closedConsumers.push(c);
+      const t = tiles.get(c.peerId);
+      const el = t && (c.kind === 'video' ? t.video : t.audio);
+      const track = el && el.srcObject && el.srcObject.getTracks()[0];
+      const tr = pc.getTransceivers().find((x) => x.mid === mid);
+      if (el && tr && track === tr.receiver.track) {
+        el.srcObject = null;
+        updateTile(c.peerId);
+      }
+    }
+  }
+  state.consumers = next;
+  await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+  await pc.setLocalDescription(await pc.createAnswer());
+  send({ type: 'answer', offerId: msg.offerId, sdp: pc.localDescription.sdp });
+  state.offersAnswered += 1;
+}
+
+function closeMedia() {
+  for (const pc of [state.sendPc, state.recvPc]) if (pc) pc.close();
+  state.sendPc = null;
+  state.recvPc = null;
+  if (state.localStream) for (const t of state.localStream.getTracks()) t.stop();
+  for (const id of [...tiles.keys()]) removeTile(id);
+  state.consumers = new Map();
+  state.peers.clear();
+}
+
+function onLeft() {
+  state.left = true;
+  state.joined = false;
+  closeMedia();
+  state.ws.close();
+  $('grid').hidden = true;
+  $('controls').hidden = true;
+  $('left').hidden = false;
+  hideBanner();
+  setStatus();
+}
+
+// ---------------------------------------------------------------- controls
+
+function setMuted(kind, muted) {
+  for (const t of state.localStream ? state.localStream.getTracks() : []) {
+    if (t.kind === kind) t.enabled = !muted;
+  }
+  if (kind === 'audio') state.micMuted = muted;
+  else state.camOff = muted;
+  $('mic').textContent = state.micMuted ? 'Unmute' : 'Mute';
+  $('cam').textContent = state.camOff ? 'Camera on' : 'Camera off';
+  $('mic').setAttribute('aria-pressed', String(state.micMuted));
+  $('cam').setAttribute('aria-pressed', String(state.camOff));
+  send({ type: 'mute', kind, muted });
+  updateTile(state.peerId);
+}
+
+$('mic').addEventListener('click', () => setMuted('audio', !state.micMuted));
+$('cam').addEventListener('click', () => setMuted('video', !state.camOff));
+$('leave').addEventListener('click', () => send({ type: 'leave' }));
+$('rejoin').addEventListener('click', () => location.reload());
+
+// ---------------------------------------------------------------- active speaker
+
+/** Per other participant: the inbound-rtp stats of each kind, from the receive side. */
+async function inboundStats() {
+  const out = {};
+  const pc = state.recvPc;
+  if (!pc) return out;
+  for (const tr of pc.getTransceivers()) {
+    const c = tr.mid && state.consumers.get(tr.mid);
+    if (!c) continue;
+    const report = await tr.receiver.getStats();
+    for (const s of report.values()) {
+      if (s.type !== 'inbound-rtp') continue;
+      const codec = s.codecId && report.get(s.codecId);
+      out[c.peerId] = out[c.peerId] || {};
+      out[c.peerId][c.kind] = {
+        mid: tr.mid,
+        consumerId: c.consumerId,
+        packetsReceived: s.packetsReceived || 0,
+        framesDecoded: s.framesDecoded || 0,
+        frameWidth: s.frameWidth || 0,
+        frameHeight: s.frameHeight || 0,
+        audioLevel: s.audioLevel || 0,
+        codec: codec ? codec.mimeType : undefined,
+      };
+    }
+  }
+  return out;
+}
+
+setInterval(async () => {
+  if (!state.joined || !state.recvPc) return;
+  let best = null;
+  let bestLevel = 0.02; // below this, nobody is speaking
+  const stats = await inboundStats().catch(() => ({}));
+  for (const [peerId, s] of Object.entries(stats)) {
+    const p = state.peers.get(peerId);
+    if (s.audio && s.audio.audioLevel > bestLevel && !(p && p.audioMuted)) {
+      best = peerId;
+      bestLevel = s.audio.audioLevel;
+    }
+  }
+  for (const [peerId, t] of tiles) t.el.classList.toggle('speaking', peerId === best);
+}, 500);
+
+// ---------------------------------------------------------------- start
+
+$('room-title').textContent = room;
+document.title = `${room} – Video chat`;
+setStatus();
+const given = (params.get('name') || '').trim();
+if (given && NAME_RE.test(given) && [...given].length <= 32) {
+  start(given);
+} else {
+  $('prompt').hidden = false;
+  if (given) $('prompt-error').textContent = 'That name cannot be used: letters, digits, spaces and - _ . \' only, up to 32 characters.';
+  $('name-input').focus();
+}
+$('prompt').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const name = $('name-input').value.trim().replace(/\s+/g, ' ');
+  if (!NAME_RE.test(name) || [...name].length > 32) {
+    $('prompt-error').textContent = 'Use letters, digits, spaces and - _ . \' only, up to 32 characters.';
+    return;
+  }
+  params.set('name', name);
+  history.replaceState(null, '', `${location.pathname}?${params}`);
+  $('prompt-error').textContent = '';
+  state.left = false;
+  state.joined = false;
+  start(name);
+});

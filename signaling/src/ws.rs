@@ -1,0 +1,269 @@
+//! One WebSocket session: reads client messages, answers bad ones with an error to this
+//! client only, forwards good ones to its room, and writes what the room sends back.
+
+use std::future::pending;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::names::{validate_name, validate_room};
+use crate::protocol::{ClientMessage, ErrorCode, Join, ProtocolError, ServerMessage};
+use crate::room::{JoinRequest, RoomCmd, RoomHandle, Rooms};
+use crate::sdp::capabilities::receive_capabilities;
+use crate::token;
+
+/// Frames (and messages) above this close the connection with 1009 (RFC 6455 section
+/// 7.4.1): the server will not even buffer them. Smaller messages above
+/// `--max-message` get an error message and the session goes on.
+pub const MAX_FRAME: usize = 1 << 20;
+/// Messages a room may queue for one client before the client counts as stuck.
+const OUT_QUEUE: usize = 256;
+/// A room answers a join in milliseconds; this bounds a stuck daemon.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What sessions share.
+#[derive(Clone)]
+pub struct SessionConfig {
+    pub rooms: Rooms,
+    pub auth_secret: Option<Arc<[u8]>>,
+    pub max_message: usize,
+}
+
+/// `GET /ws`.
+pub async fn upgrade(ws: WebSocketUpgrade, State(cfg): State<SessionConfig>) -> Response {
+    ws.max_message_size(MAX_FRAME)
+        .max_frame_size(MAX_FRAME)
+        .on_upgrade(move |socket| Session::new(cfg).run(socket))
+}
+
+struct Joined {
+    room: RoomHandle,
+    peer_id: String,
+    out: mpsc::Receiver<ServerMessage>,
+    /// A `leave` was sent: the end of `out` is expected.
+    leaving: bool,
+}
+
+struct Session {
+    cfg: SessionConfig,
+    joined: Option<Joined>,
+}
+
+fn to_text(msg: &ServerMessage) -> Message {
+    // Our own message types always serialise.
+    Message::Text(serde_json::to_string(msg).unwrap_or_default().into())
+}
+
+impl Session {
+    fn new(cfg: SessionConfig) -> Self {
+        Self { cfg, joined: None }
+    }
+
+    async fn run(mut self, mut socket: WebSocket) {
+        tracing::debug!("WebSocket session opened");
+        loop {
+            let from_room = async {
+                match &mut self.joined {
+                    Some(j) => j.out.recv().await,
+                    None => pending().await,
+                }
+            };
+            tokio::select! {
+                incoming = socket.recv() => {
+                    let msg = match incoming {
+                        Some(Ok(m)) => m,
+                        Some(Err(e)) => {
+                            // Oversized frames end here (the reader refuses to buffer them).
+                            tracing::debug!(error = %e, "WebSocket read error");
+                            let frame = CloseFrame { code: 1009, reason: "message too big or malformed".into() };
+                            let _ = socket.send(Message::Close(Some(frame))).await;
+                            break;
+                        }
+                        None => break,
+                    };
+                    let reply = match msg {
+                        Message::Text(t) => self.on_text(t.as_str()).await,
+                        Message::Binary(b) => Some(if b.len() > self.cfg.max_message {
+                            too_large(b.len(), self.cfg.max_message)
+                        } else {
+                            ProtocolError::new(ErrorCode::BadMessage, "binary messages are not supported; send JSON text")
+                        }).map(|e| ServerMessage::error(e, None)),
+                        Message::Close(_) => break,
+                        Message::Ping(_) | Message::Pong(_) => None,
+                    };
+                    if let Some(reply) = reply {
+                        if socket.send(to_text(&reply)).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                out = from_room => match out {
+                    Some(msg) => {
+                        if socket.send(to_text(&msg)).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => {
+                        // The room let go of us: after our leave (its `left` came first),
+                        // or because it removed us (it sent the reason).
+                        self.joined = None;
+                    }
+                },
+            }
+        }
+        if let Some(j) = self.joined.take() {
+            j.room
+                .send(RoomCmd::Leave {
+                    peer_id: j.peer_id,
+                    explicit: false,
+                })
+                .await;
+        }
+        tracing::debug!("WebSocket session closed");
+    }
+
+    /// Handles one text message; returns the reply to send directly, if any.
+    async fn on_text(&mut self, text: &str) -> Option<ServerMessage> {
+        if text.len() > self.cfg.max_message {
+            return Some(ServerMessage::error(
+                too_large(text.len(), self.cfg.max_message),
+                None,
+            ));
+        }
+        let msg = match ClientMessage::parse(text) {
+            Ok(m) => m,
+            Err(e) => return Some(ServerMessage::error(e, None)),
+        };
+        let kind = msg.kind();
+        self.on_message(msg)
+            .await
+            .err()
+            .map(|e| ServerMessage::error(e, Some(kind)))
+    }
+
+    async fn on_message(&mut self, msg: ClientMessage) -> Result<(), ProtocolError> {
+        let out_of_order = |m: &str| ProtocolError::new(ErrorCode::OutOfOrder, m);
+        if let ClientMessage::Join(join) = msg {
+            if self.joined.is_some() {
+                return Err(out_of_order("already in a room: leave first"));
+            }
+            return self.join(join).await;
+        }
+        let Some(j) = &mut self.joined else {
+            return Err(out_of_order("join a room first"));
+        };
+        if j.leaving {
+            return Err(out_of_order("leaving the room"));
+        }
+        let peer_id = j.peer_id.clone();
+        let cmd = match msg {
+            ClientMessage::Offer(o) => RoomCmd::Offer {
+                peer_id,
+                sdp: o.sdp,
+            },
+            ClientMessage::Answer(a) => RoomCmd::Answer {
+                peer_id,
+                offer_id: a.offer_id,
+                sdp: a.sdp,
+            },
+            ClientMessage::Mute(m) => RoomCmd::Mute {
+                peer_id,
+                kind: m.kind,
+                muted: m.muted,
+            },
+            ClientMessage::Leave => {
+                j.leaving = true;
+                RoomCmd::Leave {
+                    peer_id,
+                    explicit: true,
+                }
+            }
+            // Handled above.
+            ClientMessage::Join(_) => return Ok(()),
+        };
+        if !j.room.send(cmd).await {
+            self.joined = None;
+            return Err(ProtocolError::new(
+                ErrorCode::ServerError,
+                "the room is gone; join again",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn join(&mut self, j: Join) -> Result<(), ProtocolError> {
+        validate_room(&j.room).map_err(|m| ProtocolError::new(ErrorCode::InvalidRoom, m))?;
+        validate_name(&j.name).map_err(|m| ProtocolError::new(ErrorCode::InvalidName, m))?;
+        if let Some(secret) = &self.cfg.auth_secret {
+            token::verify(
+                secret,
+                j.token.as_deref(),
+                &j.room,
+                &j.name,
+                token::unix_now(),
+            )
+            .map_err(|e| ProtocolError::new(ErrorCode::Unauthorized, e.to_string()))?;
+        }
+        if let Some(c) = &j.rtp_capabilities {
+            if c.codecs.len() > 128 || c.header_extensions.len() > 128 {
+                return Err(ProtocolError::new(
+                    ErrorCode::BadMessage,
+                    "rtpCapabilities is too long",
+                ));
+            }
+        }
+        let caps = receive_capabilities(j.rtp_capabilities.as_ref());
+        let peer_id = format!("{:016x}", rand::random::<u64>());
+        let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let room = self.cfg.rooms.join(
+            &j.room,
+            JoinRequest {
+                peer_id: peer_id.clone(),
+                name: j.name,
+                caps,
+                out: out_tx,
+                reply: reply_tx,
+            },
+        )?;
+        match tokio::time::timeout(JOIN_TIMEOUT, reply_rx).await {
+            Ok(Ok(Ok(()))) => {
+                self.joined = Some(Joined {
+                    room,
+                    peer_id,
+                    out: out_rx,
+                    leaving: false,
+                });
+                Ok(())
+            }
+            Ok(Ok(Err(e))) => Err(e),
+            Ok(Err(_)) => Err(ProtocolError::new(
+                ErrorCode::ServerError,
+                "the room closed; try again",
+            )),
+            Err(_) => {
+                // The room may still add us later; make sure it removes us again.
+                room.send(RoomCmd::Leave {
+                    peer_id,
+                    explicit: false,
+                })
+                .await;
+                Err(ProtocolError::new(
+                    ErrorCode::ServerError,
+                    "joining took too long",
+                ))
+            }
+        }
+    }
+}
+
+fn too_large(len: usize, max: usize) -> ProtocolError {
+    ProtocolError::new(
+        ErrorCode::TooLarge,
+        format!("message of {len} bytes is larger than the {max} bytes accepted"),
+    )
+}

@@ -1,0 +1,323 @@
+//! Test harness: the real `sfu-signaling` binary (which starts the real `sfu`), a
+//! WebSocket client, and a control-channel client for checking the daemon's own view.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Upper bound of any single wait in these tests.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// `sfu`, built beside `sfu-signaling` by `cargo test --workspace` (or `cargo build -p sfu`).
+pub fn sfu_bin() -> PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_sfu-signaling")).with_file_name("sfu");
+    assert!(
+        p.is_file(),
+        "{} is missing: build the daemon first (cargo build -p sfu)",
+        p.display()
+    );
+    p
+}
+
+/// A running `sfu-signaling`, killed on drop (its private daemon follows it).
+pub struct Signaling {
+    child: Child,
+    pub url: String,
+    pub addr: String,
+}
+
+impl Signaling {
+    pub fn start(extra: &[&str]) -> Self {
+        let sfu = sfu_bin();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sfu-signaling"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(if extra.contains(&"--workers") {
+                &[][..]
+            } else {
+                &["--workers", "1"][..]
+            })
+            .arg("--sfu")
+            .arg(&sfu)
+            .args([
+                "--log",
+                &std::env::var("SFU_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start sfu-signaling");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("ready line");
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let addr = url.trim_start_matches("http://").to_owned();
+        Self { child, url, addr }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+}
+
+impl Drop for Signaling {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A daemon started by the test (for `--daemon DIR` and for looking at its state).
+pub struct Daemon {
+    child: Child,
+    pub dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(sfu_bin())
+            .args([
+                "--workers",
+                "1",
+                "--rtc-port",
+                "0",
+                "--pin",
+                "false",
+                "--listen-ip",
+                "127.0.0.1",
+            ])
+            .arg("--control")
+            .arg(dir.path())
+            .args(["--log", "warn,rtc_dtls=error"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start sfu");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("ready line");
+        assert!(line.contains("\"ready\""), "{line}");
+        Self { child, dir }
+    }
+
+    /// A control connection of our own (the signaling process has its own).
+    pub fn control(&self) -> Control {
+        Control::connect(&self.dir.path().join("worker-0.sock"))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking control-channel client.
+pub struct Control {
+    s: UnixStream,
+    next: u64,
+}
+
+impl Control {
+    pub fn connect(path: &Path) -> Self {
+        let s = UnixStream::connect(path).unwrap();
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut c = Self { s, next: 1 };
+        assert_eq!(c.read()["event"], "ready");
+        c
+    }
+
+    fn read(&mut self) -> Value {
+        let mut len = [0u8; 4];
+        self.s.read_exact(&mut len).unwrap();
+        let mut body = vec![0; u32::from_be_bytes(len) as usize];
+        self.s.read_exact(&mut body).unwrap();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    pub fn request(&mut self, method: &str) -> Value {
+        let id = self.next;
+        self.next += 1;
+        let body = serde_json::to_vec(&json!({ "id": id, "method": method })).unwrap();
+        self.s
+            .write_all(&(body.len() as u32).to_be_bytes())
+            .unwrap();
+        self.s.write_all(&body).unwrap();
+        loop {
+            let v = self.read();
+            if v["id"] == id {
+                return v["data"].clone();
+            }
+        }
+    }
+
+    /// Waits (with a deadline, no fixed sleep) until `worker.load` satisfies `f`.
+    pub fn wait_load(&mut self, within: Duration, f: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let load = self.request("worker.load");
+            if f(&load) {
+                return load;
+            }
+            assert!(
+                start.elapsed() < within,
+                "worker.load never matched: {load}"
+            );
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// A WebSocket client speaking the signaling protocol.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Everything received, in order.
+    pub log: Vec<Value>,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("connect");
+        Self {
+            ws,
+            log: Vec::new(),
+        }
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.send_text(&v.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).await.expect("send");
+    }
+
+    pub async fn send_raw(
+        &mut self,
+        m: Message,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        self.ws.send(m).await
+    }
+
+    /// The next message, whatever it is.
+    pub async fn next(&mut self) -> Value {
+        loop {
+            let m = tokio::time::timeout(DEADLINE, self.ws.next())
+                .await
+                .expect("no message in time")
+                .expect("connection ended")
+                .expect("read");
+            if let Message::Text(t) = m {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                self.log.push(v.clone());
+                return v;
+            }
+        }
+    }
+
+    /// The next message, which must be of type `ty`.
+    pub async fn expect(&mut self, ty: &str) -> Value {
+        let v = self.next().await;
+        assert_eq!(v["type"], ty, "expected {ty}, got {v}");
+        v
+    }
+
+    /// Skips messages until one of type `ty` (transport states, producer notices...).
+    pub async fn until(&mut self, ty: &str) -> Value {
+        loop {
+            let v = self.next().await;
+            if v["type"] == ty {
+                return v;
+            }
+            assert_ne!(
+                v["type"], "error",
+                "unexpected error while waiting for {ty}: {v}"
+            );
+        }
+    }
+
+    /// The next message must be an error with `code`.
+    pub async fn expect_error(&mut self, code: &str) -> Value {
+        let v = self.expect("error").await;
+        assert_eq!(v["code"], code, "{v}");
+        assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+        v
+    }
+
+    /// Reads until the server closes; returns the close code if one was sent.
+    pub async fn closed(&mut self) -> Option<u16> {
+        loop {
+            match tokio::time::timeout(DEADLINE, self.ws.next())
+                .await
+                .expect("not closed in time")
+            {
+                Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    pub async fn join(&mut self, room: &str, name: &str) -> Value {
+        self.send(json!({ "type": "join", "room": room, "name": name }))
+            .await;
+        self.expect("joined").await
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+/// A fixture file of signaling/tests/fixtures.
+pub fn fixture(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// A browser-like answer to a receive-side offer: every m-line accepted (recvonly),
+/// DTLS active, a fixed fingerprint.
+pub fn answer_for(offer: &str) -> String {
+    let mut out = Vec::new();
+    for line in offer.split("\r\n").filter(|l| !l.is_empty()) {
+        let l = match line {
+            "a=sendonly" => "a=recvonly".to_owned(),
+            "a=setup:actpass" => "a=setup:active".to_owned(),
+            "a=ice-lite" => continue,
+            l if l.starts_with("a=candidate") || l == "a=end-of-candidates" => continue,
+            l if l.starts_with("a=ssrc") || l.starts_with("a=msid:") => continue,
+            l if l.starts_with("a=fingerprint") => {
+                "a=fingerprint:sha-256 AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99".to_owned()
+            }
+            l if l.starts_with("a=ice-ufrag") => "a=ice-ufrag:abcd".to_owned(),
+            l if l.starts_with("a=ice-pwd") => "a=ice-pwd:abcdefghijklmnopqrstuvwx".to_owned(),
+            l => l.to_owned(),
+        };
+        out.push(l);
+    }
+    out.join("\r\n") + "\r\n"
+}

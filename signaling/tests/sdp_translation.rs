@@ -1,0 +1,540 @@
+//! SDP translation against offers captured from the real browsers of this machine
+//! (Chromium 156 and Firefox ESR 153, see e2e/tools/capture-fixtures.mjs).
+
+mod common;
+
+use std::io::Cursor;
+
+use sdp::SessionDescription;
+use serde_json::json;
+use sfu_signaling::config::VideoCodec;
+use sfu_signaling::daemon::params::{
+    DtlsFingerprint, DtlsParameters, IceCandidate, IceParameters, MediaKind, RtpParameters,
+    TransportInfo,
+};
+use sfu_signaling::sdp::answer::answer_send_offer;
+use sfu_signaling::sdp::capabilities::{receive_capabilities, BrowserCapabilities};
+use sfu_signaling::sdp::offer::{build_recv_offer, read_recv_answer, OfferedMedia};
+use sfu_signaling::sdp::parse::{parse, Direction};
+use sfu_signaling::sdp::SdpError;
+
+use common::fixture;
+
+const FP: &str = "95:3D:20:CF:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:8E:FD";
+
+fn transport() -> TransportInfo {
+    TransportInfo {
+        transport_id: "3c9e7a1f00d2b6c4".into(),
+        ice_parameters: IceParameters {
+            username_fragment: "k3Jd9aP0qLx2mVbN".into(),
+            password: "Zc8r1WnQ4uTy7oPa2sDf6gHj9kLz3xCv".into(),
+            ice_lite: true,
+        },
+        ice_candidates: vec![IceCandidate {
+            foundation: "udpcandidate".into(),
+            priority: 2130706431,
+            ip: "127.0.0.1".into(),
+            protocol: "udp".into(),
+            port: 40000,
+            kind: "host".into(),
+        }],
+        dtls_parameters: DtlsParameters {
+            role: "auto".into(),
+            fingerprints: vec![DtlsFingerprint {
+                algorithm: "sha-256".into(),
+                value: FP.into(),
+            }],
+        },
+    }
+}
+
+/// Parses our output with the `sdp` crate itself and returns (session attrs, media attrs).
+fn reparse(text: &str) -> SessionDescription {
+    assert!(
+        text.ends_with("\r\n") && !text.contains("\n\n"),
+        "CRLF lines: {text:?}"
+    );
+    SessionDescription::unmarshal(&mut Cursor::new(text.as_bytes())).expect("our SDP parses")
+}
+
+fn attrs(m: &sdp::MediaDescription, key: &str) -> Vec<String> {
+    m.attributes
+        .iter()
+        .filter(|a| a.key == key)
+        .map(|a| a.value.clone().unwrap_or_default())
+        .collect()
+}
+
+/// Checks the transport-level rules of any description we produce.
+fn check_transport_rules(sd: &SessionDescription, setup: &str) {
+    assert!(
+        sd.attributes.iter().any(|a| a.key == "ice-lite"),
+        "ice-lite"
+    );
+    let bundle = sd.attribute("group").expect("a=group:BUNDLE");
+    assert!(bundle.starts_with("BUNDLE "), "{bundle}");
+    for m in &sd.media_descriptions {
+        if m.media_name.port.value == 0 {
+            continue;
+        }
+        assert_eq!(m.media_name.protos.join("/"), "UDP/TLS/RTP/SAVPF");
+        assert_eq!(m.media_name.port.value, 40000, "the worker's port");
+        let c = m.connection_information.as_ref().unwrap();
+        assert_eq!(c.address.as_ref().unwrap().address, "127.0.0.1");
+        assert_eq!(
+            attrs(m, "candidate"),
+            vec!["udpcandidate 1 udp 2130706431 127.0.0.1 40000 typ host"]
+        );
+        assert!(m.has_attribute("end-of-candidates"));
+        assert_eq!(attrs(m, "fingerprint"), vec![format!("sha-256 {FP}")]);
+        assert_eq!(attrs(m, "setup"), vec![setup.to_owned()]);
+        assert_eq!(attrs(m, "ice-ufrag"), vec!["k3Jd9aP0qLx2mVbN"]);
+        assert_eq!(
+            attrs(m, "ice-pwd"),
+            vec!["Zc8r1WnQ4uTy7oPa2sDf6gHj9kLz3xCv"]
+        );
+        assert!(m.has_attribute("rtcp-mux"));
+        let mid = attrs(m, "mid").pop().unwrap();
+        assert!(bundle.split(' ').any(|x| x == mid), "mid {mid} in {bundle}");
+        // Never negotiated yet (the daemon does not implement them).
+        for fb in attrs(m, "rtcp-fb") {
+            assert!(
+                fb.ends_with("nack pli") || fb.ends_with("ccm fir"),
+                "rtcp-fb {fb}"
+            );
+        }
+        for e in attrs(m, "extmap") {
+            assert!(!e.contains("transport-wide-cc"), "{e}");
+        }
+    }
+}
+
+#[test]
+fn chromium_offer_is_answered() {
+    let offer = parse(&fixture("chromium-send-offer.sdp")).unwrap();
+    let a = answer_send_offer(&offer, &transport(), VideoCodec::Vp8, 42).unwrap();
+    let sd = reparse(&a.sdp);
+    check_transport_rules(&sd, "passive");
+    assert_eq!(sd.attribute("group").unwrap(), "BUNDLE 0 1");
+    let [audio, video] = sd.media_descriptions.as_slice() else {
+        panic!("two m-lines")
+    };
+    assert_eq!(audio.media_name.formats, vec!["111"]);
+    assert_eq!(attrs(audio, "rtpmap"), vec!["111 opus/48000/2"]);
+    assert_eq!(attrs(audio, "fmtp"), vec!["111 minptime=10;useinbandfec=1"]);
+    assert!(audio.has_attribute("recvonly"));
+    assert_eq!(
+        attrs(audio, "extmap"),
+        vec![
+            "1 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+            "4 urn:ietf:params:rtp-hdrext:sdes:mid"
+        ]
+    );
+    assert_eq!(video.media_name.formats, vec!["96"]);
+    assert_eq!(attrs(video, "rtpmap"), vec!["96 VP8/90000"]);
+    assert_eq!(attrs(video, "rtcp-fb"), vec!["96 ccm fir", "96 nack pli"]);
+    assert_eq!(
+        attrs(video, "extmap"),
+        vec![
+            "13 urn:3gpp:video-orientation",
+            "4 urn:ietf:params:rtp-hdrext:sdes:mid"
+        ]
+    );
+    // The browser's DTLS identity and role.
+    assert_eq!(a.dtls.role, "client");
+    assert_eq!(a.dtls.fingerprints[0].algorithm, "sha-256");
+    assert!(a.dtls.fingerprints[0].value.starts_with("32:54:92:94"));
+    // The producers: the browser's payload types and SSRCs (RTX not negotiated).
+    let p: Vec<_> = a
+        .producers
+        .iter()
+        .map(|p| serde_json::to_value(p.rtp_parameters.clone()).unwrap())
+        .collect();
+    assert_eq!(a.producers[0].kind, MediaKind::Audio);
+    assert_eq!(
+        p[0],
+        json!({"mid": "0", "codecs": [{"mimeType": "audio/opus", "payloadType": 111, "clockRate": 48000, "channels": 2,
+                "parameters": {"minptime": 10, "useinbandfec": 1}, "rtcpFeedback": []}],
+               "headerExtensions": [{"uri": "urn:ietf:params:rtp-hdrext:ssrc-audio-level", "id": 1},
+                                    {"uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "id": 4}],
+               "encodings": [{"ssrc": 3917254782u32}],
+               "rtcp": {"cname": "xNA/nDzptVLRrCNm", "reducedSize": true}})
+    );
+    assert_eq!(a.producers[1].kind, MediaKind::Video);
+    assert_eq!(p[1]["codecs"][0]["mimeType"], "video/VP8");
+    assert_eq!(
+        p[1]["encodings"],
+        json!([{"ssrc": 488086808u32}]),
+        "the FID group's first SSRC"
+    );
+}
+
+#[test]
+fn firefox_offer_with_bundle_only_video_is_answered() {
+    let offer = parse(&fixture("firefox-send-offer.sdp")).unwrap();
+    assert_eq!(
+        offer.media[1].port, 0,
+        "the fixture has a bundle-only m-line"
+    );
+    let a = answer_send_offer(&offer, &transport(), VideoCodec::Vp8, 42).unwrap();
+    let sd = reparse(&a.sdp);
+    check_transport_rules(&sd, "passive");
+    let [audio, video] = sd.media_descriptions.as_slice() else {
+        panic!("two m-lines")
+    };
+    assert_eq!(attrs(audio, "rtpmap"), vec!["109 opus/48000/2"]);
+    assert_eq!(attrs(video, "rtpmap"), vec!["120 VP8/90000"]);
+    assert_eq!(
+        video.media_name.port.value, 40000,
+        "bundle-only is accepted on the shared port"
+    );
+    // Firefox's recvonly csrc-audio-level is not taken.
+    assert_eq!(
+        attrs(audio, "extmap"),
+        vec![
+            "1 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+            "3 urn:ietf:params:rtp-hdrext:sdes:mid"
+        ]
+    );
+    assert_eq!(
+        a.producers[0].rtp_parameters.encodings[0].ssrc,
+        Some(2624464402)
+    );
+    assert_eq!(
+        a.producers[1].rtp_parameters.encodings[0].ssrc,
+        Some(2581078228)
+    );
+    assert!(
+        a.dtls.fingerprints[0].value.starts_with("9E:3C:D3"),
+        "session-level fingerprint used"
+    );
+}
+
+#[test]
+fn preferred_video_codecs_when_offered() {
+    let chromium = parse(&fixture("chromium-send-offer.sdp")).unwrap();
+    let h264 = answer_send_offer(&chromium, &transport(), VideoCodec::H264, 1).unwrap();
+    let v = &h264.producers[1].rtp_parameters.codecs[0];
+    assert_eq!(
+        (v.mime_type.as_str(), v.payload_type),
+        ("video/H264", 108),
+        "constrained baseline, mode 1"
+    );
+    assert_eq!(v.parameters["profile-level-id"], "42e01f");
+    assert!(h264.sdp.contains(
+        "a=fmtp:108 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+    ));
+    let vp9 = answer_send_offer(&chromium, &transport(), VideoCodec::Vp9, 1).unwrap();
+    let v = &vp9.producers[1].rtp_parameters.codecs[0];
+    assert_eq!(
+        (v.mime_type.as_str(), v.payload_type),
+        ("video/VP9", 98),
+        "profile 0, not 2"
+    );
+    // Firefox has no H264 here: VP8 instead.
+    let firefox = parse(&fixture("firefox-send-offer.sdp")).unwrap();
+    let ff = answer_send_offer(&firefox, &transport(), VideoCodec::H264, 1).unwrap();
+    assert_eq!(
+        ff.producers[1].rtp_parameters.codecs[0].mime_type,
+        "video/VP8"
+    );
+}
+
+#[test]
+fn receive_capabilities_follow_the_browser() {
+    let chromium: serde_json::Value =
+        serde_json::from_str(&fixture("chromium-recv-caps.json")).unwrap();
+    let firefox: serde_json::Value =
+        serde_json::from_str(&fixture("firefox-recv-caps.json")).unwrap();
+    let merge = |v: &serde_json::Value| -> BrowserCapabilities {
+        let mut codecs = v["audio"]["codecs"].as_array().unwrap().clone();
+        codecs.extend(v["video"]["codecs"].as_array().unwrap().iter().cloned());
+        let mut exts = v["audio"]["headerExtensions"].as_array().unwrap().clone();
+        exts.extend(
+            v["video"]["headerExtensions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .cloned(),
+        );
+        serde_json::from_value(json!({ "codecs": codecs, "headerExtensions": exts })).unwrap()
+    };
+    let names = |c: &sfu_signaling::daemon::params::RtpCapabilities| -> Vec<(String, u8)> {
+        c.codecs
+            .iter()
+            .map(|c| (c.mime_type.clone(), c.preferred_payload_type))
+            .collect()
+    };
+    let c = receive_capabilities(Some(&merge(&chromium)));
+    assert_eq!(
+        names(&c),
+        [
+            ("audio/opus", 111),
+            ("video/VP8", 96),
+            ("video/VP9", 98),
+            ("video/H264", 102)
+        ]
+        .map(|(m, p)| (m.to_owned(), p))
+    );
+    assert_eq!(c.header_extensions.len(), 2);
+    let f = receive_capabilities(Some(&merge(&firefox)));
+    assert_eq!(
+        names(&f),
+        [("audio/opus", 111), ("video/VP8", 96), ("video/VP9", 98)].map(|(m, p)| (m.to_owned(), p)),
+        "no H264 in this Firefox"
+    );
+    for codec in &f.codecs {
+        let fb: Vec<_> = codec
+            .rtcp_feedback
+            .iter()
+            .map(|f| format!("{} {}", f.kind, f.parameter))
+            .collect();
+        assert_eq!(fb, ["nack pli", "ccm fir"]);
+    }
+    let default = receive_capabilities(None);
+    assert_eq!(
+        names(&default),
+        [("audio/opus", 111), ("video/VP8", 96)].map(|(m, p)| (m.to_owned(), p))
+    );
+}
+
+fn consumer_rtp(kind: MediaKind, ssrc: u32) -> RtpParameters {
+    let v = match kind {
+        MediaKind::Audio => json!({
+            "mid": "0",
+            "codecs": [{"mimeType": "audio/opus", "payloadType": 111, "clockRate": 48000, "channels": 2,
+                        "parameters": {"minptime": 10, "useinbandfec": 1},
+                        "rtcpFeedback": []}],
+            "headerExtensions": [{"uri": "urn:ietf:params:rtp-hdrext:ssrc-audio-level", "id": 1, "encrypt": false, "parameters": {}}],
+            "encodings": [{"ssrc": ssrc}],
+            "rtcp": {"cname": "ada-cam", "reducedSize": true, "mux": true}
+        }),
+        MediaKind::Video => json!({
+            "mid": "1",
+            "codecs": [{"mimeType": "video/VP8", "payloadType": 96, "clockRate": 90000, "parameters": {},
+                        "rtcpFeedback": [{"type": "nack", "parameter": "pli"}, {"type": "ccm", "parameter": "fir"}]}],
+            "headerExtensions": [{"uri": "urn:3gpp:video-orientation", "id": 4}],
+            "encodings": [{"ssrc": ssrc}],
+            "rtcp": {"cname": "ada-cam", "reducedSize": true, "mux": true}
+        }),
+    };
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+fn receive_offer_carries_ssrc_msid_and_transport() {
+    let audio = consumer_rtp(MediaKind::Audio, 1111);
+    let video = consumer_rtp(MediaKind::Video, 2222);
+    let closed = consumer_rtp(MediaKind::Video, 3333);
+    let text = build_recv_offer(
+        &transport(),
+        77,
+        3,
+        &[
+            OfferedMedia::Active {
+                mid: "0",
+                kind: MediaKind::Audio,
+                rtp: &audio,
+                stream_id: "peer-a",
+                track_id: "c0",
+            },
+            OfferedMedia::Active {
+                mid: "1",
+                kind: MediaKind::Video,
+                rtp: &video,
+                stream_id: "peer-a",
+                track_id: "c1",
+            },
+            OfferedMedia::Closed {
+                mid: "2",
+                kind: MediaKind::Video,
+                rtp: &closed,
+            },
+        ],
+    );
+    let sd = reparse(&text);
+    assert_eq!(sd.origin.session_id, 77);
+    assert_eq!(sd.origin.session_version, 3);
+    check_transport_rules(&sd, "actpass");
+    assert_eq!(
+        sd.attribute("group").unwrap(),
+        "BUNDLE 0 1",
+        "closed m-lines are out of the group"
+    );
+    let [a, v, c] = sd.media_descriptions.as_slice() else {
+        panic!("three m-lines")
+    };
+    assert!(a.has_attribute("sendonly"));
+    assert_eq!(attrs(a, "rtpmap"), vec!["111 opus/48000/2"]);
+    assert_eq!(attrs(a, "fmtp"), vec!["111 minptime=10;useinbandfec=1"]);
+    assert_eq!(attrs(a, "msid"), vec!["peer-a c0"]);
+    assert_eq!(
+        attrs(a, "ssrc"),
+        vec!["1111 cname:ada-cam", "1111 msid:peer-a c0"]
+    );
+    assert_eq!(
+        attrs(a, "extmap"),
+        vec!["1 urn:ietf:params:rtp-hdrext:ssrc-audio-level"]
+    );
+    assert_eq!(attrs(v, "rtcp-fb"), vec!["96 nack pli", "96 ccm fir"]);
+    assert_eq!(
+        attrs(v, "ssrc"),
+        vec!["2222 cname:ada-cam", "2222 msid:peer-a c1"]
+    );
+    assert_eq!(c.media_name.port.value, 0);
+    assert!(c.has_attribute("inactive"));
+    assert!(attrs(c, "ssrc").is_empty());
+
+    // A browser's answer to it: DTLS active, one m-line rejected.
+    let answer = common::answer_for(&text).replacen("m=video 40000", "m=video 0", 1);
+    let desc = parse(&answer).unwrap();
+    assert_eq!(desc.media[0].direction, Direction::RecvOnly);
+    let offered = [
+        ("0".to_owned(), true),
+        ("1".to_owned(), true),
+        ("2".to_owned(), false),
+    ];
+    let r = read_recv_answer(&desc, &offered).unwrap();
+    assert_eq!(r.rejected, vec!["1".to_owned()]);
+    assert_eq!(r.dtls.role, "client");
+    // An answer that would make the daemon the DTLS client is refused.
+    let passive = common::answer_for(&text).replace("a=setup:active", "a=setup:passive");
+    assert!(matches!(
+        read_recv_answer(&parse(&passive).unwrap(), &offered),
+        Err(SdpError::Unsupported(_))
+    ));
+    // So is an answer with other m-lines than offered.
+    assert!(read_recv_answer(&desc, &offered[..2]).is_err());
+}
+
+/// What a refused offer's error must look like.
+type Expect = fn(&SdpError) -> bool;
+
+/// Each kind of bad send-side offer gets its own, clear error.
+#[test]
+fn bad_offers_are_refused_with_reasons() {
+    let chromium = fixture("chromium-send-offer.sdp");
+    let answer = |sdp: &str| {
+        parse(sdp).and_then(|d| answer_send_offer(&d, &transport(), VideoCodec::Vp8, 1))
+    };
+    let cases: Vec<(&str, String, Expect)> = vec![
+        ("garbage", "hello".into(), |e| {
+            matches!(e, SdpError::Parse(_))
+        }),
+        (
+            "no version line",
+            chromium.replacen("v=0\r\n", "", 1),
+            |e| matches!(e, SdpError::Parse(_)),
+        ),
+        (
+            "no audio codec",
+            chromium.replace("a=rtpmap:111 opus/48000/2", "a=rtpmap:111 speex/48000/2"),
+            |e| matches!(e, SdpError::NoCommonCodec(m) if m.contains("audio")),
+        ),
+        (
+            "only AV1 video",
+            {
+                let mut s = chromium.clone();
+                for c in ["VP8", "VP9", "H264"] {
+                    s = s.replace(&format!(" {c}/90000"), " XX/90000");
+                }
+                s
+            },
+            |e| matches!(e, SdpError::NoCommonCodec(m) if m.contains("video")),
+        ),
+        (
+            "no BUNDLE",
+            chromium.replace("a=group:BUNDLE 0 1\r\n", ""),
+            |e| matches!(e, SdpError::Invalid(m) if m.contains("BUNDLE")),
+        ),
+        (
+            "no rtcp-mux",
+            chromium.replace("a=rtcp-mux\r\n", ""),
+            |e| matches!(e, SdpError::Invalid(m) if m.contains("rtcp-mux")),
+        ),
+        (
+            "no fingerprint",
+            chromium
+                .lines()
+                .filter(|l| !l.starts_with("a=fingerprint"))
+                .map(|l| format!("{l}\r\n"))
+                .collect(),
+            |e| matches!(e, SdpError::Invalid(m) if m.contains("fingerprint")),
+        ),
+        (
+            "setup passive",
+            chromium.replace("a=setup:actpass", "a=setup:passive"),
+            |e| matches!(e, SdpError::Unsupported(_)),
+        ),
+        (
+            "no ssrc",
+            chromium
+                .lines()
+                .filter(|l| !l.starts_with("a=ssrc"))
+                .map(|l| format!("{l}\r\n"))
+                .collect(),
+            |e| matches!(e, SdpError::Invalid(m) if m.contains("ssrc")),
+        ),
+        (
+            "simulcast",
+            chromium.replace("a=sendonly\r\n", "a=sendonly\r\na=simulcast:send h;l\r\n"),
+            |e| matches!(e, SdpError::Unsupported(_)),
+        ),
+        (
+            "recvonly",
+            chromium.replace("a=sendonly", "a=recvonly"),
+            |e| matches!(e, SdpError::Invalid(_)),
+        ),
+        (
+            "bad payload type",
+            chromium.replace("UDP/TLS/RTP/SAVPF 111", "UDP/TLS/RTP/SAVPF 300"),
+            |e| matches!(e, SdpError::Invalid(_)),
+        ),
+        (
+            "bad extmap",
+            chromium.replace("a=extmap:1 ", "a=extmap:x "),
+            |e| matches!(e, SdpError::Invalid(_)),
+        ),
+        (
+            "data channel",
+            chromium.replace(
+                "m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126",
+                "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+            ),
+            |e| matches!(e, SdpError::Unsupported(_)),
+        ),
+    ];
+    for (what, sdp, expected) in cases {
+        match answer(&sdp) {
+            Ok(_) => panic!("{what}: accepted"),
+            Err(e) => assert!(expected(&e), "{what}: {e:?}"),
+        }
+    }
+}
+
+/// Untrusted SDP never panics: every truncation and a byte flip at every position of
+/// both fixtures.
+#[test]
+fn mangled_sdp_never_panics() {
+    for name in ["chromium-send-offer.sdp", "firefox-send-offer.sdp"] {
+        let text = fixture(name);
+        let bytes = text.as_bytes();
+        for cut in (0..bytes.len()).step_by(7) {
+            let s = String::from_utf8_lossy(&bytes[..cut]);
+            if let Ok(d) = parse(&s) {
+                let _ = answer_send_offer(&d, &transport(), VideoCodec::Vp8, 1);
+                let _ = read_recv_answer(&d, &[("0".into(), true), ("1".into(), true)]);
+            }
+        }
+        for i in (0..bytes.len()).step_by(3) {
+            for b in [b' ', b':', b'\n', b'0', 0xff] {
+                let mut m = bytes.to_vec();
+                m[i] = b;
+                let s = String::from_utf8_lossy(&m);
+                if let Ok(d) = parse(&s) {
+                    let _ = answer_send_offer(&d, &transport(), VideoCodec::H264, 1);
+                }
+            }
+        }
+    }
+}
