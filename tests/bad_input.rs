@@ -295,3 +295,58 @@ fn bad_control_messages_get_errors_and_the_connection_goes_on() {
         true
     );
 }
+
+/// Liveness, not speed: a worker kept busy by a flood of datagrams still answers control
+/// requests (control runs in its own latency-sensitive task queue). The bound is generous
+/// for debug builds on a loaded machine; before the fix, answers took seconds.
+#[test]
+fn control_requests_are_answered_during_a_datagram_flood() {
+    let daemon = Daemon::start(1);
+    let mut ctl = daemon.control(0);
+    let media = daemon.workers[0].0;
+    // STUN for a real transport with a wrong password: each one costs the worker an
+    // integrity check, so two senders keep it busy without pause.
+    let router = ctl.ok("router.create", None, json!({}))["routerId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let t = ctl.ok("transport.create", Some(&router), json!({}));
+    let ufrag = t["iceParameters"]["usernameFragment"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let junk = stun_request(&format!("{ufrag}:flood"), "wrong password");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooders: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, junk) = (stop.clone(), junk.clone());
+            std::thread::spawn(move || {
+                let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+                let mut sent = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = sock.send_to(&junk, media);
+                    sent += 1;
+                }
+                sent
+            })
+        })
+        .collect();
+    let mut worst = Duration::ZERO;
+    for _ in 0..50 {
+        let t = Instant::now();
+        let r = ctl.call("worker.getStats", None, json!(null));
+        assert_eq!(r["accepted"], true);
+        worst = worst.max(t.elapsed());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent: u64 = flooders.into_iter().map(|f| f.join().unwrap()).sum();
+    let dropped = dropped(&mut ctl)["stunInvalid"].as_u64().unwrap();
+    assert!(
+        dropped > 1000,
+        "the flood did not reach the worker ({dropped} of {sent})"
+    );
+    assert!(
+        worst < Duration::from_secs(1),
+        "a control request took {worst:?} during the flood"
+    );
+}

@@ -17,7 +17,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalSender};
 use glommio::net::{UnixListener, UnixStream};
 use glommio::sync::Semaphore;
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
 use serde_json::json;
 
 use crate::channel::framing::{encode, Frame, FrameDecoder};
@@ -36,6 +36,9 @@ const SEND_FLUSH: usize = 256;
 const STOP_POLL: Duration = Duration::from_millis(20);
 /// How long shutdown waits for control writers to deliver the last notifications.
 const WRITER_DRAIN: Duration = Duration::from_millis(500);
+/// The control queue's latency requirement: how long a control request or timer tick may
+/// wait behind the packet loop.
+const CONTROL_LATENCY: Duration = Duration::from_millis(10);
 
 /// What the main thread and a worker share, outside the packet path: a stop request and
 /// a heartbeat. The worker's timer task stores the heartbeat every tick; since a
@@ -233,19 +236,25 @@ async fn run(
         control: path.clone(),
     }));
 
-    glommio::spawn_local(accept_loop(
-        listener,
-        shared.clone(),
-        spec.index,
-        spec.workers,
-    ))
-    .detach();
-    glommio::spawn_local(timer_loop(
-        shared.clone(),
-        spec.lifeline.clone(),
-        spec.epoch,
-    ))
-    .detach();
+    // Control and timers get their own latency-sensitive task queue: under a continuous
+    // stream of datagrams the packet loop never parks, and in one queue a control request
+    // could wait seconds behind it. The packet loop yields whenever glommio says a
+    // latency-sensitive queue is due (yield_if_needed after every batch). Tasks spawned
+    // from these (connections, writers) inherit the queue.
+    let control = glommio::executor().create_task_queue(
+        Shares::Static(1000),
+        Latency::Matters(CONTROL_LATENCY),
+        "control",
+    );
+    let accept = accept_loop(listener, shared.clone(), spec.index, spec.workers);
+    let timers = timer_loop(shared.clone(), spec.lifeline.clone(), spec.epoch);
+    let spawn_err = |e: glommio::GlommioError<()>| io::Error::other(e.to_string());
+    glommio::spawn_local_into(accept, control)
+        .map_err(spawn_err)?
+        .detach();
+    glommio::spawn_local_into(timers, control)
+        .map_err(spawn_err)?
+        .detach();
     futures_lite::future::or(packet_loop(shared.clone()), wait_for_stop(&spec.lifeline)).await?;
     shutdown(&shared, &path).await;
     Ok(())
@@ -303,6 +312,7 @@ async fn packet_loop(shared: Rc<Shared>) -> io::Result<()> {
         }
         shared.send_measured(&mut sb, received).await;
         shared.flush().await;
+        glommio::yield_if_needed().await;
     }
 }
 
