@@ -24,6 +24,17 @@ use crate::stats::{DropCounters, DropReason, LatencyHistogram, Traffic};
 use crate::transport::{ice_state_name, WebRtcTransport};
 use crate::worker::udp::SendBatch;
 
+/// Worker-wide counters that outlive the entities they count.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WorkerTotals {
+    pub dtls_failures: u64,
+    pub plis_received: u64,
+    pub firs_received: u64,
+    pub nacks_received: u64,
+    pub keyframe_requests_sent: u64,
+    pub transports_created: u64,
+}
+
 /// How often the shell calls [`WorkerCore::handle_timeout`]: ICE consent, DTLS
 /// retransmission and RTCP timers are checked at this granularity.
 pub const TICK: Duration = Duration::from_millis(100);
@@ -63,6 +74,8 @@ pub struct WorkerCore {
     pub(crate) rtp_in: Traffic,
     pub(crate) rtp_out: Traffic,
     pub(crate) latency: LatencyHistogram,
+    /// Worker-wide totals for metrics (entities come and go; these only grow).
+    pub(crate) totals: WorkerTotals,
     scratch: Vec<u8>,
     feedback: Vec<Feedback>,
     next_tick: Instant,
@@ -90,6 +103,7 @@ impl WorkerCore {
             rtp_in: Traffic::default(),
             rtp_out: Traffic::default(),
             latency: LatencyHistogram::default(),
+            totals: WorkerTotals::default(),
             scratch: Vec::with_capacity(1500),
             feedback: Vec::new(),
             next_tick: now,
@@ -305,6 +319,9 @@ impl WorkerCore {
         out: &mut SendBatch,
     ) {
         tracing::info!(transport = %id, state = state.name(), "DTLS state");
+        if state == DtlsState::Failed {
+            self.totals.dtls_failures += 1;
+        }
         self.notify(
             router,
             id,
@@ -484,6 +501,7 @@ impl WorkerCore {
                     return;
                 };
                 c.plis_received += 1;
+                self.totals.plis_received += 1;
                 let pk = c.producer;
                 self.request_keyframe(now, pk, out);
             }
@@ -497,6 +515,7 @@ impl WorkerCore {
                         continue;
                     };
                     c.firs_received += 1;
+                    self.totals.firs_received += 1;
                     let pk = c.producer;
                     self.request_keyframe(now, pk, out);
                 }
@@ -508,6 +527,7 @@ impl WorkerCore {
                     .and_then(|ck| self.consumers.get_mut(*ck))
                 {
                     c.nacks_received += 1;
+                    self.totals.nacks_received += 1;
                 }
             }
             Feedback::SenderReport {
@@ -563,6 +583,7 @@ impl WorkerCore {
         if !p.want_keyframe(now) {
             return;
         }
+        self.totals.keyframe_requests_sent += 1;
         let media_ssrc = p.ssrc;
         let use_fir = !p.rtp_parameters.codecs.first().is_some_and(|c| {
             c.rtcp_feedback
