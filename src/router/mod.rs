@@ -5,8 +5,11 @@
 //! the core. Forwarding policy per consumer is "simple" (one stream in, one out); the
 //! sequence/timestamp rewriting lives in `rtp::munger`.
 
+pub mod nack;
 pub mod negotiate;
 pub mod recv_stats;
+pub mod rtx_buffer;
+pub mod score;
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +17,10 @@ use serde_json::{json, Value};
 
 use crate::channel::params::{MediaKind, RtpParameters};
 use crate::ids::{ConsumerId, ProducerId, RouterId};
+use crate::router::nack::NackGenerator;
 use crate::router::recv_stats::RecvStats;
+use crate::router::rtx_buffer::{RetransmissionBuffer, RetransmitLimiter};
+use crate::router::score::ScoreTracker;
 use crate::rtp::extension::ExtensionMap;
 use crate::rtp::munger::SeqTsMunger;
 use crate::stats::Traffic;
@@ -66,6 +72,15 @@ pub struct Producer {
     /// lets consumer sender reports keep the publisher's NTP/RTP mapping (lip-sync).
     pub last_sr: Option<(u64, u32, Instant)>,
     pub rtx_packets: u64,
+    /// RTX payload type -> repaired media payload type.
+    pub rtx_pts: Vec<(u8, u8)>,
+    /// Gap detection and NACKs toward the publisher, when it accepts generic NACK.
+    pub nack: Option<NackGenerator>,
+    /// Recent packets for answering consumers' NACKs (video only), shared by all
+    /// consumers of this producer.
+    pub rtx_buffer: Option<RetransmissionBuffer>,
+    pub duplicates: u64,
+    pub score: ScoreTracker,
 }
 
 impl Producer {
@@ -75,6 +90,14 @@ impl Producer {
             .iter()
             .find(|(p, _)| *p == pt)
             .map(|(_, r)| *r)
+    }
+
+    /// Whether NACKs toward the publisher are due (newly missing packets, or retries).
+    pub fn nack_due(&self, now: Instant) -> bool {
+        self.nack
+            .as_ref()
+            .and_then(NackGenerator::poll_timeout)
+            .is_some_and(|at| at <= now)
     }
 
     /// Records that a keyframe is wanted. Returns true when a PLI should go out now;
@@ -107,6 +130,11 @@ impl Producer {
             "jitter": self.recv.jitter(),
             "keyFrameRequestsSent": self.keyframe_requests_sent,
             "rtxPacketsReceived": self.rtx_packets,
+            "duplicatePacketsReceived": self.duplicates,
+            "nackCount": self.nack.as_ref().map_or(0, |n| n.stats().requested),
+            "packetsRecovered": self.nack.as_ref().map_or(0, |n| n.stats().recovered),
+            "packetsGivenUp": self.nack.as_ref().map_or(0, |n| n.stats().given_up),
+            "score": self.score.current(),
             "consumers": self.consumers.len(),
         })
     }
@@ -141,6 +169,13 @@ pub struct Consumer {
     pub rtt_ms: Option<f64>,
     pub fraction_lost: u8,
     pub packets_lost_reported: u32,
+    /// RTX (SSRC, payload type) when the subscriber negotiated it (RFC 4588).
+    pub rtx: Option<(u32, u8)>,
+    pub rtx_seq: u16,
+    /// Rate limit for resending one packet (duplicate and late NACKs).
+    pub limiter: RetransmitLimiter,
+    pub retransmissions: u64,
+    pub score: ScoreTracker,
 }
 
 impl Consumer {
@@ -166,6 +201,9 @@ impl Consumer {
             "roundTripTime": self.rtt_ms,
             "fractionLost": self.fraction_lost,
             "packetsLost": self.packets_lost_reported,
+            "rtxSsrc": self.rtx.map(|(ssrc, _)| ssrc),
+            "retransmittedPacketsSent": self.retransmissions,
+            "score": self.score.current(),
         })
     }
 }

@@ -5,6 +5,7 @@
 use crate::channel::params::{
     CodecParameters, MediaKind, RtcpFeedback, RtcpParameters, RtpCapabilities, RtpCodecCapability,
     RtpCodecParameters, RtpEncodingParameters, RtpHeaderExtensionParameters, RtpParameters,
+    RtxParameters,
 };
 use crate::channel::ControlError;
 
@@ -19,9 +20,9 @@ const NOT_FORWARDED: [&str; 4] = [
     "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
 ];
 
-/// RTCP feedback the daemon acts on for its consumers (NACK/RTX and bandwidth feedback
-/// are not implemented yet, so they are not offered).
-const SUPPORTED_FEEDBACK: [(&str, &str); 2] = [("nack", "pli"), ("ccm", "fir")];
+/// RTCP feedback the daemon acts on for its consumers: generic NACK (answered from the
+/// producer's retransmission buffer), PLI and FIR.
+const SUPPORTED_FEEDBACK: [(&str, &str); 3] = [("nack", ""), ("nack", "pli"), ("ccm", "fir")];
 
 fn invalid(reason: impl Into<String>) -> ControlError {
     ControlError::InvalidData {
@@ -39,6 +40,11 @@ pub struct ProducerStream {
     pub media_pts: Vec<(u8, u32)>,
     /// Whether the first media codec is VP8 (keyframes detectable, see `rtp`).
     pub vp8: bool,
+    /// RTX payload type -> the media payload type it repairs (RFC 4588 "apt").
+    pub rtx_pts: Vec<(u8, u8)>,
+    /// Whether the publisher accepts generic NACK (RFC 4585), so we may ask for
+    /// retransmissions of lost packets.
+    pub nack: bool,
 }
 
 /// Validates `transport.produce` parameters.
@@ -89,7 +95,20 @@ pub fn validate_producer(
     if rtx_ssrc == Some(ssrc) {
         return Err(invalid("rtx ssrc equals the media ssrc"));
     }
+    let rtx_pts = params
+        .codecs
+        .iter()
+        .filter(|c| is_rtx(&c.mime_type))
+        .filter_map(|c| c.apt().map(|apt| (c.payload_type, apt)))
+        .collect();
+    let nack = media.iter().any(|c| {
+        c.rtcp_feedback
+            .iter()
+            .any(|f| f.kind == "nack" && f.parameter.is_empty())
+    });
     Ok(ProducerStream {
+        rtx_pts,
+        nack,
         ssrc,
         rtx_ssrc,
         media_pts: media
@@ -98,6 +117,19 @@ pub fn validate_producer(
             .collect(),
         vp8: first.mime_type.eq_ignore_ascii_case("video/VP8"),
     })
+}
+
+fn is_rtx(mime: &str) -> bool {
+    mime.rsplit('/')
+        .next()
+        .is_some_and(|s| s.eq_ignore_ascii_case("rtx"))
+}
+
+fn kind_name(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Audio => "audio",
+        MediaKind::Video => "video",
+    }
 }
 
 /// A consumer's negotiated stream.
@@ -109,6 +141,8 @@ pub struct ConsumerStream {
     /// Producer header extension id -> consumer id.
     pub ext_map: Vec<(u8, u8)>,
     pub clock_rate: u32,
+    /// The consumer's RTX payload type when it can receive RTX for its first codec.
+    pub rtx_pt: Option<u8>,
 }
 
 fn param_str(params: &CodecParameters, key: &str) -> String {
@@ -143,12 +177,14 @@ fn codec_matches(kind: MediaKind, p: &RtpCodecParameters, cap: &RtpCodecCapabili
     }
 }
 
-/// Derives a consumer's RtpParameters.
+/// Derives a consumer's RtpParameters. `rtx_ssrc` is used when the consumer can
+/// receive RTX (RFC 4588) for its first codec and NACKs it.
 pub fn consumer_stream(
     kind: MediaKind,
     producer: &RtpParameters,
     caps: &RtpCapabilities,
     ssrc: u32,
+    rtx_ssrc: u32,
     mid: Option<String>,
 ) -> Result<ConsumerStream, ControlError> {
     let mut codecs = Vec::new();
@@ -190,6 +226,38 @@ pub fn consumer_stream(
             "the consumer's rtpCapabilities include none of the producer's codecs".into(),
         ));
     }
+    // RTX for the first (forwarded) codec, when the consumer lists an rtx codec whose apt
+    // is that codec's payload type and asked for generic NACK.
+    let rtx_pt = codecs.first().and_then(|first: &RtpCodecParameters| {
+        let nack = first
+            .rtcp_feedback
+            .iter()
+            .any(|f| f.kind == "nack" && f.parameter.is_empty());
+        let cap = caps.codecs.iter().find(|c| {
+            c.kind == kind
+                && is_rtx(&c.mime_type)
+                && c.clock_rate == first.clock_rate
+                && c.parameters.get("apt").and_then(|v| {
+                    v.as_u64()
+                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                }) == Some(u64::from(first.payload_type))
+        })?;
+        let pt = cap.preferred_payload_type;
+        (nack && pt <= 127 && !pt_map.iter().any(|(_, c)| *c == pt)).then_some(pt)
+    });
+    if let (Some(pt), Some(first)) = (rtx_pt, codecs.first()) {
+        let mut parameters = CodecParameters::new();
+        parameters.insert("apt".into(), first.payload_type.into());
+        let rtx = RtpCodecParameters {
+            mime_type: format!("{}/rtx", kind_name(kind)),
+            payload_type: pt,
+            clock_rate: first.clock_rate,
+            channels: None,
+            parameters,
+            rtcp_feedback: Vec::new(),
+        };
+        codecs.push(rtx);
+    }
     let mut header_extensions = Vec::new();
     let mut ext_map = Vec::new();
     for e in &producer.header_extensions {
@@ -221,6 +289,7 @@ pub fn consumer_stream(
             header_extensions,
             encodings: vec![RtpEncodingParameters {
                 ssrc: Some(ssrc),
+                rtx: rtx_pt.map(|_| RtxParameters { ssrc: rtx_ssrc }),
                 ..Default::default()
             }],
             rtcp: RtcpParameters {
@@ -232,6 +301,7 @@ pub fn consumer_stream(
         pt_map,
         ext_map,
         clock_rate,
+        rtx_pt,
     })
 }
 
@@ -281,6 +351,8 @@ mod tests {
         assert_eq!(s.rtx_ssrc, Some(2222));
         assert!(s.vp8);
         assert_eq!(s.media_pts, vec![(96, 90000)]);
+        assert_eq!(s.rtx_pts, vec![(97, 96)]);
+        assert!(!s.nack, "the producer's VP8 offers only nack pli");
         assert!(validate_producer(MediaKind::Audio, &vp8_producer()).is_err());
         let mut no_ssrc = vp8_producer();
         no_ssrc.encodings[0].ssrc = None;
@@ -300,6 +372,7 @@ mod tests {
             &vp8_producer(),
             &caps(),
             5555,
+            6666,
             Some("0".into()),
         )
         .unwrap();
@@ -312,10 +385,40 @@ mod tests {
         let p = &s.rtp_parameters;
         assert_eq!(p.codecs.len(), 1);
         assert_eq!(p.codecs[0].payload_type, 100);
-        assert_eq!(p.codecs[0].rtcp_feedback.len(), 2);
+        assert_eq!(
+            p.codecs[0].rtcp_feedback.len(),
+            3,
+            "nack, nack pli, ccm fir"
+        );
+        assert_eq!(s.rtx_pt, None, "the consumer offered no rtx codec");
+        assert_eq!(p.encodings[0].rtx, None);
         assert_eq!(p.encodings[0].ssrc, Some(5555));
         assert_eq!(p.mid.as_deref(), Some("0"));
         assert_eq!(s.clock_rate, 90000);
+    }
+
+    #[test]
+    fn consumer_gets_rtx_when_it_offers_it_with_nack() {
+        let mut c = caps();
+        c.codecs.push(
+            serde_json::from_value(
+                json!({"kind": "video", "mimeType": "video/rtx", "preferredPayloadType": 101,
+                "clockRate": 90000, "parameters": {"apt": 100}}),
+            )
+            .unwrap(),
+        );
+        let s = consumer_stream(MediaKind::Video, &vp8_producer(), &c, 5555, 6666, None).unwrap();
+        assert_eq!(s.rtx_pt, Some(101));
+        let p = &s.rtp_parameters;
+        assert_eq!(p.encodings[0].rtx.map(|r| r.ssrc), Some(6666));
+        assert_eq!(p.codecs[1].mime_type, "video/rtx");
+        assert_eq!(p.codecs[1].apt(), Some(100));
+        // Without generic NACK there is nothing to retransmit for.
+        c.codecs[1]
+            .rtcp_feedback
+            .retain(|f| !(f.kind == "nack" && f.parameter.is_empty()));
+        let s = consumer_stream(MediaKind::Video, &vp8_producer(), &c, 5555, 6666, None).unwrap();
+        assert_eq!(s.rtx_pt, None);
     }
 
     #[test]
@@ -323,7 +426,7 @@ mod tests {
         let mut c = caps();
         c.codecs.retain(|c| c.kind == MediaKind::Audio);
         assert!(matches!(
-            consumer_stream(MediaKind::Video, &vp8_producer(), &c, 1, None),
+            consumer_stream(MediaKind::Video, &vp8_producer(), &c, 1, 2, None),
             Err(ControlError::Unsupported(_))
         ));
     }

@@ -11,6 +11,9 @@
 //! Writers are hand-rolled: they append to a caller-owned `Vec` (no allocation once
 //! it has capacity) so several can be concatenated into one compound packet.
 
+pub mod remb;
+pub mod twcc;
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -21,7 +24,6 @@ use rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimat
 use rtcp::receiver_report::ReceiverReport;
 use rtcp::reception_report::ReceptionReport;
 use rtcp::sender_report::SenderReport;
-use rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 
 /// RTCP packet types (RFC 3550 12.1, RFC 4585 6.1).
@@ -31,6 +33,10 @@ const PT_RTPFB: u8 = 205;
 const PT_PSFB: u8 = 206;
 /// Feedback message types (RFC 4585 6.3, RFC 5104 4.3.1, draft-alvestrand-rmcat-remb).
 const FMT_PLI: u8 = 1;
+/// Generic NACK, RTPFB FMT=1 (RFC 4585 6.2.1).
+const FMT_NACK: u8 = 1;
+/// One FCI entry covers its PID and the 16 sequence numbers after it (RFC 4585 6.2.1).
+const NACK_SPAN: u32 = 16;
 const FMT_FIR: u8 = 4;
 const FMT_AFB: u8 = 15;
 /// Report counts are 5 bits (RFC 3550 6.4.1).
@@ -117,8 +123,9 @@ pub enum Feedback {
     /// Receiver Estimated Maximum Bitrate (draft-alvestrand-rmcat-remb-03), bits/s.
     Remb { bitrate: f32, ssrcs: Vec<u32> },
     /// Transport-wide congestion control feedback
-    /// (draft-holmer-rmcat-transport-wide-cc-extensions-01 3.1).
-    TransportCc { media_ssrc: u32 },
+    /// (draft-holmer-rmcat-transport-wide-cc-extensions-01 3.1), parsed by
+    /// [`twcc::TwccFeedback::parse`].
+    TransportCc(twcc::TwccFeedback),
     /// Sender Report sender info (RFC 3550 6.4.1). Report blocks carried in an SR
     /// are emitted as a following [`Feedback::ReceiverReport`] with the same SSRC.
     SenderReport {
@@ -199,6 +206,107 @@ pub fn write_fir(out: &mut Vec<u8>, sender_ssrc: u32, media_ssrc: u32, seq: u8) 
     put_u32(out, 0);
     put_u32(out, media_ssrc);
     out.extend_from_slice(&[seq, 0, 0, 0]);
+}
+
+/// Appends a generic NACK (RFC 4585 6.2.1) asking `media_ssrc` to retransmit the
+/// packets in `lost`. Nothing is written for an empty `lost` (a NACK needs at least
+/// one FCI entry).
+///
+/// Each FCI entry is a PID (packet id) and a BLP bitmask whose bit i means PID+i+1 is
+/// lost too, so one entry covers up to 17 sequence numbers. `lost` may be unsorted,
+/// hold duplicates and cross the 16-bit wrap (65535 -> 0). Entries are chosen
+/// greedily from the oldest sequence number (in RFC 3550 A.1 serial order, relative
+/// to the oldest in the list), which gives the fewest entries when the span of `lost`
+/// is under 2^15; any input is fully covered regardless. Sorted input (what
+/// `router::nack::NackGenerator` produces) takes one pass; unsorted input goes
+/// through a bitmap on the stack. No allocation beyond `out`'s growth.
+///
+/// The packet grows by 4 bytes per entry: the caller keeps `lost` small enough for
+/// its MTU (e.g. chunks of at most 200 sequence numbers fit any 1200-byte budget).
+pub fn write_nack(out: &mut Vec<u8>, sender_ssrc: u32, media_ssrc: u32, lost: &[u16]) {
+    let Some(&first) = lost.first() else {
+        return;
+    };
+    // The oldest in serial order (RFC 3550 A.1 / RFC 1982): smallest signed distance
+    // from an arbitrary member.
+    let back = lost
+        .iter()
+        .map(|&s| s.wrapping_sub(first) as i16)
+        .min()
+        .unwrap_or(0);
+    let oldest = first.wrapping_add(back as u16);
+    let rel = |s: u16| u32::from(s.wrapping_sub(oldest));
+
+    let start = out.len();
+    put_header(out, FMT_NACK, PT_RTPFB, 0);
+    put_u32(out, sender_ssrc);
+    put_u32(out, media_ssrc);
+    let mut entries: u32 = 0;
+    let mut put_entry = |out: &mut Vec<u8>, pid: u16, blp: u16| {
+        out.extend_from_slice(&pid.to_be_bytes());
+        out.extend_from_slice(&blp.to_be_bytes());
+        entries += 1;
+    };
+
+    let sorted = lost.windows(2).all(|w| match w {
+        [a, b] => rel(*a) <= rel(*b),
+        _ => true,
+    });
+    if sorted {
+        let mut pid = first;
+        let mut blp = 0u16;
+        for &s in lost.iter().skip(1) {
+            let d = u32::from(s.wrapping_sub(pid));
+            if d == 0 {
+                continue;
+            }
+            if d <= NACK_SPAN {
+                blp |= 1 << (d - 1);
+            } else {
+                put_entry(out, pid, blp);
+                pid = s;
+                blp = 0;
+            }
+        }
+        put_entry(out, pid, blp);
+    } else {
+        // A bitmap of the whole sequence space in serial order from `oldest` (8 KiB
+        // on the stack, no allocation), then the same greedy walk over its set bits:
+        // O(len + 1024) whatever the order.
+        let mut bits = [0u64; 1 << 10];
+        for &s in lost {
+            let r = rel(s) as usize;
+            if let Some(w) = bits.get_mut(r / 64) {
+                *w |= 1 << (r % 64);
+            }
+        }
+        let is_set = |r: usize| bits.get(r / 64).is_some_and(|w| w & (1 << (r % 64)) != 0);
+        let mut r = 0usize;
+        while let Some(&word) = bits.get(r / 64) {
+            let word = word & (u64::MAX << (r % 64));
+            if word == 0 {
+                r = (r / 64 + 1) * 64;
+                continue;
+            }
+            let pid_rel = (r / 64) * 64 + word.trailing_zeros() as usize;
+            let mut blp = 0u16;
+            for d in 1..=NACK_SPAN as usize {
+                if is_set(pid_rel + d) {
+                    blp |= 1 << (d - 1);
+                }
+            }
+            // pid_rel < 2^16.
+            put_entry(out, oldest.wrapping_add(pid_rel as u16), blp);
+            r = pid_rel + NACK_SPAN as usize + 1;
+        }
+    }
+
+    // Length in 32-bit words minus one: header + two SSRCs + entries, minus one.
+    // At most 65536 / 17 + 1 entries can be distinct, so this fits in 16 bits.
+    let words = u16::try_from(2 + entries).unwrap_or(u16::MAX);
+    if let Some(len) = out.get_mut(start + 2..start + 4) {
+        len.copy_from_slice(&words.to_be_bytes());
+    }
 }
 
 /// Appends a Sender Report (RFC 3550 6.4.1) with no report blocks: the SFU reports
@@ -287,8 +395,18 @@ pub fn parse_compound(buf: &[u8], out: &mut Vec<Feedback>) -> Result<(), RtcpErr
     Ok(())
 }
 
-/// Parses one framed packet with the `rtcp` crate.
+/// Parses one framed packet: transport-cc by hand ([`twcc::TwccFeedback::parse`],
+/// which needs no guard and keeps the statuses compact), the rest with the `rtcp`
+/// crate.
 fn parse_one(packet: &[u8], out: &mut Vec<Feedback>) {
+    if let (Some(&b0), Some(&PT_RTPFB)) = (packet.first(), packet.get(1)) {
+        if b0 & 0x1F == twcc::FMT_TCC {
+            out.push(
+                twcc::TwccFeedback::parse(packet).map_or(Feedback::Other, Feedback::TransportCc),
+            );
+            return;
+        }
+    }
     if !crate_can_parse(packet) {
         out.push(Feedback::Other);
         return;
@@ -335,13 +453,10 @@ fn crate_can_parse(packet: &[u8]) -> bool {
                     let ssrcs = packet.get(16).map_or(0, |&n| usize::from(n));
                     len >= 20 + 4 * ssrcs
                 }
-                // transport-cc (draft-holmer-rmcat-transport-wide-cc-extensions-01
-                // 3.1): the crate adds up to 14 statuses per chunk to a u16 counter
-                // bounded by packet_status_count, which must leave room for that.
-                (PT_RTPFB, FMT_AFB) => packet
-                    .get(14..)
-                    .and_then(|c| c.first_chunk::<2>())
-                    .is_some_and(|&c| u16::from_be_bytes(c) <= u16::MAX - 14),
+                // transport-cc (RTPFB FMT=15) never gets here: `parse_one` hands it
+                // to `twcc::TwccFeedback::parse`, because the crate adds up to 14
+                // statuses per chunk to a u16 counter bounded by the status count
+                // and overflows.
                 _ => true,
             }
         }
@@ -375,10 +490,6 @@ fn convert(p: &(dyn Packet + Send + Sync), out: &mut Vec<Feedback>) {
         out.push(Feedback::Remb {
             bitrate: remb.bitrate,
             ssrcs: remb.ssrcs.clone(),
-        });
-    } else if let Some(cc) = any.downcast_ref::<TransportLayerCc>() {
-        out.push(Feedback::TransportCc {
-            media_ssrc: cc.media_ssrc,
         });
     } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
         out.push(Feedback::SenderReport {

@@ -11,6 +11,7 @@ use rtcp::source_description::{
 };
 use rtcp::transport_feedbacks::transport_layer_cc::{
     PacketStatusChunk, RecvDelta, RunLengthChunk, StatusChunkTypeTcc, SymbolTypeTcc,
+    TransportLayerCc,
 };
 use rtcp::transport_feedbacks::transport_layer_nack::NackPair;
 
@@ -288,7 +289,18 @@ fn reduced_size_single_packets() {
     })]);
     assert_eq!(
         parse(&tcc),
-        vec![Feedback::TransportCc { media_ssrc: 0xAAAA }]
+        vec![Feedback::TransportCc(twcc::TwccFeedback {
+            sender_ssrc: 1,
+            media_ssrc: 0xAAAA,
+            base_seq: 153,
+            status_count: 1,
+            reference_time: 4_057_090,
+            fb_count: 23,
+            received: vec![twcc::TwccArrival {
+                seq: 153,
+                arrival_us: 37_000
+            }],
+        })]
     );
 }
 
@@ -410,7 +422,7 @@ fn packet_rejected_by_crate_becomes_other() {
 fn oversized_transport_cc_status_count_is_not_handed_to_crate() {
     // packet_status_count 65535 and enough one-bit status vector chunks (14
     // statuses each) to run the crate's u16 counter past 65535, which panics in
-    // debug builds.
+    // debug builds. Our own parser takes it: 65535 packets, all lost.
     let chunks: usize = 4700;
     let body_len = 16 + 2 * chunks;
     let words = body_len.div_ceil(4);
@@ -421,10 +433,20 @@ fn oversized_transport_cc_status_count_is_not_handed_to_crate() {
         buf.extend_from_slice(&[0x80, 0x00]);
     }
     buf.resize(4 + words * 4, 0);
-    assert_eq!(parse(&buf), vec![Feedback::Other]);
-    // The same packet with a sane count goes through the crate.
+    let all_lost = |status_count| {
+        vec![Feedback::TransportCc(twcc::TwccFeedback {
+            sender_ssrc: 1,
+            media_ssrc: 2,
+            base_seq: 1,
+            status_count,
+            reference_time: 1,
+            fb_count: 0,
+            received: vec![],
+        })]
+    };
+    assert_eq!(parse(&buf), all_lost(65535));
     buf[14..16].copy_from_slice(&[0, 14]);
-    assert_eq!(parse(&buf), vec![Feedback::TransportCc { media_ssrc: 2 }]);
+    assert_eq!(parse(&buf), all_lost(14));
 }
 
 #[test]
@@ -522,5 +544,167 @@ fn random_garbage_never_panics() {
         out.clear();
         let _ = parse_compound(&buf, &mut out);
         let _ = is_rtcp(&buf);
+    }
+}
+
+/// The sequence numbers a NACK packet asks for, expanded by the `rtcp` crate.
+fn crate_nack_set(buf: &[u8]) -> (TransportLayerNack, std::collections::BTreeSet<u16>) {
+    let nack: TransportLayerNack = only(&crate_parse(buf));
+    let set = nack.nacks.iter().flat_map(|p| p.packet_list()).collect();
+    (nack, set)
+}
+
+#[test]
+fn nack_writer_matches_crate_for_sorted_input() {
+    // Contiguous run: one FCI entry covers PID + 16.
+    let lost: Vec<u16> = (1000..1017).collect();
+    let mut out = Vec::new();
+    write_nack(&mut out, 0x1111, 0x2222, &lost);
+    let expected = TransportLayerNack {
+        sender_ssrc: 0x1111,
+        media_ssrc: 0x2222,
+        nacks: rtcp::transport_feedbacks::transport_layer_nack::nack_pairs_from_sequence_numbers(
+            &lost,
+        ),
+    };
+    assert_eq!(expected.nacks.len(), 1);
+    assert_eq!(out, crate_marshal(vec![Box::new(expected)]));
+
+    // Scattered, sorted, no wrap: the crate's own packing gives identical bytes.
+    let lost = [5u16, 6, 21, 22, 23, 40, 41, 100, 117, 118, 300];
+    out.clear();
+    write_nack(&mut out, 1, 2, &lost);
+    let expected = TransportLayerNack {
+        sender_ssrc: 1,
+        media_ssrc: 2,
+        nacks: rtcp::transport_feedbacks::transport_layer_nack::nack_pairs_from_sequence_numbers(
+            &lost,
+        ),
+    };
+    assert_eq!(out, crate_marshal(vec![Box::new(expected)]));
+    assert_eq!(
+        parse(&out),
+        vec![Feedback::Nack {
+            sender_ssrc: 1,
+            media_ssrc: 2,
+            lost: lost.to_vec()
+        }]
+    );
+}
+
+#[test]
+fn nack_writer_packs_across_the_wrap() {
+    let lost = [65534u16, 65535, 0, 1, 15, 16, 40];
+    let mut out = Vec::new();
+    write_nack(&mut out, 7, 8, &lost);
+    let (nack, set) = crate_nack_set(&out);
+    assert_eq!(set, lost.iter().copied().collect());
+    // 65534 covers up to 14 (bit 15 = 14); 15 and 16 start the second, 40 the third.
+    let pairs: Vec<(u16, u16)> = nack
+        .nacks
+        .iter()
+        .map(|p| (p.packet_id, p.lost_packets))
+        .collect();
+    assert_eq!(pairs, vec![(65534, 0b111), (15, 0b1), (40, 0)]);
+    // Same result whatever the order, duplicates included.
+    for order in [
+        vec![40u16, 0, 65535, 16, 1, 65534, 15],
+        vec![1, 1, 65534, 40, 15, 65535, 0, 16, 40],
+    ] {
+        let mut other = Vec::new();
+        write_nack(&mut other, 7, 8, &order);
+        assert_eq!(other, out, "{order:?}");
+    }
+}
+
+#[test]
+fn nack_writer_edge_cases() {
+    let mut out = vec![0xAB];
+    write_nack(&mut out, 1, 2, &[]);
+    assert_eq!(out, vec![0xAB], "empty list writes nothing");
+    out.clear();
+    write_nack(&mut out, 1, 2, &[9, 9, 9]);
+    assert_eq!(out.len(), 16);
+    assert_eq!(crate_nack_set(&out).1, [9].into_iter().collect());
+    // Appends after other packets, as one compound.
+    let mut out = Vec::new();
+    write_pli(&mut out, 1, 2);
+    write_nack(&mut out, 1, 2, &[3, 4]);
+    assert_eq!(
+        parse(&out),
+        vec![
+            Feedback::Pli {
+                sender_ssrc: 1,
+                media_ssrc: 2
+            },
+            Feedback::Nack {
+                sender_ssrc: 1,
+                media_ssrc: 2,
+                lost: vec![3, 4]
+            }
+        ]
+    );
+    // Every sequence number at once: covered, in the fewest possible entries.
+    let all: Vec<u16> = (0..=u16::MAX).rev().collect();
+    out.clear();
+    write_nack(&mut out, 1, 2, &all);
+    let (nack, set) = crate_nack_set(&out);
+    assert_eq!(set.len(), 65536);
+    assert_eq!(nack.nacks.len(), 65536usize.div_ceil(17));
+}
+
+/// Fewest FCI entries for a set whose span is under 2^15: greedy from the oldest.
+fn optimal_entries(set: &std::collections::BTreeSet<u16>, oldest: u16) -> usize {
+    let mut rel: Vec<u32> = set
+        .iter()
+        .map(|s| u32::from(s.wrapping_sub(oldest)))
+        .collect();
+    rel.sort_unstable();
+    let mut n = 0;
+    let mut covered_to: Option<u32> = None;
+    for r in rel {
+        if covered_to.is_none_or(|c| r > c) {
+            n += 1;
+            covered_to = Some(r + 16);
+        }
+    }
+    n
+}
+
+#[test]
+fn nack_writer_random_sets_round_trip_through_crate() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(4585);
+    let mut out = Vec::new();
+    for _ in 0..3_000 {
+        let base: u16 = rng.gen();
+        let span = rng.gen_range(1..2000u16);
+        let n = rng.gen_range(1..300);
+        let mut lost: Vec<u16> = (0..n)
+            .map(|_| base.wrapping_add(rng.gen_range(0..span)))
+            .collect();
+        let set: std::collections::BTreeSet<u16> = lost.iter().copied().collect();
+        let oldest = lost
+            .iter()
+            .min_by_key(|s| s.wrapping_sub(base))
+            .copied()
+            .unwrap_or(base);
+        if rng.gen() {
+            lost.sort_unstable_by_key(|s| s.wrapping_sub(base));
+        }
+        out.clear();
+        write_nack(&mut out, 0xA, 0xB, &lost);
+        let (nack, got) = crate_nack_set(&out);
+        assert_eq!(got, set);
+        assert_eq!(nack.nacks.len(), optimal_entries(&set, oldest));
+        let Feedback::Nack { lost: parsed, .. } = &parse(&out)[0] else {
+            panic!("not a NACK");
+        };
+        assert_eq!(
+            parsed
+                .iter()
+                .copied()
+                .collect::<std::collections::BTreeSet<_>>(),
+            set
+        );
     }
 }

@@ -31,6 +31,7 @@
 
 pub mod extension;
 pub mod munger;
+pub mod rtx;
 mod vp8;
 
 pub use extension::{find_extension, remap_extensions, ExtensionMap};

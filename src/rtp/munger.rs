@@ -196,6 +196,38 @@ impl SeqTsMunger {
         ))
     }
 
+    /// The input sequence number that was forwarded as `out_seq`, to answer a
+    /// consumer's NACK (which names the consumer's numbering) from the producer's
+    /// retransmission buffer (keyed by the producer's numbering).
+    ///
+    /// `Some` only for a packet actually forwarded under the current mapping (since
+    /// the last sync point) and within [`REORDER_WINDOW`] of the newest one: a number
+    /// in a gap (lost upstream, or dropped before reaching the munger) or from before
+    /// a resume or source switch was never sent under this number, and retransmitting
+    /// whatever the producer has under the computed input number would be wrong.
+    /// A resync that is pending but not yet applied does not change the answer.
+    pub fn original_seq(&self, out_seq: u16) -> Option<u16> {
+        let state = self.state.as_ref()?;
+        let in_seq = out_seq.wrapping_sub(state.seq_offset);
+        // Same signed-distance rule as `process`: ahead of the newest is unknown.
+        let delta = in_seq.wrapping_sub(state.highest_in) as i16;
+        if delta > 0 {
+            return None;
+        }
+        let back = delta.unsigned_abs();
+        let forwarded =
+            u32::from(back) <= state.since_sync && back < REORDER_WINDOW && state.seen(back);
+        forwarded.then_some(in_seq)
+    }
+
+    /// The output timestamp for an input timestamp under the current mapping (a
+    /// retransmitted packet gets the timestamp it had when first forwarded). `None`
+    /// before the first packet. Pair it with [`Self::original_seq`], which tells
+    /// whether the packet belongs to the current mapping at all.
+    pub fn output_ts(&self, in_ts: u32) -> Option<u32> {
+        self.state.as_ref().map(|s| in_ts.wrapping_add(s.ts_offset))
+    }
+
     /// Starts a new mapping with this packet as the sync point.
     fn sync(&mut self, in_seq: u16, in_ts: u32, hint: Option<u32>) -> (u16, u32) {
         let (out_seq, out_ts) = match &self.state {
@@ -369,6 +401,76 @@ mod tests {
             assert_eq!(got, expect, "ext {ext} highest {highest}");
             if let Some((s, _)) = got {
                 sent.insert(ext, s);
+            }
+        }
+    }
+
+    #[test]
+    fn original_seq_inverts_forwarded_packets_only() {
+        let mut m = SeqTsMunger::new(1, 65534, 1000);
+        assert_eq!(m.original_seq(65534), None);
+        assert_eq!(m.output_ts(5), None);
+        // Input 100..=103 with 102 lost upstream; output crosses the 16-bit wrap.
+        for (seq, ts) in [(100u16, 0u32), (101, 0), (103, 3000)] {
+            m.process(seq, ts, None);
+        }
+        assert_eq!(m.original_seq(65534), Some(100));
+        assert_eq!(m.original_seq(65535), Some(101));
+        // The gap was never forwarded: nothing to retransmit under that number.
+        assert_eq!(m.original_seq(0), None);
+        assert_eq!(m.original_seq(1), Some(103));
+        // Ahead of the newest, and far behind: unknown.
+        assert_eq!(m.original_seq(2), None);
+        assert_eq!(m.original_seq(30_000), None);
+        assert_eq!(m.output_ts(3000), Some(4000));
+        assert_eq!(m.output_ts(u32::MAX), Some(999));
+        // Recovered upstream and forwarded late: now answerable.
+        assert_eq!(m.process(102, 2000, None), Some((0, 3000)));
+        assert_eq!(m.original_seq(0), Some(102));
+    }
+
+    #[test]
+    fn original_seq_forgets_the_previous_mapping_at_a_resync() {
+        let mut m = SeqTsMunger::new(1, 500, 0);
+        m.process(10, 0, None);
+        m.process(11, 90, None);
+        m.mark_resync();
+        // Pending resync: the old packets are still the consumer's 500 and 501.
+        assert_eq!(m.original_seq(501), Some(11));
+        assert_eq!(m.process(7000, 0, None), Some((502, 91)));
+        assert_eq!(m.original_seq(502), Some(7000));
+        assert_eq!(m.output_ts(0), Some(91));
+        // 500 and 501 were sent under the old mapping: not translatable any more.
+        assert_eq!(m.original_seq(500), None);
+        assert_eq!(m.original_seq(501), None);
+    }
+
+    #[test]
+    fn original_seq_matches_process_over_random_walk() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let mut m = SeqTsMunger::new(1, 40_000, 0);
+        let mut sent = std::collections::HashMap::<u16, u16>::new();
+        let mut seq: u16 = 65_000;
+        for i in 0..50_000u32 {
+            if rng.gen_ratio(1, 2000) {
+                m.mark_resync();
+                sent.clear();
+                seq = rng.gen();
+            }
+            let s = seq.wrapping_add(rng.gen_range(0..8)).wrapping_sub(3);
+            seq = seq.wrapping_add(1);
+            if let Some((out, _)) = m.process(s, i, None) {
+                // A resync may reuse output numbers of the old mapping.
+                sent.retain(|o, _| *o != out);
+                sent.insert(out, s);
+                assert_eq!(m.original_seq(out), Some(s));
+            }
+            let probe: u16 = m
+                .last_out()
+                .map_or(0, |(o, _)| o)
+                .wrapping_sub(rng.gen_range(0..1100));
+            if let Some(orig) = m.original_seq(probe) {
+                assert_eq!(sent.get(&probe), Some(&orig), "out {probe}");
             }
         }
     }

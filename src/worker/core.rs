@@ -15,9 +15,11 @@ use crate::demux::{classify, PacketClass};
 use crate::dtls::{check_records, DtlsIdentity, DtlsState, RecordCheck};
 use crate::ice::{self, IceEvent};
 use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
+use crate::router::nack::PacketKind;
 use crate::router::{ConnId, Consumer, ConsumerKey, Producer, ProducerKey, Router, TransportKey};
 use crate::rtcp::{self, Feedback};
 use crate::rtp::extension::remap_extensions;
+use crate::rtp::rtx::unwrap_rtx;
 use crate::rtp::{is_vp8_keyframe, rewrite, RtpHeader};
 use crate::srtp::SrtpError;
 use crate::stats::{DropCounters, DropReason, LatencyHistogram, Traffic};
@@ -76,7 +78,9 @@ pub struct WorkerCore {
     pub(crate) latency: LatencyHistogram,
     /// Worker-wide totals for metrics (entities come and go; these only grow).
     pub(crate) totals: WorkerTotals,
-    scratch: Vec<u8>,
+    pub(crate) scratch: Vec<u8>,
+    /// Reused list of sequence numbers for NACKs toward publishers.
+    pub(crate) nack_scratch: Vec<u16>,
     feedback: Vec<Feedback>,
     next_tick: Instant,
 }
@@ -105,6 +109,7 @@ impl WorkerCore {
             latency: LatencyHistogram::default(),
             totals: WorkerTotals::default(),
             scratch: Vec::with_capacity(1500),
+            nack_scratch: Vec::new(),
             feedback: Vec::new(),
             next_tick: now,
         }
@@ -346,62 +351,109 @@ impl WorkerCore {
         }
     }
 
-    /// The forwarding path: unprotect once, then for each active consumer copy, rewrite,
-    /// protect with the consumer's context and queue. No allocation.
+    /// The forwarding path: unprotect once, repair (RTX, NACK bookkeeping, buffering for
+    /// retransmission), then for each active consumer copy, rewrite, protect with the
+    /// consumer's context and queue. No allocation.
     fn on_rtp(&mut self, now: Instant, tk: TransportKey, buf: &mut [u8], out: &mut SendBatch) {
+        let Some((pk, len, hdr, arrival)) = self.ingest_rtp(now, tk, buf) else {
+            return;
+        };
+        let Some(pkt) = buf.get(..len) else { return };
+        self.forward(now, pk, pkt, &hdr, arrival, out);
+        if self.producers.get(pk).is_some_and(|p| p.nack_due(now)) {
+            self.send_nacks(now, pk, out);
+        }
+    }
+
+    /// Unprotects and parses a producer's packet, turns RTX back into the original
+    /// packet (RFC 4588), drops duplicates, and keeps it for retransmission. Returns the
+    /// producer, the plaintext length, the header and the arrival time in RTP units, or
+    /// None when the packet is not to be forwarded (counted where it is a drop).
+    fn ingest_rtp(
+        &mut self,
+        now: Instant,
+        tk: TransportKey,
+        buf: &mut [u8],
+    ) -> Option<(ProducerKey, usize, RtpHeader, u32)> {
         let micros = self.micros(now);
         let Self {
             transports,
             producers,
-            consumers,
             drops,
             rtp_in,
-            rtp_out,
             ..
         } = self;
-        let Some(t) = transports.get_mut(tk) else {
-            return;
+        let t = transports.get_mut(tk)?;
+        let mut drop = |t: &mut WebRtcTransport, reason| {
+            t.drops += 1;
+            drops.count(reason);
+            None
         };
         let Some(srtp) = t.srtp_in.as_mut() else {
-            t.drops += 1;
-            return drops.count(DropReason::NotReady);
+            return drop(t, DropReason::NotReady);
         };
-        let len = match srtp.unprotect_rtp(buf) {
+        let mut len = match srtp.unprotect_rtp(buf) {
             Ok(n) => n,
-            Err(e) => {
-                t.drops += 1;
-                return drops.count(srtp_drop_reason(e));
-            }
+            Err(e) => return drop(t, srtp_drop_reason(e)),
         };
-        let Some(pkt) = buf.get(..len) else { return };
-        let Ok(hdr) = RtpHeader::parse(pkt) else {
-            t.drops += 1;
-            return drops.count(DropReason::Malformed);
+        let Some(Ok(mut hdr)) = buf.get(..len).map(RtpHeader::parse) else {
+            return drop(t, DropReason::Malformed);
         };
         let Some(&pk) = t.producers_by_ssrc.get(&hdr.ssrc) else {
-            t.drops += 1;
-            return drops.count(DropReason::UnknownSsrc);
+            return drop(t, DropReason::UnknownSsrc);
         };
         t.rtp_in.add(len);
         rtp_in.add(len);
-        let Some(p) = producers.get_mut(pk) else {
-            return;
-        };
+        let p = producers.get_mut(pk)?;
         if Some(hdr.ssrc) == p.rtx_ssrc {
-            // Retransmissions are answered by NACK/RTX support, which is not built yet.
             p.rtx_packets += 1;
-            return;
+            let media_pt = p
+                .rtx_pts
+                .iter()
+                .find(|(rtx, _)| *rtx == hdr.payload_type)?
+                .1;
+            // A padding-only RTX packet is a bandwidth probe: nothing to forward.
+            len = unwrap_rtx(buf, len, &hdr, p.ssrc, media_pt).ok()?;
+            hdr = RtpHeader::parse(buf.get(..len)?).ok()?;
         }
         let Some(clock_rate) = p.clock_rate(hdr.payload_type) else {
-            t.drops += 1;
-            return drops.count(DropReason::UnknownSsrc);
+            return drop(t, DropReason::UnknownSsrc);
         };
+        if let Some(nack) = p.nack.as_mut() {
+            if nack.on_packet(now, hdr.sequence) == PacketKind::Duplicate {
+                p.duplicates += 1;
+                return None;
+            }
+        }
+        let pkt = buf.get(..len)?;
+        if let Some(b) = p.rtx_buffer.as_mut() {
+            b.insert(now, hdr.sequence, pkt);
+        }
         p.traffic.add(len);
         let arrival = (micros.wrapping_mul(u64::from(clock_rate)) / 1_000_000) as u32;
         p.recv.on_packet(hdr.sequence, hdr.timestamp, arrival);
-        if p.paused {
-            return;
-        }
+        (!p.paused).then_some((pk, len, hdr, arrival))
+    }
+
+    /// Sends one producer packet to each of its active consumers.
+    fn forward(
+        &mut self,
+        now: Instant,
+        pk: ProducerKey,
+        pkt: &[u8],
+        hdr: &RtpHeader,
+        arrival: u32,
+        out: &mut SendBatch,
+    ) {
+        let Self {
+            transports,
+            producers,
+            consumers,
+            rtp_out,
+            ..
+        } = self;
+        let Some(p) = producers.get(pk) else { return };
+        let len = pkt.len();
         let keyframe = p.vp8 && is_vp8_keyframe(hdr.payload(pkt));
         for &ck in &p.consumers {
             let Some(c) = consumers.get_mut(ck) else {
@@ -439,7 +491,7 @@ impl WorkerCore {
             dst.copy_from_slice(pkt);
             // Extensions first: a packet that cannot be remapped is dropped before the
             // munger assigns it a sequence number, so it leaves no gap.
-            if remap_extensions(slot, &hdr, &c.ext_map).is_err() {
+            if remap_extensions(slot, hdr, &c.ext_map).is_err() {
                 out.commit(0);
                 continue;
             }
@@ -520,15 +572,17 @@ impl WorkerCore {
                     self.request_keyframe(now, pk, out);
                 }
             }
-            Feedback::Nack { media_ssrc, .. } => {
-                if let Some(c) = t
-                    .consumers_by_ssrc
-                    .get(&media_ssrc)
-                    .and_then(|ck| self.consumers.get_mut(*ck))
-                {
+            Feedback::Nack {
+                media_ssrc, lost, ..
+            } => {
+                let Some(&ck) = t.consumers_by_ssrc.get(&media_ssrc) else {
+                    return;
+                };
+                if let Some(c) = self.consumers.get_mut(ck) {
                     c.nacks_received += 1;
                     self.totals.nacks_received += 1;
                 }
+                self.retransmit(now, ck, &lost, out);
             }
             Feedback::SenderReport {
                 ssrc,
@@ -547,6 +601,7 @@ impl WorkerCore {
             }
             Feedback::ReceiverReport { reports, .. } => {
                 let now_mid = (self.ntp(now) >> 16) as u32;
+                let mut scores = Vec::new();
                 for block in reports {
                     let Some(&ck) = t.consumers_by_ssrc.get(&block.ssrc) else {
                         continue;
@@ -565,6 +620,23 @@ impl WorkerCore {
                             c.rtt_ms = Some(f64::from(rtt) * 1000.0 / 65536.0);
                         }
                     }
+                    let jitter_ms =
+                        f64::from(block.jitter) * 1000.0 / f64::from(c.clock_rate.max(1));
+                    if let Some(score) = c
+                        .score
+                        .update(f64::from(block.fraction_lost) / 256.0, jitter_ms)
+                    {
+                        let producer_score = self
+                            .producers
+                            .get(c.producer)
+                            .map_or(0, |p| p.score.current());
+                        scores.push((c.id.0.clone(), score, producer_score));
+                    }
+                }
+                let router = t.router.clone();
+                for (id, score, producer_score) in scores {
+                    let data = json!({ "score": score, "producerScore": producer_score });
+                    self.notify(&router, &id, "score", data);
                 }
             }
             // Bandwidth feedback (REMB, transport-cc) belongs to the congestion control
@@ -626,6 +698,15 @@ impl WorkerCore {
             .collect();
         for pk in pending {
             self.request_keyframe(now, pk, out);
+        }
+        let nacks: Vec<ProducerKey> = self
+            .producers
+            .iter()
+            .filter(|(_, p)| p.nack_due(now))
+            .map(|(k, _)| k)
+            .collect();
+        for pk in nacks {
+            self.send_nacks(now, pk, out);
         }
     }
 
@@ -700,12 +781,25 @@ impl WorkerCore {
             );
         }
         let mut blocks = Vec::new();
+        let mut scores = Vec::new();
         for pk in &t.producers {
-            if let Some(p) = self.producers.get_mut(*pk) {
-                if p.traffic.packets > 0 {
-                    blocks.push(p.recv.report_block(p.ssrc, now));
-                }
+            let Some(p) = self.producers.get_mut(*pk) else {
+                continue;
+            };
+            if p.traffic.packets == 0 {
+                continue;
             }
+            let block = p.recv.report_block(p.ssrc, now);
+            // The producer's score: what the publisher's path does to its stream.
+            let clock = p.media_pts.first().map_or(90_000, |(_, rate)| *rate).max(1);
+            let jitter_ms = f64::from(block.jitter) * 1000.0 / f64::from(clock);
+            if let Some(score) = p
+                .score
+                .update(f64::from(block.fraction_lost) / 256.0, jitter_ms)
+            {
+                scores.push((p.id.0.clone(), score));
+            }
+            blocks.push(block);
         }
         // RFC 3550 allows at most 31 report blocks per RR.
         for chunk in blocks.chunks(31) {
@@ -713,6 +807,10 @@ impl WorkerCore {
         }
         if !self.scratch.is_empty() {
             send_rtcp(t, &mut self.scratch, out);
+        }
+        let router = t.router.clone();
+        for (id, score) in scores {
+            self.notify(&router, &id, "score", json!({ "score": score }));
         }
     }
 

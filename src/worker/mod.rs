@@ -3,6 +3,7 @@
 //! socket.
 
 pub mod core;
+mod repair;
 pub mod requests;
 pub mod shell;
 pub mod udp;

@@ -16,8 +16,11 @@ use crate::channel::{
 };
 use crate::dtls::DtlsState;
 use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
+use crate::router::nack::NackGenerator;
 use crate::router::negotiate::{consumer_stream, validate_producer};
 use crate::router::recv_stats::RecvStats;
+use crate::router::rtx_buffer::{RetransmissionBuffer, RetransmitLimiter};
+use crate::router::score::ScoreTracker;
 use crate::router::{
     pt_table, ConnId, Consumer, ConsumerKey, Producer, ProducerKey, Router, TransportKey,
 };
@@ -392,6 +395,11 @@ impl WorkerCore {
             keyframe_requests_sent: 0,
             last_sr: None,
             rtx_packets: 0,
+            rtx_pts: stream.rtx_pts,
+            nack: stream.nack.then(NackGenerator::default),
+            rtx_buffer: (d.kind == MediaKind::Video).then(RetransmissionBuffer::default),
+            duplicates: 0,
+            score: ScoreTracker::new(0),
         });
         self.producer_ids.insert(id.clone(), pk);
         if let Some(t) = self.transports.get_mut(tk) {
@@ -435,7 +443,18 @@ impl WorkerCore {
         {
             ssrc = rand::random::<u32>();
         }
-        let stream = consumer_stream(p.kind, &p.rtp_parameters, &d.rtp_capabilities, ssrc, d.mid)?;
+        let mut rtx_ssrc = rand::random::<u32>();
+        while rtx_ssrc == 0 || rtx_ssrc == ssrc || t.consumers_by_ssrc.contains_key(&rtx_ssrc) {
+            rtx_ssrc = rand::random::<u32>();
+        }
+        let stream = consumer_stream(
+            p.kind,
+            &p.rtp_parameters,
+            &d.rtp_capabilities,
+            ssrc,
+            rtx_ssrc,
+            d.mid,
+        )?;
         let mut ext_map = ExtensionMap::new();
         for (from, to) in &stream.ext_map {
             ext_map.insert(*from, *to);
@@ -467,6 +486,11 @@ impl WorkerCore {
             rtt_ms: None,
             fraction_lost: 0,
             packets_lost_reported: 0,
+            rtx: stream.rtx_pt.map(|pt| (rtx_ssrc, pt)),
+            rtx_seq: rand::random(),
+            limiter: RetransmitLimiter::default(),
+            retransmissions: 0,
+            score: ScoreTracker::new(10),
         });
         self.consumer_ids.insert(id.clone(), ck);
         if let Some(p) = self.producers.get_mut(pk) {

@@ -228,6 +228,11 @@ pub struct Peer {
     pub connected: bool,
     /// Copies of the first SRTP packets this peer sent (for replay tests).
     pub sent_srtp: Vec<Vec<u8>>,
+    /// Impairment shim: fractions of outgoing and incoming SRTP/SRTCP datagrams dropped
+    /// at random (setup traffic is never dropped).
+    pub loss_out: f64,
+    pub loss_in: f64,
+    rng: rand::rngs::StdRng,
 }
 
 impl Peer {
@@ -252,6 +257,9 @@ impl Peer {
             events: Vec::new(),
             connected: false,
             sent_srtp: Vec::new(),
+            loss_out: 0.0,
+            loss_in: 0.0,
+            rng: rand::SeedableRng::seed_from_u64(u64::from(local.port())),
         };
         p.rtc
             .add_local_candidate(Candidate::host(local, "udp").unwrap());
@@ -337,6 +345,9 @@ impl Peer {
                     if is_rtp && self.sent_srtp.len() < 64 {
                         self.sent_srtp.push(c.to_vec());
                     }
+                    if is_srtp(c) && rand::Rng::gen_bool(&mut self.rng, self.loss_out) {
+                        continue;
+                    }
                     let _ = self.socket.send_to(c, t.destination);
                     continue;
                 }
@@ -358,6 +369,11 @@ impl Peer {
                 .max(Duration::from_millis(1));
             self.socket.set_read_timeout(Some(wait)).unwrap();
             let input = match self.socket.recv_from(&mut buf) {
+                Ok((n, _))
+                    if is_srtp(&buf[..n]) && rand::Rng::gen_bool(&mut self.rng, self.loss_in) =>
+                {
+                    continue;
+                }
                 Ok((n, from)) => Input::Receive(
                     Instant::now(),
                     Receive::new(Protocol::Udp, from, self.local, &buf[..n]).expect("receive"),
@@ -403,6 +419,11 @@ impl Peer {
             })
             .collect()
     }
+}
+
+/// SRTP or SRTCP (RFC 7983 first byte 128..=191): media, never setup traffic.
+fn is_srtp(datagram: &[u8]) -> bool {
+    matches!(datagram.first(), Some(128..=191))
 }
 
 /// Drives several peers round-robin until `deadline` or `done`.

@@ -1,0 +1,366 @@
+//! Send-side bandwidth estimation toward subscribers, from their transport-cc
+//! feedback (draft-holmer-rmcat-transport-wide-cc-extensions-01) on the packets we
+//! forward, which we number with our own transport-wide sequence numbers.
+//!
+//! [`SendSideEstimator`] is a simplified Google Congestion Control
+//! (draft-ietf-rmcat-gcc-02, "GCC" below), one per transport:
+//!
+//! 1. **Delivered rate** (GCC 5.5's R_hat): bytes reported received over the last
+//!    500 ms of receive time (`acked.rs`).
+//! 2. **Loss**: packets reported lost / reported, evaluated once at least 20 packets
+//!    and 200 ms have accumulated. A packet reported lost and later received is
+//!    taken back.
+//! 3. **Delay gradient** (GCC 5.2-5.4, as libwebrtc implements it): packets grouped
+//!    into 5 ms send bursts; per group pair d = inter-arrival - inter-departure;
+//!    the accumulated, smoothed d is fitted with a line over 20 groups, and its
+//!    slope (scaled) is compared with an adaptive threshold, giving overuse /
+//!    normal / underuse (`trendline.rs`).
+//! 4. **Rate control**, on each feedback — one AIMD combining delay and loss:
+//!    - overuse, or loss above 10%: decrease to 0.85 x the delivered rate (never
+//!      up), at most once per 200 ms;
+//!    - normal delay and loss below 2%: multiplicative increase, 8% per second of
+//!      elapsed time, capped at 1.5 x the delivered rate + 10 kbps while that is
+//!      known (GCC 5.5: do not grow far beyond what the sender actually sends);
+//!    - otherwise (underuse: a queue is draining; or loss 2-10%): hold.
+//!
+//!    The estimate starts at 1 Mbps and stays within 30 kbps..100 Mbps.
+//!
+//! Simplifications against GCC and libwebrtc, knowingly:
+//! - one controller for delay and loss, where GCC runs a delay-based and a
+//!   loss-based controller and takes the minimum; our loss rule is GCC 6's
+//!   thresholds with the delay rule's decrease;
+//! - no additive increase near convergence (GCC 5.5's "near max" mode) and no link
+//!   capacity estimate: after a decrease we climb back multiplicatively, so the
+//!   estimate saw-tooths around the capacity somewhat more than libwebrtc's;
+//! - no probing (libwebrtc's padding/RTX probe clusters) and no ALR detection:
+//!   while subscribers receive less than the path could carry, the 1.5 x delivered
+//!   cap keeps the estimate from claiming capacity that was never tested;
+//! - no RTT: the decrease interval is a fixed 200 ms (libwebrtc uses the RTT,
+//!   bounded to 10-200 ms), and there is no back-off when feedback stops coming
+//!   (the estimate is held);
+//! - packets are taken in sequence (send) order as reported, not re-sorted by
+//!   arrival; reordered groups are skipped by the grouping stage.
+//!
+//! Sans-IO: the caller passes `now` and owns the clock; nothing allocates after the
+//! first packet (the send history, [`HISTORY`] entries, is allocated then).
+
+mod acked;
+mod trendline;
+
+use std::time::{Duration, Instant};
+
+pub use trendline::DelayState;
+
+use crate::rtcp::twcc::TwccFeedback;
+use acked::AckedRate;
+use trendline::DelayDetector;
+
+/// Sent packets remembered per transport (a power of two): 400 ms at 10,000
+/// packets/s (~100 Mbps). Feedback about older packets is ignored.
+pub const HISTORY: usize = 4096;
+const HISTORY_MASK: u64 = HISTORY as u64 - 1;
+/// First extended sequence number (room to unwrap backwards).
+const EXT_BASE: u64 = 1 << 32;
+/// GCC's beta: after overuse, go a bit below what got through (GCC 5.5).
+const BETA: f64 = 0.85;
+/// Multiplicative increase per second (GCC 5.5, "eta = 1.08").
+const INCREASE_PER_SECOND: f64 = 1.08;
+/// Loss thresholds (GCC 6).
+const LOSS_DECREASE: f64 = 0.10;
+const LOSS_INCREASE: f64 = 0.02;
+/// A loss sample needs this many packets and this much time.
+const LOSS_MIN_PACKETS: u64 = 20;
+const LOSS_MIN_INTERVAL: Duration = Duration::from_millis(200);
+/// At most one decrease per this long.
+const DECREASE_INTERVAL: Duration = Duration::from_millis(200);
+/// While the delivered rate is known, increase no higher than
+/// `APP_LIMIT_FACTOR * delivered + APP_LIMIT_OFFSET_BPS` (GCC 5.5).
+const APP_LIMIT_FACTOR: f64 = 1.5;
+const APP_LIMIT_OFFSET_BPS: f64 = 10_000.0;
+/// Reference time: 64 ms units, 24 bits (draft-holmer 3.1).
+const REFERENCE_TICK_US: i64 = 64_000;
+const REFERENCE_BITS: u32 = 24;
+
+/// Start and bounds of a [`SendSideEstimator`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BweConfig {
+    pub start_bps: u64,
+    pub min_bps: u64,
+    pub max_bps: u64,
+}
+
+impl Default for BweConfig {
+    fn default() -> Self {
+        Self {
+            start_bps: 1_000_000,
+            min_bps: 30_000,
+            max_bps: 100_000_000,
+        }
+    }
+}
+
+/// A snapshot for statistics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BweStats {
+    /// Available bitrate estimate, bits/s.
+    pub estimate_bps: u64,
+    /// Delivered (acknowledged) bitrate, bits/s, once known.
+    pub delivered_bps: Option<u64>,
+    /// Last loss sample (0..=1), once there was one.
+    pub loss_fraction: Option<f64>,
+    pub delay: DelayState,
+    /// Scaled delay trend and the adaptive threshold it is compared with (ms).
+    pub delay_trend: f64,
+    pub delay_threshold: f64,
+    /// Feedback packets processed, and reported packets we had no record of (too
+    /// old, never sent, or from a different numbering).
+    pub feedback: u64,
+    pub unknown_packets: u64,
+}
+
+/// Per-packet record state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Empty,
+    Sent,
+    Lost,
+    Received,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    sent_us: u64,
+    size: u16,
+    /// The wire sequence number, to tell this packet from older ones in the slot.
+    seq: u16,
+    fate: Fate,
+}
+
+/// Available-bitrate estimate for one egress transport. See the module docs for
+/// the algorithm.
+///
+/// Driving contract: [`Self::on_packet_sent`] for every RTP packet sent on the
+/// transport with the transport-wide sequence number we stamped on it (sequential,
+/// as stamped); [`Self::on_feedback`] for every transport-cc feedback parsed from
+/// the subscriber. Read [`Self::estimate_bps`] at will.
+#[derive(Debug, Clone)]
+pub struct SendSideEstimator {
+    cfg: BweConfig,
+    history: Vec<Sent>,
+    epoch: Option<Instant>,
+    highest_sent: Option<u64>,
+    /// Unwrapped reference time (64 ms ticks) of the last feedback.
+    remote_reference: Option<i64>,
+    acked: AckedRate,
+    delay: DelayDetector,
+    loss_lost: u64,
+    loss_total: u64,
+    last_loss_sample: Option<Instant>,
+    loss_fraction: Option<f64>,
+    estimate: f64,
+    last_update: Option<Instant>,
+    last_decrease: Option<Instant>,
+    feedback: u64,
+    unknown: u64,
+}
+
+impl Default for SendSideEstimator {
+    fn default() -> Self {
+        Self::new(BweConfig::default())
+    }
+}
+
+impl SendSideEstimator {
+    pub fn new(config: BweConfig) -> Self {
+        let min = config.min_bps;
+        let max = config.max_bps.max(min);
+        Self {
+            cfg: BweConfig {
+                start_bps: config.start_bps.clamp(min, max),
+                min_bps: min,
+                max_bps: max,
+            },
+            history: Vec::new(),
+            epoch: None,
+            highest_sent: None,
+            remote_reference: None,
+            acked: AckedRate::new(),
+            delay: DelayDetector::new(),
+            loss_lost: 0,
+            loss_total: 0,
+            last_loss_sample: None,
+            loss_fraction: None,
+            estimate: config.start_bps.clamp(min, max) as f64,
+            last_update: None,
+            last_decrease: None,
+            feedback: 0,
+            unknown: 0,
+        }
+    }
+
+    /// The available-bitrate estimate, bits/s.
+    pub fn estimate_bps(&self) -> u64 {
+        self.estimate as u64
+    }
+
+    /// Everything worth putting in stats.
+    pub fn stats(&self) -> BweStats {
+        let (delay_trend, delay_threshold) = self.delay.trend_and_threshold();
+        BweStats {
+            estimate_bps: self.estimate_bps(),
+            delivered_bps: self.acked.rate_bps().map(|r| r as u64),
+            loss_fraction: self.loss_fraction,
+            delay: self.delay.state(),
+            delay_trend,
+            delay_threshold,
+            feedback: self.feedback,
+            unknown_packets: self.unknown,
+        }
+    }
+
+    /// Records that the packet with transport-wide sequence number `twcc_seq` and
+    /// `size` bytes (as sent, SRTP included) left at `now`.
+    pub fn on_packet_sent(&mut self, now: Instant, twcc_seq: u16, size: usize) {
+        let epoch = *self.epoch.get_or_insert(now);
+        if self.history.is_empty() {
+            self.history = vec![
+                Sent {
+                    sent_us: 0,
+                    size: 0,
+                    seq: 0,
+                    fate: Fate::Empty,
+                };
+                HISTORY
+            ];
+        }
+        let ext = match self.highest_sent {
+            None => EXT_BASE + u64::from(twcc_seq),
+            Some(h) => h.wrapping_add_signed(i64::from(twcc_seq.wrapping_sub(h as u16) as i16)),
+        };
+        self.highest_sent = Some(self.highest_sent.map_or(ext, |h| h.max(ext)));
+        let sent_us = u64::try_from(now.saturating_duration_since(epoch).as_micros()).unwrap_or(u64::MAX);
+        if let Some(slot) = self.history.get_mut((ext & HISTORY_MASK) as usize) {
+            *slot = Sent {
+                sent_us,
+                size: u16::try_from(size).unwrap_or(u16::MAX),
+                seq: twcc_seq,
+                fate: Fate::Sent,
+            };
+        }
+    }
+
+    /// Index of the record of `seq`, if we still have it.
+    fn lookup(&self, seq: u16) -> Option<usize> {
+        let h = self.highest_sent?;
+        let ext = h.wrapping_add_signed(i64::from(seq.wrapping_sub(h as u16) as i16));
+        if ext > h || h - ext >= HISTORY as u64 {
+            return None;
+        }
+        let idx = (ext & HISTORY_MASK) as usize;
+        let s = self.history.get(idx)?;
+        (s.seq == seq && s.fate != Fate::Empty).then_some(idx)
+    }
+
+    /// Processes one transport-cc feedback from the subscriber, received at `now`,
+    /// and updates the estimate.
+    pub fn on_feedback(&mut self, now: Instant, feedback: &TwccFeedback) {
+        self.feedback += 1;
+        // Unwrap the 24-bit reference time against the previous feedback's: the
+        // nearer of the forward and backward readings (libwebrtc GetBaseDelta).
+        let r = i64::from(feedback.reference_time & ((1 << REFERENCE_BITS) - 1));
+        let reference = match self.remote_reference {
+            None => r,
+            Some(prev) => {
+                let span = 1i64 << REFERENCE_BITS;
+                let mut d = (r - prev).rem_euclid(span);
+                if d >= span / 2 {
+                    d -= span;
+                }
+                prev + d
+            }
+        };
+        self.remote_reference = Some(reference);
+        let base_us = reference * REFERENCE_TICK_US;
+
+        for (seq, arrival) in feedback.packets() {
+            let Some(idx) = self.lookup(seq) else {
+                self.unknown += 1;
+                continue;
+            };
+            let Some(rec) = self.history.get_mut(idx) else {
+                continue;
+            };
+            match (rec.fate, arrival) {
+                (Fate::Sent, None) => {
+                    rec.fate = Fate::Lost;
+                    self.loss_lost += 1;
+                    self.loss_total += 1;
+                }
+                (Fate::Sent | Fate::Lost, Some(at)) => {
+                    if rec.fate == Fate::Lost {
+                        // Reported lost before, received after all.
+                        self.loss_lost = self.loss_lost.saturating_sub(1);
+                    } else {
+                        self.loss_total += 1;
+                    }
+                    rec.fate = Fate::Received;
+                    let remote_us = base_us.saturating_add(at);
+                    let sent_us = i64::try_from(rec.sent_us).unwrap_or(i64::MAX);
+                    self.acked.add(remote_us, u64::from(rec.size));
+                    self.delay.on_packet(sent_us, remote_us);
+                }
+                // Already known: a re-report.
+                _ => {}
+            }
+        }
+        self.update(now);
+    }
+
+    fn update(&mut self, now: Instant) {
+        let mut fresh_loss = None;
+        let loss_due = self
+            .last_loss_sample
+            .is_none_or(|t| now.saturating_duration_since(t) >= LOSS_MIN_INTERVAL);
+        if self.loss_total >= LOSS_MIN_PACKETS && loss_due {
+            let p = self.loss_lost.min(self.loss_total) as f64 / self.loss_total as f64;
+            self.loss_fraction = Some(p);
+            fresh_loss = Some(p);
+            self.loss_lost = 0;
+            self.loss_total = 0;
+            self.last_loss_sample = Some(now);
+        }
+        let elapsed = self
+            .last_update
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t))
+            .min(Duration::from_secs(1));
+        self.last_update = Some(now);
+
+        let delivered = self.acked.rate_bps();
+        let state = self.delay.state();
+        let loss = self.loss_fraction.unwrap_or(0.0);
+        if state.is_overusing() || fresh_loss.is_some_and(|p| p > LOSS_DECREASE) {
+            let may = self
+                .last_decrease
+                .is_none_or(|t| now.saturating_duration_since(t) >= DECREASE_INTERVAL);
+            let target = BETA * delivered.unwrap_or(self.estimate);
+            // Never raise the rate because of overuse: if more got through than we
+            // estimated, keep the estimate (libwebrtc does the same).
+            if may && target < self.estimate {
+                self.estimate = target;
+                self.last_decrease = Some(now);
+            }
+        } else if state == DelayState::Normal && loss < LOSS_INCREASE {
+            let mut next = self.estimate * INCREASE_PER_SECOND.powf(elapsed.as_secs_f64());
+            if let Some(d) = delivered {
+                next = next.min((APP_LIMIT_FACTOR * d + APP_LIMIT_OFFSET_BPS).max(self.estimate));
+            }
+            self.estimate = next;
+        }
+        self.estimate = self
+            .estimate
+            .clamp(self.cfg.min_bps as f64, self.cfg.max_bps as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,387 @@
+//! The estimator in virtual time: a sender pacing at the estimate through a
+//! simulated bottleneck (FIFO queue, propagation delay, loss), the receiver's
+//! [`TwccRecorder`] writing real feedback, parsed by `rtcp::parse_compound`, back to
+//! the estimator. Plus unit checks of its bookkeeping.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+use rand::{Rng, SeedableRng};
+
+use super::*;
+use crate::rtcp::twcc::{TwccArrival, TwccRecorder};
+use crate::rtcp::{parse_compound, Feedback};
+
+const PACKET: usize = 1200;
+
+struct Sim {
+    t0: Instant,
+    now_us: u64,
+    est: SendSideEstimator,
+    rec: TwccRecorder,
+    seq: u16,
+    budget: f64,
+    /// Bottleneck capacity (bits/s), changeable mid-run.
+    capacity_bps: f64,
+    prop_us: u64,
+    /// Extra one-way delay added at send time, changeable mid-run.
+    extra_delay_us: u64,
+    /// Every packet n with floor(n * loss) > floor((n - 1) * loss) is lost: an exact,
+    /// evenly spread loss fraction.
+    loss: f64,
+    sent: u64,
+    free_at_us: f64,
+    in_flight: BinaryHeap<Reverse<(u64, u16)>>,
+    feedback: VecDeque<(u64, Vec<u8>)>,
+    /// Worst queueing delay seen since the last `take_max_queue`.
+    max_queue_us: u64,
+}
+
+impl Sim {
+    fn new(config: BweConfig, capacity_bps: f64) -> Self {
+        Self {
+            t0: Instant::now(),
+            now_us: 0,
+            est: SendSideEstimator::new(config),
+            rec: TwccRecorder::new(),
+            seq: 65_000,
+            budget: 0.0,
+            capacity_bps,
+            prop_us: 20_000,
+            extra_delay_us: 0,
+            loss: 0.0,
+            sent: 0,
+            free_at_us: 0.0,
+            in_flight: BinaryHeap::new(),
+            feedback: VecDeque::new(),
+            max_queue_us: 0,
+        }
+    }
+
+    fn at(&self, us: u64) -> Instant {
+        self.t0 + Duration::from_micros(us)
+    }
+
+    /// Advances 1 ms.
+    fn step(&mut self) {
+        self.now_us += 1000;
+        let now = self.at(self.now_us);
+        // Sender: paced at the estimate.
+        self.budget += self.est.estimate_bps() as f64 / 8.0 / 1000.0;
+        while self.budget >= PACKET as f64 {
+            self.budget -= PACKET as f64;
+            self.seq = self.seq.wrapping_add(1);
+            self.est.on_packet_sent(now, self.seq, PACKET);
+            self.sent += 1;
+            let n = self.sent as f64;
+            if (n * self.loss).floor() > ((n - 1.0) * self.loss).floor() {
+                continue;
+            }
+            let start = self.free_at_us.max(self.now_us as f64);
+            self.max_queue_us = self.max_queue_us.max((start - self.now_us as f64) as u64);
+            self.free_at_us = start + PACKET as f64 * 8.0 * 1e6 / self.capacity_bps;
+            let arrival = self.free_at_us as u64 + self.prop_us + self.extra_delay_us;
+            self.in_flight.push(Reverse((arrival, self.seq)));
+        }
+        // Receiver.
+        while let Some(&Reverse((arrival, seq))) = self.in_flight.peek() {
+            if arrival > self.now_us {
+                break;
+            }
+            self.in_flight.pop();
+            self.rec.on_packet(seq, self.at(arrival));
+        }
+        loop {
+            let mut out = Vec::new();
+            if !self.rec.poll_feedback(now, 1, 2, &mut out) {
+                break;
+            }
+            self.feedback.push_back((self.now_us + self.prop_us, out));
+        }
+        // Feedback back at the sender.
+        while self.feedback.front().is_some_and(|f| f.0 <= self.now_us) {
+            let Some((_, bytes)) = self.feedback.pop_front() else {
+                break;
+            };
+            let mut parsed = Vec::new();
+            parse_compound(&bytes, &mut parsed).expect("valid RTCP");
+            for fb in parsed {
+                let Feedback::TransportCc(fb) = fb else {
+                    panic!("not transport-cc: {fb:?}");
+                };
+                self.est.on_feedback(now, &fb);
+            }
+        }
+    }
+
+    /// Runs `ms` milliseconds; returns the estimate after each second.
+    fn run(&mut self, ms: u64) -> Vec<u64> {
+        let mut per_second = Vec::new();
+        for i in 1..=ms {
+            self.step();
+            if i % 1000 == 0 {
+                per_second.push(self.est.estimate_bps());
+            }
+        }
+        per_second
+    }
+
+    fn take_max_queue(&mut self) -> u64 {
+        std::mem::take(&mut self.max_queue_us)
+    }
+}
+
+fn mbps(bps: u64) -> f64 {
+    bps as f64 / 1e6
+}
+
+#[test]
+fn steady_link_ramps_up_toward_capacity_and_oscillates_around_it() {
+    let capacity = 3_000_000.0;
+    let mut sim = Sim::new(BweConfig::default(), capacity);
+    let trace = sim.run(40_000);
+    let first_above = trace.iter().position(|&e| e as f64 >= 0.8 * capacity);
+    // 1 -> 2.4 Mbps at 8%/s takes ~11.4 s.
+    assert!(
+        first_above.is_some_and(|s| (9..=15).contains(&s)),
+        "{:?}",
+        trace.iter().map(|&e| mbps(e)).collect::<Vec<_>>()
+    );
+    let tail = &trace[20..];
+    let mean = tail.iter().sum::<u64>() as f64 / tail.len() as f64;
+    assert!((0.75 * capacity..1.15 * capacity).contains(&mean), "mean {mean}");
+    assert!(tail.iter().all(|&e| (e as f64) < 1.4 * capacity), "{tail:?}");
+    assert!(tail.iter().all(|&e| (e as f64) > 0.6 * capacity), "{tail:?}");
+    // Overuse is caught before the queue gets long.
+    sim.take_max_queue();
+    sim.run(10_000);
+    assert!(sim.take_max_queue() < 300_000);
+    let stats = sim.est.stats();
+    assert_eq!(stats.unknown_packets, 0);
+    assert_eq!(stats.loss_fraction, Some(0.0));
+    assert!(stats.delivered_bps.is_some_and(|d| (d as f64) < 1.05 * capacity));
+}
+
+#[test]
+fn ample_link_grows_eight_percent_per_second() {
+    let mut sim = Sim::new(BweConfig::default(), 100e6);
+    let trace = sim.run(10_000);
+    // 1.08^10 = 2.16 (a little less: the first feedback comes after ~70 ms).
+    let e = mbps(trace[9]);
+    assert!((2.0..2.2).contains(&e), "{trace:?}");
+    assert!(trace.windows(2).all(|w| w[1] > w[0]));
+}
+
+#[test]
+fn capacity_drop_backs_off_quickly() {
+    let cfg = BweConfig {
+        start_bps: 2_000_000,
+        ..BweConfig::default()
+    };
+    let mut sim = Sim::new(cfg, 5e6);
+    sim.run(5_000);
+    assert!(sim.est.estimate_bps() > 2_500_000);
+    sim.capacity_bps = 1e6;
+    let trace = sim.run(2_000);
+    assert!(trace[1] < 1_000_000, "{trace:?}");
+    sim.take_max_queue();
+    let trace = sim.run(10_000);
+    assert!(trace.iter().all(|&e| e < 1_300_000), "{trace:?}");
+    assert!(sim.take_max_queue() < 400_000);
+    assert!(sim.est.stats().delivered_bps.is_some_and(|d| d < 1_010_000));
+}
+
+#[test]
+fn growing_delay_backs_off() {
+    let cfg = BweConfig {
+        start_bps: 2_000_000,
+        ..BweConfig::default()
+    };
+    let mut sim = Sim::new(cfg, 100e6);
+    sim.run(5_000);
+    let before = sim.est.estimate_bps();
+    assert_eq!(sim.est.stats().delay, DelayState::Normal);
+    // One-way delay grows 50 ms per second, capacity unchanged.
+    let mut overuse_seen = false;
+    for _ in 0..1_000 {
+        sim.extra_delay_us += 50;
+        sim.step();
+        overuse_seen |= sim.est.stats().delay.is_overusing();
+    }
+    assert!(overuse_seen);
+    let after = sim.est.estimate_bps();
+    assert!((after as f64) < 0.9 * before as f64, "{before} -> {after}");
+    // Delay stable again: growth resumes.
+    sim.run(3_000);
+    assert!(sim.est.estimate_bps() > after);
+}
+
+#[test]
+fn twenty_percent_loss_backs_off() {
+    let mut sim = Sim::new(BweConfig::default(), 100e6);
+    sim.loss = 0.2;
+    let trace = sim.run(5_000);
+    assert!(trace[4] < 400_000, "{trace:?}");
+    assert!(sim.est.stats().loss_fraction.is_some_and(|p| (0.15..0.25).contains(&p)));
+}
+
+#[test]
+fn moderate_loss_holds_and_low_loss_grows() {
+    let mut sim = Sim::new(BweConfig::default(), 100e6);
+    sim.loss = 0.05;
+    let trace = sim.run(10_000);
+    assert!(
+        trace.iter().all(|&e| (950_000..=1_050_000).contains(&e)),
+        "{trace:?}"
+    );
+    let mut sim = Sim::new(BweConfig::default(), 100e6);
+    sim.loss = 0.01;
+    let trace = sim.run(10_000);
+    assert!(trace[9] > 1_900_000, "{trace:?}");
+}
+
+#[test]
+fn bounds_hold() {
+    let cfg = BweConfig {
+        start_bps: 1_000_000,
+        min_bps: 100_000,
+        max_bps: 1_500_000,
+    };
+    let mut sim = Sim::new(cfg, 100e6);
+    let trace = sim.run(10_000);
+    assert_eq!(trace[9], 1_500_000);
+    sim.loss = 0.5;
+    let trace = sim.run(20_000);
+    assert_eq!(*trace.last().unwrap(), 100_000);
+}
+
+/// A feedback for `statuses` (sequence number, absolute receive time in us), with
+/// the reference time taken from the first received one as a receiver would.
+fn feedback(statuses: &[(u16, Option<i64>)], fb_count: u8) -> TwccFeedback {
+    let first = statuses.iter().find_map(|s| s.1).unwrap_or(0);
+    let reference = first.div_euclid(64_000);
+    TwccFeedback {
+        sender_ssrc: 1,
+        media_ssrc: 2,
+        base_seq: statuses[0].0,
+        status_count: statuses.len() as u16,
+        reference_time: (reference & 0xFF_FFFF) as u32,
+        fb_count,
+        received: statuses
+            .iter()
+            .filter_map(|&(seq, at)| {
+                at.map(|at| TwccArrival {
+                    seq,
+                    arrival_us: at - reference * 64_000,
+                })
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn sequence_wrap_unknown_and_duplicate_reports() {
+    let t0 = Instant::now();
+    let mut est = SendSideEstimator::default();
+    let seqs: Vec<u16> = (0..40u16).map(|i| 65_520u16.wrapping_add(i)).collect();
+    for (i, &s) in seqs.iter().enumerate() {
+        est.on_packet_sent(t0 + Duration::from_millis(i as u64), s, PACKET);
+    }
+    // First report: 10 packets, 5 of them lost (not enough for a loss sample).
+    let first: Vec<(u16, Option<i64>)> = seqs[..10]
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| (s, (i % 2 == 0).then_some(20_000 + i as i64 * 1000)))
+        .collect();
+    est.on_feedback(t0 + Duration::from_millis(50), &feedback(&first, 0));
+    assert_eq!(est.stats().loss_fraction, None);
+    // The "lost" ones arrived late after all, reported again with 10 more: no loss.
+    let second: Vec<(u16, Option<i64>)> = seqs[..20]
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| (s, Some(20_000 + i as i64 * 1000)))
+        .collect();
+    est.on_feedback(t0 + Duration::from_millis(100), &feedback(&second, 1));
+    assert_eq!(est.stats().loss_fraction, Some(0.0));
+    assert_eq!(est.stats().unknown_packets, 0);
+    // Never sent (beyond the highest), and far too old: unknown, ignored.
+    let bogus = [(65_520u16.wrapping_add(100), Some(0)), (30_000, Some(0))];
+    est.on_feedback(t0 + Duration::from_millis(150), &feedback(&bogus[..1], 2));
+    est.on_feedback(t0 + Duration::from_millis(150), &feedback(&bogus[1..], 3));
+    assert_eq!(est.stats().unknown_packets, 2);
+    assert_eq!(est.stats().feedback, 4);
+}
+
+#[test]
+fn reference_time_wrap_keeps_remote_time_continuous() {
+    let t0 = Instant::now();
+    let mut est = SendSideEstimator::default();
+    // Receiver clock just before its 24-bit reference time wraps.
+    let wrap = (1i64 << 24) * 64_000;
+    let base = wrap - 300_000;
+    let mut seq = 0u16;
+    for round in 0..20i64 {
+        let mut statuses = Vec::new();
+        for i in 0..10i64 {
+            let k = round * 10 + i;
+            est.on_packet_sent(t0 + Duration::from_millis(k as u64 * 5), seq, PACKET);
+            let at = base + k * 5_000 + 20_000;
+            statuses.push((seq, Some(at)));
+            seq = seq.wrapping_add(1);
+        }
+        let now = t0 + Duration::from_millis(round as u64 * 50 + 70);
+        est.on_feedback(now, &feedback(&statuses, round as u8));
+    }
+    // 1200 bytes per 5 ms = 1.92 Mbps delivered; no delay trend across the wrap.
+    let stats = est.stats();
+    assert!(stats.delivered_bps.is_some_and(|d| (1_850_000..2_000_000).contains(&d)), "{stats:?}");
+    assert_eq!(stats.delay, DelayState::Normal);
+    assert!(est.estimate_bps() > 1_000_000);
+}
+
+#[test]
+fn garbage_feedback_never_panics() {
+    let t0 = Instant::now();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0xB3E);
+    let mut est = SendSideEstimator::default();
+    let mut now = t0;
+    for i in 0..20_000u32 {
+        now += Duration::from_micros(rng.gen_range(0..5_000));
+        for _ in 0..rng.gen_range(0..4) {
+            est.on_packet_sent(now, rng.gen(), rng.gen_range(0..100_000));
+        }
+        let count = rng.gen_range(0..300u16);
+        let base: u16 = rng.gen();
+        let mut received = Vec::new();
+        for k in 0..count {
+            if rng.gen() {
+                received.push(TwccArrival {
+                    seq: base.wrapping_add(k),
+                    arrival_us: rng.gen_range(-10_000_000..10_000_000),
+                });
+            }
+        }
+        let fb = TwccFeedback {
+            sender_ssrc: 0,
+            media_ssrc: 0,
+            base_seq: if i % 7 == 0 { rng.gen() } else { base },
+            status_count: count,
+            reference_time: rng.gen(),
+            fb_count: rng.gen(),
+            received,
+        };
+        est.on_feedback(now, &fb);
+        let e = est.estimate_bps();
+        assert!((30_000..=100_000_000).contains(&e));
+    }
+}
+
+#[test]
+fn debug_loss() {
+    let mut sim = Sim::new(BweConfig::default(), 100e6);
+    sim.loss = 0.05;
+    for _ in 0..20 {
+        sim.run(100);
+        eprintln!("{:?}", sim.est.stats());
+    }
+}
