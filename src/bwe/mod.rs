@@ -7,18 +7,20 @@
 //!
 //! 1. **Delivered rate** (GCC 5.5's R_hat): bytes reported received over the last
 //!    500 ms of receive time (`acked.rs`).
-//! 2. **Loss**: packets reported lost / reported, evaluated once at least 20 packets
-//!    and 200 ms have accumulated. A packet reported lost and later received is
-//!    taken back.
+//! 2. **Loss**: packets reported lost / reported, over two windows. A short one (at
+//!    least 20 packets and 200 ms) reacts to heavy loss quickly; a long one (100
+//!    packets and 200 ms, or 20 packets and 1 s) resolves the 2% increase threshold,
+//!    which 20 packets cannot. A packet reported lost and later received is taken
+//!    back.
 //! 3. **Delay gradient** (GCC 5.2-5.4, as libwebrtc implements it): packets grouped
 //!    into 5 ms send bursts; per group pair d = inter-arrival - inter-departure;
 //!    the accumulated, smoothed d is fitted with a line over 20 groups, and its
 //!    slope (scaled) is compared with an adaptive threshold, giving overuse /
 //!    normal / underuse (`trendline.rs`).
 //! 4. **Rate control**, on each feedback — one AIMD combining delay and loss:
-//!    - overuse, or loss above 10%: decrease to 0.85 x the delivered rate (never
-//!      up), at most once per 200 ms;
-//!    - normal delay and loss below 2%: multiplicative increase, 8% per second of
+//!    - overuse, or a short-window loss sample above 10%: decrease to 0.85 x the
+//!      delivered rate (never up), at most once per 200 ms;
+//!    - normal delay and long-window loss below 2%: multiplicative increase, 8% per second of
 //!      elapsed time, capped at 1.5 x the delivered rate + 10 kbps while that is
 //!      known (GCC 5.5: do not grow far beyond what the sender actually sends);
 //!    - otherwise (underuse: a queue is draining; or loss 2-10%): hold.
@@ -68,9 +70,14 @@ const INCREASE_PER_SECOND: f64 = 1.08;
 /// Loss thresholds (GCC 6).
 const LOSS_DECREASE: f64 = 0.10;
 const LOSS_INCREASE: f64 = 0.02;
-/// A loss sample needs this many packets and this much time.
-const LOSS_MIN_PACKETS: u64 = 20;
-const LOSS_MIN_INTERVAL: Duration = Duration::from_millis(200);
+/// The short loss window: at least this many packets and this much time.
+const SHORT_LOSS: LossWindowSize = LossWindowSize {
+    packets: 20,
+    interval: Duration::from_millis(200),
+};
+/// The long loss window: this many packets and 200 ms, or 20 packets and this long.
+const LONG_LOSS_PACKETS: u64 = 100;
+const LONG_LOSS_INTERVAL: Duration = Duration::from_secs(1);
 /// At most one decrease per this long.
 const DECREASE_INTERVAL: Duration = Duration::from_millis(200);
 /// While the delivered rate is known, increase no higher than
@@ -153,9 +160,8 @@ pub struct SendSideEstimator {
     remote_reference: Option<i64>,
     acked: AckedRate,
     delay: DelayDetector,
-    loss_lost: u64,
-    loss_total: u64,
-    last_loss_sample: Option<Instant>,
+    short_loss: LossWindow,
+    long_loss: LossWindow,
     loss_fraction: Option<f64>,
     estimate: f64,
     last_update: Option<Instant>,
@@ -186,9 +192,8 @@ impl SendSideEstimator {
             remote_reference: None,
             acked: AckedRate::new(),
             delay: DelayDetector::new(),
-            loss_lost: 0,
-            loss_total: 0,
-            last_loss_sample: None,
+            short_loss: LossWindow::default(),
+            long_loss: LossWindow::default(),
             loss_fraction: None,
             estimate: config.start_bps.clamp(min, max) as f64,
             last_update: None,
@@ -238,7 +243,8 @@ impl SendSideEstimator {
             Some(h) => h.wrapping_add_signed(i64::from(twcc_seq.wrapping_sub(h as u16) as i16)),
         };
         self.highest_sent = Some(self.highest_sent.map_or(ext, |h| h.max(ext)));
-        let sent_us = u64::try_from(now.saturating_duration_since(epoch).as_micros()).unwrap_or(u64::MAX);
+        let sent_us =
+            u64::try_from(now.saturating_duration_since(epoch).as_micros()).unwrap_or(u64::MAX);
         if let Some(slot) = self.history.get_mut((ext & HISTORY_MASK) as usize) {
             *slot = Sent {
                 sent_us,
@@ -293,15 +299,17 @@ impl SendSideEstimator {
             match (rec.fate, arrival) {
                 (Fate::Sent, None) => {
                     rec.fate = Fate::Lost;
-                    self.loss_lost += 1;
-                    self.loss_total += 1;
+                    self.short_loss.add(true);
+                    self.long_loss.add(true);
                 }
                 (Fate::Sent | Fate::Lost, Some(at)) => {
                     if rec.fate == Fate::Lost {
                         // Reported lost before, received after all.
-                        self.loss_lost = self.loss_lost.saturating_sub(1);
+                        self.short_loss.take_back();
+                        self.long_loss.take_back();
                     } else {
-                        self.loss_total += 1;
+                        self.short_loss.add(false);
+                        self.long_loss.add(false);
                     }
                     rec.fate = Fate::Received;
                     let remote_us = base_us.saturating_add(at);
@@ -317,17 +325,27 @@ impl SendSideEstimator {
     }
 
     fn update(&mut self, now: Instant) {
-        let mut fresh_loss = None;
-        let loss_due = self
-            .last_loss_sample
-            .is_none_or(|t| now.saturating_duration_since(t) >= LOSS_MIN_INTERVAL);
-        if self.loss_total >= LOSS_MIN_PACKETS && loss_due {
-            let p = self.loss_lost.min(self.loss_total) as f64 / self.loss_total as f64;
-            self.loss_fraction = Some(p);
-            fresh_loss = Some(p);
-            self.loss_lost = 0;
-            self.loss_total = 0;
-            self.last_loss_sample = Some(now);
+        let fresh_loss = self.short_loss.sample(now, SHORT_LOSS);
+        let long = self
+            .long_loss
+            .sample(
+                now,
+                LossWindowSize {
+                    packets: LONG_LOSS_PACKETS,
+                    interval: SHORT_LOSS.interval,
+                },
+            )
+            .or_else(|| {
+                self.long_loss.sample(
+                    now,
+                    LossWindowSize {
+                        packets: SHORT_LOSS.packets,
+                        interval: LONG_LOSS_INTERVAL,
+                    },
+                )
+            });
+        if long.is_some() {
+            self.loss_fraction = long;
         }
         let elapsed = self
             .last_update
@@ -359,6 +377,48 @@ impl SendSideEstimator {
         self.estimate = self
             .estimate
             .clamp(self.cfg.min_bps as f64, self.cfg.max_bps as f64);
+    }
+}
+
+/// When a loss window gives a sample.
+#[derive(Debug, Clone, Copy)]
+struct LossWindowSize {
+    packets: u64,
+    interval: Duration,
+}
+
+/// Packets reported lost and reported in total since the last sample.
+#[derive(Debug, Clone, Copy, Default)]
+struct LossWindow {
+    lost: u64,
+    total: u64,
+    /// When the window (re)started: the previous sample, or the first report.
+    since: Option<Instant>,
+}
+
+impl LossWindow {
+    fn add(&mut self, lost: bool) {
+        self.total += 1;
+        self.lost += u64::from(lost);
+    }
+
+    fn take_back(&mut self) {
+        self.lost = self.lost.saturating_sub(1);
+    }
+
+    /// The loss fraction, if the window is full at `now` (and then starts over).
+    fn sample(&mut self, now: Instant, size: LossWindowSize) -> Option<f64> {
+        let since = *self.since.get_or_insert(now);
+        if self.total < size.packets || now.saturating_duration_since(since) < size.interval {
+            return None;
+        }
+        let p = self.lost.min(self.total) as f64 / self.total as f64;
+        *self = Self {
+            lost: 0,
+            total: 0,
+            since: Some(now),
+        };
+        Some(p)
     }
 }
 

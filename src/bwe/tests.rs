@@ -149,9 +149,18 @@ fn steady_link_ramps_up_toward_capacity_and_oscillates_around_it() {
     );
     let tail = &trace[20..];
     let mean = tail.iter().sum::<u64>() as f64 / tail.len() as f64;
-    assert!((0.75 * capacity..1.15 * capacity).contains(&mean), "mean {mean}");
-    assert!(tail.iter().all(|&e| (e as f64) < 1.4 * capacity), "{tail:?}");
-    assert!(tail.iter().all(|&e| (e as f64) > 0.6 * capacity), "{tail:?}");
+    assert!(
+        (0.75 * capacity..1.15 * capacity).contains(&mean),
+        "mean {mean}"
+    );
+    assert!(
+        tail.iter().all(|&e| (e as f64) < 1.4 * capacity),
+        "{tail:?}"
+    );
+    assert!(
+        tail.iter().all(|&e| (e as f64) > 0.6 * capacity),
+        "{tail:?}"
+    );
     // Overuse is caught before the queue gets long.
     sim.take_max_queue();
     sim.run(10_000);
@@ -159,7 +168,9 @@ fn steady_link_ramps_up_toward_capacity_and_oscillates_around_it() {
     let stats = sim.est.stats();
     assert_eq!(stats.unknown_packets, 0);
     assert_eq!(stats.loss_fraction, Some(0.0));
-    assert!(stats.delivered_bps.is_some_and(|d| (d as f64) < 1.05 * capacity));
+    assert!(stats
+        .delivered_bps
+        .is_some_and(|d| (d as f64) < 1.05 * capacity));
 }
 
 #[test]
@@ -222,7 +233,11 @@ fn twenty_percent_loss_backs_off() {
     sim.loss = 0.2;
     let trace = sim.run(5_000);
     assert!(trace[4] < 400_000, "{trace:?}");
-    assert!(sim.est.stats().loss_fraction.is_some_and(|p| (0.15..0.25).contains(&p)));
+    assert!(sim
+        .est
+        .stats()
+        .loss_fraction
+        .is_some_and(|p| (0.15..0.25).contains(&p)));
 }
 
 #[test]
@@ -230,10 +245,9 @@ fn moderate_loss_holds_and_low_loss_grows() {
     let mut sim = Sim::new(BweConfig::default(), 100e6);
     sim.loss = 0.05;
     let trace = sim.run(10_000);
-    assert!(
-        trace.iter().all(|&e| (950_000..=1_050_000).contains(&e)),
-        "{trace:?}"
-    );
+    // Growth until the first long-window sample (~1 s), then held.
+    assert!(trace[0] < 1_100_000, "{trace:?}");
+    assert!(trace.windows(2).all(|w| w[0] == w[1]), "{trace:?}");
     let mut sim = Sim::new(BweConfig::default(), 100e6);
     sim.loss = 0.01;
     let trace = sim.run(10_000);
@@ -295,19 +309,20 @@ fn sequence_wrap_unknown_and_duplicate_reports() {
         .collect();
     est.on_feedback(t0 + Duration::from_millis(50), &feedback(&first, 0));
     assert_eq!(est.stats().loss_fraction, None);
-    // The "lost" ones arrived late after all, reported again with 10 more: no loss.
+    // The "lost" ones arrived late after all, reported again with 10 more: no loss
+    // (20 packets over a second make a long-window sample).
     let second: Vec<(u16, Option<i64>)> = seqs[..20]
         .iter()
         .enumerate()
         .map(|(i, &s)| (s, Some(20_000 + i as i64 * 1000)))
         .collect();
-    est.on_feedback(t0 + Duration::from_millis(100), &feedback(&second, 1));
+    est.on_feedback(t0 + Duration::from_millis(1100), &feedback(&second, 1));
     assert_eq!(est.stats().loss_fraction, Some(0.0));
     assert_eq!(est.stats().unknown_packets, 0);
     // Never sent (beyond the highest), and far too old: unknown, ignored.
     let bogus = [(65_520u16.wrapping_add(100), Some(0)), (30_000, Some(0))];
-    est.on_feedback(t0 + Duration::from_millis(150), &feedback(&bogus[..1], 2));
-    est.on_feedback(t0 + Duration::from_millis(150), &feedback(&bogus[1..], 3));
+    est.on_feedback(t0 + Duration::from_millis(1150), &feedback(&bogus[..1], 2));
+    est.on_feedback(t0 + Duration::from_millis(1150), &feedback(&bogus[1..], 3));
     assert_eq!(est.stats().unknown_packets, 2);
     assert_eq!(est.stats().feedback, 4);
 }
@@ -334,7 +349,12 @@ fn reference_time_wrap_keeps_remote_time_continuous() {
     }
     // 1200 bytes per 5 ms = 1.92 Mbps delivered; no delay trend across the wrap.
     let stats = est.stats();
-    assert!(stats.delivered_bps.is_some_and(|d| (1_850_000..2_000_000).contains(&d)), "{stats:?}");
+    assert!(
+        stats
+            .delivered_bps
+            .is_some_and(|d| (1_850_000..2_000_000).contains(&d)),
+        "{stats:?}"
+    );
     assert_eq!(stats.delay, DelayState::Normal);
     assert!(est.estimate_bps() > 1_000_000);
 }
@@ -373,15 +393,5 @@ fn garbage_feedback_never_panics() {
         est.on_feedback(now, &fb);
         let e = est.estimate_bps();
         assert!((30_000..=100_000_000).contains(&e));
-    }
-}
-
-#[test]
-fn debug_loss() {
-    let mut sim = Sim::new(BweConfig::default(), 100e6);
-    sim.loss = 0.05;
-    for _ in 0..20 {
-        sim.run(100);
-        eprintln!("{:?}", sim.est.stats());
     }
 }

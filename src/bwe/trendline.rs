@@ -222,8 +222,7 @@ impl DelayDetector {
             };
             self.time_over_using = Some(over);
             self.overuse_count += 1;
-            if over > OVERUSE_TIME_MS && self.overuse_count > 1 && self.trend >= self.prev_trend
-            {
+            if over > OVERUSE_TIME_MS && self.overuse_count > 1 && self.trend >= self.prev_trend {
                 self.time_over_using = Some(0.0);
                 self.overuse_count = 0;
                 self.state = DelayState::Overusing;
@@ -298,7 +297,12 @@ mod tests {
         assert_eq!(d.state(), DelayState::Normal);
         // 1 ms more per 10 ms group: queueing delay grows 10%.
         feed(&mut d, 30, t, 1_000);
-        assert_eq!(d.state(), DelayState::Overusing, "{:?}", d.trend_and_threshold());
+        assert_eq!(
+            d.state(),
+            DelayState::Overusing,
+            "{:?}",
+            d.trend_and_threshold()
+        );
         let mut d = DelayDetector::new();
         let t = feed(&mut d, 100, 0, 0);
         feed(&mut d, 30, t, -1_000);
@@ -321,7 +325,10 @@ mod tests {
 
     #[test]
     fn slope_fit() {
-        assert_eq!(linear_fit_slope(&[(0.0, 1.0), (1.0, 3.0), (2.0, 5.0)]), Some(2.0));
+        assert_eq!(
+            linear_fit_slope(&[(0.0, 1.0), (1.0, 3.0), (2.0, 5.0)]),
+            Some(2.0)
+        );
         assert_eq!(linear_fit_slope(&[(1.0, 1.0), (1.0, 3.0)]), None);
     }
 }

@@ -176,6 +176,8 @@ pub struct Consumer {
     pub limiter: RetransmitLimiter,
     pub retransmissions: u64,
     pub score: ScoreTracker,
+    /// The consumer's transport-wide sequence extension id (we stamp our own numbers).
+    pub twcc_id: Option<u8>,
 }
 
 impl Consumer {

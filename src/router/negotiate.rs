@@ -17,12 +17,23 @@ const NOT_FORWARDED: [&str; 4] = [
     "urn:ietf:params:rtp-hdrext:sdes:mid",
     "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
     "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
-    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
+    TWCC_URI,
 ];
+
+/// The transport-wide sequence number extension (draft-holmer-rmcat-transport-wide-cc-
+/// extensions-01). Publishers' values are consumed by the worker (transport-cc feedback);
+/// toward subscribers the worker writes its own, per transport.
+pub const TWCC_URI: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 
 /// RTCP feedback the daemon acts on for its consumers: generic NACK (answered from the
 /// producer's retransmission buffer), PLI and FIR.
-const SUPPORTED_FEEDBACK: [(&str, &str); 3] = [("nack", ""), ("nack", "pli"), ("ccm", "fir")];
+const SUPPORTED_FEEDBACK: [(&str, &str); 4] = [
+    ("nack", ""),
+    ("nack", "pli"),
+    ("ccm", "fir"),
+    ("transport-cc", ""),
+];
 
 fn invalid(reason: impl Into<String>) -> ControlError {
     ControlError::InvalidData {
@@ -45,6 +56,10 @@ pub struct ProducerStream {
     /// Whether the publisher accepts generic NACK (RFC 4585), so we may ask for
     /// retransmissions of lost packets.
     pub nack: bool,
+    /// The publisher's transport-wide sequence number extension id, if it sends one.
+    pub twcc_id: Option<u8>,
+    /// Whether the publisher accepts REMB (goog-remb) feedback.
+    pub remb: bool,
 }
 
 /// Validates `transport.produce` parameters.
@@ -106,7 +121,17 @@ pub fn validate_producer(
             .iter()
             .any(|f| f.kind == "nack" && f.parameter.is_empty())
     });
+    let twcc_id = params
+        .header_extensions
+        .iter()
+        .find(|e| e.uri == TWCC_URI)
+        .map(|e| e.id);
+    let remb = media
+        .iter()
+        .any(|c| c.rtcp_feedback.iter().any(|f| f.kind == "goog-remb"));
     Ok(ProducerStream {
+        twcc_id,
+        remb,
         rtx_pts,
         nack,
         ssrc,
@@ -143,6 +168,9 @@ pub struct ConsumerStream {
     pub clock_rate: u32,
     /// The consumer's RTX payload type when it can receive RTX for its first codec.
     pub rtx_pt: Option<u8>,
+    /// The consumer's transport-wide sequence number extension id: the worker stamps
+    /// its own per-transport sequence into forwarded packets when set.
+    pub twcc_id: Option<u8>,
 }
 
 fn param_str(params: &CodecParameters, key: &str) -> String {
@@ -282,7 +310,31 @@ pub fn consumer_stream(
         });
         ext_map.push((e.id, cap.preferred_id));
     }
+    // Our own transport-wide sequence numbers toward the subscriber. The publisher's element,
+    // if any, is kept under the consumer's id so the value can be overwritten in place.
+    let twcc_id = caps
+        .header_extensions
+        .iter()
+        .find(|c| c.uri == TWCC_URI && c.kind.is_none_or(|k| k == kind))
+        .map(|c| c.preferred_id)
+        .filter(|id| *id != 0 && !ext_map.iter().any(|(_, to)| to == id));
+    if let Some(id) = twcc_id {
+        header_extensions.push(RtpHeaderExtensionParameters {
+            uri: TWCC_URI.into(),
+            id,
+            encrypt: false,
+            parameters: Default::default(),
+        });
+        if let Some(e) = producer
+            .header_extensions
+            .iter()
+            .find(|e| e.uri == TWCC_URI)
+        {
+            ext_map.push((e.id, id));
+        }
+    }
     Ok(ConsumerStream {
+        twcc_id,
         rtp_parameters: RtpParameters {
             mid,
             codecs,

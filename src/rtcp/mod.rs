@@ -5,7 +5,9 @@
 //! retransmission cache, REMB / transport-cc feed bandwidth estimation, SR/RR feed
 //! statistics), and the SFU writes its own reports and requests.
 //!
-//! Parsing uses the `rtcp` crate per packet of a compound. We do *not* apply
+//! Parsing uses the `rtcp` crate per packet of a compound, except transport-cc, which
+//! `twcc` parses itself (the crate's parser overflows on some inputs and allocates
+//! per status). We do *not* apply
 //! `CompoundPacket::validate`: browsers send reduced-size RTCP (RFC 5506), e.g. a
 //! lone PLI or transport-cc packet, which is not a valid RFC 3550 6.1 compound.
 //! Writers are hand-rolled: they append to a caller-owned `Vec` (no allocation once

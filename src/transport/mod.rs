@@ -7,11 +7,14 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use crate::bwe::SendSideEstimator;
 use crate::channel::params::DtlsFingerprint;
 use crate::dtls::{DtlsIdentity, DtlsOutcome, DtlsServer, DtlsState};
 use crate::ice::{IceCredentials, IceLite, IceState};
 use crate::ids::{RouterId, TransportId};
 use crate::router::{ConsumerKey, ProducerKey};
+use crate::rtcp::remb::RembEstimator;
+use crate::rtcp::twcc::TwccRecorder;
 use crate::srtp::{contexts_from_keying_material, SrtpContext};
 use crate::stats::Traffic;
 
@@ -50,6 +53,16 @@ pub struct WebRtcTransport {
     pub rtcp_out: Traffic,
     pub drops: u64,
     pub app_data: Value,
+    /// Ingress bandwidth feedback: the publisher's transport-wide sequence extension id
+    /// and the arrivals recorded for transport-cc feedback...
+    pub twcc_in: Option<(u8, TwccRecorder)>,
+    /// ...or, for publishers without transport-cc that accept it, REMB.
+    pub remb: Option<RembEstimator>,
+    /// Egress: our transport-wide sequence numbers and the estimate built from the
+    /// subscriber's transport-cc feedback (created with the first consumer that
+    /// negotiated the extension).
+    pub twcc_out_seq: u16,
+    pub bwe: Option<SendSideEstimator>,
 }
 
 impl std::fmt::Debug for DtlsServer {
@@ -92,6 +105,10 @@ impl WebRtcTransport {
             rtcp_out: Traffic::default(),
             drops: 0,
             app_data,
+            twcc_in: None,
+            remb: None,
+            twcc_out_seq: 0,
+            bwe: None,
         }
     }
 
@@ -196,7 +213,9 @@ impl WebRtcTransport {
             "rtcpPacketsReceived": self.rtcp_in.packets,
             "rtcpPacketsSent": self.rtcp_out.packets,
             "packetsDropped": self.drops,
-            "producers": self.producers.len(),
+            "availableOutgoingBitrate": self.bwe.as_ref().map(SendSideEstimator::estimate_bps),
+            "transportCcFeedbackReceived": self.bwe.as_ref().map(|b| b.stats().feedback),"availableIncomingBitrate": self.remb.as_ref().map(RembEstimator::estimate_bps),
+            "transportCcFeedbackSent": self.twcc_in.as_ref().map(|(_, r)| r.stats().feedback_sent),"producers": self.producers.len(),
             "consumers": self.consumers.len(),
         })
     }

@@ -18,7 +18,10 @@ use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
 use crate::router::nack::PacketKind;
 use crate::router::{ConnId, Consumer, ConsumerKey, Producer, ProducerKey, Router, TransportKey};
 use crate::rtcp::{self, Feedback};
-use crate::rtp::extension::remap_extensions;
+use crate::rtp::extension::{
+    insert_extension_u16, read_extension_u16, remap_extensions, set_extension_u16,
+    MAX_EXTENSION_GROWTH,
+};
 use crate::rtp::rtx::unwrap_rtx;
 use crate::rtp::{is_vp8_keyframe, rewrite, RtpHeader};
 use crate::srtp::SrtpError;
@@ -355,7 +358,9 @@ impl WorkerCore {
     /// retransmission), then for each active consumer copy, rewrite, protect with the
     /// consumer's context and queue. No allocation.
     fn on_rtp(&mut self, now: Instant, tk: TransportKey, buf: &mut [u8], out: &mut SendBatch) {
-        let Some((pk, len, hdr, arrival)) = self.ingest_rtp(now, tk, buf) else {
+        let ingested = self.ingest_rtp(now, tk, buf);
+        self.send_transport_cc(now, tk, out);
+        let Some((pk, len, hdr, arrival)) = ingested else {
             return;
         };
         let Some(pkt) = buf.get(..len) else { return };
@@ -399,6 +404,19 @@ impl WorkerCore {
         let Some(Ok(mut hdr)) = buf.get(..len).map(RtpHeader::parse) else {
             return drop(t, DropReason::Malformed);
         };
+        // Every authenticated packet counts for bandwidth feedback, whatever its SSRC:
+        // Chrome probes with RTX and padding packets.
+        if let Some((id, recorder)) = t.twcc_in.as_mut() {
+            if let Some(seq) = buf
+                .get(..len)
+                .and_then(|pkt| read_extension_u16(pkt, &hdr, *id))
+            {
+                recorder.on_packet(seq, now);
+            }
+        }
+        if let Some(remb) = t.remb.as_mut() {
+            remb.on_packet(len);
+        }
         let Some(&pk) = t.producers_by_ssrc.get(&hdr.ssrc) else {
             return drop(t, DropReason::UnknownSsrc);
         };
@@ -482,7 +500,7 @@ impl WorkerCore {
             let (Some(dest), Some(srtp_out)) = (ct.ice.selected(), ct.srtp_out.as_mut()) else {
                 continue;
             };
-            let room = len + srtp_out.profile().rtp_overhead();
+            let room = len + MAX_EXTENSION_GROWTH + srtp_out.profile().rtp_overhead();
             let slot = out.start(dest, room);
             let Some(dst) = slot.get_mut(..len) else {
                 out.commit(0);
@@ -501,9 +519,23 @@ impl WorkerCore {
                 continue;
             };
             rewrite(slot, c.ssrc, out_pt, seq, ts);
-            match srtp_out.protect_rtp(slot, len) {
+            // Our own transport-wide sequence number for the subscriber's feedback: in
+            // place when the publisher's element was kept, else inserted.
+            let mut plain = len;
+            let twcc = c.twcc_id.map(|id| {
+                let n = ct.twcc_out_seq;
+                ct.twcc_out_seq = n.wrapping_add(1);
+                if !set_extension_u16(slot, hdr, id, n) {
+                    plain = insert_extension_u16(slot, len, hdr, id, n).unwrap_or(len);
+                }
+                n
+            });
+            match srtp_out.protect_rtp(slot, plain) {
                 Ok(n) => {
                     out.commit(n);
+                    if let (Some(twcc), Some(bwe)) = (twcc, ct.bwe.as_mut()) {
+                        bwe.on_packet_sent(now, twcc, n);
+                    }
                     c.traffic.add(n);
                     c.last_forwarded = Some((hdr.timestamp, ts, now));
                     ct.rtp_out.add(n);
@@ -639,8 +671,12 @@ impl WorkerCore {
                     self.notify(&router, &id, "score", data);
                 }
             }
-            // Bandwidth feedback (REMB, transport-cc) belongs to the congestion control
-            // work; counted as received RTCP only.
+            Feedback::TransportCc(fb) => {
+                if let Some(bwe) = self.transports.get_mut(tk).and_then(|t| t.bwe.as_mut()) {
+                    bwe.on_feedback(now, &fb);
+                }
+            }
+            // REMB from subscribers, SDES, BYE, APP: nothing to act on.
             _ => {}
         }
     }
@@ -735,6 +771,9 @@ impl WorkerCore {
         if rtcp_due {
             self.send_reports(now, tk, out);
         }
+        // Feedback also goes out from the packet path; the tick covers quiet periods.
+        self.send_transport_cc(now, tk, out);
+        self.send_remb(now, tk, out);
     }
 
     /// One compound RTCP packet per transport and interval: a sender report per

@@ -3,6 +3,7 @@
 //! socket.
 
 pub mod core;
+mod feedback;
 mod repair;
 pub mod requests;
 pub mod shell;

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use crate::bwe::{BweConfig, SendSideEstimator};
 use crate::channel::params::{
     DtlsFingerprint, DtlsParameters, DtlsRole, IceCandidate, IceParameters, MediaKind,
 };
@@ -24,6 +25,8 @@ use crate::router::score::ScoreTracker;
 use crate::router::{
     pt_table, ConnId, Consumer, ConsumerKey, Producer, ProducerKey, Router, TransportKey,
 };
+use crate::rtcp::remb::{RembConfig, RembEstimator};
+use crate::rtcp::twcc::TwccRecorder;
 use crate::rtp::extension::ExtensionMap;
 use crate::rtp::munger::SeqTsMunger;
 use crate::stats::Traffic;
@@ -403,6 +406,15 @@ impl WorkerCore {
         });
         self.producer_ids.insert(id.clone(), pk);
         if let Some(t) = self.transports.get_mut(tk) {
+            // Bandwidth feedback toward the publisher: transport-cc when it sends
+            // transport-wide sequence numbers, else REMB when it accepts that.
+            match (stream.twcc_id, &t.twcc_in) {
+                (Some(id), None) => t.twcc_in = Some((id, TwccRecorder::new())),
+                (None, None) if stream.remb && t.remb.is_none() => {
+                    t.remb = Some(RembEstimator::new(RembConfig::default()));
+                }
+                _ => {}
+            }
             t.producers.push(pk);
             t.producers_by_ssrc.insert(stream.ssrc, pk);
             if let Some(rtx) = stream.rtx_ssrc {
@@ -491,6 +503,7 @@ impl WorkerCore {
             limiter: RetransmitLimiter::default(),
             retransmissions: 0,
             score: ScoreTracker::new(10),
+            twcc_id: stream.twcc_id,
         });
         self.consumer_ids.insert(id.clone(), ck);
         if let Some(p) = self.producers.get_mut(pk) {
@@ -499,6 +512,9 @@ impl WorkerCore {
         if let Some(t) = self.transports.get_mut(tk) {
             t.consumers.push(ck);
             t.consumers_by_ssrc.insert(ssrc, ck);
+            if stream.twcc_id.is_some() && t.bwe.is_none() {
+                t.bwe = Some(SendSideEstimator::new(BweConfig::default()));
+            }
         }
         if !d.paused && !producer_paused && kind == MediaKind::Video {
             // A new subscriber needs a keyframe to start decoding.
