@@ -84,7 +84,7 @@ pub struct WorkerCore {
     pub(crate) scratch: Vec<u8>,
     /// Reused list of sequence numbers for NACKs toward publishers.
     pub(crate) nack_scratch: Vec<u16>,
-    feedback: Vec<Feedback>,
+    pub(crate) feedback: Vec<Feedback>,
     next_tick: Instant,
 }
 
@@ -183,7 +183,7 @@ impl WorkerCore {
         }
     }
 
-    fn drop_packet(&mut self, reason: DropReason, transport: Option<TransportKey>) {
+    pub(crate) fn drop_packet(&mut self, reason: DropReason, transport: Option<TransportKey>) {
         self.drops.count(reason);
         if let Some(t) = transport.and_then(|k| self.transports.get_mut(k)) {
             t.drops += 1;
@@ -546,175 +546,6 @@ impl WorkerCore {
         }
     }
 
-    fn on_rtcp(&mut self, now: Instant, tk: TransportKey, buf: &mut [u8], out: &mut SendBatch) {
-        let Some(t) = self.transports.get_mut(tk) else {
-            return;
-        };
-        let Some(srtp) = t.srtp_in.as_mut() else {
-            return self.drop_packet(DropReason::NotReady, Some(tk));
-        };
-        let len = match srtp.unprotect_rtcp(buf) {
-            Ok(n) => n,
-            Err(e) => return self.drop_packet(srtp_drop_reason(e), Some(tk)),
-        };
-        t.rtcp_in.add(len);
-        let mut feedback = std::mem::take(&mut self.feedback);
-        feedback.clear();
-        let parsed = buf
-            .get(..len)
-            .map(|b| rtcp::parse_compound(b, &mut feedback));
-        if !matches!(parsed, Some(Ok(()))) {
-            self.drop_packet(DropReason::RtcpMalformed, Some(tk));
-        }
-        for fb in feedback.drain(..) {
-            self.on_feedback(now, tk, fb, out);
-        }
-        self.feedback = feedback;
-    }
-
-    fn on_feedback(&mut self, now: Instant, tk: TransportKey, fb: Feedback, out: &mut SendBatch) {
-        let Some(t) = self.transports.get(tk) else {
-            return;
-        };
-        match fb {
-            Feedback::Pli { media_ssrc, .. } => {
-                let Some(&ck) = t.consumers_by_ssrc.get(&media_ssrc) else {
-                    return;
-                };
-                let Some(c) = self.consumers.get_mut(ck) else {
-                    return;
-                };
-                c.plis_received += 1;
-                self.totals.plis_received += 1;
-                let pk = c.producer;
-                self.request_keyframe(now, pk, out);
-            }
-            Feedback::Fir { media_ssrcs, .. } => {
-                let targets: Vec<ConsumerKey> = media_ssrcs
-                    .iter()
-                    .filter_map(|(ssrc, _)| t.consumers_by_ssrc.get(ssrc).copied())
-                    .collect();
-                for ck in targets {
-                    let Some(c) = self.consumers.get_mut(ck) else {
-                        continue;
-                    };
-                    c.firs_received += 1;
-                    self.totals.firs_received += 1;
-                    let pk = c.producer;
-                    self.request_keyframe(now, pk, out);
-                }
-            }
-            Feedback::Nack {
-                media_ssrc, lost, ..
-            } => {
-                let Some(&ck) = t.consumers_by_ssrc.get(&media_ssrc) else {
-                    return;
-                };
-                if let Some(c) = self.consumers.get_mut(ck) {
-                    c.nacks_received += 1;
-                    self.totals.nacks_received += 1;
-                }
-                self.retransmit(now, ck, &lost, out);
-            }
-            Feedback::SenderReport {
-                ssrc,
-                ntp_time,
-                rtp_time,
-                ..
-            } => {
-                if let Some(p) = t
-                    .producers_by_ssrc
-                    .get(&ssrc)
-                    .and_then(|pk| self.producers.get_mut(*pk))
-                {
-                    p.last_sr = Some((ntp_time, rtp_time, now));
-                    p.recv.on_sender_report(ntp_time, now);
-                }
-            }
-            Feedback::ReceiverReport { reports, .. } => {
-                let now_mid = (self.ntp(now) >> 16) as u32;
-                let mut scores = Vec::new();
-                for block in reports {
-                    let Some(&ck) = t.consumers_by_ssrc.get(&block.ssrc) else {
-                        continue;
-                    };
-                    let Some(c) = self.consumers.get_mut(ck) else {
-                        continue;
-                    };
-                    c.fraction_lost = block.fraction_lost;
-                    c.packets_lost_reported = block.total_lost;
-                    if block.last_sr != 0 {
-                        // RFC 3550 6.4.1: RTT = A - LSR - DLSR, in 1/65536 s.
-                        let rtt = now_mid
-                            .wrapping_sub(block.last_sr)
-                            .wrapping_sub(block.delay_since_last_sr);
-                        if rtt < 65536 * 10 {
-                            c.rtt_ms = Some(f64::from(rtt) * 1000.0 / 65536.0);
-                        }
-                    }
-                    let jitter_ms =
-                        f64::from(block.jitter) * 1000.0 / f64::from(c.clock_rate.max(1));
-                    if let Some(score) = c
-                        .score
-                        .update(f64::from(block.fraction_lost) / 256.0, jitter_ms)
-                    {
-                        let producer_score = self
-                            .producers
-                            .get(c.producer)
-                            .map_or(0, |p| p.score.current());
-                        scores.push((c.id.0.clone(), score, producer_score));
-                    }
-                }
-                let router = t.router.clone();
-                for (id, score, producer_score) in scores {
-                    let data = json!({ "score": score, "producerScore": producer_score });
-                    self.notify(&router, &id, "score", data);
-                }
-            }
-            Feedback::TransportCc(fb) => {
-                if let Some(bwe) = self.transports.get_mut(tk).and_then(|t| t.bwe.as_mut()) {
-                    bwe.on_feedback(now, &fb);
-                }
-            }
-            // REMB from subscribers, SDES, BYE, APP: nothing to act on.
-            _ => {}
-        }
-    }
-
-    /// Asks a producer's publisher for a keyframe, at most once per
-    /// [`crate::router::KEYFRAME_REQUEST_INTERVAL`]; a request inside the interval is
-    /// deferred to the timer, not lost.
-    pub(crate) fn request_keyframe(&mut self, now: Instant, pk: ProducerKey, out: &mut SendBatch) {
-        let Some(p) = self.producers.get_mut(pk) else {
-            return;
-        };
-        if !p.want_keyframe(now) {
-            return;
-        }
-        self.totals.keyframe_requests_sent += 1;
-        let media_ssrc = p.ssrc;
-        let use_fir = !p.rtp_parameters.codecs.first().is_some_and(|c| {
-            c.rtcp_feedback
-                .iter()
-                .any(|f| f.kind == "nack" && f.parameter == "pli")
-        }) && p.rtp_parameters.codecs.first().is_some_and(|c| {
-            c.rtcp_feedback
-                .iter()
-                .any(|f| f.kind == "ccm" && f.parameter == "fir")
-        });
-        let fir_seq = p.keyframe_requests_sent as u8;
-        let Some(t) = self.transports.get_mut(p.transport) else {
-            return;
-        };
-        self.scratch.clear();
-        if use_fir {
-            rtcp::write_fir(&mut self.scratch, t.rtcp_ssrc, media_ssrc, fir_seq);
-        } else {
-            rtcp::write_pli(&mut self.scratch, t.rtcp_ssrc, media_ssrc);
-        }
-        send_rtcp(t, &mut self.scratch, out);
-    }
-
     /// Periodic work: ICE consent, DTLS retransmissions, RTCP reports, deferred keyframe
     /// requests.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut SendBatch) {
@@ -776,83 +607,6 @@ impl WorkerCore {
         self.send_remb(now, tk, out);
     }
 
-    /// One compound RTCP packet per transport and interval: a sender report per
-    /// consumer that has sent media, a receiver report covering its producers.
-    fn send_reports(&mut self, now: Instant, tk: TransportKey, out: &mut SendBatch) {
-        let ntp_now = self.ntp(now);
-        let Some(t) = self.transports.get_mut(tk) else {
-            return;
-        };
-        self.scratch.clear();
-        for ck in &t.consumers {
-            let Some(c) = self.consumers.get(*ck) else {
-                continue;
-            };
-            let Some((in_ts, out_ts, at)) = c.last_forwarded else {
-                continue;
-            };
-            let p = self.producers.get(c.producer);
-            let rate = f64::from(c.clock_rate.max(1));
-            let (ntp, rtp) = match p.and_then(|p| p.last_sr) {
-                // Keep the publisher's NTP/RTP mapping so that audio and video of one
-                // publisher stay in sync in the subscriber (lip-sync, RFC 3550 6.4.1).
-                Some((sr_ntp, sr_rtp, sr_at)) => {
-                    let el = now.saturating_duration_since(sr_at);
-                    let ntp = sr_ntp.wrapping_add(duration_to_ntp(el));
-                    let prod_rtp = sr_rtp.wrapping_add((el.as_secs_f64() * rate) as u32);
-                    (ntp, prod_rtp.wrapping_add(out_ts.wrapping_sub(in_ts)))
-                }
-                None => {
-                    let el = now.saturating_duration_since(at);
-                    (
-                        ntp_now,
-                        out_ts.wrapping_add((el.as_secs_f64() * rate) as u32),
-                    )
-                }
-            };
-            rtcp::write_sender_report(
-                &mut self.scratch,
-                c.ssrc,
-                ntp,
-                rtp,
-                c.traffic.packets as u32,
-                c.traffic.bytes as u32,
-            );
-        }
-        let mut blocks = Vec::new();
-        let mut scores = Vec::new();
-        for pk in &t.producers {
-            let Some(p) = self.producers.get_mut(*pk) else {
-                continue;
-            };
-            if p.traffic.packets == 0 {
-                continue;
-            }
-            let block = p.recv.report_block(p.ssrc, now);
-            // The producer's score: what the publisher's path does to its stream.
-            let clock = p.media_pts.first().map_or(90_000, |(_, rate)| *rate).max(1);
-            let jitter_ms = f64::from(block.jitter) * 1000.0 / f64::from(clock);
-            if let Some(score) = p
-                .score
-                .update(f64::from(block.fraction_lost) / 256.0, jitter_ms)
-            {
-                scores.push((p.id.0.clone(), score));
-            }
-            blocks.push(block);
-        }
-        // RFC 3550 allows at most 31 report blocks per RR.
-        for chunk in blocks.chunks(31) {
-            rtcp::write_receiver_report(&mut self.scratch, t.rtcp_ssrc, chunk);
-        }
-        if !self.scratch.is_empty() {
-            send_rtcp(t, &mut self.scratch, out);
-        }
-        let router = t.router.clone();
-        for (id, score) in scores {
-            self.notify(&router, &id, "score", json!({ "score": score }));
-        }
-    }
-
     /// Forgets a transport's demultiplexing entries.
     pub(crate) fn unmap_transport(&mut self, tk: TransportKey) {
         if let Some(t) = self.transports.get(tk) {
@@ -874,11 +628,7 @@ impl WorkerCore {
     }
 }
 
-fn duration_to_ntp(d: Duration) -> u64 {
-    (d.as_secs() << 32) | ((u64::from(d.subsec_nanos()) << 32) / 1_000_000_000)
-}
-
-fn srtp_drop_reason(e: SrtpError) -> DropReason {
+pub(crate) fn srtp_drop_reason(e: SrtpError) -> DropReason {
     match e {
         SrtpError::Replayed | SrtpError::TooOld => DropReason::SrtpReplay,
         SrtpError::TooShort | SrtpError::BadHeader => DropReason::Malformed,

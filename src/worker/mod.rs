@@ -5,6 +5,7 @@
 pub mod core;
 mod feedback;
 mod repair;
+mod reports;
 pub mod requests;
 pub mod shell;
 pub mod udp;
