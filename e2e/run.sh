@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end tests with real browsers: builds sfu and sfu-signaling (debug), starts
 # sfu-signaling (which starts sfu) on a free loopback port, runs every suite in
-# e2e/tests against it, and fails loudly. Run it inside a private network namespace
-# (scripts/test.sh does): browsers must not gather the machine's real addresses.
+# e2e/tests against it, and fails loudly. (resilience.test.mjs kills and restarts
+# processes, so it runs a daemon and a signaling process of its own.) Run it inside a
+# private network namespace (scripts/test.sh does): browsers must not gather the
+# machine's real addresses.
 #   e2e/run.sh                 all suites
 #   e2e/run.sh chromium        e2e/tests/chromium.test.mjs only
 set -euo pipefail

@@ -126,6 +126,8 @@ pub const LATENCY_BUCKETS_US: [u64; 12] =
 #[derive(Debug, Clone)]
 pub struct LatencyHistogram {
     hist: hdrhistogram::Histogram<u64>,
+    /// Exact sum of recorded microseconds (the histogram only keeps buckets).
+    sum: u64,
 }
 
 impl Default for LatencyHistogram {
@@ -133,7 +135,7 @@ impl Default for LatencyHistogram {
         // 1 us .. 60 s at 3 significant digits: ~30 KiB, allocated once per worker.
         let hist = hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3)
             .unwrap_or_else(|_| hdrhistogram::Histogram::new(3).unwrap_or_else(|_| unreachable!()));
-        Self { hist }
+        Self { hist, sum: 0 }
     }
 }
 
@@ -141,7 +143,9 @@ impl LatencyHistogram {
     /// Records `count` datagrams that waited `micros`.
     pub fn record(&mut self, micros: u64, count: u64) {
         // Values beyond the upper bound are clamped rather than lost.
-        let _ = self.hist.record_n(micros.clamp(1, 60_000_000), count);
+        let micros = micros.clamp(1, 60_000_000);
+        let _ = self.hist.record_n(micros, count);
+        self.sum = self.sum.saturating_add(micros.saturating_mul(count));
     }
 
     /// Number of datagrams recorded.
@@ -152,6 +156,7 @@ impl LatencyHistogram {
     /// Forgets everything recorded.
     pub fn reset(&mut self) {
         self.hist.reset();
+        self.sum = 0;
     }
 
     /// Percentiles, max and cumulative buckets as JSON.
@@ -177,8 +182,7 @@ impl LatencyHistogram {
             "p999": q(0.999),
             "max": if h.is_empty() { 0 } else { h.max() },
             "mean": if h.is_empty() { 0.0 } else { h.mean() },
-            "sum": (h.mean() * h.len() as f64) as u64,
-            "buckets": buckets,
+            "sum": self.sum,"buckets": buckets,
         })
     }
 }

@@ -272,4 +272,6 @@ fn wrong_fingerprint_fails_the_transport_and_accepts_no_media() {
     let stats: Value = ctl.ok("transport.getStats", Some(&tid), json!(null));
     assert_eq!(stats["dtlsState"], "failed");
     assert_eq!(stats["rtpPacketsReceived"], 0, "{stats}");
+    let w = ctl.ok("worker.getStats", None, json!(null));
+    assert_eq!(w["dtlsFailures"], 1, "{w}");
 }

@@ -92,6 +92,10 @@ fn keyframe_requests_and_reports_flow_both_ways() {
         "{relayed} keyframe requests relayed for a burst of 10 PLIs"
     );
     let c = ctl.ok("consumer.getStats", Some(&cv), json!(null));
+    let w = ctl.ok("worker.getStats", None, json!(null));
+    assert_eq!(w["transportsCreated"], 2, "{w}");
+    assert!(w["pliReceived"].as_u64().unwrap() >= 10, "{w}");
+    assert!(w["keyFrameRequestsSent"].as_u64().unwrap() >= 2, "{w}");
     assert!(c["pliCount"].as_u64().unwrap() >= 1, "{c}");
 
     // Sender reports reached the subscriber (str0m exposes them as remote egress stats)...

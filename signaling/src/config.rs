@@ -1,10 +1,16 @@
-//! Command line: `sfu-signaling [serve flags]` runs the server; `sfu-signaling token ...`
-//! mints a join token.
+//! Configuration of `sfu-signaling`: command-line flags, then `SFU_SIGNALING_*`
+//! environment variables, then a TOML file (`--config`), then defaults. Bad configuration
+//! is reported naming the key (the process then exits 78, EX_CONFIG). Mirrors the daemon's
+//! `src/config.rs`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// Largest WebSocket frame or message read at all (RFC 6455 close 1009 above it).
+pub const MAX_FRAME: usize = 1 << 20;
 
 /// Signaling server of the SFU: serves the web client, talks WebSocket to browsers and
 /// the control channel to the media daemon.
@@ -18,7 +24,7 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
     #[command(flatten)]
-    pub serve: ServeArgs,
+    pub serve: Flags,
 }
 
 #[derive(Debug, Subcommand)]
@@ -27,64 +33,90 @@ pub enum Command {
     Token(TokenArgs),
 }
 
-/// Flags of the server.
-#[derive(Debug, Clone, Args)]
-pub struct ServeArgs {
-    /// HTTP and WebSocket address.
-    #[arg(long, env = "SFU_SIGNALING_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+/// Flags of the server; every one can also come from the environment or the file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Flags {
+    /// TOML configuration file (keys as the flags, in snake_case).
+    #[arg(long, env = "SFU_SIGNALING_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// HTTP and WebSocket address. Default: 127.0.0.1:8080.
+    #[arg(long, env = "SFU_SIGNALING_LISTEN")]
+    pub listen: Option<SocketAddr>,
     /// Control directory of a running daemon (its `--control`). Without it, `sfu` (found
     /// beside this binary, or `--sfu`) is started with a private control directory.
     #[arg(long, env = "SFU_SIGNALING_DAEMON")]
     pub daemon: Option<PathBuf>,
     /// The daemon binary to start when `--daemon` is not given.
-    #[arg(long, env = "SFU_BIN")]
+    #[arg(long, env = "SFU_SIGNALING_SFU")]
     pub sfu: Option<PathBuf>,
     /// Workers of the started daemon (default: the daemon's, one per core).
-    #[arg(long)]
+    #[arg(long, env = "SFU_SIGNALING_WORKERS")]
     pub workers: Option<usize>,
-    /// IP address the started daemon's media sockets bind (default: the `--listen` IP).
-    #[arg(long)]
+    /// IP address the started daemon's media sockets bind (default: the `listen` IP).
+    #[arg(long, env = "SFU_SIGNALING_RTC_IP")]
     pub rtc_ip: Option<IpAddr>,
-    /// UDP port of the started daemon's worker 0 (worker i uses port + i); 0 picks free ports.
-    #[arg(long, default_value_t = 0)]
-    pub rtc_port: u16,
+    /// UDP port of the started daemon's worker 0 (worker i uses port + i); 0 picks free
+    /// ports. Default: 0.
+    #[arg(long, env = "SFU_SIGNALING_RTC_PORT")]
+    pub rtc_port: Option<u16>,
     /// IP address the started daemon announces in ICE candidates (behind NAT, or when
     /// binding 0.0.0.0).
-    #[arg(long)]
+    #[arg(long, env = "SFU_SIGNALING_ANNOUNCED_IP")]
     pub announced_ip: Option<IpAddr>,
     /// HMAC secret: when set, joining needs a token minted with it (`sfu-signaling token`).
-    #[arg(long, env = "SFU_AUTH_SECRET", hide_env_values = true)]
+    #[arg(long, env = "SFU_SIGNALING_AUTH_SECRET", hide_env_values = true)]
     pub auth_secret: Option<String>,
     /// Video codec publishers send when their browser offers it (otherwise VP8).
-    #[arg(long, value_enum, default_value_t = VideoCodec::Vp8)]
-    pub video_codec: VideoCodec,
-    /// Largest WebSocket message handled, in bytes; larger ones are answered with an
-    /// error. (Frames over 1 MiB close the connection.)
-    #[arg(long, default_value_t = 64 * 1024)]
-    pub max_message: usize,
-    /// Log filter, e.g. "info" or "sfu_signaling=debug".
-    #[arg(long, env = "SFU_SIGNALING_LOG", default_value = "info")]
-    pub log: String,
-    /// Log filter of a started daemon (its `--log`). rtc_dtls warns about every TLS
-    /// extension it skips in a browser's ClientHello: noise, hence error.
-    #[arg(long, default_value = "warn,rtc_dtls=error")]
-    pub daemon_log: String,
+    #[arg(long, env = "SFU_SIGNALING_VIDEO_CODEC", value_enum)]
+    pub video_codec: Option<VideoCodec>,
+    /// Largest WebSocket message handled, in bytes (at most 1 MiB); larger ones are
+    /// answered with an error. Default: 65536.
+    #[arg(long, env = "SFU_SIGNALING_MAX_MESSAGE")]
+    pub max_message: Option<usize>,
+    /// Most participants in one room. Default: 16.
+    #[arg(long, env = "SFU_SIGNALING_MAX_PEERS")]
+    pub max_peers: Option<usize>,
+    /// Log filter: a level, or per-module levels such as
+    /// "info,sfu_signaling::room=debug". Default: info.
+    #[arg(long, env = "SFU_SIGNALING_LOG")]
+    pub log: Option<String>,
+    /// Log format on stderr: "text" or "json". Default: text.
+    #[arg(long, env = "SFU_SIGNALING_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter of a started daemon (its `--log`). Default: "warn,rtc_dtls=error"
+    /// (rtc_dtls warns about every TLS extension it skips in a browser's ClientHello).
+    #[arg(long, env = "SFU_SIGNALING_DAEMON_LOG")]
+    pub daemon_log: Option<String>,
+    /// Serve /metrics on this address only (e.g. 127.0.0.1:9300) instead of on `listen`.
+    #[arg(long, env = "SFU_SIGNALING_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
 /// Video codecs a publisher may be asked to send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum VideoCodec {
     Vp8,
     Vp9,
     H264,
 }
 
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 /// Flags of `token`.
 #[derive(Debug, Clone, Args)]
 pub struct TokenArgs {
-    /// The server's `--auth-secret`.
-    #[arg(long, env = "SFU_AUTH_SECRET", hide_env_values = true)]
+    /// The server's `auth_secret`.
+    #[arg(long, env = "SFU_SIGNALING_AUTH_SECRET", hide_env_values = true)]
     pub secret: String,
     /// Room the token is for.
     #[arg(long)]
@@ -95,4 +127,289 @@ pub struct TokenArgs {
     /// Validity in seconds from now.
     #[arg(long, default_value_t = 24 * 3600)]
     pub ttl: u64,
+}
+
+/// The file's shape: the same keys as the flags, in snake_case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    daemon: Option<PathBuf>,
+    sfu: Option<PathBuf>,
+    workers: Option<usize>,
+    rtc_ip: Option<IpAddr>,
+    rtc_port: Option<u16>,
+    announced_ip: Option<IpAddr>,
+    auth_secret: Option<String>,
+    video_codec: Option<VideoCodec>,
+    max_message: Option<usize>,
+    max_peers: Option<usize>,
+    log: Option<String>,
+    log_format: Option<LogFormat>,
+    daemon_log: Option<String>,
+    metrics_listen: Option<SocketAddr>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub listen: SocketAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daemon: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sfu: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtc_ip: Option<IpAddr>,
+    pub rtc_port: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub announced_ip: Option<IpAddr>,
+    /// Printed as "<hidden>": `--print-config` output may end up in tickets.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "hide_secret"
+    )]
+    pub auth_secret: Option<String>,
+    pub video_codec: VideoCodec,
+    pub max_message: usize,
+    pub max_peers: usize,
+    pub log: String,
+    pub log_format: LogFormat,
+    pub daemon_log: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+fn hide_secret<S: Serializer>(_: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("<hidden>")
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid value for `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+impl ConfigError {
+    fn invalid(key: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            key,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Most participants in one room that the setting accepts (about 8 publish+subscribe
+/// pairs fill 2 cores; far more is a typo).
+const MAX_PEERS_LIMIT: usize = 1000;
+
+impl Config {
+    /// Merges flags (with environment) over the file over defaults, and validates.
+    pub fn load(flags: &Flags) -> Result<Self, ConfigError> {
+        let file = match &flags.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        let f = flags.clone();
+        let cfg = Self {
+            listen: f
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            daemon: f.daemon.or(file.daemon),
+            sfu: f.sfu.or(file.sfu),
+            workers: f.workers.or(file.workers),
+            rtc_ip: f.rtc_ip.or(file.rtc_ip),
+            rtc_port: f.rtc_port.or(file.rtc_port).unwrap_or(0),
+            announced_ip: f.announced_ip.or(file.announced_ip),
+            auth_secret: f.auth_secret.or(file.auth_secret),
+            video_codec: f
+                .video_codec
+                .or(file.video_codec)
+                .unwrap_or(VideoCodec::Vp8),
+            max_message: f.max_message.or(file.max_message).unwrap_or(64 * 1024),
+            max_peers: f.max_peers.or(file.max_peers).unwrap_or(16),
+            log: f.log.or(file.log).unwrap_or_else(|| "info".into()),
+            log_format: f.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+            daemon_log: f
+                .daemon_log
+                .or(file.daemon_log)
+                .unwrap_or_else(|| "warn,rtc_dtls=error".into()),
+            metrics_listen: f.metrics_listen.or(file.metrics_listen),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The IP the started daemon's media sockets bind.
+    pub fn media_ip(&self) -> IpAddr {
+        self.rtc_ip.unwrap_or(self.listen.ip())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(n) = self.workers {
+            if n == 0 || n > 1024 {
+                return Err(ConfigError::invalid(
+                    "workers",
+                    format!("{n} is not in 1..=1024"),
+                ));
+            }
+            if self.rtc_port != 0 && usize::from(self.rtc_port) + n - 1 > 65535 {
+                return Err(ConfigError::invalid(
+                    "rtc_port",
+                    format!("{} + {n} workers exceeds 65535", self.rtc_port),
+                ));
+            }
+        }
+        if self.announced_ip.is_some_and(|ip| ip.is_unspecified()) {
+            return Err(ConfigError::invalid(
+                "announced_ip",
+                "must be an address browsers can reach, not unspecified",
+            ));
+        }
+        if self.daemon.is_none() && self.media_ip().is_unspecified() && self.announced_ip.is_none()
+        {
+            return Err(ConfigError::invalid(
+                "announced_ip",
+                format!(
+                    "required when the started daemon's media would bind {} (or set rtc_ip)",
+                    self.media_ip()
+                ),
+            ));
+        }
+        if self.auth_secret.as_deref() == Some("") {
+            return Err(ConfigError::invalid("auth_secret", "must not be empty"));
+        }
+        if self.max_message == 0 || self.max_message > MAX_FRAME {
+            return Err(ConfigError::invalid(
+                "max_message",
+                format!("{} is not in 1..={MAX_FRAME}", self.max_message),
+            ));
+        }
+        if self.max_peers == 0 || self.max_peers > MAX_PEERS_LIMIT {
+            return Err(ConfigError::invalid(
+                "max_peers",
+                format!("{} is not in 1..={MAX_PEERS_LIMIT}", self.max_peers),
+            ));
+        }
+        for (key, filter) in [("log", &self.log), ("daemon_log", &self.daemon_log)] {
+            if let Err(e) = tracing_subscriber::EnvFilter::try_new(filter) {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("{filter:?} is not a valid filter: {e}"),
+                ));
+            }
+        }
+        if let Some(m) = self.metrics_listen {
+            if m == self.listen && m.port() != 0 {
+                return Err(ConfigError::invalid(
+                    "metrics_listen",
+                    format!("{m} is also `listen`: leave it unset to serve /metrics there"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML (`--print-config`).
+    pub fn to_toml(&self) -> String {
+        // Every field is a string, number or boolean: serialisation cannot fail.
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_with(file: &str, flags: Flags) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signaling.toml");
+        std::fs::write(&path, file).unwrap();
+        Config::load(&Flags {
+            config: Some(path),
+            ..flags
+        })
+    }
+
+    fn err(file: &str) -> String {
+        load_with(file, Flags::default()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let cfg = load_with(
+            "listen = \"127.0.0.1:9000\"\nmax_peers = 4\nlog_format = \"json\"\n",
+            Flags {
+                max_peers: Some(8),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(cfg.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(cfg.max_peers, 8);
+        assert_eq!(cfg.log_format, LogFormat::Json);
+        assert_eq!(cfg.max_message, 64 * 1024);
+        assert_eq!(cfg.video_codec, VideoCodec::Vp8);
+    }
+
+    #[test]
+    fn bad_keys_and_values_are_named() {
+        assert!(err("wrokers = 3\n").contains("wrokers"));
+        assert!(err("rtc_port = 70000\n").contains("rtc_port"));
+        assert!(err("video_codec = \"av2\"\n").contains("video_codec"));
+        assert!(err("workers = 0\n").contains("`workers`"));
+        assert!(err("workers = 2\nrtc_port = 65535\n").contains("`rtc_port`"));
+        assert!(err("max_message = 2000000\n").contains("`max_message`"));
+        assert!(err("max_peers = 0\n").contains("`max_peers`"));
+        assert!(err("log = \"info,=\"\n").contains("`log`"));
+        assert!(err("daemon_log = \"[\"\n").contains("`daemon_log`"));
+        assert!(err("auth_secret = \"\"\n").contains("`auth_secret`"));
+        assert!(err("listen = \"0.0.0.0:80\"\n").contains("`announced_ip`"));
+        assert!(err("announced_ip = \"0.0.0.0\"\n").contains("`announced_ip`"));
+        assert!(
+            err("listen = \"127.0.0.1:80\"\nmetrics_listen = \"127.0.0.1:80\"\n")
+                .contains("`metrics_listen`")
+        );
+        // A wildcard bind is fine with an external daemon: it owns the media addresses.
+        load_with(
+            "listen = \"0.0.0.0:80\"\ndaemon = \"/run/sfu\"\n",
+            Flags::default(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn printed_configuration_reads_back_and_hides_the_secret() {
+        let cfg = load_with(
+            "auth_secret = \"s3cret\"\ndaemon = \"/run/sfu\"\nmetrics_listen = \"127.0.0.1:9300\"\n",
+            Flags::default(),
+        )
+        .unwrap();
+        let text = cfg.to_toml();
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("auth_secret = \"<hidden>\""), "{text}");
+        let back: FileConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back.daemon, Some(PathBuf::from("/run/sfu")));
+        assert_eq!(back.metrics_listen, cfg.metrics_listen);
+        assert_eq!(back.listen, Some(cfg.listen));
+    }
 }

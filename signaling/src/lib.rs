@@ -4,6 +4,8 @@
 
 pub mod config;
 pub mod daemon;
+pub mod logging;
+pub mod metrics;
 pub mod names;
 pub mod protocol;
 pub mod room;

@@ -29,6 +29,9 @@ pub struct Join {
 #[serde(deny_unknown_fields)]
 pub struct Offer {
     pub sdp: String,
+    /// The epoch of the `restart` this offer follows (0, or absent, before any).
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 /// `answer`: the answer to the server's receive-side offer `offerId`.
@@ -267,6 +270,13 @@ pub enum ServerMessage {
         ice_state: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         dtls_state: Option<String>,
+    },
+    /// The media server was lost and the room's media re-created: close both peer
+    /// connections, publish again on a new one (an `offer` with this `epoch`) and answer
+    /// the receive-side offers that follow on another new one.
+    Restart {
+        epoch: u64,
+        reason: String,
     },
     Left {},
     Error {

@@ -1,18 +1,27 @@
-//! `sfu-signaling` serving: start or reach the daemon, bind, serve until a signal.
+//! `sfu-signaling` serving: reach (or start) the daemon, bind, serve until a signal, then
+//! stop within 2 s: stop accepting, close every WebSocket with 1001 (pages reconnect),
+//! let the rooms close their routers, stop our own daemon.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
-use crate::config::ServeArgs;
-use crate::daemon::{sfu_beside_current_exe, Daemon, SpawnOptions, SpawnedDaemon};
+use crate::config::Config;
+use crate::daemon::{DaemonSource, SpawnOptions, Supervisor};
+use crate::metrics::Sources;
 use crate::room::{RoomSettings, Rooms};
 use crate::web;
 use crate::ws::SessionConfig;
 
-/// Most participants in one room (about 8 publish+subscribe pairs fill 2 cores).
-const MAX_PEERS: usize = 16;
+/// Everything after SIGTERM happens within this (operators and systemd expect < 2 s).
+const STOP_BUDGET: Duration = Duration::from_millis(1800);
+/// Of which the rooms get this much to close their routers (they need milliseconds).
+const ROOMS_GRACE: Duration = Duration::from_millis(500);
 
 /// The URL to show: an unspecified listen address is reachable on loopback.
 pub fn url_for(addr: SocketAddr) -> String {
@@ -49,84 +58,121 @@ impl Signals {
     }
 }
 
-/// Runs the server until SIGINT/SIGTERM (Ok) or until the daemon is gone (Err).
-pub async fn serve(args: ServeArgs) -> Result<(), String> {
-    let mut signals = Signals::register()?;
-    if args.auth_secret.is_none() {
-        tracing::warn!("no --auth-secret: anyone who can reach this server can join any room");
-    }
-    let listener = TcpListener::bind(args.listen)
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), String> {
+    let listener = TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    Ok((listener, local))
+}
 
-    let mut spawned = match &args.daemon {
-        Some(_) => None,
-        None => {
-            let rtc_ip = args.rtc_ip.unwrap_or(args.listen.ip());
-            if rtc_ip.is_unspecified() && args.announced_ip.is_none() {
-                return Err(format!(
-                    "media would bind {rtc_ip}: give --announced-ip (the address browsers reach) or --rtc-ip"
-                ));
-            }
-            let binary = match &args.sfu {
-                Some(p) => p.clone(),
-                None => sfu_beside_current_exe()?,
-            };
-            let opts = SpawnOptions {
-                binary,
-                workers: args.workers,
-                listen_ip: rtc_ip,
-                rtc_port: args.rtc_port,
-                announced_ip: args.announced_ip,
-                log: args.daemon_log.clone(),
-            };
-            Some(SpawnedDaemon::start(&opts).await?)
-        }
+/// Where the daemon comes from: `daemon` (external), else `sfu` started by us.
+fn daemon_source(cfg: &Config, sfu: PathBuf) -> DaemonSource {
+    match &cfg.daemon {
+        Some(dir) => DaemonSource::External(dir.clone()),
+        None => DaemonSource::Spawned(SpawnOptions {
+            binary: sfu,
+            workers: cfg.workers,
+            listen_ip: cfg.media_ip(),
+            rtc_port: cfg.rtc_port,
+            announced_ip: cfg.announced_ip,
+            log: cfg.daemon_log.clone(),
+        }),
+    }
+}
+
+/// Serves an axum router until `stop` becomes true; then stops accepting.
+fn spawn_http(
+    listener: TcpListener,
+    app: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+    })
+}
+
+/// Runs the server until SIGINT/SIGTERM (Ok) or a fatal error (Err). `sfu` is the daemon
+/// binary to start when `cfg.daemon` is not set.
+pub async fn serve(cfg: Config, sfu: PathBuf) -> Result<(), String> {
+    let mut signals = Signals::register()?;
+    if cfg.auth_secret.is_none() {
+        tracing::warn!("no auth_secret: anyone who can reach this server can join any room");
+    }
+    let (listener, local) = bind(cfg.listen).await?;
+    let metrics_listener = match cfg.metrics_listen {
+        Some(a) => Some(bind(a).await?),
+        None => None,
     };
-    let dir = match (&args.daemon, &spawned) {
-        (Some(d), _) => d.clone(),
-        (None, Some(s)) => s.control_dir().to_path_buf(),
-        (None, None) => return Err("no daemon".into()),
-    };
-    let (daemon, mut lost) = Daemon::connect(&dir).await.map_err(|e| e.to_string())?;
+    let (daemon, mut supervisor) = Supervisor::start(daemon_source(&cfg, sfu)).await?;
     let rooms = Rooms::new(
-        daemon,
+        daemon.clone(),
         RoomSettings {
-            video_codec: args.video_codec,
-            max_peers: MAX_PEERS,
+            video_codec: cfg.video_codec,
+            max_peers: cfg.max_peers,
         },
     );
-    let cfg = SessionConfig {
-        rooms,
-        auth_secret: args.auth_secret.as_ref().map(|s| Arc::from(s.as_bytes())),
-        max_message: args.max_message,
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let sources = Sources {
+        rooms: rooms.clone(),
+        daemon,
+        sessions: Arc::new(AtomicU64::new(0)),
     };
-    let app = web::router(cfg);
+    let session_cfg = SessionConfig {
+        rooms: rooms.clone(),
+        auth_secret: cfg.auth_secret.as_ref().map(|s| Arc::from(s.as_bytes())),
+        max_message: cfg.max_message,
+        shutdown: shutdown_rx.clone(),
+        sessions: sources.sessions.clone(),
+        metrics: metrics_listener.is_none().then(|| sources.clone()),
+    };
+    let mut http = spawn_http(listener, web::router(session_cfg), shutdown_rx.clone());
+    let metrics_http = metrics_listener.map(|(l, addr)| {
+        tracing::info!(url = %format!("{}metrics", url_for(addr)), "serving metrics");
+        spawn_http(l, web::metrics_router(sources), shutdown_rx.clone())
+    });
     let url = url_for(local);
     tracing::info!(%url, "serving");
     // The one line on stdout: what a person opens, and what scripts wait for.
     println!("sfu-signaling ready: open {url}");
 
-    let daemon_exit = async {
-        match &mut spawned {
-            Some(s) => s.exited().await,
-            None => std::future::pending().await,
-        }
-    };
+    let mut http_done = false;
     let result = tokio::select! {
-        r = axum::serve(listener, app) => r.map_err(|e| format!("HTTP server failed: {e}")),
-        _ = signals.recv() => {
-            tracing::info!("stopping");
-            Ok(())
+        r = &mut http => {
+            http_done = true;
+            Err(match r {
+                Ok(Ok(())) => "the HTTP server stopped".to_owned(),
+                Ok(Err(e)) => format!("HTTP server failed: {e}"),
+                Err(e) => format!("HTTP server task failed: {e}"),
+            })
         }
-        msg = daemon_exit => Err(msg),
-        _ = lost.all_lost() => Err("lost the connection to every worker of the media daemon".into()),
+        _ = signals.recv() => Ok(()),
+        msg = supervisor.fatal() => Err(msg),
     };
-    if let Some(s) = spawned {
-        s.stop().await;
+
+    let deadline = Instant::now() + STOP_BUDGET;
+    tracing::info!("stopping");
+    // Stop accepting; every session closes its WebSocket (1001) and leaves its room.
+    let _ = shutdown.send(true);
+    if !rooms
+        .wait_closed((Instant::now() + ROOMS_GRACE).min(deadline))
+        .await
+    {
+        tracing::warn!(rooms = rooms.len(), "rooms still open at shutdown");
     }
+    supervisor.stop(deadline).await;
+    let http = (!http_done).then_some(http);
+    for h in http.into_iter().chain(metrics_http) {
+        if tokio::time::timeout_at(deadline.into(), h).await.is_err() {
+            tracing::warn!("HTTP connections still open at shutdown");
+        }
+    }
+    tracing::info!("stopped");
     result
 }

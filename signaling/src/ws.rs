@@ -2,13 +2,14 @@
 //! client only, forwards good ones to its room, and writes what the room sends back.
 
 use std::future::pending;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::names::{validate_name, validate_room};
 use crate::protocol::{ClientMessage, ErrorCode, Join, ProtocolError, ServerMessage};
@@ -19,7 +20,10 @@ use crate::token;
 /// Frames (and messages) above this close the connection with 1009 (RFC 6455 section
 /// 7.4.1): the server will not even buffer them. Smaller messages above
 /// `--max-message` get an error message and the session goes on.
-pub const MAX_FRAME: usize = 1 << 20;
+pub const MAX_FRAME: usize = crate::config::MAX_FRAME;
+/// Close code when the server stops (RFC 6455 section 7.4.1, "going away"): pages
+/// reconnect and rejoin.
+pub const GOING_AWAY: u16 = 1001;
 /// Messages a room may queue for one client before the client counts as stuck.
 const OUT_QUEUE: usize = 256;
 /// A room answers a join in milliseconds; this bounds a stuck daemon.
@@ -31,6 +35,12 @@ pub struct SessionConfig {
     pub rooms: Rooms,
     pub auth_secret: Option<Arc<[u8]>>,
     pub max_message: usize,
+    /// Becomes true when the server stops: every session closes with 1001.
+    pub shutdown: watch::Receiver<bool>,
+    /// Open WebSocket sessions, for /metrics.
+    pub sessions: Arc<AtomicU64>,
+    /// What `/metrics` on this listener reads; None when served elsewhere.
+    pub metrics: Option<crate::metrics::Sources>,
 }
 
 /// `GET /ws`.
@@ -65,6 +75,9 @@ impl Session {
 
     async fn run(mut self, mut socket: WebSocket) {
         tracing::debug!("WebSocket session opened");
+        let sessions = self.cfg.sessions.clone();
+        sessions.fetch_add(1, Ordering::Relaxed);
+        let mut shutdown = self.cfg.shutdown.clone();
         loop {
             let from_room = async {
                 match &mut self.joined {
@@ -101,6 +114,12 @@ impl Session {
                         }
                     }
                 }
+                // (The guard wait_for returns must not live across the send below.)
+                () = async { let _ = shutdown.wait_for(|s| *s).await; } => {
+                    let frame = CloseFrame { code: GOING_AWAY, reason: "server restarting".into() };
+                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    break;
+                }
                 out = from_room => match out {
                     Some(msg) => {
                         if socket.send(to_text(&msg)).await.is_err() {
@@ -123,6 +142,7 @@ impl Session {
                 })
                 .await;
         }
+        sessions.fetch_sub(1, Ordering::Relaxed);
         tracing::debug!("WebSocket session closed");
     }
 
@@ -164,6 +184,7 @@ impl Session {
             ClientMessage::Offer(o) => RoomCmd::Offer {
                 peer_id,
                 sdp: o.sdp,
+                epoch: o.epoch,
             },
             ClientMessage::Answer(a) => RoomCmd::Answer {
                 peer_id,

@@ -1,53 +1,15 @@
-//! Process lifecycle and placement: the private daemon stops with the signaling process;
-//! new rooms go to the least-loaded worker.
+//! Process lifecycle and placement: SIGTERM stops the signaling process cleanly within
+//! 2 s (WebSockets closed with 1001, routers closed, the private daemon stopped); the
+//! private daemon never outlives it; new rooms go to the least-loaded worker.
 
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use common::{fixture, sfu_bin, Client, Signaling};
-
-/// Pids of the direct children of `pid`.
-fn children(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid ...": comm may contain spaces, so split after ')'.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1));
-        if ppid == Some(pid.to_string().as_str()) {
-            out.push(child);
-        }
-    }
-    out
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        !s.rsplit_once(')')
-            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-    })
-}
-
-fn wait_gone(pid: u32) {
-    let start = Instant::now();
-    while alive(pid) {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "process {pid} still alive"
-        );
-        std::thread::yield_now();
-    }
-}
+use common::{alive, children, fixture, get_json, sfu_bin, wait_gone, Client, Daemon, Signaling};
 
 fn start_raw() -> (std::process::Child, u32) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sfu-signaling"))
@@ -110,19 +72,50 @@ async fn rooms_go_to_the_least_loaded_worker() {
     assert_eq!(first["peers"].as_array().unwrap().len(), 2);
 }
 
-async fn get_json(addr: &str, path: &str) -> Value {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or_default();
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {out}"))
+/// A participant publishing in `room`.
+async fn publisher(srv: &Signaling, room: &str, name: &str) -> Client {
+    let mut c = Client::connect(&srv.ws_url()).await;
+    c.join(room, name).await;
+    c.send(json!({"type": "offer", "sdp": fixture("chromium-send-offer.sdp")}))
+        .await;
+    c.until("answer").await;
+    c
+}
+
+#[tokio::test]
+async fn sigterm_closes_websockets_with_1001_and_exits_0_within_2_s() {
+    let mut srv = Signaling::start(&[]);
+    let daemon = children(srv.pid());
+    assert_eq!(daemon.len(), 1);
+    let mut ada = publisher(&srv, "sigterm", "ada").await;
+    let mut bob = publisher(&srv, "sigterm", "bob").await;
+    let (status, took) = srv.terminate();
+    println!("# SIGTERM with two participants publishing: exit {status} after {took:?}");
+    assert!(status.success(), "exit 0 on SIGTERM: {status}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    for c in [&mut ada, &mut bob] {
+        assert_eq!(c.closed().await, Some(1001), "going away");
+    }
+    wait_gone(daemon[0]);
+}
+
+#[tokio::test]
+async fn sigterm_with_an_external_daemon_closes_its_routers_and_leaves_it_running() {
+    let daemon = Daemon::start();
+    let dir = daemon.dir.path().to_str().unwrap().to_owned();
+    let mut srv = Signaling::start(&["--daemon", &dir]);
+    let _ada = publisher(&srv, "external", "ada").await;
+    let mut control = daemon.control();
+    assert_eq!(control.request("worker.load")["routers"], 1);
+    let (status, took) = srv.terminate();
+    println!("# SIGTERM with an external daemon: exit {status} after {took:?}");
+    assert!(status.success(), "exit 0 on SIGTERM: {status}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    control.wait_load(Duration::from_secs(2), |l| {
+        l["routers"] == 0 && l["transports"] == 0
+    });
+    assert!(
+        alive(daemon.pid()),
+        "the external daemon is not ours to stop"
+    );
 }

@@ -78,7 +78,10 @@ pub struct WorkerCore {
     pub(crate) drops: DropCounters,
     pub(crate) rtp_in: Traffic,
     pub(crate) rtp_out: Traffic,
+    /// Forwarding latency over the worker's life (getStats, metrics: never reset)...
     pub(crate) latency: LatencyHistogram,
+    /// ...and over a window the control client resets (worker.getLatency).
+    pub(crate) latency_window: LatencyHistogram,
     /// Worker-wide totals for metrics (entities come and go; these only grow).
     pub(crate) totals: WorkerTotals,
     pub(crate) scratch: Vec<u8>,
@@ -110,6 +113,7 @@ impl WorkerCore {
             rtp_in: Traffic::default(),
             rtp_out: Traffic::default(),
             latency: LatencyHistogram::default(),
+            latency_window: LatencyHistogram::default(),
             totals: WorkerTotals::default(),
             scratch: Vec::with_capacity(1500),
             nack_scratch: Vec::new(),
@@ -131,6 +135,7 @@ impl WorkerCore {
     /// Records forwarding latency measured by the shell (see [`LatencyHistogram`]).
     pub fn record_latency(&mut self, micros: u64, datagrams: u64) {
         self.latency.record(micros, datagrams);
+        self.latency_window.record(micros, datagrams);
     }
 
     /// Takes the notifications produced so far, in order.

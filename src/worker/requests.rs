@@ -95,9 +95,9 @@ impl WorkerCore {
             Method::WorkerGetStats => Ok(self.worker_stats_json()),
             Method::WorkerGetLatency => {
                 let d: LatencyData = parse_data(method, data)?;
-                let j = self.latency.to_json();
+                let j = self.latency_window.to_json();
                 if d.reset {
-                    self.latency.reset();
+                    self.latency_window.reset();
                 }
                 Ok(j)
             }
@@ -276,7 +276,14 @@ impl WorkerCore {
             "dropped": self.drops.to_json(),
             "droppedTotal": self.drops.total(),
             "forwardingLatency": self.latency.to_json(),
-            "load": self.load_json(),
+            "transportsCreated": self.totals.transports_created,
+            "dtlsFailures": self.totals.dtls_failures,
+            "pliReceived": self.totals.plis_received,
+            "firReceived": self.totals.firs_received,
+            "nackReceived": self.totals.nacks_received,
+            "keyFrameRequestsSent": self.totals.keyframe_requests_sent,
+            // Loss as the publishers' streams show it now (current producers only).
+            "packetsLost": self.producers.iter().map(|(_, p)| p.recv.lost()).sum::<u64>(),"load": self.load_json(),
         })
     }
 
@@ -287,6 +294,7 @@ impl WorkerCore {
         let t = WebRtcTransport::new(id.clone(), rid.clone(), &self.identity, now, app_data);
         let creds = t.ice.local_credentials().clone();
         let tk = self.transports.insert(t);
+        self.totals.transports_created += 1;
         self.transport_ids.insert(id.clone(), tk);
         self.map_transport(tk);
         if let Some(r) = self.routers.get_mut(&rid) {

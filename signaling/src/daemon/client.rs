@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
 
 use super::params::Notification;
 use super::DaemonError;
@@ -48,16 +49,25 @@ pub struct Ready {
 /// A handle to one worker's control connection; cheap to clone.
 #[derive(Clone)]
 pub struct WorkerClient {
-    index: usize,
     calls: mpsc::Sender<Call>,
+    conn: Arc<Conn>,
+}
+
+/// What the handles and the reader and writer tasks share. (The tasks hold this, not a
+/// handle: the writer ends when the last handle is dropped.)
+struct Conn {
+    index: usize,
     subscribers: Subscribers,
-    lost: Arc<AtomicBool>,
+    pending: Pending,
+    lost: AtomicBool,
     lost_events: mpsc::UnboundedSender<usize>,
+    /// The reader and writer tasks, aborted by [`WorkerClient::close`].
+    tasks: Mutex<Vec<AbortHandle>>,
 }
 
 impl std::fmt::Debug for WorkerClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "WorkerClient({})", self.index)
+        write!(f, "WorkerClient({})", self.conn.index)
     }
 }
 
@@ -116,27 +126,28 @@ impl WorkerClient {
             }
         };
         let (tx, rx) = mpsc::channel(1024);
-        let client = Self {
+        let conn = Arc::new(Conn {
             index: ready.worker,
-            calls: tx,
-            subscribers: Arc::default(),
-            lost: Arc::default(),
+            subscribers: Subscribers::default(),
+            pending: Pending::default(),
+            lost: AtomicBool::new(false),
             lost_events,
-        };
-        let pending: Pending = Arc::default();
-        tokio::spawn(writer(rx, wr, pending.clone(), client.lost.clone()));
-        tokio::spawn(reader(rd, pending, client.clone()));
-        Ok((client, ready))
+            tasks: Mutex::default(),
+        });
+        let w = tokio::spawn(writer(rx, wr, conn.clone()));
+        let r = tokio::spawn(reader(rd, conn.clone()));
+        lock(&conn.tasks).extend([w.abort_handle(), r.abort_handle()]);
+        Ok((Self { calls: tx, conn }, ready))
     }
 
     /// The worker's index.
     pub fn index(&self) -> usize {
-        self.index
+        self.conn.index
     }
 
     /// Whether the connection is gone (the worker closed our routers with it).
     pub fn is_lost(&self) -> bool {
-        self.lost.load(Ordering::Relaxed)
+        self.conn.lost.load(Ordering::Relaxed)
     }
 
     /// Sends a request and waits for its response's `data` (Null when there is none).
@@ -162,46 +173,59 @@ impl WorkerClient {
         };
         let took = started.elapsed();
         if took > SLOW_REQUEST {
-            tracing::warn!(worker = self.index, method, ?took, "slow daemon request");
+            tracing::warn!(worker = self.index(), method, ?took, "slow daemon request");
         } else {
-            tracing::trace!(worker = self.index, method, ?took, "daemon request done");
+            tracing::trace!(worker = self.index(), method, ?took, "daemon request done");
         }
         result
     }
 
     /// Routes notifications whose target is `id` to `tx`.
     pub fn subscribe(&self, id: &str, tx: &mpsc::UnboundedSender<Notification>) {
-        lock(&self.subscribers).insert(id.to_owned(), tx.clone());
+        lock(&self.conn.subscribers).insert(id.to_owned(), tx.clone());
     }
 
     /// Stops routing notifications for `id`.
     pub fn unsubscribe(&self, id: &str) {
-        lock(&self.subscribers).remove(id);
+        lock(&self.conn.subscribers).remove(id);
     }
 
-    fn mark_lost(&self) {
-        if self.lost.swap(true, Ordering::Relaxed) {
-            return;
+    /// Closes the connection (the worker then closes the routers created over it) and
+    /// fails what is pending. Used when another worker of the same daemon was lost: the
+    /// whole daemon is reconnected at once.
+    pub fn close(&self) {
+        if !self.is_lost() {
+            tracing::debug!(worker = self.index(), "closing the control connection");
         }
-        tracing::error!(worker = self.index, "control connection to the worker lost");
-        let _ = self.lost_events.send(self.index);
-        let subs: Vec<_> = lock(&self.subscribers).drain().map(|(_, tx)| tx).collect();
-        for tx in subs {
-            let _ = tx.send(Notification {
-                target: String::new(),
-                event: Notification::WORKER_LOST.into(),
-                data: Value::Null,
-            });
+        self.conn.mark_lost();
+        for handle in lock(&self.conn.tasks).drain(..) {
+            handle.abort();
         }
     }
 }
 
-async fn writer(
-    mut calls: mpsc::Receiver<Call>,
-    mut wr: OwnedWriteHalf,
-    pending: Pending,
-    lost: Arc<AtomicBool>,
-) {
+impl Conn {
+    /// Marks the connection lost (first caller only: the reader at EOF, the writer on a
+    /// failed write, or `close`), before failing what is pending, so that whoever gets
+    /// an error from it can tell it was a loss.
+    fn mark_lost(&self) {
+        if self.lost.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        tracing::debug!(worker = self.index, "control connection to the worker gone");
+        let _ = self.lost_events.send(self.index);
+        // Nobody will be notified about these entities any more; the rooms learn of the
+        // loss from the daemon's state (see `Daemon::watch`).
+        lock(&self.subscribers).clear();
+        for (_, (_, reply)) in lock(&self.pending).drain() {
+            let _ = reply.send(Err(DaemonError::Lost));
+        }
+    }
+}
+
+async fn writer(mut calls: mpsc::Receiver<Call>, mut wr: OwnedWriteHalf, conn: Arc<Conn>) {
+    let pending = &conn.pending;
+    let lost = &conn.lost;
     let mut next_id: u64 = 1;
     while let Some(call) = calls.recv().await {
         if lost.load(Ordering::Relaxed) {
@@ -219,17 +243,26 @@ async fn writer(
         }
         tracing::trace!(%req, "daemon request");
         // Registered before writing: the response cannot overtake its registration.
-        lock(&pending).insert(id, (call.method, call.reply));
-        if let Err(e) = write_frame(&mut wr, &req).await {
-            tracing::warn!(error = %e, "cannot write to the daemon");
-            if let Some((_, reply)) = lock(&pending).remove(&id) {
+        lock(pending).insert(id, (call.method, call.reply));
+        if lost.load(Ordering::Relaxed) {
+            // Lost between the check above and the registration: mark_lost may have
+            // drained the map already, so fail this one here.
+            if let Some((_, reply)) = lock(pending).remove(&id) {
                 let _ = reply.send(Err(DaemonError::Lost));
             }
+            continue;
+        }
+        if let Err(e) = write_frame(&mut wr, &req).await {
+            // The daemon is gone (the reader sees EOF shortly): say so first, then this
+            // request fails with the others.
+            tracing::warn!(worker = conn.index, error = %e, "cannot write to the daemon");
+            conn.mark_lost();
         }
     }
 }
 
-async fn reader(mut rd: OwnedReadHalf, pending: Pending, client: WorkerClient) {
+async fn reader(mut rd: OwnedReadHalf, conn: Arc<Conn>) {
+    let pending = &conn.pending;
     loop {
         let msg = match read_frame(&mut rd).await {
             Ok(m) => m,
@@ -244,7 +277,7 @@ async fn reader(mut rd: OwnedReadHalf, pending: Pending, client: WorkerClient) {
         if msg.get("event").is_some() {
             match serde_json::from_value::<Notification>(msg) {
                 Ok(n) => {
-                    let tx = lock(&client.subscribers).get(&n.target).cloned();
+                    let tx = lock(&conn.subscribers).get(&n.target).cloned();
                     if let Some(tx) = tx {
                         let _ = tx.send(n);
                     }
@@ -257,7 +290,7 @@ async fn reader(mut rd: OwnedReadHalf, pending: Pending, client: WorkerClient) {
             tracing::warn!(%msg, "daemon response without an id");
             continue;
         };
-        let Some((method, reply)) = lock(&pending).remove(&id) else {
+        let Some((method, reply)) = lock(pending).remove(&id) else {
             tracing::warn!(id, "daemon response to no pending request");
             continue;
         };
@@ -280,8 +313,5 @@ async fn reader(mut rd: OwnedReadHalf, pending: Pending, client: WorkerClient) {
         };
         let _ = reply.send(result);
     }
-    client.mark_lost();
-    for (_, (_, reply)) in lock(&pending).drain() {
-        let _ = reply.send(Err(DaemonError::Lost));
-    }
+    conn.mark_lost();
 }

@@ -231,9 +231,3 @@ pub struct Notification {
     #[serde(default)]
     pub data: Value,
 }
-
-impl Notification {
-    /// The synthetic notification every subscriber of a worker gets when its control
-    /// connection is lost (the worker closed all our routers then).
-    pub const WORKER_LOST: &'static str = "workerlost";
-}

@@ -1,6 +1,6 @@
-//! Starting a private daemon: `sfu` with a temporary control directory, waited for by its
-//! one-line `ready` announcement on stdout (no polling for sockets), stopped when the
-//! signaling process stops.
+//! Starting a private daemon: `sfu` with a control directory of ours, waited for by its
+//! one-line `ready` announcement on stdout (no polling for sockets), restarted by the
+//! supervisor when it dies, stopped when the signaling process stops.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -24,12 +24,10 @@ pub struct SpawnOptions {
     pub log: String,
 }
 
-/// A running daemon we started. Dropping it kills the process (`kill_on_drop`) and
-/// removes its control directory.
+/// A running daemon we started. Dropping it kills the process (`kill_on_drop`).
 #[derive(Debug)]
-pub struct SpawnedDaemon {
+pub(super) struct SpawnedDaemon {
     child: Child,
-    dir: tempfile::TempDir,
 }
 
 /// `sfu` in the directory of the running executable (how `cargo build` and packages lay
@@ -43,21 +41,18 @@ pub fn sfu_beside_current_exe() -> Result<PathBuf, String> {
 }
 
 impl SpawnedDaemon {
-    /// Starts the daemon and waits until all its workers listen.
-    pub async fn start(opts: &SpawnOptions) -> Result<Self, String> {
+    /// Starts the daemon with control directory `dir` and waits until all its workers
+    /// listen.
+    pub(super) async fn start(opts: &SpawnOptions, dir: &Path) -> Result<Self, String> {
         if !opts.binary.is_file() {
             return Err(format!(
                 "cannot find the media daemon at {} (build it with `cargo build -p sfu`, or pass --sfu PATH or --daemon DIR)",
                 opts.binary.display()
             ));
         }
-        let dir = tempfile::Builder::new()
-            .prefix("sfu-signaling-")
-            .tempdir()
-            .map_err(|e| format!("cannot create a control directory: {e}"))?;
         let mut cmd = Command::new(&opts.binary);
         cmd.arg("--control")
-            .arg(dir.path())
+            .arg(dir)
             .args(["--rtc-port", &opts.rtc_port.to_string()])
             .args(["--listen-ip", &opts.listen_ip.to_string()])
             // The signaling process and browsers share the machine's cores in a one-command
@@ -114,35 +109,34 @@ impl SpawnedDaemon {
         tracing::info!(pid = child.id(), %ready, "media daemon started");
         // Keep draining stdout so that a later write never blocks or fails the daemon.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self { child, dir })
+        Ok(Self { child })
     }
 
-    /// The control directory to connect to.
-    pub fn control_dir(&self) -> &Path {
-        self.dir.path()
+    /// The daemon's process id, while it runs.
+    pub(super) fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// Resolves when the daemon exits (which it must not do on its own).
-    pub async fn exited(&mut self) -> String {
+    pub(super) async fn exited(&mut self) -> String {
         match self.child.wait().await {
             Ok(status) => format!("the media daemon exited: {status}"),
             Err(e) => format!("cannot wait for the media daemon: {e}"),
         }
     }
 
-    /// Stops the daemon: SIGTERM, then SIGKILL if it lingers.
-    pub async fn stop(mut self) {
+    /// Stops the daemon: SIGTERM (it closes every transport, telling the browsers), then
+    /// SIGKILL if it is still there after `grace`.
+    pub(super) async fn stop(mut self, grace: Duration) {
         if let Some(pid) = self.child.id() {
             // SAFETY: kill(2) on our own child's pid; no memory is involved.
             unsafe {
                 libc::kill(pid as libc::pid_t, libc::SIGTERM);
             }
-            if tokio::time::timeout(Duration::from_secs(3), self.child.wait())
-                .await
-                .is_ok()
-            {
+            if tokio::time::timeout(grace, self.child.wait()).await.is_ok() {
                 return;
             }
+            tracing::warn!(pid, "the media daemon did not stop in time: killing it");
         }
         let _ = self.child.kill().await;
     }

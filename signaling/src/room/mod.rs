@@ -9,9 +9,10 @@ pub mod recv;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::VideoCodec;
 use crate::daemon::params::{MediaKind, RtpCapabilities};
@@ -47,6 +48,8 @@ pub enum RoomCmd {
     Offer {
         peer_id: String,
         sdp: String,
+        /// The `restart` epoch the offer answers (0 before any).
+        epoch: u64,
     },
     Answer {
         peer_id: String,
@@ -73,6 +76,8 @@ pub enum RoomCmd {
 pub struct RoomStats {
     pub room: String,
     pub worker: Option<usize>,
+    /// The room's media is being re-created after the media server was lost.
+    pub restarting: bool,
     pub peers: Vec<PeerStats>,
 }
 
@@ -106,9 +111,24 @@ struct Entry {
 
 struct Inner {
     map: Mutex<HashMap<String, Entry>>,
+    /// Room actors still running (a retired room runs until its router is closed), for
+    /// waiting until all are done at shutdown.
+    actors: watch::Sender<usize>,
     daemon: Daemon,
     settings: RoomSettings,
     next_generation: AtomicU64,
+    counters: RoomCounters,
+}
+
+/// Totals over all rooms, for /metrics.
+#[derive(Debug, Default)]
+pub struct RoomCounters {
+    /// Participants in all rooms now.
+    pub peers: AtomicU64,
+    /// Joins accepted so far.
+    pub joins: AtomicU64,
+    /// `restart` messages sent (participants told to re-create their transports).
+    pub restarts: AtomicU64,
 }
 
 /// All rooms of this process.
@@ -122,9 +142,11 @@ impl Rooms {
         Self {
             inner: Arc::new(Inner {
                 map: Mutex::default(),
+                actors: watch::Sender::new(0),
                 daemon,
                 settings,
                 next_generation: AtomicU64::new(1),
+                counters: RoomCounters::default(),
             }),
         }
     }
@@ -145,6 +167,7 @@ impl Rooms {
         let entry = map.entry(room.to_owned()).or_insert_with(|| {
             let generation = self.inner.next_generation.fetch_add(1, Ordering::Relaxed);
             let (tx, rx) = mpsc::channel(ROOM_QUEUE);
+            self.inner.actors.send_modify(|n| *n += 1);
             actor::spawn(
                 room.to_owned(),
                 generation,
@@ -162,6 +185,19 @@ impl Rooms {
             ProtocolError::new(ErrorCode::ServerError, "the room is busy, try again")
         })?;
         Ok(entry.handle.clone())
+    }
+
+    /// Totals over all rooms.
+    pub fn counters(&self) -> &RoomCounters {
+        &self.inner.counters
+    }
+
+    /// Waits until every room has closed, or `deadline`; true if all closed.
+    pub async fn wait_closed(&self, deadline: Instant) -> bool {
+        let mut rx = self.inner.actors.subscribe();
+        tokio::time::timeout_at(deadline.into(), rx.wait_for(|n| *n == 0))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// The room's participants and counts, if the room exists.
@@ -182,6 +218,11 @@ impl Rooms {
     /// Whether no room is open.
     pub fn is_empty(&self) -> bool {
         self.map().is_empty()
+    }
+
+    /// Called by a room actor when it has finished (router closed).
+    fn actor_ended(&self) {
+        self.inner.actors.send_modify(|n| *n = n.saturating_sub(1));
     }
 
     /// Called by an empty room: unregisters it unless commands are still queued for it

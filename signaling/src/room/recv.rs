@@ -74,6 +74,8 @@ pub struct RecvSession {
     next_mid: u64,
     session_id: u64,
     version: u64,
+    /// Offer ids below this were made for transports that no longer exist.
+    stale_below: u64,
     pending: Option<PendingOffer>,
     dirty: bool,
 }
@@ -87,9 +89,26 @@ impl RecvSession {
             next_mid: 0,
             session_id,
             version: 0,
+            stale_below: 0,
             pending: None,
             dirty: false,
         }
+    }
+
+    /// Starts over for a new transport (the media server was lost): no m-lines, no
+    /// outstanding offer. Offer ids keep increasing, so that a late answer to an offer
+    /// made before is recognised ([`RecvSession::is_stale`]) and not mistaken for one to
+    /// the new transport.
+    pub fn reset(&mut self, session_id: u64) {
+        let version = self.version;
+        *self = Self::new(session_id);
+        self.version = version;
+        self.stale_below = version + 1;
+    }
+
+    /// Whether `offer_id` was made before the last [`RecvSession::reset`].
+    pub fn is_stale(&self, offer_id: u64) -> bool {
+        offer_id < self.stale_below
     }
 
     /// Adds a consumer; returns its mid.
@@ -445,6 +464,27 @@ mod tests {
                 ("3".into(), 40000, "sendonly")
             ]
         );
+    }
+
+    #[test]
+    fn a_reset_starts_over_and_keeps_offer_ids_increasing() {
+        let mut s = session();
+        s.add(consumer("a", MediaKind::Audio));
+        let o1 = s.next_offer().unwrap();
+        s.reset(8);
+        assert!(s.is_stale(o1.offer_id));
+        assert!(s.pending(o1.offer_id).is_none());
+        assert_eq!(s.consumers().count(), 0);
+        assert!(s.transport.is_none() && !s.connected);
+        s.transport = Some(transport());
+        assert_eq!(
+            s.add(consumer("b", MediaKind::Video)),
+            "0",
+            "a new peer connection"
+        );
+        let o2 = s.next_offer().unwrap();
+        assert!(o2.offer_id > o1.offer_id && !s.is_stale(o2.offer_id));
+        assert_eq!(lines(&o2.sdp), vec![("0".into(), 40000, "sendonly")]);
     }
 
     #[test]

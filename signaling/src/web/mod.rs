@@ -1,4 +1,5 @@
-//! HTTP: the embedded web client, the WebSocket endpoint and two small JSON endpoints.
+//! HTTP: the embedded web client, the WebSocket endpoint, two small JSON endpoints and
+//! the Prometheus metrics.
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -6,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
+use crate::metrics::{self, Sources};
 use crate::names::validate_room;
 use crate::ws::{self, SessionConfig};
 
@@ -96,20 +98,30 @@ async fn room_page(Path(room): Path<String>) -> Response {
     }
 }
 
+/// With access control on, only holders of the secret may look into rooms and metrics
+/// on the public listener.
+fn authorized(cfg: &SessionConfig, headers: &HeaderMap) -> bool {
+    let Some(secret) = &cfg.auth_secret else {
+        return true;
+    };
+    let expected = format!("Bearer {}", String::from_utf8_lossy(secret));
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    given == Some(expected.as_str())
+}
+
+fn unauthorized() -> Response {
+    (StatusCode::UNAUTHORIZED, "authorization required").into_response()
+}
+
 async fn room_stats(
     State(cfg): State<SessionConfig>,
     Path(room): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    // With access control on, only holders of the secret may look into rooms.
-    if let Some(secret) = &cfg.auth_secret {
-        let expected = format!("Bearer {}", String::from_utf8_lossy(secret));
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if given != Some(expected.as_str()) {
-            return (StatusCode::UNAUTHORIZED, "authorization required").into_response();
-        }
+    if !authorized(&cfg, &headers) {
+        return unauthorized();
     }
     match cfg.rooms.stats(&room).await {
         Some(stats) => Json(stats).into_response(),
@@ -119,6 +131,42 @@ async fn room_stats(
         )
             .into_response(),
     }
+}
+
+async fn exposition(src: &Sources) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(metrics::CONTENT_TYPE),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        metrics::scrape(src).await,
+    )
+        .into_response()
+}
+
+/// `/metrics` on the public listener (unless `metrics_listen` moves it).
+async fn public_metrics(State(cfg): State<SessionConfig>, headers: HeaderMap) -> Response {
+    let Some(src) = &cfg.metrics else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if !authorized(&cfg, &headers) {
+        return unauthorized();
+    }
+    exposition(src).await
+}
+
+/// The routes of the separate metrics listener: `/metrics` only, without authorisation
+/// (the address is meant to be private).
+pub fn metrics_router(src: Sources) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(src): State<Sources>| async move { exposition(&src).await }),
+        )
+        .with_state(src)
 }
 
 /// All routes.
@@ -141,6 +189,7 @@ pub fn router(cfg: SessionConfig) -> Router {
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/rooms/{room}", get(room_stats))
+        .route("/metrics", get(public_metrics))
         .route("/ws", get(ws::upgrade))
         .with_state(cfg)
 }

@@ -2,11 +2,21 @@
 // - send: this browser offers its microphone and camera (sendonly), the server answers;
 // - recv: the server offers one sendonly m-line per track of the others, this browser
 //   answers; the server offers again whenever participants come and go.
+// Nothing needs a reload: when the WebSocket closes (the server restarted) the page
+// reconnects with backoff and joins again under the same name; when the media server
+// restarted, the server sends `restart` and the page builds new peer connections.
 // Names from the server are only ever shown with textContent.
 
 const $ = (id) => document.getElementById(id);
 const NAME_RE = /^[\p{L}\p{N}_.'-]+( [\p{L}\p{N}_.'-]+)*$/u;
 const PC_CONFIG = { bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' };
+// Reconnection backoff: 250 ms doubling up to 5 s, each with +-25 % jitter so that the
+// pages of a restarted server do not all come back in the same instant.
+const RECONNECT_MIN_MS = 250;
+const RECONNECT_MAX_MS = 5000;
+// Join refusals worth retrying after a reconnection (the old session may linger on the
+// server for a moment; the server may be busy); others need the person.
+const RETRY_JOIN = new Set(['NameTaken', 'ServerError', 'RoomFull']);
 
 const params = new URLSearchParams(location.search);
 const room = decodeURIComponent(location.pathname.split('/')[2] || '');
@@ -14,12 +24,23 @@ const room = decodeURIComponent(location.pathname.split('/')[2] || '');
 // Everything the page knows, also read by the end-to-end tests.
 const state = {
   room,
+  /** Random, set once per page load: a reload would change it. */
+  pageId: Math.random().toString(36).slice(2),
   name: null,
   peerId: null,
   joined: false,
+  /** Joined at least once: later closes reconnect instead of asking for a name. */
+  everJoined: false,
   left: false,
   ws: null,
   wsState: 'closed',
+  /** WebSocket reconnections made, and the attempt number of the current one. */
+  reconnects: 0,
+  attempt: 0,
+  reconnectTimer: null,
+  /** The last `restart` epoch from the server (0 before any); offers carry it. */
+  epoch: 0,
+  restarts: 0,
   localStream: null,
   viewer: false,
   micMuted: false,
@@ -56,6 +77,7 @@ function setStatus() {
   const pcs = [state.sendPc, state.recvPc].filter(Boolean).map((pc) => pc.connectionState);
   if (state.left) text = 'Left';
   else if (!state.ws) text = 'Not joined';
+  else if (state.wsState !== 'open' && state.everJoined) text = 'Reconnecting…';
   else if (state.wsState !== 'open') text = state.wsState === 'connecting' ? 'Connecting…' : 'Disconnected';
   else if (!state.joined) text = 'Joining…';
   else if (pcs.includes('failed')) text = 'Media failed';
@@ -205,13 +227,19 @@ async function start(name) {
   if (media.problem) showBanner(media.problem, 'warning');
   $('mic').disabled = !hasTrack('audio');
   $('cam').disabled = !hasTrack('video');
+  connect();
+}
 
+/** Opens the WebSocket and joins; on an unexpected close, reconnects with backoff. */
+function connect() {
   const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
   state.ws = ws;
+  state.wsState = 'connecting';
+  setStatus();
   ws.onopen = () => {
     state.wsState = 'open';
     setStatus();
-    const join = { type: 'join', room, name, rtpCapabilities: receiveCapabilities() };
+    const join = { type: 'join', room, name: state.name, rtpCapabilities: receiveCapabilities() };
     const token = params.get('token');
     if (token) join.token = token;
     send(join);
@@ -220,17 +248,67 @@ async function start(name) {
   let chain = Promise.resolve();
   ws.onmessage = (ev) => {
     chain = chain
-      .then(() => handle(JSON.parse(ev.data)))
+      .then(() => (state.ws === ws ? handle(JSON.parse(ev.data)) : undefined))
       .catch((e) => {
+        // A peer connection closed under a handler by a reconnection: nothing is wrong.
+        if (state.ws !== ws) return;
         state.errors.push({ code: 'ClientError', message: String(e) });
         showBanner(`Something went wrong: ${e}`);
       });
   };
   ws.onclose = () => {
+    if (state.ws !== ws) return;
     state.wsState = 'closed';
+    state.joined = false;
+    if (state.left) {
+      setStatus();
+      return;
+    }
+    if (!state.everJoined) {
+      showBanner('Cannot reach the server. Reload the page to try again.');
+      setStatus();
+      return;
+    }
+    // The server went away (restart, network): keep the camera, drop the calls, come back.
+    resetCall();
+    showBanner('The connection to the server was lost. Reconnecting…', 'warning');
     setStatus();
-    if (!state.left) showBanner('The connection to the server was lost. Reload the page to rejoin.');
+    scheduleReconnect();
   };
+}
+
+function scheduleReconnect() {
+  if (state.reconnectTimer) return;
+  const base = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** state.attempt);
+  const delay = Math.round(base * (0.75 + Math.random() * 0.5));
+  state.attempt += 1;
+  state.reconnectTimer = setTimeout(() => {
+    state.reconnectTimer = null;
+    state.reconnects += 1;
+    connect();
+  }, delay);
+}
+
+/** Closes both peer connections and forgets the tracks shown; the local camera stays. */
+function closePeerConnections() {
+  for (const pc of [state.sendPc, state.recvPc]) if (pc) pc.close();
+  state.sendPc = null;
+  state.recvPc = null;
+  state.consumers = new Map();
+  state.transports = { send: {}, recv: {} };
+  for (const [id, t] of tiles) {
+    if (t.self) continue;
+    t.video.srcObject = null;
+    t.audio.srcObject = null;
+    updateTile(id);
+  }
+}
+
+/** Out of the room until the next `joined`: no calls, no other participants. */
+function resetCall() {
+  closePeerConnections();
+  for (const [id, t] of [...tiles]) if (!t.self) removeTile(id);
+  state.peers.clear();
 }
 
 async function handle(msg) {
@@ -259,6 +337,7 @@ async function handle(msg) {
       Object.assign(state.transports[msg.direction], msg);
       setStatus();
       return undefined;
+    case 'restart': return onRestart(msg);
     case 'left': return onLeft();
     case 'error': return onError(msg);
     default: return undefined;
@@ -266,6 +345,11 @@ async function handle(msg) {
 }
 
 function onError(msg) {
+  if (!state.joined && msg.inReplyTo === 'join' && state.everJoined && RETRY_JOIN.has(msg.code)) {
+    // Rejoining after a reconnection: try again shortly (closing reconnects).
+    state.ws.close();
+    return;
+  }
   state.errors.push(msg);
   if (!state.joined && msg.inReplyTo === 'join') {
     // Let the person fix the name (or see why joining failed).
@@ -287,8 +371,21 @@ function onError(msg) {
 }
 
 async function onJoined(msg) {
+  const rejoined = state.everJoined;
   state.joined = true;
+  state.everJoined = true;
+  state.attempt = 0;
+  state.epoch = 0;
+  // A new participant id after a reconnection: the own tile moves to it.
+  for (const [id, t] of [...tiles]) {
+    if (t.self && id !== msg.peerId) {
+      tiles.delete(id);
+      t.el.dataset.peerId = msg.peerId;
+      tiles.set(msg.peerId, t);
+    }
+  }
   state.peerId = msg.peerId;
+  if (rejoined) hideBanner();
   setStatus();
   document.title = `${room} – Video chat`;
   const self = tileFor(msg.peerId, msg.name, true);
@@ -300,6 +397,18 @@ async function onJoined(msg) {
     state.peers.set(p.peerId, p);
     tileFor(p.peerId, p.name);
   }
+  // The server knows nothing of mutes made before (re)joining.
+  if (state.micMuted) send({ type: 'mute', kind: 'audio', muted: true });
+  if (state.camOff) send({ type: 'mute', kind: 'video', muted: true });
+  if (state.localStream) await publish();
+}
+
+/** The media server restarted: new peer connections, publish again, answer new offers. */
+async function onRestart(msg) {
+  state.restarts += 1;
+  state.epoch = msg.epoch;
+  closePeerConnections();
+  setStatus();
   if (state.localStream) await publish();
 }
 
@@ -311,7 +420,9 @@ async function publish() {
     pc.addTransceiver(track, { direction: 'sendonly', streams: [state.localStream] });
   }
   await pc.setLocalDescription(await pc.createOffer());
-  send({ type: 'offer', sdp: pc.localDescription.sdp });
+  // A restart may have come while the browser worked: this connection is stale then.
+  if (state.sendPc !== pc) return;
+  send({ type: 'offer', sdp: pc.localDescription.sdp, epoch: state.epoch });
 }
 
 function recvPc() {
@@ -362,12 +473,9 @@ async function onOffer(msg) {
 }
 
 function closeMedia() {
-  for (const pc of [state.sendPc, state.recvPc]) if (pc) pc.close();
-  state.sendPc = null;
-  state.recvPc = null;
+  closePeerConnections();
   if (state.localStream) for (const t of state.localStream.getTracks()) t.stop();
   for (const id of [...tiles.keys()]) removeTile(id);
-  state.consumers = new Map();
   state.peers.clear();
 }
 

@@ -1,6 +1,10 @@
 //! Test harness: the real `sfu-signaling` binary (which starts the real `sfu`), a
 //! WebSocket client, and a control-channel client for checking the daemon's own view.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
+
+mod prometheus;
+
+pub use prometheus::{parse_prometheus, sample, sum, PromSample};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -36,6 +40,19 @@ pub struct Signaling {
 }
 
 impl Signaling {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the exit: (status, time it took).
+    pub fn terminate(&mut self) -> (std::process::ExitStatus, Duration) {
+        let start = Instant::now();
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        (status, start.elapsed())
+    }
+
     pub fn start(extra: &[&str]) -> Self {
         let sfu = sfu_bin();
         let mut child = Command::new(env!("CARGO_BIN_EXE_sfu-signaling"))
@@ -91,6 +108,37 @@ pub struct Daemon {
 impl Daemon {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let child = Self::spawn(dir.path());
+        Self { child, dir }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, as a crash would (no notifications, no close_notify, stale sockets).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, as `systemctl stop` would: the daemon closes everything with
+    /// notifications and exits.
+    pub fn terminate(&mut self) {
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "the daemon stops cleanly: {status}");
+    }
+
+    /// Starts it again with the same command line and control directory, as systemd's
+    /// `Restart=` would; returns once it announced itself ready.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = Self::spawn(self.dir.path());
+    }
+
+    fn spawn(dir: &Path) -> Child {
         let mut child = Command::new(sfu_bin())
             .args([
                 "--workers",
@@ -103,7 +151,7 @@ impl Daemon {
                 "127.0.0.1",
             ])
             .arg("--control")
-            .arg(dir.path())
+            .arg(dir)
             .args(["--log", "warn,rtc_dtls=error"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -114,7 +162,7 @@ impl Daemon {
             .read_line(&mut line)
             .expect("ready line");
         assert!(line.contains("\"ready\""), "{line}");
-        Self { child, dir }
+        child
     }
 
     /// A control connection of our own (the signaling process has its own).
@@ -320,4 +368,104 @@ pub fn answer_for(offer: &str) -> String {
         out.push(l);
     }
     out.join("\r\n") + "\r\n"
+}
+
+/// A plain HTTP/1.1 GET: (status, lower-cased headers, body).
+pub async fn http_get(
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<(String, String)>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(DEADLINE, s.read_to_string(&mut out))
+        .await
+        .expect("HTTP answer in time")
+        .unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {out:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    // Chunked bodies (axum streams /metrics this way) are de-chunked.
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, headers, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(rest.get(..n).unwrap_or(rest));
+        s = rest.get(n..).unwrap_or_default().trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// GET of a JSON document.
+pub async fn get_json(addr: &str, path: &str) -> Value {
+    let (status, _, body) = http_get(addr, path, &[]).await;
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{status} {e}: {body}"))
+}
+
+/// Pids of the direct children of `pid`.
+pub fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may contain spaces, so split after ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1));
+        if ppid == Some(pid.to_string().as_str()) {
+            out.push(child);
+        }
+    }
+    out
+}
+
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+    })
+}
+
+pub fn wait_gone(pid: u32) {
+    let start = Instant::now();
+    while alive(pid) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "process {pid} still alive"
+        );
+        std::thread::yield_now();
+    }
 }

@@ -1,10 +1,16 @@
 //! The room actor: handles one command or daemon notification at a time, then sends the
-//! receive-side offers that became due.
+//! receive-side offers that became due. When the media server is lost, the room keeps
+//! its participants and re-creates its media once the server is back (restart.rs).
+
+mod publish;
+mod restart;
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use super::recv::{ConsumerSlot, RecvSession};
@@ -12,9 +18,8 @@ use super::{JoinRequest, PeerStats, RoomCmd, RoomSettings, RoomStats, Rooms};
 use crate::daemon::params::{
     ConsumerInfo, MediaKind, Notification, RtpCapabilities, TransportInfo,
 };
-use crate::daemon::{Daemon, DaemonError, WorkerClient};
+use crate::daemon::{Daemon, DaemonError, DaemonState, WorkerClient};
 use crate::protocol::{Direction, ErrorCode, PeerInfo, ProducerInfo, ProtocolError, ServerMessage};
-use crate::sdp::answer::answer_send_offer;
 use crate::sdp::offer::read_recv_answer;
 use crate::sdp::parse::parse;
 
@@ -49,6 +54,8 @@ struct Peer {
     recv: RecvSession,
     audio_muted: bool,
     video_muted: bool,
+    /// `restart` messages sent to this participant; its offers name the one they answer.
+    epoch: u64,
 }
 
 impl Peer {
@@ -81,6 +88,14 @@ struct Room {
     settings: RoomSettings,
     worker: Option<WorkerClient>,
     router_id: Option<String>,
+    /// The daemon generation the router was created in.
+    router_generation: u64,
+    daemon_rx: watch::Receiver<DaemonState>,
+    /// The media is gone (daemon lost, router closed): re-create it once the daemon's
+    /// generation is above this one.
+    suspended: Option<u64>,
+    /// When to try re-creating the media again after a failure that was not a loss.
+    retry_at: Option<Instant>,
     /// In joining order.
     peers: Vec<Peer>,
     /// By producer id.
@@ -89,8 +104,6 @@ struct Room {
     notify_tx: mpsc::UnboundedSender<Notification>,
     /// Participants whose message queue overflowed, removed after the current step.
     slow: Vec<String>,
-    /// The worker or router went away: every participant is out.
-    failed: bool,
     next_seq: u64,
 }
 
@@ -104,6 +117,7 @@ pub(super) fn spawn(
 ) {
     let span = tracing::info_span!("room", room = %name);
     let (notify_tx, notify_rx) = mpsc::unbounded_channel();
+    let daemon_rx = daemon.watch();
     let room = Room {
         name,
         generation,
@@ -112,12 +126,15 @@ pub(super) fn spawn(
         settings,
         worker: None,
         router_id: None,
+        router_generation: 0,
+        daemon_rx,
+        suspended: None,
+        retry_at: None,
         peers: Vec::new(),
         producers: HashMap::new(),
         entities: HashMap::new(),
         notify_tx,
         slow: Vec::new(),
-        failed: false,
         next_seq: 0,
     };
     tokio::spawn(room.run(rx, notify_rx).instrument(span));
@@ -139,19 +156,33 @@ impl Room {
     ) {
         tracing::info!("room opened");
         loop {
+            let mut daemon_rx = self.daemon_rx.clone();
+            let retry_at = self.retry_at;
+            let retry = async move {
+                match retry_at {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => self.handle(cmd).await,
                     None => break,
                 },
                 Some(n) = notify_rx.recv() => self.on_notification(n).await,
+                // A loss or a new generation; checked below. (Err: the supervisor is gone,
+                // the process is stopping.)
+                Ok(()) = daemon_rx.changed() => {}
+                () = retry => self.retry_at = None,
             }
+            self.check_daemon().await;
             self.after_step().await;
             if self.peers.is_empty() && self.rooms.retire(&self.name, self.generation, &rx) {
                 break;
             }
         }
         self.close().await;
+        self.rooms.actor_ended();
     }
 
     /// Removes participants that fell behind, then sends due offers.
@@ -159,9 +190,6 @@ impl Room {
         while let Some(id) = self.slow.pop() {
             tracing::warn!(peer = %id, "participant too slow to take its messages: removed");
             self.remove_peer(&id, Removal::Slow).await;
-        }
-        if self.failed {
-            return;
         }
         for i in 0..self.peers.len() {
             let Some(peer) = self.peers.get_mut(i) else {
@@ -187,11 +215,12 @@ impl Room {
 
     async fn close(&mut self) {
         if let (Some(w), Some(r)) = (&self.worker, &self.router_id) {
-            if !self.failed {
+            if !w.is_lost() {
                 if let Err(e) = w.request("router.close", Some(r), None).await {
                     tracing::warn!(error = %e, "router.close failed");
                 }
             }
+            w.unsubscribe(r);
             for id in self.entities.keys() {
                 w.unsubscribe(id);
             }
@@ -219,6 +248,12 @@ impl Room {
     }
 
     fn error_to(&mut self, peer_id: &str, e: ProtocolError, in_reply_to: &'static str) {
+        if e.code == ErrorCode::ServerError && self.media_lost() {
+            // The daemon went away under this request: the participant is about to be
+            // told to restart its media, which supersedes the error.
+            tracing::debug!(peer = %peer_id, message = %e.message, "error during a media loss: not sent");
+            return;
+        }
         tracing::debug!(peer = %peer_id, code = ?e.code, message = %e.message, "error to client");
         self.send_to(peer_id, ServerMessage::error(e, Some(in_reply_to)));
     }
@@ -266,8 +301,12 @@ impl Room {
     async fn handle(&mut self, cmd: RoomCmd) {
         match cmd {
             RoomCmd::Join(req) => self.on_join(req).await,
-            RoomCmd::Offer { peer_id, sdp } => {
-                if let Err(e) = self.on_offer(&peer_id, &sdp).await {
+            RoomCmd::Offer {
+                peer_id,
+                sdp,
+                epoch,
+            } => {
+                if let Err(e) = self.on_offer(&peer_id, &sdp, epoch).await {
                     self.error_to(&peer_id, e, "offer");
                 }
             }
@@ -307,6 +346,7 @@ impl Room {
         RoomStats {
             room: self.name.clone(),
             worker: self.worker.as_ref().map(WorkerClient::index),
+            restarting: self.suspended.is_some(),
             peers: self
                 .peers
                 .iter()
@@ -324,31 +364,44 @@ impl Room {
         }
     }
 
+    /// Makes sure the room has a router before a participant enters. While the media
+    /// server is away the participant is let in all the same: it is told to (re)start its
+    /// media with everyone else when the server is back.
     async fn ensure_router(&mut self) -> Result<(), ProtocolError> {
-        if self.failed {
-            return Err(ProtocolError::new(
-                ErrorCode::ServerError,
-                "this room failed; rejoin",
-            ));
-        }
-        if self.router_id.is_some() {
+        if self.router_id.is_some() || self.suspended.is_some() {
             return Ok(());
         }
-        let worker = self
-            .daemon
-            .least_loaded()
-            .await
-            .map_err(|e| server_error(&e))?;
+        let before = self.daemon.state().generation;
+        match self.create_router().await {
+            Ok(()) => Ok(()),
+            Err(DaemonError::Lost) => {
+                tracing::warn!("the media server is away: the room waits for it");
+                self.suspended = Some(before);
+                Ok(())
+            }
+            Err(e) => Err(server_error(&e)),
+        }
+    }
+
+    /// Creates the room's router on the least-loaded worker.
+    async fn create_router(&mut self) -> Result<(), DaemonError> {
+        let (worker, generation) = self.daemon.least_loaded().await?;
         let data = json!({ "appData": { "room": self.name } });
-        let v = worker
-            .request("router.create", None, Some(data))
-            .await
-            .map_err(|e| server_error(&e))?;
-        let id = v.get("routerId").and_then(Value::as_str).ok_or_else(|| {
-            ProtocolError::new(ErrorCode::ServerError, "router.create returned no routerId")
-        })?;
-        tracing::info!(worker = worker.index(), router = id, "router created");
+        let v = worker.request("router.create", None, Some(data)).await?;
+        let id = v
+            .get("routerId")
+            .and_then(Value::as_str)
+            .ok_or_else(|| DaemonError::Protocol("router.create returned no routerId".into()))?;
+        tracing::info!(
+            worker = worker.index(),
+            router = id,
+            generation,
+            "router created"
+        );
+        // Its `workerclose` notification says the daemon is stopping.
+        worker.subscribe(id, &self.notify_tx);
         self.router_id = Some(id.to_owned());
+        self.router_generation = generation;
         self.worker = Some(worker);
         Ok(())
     }
@@ -396,9 +449,13 @@ impl Room {
             recv: RecvSession::new(rand::random::<u32>().into()),
             audio_muted: false,
             video_muted: false,
+            epoch: 0,
         };
         let info = peer.info();
         self.peers.push(peer);
+        let counters = self.rooms.counters();
+        counters.peers.fetch_add(1, Ordering::Relaxed);
+        counters.joins.fetch_add(1, Ordering::Relaxed);
         tracing::info!(peer = %peer_id, name = %name, "joined");
         self.send_to(
             &peer_id,
@@ -545,150 +602,6 @@ impl Room {
         debug_assert_eq!(assigned, mid);
     }
 
-    async fn on_offer(&mut self, peer_id: &str, sdp: &str) -> Result<(), ProtocolError> {
-        let Some(peer) = self.peer(peer_id) else {
-            return Ok(());
-        };
-        if peer.send.is_some() {
-            return Err(ProtocolError::new(
-                ErrorCode::OutOfOrder,
-                "already publishing: the send side is negotiated once per join",
-            ));
-        }
-        let desc = parse(sdp)?;
-        // Check the offer against a placeholder transport first, so that bad offers cost
-        // no daemon transport.
-        answer_send_offer(
-            &desc,
-            &placeholder_transport(),
-            self.settings.video_codec,
-            0,
-        )?;
-        let transport = self.create_transport(peer_id, Direction::Send).await?;
-        let tid = transport.transport_id.clone();
-        match self.publish(peer_id, &desc, &transport).await {
-            Ok(()) => {
-                if let Some(p) = self.peer_mut(peer_id) {
-                    p.send = Some(transport);
-                }
-                Ok(())
-            }
-            Err(e) => {
-                let _ = self.request("transport.close", &tid, Value::Null).await;
-                self.untrack(&tid);
-                let gone: Vec<String> = self
-                    .producers
-                    .iter()
-                    .filter(|(_, p)| p.peer_id == peer_id)
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                for id in gone {
-                    self.producers.remove(&id);
-                    self.untrack(&id);
-                }
-                Err(e)
-            }
-        }
-    }
-
-    async fn publish(
-        &mut self,
-        peer_id: &str,
-        desc: &crate::sdp::parse::Description,
-        transport: &TransportInfo,
-    ) -> Result<(), ProtocolError> {
-        let session_id = rand::random::<u32>().into();
-        let answer = answer_send_offer(desc, transport, self.settings.video_codec, session_id)?;
-        let tid = &transport.transport_id;
-        self.request(
-            "transport.connect",
-            tid,
-            json!({ "dtlsParameters": answer.dtls }),
-        )
-        .await
-        .map_err(|e| server_error(&e))?;
-        let (audio_muted, video_muted) = self
-            .peer(peer_id)
-            .map_or((false, false), |p| (p.audio_muted, p.video_muted));
-        let mut produced = Vec::new();
-        for p in &answer.producers {
-            let paused = match p.kind {
-                MediaKind::Audio => audio_muted,
-                MediaKind::Video => video_muted,
-            };
-            let data = json!({
-                "kind": p.kind,
-                "rtpParameters": p.rtp_parameters,
-                "paused": paused,
-                "appData": { "peer": peer_id },
-            });
-            let v = self
-                .request("transport.produce", tid, data)
-                .await
-                .map_err(|e| match &e {
-                    DaemonError::Refused { kind, reason, .. }
-                        if kind == "Unsupported" || kind == "InvalidData" =>
-                    {
-                        ProtocolError::new(ErrorCode::Unsupported, reason.clone())
-                    }
-                    _ => server_error(&e),
-                })?;
-            let producer_id = v
-                .get("producerId")
-                .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    ProtocolError::new(ErrorCode::ServerError, "produce returned no producerId")
-                })?
-                .to_owned();
-            let info = ProducerInfo {
-                producer_id: producer_id.clone(),
-                kind: p.kind,
-                mid: p.rtp_parameters.mid.clone().unwrap_or_default(),
-            };
-            self.next_seq += 1;
-            self.track(&producer_id, Entity::Producer);
-            self.producers.insert(
-                producer_id,
-                Produced {
-                    peer_id: peer_id.to_owned(),
-                    info: info.clone(),
-                    seq: self.next_seq,
-                },
-            );
-            produced.push(info);
-        }
-        tracing::info!(peer = %peer_id, tracks = produced.len(), "publishing");
-        self.send_to(
-            peer_id,
-            ServerMessage::Answer {
-                sdp: answer.sdp,
-                producers: produced.clone(),
-            },
-        );
-        for p in &produced {
-            self.broadcast(
-                peer_id,
-                &ServerMessage::ProducerAdded {
-                    peer_id: peer_id.to_owned(),
-                    producer_id: p.producer_id.clone(),
-                    kind: p.kind,
-                },
-            );
-        }
-        let others: Vec<String> = self
-            .peers
-            .iter()
-            .filter(|p| p.id != peer_id)
-            .map(|p| p.id.clone())
-            .collect();
-        for other in others {
-            for p in &produced {
-                self.consume(&other, &p.producer_id).await;
-            }
-        }
-        Ok(())
-    }
-
     async fn on_answer(
         &mut self,
         peer_id: &str,
@@ -699,6 +612,11 @@ impl Room {
             return Ok(());
         };
         let Some(pending) = peer.recv.pending(offer_id) else {
+            if peer.recv.is_stale(offer_id) {
+                // The answer to an offer of transports lost with the media server.
+                tracing::debug!(peer = %peer_id, offer_id, "answer from before a media restart: ignored");
+                return Ok(());
+            }
             return Err(ProtocolError::new(
                 ErrorCode::OutOfOrder,
                 format!("no offer {offer_id} is waiting for an answer"),
@@ -812,6 +730,7 @@ impl Room {
             return;
         };
         let peer = self.peers.remove(idx);
+        self.rooms.counters().peers.fetch_sub(1, Ordering::Relaxed);
         tracing::info!(peer = %peer_id, name = %peer.name, ?how, "left");
         let own: Vec<(String, ProducerInfo)> = self
             .producers
@@ -883,13 +802,18 @@ impl Room {
             .collect();
         for tid in transports {
             self.untrack(&tid);
-            if self.failed {
-                continue;
-            }
-            if let Some(w) = self.worker.clone() {
+            if let Some(w) = self.worker.clone().filter(|w| !w.is_lost()) {
                 tokio::spawn(async move {
-                    if let Err(e) = w.request("transport.close", Some(&tid), None).await {
-                        tracing::warn!(transport = %tid, error = %e, "transport.close failed");
+                    match w.request("transport.close", Some(&tid), None).await {
+                        Ok(_) => {}
+                        // The room closed its router first (it was the last participant),
+                        // which closed the transport already.
+                        Err(DaemonError::Refused { kind, .. }) if kind == "NotFound" => {
+                            tracing::debug!(transport = %tid, "transport already closed");
+                        }
+                        Err(e) => {
+                            tracing::warn!(transport = %tid, error = %e, "transport.close failed");
+                        }
                     }
                 });
             }
@@ -898,14 +822,20 @@ impl Room {
     }
 
     async fn on_notification(&mut self, n: Notification) {
-        if n.event == Notification::WORKER_LOST || n.event == "routerclose" {
-            self.fail("the media server closed this room").await;
+        if n.event == "workerclose" && self.router_id.as_deref() == Some(n.target.as_str()) {
+            // The daemon is stopping (restart): the next generation gets the media back.
+            self.drop_media("the media server is stopping", self.router_generation);
             return;
         }
         let Some(entity) = self.entities.get(&n.target).cloned() else {
             return;
         };
         match (entity, n.event.as_str()) {
+            (Entity::Transport { .. }, "routerclose") => {
+                // Closed under us while the daemon runs on: re-create it right away.
+                let generation = self.router_generation.saturating_sub(1);
+                self.drop_media("the media server closed this room's router", generation);
+            }
             (Entity::Consumer { peer_id }, "producerclose" | "transportclose") => {
                 self.untrack(&n.target);
                 if let Some(p) = self.peer_mut(&peer_id) {
@@ -946,46 +876,5 @@ impl Room {
             }
             _ => {}
         }
-    }
-
-    /// The worker or the router is gone: nothing in this room works any more.
-    async fn fail(&mut self, why: &str) {
-        if self.failed {
-            return;
-        }
-        tracing::error!(reason = why, "room failed");
-        self.failed = true;
-        for peer in std::mem::take(&mut self.peers) {
-            let _ = peer.out.try_send(ServerMessage::error(
-                ProtocolError::new(ErrorCode::ServerError, why),
-                None,
-            ));
-        }
-        self.producers.clear();
-    }
-}
-
-/// A transport with dummy values, to validate an offer before creating a real one.
-fn placeholder_transport() -> TransportInfo {
-    use crate::daemon::params::{DtlsParameters, IceCandidate, IceParameters};
-    TransportInfo {
-        transport_id: random_id(),
-        ice_parameters: IceParameters {
-            username_fragment: "placeholder".into(),
-            password: "placeholderplaceholder".into(),
-            ice_lite: true,
-        },
-        ice_candidates: vec![IceCandidate {
-            foundation: "0".into(),
-            priority: 1,
-            ip: "127.0.0.1".into(),
-            protocol: "udp".into(),
-            port: 9,
-            kind: "host".into(),
-        }],
-        dtls_parameters: DtlsParameters {
-            role: "auto".into(),
-            fingerprints: vec![],
-        },
     }
 }

@@ -1,0 +1,199 @@
+//! The send side: a participant's offer becomes a send transport and one producer per
+//! m-line, answered; the others then consume the new producers.
+
+use serde_json::{json, Value};
+
+use super::{random_id, server_error, Entity, Produced, Room};
+use crate::daemon::params::{MediaKind, TransportInfo};
+use crate::daemon::DaemonError;
+use crate::protocol::{Direction, ErrorCode, ProducerInfo, ProtocolError, ServerMessage};
+use crate::sdp::answer::answer_send_offer;
+use crate::sdp::parse::{parse, Description};
+
+impl Room {
+    pub(super) async fn on_offer(
+        &mut self,
+        peer_id: &str,
+        sdp: &str,
+        epoch: u64,
+    ) -> Result<(), ProtocolError> {
+        let Some(peer) = self.peer(peer_id) else {
+            return Ok(());
+        };
+        if epoch > peer.epoch {
+            return Err(ProtocolError::new(
+                ErrorCode::OutOfOrder,
+                format!("no restart with epoch {epoch} was sent"),
+            ));
+        }
+        if epoch < peer.epoch || self.suspended.is_some() {
+            // Made before the media server was lost: the `restart` sent (or about to be
+            // sent) asks for a new one.
+            tracing::debug!(peer = %peer_id, epoch, "offer from before a media restart: ignored");
+            return Ok(());
+        }
+        if peer.send.is_some() {
+            return Err(ProtocolError::new(
+                ErrorCode::OutOfOrder,
+                "already publishing: the send side is negotiated once per join",
+            ));
+        }
+        let desc = parse(sdp)?;
+        // Check the offer against a placeholder transport first, so that bad offers cost
+        // no daemon transport.
+        answer_send_offer(
+            &desc,
+            &placeholder_transport(),
+            self.settings.video_codec,
+            0,
+        )?;
+        let transport = self.create_transport(peer_id, Direction::Send).await?;
+        let tid = transport.transport_id.clone();
+        match self.publish(peer_id, &desc, &transport).await {
+            Ok(()) => {
+                if let Some(p) = self.peer_mut(peer_id) {
+                    p.send = Some(transport);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.request("transport.close", &tid, Value::Null).await;
+                self.untrack(&tid);
+                let gone: Vec<String> = self
+                    .producers
+                    .iter()
+                    .filter(|(_, p)| p.peer_id == peer_id)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in gone {
+                    self.producers.remove(&id);
+                    self.untrack(&id);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn publish(
+        &mut self,
+        peer_id: &str,
+        desc: &Description,
+        transport: &TransportInfo,
+    ) -> Result<(), ProtocolError> {
+        let session_id = rand::random::<u32>().into();
+        let answer = answer_send_offer(desc, transport, self.settings.video_codec, session_id)?;
+        let tid = &transport.transport_id;
+        self.request(
+            "transport.connect",
+            tid,
+            json!({ "dtlsParameters": answer.dtls }),
+        )
+        .await
+        .map_err(|e| server_error(&e))?;
+        let (audio_muted, video_muted) = self
+            .peer(peer_id)
+            .map_or((false, false), |p| (p.audio_muted, p.video_muted));
+        let mut produced = Vec::new();
+        for p in &answer.producers {
+            let paused = match p.kind {
+                MediaKind::Audio => audio_muted,
+                MediaKind::Video => video_muted,
+            };
+            let data = json!({
+                "kind": p.kind,
+                "rtpParameters": p.rtp_parameters,
+                "paused": paused,
+                "appData": { "peer": peer_id },
+            });
+            let v = self
+                .request("transport.produce", tid, data)
+                .await
+                .map_err(|e| match &e {
+                    DaemonError::Refused { kind, reason, .. }
+                        if kind == "Unsupported" || kind == "InvalidData" =>
+                    {
+                        ProtocolError::new(ErrorCode::Unsupported, reason.clone())
+                    }
+                    _ => server_error(&e),
+                })?;
+            let producer_id = v
+                .get("producerId")
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    ProtocolError::new(ErrorCode::ServerError, "produce returned no producerId")
+                })?
+                .to_owned();
+            let info = ProducerInfo {
+                producer_id: producer_id.clone(),
+                kind: p.kind,
+                mid: p.rtp_parameters.mid.clone().unwrap_or_default(),
+            };
+            self.next_seq += 1;
+            self.track(&producer_id, Entity::Producer);
+            self.producers.insert(
+                producer_id,
+                Produced {
+                    peer_id: peer_id.to_owned(),
+                    info: info.clone(),
+                    seq: self.next_seq,
+                },
+            );
+            produced.push(info);
+        }
+        tracing::info!(peer = %peer_id, tracks = produced.len(), "publishing");
+        self.send_to(
+            peer_id,
+            ServerMessage::Answer {
+                sdp: answer.sdp,
+                producers: produced.clone(),
+            },
+        );
+        for p in &produced {
+            self.broadcast(
+                peer_id,
+                &ServerMessage::ProducerAdded {
+                    peer_id: peer_id.to_owned(),
+                    producer_id: p.producer_id.clone(),
+                    kind: p.kind,
+                },
+            );
+        }
+        let others: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|p| p.id != peer_id)
+            .map(|p| p.id.clone())
+            .collect();
+        for other in others {
+            for p in &produced {
+                self.consume(&other, &p.producer_id).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A transport with dummy values, to validate an offer before creating a real one.
+fn placeholder_transport() -> TransportInfo {
+    use crate::daemon::params::{DtlsParameters, IceCandidate, IceParameters};
+    TransportInfo {
+        transport_id: random_id(),
+        ice_parameters: IceParameters {
+            username_fragment: "placeholder".into(),
+            password: "placeholderplaceholder".into(),
+            ice_lite: true,
+        },
+        ice_candidates: vec![IceCandidate {
+            foundation: "0".into(),
+            priority: 1,
+            ip: "127.0.0.1".into(),
+            protocol: "udp".into(),
+            port: 9,
+            kind: "host".into(),
+        }],
+        dtls_parameters: DtlsParameters {
+            role: "auto".into(),
+            fingerprints: vec![],
+        },
+    }
+}
