@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The one test command: builds everything, then runs every test inside a private network
-# namespace (only loopback exists there: hermetic, nothing can leave the machine).
+# The one test command: builds everything, lints, checks the systemd units, runs every
+# test inside a private network namespace (only loopback exists there: hermetic, nothing
+# can leave the machine), then the fuzz smoke run (30 s per target) and the benchmark
+# smoke run (which makes its own namespaces).
+#   SFU_SKIP_FUZZ=1 / SFU_SKIP_BENCH=1 skip the last two (for quick local runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,8 +13,20 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 scripts/check-units.sh
 
 if [ "$(id -u)" = 0 ] && [ -z "${SFU_NO_NETNS:-}" ]; then
-  exec unshare -n bash -c 'ip link set lo up && exec scripts/test-inner.sh'
+  unshare -n bash -c 'ip link set lo up && exec scripts/test-inner.sh'
 else
   echo "not root (or SFU_NO_NETNS set): running tests in the current network namespace" >&2
-  exec scripts/test-inner.sh
+  scripts/test-inner.sh
 fi
+
+if [ -z "${SFU_SKIP_FUZZ:-}" ]; then
+  scripts/fuzz.sh 30
+fi
+if [ -z "${SFU_SKIP_BENCH:-}" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    scripts/bench.sh --smoke
+  else
+    echo "not root: skipping the benchmark smoke run (it needs network namespaces)" >&2
+  fi
+fi
+echo "scripts/test.sh: all tests passed"
