@@ -12,6 +12,7 @@ APT_PACKAGES=(
   chromium        # end-to-end tests (e2e/), driven by playwright-core
   firefox-esr     # end-to-end tests (e2e/), driven by puppeteer-core
   fonts-dejavu-core  # readable text in the e2e screenshots
+  janus           # Janus 1.1 + videoroom: the peer SFU scripts/bench.sh compares against
 )
 
 missing=()

@@ -10,9 +10,9 @@ use std::path::Path;
 use std::ptr;
 
 /// Receive slot size: every datagram in this benchmark is under 1,300 bytes.
-pub const SLOT: usize = 1600;
+pub(crate) const SLOT: usize = 1600;
 /// Datagrams per `recvmmsg` call.
-pub const RECV_BATCH: usize = 64;
+pub(crate) const RECV_BATCH: usize = 64;
 /// Control buffer per message: a `timespec` (SO_TIMESTAMPNS) and a `u32` (SO_RXQ_OVFL).
 const CMSG_BUF: usize = 64;
 
@@ -20,7 +20,7 @@ const CMSG_BUF: usize = 64;
 /// timestamps (so end-to-end latency does not include our own polling delay) and the
 /// socket's drop counter reported with every datagram (so losses in our own receive queue
 /// are told apart from the target's).
-pub fn udp_socket(ip: Ipv4Addr, buffer: usize) -> io::Result<UdpSocket> {
+pub(crate) fn udp_socket(ip: Ipv4Addr, buffer: usize) -> io::Result<UdpSocket> {
     let s = UdpSocket::bind(SocketAddrV4::new(ip, 0))?;
     s.set_nonblocking(true)?;
     let fd = s.as_raw_fd();
@@ -52,15 +52,15 @@ fn setsockopt_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()
 }
 
 /// One received datagram, as returned by [`RecvBuf::recv`].
-pub struct Datagram<'a> {
-    pub data: &'a mut [u8],
-    pub from: SocketAddr,
+pub(crate) struct Datagram<'a> {
+    pub(crate) data: &'a mut [u8],
+    pub(crate) from: SocketAddr,
     /// Kernel receive time, CLOCK_REALTIME nanoseconds (0 if the kernel gave none).
-    pub rx_ns: u64,
+    pub(crate) rx_ns: u64,
 }
 
 /// Reusable `recvmmsg` state for [`RECV_BATCH`] datagrams.
-pub struct RecvBuf {
+pub(crate) struct RecvBuf {
     data: Vec<u8>,
     names: Vec<libc::sockaddr_in>,
     iovs: Vec<libc::iovec>,
@@ -68,7 +68,7 @@ pub struct RecvBuf {
     msgs: Vec<libc::mmsghdr>,
     got: usize,
     /// Latest SO_RXQ_OVFL value seen per call (the socket's cumulative drop count).
-    pub last_drops: Option<u32>,
+    pub(crate) last_drops: Option<u32>,
 }
 
 impl Default for RecvBuf {
@@ -78,7 +78,7 @@ impl Default for RecvBuf {
 }
 
 impl RecvBuf {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             data: vec![0; SLOT * RECV_BATCH],
             // SAFETY: sockaddr_in is plain integers; all-zero is valid.
@@ -92,7 +92,7 @@ impl RecvBuf {
     }
 
     /// One non-blocking `recvmmsg`. Returns how many datagrams arrived (0 on EAGAIN).
-    pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+    pub(crate) fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         self.iovs.clear();
         self.msgs.clear();
         let base = self.data.as_mut_ptr();
@@ -111,7 +111,10 @@ impl RecvBuf {
             h.msg_iovlen = 1;
             h.msg_control = self.cmsgs[i].as_mut_ptr().cast();
             h.msg_controllen = CMSG_BUF as _;
-            self.msgs.push(libc::mmsghdr { msg_hdr: h, msg_len: 0 });
+            self.msgs.push(libc::mmsghdr {
+                msg_hdr: h,
+                msg_len: 0,
+            });
         }
         // SAFETY: every mmsghdr points into buffers owned by self that outlive the call and
         // are not moved during it; MSG_DONTWAIT makes it non-blocking.
@@ -159,7 +162,9 @@ impl RecvBuf {
             if level == libc::SOL_SOCKET && typ == libc::SO_TIMESTAMPNS && data.len() >= 16 {
                 let sec = i64::from_ne_bytes(data[..8].try_into().unwrap_or_default());
                 let nsec = i64::from_ne_bytes(data[8..16].try_into().unwrap_or_default());
-                out = (sec as u64).wrapping_mul(1_000_000_000).wrapping_add(nsec as u64);
+                out = (sec as u64)
+                    .wrapping_mul(1_000_000_000)
+                    .wrapping_add(nsec as u64);
             }
         });
         out
@@ -185,7 +190,7 @@ impl RecvBuf {
     }
 
     /// The `i`-th datagram of the last call.
-    pub fn get(&mut self, i: usize) -> Option<Datagram<'_>> {
+    pub(crate) fn get(&mut self, i: usize) -> Option<Datagram<'_>> {
         if i >= self.got {
             return None;
         }
@@ -203,7 +208,7 @@ impl RecvBuf {
 
 /// Sends `packets` (all to `dest`) with one `sendmmsg`; returns how many the kernel took.
 /// Publishers send little (one frame at a time), so no GSO is needed here.
-pub fn send_many(fd: RawFd, dest: SocketAddr, packets: &[&[u8]]) -> io::Result<usize> {
+pub(crate) fn send_many(fd: RawFd, dest: SocketAddr, packets: &[&[u8]]) -> io::Result<usize> {
     let SocketAddr::V4(d) = dest else {
         return Err(io::Error::other("IPv4 only"));
     };
@@ -230,7 +235,10 @@ pub fn send_many(fd: RawFd, dest: SocketAddr, packets: &[&[u8]]) -> io::Result<u
             h.msg_namelen = mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
             h.msg_iov = iovs.as_mut_ptr().wrapping_add(i);
             h.msg_iovlen = 1;
-            libc::mmsghdr { msg_hdr: h, msg_len: 0 }
+            libc::mmsghdr {
+                msg_hdr: h,
+                msg_len: 0,
+            }
         })
         .collect();
     let mut sent = 0;
@@ -261,13 +269,13 @@ pub fn send_many(fd: RawFd, dest: SocketAddr, packets: &[&[u8]]) -> io::Result<u
 }
 
 /// A level-triggered epoll set whose events carry a caller-chosen `u64`.
-pub struct Epoll {
+pub(crate) struct Epoll {
     fd: RawFd,
     events: Vec<libc::epoll_event>,
 }
 
 impl Epoll {
-    pub fn new() -> io::Result<Self> {
+    pub(crate) fn new() -> io::Result<Self> {
         // SAFETY: plain syscall.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if fd < 0 {
@@ -279,7 +287,7 @@ impl Epoll {
         })
     }
 
-    pub fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
+    pub(crate) fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
         let mut ev = libc::epoll_event {
             events: libc::EPOLLIN as u32,
             u64: token,
@@ -292,14 +300,8 @@ impl Epoll {
         Ok(())
     }
 
-    pub fn del(&self, fd: RawFd) {
-        let mut ev = libc::epoll_event { events: 0, u64: 0 };
-        // SAFETY: as above; failure (fd not registered) is harmless.
-        unsafe { libc::epoll_ctl(self.fd, libc::EPOLL_CTL_DEL, fd, &mut ev) };
-    }
-
     /// Waits up to `timeout_ms` and returns the tokens of ready sockets.
-    pub fn wait(&mut self, timeout_ms: i32, out: &mut Vec<u64>) -> io::Result<()> {
+    pub(crate) fn wait(&mut self, timeout_ms: i32, out: &mut Vec<u64>) -> io::Result<()> {
         out.clear();
         // SAFETY: `events` has room for its length; the kernel writes at most that many.
         let n = unsafe {
@@ -331,7 +333,7 @@ impl Drop for Epoll {
 }
 
 /// CLOCK_REALTIME in nanoseconds: the clock SO_TIMESTAMPNS uses.
-pub fn realtime_ns() -> u64 {
+pub(crate) fn realtime_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -344,7 +346,7 @@ pub fn realtime_ns() -> u64 {
 /// Connects a TCP stream from inside another network namespace (e.g. to Janus's HTTP API
 /// on that namespace's 127.0.0.1). A socket keeps the namespace it was created in, so a
 /// short-lived thread enters the namespace, connects and hands the stream back.
-pub fn connect_in_netns(netns: &Path, addr: SocketAddr) -> io::Result<TcpStream> {
+pub(crate) fn connect_in_netns(netns: &Path, addr: SocketAddr) -> io::Result<TcpStream> {
     let netns = netns.to_owned();
     std::thread::spawn(move || -> io::Result<TcpStream> {
         let f = std::fs::File::open(&netns)?;
@@ -359,7 +361,7 @@ pub fn connect_in_netns(netns: &Path, addr: SocketAddr) -> io::Result<TcpStream>
 }
 
 /// Pins the calling thread to one CPU.
-pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
+pub(crate) fn pin_to_cpu(cpu: usize) -> io::Result<()> {
     // SAFETY: cpu_set_t is a plain bitmask; CPU_SET writes inside it.
     unsafe {
         let mut set: libc::cpu_set_t = mem::zeroed();
@@ -383,7 +385,7 @@ fn clk_tck() -> f64 {
 }
 
 /// CPU seconds (user + system) a process and all its threads have used.
-pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
+pub(crate) fn process_cpu_seconds(pid: u32) -> Option<f64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may contain spaces.
     let rest = &s[s.rfind(')')? + 2..];
@@ -394,16 +396,17 @@ pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
 }
 
 /// Resident set size of a process in bytes.
-pub fn process_rss_bytes(pid: u32) -> Option<u64> {
+pub(crate) fn process_rss_bytes(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
 
-/// Busy and total seconds of one CPU from /proc/stat (busy = everything but idle and
-/// iowait), including softirq time that no process is charged for.
-pub fn cpu_busy_total(cpu: usize) -> Option<(f64, f64)> {
+/// Seconds one CPU spent (busy, in softirq + irq, in total) from /proc/stat. Busy is
+/// everything but idle and iowait. Softirq time is charged to no process (IRQ time
+/// accounting), yet on veth most of it is delivering the target's own datagrams.
+pub(crate) fn cpu_times(cpu: usize) -> Option<(f64, f64, f64)> {
     let s = std::fs::read_to_string("/proc/stat").ok()?;
     let tag = format!("cpu{cpu} ");
     let line = s.lines().find(|l| l.starts_with(&tag))?;
@@ -414,11 +417,13 @@ pub fn cpu_busy_total(cpu: usize) -> Option<(f64, f64)> {
         .collect();
     let total: f64 = v.iter().take(8).sum();
     let idle = v.get(3)? + v.get(4)?;
-    Some(((total - idle) / clk_tck(), total / clk_tck()))
+    let irq = v.get(5)? + v.get(6)?;
+    let t = clk_tck();
+    Some(((total - idle) / t, irq / t, total / t))
 }
 
 /// Own CPU seconds (user + system) from getrusage.
-pub fn self_cpu_seconds() -> f64 {
+pub(crate) fn self_cpu_seconds() -> f64 {
     // SAFETY: writes into a live rusage.
     let mut ru: libc::rusage = unsafe { mem::zeroed() };
     // SAFETY: as above.
@@ -428,7 +433,7 @@ pub fn self_cpu_seconds() -> f64 {
 }
 
 /// UDP counters (`Udp:` line of /proc/PID/net/snmp) of the namespace a process lives in.
-pub fn udp_snmp(pid: u32) -> Option<std::collections::HashMap<String, u64>> {
+pub(crate) fn udp_snmp(pid: u32) -> Option<std::collections::HashMap<String, u64>> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/net/snmp")).ok()?;
     let mut lines = s.lines().filter(|l| l.starts_with("Udp:"));
     let names = lines.next()?;
