@@ -36,12 +36,17 @@ export function removeTmpDirs() {
   for (const d of tmpDirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 }
 
-/** A Chromium browser context (its own profile) with fake camera and microphone. */
-export async function launchChromium() {
+/**
+ * A Chromium browser context (its own profile) with fake camera and microphone.
+ * `extraArgs` are added to (or, for the same flag, replace) the default flags.
+ */
+export async function launchChromium(extraArgs = []) {
+  const flag = (a) => a.split('=')[0];
+  const args = [...CHROMIUM_ARGS.filter((a) => !extraArgs.some((x) => flag(x) === flag(a))), ...extraArgs];
   return chromium.launchPersistentContext(tmp('e2e-chromium-'), {
     executablePath: CHROMIUM,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args,
     viewport: { width: 1280, height: 800 },
   });
 }

@@ -69,6 +69,14 @@ pub struct Flags {
     /// Video codec publishers send when their browser offers it (otherwise VP8).
     #[arg(long, env = "SFU_SIGNALING_VIDEO_CODEC", value_enum)]
     pub video_codec: Option<VideoCodec>,
+    /// Negotiate bandwidth feedback (transport-cc, goog-remb) with browsers, so that
+    /// publishers raise their bitrate to what the path carries. Default: true.
+    #[arg(long, env = "SFU_SIGNALING_BANDWIDTH_FEEDBACK", value_name = "BOOL")]
+    pub bandwidth_feedback: Option<bool>,
+    /// Shorthand for `--bandwidth-feedback false` (diagnosis, tests): publishers then
+    /// get no transport-cc or REMB and stay near their start bitrate.
+    #[arg(long, conflicts_with = "bandwidth_feedback")]
+    pub no_bandwidth_feedback: bool,
     /// Largest WebSocket message handled, in bytes (at most 1 MiB); larger ones are
     /// answered with an error. Default: 65536.
     #[arg(long, env = "SFU_SIGNALING_MAX_MESSAGE")]
@@ -142,6 +150,7 @@ struct FileConfig {
     announced_ip: Option<IpAddr>,
     auth_secret: Option<String>,
     video_codec: Option<VideoCodec>,
+    bandwidth_feedback: Option<bool>,
     max_message: Option<usize>,
     max_peers: Option<usize>,
     log: Option<String>,
@@ -172,6 +181,7 @@ pub struct Config {
     )]
     pub auth_secret: Option<String>,
     pub video_codec: VideoCodec,
+    pub bandwidth_feedback: bool,
     pub max_message: usize,
     pub max_peers: usize,
     pub log: String,
@@ -245,6 +255,13 @@ impl Config {
                 .video_codec
                 .or(file.video_codec)
                 .unwrap_or(VideoCodec::Vp8),
+            bandwidth_feedback: if f.no_bandwidth_feedback {
+                false
+            } else {
+                f.bandwidth_feedback
+                    .or(file.bandwidth_feedback)
+                    .unwrap_or(true)
+            },
             max_message: f.max_message.or(file.max_message).unwrap_or(64 * 1024),
             max_peers: f.max_peers.or(file.max_peers).unwrap_or(16),
             log: f.log.or(file.log).unwrap_or_else(|| "info".into()),
@@ -395,6 +412,44 @@ mod tests {
             Flags::default(),
         )
         .unwrap();
+    }
+
+    #[test]
+    fn bandwidth_feedback_is_on_unless_turned_off() {
+        assert!(load_with("", Flags::default()).unwrap().bandwidth_feedback);
+        assert!(
+            !load_with("bandwidth_feedback = false\n", Flags::default())
+                .unwrap()
+                .bandwidth_feedback
+        );
+        let off = Flags {
+            no_bandwidth_feedback: true,
+            ..Default::default()
+        };
+        assert!(
+            !load_with("bandwidth_feedback = true\n", off)
+                .unwrap()
+                .bandwidth_feedback
+        );
+        let on = Flags {
+            bandwidth_feedback: Some(true),
+            ..Default::default()
+        };
+        assert!(
+            load_with("bandwidth_feedback = false\n", on)
+                .unwrap()
+                .bandwidth_feedback
+        );
+        // Both flags at once is a contradiction clap refuses.
+        assert!(Cli::try_parse_from([
+            "sfu-signaling",
+            "--no-bandwidth-feedback",
+            "--bandwidth-feedback",
+            "true"
+        ])
+        .is_err());
+        let cli = Cli::try_parse_from(["sfu-signaling", "--no-bandwidth-feedback"]).unwrap();
+        assert!(cli.serve.no_bandwidth_feedback);
     }
 
     #[test]

@@ -271,6 +271,21 @@ pub enum ServerMessage {
         #[serde(skip_serializing_if = "Option::is_none")]
         dtls_state: Option<String>,
     },
+    /// The quality (0-10) of a track: one's own published track (`consumerId` absent:
+    /// `score` is what the path from this browser does to it), or a track this browser
+    /// receives (`score` for the path to this browser, `producerScore` for the
+    /// publisher's own path). Sent when a track is first received and on every change.
+    Score {
+        /// The publishing participant.
+        peer_id: String,
+        producer_id: String,
+        kind: MediaKind,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        consumer_id: Option<String>,
+        score: u8,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        producer_score: Option<u8>,
+    },
     /// The media server was lost and the room's media re-created: close both peer
     /// connections, publish again on a new one (an `offer` with this `epoch`) and answer
     /// the receive-side offers that follow on another new one.

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::daemon::{DaemonSource, SpawnOptions, Supervisor};
 use crate::metrics::Sources;
 use crate::room::{RoomSettings, Rooms};
+use crate::sdp::capabilities::Negotiation;
 use crate::web;
 use crate::ws::SessionConfig;
 
@@ -102,6 +103,10 @@ fn spawn_http(
 /// binary to start when `cfg.daemon` is not set.
 pub async fn serve(cfg: Config, sfu: PathBuf) -> Result<(), String> {
     let mut signals = Signals::register()?;
+    if !cfg.bandwidth_feedback {
+        // A diagnosis setting left on would cap every call near 300 kbit/s: say so.
+        tracing::warn!("bandwidth feedback is off: publishers get no transport-cc or REMB and stay near their start bitrate");
+    }
     if cfg.auth_secret.is_none() {
         tracing::warn!("no auth_secret: anyone who can reach this server can join any room");
     }
@@ -114,7 +119,10 @@ pub async fn serve(cfg: Config, sfu: PathBuf) -> Result<(), String> {
     let rooms = Rooms::new(
         daemon.clone(),
         RoomSettings {
-            video_codec: cfg.video_codec,
+            negotiation: Negotiation {
+                video_codec: cfg.video_codec,
+                bandwidth_feedback: cfg.bandwidth_feedback,
+            },
             max_peers: cfg.max_peers,
         },
     );
@@ -128,6 +136,7 @@ pub async fn serve(cfg: Config, sfu: PathBuf) -> Result<(), String> {
         rooms: rooms.clone(),
         auth_secret: cfg.auth_secret.as_ref().map(|s| Arc::from(s.as_bytes())),
         max_message: cfg.max_message,
+        bandwidth_feedback: cfg.bandwidth_feedback,
         shutdown: shutdown_rx.clone(),
         sessions: sources.sessions.clone(),
         metrics: metrics_listener.is_none().then(|| sources.clone()),

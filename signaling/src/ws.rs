@@ -35,6 +35,8 @@ pub struct SessionConfig {
     pub rooms: Rooms,
     pub auth_secret: Option<Arc<[u8]>>,
     pub max_message: usize,
+    /// Whether subscribers are offered transport-cc (the `bandwidth_feedback` setting).
+    pub bandwidth_feedback: bool,
     /// Becomes true when the server stops: every session closes with 1001.
     pub shutdown: watch::Receiver<bool>,
     /// Open WebSocket sessions, for /metrics.
@@ -237,7 +239,7 @@ impl Session {
                 ));
             }
         }
-        let caps = receive_capabilities(j.rtp_capabilities.as_ref());
+        let caps = receive_capabilities(j.rtp_capabilities.as_ref(), self.cfg.bandwidth_feedback);
         let peer_id = format!("{:016x}", rand::random::<u64>());
         let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
         let (reply_tx, reply_rx) = oneshot::channel();

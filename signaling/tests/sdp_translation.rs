@@ -13,7 +13,7 @@ use sfu_signaling::daemon::params::{
     TransportInfo,
 };
 use sfu_signaling::sdp::answer::answer_send_offer;
-use sfu_signaling::sdp::capabilities::{receive_capabilities, BrowserCapabilities};
+use sfu_signaling::sdp::capabilities::{receive_capabilities, BrowserCapabilities, Negotiation};
 use sfu_signaling::sdp::offer::{build_recv_offer, read_recv_answer, OfferedMedia};
 use sfu_signaling::sdp::parse::{parse, Direction};
 use sfu_signaling::sdp::SdpError;
@@ -45,6 +45,24 @@ fn transport() -> TransportInfo {
                 value: FP.into(),
             }],
         },
+    }
+}
+
+const TWCC: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+
+/// The server's default negotiation (bandwidth feedback on) with `video_codec`.
+fn policy(video_codec: VideoCodec) -> Negotiation {
+    Negotiation {
+        video_codec,
+        bandwidth_feedback: true,
+    }
+}
+
+/// The same with bandwidth feedback turned off (`--no-bandwidth-feedback`).
+fn no_feedback() -> Negotiation {
+    Negotiation {
+        bandwidth_feedback: false,
+        ..policy(VideoCodec::Vp8)
     }
 }
 
@@ -96,15 +114,23 @@ fn check_transport_rules(sd: &SessionDescription, setup: &str) {
         assert!(m.has_attribute("rtcp-mux"));
         let mid = attrs(m, "mid").pop().unwrap();
         assert!(bundle.split(' ').any(|x| x == mid), "mid {mid} in {bundle}");
-        // Never negotiated yet (the daemon does not implement them).
+        // Only feedback the daemon acts on (docs/PROTOCOL.md, transport.produce/consume).
         for fb in attrs(m, "rtcp-fb") {
+            let (_, what) = fb.split_once(' ').unwrap();
             assert!(
-                fb.ends_with("nack pli") || fb.ends_with("ccm fir"),
+                ["nack", "nack pli", "ccm fir", "transport-cc", "goog-remb"].contains(&what),
                 "rtcp-fb {fb}"
             );
         }
+        // BUNDLE: one id per extension URI across m-lines (RFC 8843 section 9.2).
         for e in attrs(m, "extmap") {
-            assert!(!e.contains("transport-wide-cc"), "{e}");
+            let (id, uri) = e.split_once(' ').unwrap();
+            for other in &sd.media_descriptions {
+                for o in attrs(other, "extmap") {
+                    let (oid, ouri) = o.split_once(' ').unwrap();
+                    assert_eq!(id == oid, uri == ouri, "{e} vs {o}");
+                }
+            }
         }
     }
 }
@@ -112,7 +138,7 @@ fn check_transport_rules(sd: &SessionDescription, setup: &str) {
 #[test]
 fn chromium_offer_is_answered() {
     let offer = parse(&fixture("chromium-send-offer.sdp")).unwrap();
-    let a = answer_send_offer(&offer, &transport(), VideoCodec::Vp8, 42).unwrap();
+    let a = answer_send_offer(&offer, &transport(), &policy(VideoCodec::Vp8), 42).unwrap();
     let sd = reparse(&a.sdp);
     check_transport_rules(&sd, "passive");
     assert_eq!(sd.attribute("group").unwrap(), "BUNDLE 0 1");
@@ -126,25 +152,39 @@ fn chromium_offer_is_answered() {
     assert_eq!(
         attrs(audio, "extmap"),
         vec![
-            "1 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
-            "4 urn:ietf:params:rtp-hdrext:sdes:mid"
+            "1 urn:ietf:params:rtp-hdrext:ssrc-audio-level".to_owned(),
+            format!("3 {TWCC}"),
+            "4 urn:ietf:params:rtp-hdrext:sdes:mid".to_owned()
         ]
     );
-    assert_eq!(video.media_name.formats, vec!["96"]);
-    assert_eq!(attrs(video, "rtpmap"), vec!["96 VP8/90000"]);
-    assert_eq!(attrs(video, "rtcp-fb"), vec!["96 ccm fir", "96 nack pli"]);
+    assert_eq!(attrs(audio, "rtcp-fb"), vec!["111 transport-cc"]);
+    // VP8 with its RTX codec, and all the feedback the daemon acts on, in Chromium's order.
+    assert_eq!(video.media_name.formats, vec!["96", "97"]);
+    assert_eq!(attrs(video, "rtpmap"), vec!["96 VP8/90000", "97 rtx/90000"]);
+    assert_eq!(attrs(video, "fmtp"), vec!["97 apt=96"]);
+    assert_eq!(
+        attrs(video, "rtcp-fb"),
+        vec![
+            "96 goog-remb",
+            "96 transport-cc",
+            "96 ccm fir",
+            "96 nack",
+            "96 nack pli"
+        ]
+    );
     assert_eq!(
         attrs(video, "extmap"),
         vec![
-            "13 urn:3gpp:video-orientation",
-            "4 urn:ietf:params:rtp-hdrext:sdes:mid"
+            "13 urn:3gpp:video-orientation".to_owned(),
+            format!("3 {TWCC}"),
+            "4 urn:ietf:params:rtp-hdrext:sdes:mid".to_owned()
         ]
     );
     // The browser's DTLS identity and role.
     assert_eq!(a.dtls.role, "client");
     assert_eq!(a.dtls.fingerprints[0].algorithm, "sha-256");
     assert!(a.dtls.fingerprints[0].value.starts_with("32:54:92:94"));
-    // The producers: the browser's payload types and SSRCs (RTX not negotiated).
+    // The producers: the browser's payload types, SSRCs and RTX.
     let p: Vec<_> = a
         .producers
         .iter()
@@ -154,19 +194,104 @@ fn chromium_offer_is_answered() {
     assert_eq!(
         p[0],
         json!({"mid": "0", "codecs": [{"mimeType": "audio/opus", "payloadType": 111, "clockRate": 48000, "channels": 2,
-                "parameters": {"minptime": 10, "useinbandfec": 1}, "rtcpFeedback": []}],
+                "parameters": {"minptime": 10, "useinbandfec": 1}, "rtcpFeedback": [{"type": "transport-cc"}]}],
                "headerExtensions": [{"uri": "urn:ietf:params:rtp-hdrext:ssrc-audio-level", "id": 1},
+                                    {"uri": TWCC, "id": 3},
                                     {"uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "id": 4}],
                "encodings": [{"ssrc": 3917254782u32}],
                "rtcp": {"cname": "xNA/nDzptVLRrCNm", "reducedSize": true}})
     );
     assert_eq!(a.producers[1].kind, MediaKind::Video);
-    assert_eq!(p[1]["codecs"][0]["mimeType"], "video/VP8");
+    assert_eq!(
+        p[1]["codecs"],
+        json!([{"mimeType": "video/VP8", "payloadType": 96, "clockRate": 90000, "parameters": {},
+                "rtcpFeedback": [{"type": "goog-remb"}, {"type": "transport-cc"}, {"type": "ccm", "parameter": "fir"},
+                                 {"type": "nack"}, {"type": "nack", "parameter": "pli"}]},
+               {"mimeType": "video/rtx", "payloadType": 97, "clockRate": 90000, "parameters": {"apt": 96},
+                "rtcpFeedback": []}])
+    );
     assert_eq!(
         p[1]["encodings"],
-        json!([{"ssrc": 488086808u32}]),
-        "the FID group's first SSRC"
+        json!([{"ssrc": 488086808u32, "rtx": {"ssrc": 3113114770u32}}]),
+        "the FID group: media SSRC, then RTX SSRC"
     );
+    assert!(p[1]["headerExtensions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!({"uri": TWCC, "id": 3})));
+}
+
+#[test]
+fn without_bandwidth_feedback_publishers_get_no_transport_cc_or_remb() {
+    for name in ["chromium-send-offer.sdp", "firefox-send-offer.sdp"] {
+        let offer = parse(&fixture(name)).unwrap();
+        let a = answer_send_offer(&offer, &transport(), &no_feedback(), 42).unwrap();
+        check_transport_rules(&reparse(&a.sdp), "passive");
+        assert!(
+            !a.sdp.contains("transport-cc")
+                && !a.sdp.contains("goog-remb")
+                && !a.sdp.contains(TWCC),
+            "{name}: {}",
+            a.sdp
+        );
+        for p in &a.producers {
+            let rtp = &p.rtp_parameters;
+            assert!(
+                rtp.header_extensions.iter().all(|e| e.uri != TWCC),
+                "{name}"
+            );
+            for c in &rtp.codecs {
+                assert!(
+                    c.rtcp_feedback
+                        .iter()
+                        .all(|f| f.kind != "transport-cc" && f.kind != "goog-remb"),
+                    "{name}: {c:?}"
+                );
+            }
+        }
+        // Loss repair stays: NACK and RTX.
+        let video = &a.producers[1].rtp_parameters;
+        assert!(video.codecs[0]
+            .rtcp_feedback
+            .iter()
+            .any(|f| f.kind == "nack" && f.parameter.is_empty()));
+        assert_eq!(video.codecs[1].mime_type, "video/rtx", "{name}");
+        assert!(video.encodings[0].rtx.is_some(), "{name}");
+    }
+}
+
+#[test]
+fn rtx_needs_an_fid_group_and_a_matching_apt() {
+    let chromium = fixture("chromium-send-offer.sdp");
+    let answer = |sdp: &str| {
+        let d = parse(sdp).unwrap();
+        answer_send_offer(&d, &transport(), &policy(VideoCodec::Vp8), 1).unwrap()
+    };
+    // No FID group: the RTX SSRC is unknown, so RTX is not negotiated (plain NACK stays).
+    let no_fid: String = chromium
+        .lines()
+        .filter(|l| !l.starts_with("a=ssrc-group:FID") && !l.starts_with("a=ssrc:3113114770"))
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    let a = answer(&no_fid);
+    let video = &a.producers[1].rtp_parameters;
+    assert_eq!(video.codecs.len(), 1);
+    assert_eq!(video.encodings[0].rtx, None);
+    assert!(!a.sdp.contains("rtx/90000"), "{}", a.sdp);
+    // An FID group naming the media SSRC twice is no RTX stream.
+    let same = chromium.replace(
+        "a=ssrc-group:FID 488086808 3113114770",
+        "a=ssrc-group:FID 488086808 488086808",
+    );
+    assert_eq!(
+        answer(&same).producers[1].rtp_parameters.encodings[0].rtx,
+        None
+    );
+    // An rtx codec repairing another payload type is not taken.
+    let other_apt = chromium.replace("a=fmtp:97 apt=96", "a=fmtp:97 apt=98");
+    let a = answer(&other_apt);
+    assert_eq!(a.producers[1].rtp_parameters.codecs.len(), 1);
+    assert_eq!(a.producers[1].rtp_parameters.encodings[0].rtx, None);
 }
 
 #[test]
@@ -176,14 +301,32 @@ fn firefox_offer_with_bundle_only_video_is_answered() {
         offer.media[1].port, 0,
         "the fixture has a bundle-only m-line"
     );
-    let a = answer_send_offer(&offer, &transport(), VideoCodec::Vp8, 42).unwrap();
+    let a = answer_send_offer(&offer, &transport(), &policy(VideoCodec::Vp8), 42).unwrap();
     let sd = reparse(&a.sdp);
     check_transport_rules(&sd, "passive");
     let [audio, video] = sd.media_descriptions.as_slice() else {
         panic!("two m-lines")
     };
     assert_eq!(attrs(audio, "rtpmap"), vec!["109 opus/48000/2"]);
-    assert_eq!(attrs(video, "rtpmap"), vec!["120 VP8/90000"]);
+    assert_eq!(attrs(audio, "rtcp-fb"), vec!["109 transport-cc"]);
+    assert_eq!(
+        attrs(video, "rtpmap"),
+        vec!["120 VP8/90000", "124 rtx/90000"]
+    );
+    assert_eq!(
+        attrs(video, "rtcp-fb"),
+        vec![
+            "120 nack",
+            "120 nack pli",
+            "120 ccm fir",
+            "120 goog-remb",
+            "120 transport-cc"
+        ]
+    );
+    assert_eq!(
+        attrs(video, "fmtp"),
+        vec!["120 max-fs=12288;max-fr=60", "124 apt=120"]
+    );
     assert_eq!(
         video.media_name.port.value, 40000,
         "bundle-only is accepted on the shared port"
@@ -192,8 +335,9 @@ fn firefox_offer_with_bundle_only_video_is_answered() {
     assert_eq!(
         attrs(audio, "extmap"),
         vec![
-            "1 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
-            "3 urn:ietf:params:rtp-hdrext:sdes:mid"
+            "1 urn:ietf:params:rtp-hdrext:ssrc-audio-level".to_owned(),
+            "3 urn:ietf:params:rtp-hdrext:sdes:mid".to_owned(),
+            format!("7 {TWCC}")
         ]
     );
     assert_eq!(
@@ -204,6 +348,13 @@ fn firefox_offer_with_bundle_only_video_is_answered() {
         a.producers[1].rtp_parameters.encodings[0].ssrc,
         Some(2581078228)
     );
+    assert_eq!(
+        a.producers[1].rtp_parameters.encodings[0]
+            .rtx
+            .map(|r| r.ssrc),
+        Some(1703652744),
+        "Firefox's FID group comes after its a=ssrc lines"
+    );
     assert!(
         a.dtls.fingerprints[0].value.starts_with("9E:3C:D3"),
         "session-level fingerprint used"
@@ -213,7 +364,7 @@ fn firefox_offer_with_bundle_only_video_is_answered() {
 #[test]
 fn preferred_video_codecs_when_offered() {
     let chromium = parse(&fixture("chromium-send-offer.sdp")).unwrap();
-    let h264 = answer_send_offer(&chromium, &transport(), VideoCodec::H264, 1).unwrap();
+    let h264 = answer_send_offer(&chromium, &transport(), &policy(VideoCodec::H264), 1).unwrap();
     let v = &h264.producers[1].rtp_parameters.codecs[0];
     assert_eq!(
         (v.mime_type.as_str(), v.payload_type),
@@ -224,7 +375,13 @@ fn preferred_video_codecs_when_offered() {
     assert!(h264.sdp.contains(
         "a=fmtp:108 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
     ));
-    let vp9 = answer_send_offer(&chromium, &transport(), VideoCodec::Vp9, 1).unwrap();
+    assert!(
+        h264.sdp
+            .contains("a=rtpmap:109 rtx/90000\r\na=fmtp:109 apt=108\r\n"),
+        "the RTX codec of the chosen H264: {}",
+        h264.sdp
+    );
+    let vp9 = answer_send_offer(&chromium, &transport(), &policy(VideoCodec::Vp9), 1).unwrap();
     let v = &vp9.producers[1].rtp_parameters.codecs[0];
     assert_eq!(
         (v.mime_type.as_str(), v.payload_type),
@@ -233,7 +390,7 @@ fn preferred_video_codecs_when_offered() {
     );
     // Firefox has no H264 here: VP8 instead.
     let firefox = parse(&fixture("firefox-send-offer.sdp")).unwrap();
-    let ff = answer_send_offer(&firefox, &transport(), VideoCodec::H264, 1).unwrap();
+    let ff = answer_send_offer(&firefox, &transport(), &policy(VideoCodec::H264), 1).unwrap();
     assert_eq!(
         ff.producers[1].rtp_parameters.codecs[0].mime_type,
         "video/VP8"
@@ -265,37 +422,100 @@ fn receive_capabilities_follow_the_browser() {
             .map(|c| (c.mime_type.clone(), c.preferred_payload_type))
             .collect()
     };
-    let c = receive_capabilities(Some(&merge(&chromium)));
+    let feedback =
+        |c: &sfu_signaling::daemon::params::RtpCapabilities| -> Vec<(String, Vec<String>)> {
+            c.codecs
+                .iter()
+                .map(|c| {
+                    let fb = c
+                        .rtcp_feedback
+                        .iter()
+                        .map(|f| format!("{} {}", f.kind, f.parameter).trim().to_owned())
+                        .collect();
+                    (c.mime_type.clone(), fb)
+                })
+                .collect()
+        };
+    let exts = |c: &sfu_signaling::daemon::params::RtpCapabilities| -> Vec<(Option<MediaKind>, String, u8)> {
+        c.header_extensions
+            .iter()
+            .map(|e| (e.kind, e.uri.clone(), e.preferred_id))
+            .collect()
+    };
+    let c = receive_capabilities(Some(&merge(&chromium)), true);
+    // Each video codec followed by its RTX codec (apt = the codec's payload type).
     assert_eq!(
         names(&c),
         [
             ("audio/opus", 111),
             ("video/VP8", 96),
+            ("video/rtx", 97),
             ("video/VP9", 98),
-            ("video/H264", 102)
+            ("video/rtx", 99),
+            ("video/H264", 102),
+            ("video/rtx", 103)
         ]
         .map(|(m, p)| (m.to_owned(), p))
     );
-    assert_eq!(c.header_extensions.len(), 2);
-    let f = receive_capabilities(Some(&merge(&firefox)));
+    for pair in c.codecs.windows(2) {
+        if pair[1].mime_type == "video/rtx" {
+            assert_eq!(pair[1].parameters["apt"], pair[0].preferred_payload_type);
+        }
+    }
+    assert_eq!(
+        exts(&c),
+        vec![
+            (
+                Some(MediaKind::Audio),
+                "urn:ietf:params:rtp-hdrext:ssrc-audio-level".into(),
+                1
+            ),
+            (None, TWCC.into(), 3),
+            (
+                Some(MediaKind::Video),
+                "urn:3gpp:video-orientation".into(),
+                4
+            )
+        ]
+    );
+    let f = receive_capabilities(Some(&merge(&firefox)), true);
     assert_eq!(
         names(&f),
-        [("audio/opus", 111), ("video/VP8", 96), ("video/VP9", 98)].map(|(m, p)| (m.to_owned(), p)),
+        [
+            ("audio/opus", 111),
+            ("video/VP8", 96),
+            ("video/rtx", 97),
+            ("video/VP9", 98),
+            ("video/rtx", 99)
+        ]
+        .map(|(m, p)| (m.to_owned(), p)),
         "no H264 in this Firefox"
     );
-    for codec in &f.codecs {
-        let fb: Vec<_> = codec
-            .rtcp_feedback
-            .iter()
-            .map(|f| format!("{} {}", f.kind, f.parameter))
-            .collect();
-        assert_eq!(fb, ["nack pli", "ccm fir"]);
-    }
-    let default = receive_capabilities(None);
+    let video_fb: Vec<String> = ["nack", "nack pli", "ccm fir", "transport-cc"]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(
+        feedback(&f)[..3],
+        [
+            ("audio/opus".to_owned(), vec!["transport-cc".to_owned()]),
+            ("video/VP8".to_owned(), video_fb.clone()),
+            ("video/rtx".to_owned(), vec![])
+        ]
+    );
+    // Without bandwidth feedback: no transport-wide-cc and no transport-cc; NACK and RTX stay.
+    let off = receive_capabilities(Some(&merge(&chromium)), false);
+    assert_eq!(names(&off), names(&c));
+    assert!(exts(&off).iter().all(|(_, uri, _)| uri != TWCC));
+    assert_eq!(feedback(&off)[1].1, ["nack", "nack pli", "ccm fir"]);
+    assert!(feedback(&off)[0].1.is_empty());
+    // A browser that announces nothing: Opus and VP8, with NACK/PLI/FIR only.
+    let default = receive_capabilities(None, true);
     assert_eq!(
         names(&default),
         [("audio/opus", 111), ("video/VP8", 96)].map(|(m, p)| (m.to_owned(), p))
     );
+    assert_eq!(feedback(&default)[1].1, ["nack", "nack pli", "ccm fir"]);
+    assert!(exts(&default).iter().all(|(_, uri, _)| uri != TWCC));
 }
 
 fn consumer_rtp(kind: MediaKind, ssrc: u32) -> RtpParameters {
@@ -304,17 +524,21 @@ fn consumer_rtp(kind: MediaKind, ssrc: u32) -> RtpParameters {
             "mid": "0",
             "codecs": [{"mimeType": "audio/opus", "payloadType": 111, "clockRate": 48000, "channels": 2,
                         "parameters": {"minptime": 10, "useinbandfec": 1},
-                        "rtcpFeedback": []}],
-            "headerExtensions": [{"uri": "urn:ietf:params:rtp-hdrext:ssrc-audio-level", "id": 1, "encrypt": false, "parameters": {}}],
+                        "rtcpFeedback": [{"type": "transport-cc"}]}],
+            "headerExtensions": [{"uri": "urn:ietf:params:rtp-hdrext:ssrc-audio-level", "id": 1, "encrypt": false, "parameters": {}},
+                                 {"uri": TWCC, "id": 3, "encrypt": false, "parameters": {}}],
             "encodings": [{"ssrc": ssrc}],
             "rtcp": {"cname": "ada-cam", "reducedSize": true, "mux": true}
         }),
         MediaKind::Video => json!({
             "mid": "1",
             "codecs": [{"mimeType": "video/VP8", "payloadType": 96, "clockRate": 90000, "parameters": {},
-                        "rtcpFeedback": [{"type": "nack", "parameter": "pli"}, {"type": "ccm", "parameter": "fir"}]}],
-            "headerExtensions": [{"uri": "urn:3gpp:video-orientation", "id": 4}],
-            "encodings": [{"ssrc": ssrc}],
+                        "rtcpFeedback": [{"type": "nack"}, {"type": "nack", "parameter": "pli"},
+                                         {"type": "ccm", "parameter": "fir"}, {"type": "transport-cc"}]},
+                       {"mimeType": "video/rtx", "payloadType": 97, "clockRate": 90000, "parameters": {"apt": 96},
+                        "rtcpFeedback": []}],
+            "headerExtensions": [{"uri": "urn:3gpp:video-orientation", "id": 4}, {"uri": TWCC, "id": 3}],
+            "encodings": [{"ssrc": ssrc, "rtx": {"ssrc": ssrc + 1}}],
             "rtcp": {"cname": "ada-cam", "reducedSize": true, "mux": true}
         }),
     };
@@ -374,12 +598,37 @@ fn receive_offer_carries_ssrc_msid_and_transport() {
     );
     assert_eq!(
         attrs(a, "extmap"),
-        vec!["1 urn:ietf:params:rtp-hdrext:ssrc-audio-level"]
+        vec![
+            "1 urn:ietf:params:rtp-hdrext:ssrc-audio-level".to_owned(),
+            format!("3 {TWCC}")
+        ]
     );
-    assert_eq!(attrs(v, "rtcp-fb"), vec!["96 nack pli", "96 ccm fir"]);
+    assert_eq!(attrs(a, "rtcp-fb"), vec!["111 transport-cc"]);
+    assert!(attrs(a, "ssrc-group").is_empty());
+    // Video: VP8 + RTX (RFC 4588), the consumer's RTX SSRC in an FID group.
+    assert_eq!(v.media_name.formats, vec!["96", "97"]);
+    assert_eq!(attrs(v, "rtpmap"), vec!["96 VP8/90000", "97 rtx/90000"]);
+    assert_eq!(attrs(v, "fmtp"), vec!["97 apt=96"]);
+    assert_eq!(
+        attrs(v, "rtcp-fb"),
+        vec!["96 nack", "96 nack pli", "96 ccm fir", "96 transport-cc"]
+    );
+    assert_eq!(
+        attrs(v, "extmap"),
+        vec![
+            "4 urn:3gpp:video-orientation".to_owned(),
+            format!("3 {TWCC}")
+        ]
+    );
+    assert_eq!(attrs(v, "ssrc-group"), vec!["FID 2222 2223"]);
     assert_eq!(
         attrs(v, "ssrc"),
-        vec!["2222 cname:ada-cam", "2222 msid:peer-a c1"]
+        vec![
+            "2222 cname:ada-cam",
+            "2222 msid:peer-a c1",
+            "2223 cname:ada-cam",
+            "2223 msid:peer-a c1"
+        ]
     );
     assert_eq!(c.media_name.port.value, 0);
     assert!(c.has_attribute("inactive"));
@@ -415,7 +664,7 @@ type Expect = fn(&SdpError) -> bool;
 fn bad_offers_are_refused_with_reasons() {
     let chromium = fixture("chromium-send-offer.sdp");
     let answer = |sdp: &str| {
-        parse(sdp).and_then(|d| answer_send_offer(&d, &transport(), VideoCodec::Vp8, 1))
+        parse(sdp).and_then(|d| answer_send_offer(&d, &transport(), &policy(VideoCodec::Vp8), 1))
     };
     let cases: Vec<(&str, String, Expect)> = vec![
         ("garbage", "hello".into(), |e| {
@@ -522,7 +771,7 @@ fn mangled_sdp_never_panics() {
         for cut in (0..bytes.len()).step_by(7) {
             let s = String::from_utf8_lossy(&bytes[..cut]);
             if let Ok(d) = parse(&s) {
-                let _ = answer_send_offer(&d, &transport(), VideoCodec::Vp8, 1);
+                let _ = answer_send_offer(&d, &transport(), &policy(VideoCodec::Vp8), 1);
                 let _ = read_recv_answer(&d, &[("0".into(), true), ("1".into(), true)]);
             }
         }
@@ -532,7 +781,7 @@ fn mangled_sdp_never_panics() {
                 m[i] = b;
                 let s = String::from_utf8_lossy(&m);
                 if let Ok(d) = parse(&s) {
-                    let _ = answer_send_offer(&d, &transport(), VideoCodec::H264, 1);
+                    let _ = answer_send_offer(&d, &transport(), &policy(VideoCodec::H264), 1);
                 }
             }
         }

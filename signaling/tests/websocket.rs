@@ -264,7 +264,8 @@ async fn offer_answer_renegotiation_and_cleanup() {
         .await;
     let joined = bob.expect("joined").await;
     assert_eq!(joined["peers"][0]["peerId"], ada_id.as_str());
-    let offer = bob.expect("offer").await;
+    // (Each consumer's first `score` comes before the offer.)
+    let offer = bob.until("offer").await;
     assert_eq!(
         ids(&offer["consumers"]),
         [("0".into(), "audio".into()), ("1".into(), "video".into())]
@@ -282,8 +283,15 @@ async fn offer_answer_renegotiation_and_cleanup() {
     );
     assert!(sdp.contains(&format!("msid:{ada_id} ")), "{sdp}");
     assert!(
-        !sdp.contains("urn:ietf:params:rtp-hdrext:ssrc-audio-level"),
-        "Bob announced no extensions"
+        !sdp.contains("urn:ietf:params:rtp-hdrext:ssrc-audio-level")
+            && !sdp.contains("transport-wide-cc")
+            && !sdp.contains("transport-cc"),
+        "Bob announced no extensions: {sdp}"
+    );
+    // Firefox receives RTX: the daemon gave Bob's video consumer an RTX stream.
+    assert!(
+        sdp.contains("a=rtpmap:97 rtx/90000") && sdp.contains("a=ssrc-group:FID "),
+        "{sdp}"
     );
     // A stale offer id is refused; the right one is taken.
     bob.send(json!({"type": "answer", "offerId": 99, "sdp": answer_for(sdp)}))

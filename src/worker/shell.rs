@@ -302,8 +302,11 @@ async fn packet_loop(shared: Rc<Shared>) -> io::Result<()> {
         for i in 0..n {
             {
                 let mut core = shared.core.borrow_mut();
+                // The kernel's receive time per datagram when known (transport-cc
+                // feedback depends on it); else the batch's.
+                let arrival = rb.arrival(i).unwrap_or(received);
                 if let Some((buf, from)) = rb.get_mut(i) {
-                    core.handle_datagram(received, from, buf, &mut sb);
+                    core.handle_datagram(arrival, from, buf, &mut sb);
                 }
             }
             if sb.len() >= SEND_FLUSH {

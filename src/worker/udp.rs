@@ -17,6 +17,7 @@ use std::mem;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::ptr;
+use std::time::{Duration, Instant, SystemTime};
 
 use glommio::net::UdpSocket;
 
@@ -243,6 +244,8 @@ pub struct RecvBatch {
     data: Box<[u8]>,
     lens: Box<[usize]>,
     addrs: Box<[SocketAddr]>,
+    /// Kernel receive time of each datagram (SO_TIMESTAMPNS), when the kernel gave one.
+    arrivals: Box<[Option<Instant>]>,
     filled: usize,
 }
 
@@ -255,6 +258,7 @@ impl RecvBatch {
             data: vec![0; n * RECV_SLOT_SIZE].into_boxed_slice(),
             lens: vec![0; n].into_boxed_slice(),
             addrs: vec![unspecified; n].into_boxed_slice(),
+            arrivals: vec![None; n].into_boxed_slice(),
             filled: 0,
         }
     }
@@ -281,6 +285,13 @@ impl RecvBatch {
         }
         let start = i * RECV_SLOT_SIZE;
         Some((&mut self.data[start..start + self.lens[i]], self.addrs[i]))
+    }
+
+    /// When the kernel received the `i`-th datagram, if it said (the datagram that woke
+    /// an idle socket comes through glommio, which does not report it). Transport-cc
+    /// feedback needs this: a batch can hold packets that arrived milliseconds apart.
+    pub fn arrival(&self, i: usize) -> Option<Instant> {
+        self.arrivals.get(i).copied().flatten()
     }
 
     /// The `i`-th received datagram and its source address.
@@ -312,6 +323,9 @@ struct RecvScratch {
     msgs: Vec<libc::mmsghdr>,
     iovs: Vec<libc::iovec>,
     names: Vec<RawAddr>,
+    /// Control-message space per datagram for its SCM_TIMESTAMPNS (8-byte aligned, as
+    /// cmsghdr requires; 64 bytes hold CMSG_SPACE(sizeof(timespec)) = 32).
+    controls: Vec<[u64; 8]>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -608,6 +622,26 @@ fn getsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Resul
     }
 }
 
+/// The SCM_TIMESTAMPNS control message of a received datagram, if present.
+fn kernel_timestamp(hdr: &libc::msghdr) -> Option<SystemTime> {
+    // SAFETY: `hdr` was filled by recvmmsg with msg_control pointing at a live, 8-byte
+    // aligned buffer of msg_controllen bytes; CMSG_FIRSTHDR/CMSG_NXTHDR stay within it
+    // and return null at its end; CMSG_DATA of a SCM_TIMESTAMPNS message holds a timespec.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(hdr);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts: libc::timespec = ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                let secs = u64::try_from(ts.tv_sec).ok()?;
+                let nanos = u32::try_from(ts.tv_nsec).ok()?;
+                return SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos));
+            }
+            c = libc::CMSG_NXTHDR(hdr, c);
+        }
+    }
+    None
+}
+
 impl MediaSocket {
     /// Binds a UDP socket. Must be called inside a glommio executor.
     ///
@@ -641,6 +675,10 @@ impl MediaSocket {
         if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
             return Err(io::Error::last_os_error());
         }
+
+        // Per-datagram kernel receive timestamps, for transport-cc feedback (arrival times
+        // within a batch). Without them (old kernels) the batch's time is used.
+        let _ = setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1);
 
         // Kernels without UDP GSO do not know the option; kernels with it will still refuse
         // at send time if the device cannot do it, which `send_batch` handles.
@@ -712,6 +750,7 @@ impl MediaSocket {
                 Ok((len, from)) => {
                     batch.lens[0] = len;
                     batch.addrs[0] = canonical(from);
+                    batch.arrivals[0] = None;
                     batch.filled = 1;
                     break;
                 }
@@ -755,8 +794,11 @@ impl MediaSocket {
                 iov_len: RECV_SLOT_SIZE,
             });
         }
+        s.controls.clear();
+        s.controls.resize(want, [0; 8]);
         let names = s.names.as_mut_ptr();
         let iovs = s.iovs.as_mut_ptr();
+        let controls = s.controls.as_mut_ptr();
         s.msgs.clear();
         for i in 0..want {
             let mut hdr = zeroed_msghdr();
@@ -764,6 +806,8 @@ impl MediaSocket {
             hdr.msg_namelen = mem::size_of::<RawAddr>() as libc::socklen_t;
             hdr.msg_iov = iovs.wrapping_add(i);
             hdr.msg_iovlen = 1;
+            hdr.msg_control = controls.wrapping_add(i).cast();
+            hdr.msg_controllen = mem::size_of::<[u64; 8]>() as _;
             s.msgs.push(libc::mmsghdr {
                 msg_hdr: hdr,
                 msg_len: 0,
@@ -796,6 +840,9 @@ impl MediaSocket {
             }
         };
 
+        // Kernel timestamps are CLOCK_REALTIME; map them onto the monotonic clock via "now"
+        // on both clocks (read a few hundred ns apart; feedback resolution is 250 us).
+        let (mono_now, real_now) = (Instant::now(), SystemTime::now());
         // Keep the good datagrams contiguous from `first`; truncated ones and unknown address
         // families are dropped (rare, so the copy is rarely needed).
         let mut w = first;
@@ -818,6 +865,15 @@ impl MediaSocket {
             }
             batch.lens[w] = len;
             batch.addrs[w] = canonical(addr);
+            batch.arrivals[w] = kernel_timestamp(&m.msg_hdr).and_then(|t| {
+                let age = real_now.duration_since(t).ok()?;
+                // A clock step or a stale stamp: better no timestamp than a wrong one.
+                if age < Duration::from_secs(1) {
+                    mono_now.checked_sub(age)
+                } else {
+                    None
+                }
+            });
             w += 1;
         }
         batch.filled = w;

@@ -564,3 +564,55 @@ fn binding_a_taken_port_fails() {
         assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
     });
 }
+
+/// Datagrams read in one batch keep their own kernel receive times (transport-cc
+/// feedback reports arrival times; one time per batch squeezed Chromium's probe
+/// clusters and made it reject them).
+#[test]
+fn batched_datagrams_keep_their_kernel_receive_times() {
+    run(|| async {
+        let sock = MediaSocket::bind(v4(0)).unwrap();
+        let dest = sock.local_addr().unwrap();
+        let sender = StdUdpSocket::bind("127.0.0.1:0").unwrap();
+        let spin = |d: Duration| {
+            let t = std::time::Instant::now();
+            while t.elapsed() < d {
+                std::hint::spin_loop();
+            }
+        };
+        // Linux turns receive timestamping on lazily (a deferred static key) after the
+        // first socket asks; until then datagrams are stamped when read. Warm up until a
+        // stamp predates its read, as it always does on a long-lived daemon socket.
+        let mut batch = RecvBatch::new(8);
+        let mut active = false;
+        for _ in 0..100 {
+            sender.send_to(b"warm-up", dest).unwrap();
+            spin(Duration::from_millis(3));
+            sock.recv_batch(&mut batch).await.unwrap();
+            let read = std::time::Instant::now();
+            if batch
+                .arrival(0)
+                .is_some_and(|a| read.duration_since(a) >= Duration::from_millis(2))
+            {
+                active = true;
+                break;
+            }
+        }
+        assert!(active, "the kernel never stamped a datagram on arrival");
+        sender.send_to(b"first", dest).unwrap();
+        // The gap to measure (a condition to create, not a synchronisation).
+        spin(Duration::from_millis(20));
+        sender.send_to(b"second", dest).unwrap();
+        let n = sock.recv_batch(&mut batch).await.unwrap();
+        assert_eq!(n, 2, "both datagrams were queued before the call");
+        let (a, b) = (
+            batch.arrival(0).expect("timestamp"),
+            batch.arrival(1).expect("timestamp"),
+        );
+        let apart = b.duration_since(a);
+        assert!(
+            apart >= Duration::from_millis(15) && apart < Duration::from_secs(1),
+            "arrivals {apart:?} apart, sent 20 ms apart"
+        );
+    });
+}

@@ -14,10 +14,10 @@ use std::time::Instant;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::config::VideoCodec;
 use crate::daemon::params::{MediaKind, RtpCapabilities};
 use crate::daemon::Daemon;
 use crate::protocol::{ErrorCode, ProtocolError, ServerMessage};
+use crate::sdp::capabilities::Negotiation;
 
 /// Commands queued per room; a session waits when its room is this far behind.
 const ROOM_QUEUE: usize = 256;
@@ -25,7 +25,8 @@ const ROOM_QUEUE: usize = 256;
 /// Settings every room shares.
 #[derive(Debug, Clone)]
 pub struct RoomSettings {
-    pub video_codec: VideoCodec,
+    /// Codec choice and bandwidth feedback for publishers' answers.
+    pub negotiation: Negotiation,
     pub max_peers: usize,
 }
 

@@ -24,6 +24,8 @@ pub struct ConsumerSlot {
     pub rtp: RtpParameters,
     /// Resumed after the browser's answer that first included it.
     pub resumed: bool,
+    /// The daemon's last consumer score (0-10; a consumer starts at 10, as in mediasoup).
+    pub score: u8,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -198,6 +200,14 @@ impl RecvSession {
             })
     }
 
+    /// The live consumer `consumer_id`, to update.
+    pub fn consumer_mut(&mut self, consumer_id: &str) -> Option<&mut ConsumerSlot> {
+        self.slots.iter_mut().find_map(|s| match &mut s.state {
+            SlotState::Active(c) if c.consumer_id == consumer_id => Some(&mut **c),
+            _ => None,
+        })
+    }
+
     /// The mid the next [`RecvSession::add`] will assign.
     pub fn next_mid(&self) -> String {
         self.next_mid.to_string()
@@ -334,6 +344,7 @@ mod tests {
             kind,
             rtp: RtpParameters::default(),
             resumed: false,
+            score: 10,
         }
     }
 

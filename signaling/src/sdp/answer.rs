@@ -1,13 +1,16 @@
 //! The send side: a browser's offer of its tracks -> our answer and the
 //! `transport.produce` parameters of each track.
 
-use super::capabilities::{choose_send_codec, supported_summary, FEEDBACK, SEND_EXTENSIONS};
+use super::capabilities::{
+    choose_send_codec, supported_summary, Negotiation, EXT_TRANSPORT_CC, FB_REMB, FB_TRANSPORT_CC,
+    SEND_EXTENSIONS, VIDEO_FEEDBACK,
+};
 use super::parse::{fmtp_to_parameters, Description, Direction, MediaSection, SdpCodec};
 use super::{attr, flag, media_port, media_section, push_candidates, session, SdpError};
-use crate::config::VideoCodec;
 use crate::daemon::params::{
-    DtlsParameters, MediaKind, RtcpFeedback, RtcpParameters, RtpCodecParameters,
-    RtpEncodingParameters, RtpHeaderExtensionParameters, RtpParameters, TransportInfo,
+    CodecParameters, DtlsParameters, MediaKind, RtcpFeedback, RtcpParameters, RtpCodecParameters,
+    RtpEncodingParameters, RtpHeaderExtensionParameters, RtpParameters, RtxParameters,
+    TransportInfo,
 };
 
 /// Most tracks one browser may publish at once (a camera, a microphone, a screen...).
@@ -61,13 +64,51 @@ pub(crate) fn client_dtls(
     })
 }
 
-fn accepted_feedback(codec: &SdpCodec) -> Vec<RtcpFeedback> {
+/// The offered feedback of `codec` that the daemon acts on, in the browser's order:
+/// NACK/PLI/FIR for video; transport-cc when the transport-wide-cc extension was
+/// accepted on the m-line (the feedback refers to its sequence numbers); goog-remb when
+/// bandwidth feedback is on (the daemon sends REMB only if transport-cc is absent, but
+/// accepting it costs nothing and keeps the answer a plain subset of the offer).
+fn accepted_feedback(
+    kind: MediaKind,
+    codec: &SdpCodec,
+    transport_cc: bool,
+    policy: &Negotiation,
+) -> Vec<RtcpFeedback> {
     codec
         .rtcp_fb
         .iter()
-        .filter(|(k, p)| FEEDBACK.iter().any(|(fk, fp)| k == fk && p == fp))
-        .map(|(k, p)| RtcpFeedback::new(k, p))
-        .collect()
+        .filter(|(k, p)| {
+            let is = |(fk, fp): &(&str, &str)| k == fk && p == fp;
+            (kind == MediaKind::Video && VIDEO_FEEDBACK.iter().any(is))
+                || (transport_cc && is(&FB_TRANSPORT_CC))
+                || (policy.bandwidth_feedback && is(&FB_REMB))
+        })
+        .fold(Vec::new(), |mut out, (k, p)| {
+            // A browser repeating a line gets it answered once.
+            let fb = RtcpFeedback::new(k, p);
+            if !out.contains(&fb) {
+                out.push(fb);
+            }
+            out
+        })
+}
+
+/// The offered RTX codec repairing `codec` (RFC 4588: `a=fmtp:<pt> apt=<codec pt>`) and
+/// the RTX SSRC of the m-line's FID group, when the browser offers both: without the
+/// SSRC the daemon could not tell RTX packets from unknown ones.
+fn offered_rtx<'a>(
+    m: &'a MediaSection,
+    codec: &SdpCodec,
+    ssrc: u32,
+) -> Option<(&'a SdpCodec, u32)> {
+    let rtx = m.codecs.iter().find(|c| {
+        c.name.eq_ignore_ascii_case("rtx")
+            && c.clock_rate == codec.clock_rate
+            && c.param("apt").and_then(|a| a.trim().parse::<u8>().ok()) == Some(codec.pt)
+    })?;
+    let rtx_ssrc = m.rtx_ssrc(ssrc)?;
+    Some((rtx, rtx_ssrc))
 }
 
 /// Answers a send-side offer on `transport`. `session_id` identifies our side of this
@@ -75,7 +116,7 @@ fn accepted_feedback(codec: &SdpCodec) -> Vec<RtcpFeedback> {
 pub fn answer_send_offer(
     offer: &Description,
     transport: &TransportInfo,
-    preferred_video: VideoCodec,
+    policy: &Negotiation,
     session_id: u64,
 ) -> Result<SendAnswer, SdpError> {
     if offer.media.is_empty() {
@@ -140,7 +181,7 @@ pub fn answer_send_offer(
                 "{where_}: simulcast is not supported"
             )));
         }
-        let codec = choose_send_codec(kind, &m.codecs, preferred_video).ok_or_else(|| {
+        let codec = choose_send_codec(kind, &m.codecs, policy.video_codec).ok_or_else(|| {
             SdpError::NoCommonCodec(format!(
                 "{where_} offers none of {}",
                 supported_summary(kind)
@@ -174,17 +215,33 @@ pub fn answer_send_offer(
                     .iter()
                     .any(|(k, uri)| *k == kind && e.uri == *uri)
             })
-            .map(|e| RtpHeaderExtensionParameters {
-                uri: e.uri.clone(),
-                id: e.id,
-            })
-            .collect();
-        let feedback = accepted_feedback(codec);
+            .filter(|e| policy.bandwidth_feedback || e.uri != EXT_TRANSPORT_CC)
+            .fold(
+                Vec::new(),
+                |mut out: Vec<RtpHeaderExtensionParameters>, e| {
+                    // One id per URI (a second extmap for a URI would be ambiguous).
+                    if !out.iter().any(|x| x.uri == e.uri) {
+                        out.push(RtpHeaderExtensionParameters {
+                            uri: e.uri.clone(),
+                            id: e.id,
+                        });
+                    }
+                    out
+                },
+            );
+        let transport_cc = extensions.iter().any(|e| e.uri == EXT_TRANSPORT_CC);
+        let feedback = accepted_feedback(kind, codec, transport_cc, policy);
+        let rtx = match kind {
+            MediaKind::Video => offered_rtx(m, codec, ssrc),
+            MediaKind::Audio => None,
+        };
 
+        let mut formats = vec![codec.pt.to_string()];
+        formats.extend(rtx.map(|(c, _)| c.pt.to_string()));
         let mut md = media_section(
             kind.as_str(),
             media_port(transport),
-            vec![codec.pt.to_string()],
+            formats,
             transport,
             "passive",
         );
@@ -200,35 +257,50 @@ pub fn answer_send_offer(
         }
         md.attributes.push(attr("rtpmap", rtpmap(codec)));
         for fb in &feedback {
-            md.attributes.push(attr(
-                "rtcp-fb",
-                format!("{} {} {}", codec.pt, fb.kind, fb.parameter),
-            ));
+            md.attributes.push(attr("rtcp-fb", rtcp_fb(codec.pt, fb)));
         }
         if !codec.fmtp.is_empty() {
             md.attributes
                 .push(attr("fmtp", format!("{} {}", codec.pt, codec.fmtp)));
         }
+        if let Some((r, _)) = rtx {
+            md.attributes.push(attr("rtpmap", rtpmap(r)));
+            md.attributes
+                .push(attr("fmtp", format!("{} apt={}", r.pt, codec.pt)));
+        }
         push_candidates(&mut md, transport);
         sd.media_descriptions.push(md);
         bundle.push(mid.clone());
 
+        let mut codecs = vec![RtpCodecParameters {
+            mime_type: codec.mime(kind),
+            payload_type: codec.pt,
+            clock_rate: codec.clock_rate,
+            channels: codec.channels,
+            parameters: fmtp_to_parameters(&codec.fmtp),
+            rtcp_feedback: feedback,
+        }];
+        if let Some((r, _)) = rtx {
+            let mut parameters = CodecParameters::new();
+            parameters.insert("apt".into(), codec.pt.into());
+            codecs.push(RtpCodecParameters {
+                mime_type: r.mime(kind),
+                payload_type: r.pt,
+                clock_rate: r.clock_rate,
+                channels: None,
+                parameters,
+                rtcp_feedback: Vec::new(),
+            });
+        }
         producers.push(ProduceParams {
             kind,
             rtp_parameters: RtpParameters {
                 mid: Some(mid),
-                codecs: vec![RtpCodecParameters {
-                    mime_type: codec.mime(kind),
-                    payload_type: codec.pt,
-                    clock_rate: codec.clock_rate,
-                    channels: codec.channels,
-                    parameters: fmtp_to_parameters(&codec.fmtp),
-                    rtcp_feedback: feedback,
-                }],
+                codecs,
                 header_extensions: extensions,
                 encodings: vec![RtpEncodingParameters {
                     ssrc: Some(ssrc),
-                    rtx: None,
+                    rtx: rtx.map(|(_, ssrc)| RtxParameters { ssrc }),
                 }],
                 rtcp: RtcpParameters {
                     cname: m.cname(ssrc).map(str::to_owned),
@@ -254,6 +326,15 @@ fn first_format(m: &MediaSection) -> String {
     m.codecs
         .first()
         .map_or_else(|| "0".into(), |c| c.pt.to_string())
+}
+
+/// `a=rtcp-fb` value: `<pt> <type>[ <parameter>]`.
+pub(crate) fn rtcp_fb(pt: u8, fb: &RtcpFeedback) -> String {
+    if fb.parameter.is_empty() {
+        format!("{pt} {}", fb.kind)
+    } else {
+        format!("{pt} {} {}", fb.kind, fb.parameter)
+    }
 }
 
 /// `a=rtpmap` value of a codec.

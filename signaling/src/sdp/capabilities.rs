@@ -3,7 +3,14 @@
 //!
 //! Receive side: the server's offers use a fixed payload-type table (below), intersected
 //! with the `RTCRtpReceiver.getCapabilities()` the browser sent when it joined.
-//! Send side: the browser's own payload types are kept; one codec per track is chosen.
+//! Send side: the browser's own payload types are kept; one codec per track is chosen,
+//! with its RTX codec when the browser offers one.
+//!
+//! Feedback negotiated (both sides, what the daemon acts on, docs/PROTOCOL.md): generic
+//! NACK with RTX (RFC 4585, RFC 4588), `nack pli`, `ccm fir` for video; and, unless
+//! bandwidth feedback is turned off, the transport-wide-cc extension with `transport-cc`
+//! feedback for audio and video, plus `goog-remb` from publishers that offer it (the
+//! daemon sends REMB only to publishers without transport-cc).
 
 use serde::Deserialize;
 use serde_json::json;
@@ -19,25 +26,61 @@ use crate::daemon::params::{
 pub const EXT_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 pub const EXT_AUDIO_LEVEL: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 pub const EXT_VIDEO_ORIENTATION: &str = "urn:3gpp:video-orientation";
+/// Transport-wide sequence numbers (draft-holmer-rmcat-transport-wide-cc-extensions-01):
+/// what transport-cc feedback refers to.
+pub const EXT_TRANSPORT_CC: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 
-/// RTCP feedback the daemon implements (NACK/RTX, transport-cc and REMB are not yet, so
-/// they are never negotiated).
-pub const FEEDBACK: [(&str, &str); 2] = [("nack", "pli"), ("ccm", "fir")];
+/// RTCP feedback of video codecs that the daemon acts on in both directions: generic NACK
+/// (it NACKs publishers' gaps and answers subscribers' NACKs), PLI and FIR.
+pub const VIDEO_FEEDBACK: [(&str, &str); 3] = [("nack", ""), ("nack", "pli"), ("ccm", "fir")];
+
+/// Bandwidth feedback: transport-cc goes with [`EXT_TRANSPORT_CC`]; goog-remb is what the
+/// daemon sends a publisher without transport-wide sequence numbers.
+pub const FB_TRANSPORT_CC: (&str, &str) = ("transport-cc", "");
+pub const FB_REMB: (&str, &str) = ("goog-remb", "");
+
+/// What the server negotiates beyond the fixed rules: the configuration's choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Negotiation {
+    /// The video codec publishers are asked for when they offer it (else VP8).
+    pub video_codec: VideoCodec,
+    /// transport-cc / goog-remb (and the transport-wide-cc extension) with publishers
+    /// and subscribers. Off only to diagnose or to test what the feedback changes:
+    /// publishers then stay near their start bitrate.
+    pub bandwidth_feedback: bool,
+}
+
+impl Default for Negotiation {
+    fn default() -> Self {
+        Self {
+            video_codec: VideoCodec::Vp8,
+            bandwidth_feedback: true,
+        }
+    }
+}
 
 /// Header extensions accepted from publishers: MID (BUNDLE demultiplexing by the
-/// browser's own rules), audio level and video orientation (forwarded to subscribers).
-pub const SEND_EXTENSIONS: [(MediaKind, &str); 4] = [
+/// browser's own rules), audio level and video orientation (forwarded to subscribers);
+/// transport-wide-cc only with bandwidth feedback (the daemon reads it and sends
+/// transport-cc feedback; it is never forwarded).
+pub const SEND_EXTENSIONS: [(MediaKind, &str); 6] = [
     (MediaKind::Audio, EXT_MID),
     (MediaKind::Audio, EXT_AUDIO_LEVEL),
+    (MediaKind::Audio, EXT_TRANSPORT_CC),
     (MediaKind::Video, EXT_MID),
     (MediaKind::Video, EXT_VIDEO_ORIENTATION),
+    (MediaKind::Video, EXT_TRANSPORT_CC),
 ];
 
-/// Header extensions offered to subscribers, with their fixed ids. MID is not among them:
-/// the daemon does not forward it and browsers demultiplex forwarded streams by SSRC.
-pub const RECV_EXTENSIONS: [(MediaKind, &str, u8); 2] = [
-    (MediaKind::Audio, EXT_AUDIO_LEVEL, 1),
-    (MediaKind::Video, EXT_VIDEO_ORIENTATION, 4),
+/// Header extensions offered to subscribers, with their fixed ids (`None`: both kinds;
+/// BUNDLE needs one id per URI across m-lines). MID is not among them: the daemon does
+/// not forward it and browsers demultiplex forwarded streams by SSRC. transport-wide-cc
+/// carries the worker's own sequence numbers; only with bandwidth feedback.
+pub const RECV_EXTENSIONS: [(Option<MediaKind>, &str, u8); 3] = [
+    (Some(MediaKind::Audio), EXT_AUDIO_LEVEL, 1),
+    (None, EXT_TRANSPORT_CC, 3),
+    (Some(MediaKind::Video), EXT_VIDEO_ORIENTATION, 4),
 ];
 
 /// One row of the receive-side payload-type table.
@@ -48,9 +91,12 @@ struct TableCodec {
     clock_rate: u32,
     channels: Option<u8>,
     fmtp: &'static str,
+    /// The payload type of its RTX codec (RFC 4588), for video.
+    rtx_pt: Option<u8>,
 }
 
-/// The receive side's payload types: the numbers Chromium itself uses for these codecs.
+/// The receive side's payload types: the numbers Chromium itself uses for these codecs
+/// and their RTX codecs.
 const TABLE: [TableCodec; 4] = [
     TableCodec {
         kind: MediaKind::Audio,
@@ -59,6 +105,7 @@ const TABLE: [TableCodec; 4] = [
         clock_rate: 48000,
         channels: Some(2),
         fmtp: "minptime=10;useinbandfec=1",
+        rtx_pt: None,
     },
     TableCodec {
         kind: MediaKind::Video,
@@ -67,6 +114,7 @@ const TABLE: [TableCodec; 4] = [
         clock_rate: 90000,
         channels: None,
         fmtp: "",
+        rtx_pt: Some(97),
     },
     TableCodec {
         kind: MediaKind::Video,
@@ -75,6 +123,7 @@ const TABLE: [TableCodec; 4] = [
         clock_rate: 90000,
         channels: None,
         fmtp: "profile-id=0",
+        rtx_pt: Some(99),
     },
     TableCodec {
         kind: MediaKind::Video,
@@ -83,6 +132,7 @@ const TABLE: [TableCodec; 4] = [
         clock_rate: 90000,
         channels: None,
         fmtp: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+        rtx_pt: Some(103),
     },
 ];
 
@@ -137,9 +187,16 @@ fn matches_table(t: &TableCodec, mime: &str, clock: u32, channels: Option<u8>, f
     }
 }
 
-fn feedback() -> Vec<RtcpFeedback> {
-    FEEDBACK
+/// The feedback a subscriber is offered for a codec of `kind`: transport-cc only when
+/// the worker stamps transport-wide sequence numbers for it (`transport_cc`).
+fn receive_feedback(kind: MediaKind, transport_cc: bool) -> Vec<RtcpFeedback> {
+    let video: &[(&str, &str)] = match kind {
+        MediaKind::Video => &VIDEO_FEEDBACK,
+        MediaKind::Audio => &[],
+    };
+    video
         .iter()
+        .chain(transport_cc.then_some(&FB_TRANSPORT_CC))
         .map(|(k, p)| RtcpFeedback::new(k, p))
         .collect()
 }
@@ -149,41 +206,77 @@ fn table_parameters(t: &TableCodec) -> CodecParameters {
 }
 
 /// The `rtpCapabilities` for `transport.consume` on behalf of a browser: table rows the
-/// browser can receive, with the table's payload types and extension ids. Without
+/// browser can receive, with the table's payload types and extension ids, each video
+/// codec followed by its RTX codec when the browser can receive `video/rtx`. Without
 /// capabilities (an old browser), Opus and VP8, which every WebRTC browser must
-/// implement (RFC 7874, RFC 7742).
-pub fn receive_capabilities(browser: Option<&BrowserCapabilities>) -> RtpCapabilities {
-    let codecs = TABLE
-        .iter()
-        .filter(|t| match browser {
-            Some(b) => b.codecs.iter().any(|c| {
-                matches_table(
-                    t,
-                    &c.mime_type,
-                    c.clock_rate,
-                    c.channels,
-                    c.sdp_fmtp_line.as_deref().unwrap_or_default(),
-                )
-            }),
-            None => matches!(t.mime, "audio/opus" | "video/VP8"),
-        })
-        .map(|t| RtpCodecCapability {
+/// implement (RFC 7874, RFC 7742), with NACK/PLI/FIR but neither RTX nor transport-cc
+/// (nothing says it has them). `getCapabilities()` lists no feedback types: generic NACK,
+/// PLI and FIR are mandatory for WebRTC video (RFC 8834 section 5.1), transport-cc is
+/// assumed with the transport-wide-cc extension.
+pub fn receive_capabilities(
+    browser: Option<&BrowserCapabilities>,
+    bandwidth_feedback: bool,
+) -> RtpCapabilities {
+    let knows_ext =
+        |uri: &str| browser.is_none_or(|b| b.header_extensions.iter().any(|e| e.uri == uri));
+    let transport_cc = bandwidth_feedback
+        && browser.is_some_and(|b| {
+            b.header_extensions
+                .iter()
+                .any(|e| e.uri == EXT_TRANSPORT_CC)
+        });
+    let rtx = browser.is_some_and(|b| {
+        b.codecs
+            .iter()
+            .any(|c| c.mime_type.eq_ignore_ascii_case("video/rtx") && c.clock_rate == 90000)
+    });
+    let mut codecs = Vec::new();
+    for t in TABLE.iter().filter(|t| match browser {
+        Some(b) => b.codecs.iter().any(|c| {
+            matches_table(
+                t,
+                &c.mime_type,
+                c.clock_rate,
+                c.channels,
+                c.sdp_fmtp_line.as_deref().unwrap_or_default(),
+            )
+        }),
+        None => matches!(t.mime, "audio/opus" | "video/VP8"),
+    }) {
+        codecs.push(RtpCodecCapability {
             kind: t.kind,
             mime_type: t.mime.into(),
             preferred_payload_type: t.pt,
             clock_rate: t.clock_rate,
             channels: t.channels,
             parameters: table_parameters(t),
-            rtcp_feedback: feedback(),
-        })
-        .collect();
+            rtcp_feedback: receive_feedback(t.kind, transport_cc),
+        });
+        if let (true, Some(rtx_pt)) = (rtx, t.rtx_pt) {
+            let mut parameters = CodecParameters::new();
+            parameters.insert("apt".into(), t.pt.into());
+            codecs.push(RtpCodecCapability {
+                kind: t.kind,
+                mime_type: format!("{}/rtx", t.kind.as_str()),
+                preferred_payload_type: rtx_pt,
+                clock_rate: t.clock_rate,
+                channels: None,
+                parameters,
+                rtcp_feedback: Vec::new(),
+            });
+        }
+    }
     let header_extensions = RECV_EXTENSIONS
         .iter()
         .filter(|(_, uri, _)| {
-            browser.is_none_or(|b| b.header_extensions.iter().any(|e| e.uri == *uri))
+            if *uri == EXT_TRANSPORT_CC {
+                transport_cc
+            } else {
+                knows_ext(uri)
+            }
         })
         .map(|(kind, uri, id)| RtpHeaderExtensionCapability {
-            kind: Some(*kind),
+            kind: *kind,
             uri: (*uri).into(),
             preferred_id: *id,
         })

@@ -1,7 +1,7 @@
 //! The receive side: the server offers one sendonly m-line per consumer (the browser
 //! demultiplexes by the `a=ssrc` lines) and reads the browser's answer.
 
-use super::answer::client_dtls;
+use super::answer::{client_dtls, rtcp_fb};
 use super::parse::{parameters_to_fmtp, Description};
 use super::{attr, flag, media_port, media_section, push_candidates, session, SdpError};
 use crate::daemon::params::{DtlsParameters, MediaKind, RtpParameters, TransportInfo};
@@ -104,12 +104,8 @@ pub fn build_recv_offer(
                 rtpmap_value(c.payload_type, &c.mime_type, c.clock_rate, c.channels),
             ));
             for fb in &c.rtcp_feedback {
-                let v = if fb.parameter.is_empty() {
-                    format!("{} {}", c.payload_type, fb.kind)
-                } else {
-                    format!("{} {} {}", c.payload_type, fb.kind, fb.parameter)
-                };
-                md.attributes.push(attr("rtcp-fb", v));
+                md.attributes
+                    .push(attr("rtcp-fb", rtcp_fb(c.payload_type, fb)));
             }
             let fmtp = parameters_to_fmtp(&c.parameters);
             if !fmtp.is_empty() {
@@ -125,12 +121,23 @@ pub fn build_recv_offer(
         {
             md.attributes
                 .push(attr("msid", format!("{stream_id} {track_id}")));
-            if let Some(ssrc) = rtp.encodings.first().and_then(|e| e.ssrc) {
+            let encoding = rtp.encodings.first();
+            if let Some(ssrc) = encoding.and_then(|e| e.ssrc) {
                 let cname = rtp.rtcp.cname.as_deref().unwrap_or(stream_id);
-                md.attributes
-                    .push(attr("ssrc", format!("{ssrc} cname:{cname}")));
-                md.attributes
-                    .push(attr("ssrc", format!("{ssrc} msid:{stream_id} {track_id}")));
+                // The consumer's RTX stream (RFC 4588 section 8.3: FID group, media SSRC
+                // first), present when the daemon negotiated RTX for this consumer.
+                let rtx = encoding.and_then(|e| e.rtx).map(|r| r.ssrc);
+                let ssrcs: Vec<u32> = std::iter::once(ssrc).chain(rtx).collect();
+                if let Some(rtx) = rtx {
+                    md.attributes
+                        .push(attr("ssrc-group", format!("FID {ssrc} {rtx}")));
+                }
+                for s in ssrcs {
+                    md.attributes
+                        .push(attr("ssrc", format!("{s} cname:{cname}")));
+                    md.attributes
+                        .push(attr("ssrc", format!("{s} msid:{stream_id} {track_id}")));
+                }
             }
         }
         push_candidates(&mut md, transport);

@@ -141,6 +141,18 @@ impl MediaSection {
             .or_else(|| self.ssrcs.first().map(|(s, _)| *s))
     }
 
+    /// The RTX SSRC paired with `primary` by an `a=ssrc-group:FID <primary> <rtx>`
+    /// (RFC 5576, RFC 4588 section 8.3), if any and distinct.
+    pub fn rtx_ssrc(&self, primary: u32) -> Option<u32> {
+        self.ssrc_groups
+            .iter()
+            .filter(|(sem, _)| sem == "FID")
+            .find_map(|(_, ssrcs)| match ssrcs.as_slice() {
+                [media, rtx] if *media == primary && *rtx != primary => Some(*rtx),
+                _ => None,
+            })
+    }
+
     /// The CNAME of `ssrc`.
     pub fn cname(&self, ssrc: u32) -> Option<&str> {
         self.ssrcs

@@ -17,6 +17,8 @@ const RECONNECT_MAX_MS = 5000;
 // Join refusals worth retrying after a reconnection (the old session may linger on the
 // server for a moment; the server may be busy); others need the person.
 const RETRY_JOIN = new Set(['NameTaken', 'ServerError', 'RoomFull']);
+// Quality indicator: the lowest 0-10 score that lights each of its bars.
+const QUALITY_BARS = [1, 4, 7, 9];
 
 const params = new URLSearchParams(location.search);
 const room = decodeURIComponent(location.pathname.split('/')[2] || '');
@@ -55,6 +57,12 @@ const state = {
   closedConsumers: [],
   offersAnswered: 0,
   transports: { send: {}, recv: {} },
+  /**
+   * Quality scores (0-10) from the server's `score` messages: peerId -> kind ->
+   * {consumerId, score, producerScore} for tracks received; own: kind -> score.
+   */
+  scores: new Map(),
+  ownScores: {},
   errors: [],
 };
 window.sfu = { state, inboundStats };
@@ -114,11 +122,20 @@ function tileFor(peerId, name, self = false) {
   nameEl.textContent = self ? `${name} (you)` : name;
   const badges = document.createElement('span');
   badges.className = 'badges';
-  label.append(nameEl, badges);
+  const quality = document.createElement('span');
+  quality.className = 'quality';
+  quality.setAttribute('role', 'img');
+  quality.hidden = true;
+  for (let i = 1; i <= QUALITY_BARS.length; i += 1) {
+    const bar = document.createElement('span');
+    bar.className = 'q-bar';
+    quality.append(bar);
+  }
+  label.append(quality, nameEl, badges);
   el.append(video, avatar, audio, label);
   if (self) el.classList.add('self');
   $('grid').append(el);
-  t = { el, video, audio, badges, avatar, self };
+  t = { el, video, audio, badges, avatar, quality, self };
   tiles.set(peerId, t);
   updateTile(peerId);
   return t;
@@ -136,6 +153,45 @@ function updateTile(peerId) {
   if (p.audioMuted) badges.push('mic off');
   if (p.videoMuted) badges.push('camera off');
   t.badges.textContent = badges.join(' · ');
+  updateQuality(peerId, t, p);
+}
+
+/**
+ * The tile's quality indicator: for another participant, the worse of their upload
+ * (producerScore) and this browser's download (score) over their unmuted tracks; for
+ * one's own tile, the upload of one's unmuted tracks. Hidden until a score is known.
+ */
+function updateQuality(peerId, t, p) {
+  let value = null;
+  let detail = '';
+  if (t.self) {
+    for (const [kind, score] of Object.entries(state.ownScores)) {
+      if ((kind === 'audio' && p.audioMuted) || (kind === 'video' && p.videoMuted)) continue;
+      value = value === null ? score : Math.min(value, score);
+    }
+    detail = 'your upload';
+  } else {
+    let up = null;
+    let down = null;
+    for (const [kind, s] of Object.entries(state.scores.get(peerId) || {})) {
+      if ((kind === 'audio' && p.audioMuted) || (kind === 'video' && p.videoMuted)) continue;
+      up = up === null ? s.producerScore : Math.min(up, s.producerScore);
+      down = down === null ? s.score : Math.min(down, s.score);
+    }
+    if (up !== null) {
+      value = Math.min(up, down);
+      detail = `their upload ${up}, your download ${down}`;
+    }
+  }
+  t.quality.hidden = value === null;
+  if (value === null) return;
+  const lit = QUALITY_BARS.filter((min) => value >= min).length;
+  t.quality.dataset.score = String(value);
+  t.quality.dataset.level = value >= 7 ? 'good' : value >= 4 ? 'fair' : 'poor';
+  [...t.quality.children].forEach((bar, i) => bar.classList.toggle('lit', i < lit));
+  const text = `Connection quality ${value} of 10 (${detail})`;
+  t.quality.setAttribute('aria-label', text);
+  t.quality.title = text;
 }
 
 function removeTile(peerId) {
@@ -296,6 +352,8 @@ function closePeerConnections() {
   state.recvPc = null;
   state.consumers = new Map();
   state.transports = { send: {}, recv: {} };
+  state.scores.clear();
+  state.ownScores = {};
   for (const [id, t] of tiles) {
     if (t.self) continue;
     t.video.srcObject = null;
@@ -322,6 +380,7 @@ async function handle(msg) {
       return undefined;
     case 'peerLeft':
       state.peers.delete(msg.peerId);
+      state.scores.delete(msg.peerId);
       removeTile(msg.peerId);
       return undefined;
     case 'producerAdded':
@@ -337,11 +396,27 @@ async function handle(msg) {
       Object.assign(state.transports[msg.direction], msg);
       setStatus();
       return undefined;
+    case 'score': return onScore(msg);
     case 'restart': return onRestart(msg);
     case 'left': return onLeft();
     case 'error': return onError(msg);
     default: return undefined;
   }
+}
+
+/** A track's quality changed (or is first known): keep it, redraw the tile. */
+function onScore(msg) {
+  const score = Number(msg.score);
+  if (!Number.isFinite(score) || (msg.kind !== 'audio' && msg.kind !== 'video')) return;
+  if (msg.consumerId === undefined) {
+    if (msg.peerId !== state.peerId) return;
+    state.ownScores[msg.kind] = score;
+  } else {
+    const scores = state.scores.get(msg.peerId) || {};
+    scores[msg.kind] = { consumerId: msg.consumerId, score, producerScore: Number(msg.producerScore) || 0 };
+    state.scores.set(msg.peerId, scores);
+  }
+  updateTile(msg.peerId);
 }
 
 function onError(msg) {
@@ -455,6 +530,11 @@ async function onOffer(msg) {
   for (const [mid, c] of state.consumers) {
     if (!next.has(mid)) {
       state.closedConsumers.push(c);
+      const scores = state.scores.get(c.peerId);
+      if (scores && scores[c.kind] && scores[c.kind].consumerId === c.consumerId) {
+        delete scores[c.kind];
+        updateTile(c.peerId);
+      }
       const t = tiles.get(c.peerId);
       const el = t && (c.kind === 'video' ? t.video : t.audio);
       const track = el && el.srcObject && el.srcObject.getTracks()[0];

@@ -43,6 +43,8 @@ struct Produced {
     info: ProducerInfo,
     /// Creation order: a newcomer is offered tracks in the order they were published.
     seq: u64,
+    /// The daemon's last producer score (0-10; 0 until media arrives, as in mediasoup).
+    score: u8,
 }
 
 struct Peer {
@@ -142,6 +144,21 @@ pub(super) fn spawn(
 
 fn server_error(e: &DaemonError) -> ProtocolError {
     ProtocolError::new(ErrorCode::ServerError, e.to_string())
+}
+
+/// A consumer's score before the daemon reports one (it starts consumers at 10).
+const CONSUMER_INITIAL_SCORE: u8 = 10;
+
+/// The `score` message about a received track.
+fn consumer_score(c: &ConsumerSlot, producer_score: u8) -> ServerMessage {
+    ServerMessage::Score {
+        peer_id: c.peer_id.clone(),
+        producer_id: c.producer_id.clone(),
+        kind: c.kind,
+        consumer_id: Some(c.consumer_id.clone()),
+        score: c.score,
+        producer_score: Some(producer_score),
+    }
 }
 
 fn random_id() -> String {
@@ -591,15 +608,84 @@ impl Room {
         let Some(peer) = self.peer_mut(peer_id) else {
             return;
         };
-        let assigned = peer.recv.add(ConsumerSlot {
+        let slot = ConsumerSlot {
             consumer_id: info.consumer_id,
             producer_id: producer_id.to_owned(),
             peer_id: owner.peer_id,
             kind: info.kind,
             rtp: info.rtp_parameters,
             resumed: false,
-        });
+            score: CONSUMER_INITIAL_SCORE,
+        };
+        // The daemon notifies scores only when they change: the page learns the
+        // starting point here (a perfect downlink keeps it forever).
+        let first = consumer_score(&slot, owner.score);
+        let assigned = peer.recv.add(slot);
         debug_assert_eq!(assigned, mid);
+        self.send_to(peer_id, first);
+    }
+
+    /// A daemon `score` notification: kept, and relayed to whom it concerns.
+    fn on_score(&mut self, entity: &Entity, id: &str, data: &Value) {
+        // From the daemon, so trusted, but a bad value must not take the room down.
+        let read = |key: &str| {
+            data.get(key)
+                .and_then(Value::as_u64)
+                .map(|v| v.min(10) as u8)
+        };
+        let Some(score) = read("score") else {
+            tracing::debug!(%id, %data, "score notification without a score");
+            return;
+        };
+        match entity {
+            Entity::Producer => {
+                let Some(p) = self.producers.get_mut(id) else {
+                    return;
+                };
+                p.score = score;
+                let (owner, kind) = (p.peer_id.clone(), p.info.kind);
+                self.send_to(
+                    &owner,
+                    ServerMessage::Score {
+                        peer_id: owner.clone(),
+                        producer_id: id.to_owned(),
+                        kind,
+                        consumer_id: None,
+                        score,
+                        producer_score: None,
+                    },
+                );
+                // The subscribers' tiles show the worse of both paths: tell them too.
+                let updates: Vec<(String, ServerMessage)> = self
+                    .peers
+                    .iter()
+                    .flat_map(|peer| {
+                        peer.recv
+                            .consumers()
+                            .filter(|c| c.producer_id == id)
+                            .map(|c| (peer.id.clone(), consumer_score(c, score)))
+                    })
+                    .collect();
+                for (to, msg) in updates {
+                    self.send_to(&to, msg);
+                }
+            }
+            Entity::Consumer { peer_id } => {
+                let producer_score = read("producerScore");
+                let Some(c) = self.peer_mut(peer_id).and_then(|p| p.recv.consumer_mut(id)) else {
+                    return;
+                };
+                c.score = score;
+                let producer_id = c.producer_id.clone();
+                let c = c.clone();
+                let producer_score = producer_score
+                    .or_else(|| self.producers.get(&producer_id).map(|p| p.score))
+                    .unwrap_or(0);
+                let to = peer_id.clone();
+                self.send_to(&to, consumer_score(&c, producer_score));
+            }
+            Entity::Transport { .. } => {}
+        }
     }
 
     async fn on_answer(
@@ -870,6 +956,7 @@ impl Room {
                     },
                 );
             }
+            (entity, "score") => self.on_score(&entity, &n.target, &n.data),
             (Entity::Producer, "transportclose") => {
                 self.producers.remove(&n.target);
                 self.untrack(&n.target);

@@ -44,7 +44,7 @@ impl Room {
         answer_send_offer(
             &desc,
             &placeholder_transport(),
-            self.settings.video_codec,
+            &self.settings.negotiation,
             0,
         )?;
         let transport = self.create_transport(peer_id, Direction::Send).await?;
@@ -81,7 +81,7 @@ impl Room {
         transport: &TransportInfo,
     ) -> Result<(), ProtocolError> {
         let session_id = rand::random::<u32>().into();
-        let answer = answer_send_offer(desc, transport, self.settings.video_codec, session_id)?;
+        let answer = answer_send_offer(desc, transport, &self.settings.negotiation, session_id)?;
         let tid = &transport.transport_id;
         self.request(
             "transport.connect",
@@ -136,6 +136,7 @@ impl Room {
                     peer_id: peer_id.to_owned(),
                     info: info.clone(),
                     seq: self.next_seq,
+                    score: 0,
                 },
             );
             produced.push(info);
