@@ -302,10 +302,6 @@ impl RecvBatch {
         let start = i * RECV_SLOT_SIZE;
         Some((&self.data[start..start + self.lens[i]], self.addrs[i]))
     }
-
-    fn slot_mut(&mut self, i: usize) -> &mut [u8] {
-        &mut self.data[i * RECV_SLOT_SIZE..(i + 1) * RECV_SLOT_SIZE]
-    }
 }
 
 impl fmt::Debug for RecvBatch {
@@ -738,7 +734,8 @@ impl MediaSocket {
     ///
     /// Under load the queue is rarely empty, so a non-blocking `recvmmsg` goes first and
     /// usually is the only syscall. Only when it finds nothing do we wait in glommio's
-    /// `recv_from`, which parks the executor on io_uring, and then drain the rest.
+    /// `peek_from` (parking the executor on io_uring) and then drain everything with
+    /// `recvmmsg`, so that every datagram carries its kernel receive timestamp.
     pub async fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
         batch.filled = 0;
         self.drain(batch)?;
@@ -746,13 +743,18 @@ impl MediaSocket {
             return Ok(batch.filled);
         }
         loop {
-            match self.socket.recv_from(batch.slot_mut(0)).await {
-                Ok((len, from)) => {
-                    batch.lens[0] = len;
-                    batch.addrs[0] = canonical(from);
-                    batch.arrivals[0] = None;
-                    batch.filled = 1;
-                    break;
+            // Park until a datagram is queued, without taking it: a 1-byte MSG_PEEK.
+            // Taking it through glommio would lose its kernel receive timestamp, which
+            // transport-cc feedback needs even (especially) when the socket was idle and
+            // the wake-up was late.
+            let mut probe = [0u8; 1];
+            match self.socket.peek_from(&mut probe).await {
+                Ok(_) => {
+                    self.drain(batch)?;
+                    if batch.filled > 0 {
+                        return Ok(batch.filled);
+                    }
+                    // The datagram was dropped by drain (truncated) or vanished: wait on.
                 }
                 Err(e) => {
                     let e = io::Error::from(e);
@@ -764,12 +766,6 @@ impl MediaSocket {
                 }
             }
         }
-        // We hold a datagram: a failure while draining must not lose it, and any real
-        // socket problem will show up again on the next call.
-        if let Err(e) = self.drain(batch) {
-            tracing::debug!(error = %e, "recvmmsg after a wakeup failed");
-        }
-        Ok(batch.filled)
     }
 
     /// One non-blocking `recvmmsg` into the free slots of `batch` (from `batch.filled` on).
