@@ -58,7 +58,10 @@ pub fn signaling_sdp(data: &[u8]) {
             .collect()
     };
     if let Ok(answer) = read_recv_answer(&desc, &offered) {
-        assert!(!answer.dtls.fingerprints.is_empty(), "connect without a fingerprint");
+        assert!(
+            !answer.dtls.fingerprints.is_empty(),
+            "connect without a fingerprint"
+        );
         for mid in &answer.rejected {
             assert!(
                 offered.iter().any(|(m, live)| m == mid && *live),

@@ -19,8 +19,8 @@ use std::io::Cursor;
 use serde_json::Value;
 
 use crate::daemon::params::{
-    MediaKind, RtpCapabilities, RtpCodecCapability, RtpCodecParameters, RtpEncodingParameters,
-    RtpHeaderExtensionParameters, RtpParameters, RtcpParameters, RtxParameters,
+    MediaKind, RtcpParameters, RtpCapabilities, RtpCodecCapability, RtpCodecParameters,
+    RtpEncodingParameters, RtpHeaderExtensionParameters, RtpParameters, RtxParameters,
 };
 use crate::names::{validate_name, validate_room};
 use crate::protocol::{ClientMessage, ErrorCode, Join, ProtocolError, ServerMessage};
@@ -305,7 +305,8 @@ impl Session {
         if let Err(e) = ::sdp::SessionDescription::unmarshal(&mut Cursor::new(text.as_bytes())) {
             panic!("the sdp crate cannot read our offer ({e}):\n{text}");
         }
-        let ours = parse(text).unwrap_or_else(|e| panic!("we cannot read our offer ({e}):\n{text}"));
+        let ours =
+            parse(text).unwrap_or_else(|e| panic!("we cannot read our offer ({e}):\n{text}"));
         let pending = self
             .recv
             .pending(offer.offer_id)
@@ -315,14 +316,17 @@ impl Session {
             .iter()
             .map(|m| (m.mid.clone().unwrap_or_default(), m.port != 0))
             .collect();
-        // A disabled first m-line keeps its port but is not live.
         let shown: Vec<&String> = mids.iter().map(|(m, _)| m).collect();
         let expected: Vec<&String> = pending.mids.iter().map(|(m, _)| m).collect();
         assert_eq!(shown, expected, "offer m-lines:\n{text}");
         let live = pending.mids.iter().filter(|(_, live)| *live).count();
         assert_eq!(offer.consumers.len(), live, "offer consumers:\n{text}");
+        // (A disabled first m-line keeps its port but is not live.)
         for ((_, open), (_, live)) in mids.iter().zip(&pending.mids) {
-            assert!(open | !live, "a live consumer on a closed m-line:\n{text}");
+            assert!(
+                *open || !*live,
+                "a live consumer on a closed m-line:\n{text}"
+            );
         }
         check_serialises(&ServerMessage::Offer {
             offer_id: offer.offer_id,
