@@ -173,7 +173,11 @@ fn call(
     let data = resp.data.unwrap_or_default();
     for key in ["routerId", "transportId", "producerId", "consumerId"] {
         if let Some(id) = data.get(key).and_then(Value::as_str) {
-            ids.push(id.to_owned());
+            // A consume response names its producer too: keep ids unique so the ID_*
+            // positions hold.
+            if !ids.iter().any(|known| known == id) {
+                ids.push(id.to_owned());
+            }
         }
     }
     data

@@ -233,6 +233,7 @@ pub fn worker(data: &[u8]) {
     for op in decode_ops(data) {
         s.apply(op);
     }
+    s.deliver(None);
     let now = s.now;
     s.core.close_connection(now, CONN);
     s.flush();
@@ -264,7 +265,13 @@ struct Session {
     newest_video_seq: Option<u16>,
     next_request: u64,
     scratch: Vec<u8>,
+    /// Datagrams of Datagram, Media and Srtp ops, received as one batch (as the shell's
+    /// `recvmmsg`) when another op comes.
+    batch: Vec<(SocketAddr, Vec<u8>)>,
 }
+
+/// At most this many datagrams per simulated receive batch (the shell's `RECV_BATCH`).
+const BATCH: usize = 32;
 
 impl Session {
     /// Sets up the call. Every step is checked: a setup that silently failed would make
@@ -302,7 +309,15 @@ impl Session {
             let data = resp.data.unwrap_or_default();
             for key in ["routerId", "transportId", "producerId", "consumerId"] {
                 if let Some(id) = data.get(key).and_then(Value::as_str) {
-                    ids.push(id.to_owned());
+                    // A consume response names its producer too: keep ids unique so the
+                    // ID_* positions hold.
+                    if !ids.iter().any(|known| known == id) {
+                        // A consume response names its producer too: keep ids unique so the ID_*
+                        // positions hold.
+                        if !ids.iter().any(|known| known == id) {
+                            ids.push(id.to_owned());
+                        }
+                    }
                 }
             }
             data
@@ -390,6 +405,7 @@ impl Session {
             newest_video_seq: None,
             next_request: 1,
             scratch: Vec::with_capacity(2048),
+            batch: Vec::new(),
         };
         s.flush();
         s
@@ -398,11 +414,21 @@ impl Session {
     /// Applies one op, then checks and drops what the core sent.
     fn apply(&mut self, op: Op) {
         let now = self.now;
+        if !matches!(op, Op::Datagram { .. } | Op::Media { .. } | Op::Srtp { .. }) {
+            // A control request lands between two steps of the fan-out, as when the
+            // shell's flush parks on a full socket.
+            let between = match &op {
+                Op::Control { .. } | Op::Request { .. } => Some(op.clone()),
+                _ => None,
+            };
+            if self.deliver(between) {
+                return self.flush();
+            }
+        }
         match op {
-            Op::Datagram { from, mut bytes } => {
+            Op::Datagram { from, bytes } => {
                 let from = SOURCES[usize::from(from) % SOURCES.len()];
-                self.core
-                    .handle_datagram(now, from, &mut bytes, &mut self.out);
+                self.queue(from, bytes);
             }
             Op::Media {
                 stream,
@@ -419,7 +445,9 @@ impl Session {
                 };
                 let pt = if flags & 4 != 0 { pt ^ 0x40 } else { pt };
                 let plain = media_packet(ssrc, pt, seq, ts, flags, &payload);
-                self.send_srtp(0, false, plain);
+                let sealed = self.seal(0, false, plain);
+                let from = self.peers[0].addr;
+                self.queue(from, sealed);
             }
             Op::Srtp {
                 peer,
@@ -435,7 +463,10 @@ impl Session {
                 {
                     replace_word(&mut plain, placeholder, ssrc);
                 }
-                self.send_srtp(usize::from(peer & 1), rtcp, plain);
+                let peer = usize::from(peer & 1);
+                let sealed = self.seal(peer, rtcp, plain);
+                let from = self.peers[peer].addr;
+                self.queue(from, sealed);
             }
             Op::Feedback { kind, value } => {
                 let (sender, media) = (0x5eed_0001, self.consumer_ssrcs[0]);
@@ -494,23 +525,8 @@ impl Session {
                 self.core
                     .handle_datagram(now, from, &mut check, &mut self.out);
             }
-            Op::Request { json } => {
-                let body = substitute_ids(&json, &self.ids);
-                if let Ok(req) = parse_request(&body) {
-                    call(&mut self.core, now, CONN, req, &mut self.ids);
-                }
-            }
-            Op::Control { action } => {
-                let (method, target, data) = ACTIONS[usize::from(action) % ACTIONS.len()];
-                let req = Request {
-                    id: self.next_request,
-                    method: method.into(),
-                    target: self.ids.get(target).cloned(),
-                    data: serde_json::from_str(data).unwrap_or_default(),
-                };
-                self.next_request += 1;
-                call(&mut self.core, now, CONN, req, &mut self.ids);
-            }
+            Op::Request { json } => self.request(json),
+            Op::Control { action } => self.control(action),
             Op::Advance { millis } => {
                 self.now += Duration::from_millis(u64::from(millis) * 16);
                 let now = self.now;
@@ -520,9 +536,74 @@ impl Session {
         self.flush();
     }
 
+    fn request(&mut self, json: Vec<u8>) {
+        let now = self.now;
+        let body = substitute_ids(&json, &self.ids);
+        if let Ok(req) = parse_request(&body) {
+            call(&mut self.core, now, CONN, req, &mut self.ids);
+        }
+    }
+
+    fn control(&mut self, action: u8) {
+        let now = self.now;
+        let (method, target, data) = ACTIONS[usize::from(action) % ACTIONS.len()];
+        let req = Request {
+            id: self.next_request,
+            method: method.into(),
+            target: self.ids.get(target).cloned(),
+            data: serde_json::from_str(data).unwrap_or_default(),
+        };
+        self.next_request += 1;
+        call(&mut self.core, now, CONN, req, &mut self.ids);
+    }
+
+    /// Adds a datagram to the receive batch (receiving a full batch first).
+    fn queue(&mut self, from: SocketAddr, bytes: Vec<u8>) {
+        if self.batch.len() >= BATCH {
+            self.deliver(None);
+        }
+        self.batch.push((from, bytes));
+    }
+
+    /// Receives the queued batch the way the shell does: every datagram, then the
+    /// fan-out one consumer per step, with `between` (a Control or Request op) applied
+    /// after the first step. Returns whether `between` was applied.
+    fn deliver(&mut self, mut between: Option<Op>) -> bool {
+        if self.batch.is_empty() {
+            return false;
+        }
+        let now = self.now;
+        for (slot, (from, bytes)) in self.batch.iter_mut().enumerate() {
+            self.core.receive(now, *from, bytes, slot, &mut self.out);
+        }
+        let applied = between.is_some();
+        loop {
+            let batch = &self.batch;
+            let packet = |slot: usize| batch.get(slot).map(|(_, b)| b.as_slice());
+            let done = self.core.fan_out(now, packet, &mut self.out, 1);
+            match between.take() {
+                Some(Op::Control { action }) => self.control(action),
+                Some(Op::Request { json }) => self.request(json),
+                _ if done => break,
+                _ => {}
+            }
+        }
+        self.batch.clear();
+        applied
+    }
+
     /// Protects `plain` with a peer's real context and delivers it from the peer's
     /// address; unprotectable plaintext (not RTP/RTCP enough) is sent as it is.
     fn send_srtp(&mut self, peer: usize, rtcp: bool, plain: Vec<u8>) {
+        let mut buf = self.seal(peer, rtcp, plain);
+        let (now, from) = (self.now, self.peers[peer].addr);
+        self.core
+            .handle_datagram(now, from, &mut buf, &mut self.out);
+    }
+
+    /// `plain` protected with a peer's real context; unprotectable plaintext (not
+    /// RTP/RTCP enough) as it is.
+    fn seal(&mut self, peer: usize, rtcp: bool, plain: Vec<u8>) -> Vec<u8> {
         let p = &mut self.peers[peer];
         let len = plain.len();
         let mut buf = plain;
@@ -533,9 +614,7 @@ impl Session {
             p.tx.protect_rtp(&mut buf, len)
         };
         buf.truncate(sealed.unwrap_or(len));
-        let (now, from) = (self.now, p.addr);
-        self.core
-            .handle_datagram(now, from, &mut buf, &mut self.out);
+        buf
     }
 
     /// What the shell does after each event (notifications, control datagrams, the send
@@ -810,6 +889,11 @@ mod tests {
             payload: vec![0; 100],
         });
         assert_eq!(
+            s.core.rtp_out.packets, 0,
+            "media waits for the batch to end"
+        );
+        s.deliver(None);
+        assert_eq!(
             s.core.rtp_out.packets, 2,
             "video keyframe and audio forwarded"
         );
@@ -822,5 +906,82 @@ mod tests {
         assert_eq!(nacks, 1);
         assert_eq!(s.core.rtp_out.packets, 3, "the NACKed packet is resent");
         assert_eq!(s.core.drops().total(), 0, "{}", s.core.drops().to_json());
+    }
+
+    /// The fan-out is resumable across flushes (`worker::fanout`): consumers closed or
+    /// moved in the list while a flush was out neither lose copies nor get them twice,
+    /// and each consumer's copies of the batch are queued back to back.
+    #[test]
+    fn fan_out_resumes_after_consumers_change_mid_way() {
+        let mut s = Session::new();
+        let now = s.now;
+        for _ in 0..2 {
+            let req = Request {
+                id: 99,
+                method: "transport.consume".into(),
+                target: Some(s.ids[ID_TRANSPORT_B].clone()),
+                data: json!({ "producerId": s.ids[ID_VIDEO_PRODUCER],
+                    "rtpCapabilities": subscriber_capabilities() }),
+            };
+            call(&mut s.core, now, CONN, req, &mut s.ids);
+        }
+        s.flush();
+        for seq in 1..=3u16 {
+            s.apply(Op::Media {
+                stream: 0,
+                seq,
+                ts: 0,
+                flags: if seq == 1 { 2 } else { 0 },
+                payload: vec![7; 200],
+            });
+        }
+        for (slot, (from, bytes)) in s.batch.iter_mut().enumerate() {
+            s.core.receive(now, *from, bytes, slot, &mut s.out);
+        }
+        s.flush();
+        let step = |s: &mut Session| {
+            let batch = &s.batch;
+            s.core.fan_out(
+                now,
+                |slot| batch.get(slot).map(|(_, b)| b.as_slice()),
+                &mut s.out,
+                1,
+            )
+        };
+        // One consumer per step: its three copies, back to back.
+        for _ in 0..2 {
+            assert!(!step(&mut s));
+            assert_eq!(s.out.len(), 3);
+            let dests: Vec<_> = s.out.iter().map(|(d, _)| d).collect();
+            assert!(dests.iter().all(|d| *d == PEER_B));
+            s.flush();
+        }
+        // The first consumer closes while the second flush is out: the third consumer
+        // moves to index 1, where the fan-out stopped.
+        let close = Request {
+            id: 100,
+            method: "consumer.close".into(),
+            target: Some(s.ids[ID_VIDEO_CONSUMER].clone()),
+            data: Value::Null,
+        };
+        call(&mut s.core, now, CONN, close, &mut s.ids);
+        let mut queued = 0;
+        loop {
+            let done = step(&mut s);
+            queued += s.out.len();
+            s.flush();
+            if done {
+                break;
+            }
+        }
+        assert_eq!(queued, 3, "only the third consumer's copies remained");
+        let video: Vec<u64> = s
+            .core
+            .consumers
+            .iter()
+            .filter(|(_, c)| c.kind == crate::channel::params::MediaKind::Video)
+            .map(|(_, c)| c.traffic.packets)
+            .collect();
+        assert_eq!(video, [3, 3], "each remaining consumer got the batch once");
     }
 }

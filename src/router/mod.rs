@@ -178,6 +178,8 @@ pub struct Consumer {
     pub score: ScoreTracker,
     /// The consumer's transport-wide sequence extension id (we stamp our own numbers).
     pub twcc_id: Option<u8>,
+    /// The last fan-out pass that served this consumer (`worker::fanout`).
+    pub fanout_pass: u64,
 }
 
 impl Consumer {

@@ -18,15 +18,13 @@ use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
 use crate::router::nack::PacketKind;
 use crate::router::{ConnId, Consumer, ConsumerKey, Producer, ProducerKey, Router, TransportKey};
 use crate::rtcp::{self, Feedback};
-use crate::rtp::extension::{
-    insert_extension_u16, read_extension_u16, remap_extensions, set_extension_u16,
-    MAX_EXTENSION_GROWTH,
-};
+use crate::rtp::extension::read_extension_u16;
 use crate::rtp::rtx::unwrap_rtx;
-use crate::rtp::{is_vp8_keyframe, rewrite, RtpHeader};
+use crate::rtp::{is_vp8_keyframe, RtpHeader};
 use crate::srtp::SrtpError;
 use crate::stats::{DropCounters, DropReason, LatencyHistogram, Traffic};
 use crate::transport::{ice_state_name, WebRtcTransport};
+use crate::worker::fanout::{FanOut, Job};
 use crate::worker::udp::SendBatch;
 
 /// Worker-wide counters that outlive the entities they count.
@@ -88,6 +86,10 @@ pub struct WorkerCore {
     /// Reused list of sequence numbers for NACKs toward publishers.
     pub(crate) nack_scratch: Vec<u16>,
     pub(crate) feedback: Vec<Feedback>,
+    /// Packets of the current receive batch waiting to be fanned out.
+    pub(crate) fanout: FanOut,
+    /// Bumped whenever a producer's consumer list changes (see `fanout`).
+    pub(crate) topology: u64,
     next_tick: Instant,
 }
 
@@ -118,6 +120,8 @@ impl WorkerCore {
             scratch: Vec::with_capacity(1500),
             nack_scratch: Vec::new(),
             feedback: Vec::new(),
+            fanout: FanOut::default(),
+            topology: 0,
             next_tick: now,
         }
     }
@@ -196,12 +200,32 @@ impl WorkerCore {
         tracing::trace!(?reason, "datagram dropped");
     }
 
-    /// Handles one received datagram. `buf` is the datagram and may be modified in place.
+    /// Handles one received datagram completely, forwarding included. `buf` is the
+    /// datagram and may be modified in place. For callers without a receive batch; must
+    /// not be mixed with [`Self::receive`] calls whose fan-out is pending.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
         from: SocketAddr,
         buf: &mut [u8],
+        out: &mut SendBatch,
+    ) {
+        debug_assert!(!self.fanout.is_pending());
+        self.receive(now, from, buf, 0, out);
+        let buf: &[u8] = buf;
+        self.fan_out(now, |_| Some(buf), out, usize::MAX);
+    }
+
+    /// The first pass over a receive batch: handles one received datagram, `slot` of the
+    /// batch, except the forwarding of RTP. `buf` may be modified in place; a packet to
+    /// forward is left in it as plaintext and must stay there until
+    /// [`Self::fan_out`] returns true. Replies (STUN, DTLS, RTCP feedback) go to `out`.
+    pub fn receive(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        buf: &mut [u8],
+        slot: usize,
         out: &mut SendBatch,
     ) {
         match classify(buf) {
@@ -213,7 +237,7 @@ impl WorkerCore {
                 };
                 match class {
                     PacketClass::Dtls => self.on_dtls(now, tk, from, buf, out),
-                    PacketClass::Rtp => self.on_rtp(now, tk, buf, out),
+                    PacketClass::Rtp => self.on_rtp(now, tk, buf, slot, out),
                     _ => self.on_rtcp(now, tk, buf, out),
                 }
             }
@@ -359,18 +383,38 @@ impl WorkerCore {
         }
     }
 
-    /// The forwarding path: unprotect once, repair (RTX, NACK bookkeeping, buffering for
-    /// retransmission), then for each active consumer copy, rewrite, protect with the
-    /// consumer's context and queue. No allocation.
-    fn on_rtp(&mut self, now: Instant, tk: TransportKey, buf: &mut [u8], out: &mut SendBatch) {
+    /// The receiving half of the forwarding path: unprotect once, repair (RTX, NACK
+    /// bookkeeping, buffering for retransmission), and note the packet for the fan-out
+    /// (`worker::fanout`). No allocation.
+    fn on_rtp(
+        &mut self,
+        now: Instant,
+        tk: TransportKey,
+        buf: &mut [u8],
+        slot: usize,
+        out: &mut SendBatch,
+    ) {
         let ingested = self.ingest_rtp(now, tk, buf);
         self.send_transport_cc(now, tk, out);
         let Some((pk, len, hdr, arrival)) = ingested else {
             return;
         };
-        let Some(pkt) = buf.get(..len) else { return };
-        self.forward(now, pk, pkt, &hdr, arrival, out);
-        if self.producers.get(pk).is_some_and(|p| p.nack_due(now)) {
+        let Some(p) = self.producers.get(pk) else {
+            return;
+        };
+        let keyframe = p.vp8
+            && buf
+                .get(..len)
+                .is_some_and(|b| is_vp8_keyframe(hdr.payload(b)));
+        self.fanout.push(Job {
+            slot,
+            producer: pk,
+            len,
+            hdr,
+            arrival,
+            keyframe,
+        });
+        if p.nack_due(now) {
             self.send_nacks(now, pk, out);
         }
     }
@@ -456,99 +500,6 @@ impl WorkerCore {
         let arrival = (micros.wrapping_mul(u64::from(clock_rate)) / 1_000_000) as u32;
         p.recv.on_packet(hdr.sequence, hdr.timestamp, arrival);
         (!p.paused).then_some((pk, len, hdr, arrival))
-    }
-
-    /// Sends one producer packet to each of its active consumers.
-    fn forward(
-        &mut self,
-        now: Instant,
-        pk: ProducerKey,
-        pkt: &[u8],
-        hdr: &RtpHeader,
-        arrival: u32,
-        out: &mut SendBatch,
-    ) {
-        let Self {
-            transports,
-            producers,
-            consumers,
-            rtp_out,
-            ..
-        } = self;
-        let Some(p) = producers.get(pk) else { return };
-        let len = pkt.len();
-        let keyframe = p.vp8 && is_vp8_keyframe(hdr.payload(pkt));
-        for &ck in &p.consumers {
-            let Some(c) = consumers.get_mut(ck) else {
-                continue;
-            };
-            if !c.active() {
-                continue;
-            }
-            if c.wait_keyframe {
-                if !keyframe {
-                    continue;
-                }
-                c.wait_keyframe = false;
-            }
-            let out_pt = c
-                .pt_map
-                .get(usize::from(hdr.payload_type))
-                .copied()
-                .unwrap_or(0xff);
-            if out_pt == 0xff {
-                continue;
-            }
-            let Some(ct) = transports.get_mut(c.transport) else {
-                continue;
-            };
-            let (Some(dest), Some(srtp_out)) = (ct.ice.selected(), ct.srtp_out.as_mut()) else {
-                continue;
-            };
-            let room = len + MAX_EXTENSION_GROWTH + srtp_out.profile().rtp_overhead();
-            let slot = out.start(dest, room);
-            let Some(dst) = slot.get_mut(..len) else {
-                out.commit(0);
-                continue;
-            };
-            dst.copy_from_slice(pkt);
-            // Extensions first: a packet that cannot be remapped is dropped before the
-            // munger assigns it a sequence number, so it leaves no gap.
-            if remap_extensions(slot, hdr, &c.ext_map).is_err() {
-                out.commit(0);
-                continue;
-            }
-            let Some((seq, ts)) = c.munger.process(hdr.sequence, hdr.timestamp, Some(arrival))
-            else {
-                out.commit(0);
-                continue;
-            };
-            rewrite(slot, c.ssrc, out_pt, seq, ts);
-            // Our own transport-wide sequence number for the subscriber's feedback: in
-            // place when the publisher's element was kept, else inserted.
-            let mut plain = len;
-            let twcc = c.twcc_id.map(|id| {
-                let n = ct.twcc_out_seq;
-                ct.twcc_out_seq = n.wrapping_add(1);
-                if !set_extension_u16(slot, hdr, id, n) {
-                    plain = insert_extension_u16(slot, len, hdr, id, n).unwrap_or(len);
-                }
-                n
-            });
-            match srtp_out.protect_rtp(slot, plain) {
-                Ok(n) => {
-                    out.commit(n);
-                    if let (Some(twcc), Some(bwe)) = (twcc, ct.bwe.as_mut()) {
-                        bwe.on_packet_sent(now, twcc, n);
-                    }
-                    c.traffic.add(n);
-                    c.last_forwarded = Some((hdr.timestamp, ts, now));
-                    ct.rtp_out.add(n);
-                    rtp_out.add(n);
-                }
-                Err(_) => out.commit(0),
-            }
-        }
     }
 
     /// Periodic work: ICE consent, DTLS retransmissions, RTCP reports, deferred keyframe

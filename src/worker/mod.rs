@@ -3,6 +3,7 @@
 //! socket.
 
 pub mod core;
+mod fanout;
 mod feedback;
 mod repair;
 mod reports;

@@ -512,10 +512,12 @@ impl WorkerCore {
             retransmissions: 0,
             score: ScoreTracker::new(10),
             twcc_id: stream.twcc_id,
+            fanout_pass: 0,
         });
         self.consumer_ids.insert(id.clone(), ck);
         if let Some(p) = self.producers.get_mut(pk) {
             p.consumers.push(ck);
+            self.topology = self.topology.wrapping_add(1);
         }
         if let Some(t) = self.transports.get_mut(tk) {
             t.consumers.push(ck);
@@ -617,6 +619,7 @@ impl WorkerCore {
         let mut router = None;
         if let Some(p) = self.producers.get_mut(c.producer) {
             p.consumers.retain(|k| *k != ck);
+            self.topology = self.topology.wrapping_add(1);
             router = Some(p.router.clone());
         }
         if let Some(t) = self.transports.get_mut(c.transport) {

@@ -30,8 +30,9 @@ use crate::worker::udp::{MediaSocket, RecvBatch, SendBatch};
 /// Datagrams taken from the socket per wake-up.
 const RECV_BATCH: usize = 32;
 /// Flush the send batch once it holds this many datagrams, even mid-receive-batch, to
-/// bound latency and memory under large fan-out.
-const SEND_FLUSH: usize = 256;
+/// bound latency and memory under large fan-out. Checked between consumers, so each
+/// consumer's copies of a batch stay together for GSO (`worker::fanout`).
+const SEND_FLUSH: usize = 1024;
 /// How often a worker looks at its stop request.
 const STOP_POLL: Duration = Duration::from_millis(20);
 /// How long shutdown waits for control writers to deliver the last notifications.
@@ -299,21 +300,32 @@ async fn packet_loop(shared: Rc<Shared>) -> io::Result<()> {
         let n = shared.socket.recv_batch(&mut rb).await?;
         // Receive completion: the start of every forwarded datagram's in-daemon latency.
         let received = Instant::now();
-        for i in 0..n {
-            {
-                let mut core = shared.core.borrow_mut();
+        {
+            let mut core = shared.core.borrow_mut();
+            for i in 0..n {
                 // The kernel's receive time per datagram when known (transport-cc
                 // feedback depends on it); else the batch's.
                 let arrival = rb.arrival(i).unwrap_or(received);
                 if let Some((buf, from)) = rb.get_mut(i) {
-                    core.handle_datagram(arrival, from, buf, &mut sb);
+                    core.receive(arrival, from, buf, i, &mut sb);
                 }
             }
-            if sb.len() >= SEND_FLUSH {
-                shared.send_measured(&mut sb, received).await;
+        }
+        // Replies and feedback first: they are few and time-critical.
+        shared.send(&mut sb).await;
+        loop {
+            // Send-side bandwidth estimation wants the time copies leave, near enough.
+            let done = shared.core.borrow_mut().fan_out(
+                Instant::now(),
+                |i| rb.get(i).map(|(b, _)| b),
+                &mut sb,
+                SEND_FLUSH,
+            );
+            shared.send_measured(&mut sb, received).await;
+            if done {
+                break;
             }
         }
-        shared.send_measured(&mut sb, received).await;
         shared.flush().await;
         glommio::yield_if_needed().await;
     }
