@@ -29,7 +29,7 @@ use gcm::GcmTransform;
 use header::{parse_rtcp_ssrc, parse_rtp, RTCP_CLEAR_LEN};
 use kdf::Prf;
 use replay::RocState;
-use state::{new_map, RtcpState, RtpState, SsrcMap};
+use state::{new_map, RtcpState, RtpState, RtpStates, SsrcMap};
 
 pub use replay::REPLAY_WINDOW;
 pub use state::MAX_SSRCS;
@@ -146,7 +146,7 @@ enum Transform {
 pub struct SrtpContext {
     profile: SrtpProfile,
     transform: Transform,
-    rtp: SsrcMap<RtpState>,
+    rtp: RtpStates,
     rtcp: SsrcMap<RtcpState>,
 }
 
@@ -182,7 +182,7 @@ impl SrtpContext {
         Ok(Self {
             profile,
             transform,
-            rtp: new_map(),
+            rtp: RtpStates::new(),
             rtcp: new_map(),
         })
     }
@@ -204,7 +204,7 @@ impl SrtpContext {
         // The sender tracks ROC the same way a receiver would (RFC 3711 3.3.1),
         // which also gives forwarded out-of-order packets their original ROC.
         let full = self.rtp.len() >= MAX_SSRCS;
-        let state = self.rtp.get_mut(&hdr.ssrc);
+        let state = self.rtp.get_mut(hdr.ssrc);
         let index = match &state {
             Some(s) => s.roc.estimate(hdr.seq)?,
             None if full => return Err(SrtpError::TooManySsrcs),
@@ -233,7 +233,7 @@ impl SrtpContext {
             .ok_or(SrtpError::TooShort)?;
         let hdr = parse_rtp(buf.get(..auth_end).ok_or(SrtpError::TooShort)?)?;
         let full = self.rtp.len() >= MAX_SSRCS;
-        let state = self.rtp.get_mut(&hdr.ssrc);
+        let state = self.rtp.get_mut(hdr.ssrc);
         // RFC 3711 3.3 steps 2 and 5: estimate the index, then consult the
         // replay list before spending cycles on authentication.
         let index = match &state {

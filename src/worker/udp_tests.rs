@@ -140,14 +140,15 @@ fn mixed_destinations_arrive_complete_and_in_order() {
             .map(|(i, n)| payload(b'b', i, n))
             .collect();
 
-        // Interleaved the way a forwarding loop produces them; half go through
-        // start/commit with a larger reservation than used.
+        // In runs per destination, as the fan-out produces them (a run of 5 of one,
+        // then of the other); half go through start/commit with a larger reservation
+        // than used.
         let mut batch = SendBatch::new();
-        for i in 0..want_a.len().max(want_b.len()) {
-            if let Some(p) = want_a.get(i) {
+        for i in (0..want_a.len().max(want_b.len())).step_by(5) {
+            for p in want_a.iter().skip(i).take(5) {
                 batch.push(a_addr, p);
             }
-            if let Some(p) = want_b.get(i) {
+            for p in want_b.iter().skip(i).take(5) {
                 let buf = batch.start(b_addr, 1500);
                 buf[..p.len()].copy_from_slice(p);
                 batch.commit(p.len());
@@ -321,11 +322,16 @@ fn rejected_destinations_do_not_fail_the_batch() {
 
         let mut want = Vec::new();
         let mut batch = SendBatch::new();
+        // In runs per destination, so that each run is a GSO candidate.
         for i in 0..6u16 {
             batch.push(port0, &payload(0, i, 1000));
+        }
+        for i in 0..6u16 {
             let p = payload(b'a', i, 1000);
             batch.push(a_addr, &p);
             want.push(p);
+        }
+        for i in 0..6u16 {
             batch.push(closed, &payload(1, i, 1000));
         }
         // Too big for UDP at all: EMSGSIZE, for this datagram only.
@@ -348,6 +354,8 @@ fn rejected_destinations_do_not_fail_the_batch() {
             let want: Vec<_> = (0..8).map(|i| payload(2, round * 10 + i, 600)).collect();
             for p in &want {
                 batch.push(closed, p);
+            }
+            for p in &want {
                 batch.push(a_addr, p);
             }
             let report = sock.send_batch(&mut batch).await.unwrap();
