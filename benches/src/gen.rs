@@ -593,7 +593,7 @@ impl Generator {
                     sub.rx[pos].on_packet(seq, info.base_seq, info.window);
                 }
             }
-            if n < sys::RECV_BATCH {
+            if !recv.was_full() {
                 return;
             }
         }
