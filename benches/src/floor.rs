@@ -63,6 +63,9 @@ struct Floor {
     received: u64,
     sent: u64,
     dropped: u64,
+    /// As the daemon's `udpSendCalls` / `udpGsoDatagrams`.
+    send_calls: u64,
+    gso_datagrams: u64,
 }
 
 fn parse_keys(data: &Value) -> Result<(SrtpProfile, Vec<u8>), String> {
@@ -130,6 +133,8 @@ impl Floor {
                 v["received"] = json!(self.received);
                 v["sent"] = json!(self.sent);
                 v["dropped"] = json!(self.dropped);
+                v["udpSendCalls"] = json!(self.send_calls);
+                v["udpGsoDatagrams"] = json!(self.gso_datagrams);
                 if data["reset"].as_bool() == Some(true) {
                     self.latency.reset();
                 }
@@ -274,8 +279,13 @@ async fn flush(
     }
     let micros = received.elapsed().as_micros() as u64;
     floor.borrow_mut().latency.record(micros, sb.len() as u64);
-    if socket.send_batch(sb).await.is_err() {
-        sb.clear();
+    match socket.send_batch(sb).await {
+        Ok(report) => {
+            let mut f = floor.borrow_mut();
+            f.send_calls += report.syscalls as u64;
+            f.gso_datagrams += report.gso_datagrams as u64;
+        }
+        Err(_) => sb.clear(),
     }
 }
 

@@ -25,7 +25,7 @@ use crate::srtp::SrtpError;
 use crate::stats::{DropCounters, DropReason, LatencyHistogram, Traffic};
 use crate::transport::{ice_state_name, WebRtcTransport};
 use crate::worker::fanout::{FanOut, Job};
-use crate::worker::udp::SendBatch;
+use crate::worker::udp::{SendBatch, SendReport};
 
 /// Worker-wide counters that outlive the entities they count.
 #[derive(Debug, Default, Clone, Copy)]
@@ -36,6 +36,12 @@ pub struct WorkerTotals {
     pub nacks_received: u64,
     pub keyframe_requests_sent: u64,
     pub transports_created: u64,
+    /// UDP datagrams the kernel accepted, the send calls that took them, how many went
+    /// in UDP GSO super-datagrams (fan-out efficiency), and datagrams it refused.
+    pub udp_datagrams_sent: u64,
+    pub udp_send_calls: u64,
+    pub udp_gso_datagrams: u64,
+    pub udp_send_errors: u64,
 }
 
 /// How often the shell calls [`WorkerCore::handle_timeout`]: ICE consent, DTLS
@@ -140,6 +146,15 @@ impl WorkerCore {
     pub fn record_latency(&mut self, micros: u64, datagrams: u64) {
         self.latency.record(micros, datagrams);
         self.latency_window.record(micros, datagrams);
+    }
+
+    /// Counts what one send of the shell did.
+    pub fn record_send(&mut self, report: &SendReport) {
+        let t = &mut self.totals;
+        t.udp_datagrams_sent += report.datagrams as u64;
+        t.udp_send_calls += report.syscalls as u64;
+        t.udp_gso_datagrams += report.gso_datagrams as u64;
+        t.udp_send_errors += report.errors as u64;
     }
 
     /// Takes the notifications produced so far, in order.

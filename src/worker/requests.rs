@@ -282,6 +282,10 @@ impl WorkerCore {
             "firReceived": self.totals.firs_received,
             "nackReceived": self.totals.nacks_received,
             "keyFrameRequestsSent": self.totals.keyframe_requests_sent,
+            "udpDatagramsSent": self.totals.udp_datagrams_sent,
+            "udpSendCalls": self.totals.udp_send_calls,
+            "udpGsoDatagrams": self.totals.udp_gso_datagrams,
+            "udpSendErrors": self.totals.udp_send_errors,
             // Loss as the publishers' streams show it now (current producers only).
             "packetsLost": self.producers.iter().map(|(_, p)| p.recv.lost()).sum::<u64>(),"load": self.load_json(),
         })

@@ -153,9 +153,12 @@ impl Shared {
         let Ok(_permit) = self.send_lock.acquire_permit(1).await else {
             return;
         };
-        if let Err(e) = self.socket.send_batch(batch).await {
-            tracing::warn!(error = %e, "UDP send failed");
-            batch.clear();
+        match self.socket.send_batch(batch).await {
+            Ok(report) => self.core.borrow_mut().record_send(&report),
+            Err(e) => {
+                tracing::warn!(error = %e, "UDP send failed");
+                batch.clear();
+            }
         }
     }
 

@@ -480,8 +480,10 @@ pub struct SendReport {
     pub datagrams: usize,
     /// Send syscalls made (`sendmmsg` calls plus glommio sends after EAGAIN).
     pub syscalls: usize,
-    /// GSO super-datagrams the kernel accepted.
+    /// GSO super-datagrams the kernel accepted...
     pub gso_sends: usize,
+    /// ...and the datagrams they carried.
+    pub gso_datagrams: usize,
     /// Datagrams dropped because the kernel rejected them.
     pub errors: usize,
 }
@@ -943,6 +945,7 @@ impl MediaSocket {
                     report.datagrams += m.count;
                     if m.count > 1 {
                         report.gso_sends += 1;
+                        report.gso_datagrams += m.count;
                         if self.gso.get() == Gso::Untested {
                             self.gso.set(Gso::Works);
                         }

@@ -189,6 +189,7 @@ fn gso_sends_equal_packets_as_separate_datagrams() {
                 datagrams: 20,
                 syscalls: 1,
                 gso_sends: 1,
+                gso_datagrams: 20,
                 errors: 0
             }
         );

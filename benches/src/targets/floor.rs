@@ -106,9 +106,11 @@ impl Target for Floor {
         let latency = self
             .ctl
             .call("worker.getLatency", None, json!({ "reset": reset }))?;
+        // Its counters (received, sent, send calls, GSO datagrams) at the window's end.
+        let extra = if reset { Value::Null } else { latency.clone() };
         Ok(TargetStats {
             latency: Some(latency),
-            extra: Value::Null,
+            extra,
         })
     }
 }

@@ -25,7 +25,7 @@ fn snake(s: &str) -> String {
 }
 
 /// Counters reported as lifetime totals: (field, metric, help).
-const COUNTERS: [(&str, &str, &str); 10] = [
+const COUNTERS: [(&str, &str, &str); 14] = [
     (
         "rtpPacketsReceived",
         "sfu_worker_rtp_packets_received_total",
@@ -75,6 +75,26 @@ const COUNTERS: [(&str, &str, &str); 10] = [
         "keyFrameRequestsSent",
         "sfu_worker_keyframe_requests_sent_total",
         "Keyframe requests (PLI or FIR) sent to publishers.",
+    ),
+    (
+        "udpDatagramsSent",
+        "sfu_worker_udp_datagrams_sent_total",
+        "UDP datagrams the kernel accepted from the worker.",
+    ),
+    (
+        "udpSendCalls",
+        "sfu_worker_udp_send_calls_total",
+        "Send system calls the worker made (sendmmsg, and sends after EAGAIN).",
+    ),
+    (
+        "udpGsoDatagrams",
+        "sfu_worker_udp_gso_datagrams_total",
+        "UDP datagrams sent inside GSO super-datagrams.",
+    ),
+    (
+        "udpSendErrors",
+        "sfu_worker_udp_send_errors_total",
+        "UDP datagrams the kernel refused.",
     ),
 ];
 
