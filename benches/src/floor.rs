@@ -66,6 +66,8 @@ struct Floor {
     /// As the daemon's `udpSendCalls` / `udpGsoDatagrams`.
     send_calls: u64,
     gso_datagrams: u64,
+    /// As the daemon's `udpReceiveBatches`.
+    receive_batches: u64,
 }
 
 fn parse_keys(data: &Value) -> Result<(SrtpProfile, Vec<u8>), String> {
@@ -135,6 +137,7 @@ impl Floor {
                 v["dropped"] = json!(self.dropped);
                 v["udpSendCalls"] = json!(self.send_calls);
                 v["udpGsoDatagrams"] = json!(self.gso_datagrams);
+                v["udpReceiveBatches"] = json!(self.receive_batches);
                 if data["reset"].as_bool() == Some(true) {
                     self.latency.reset();
                 }
@@ -246,6 +249,7 @@ async fn serve(listen: SocketAddr, control: PathBuf) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         let received = Instant::now();
+        floor.borrow_mut().receive_batches += 1;
         floor.borrow_mut().unprotect(&mut rb, &mut items);
         let mut start = 0;
         while start < items.len() {

@@ -42,6 +42,9 @@ pub struct WorkerTotals {
     pub udp_send_calls: u64,
     pub udp_gso_datagrams: u64,
     pub udp_send_errors: u64,
+    /// Receive batches (`recvmmsg` calls that returned datagrams) and their datagrams.
+    pub udp_receive_batches: u64,
+    pub udp_datagrams_received: u64,
 }
 
 /// How often the shell calls [`WorkerCore::handle_timeout`]: ICE consent, DTLS
@@ -146,6 +149,12 @@ impl WorkerCore {
     pub fn record_latency(&mut self, micros: u64, datagrams: u64) {
         self.latency.record(micros, datagrams);
         self.latency_window.record(micros, datagrams);
+    }
+
+    /// Counts one receive batch of the shell.
+    pub fn record_receive(&mut self, datagrams: usize) {
+        self.totals.udp_receive_batches += 1;
+        self.totals.udp_datagrams_received += datagrams as u64;
     }
 
     /// Counts what one send of the shell did.

@@ -286,6 +286,8 @@ impl WorkerCore {
             "udpSendCalls": self.totals.udp_send_calls,
             "udpGsoDatagrams": self.totals.udp_gso_datagrams,
             "udpSendErrors": self.totals.udp_send_errors,
+            "udpReceiveBatches": self.totals.udp_receive_batches,
+            "udpDatagramsReceived": self.totals.udp_datagrams_received,
             // Loss as the publishers' streams show it now (current producers only).
             "packetsLost": self.producers.iter().map(|(_, p)| p.recv.lost()).sum::<u64>(),"load": self.load_json(),
         })

@@ -305,6 +305,7 @@ async fn packet_loop(shared: Rc<Shared>) -> io::Result<()> {
         let received = Instant::now();
         {
             let mut core = shared.core.borrow_mut();
+            core.record_receive(n);
             for i in 0..n {
                 // The kernel's receive time per datagram when known (transport-cc
                 // feedback depends on it); else the batch's.

@@ -25,7 +25,7 @@ fn snake(s: &str) -> String {
 }
 
 /// Counters reported as lifetime totals: (field, metric, help).
-const COUNTERS: [(&str, &str, &str); 14] = [
+const COUNTERS: [(&str, &str, &str); 16] = [
     (
         "rtpPacketsReceived",
         "sfu_worker_rtp_packets_received_total",
@@ -95,6 +95,16 @@ const COUNTERS: [(&str, &str, &str); 14] = [
         "udpSendErrors",
         "sfu_worker_udp_send_errors_total",
         "UDP datagrams the kernel refused.",
+    ),
+    (
+        "udpReceiveBatches",
+        "sfu_worker_udp_receive_batches_total",
+        "Receive batches (recvmmsg calls that returned datagrams).",
+    ),
+    (
+        "udpDatagramsReceived",
+        "sfu_worker_udp_datagrams_received_total",
+        "UDP datagrams received, of every kind.",
     ),
 ];
 
