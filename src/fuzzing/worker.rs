@@ -908,6 +908,60 @@ mod tests {
         assert_eq!(s.core.drops().total(), 0, "{}", s.core.drops().to_json());
     }
 
+    /// A subscriber's copies of one publisher's producers are queued together, video
+    /// first (so audio can end a video GSO run), each once, whatever the arrival order.
+    #[test]
+    fn fan_out_queues_a_subscribers_video_then_audio_together() {
+        let mut s = Session::new();
+        let now = s.now;
+        s.apply(Op::Media {
+            stream: 1,
+            seq: 1,
+            ts: 0,
+            flags: 0,
+            payload: vec![1; 40],
+        });
+        for seq in 1..=3u16 {
+            s.apply(Op::Media {
+                stream: 0,
+                seq,
+                ts: 0,
+                flags: if seq == 1 { 2 } else { 0 },
+                payload: vec![7; 300],
+            });
+        }
+        for (slot, (from, bytes)) in s.batch.iter_mut().enumerate() {
+            s.core.receive(now, *from, bytes, slot, &mut s.out);
+        }
+        s.flush();
+        let batch = &s.batch;
+        let done = s.core.fan_out(
+            now,
+            |slot| batch.get(slot).map(|(_, b)| b.as_slice()),
+            &mut s.out,
+            1,
+        );
+        // One step served the video consumer and, with it, the same transport's audio
+        // consumer; the audio group then has nobody left.
+        let sizes: Vec<usize> = s.out.iter().map(|(_, d)| d.len()).collect();
+        assert_eq!(sizes.len(), 4, "{sizes:?}");
+        assert!(
+            sizes[..3].iter().all(|n| *n > 300) && sizes[3] < 100,
+            "{sizes:?}"
+        );
+        assert!(!done, "the step stopped at the limit");
+        s.flush();
+        let batch = &s.batch;
+        while !s.core.fan_out(
+            now,
+            |slot| batch.get(slot).map(|(_, b)| b.as_slice()),
+            &mut s.out,
+            1,
+        ) {}
+        assert!(s.out.is_empty(), "nothing is sent twice");
+        assert_eq!(s.core.rtp_out.packets, 4);
+    }
+
     /// The fan-out is resumable across flushes (`worker::fanout`): consumers closed or
     /// moved in the list while a flush was out neither lose copies nor get them twice,
     /// and each consumer's copies of the batch are queued back to back.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{json, Value};
 use slab::Slab;
 
+use crate::channel::params::MediaKind;
 use crate::channel::Notification;
 use crate::demux::{classify, PacketClass};
 use crate::dtls::{check_records, DtlsIdentity, DtlsState, RecordCheck};
@@ -432,6 +433,8 @@ impl WorkerCore {
                 .is_some_and(|b| is_vp8_keyframe(hdr.payload(b)));
         self.fanout.push(Job {
             slot,
+            publisher: tk,
+            video: p.kind == MediaKind::Video,
             producer: pk,
             len,
             hdr,

@@ -11,6 +11,12 @@
 //! by packet instead interleaves every subscriber's datagrams, and once a flush holds
 //! fewer datagrams than there are subscribers no two of them share a destination.
 //!
+//! Within one publisher's packets of the batch, a subscriber transport gets its copies of
+//! all that publisher's producers together, video first: when the frame's last packet is
+//! full-size, the audio packet after it can ride as the shorter last segment of the same
+//! GSO send (only the last segment may be shorter), and otherwise it still costs no
+//! extra pass over another subscriber's state.
+//!
 //! The shell sends the batch between calls to `fan_out` (the `limit`), and sending can
 //! park on a full socket, letting control requests run: a consumer may then be created
 //! or closed mid-fan-out. The cursor survives that: each consumer is marked with the pass
@@ -19,7 +25,7 @@
 
 use std::time::Instant;
 
-use crate::router::{Consumer, ProducerKey};
+use crate::router::{Consumer, ProducerKey, TransportKey};
 use crate::rtp::extension::{
     insert_extension_u16, remap_extensions, set_extension_u16, MAX_EXTENSION_GROWTH,
 };
@@ -34,6 +40,10 @@ use crate::worker::udp::SendBatch;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Job {
     pub(crate) slot: usize,
+    /// The publisher's transport: its producers' copies are queued together.
+    pub(crate) publisher: TransportKey,
+    /// Video sorts before audio (larger packets first, for GSO).
+    pub(crate) video: bool,
     pub(crate) producer: ProducerKey,
     pub(crate) len: usize,
     pub(crate) hdr: RtpHeader,
@@ -93,8 +103,10 @@ impl WorkerCore {
         } = self;
         if !f.started {
             f.started = true;
-            // Grouped by producer, in arrival order within a group (slots are unique).
-            f.jobs.sort_unstable_by_key(|j| (j.producer, j.slot));
+            // Grouped by publisher, then producer (video first), in arrival order within
+            // a group (slots are unique).
+            f.jobs
+                .sort_unstable_by_key(|j| (j.publisher, !j.video, j.producer, j.slot));
             f.pass = f.pass.wrapping_add(1);
             f.group = 0;
             f.next = 0;
@@ -107,14 +119,17 @@ impl WorkerCore {
         }
         while let Some(first) = f.jobs.get(f.group) {
             let pk = first.producer;
-            let end = f.group
+            let end = group_end(&f.jobs, f.group);
+            let group = f.jobs.get(f.group..end).unwrap_or_default();
+            // This publisher's later producer groups, served per subscriber transport.
+            let publisher = first.publisher;
+            let span_end = f.group
                 + f.jobs
                     .get(f.group..)
                     .unwrap_or_default()
                     .iter()
-                    .take_while(|j| j.producer == pk)
+                    .take_while(|j| j.publisher == publisher)
                     .count();
-            let group = f.jobs.get(f.group..end).unwrap_or_default();
             // A producer closed while a flush was pending may have left its slab slot to
             // another: its packets go nowhere then (its consumers are closed too).
             let consumers_of = producers
@@ -134,10 +149,23 @@ impl WorkerCore {
                 let Some(t) = transports.get_mut(c.transport) else {
                     continue;
                 };
-                for job in group {
-                    if let Some(pkt) = packet(job.slot).and_then(|b| b.get(..job.len)) {
-                        copy_to(now, c, t, job, pkt, rtp_out, out);
+                copy_group(now, c, t, group, &packet, rtp_out, out);
+                // The same subscriber's consumers of the publisher's other producers.
+                let mut h = end;
+                while h < span_end {
+                    let h_end = group_end(&f.jobs, h);
+                    let later = f.jobs.get(h..h_end).unwrap_or_default();
+                    let hp = later.first().map(|j| j.producer);
+                    let follower = t.consumers.iter().copied().find(|&k| {
+                        consumers
+                            .get(k)
+                            .is_some_and(|x| Some(x.producer) == hp && x.fanout_pass != f.pass)
+                    });
+                    if let Some(fc) = follower.and_then(|k| consumers.get_mut(k)) {
+                        fc.fanout_pass = f.pass;
+                        copy_group(now, fc, t, later, &packet, rtp_out, out);
                     }
+                    h = h_end;
                 }
                 if out.len() >= limit {
                     return false;
@@ -149,6 +177,35 @@ impl WorkerCore {
         f.jobs.clear();
         f.started = false;
         true
+    }
+}
+
+/// The end of the producer group starting at `start` in the sorted jobs.
+fn group_end(jobs: &[Job], start: usize) -> usize {
+    let pk = jobs.get(start).map(|j| j.producer);
+    start
+        + jobs
+            .get(start..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|j| Some(j.producer) == pk)
+            .count()
+}
+
+/// Queues one consumer's copies of a producer group.
+fn copy_group<'a>(
+    now: Instant,
+    c: &mut Consumer,
+    t: &mut WebRtcTransport,
+    group: &[Job],
+    packet: &impl Fn(usize) -> Option<&'a [u8]>,
+    rtp_out: &mut Traffic,
+    out: &mut SendBatch,
+) {
+    for job in group {
+        if let Some(pkt) = packet(job.slot).and_then(|b| b.get(..job.len)) {
+            copy_to(now, c, t, job, pkt, rtp_out, out);
+        }
     }
 }
 
