@@ -572,15 +572,10 @@ impl Session {
         if self.batch.is_empty() {
             return false;
         }
-        let now = self.now;
-        for (slot, (from, bytes)) in self.batch.iter_mut().enumerate() {
-            self.core.receive(now, *from, bytes, slot, &mut self.out);
-        }
+        self.receive_batch();
         let applied = between.is_some();
         loop {
-            let batch = &self.batch;
-            let packet = |slot: usize| batch.get(slot).map(|(_, b)| b.as_slice());
-            let done = self.core.fan_out(now, packet, &mut self.out, 1);
+            let done = self.fan_out_step(1);
             match between.take() {
                 Some(Op::Control { action }) => self.control(action),
                 Some(Op::Request { json }) => self.request(json),
@@ -590,6 +585,21 @@ impl Session {
         }
         self.batch.clear();
         applied
+    }
+
+    /// The first pass over the queued batch: every datagram through `receive`.
+    fn receive_batch(&mut self) {
+        let now = self.now;
+        for (slot, (from, bytes)) in self.batch.iter_mut().enumerate() {
+            self.core.receive(now, *from, bytes, slot, &mut self.out);
+        }
+    }
+
+    /// One `fan_out` call over the queued batch; whether the fan-out is done.
+    fn fan_out_step(&mut self, limit: usize) -> bool {
+        let batch = &self.batch;
+        let packet = |slot: usize| batch.get(slot).map(|(_, b)| b.as_slice());
+        self.core.fan_out(self.now, packet, &mut self.out, limit)
     }
 
     /// Protects `plain` with a peer's real context and delivers it from the peer's
@@ -913,7 +923,6 @@ mod tests {
     #[test]
     fn fan_out_queues_a_subscribers_video_then_audio_together() {
         let mut s = Session::new();
-        let now = s.now;
         s.apply(Op::Media {
             stream: 1,
             seq: 1,
@@ -930,17 +939,9 @@ mod tests {
                 payload: vec![7; 300],
             });
         }
-        for (slot, (from, bytes)) in s.batch.iter_mut().enumerate() {
-            s.core.receive(now, *from, bytes, slot, &mut s.out);
-        }
+        s.receive_batch();
         s.flush();
-        let batch = &s.batch;
-        let done = s.core.fan_out(
-            now,
-            |slot| batch.get(slot).map(|(_, b)| b.as_slice()),
-            &mut s.out,
-            1,
-        );
+        let done = s.fan_out_step(1);
         // One step served the video consumer and, with it, the same transport's audio
         // consumer; the audio group then has nobody left.
         let sizes: Vec<usize> = s.out.iter().map(|(_, d)| d.len()).collect();
@@ -951,13 +952,7 @@ mod tests {
         );
         assert!(!done, "the step stopped at the limit");
         s.flush();
-        let batch = &s.batch;
-        while !s.core.fan_out(
-            now,
-            |slot| batch.get(slot).map(|(_, b)| b.as_slice()),
-            &mut s.out,
-            1,
-        ) {}
+        while !s.fan_out_step(1) {}
         assert!(s.out.is_empty(), "nothing is sent twice");
         assert_eq!(s.core.rtp_out.packets, 4);
     }
@@ -989,19 +984,9 @@ mod tests {
                 payload: vec![7; 200],
             });
         }
-        for (slot, (from, bytes)) in s.batch.iter_mut().enumerate() {
-            s.core.receive(now, *from, bytes, slot, &mut s.out);
-        }
+        s.receive_batch();
         s.flush();
-        let step = |s: &mut Session| {
-            let batch = &s.batch;
-            s.core.fan_out(
-                now,
-                |slot| batch.get(slot).map(|(_, b)| b.as_slice()),
-                &mut s.out,
-                1,
-            )
-        };
+        let step = |s: &mut Session| s.fan_out_step(1);
         // One consumer per step: its three copies, back to back.
         for _ in 0..2 {
             assert!(!step(&mut s));

@@ -25,7 +25,9 @@
 
 use std::time::Instant;
 
-use crate::router::{Consumer, ProducerKey, TransportKey};
+use slab::Slab;
+
+use crate::router::{Consumer, Producer, ProducerKey, TransportKey};
 use crate::rtp::extension::{
     insert_extension_u16, remap_extensions, set_extension_u16, MAX_EXTENSION_GROWTH,
 };
@@ -118,23 +120,11 @@ impl WorkerCore {
             f.topology = topology;
         }
         while let Some(first) = f.jobs.get(f.group) {
-            let pk = first.producer;
-            let end = group_end(&f.jobs, f.group);
+            let end = run_end(&f.jobs, f.group, |j| j.producer);
             let group = f.jobs.get(f.group..end).unwrap_or_default();
             // This publisher's later producer groups, served per subscriber transport.
-            let publisher = first.publisher;
-            let span_end = f.group
-                + f.jobs
-                    .get(f.group..)
-                    .unwrap_or_default()
-                    .iter()
-                    .take_while(|j| j.publisher == publisher)
-                    .count();
-            // A producer closed while a flush was pending may have left its slab slot to
-            // another: its packets go nowhere then (its consumers are closed too).
-            let consumers_of = producers
-                .get(pk)
-                .filter(|p| p.ssrc == first.hdr.ssrc)
+            let span_end = run_end(&f.jobs, f.group, |j| j.publisher);
+            let consumers_of = live_producer(producers, first)
                 .map(|p| p.consumers.as_slice())
                 .unwrap_or_default();
             while let Some(&ck) = consumers_of.get(f.next) {
@@ -153,9 +143,12 @@ impl WorkerCore {
                 // The same subscriber's consumers of the publisher's other producers.
                 let mut h = end;
                 while h < span_end {
-                    let h_end = group_end(&f.jobs, h);
+                    let h_end = run_end(&f.jobs, h, |j| j.producer);
                     let later = f.jobs.get(h..h_end).unwrap_or_default();
-                    let hp = later.first().map(|j| j.producer);
+                    let hp = later
+                        .first()
+                        .filter(|j| live_producer(producers, j).is_some())
+                        .map(|j| j.producer);
                     let follower = t.consumers.iter().copied().find(|&k| {
                         consumers
                             .get(k)
@@ -180,16 +173,21 @@ impl WorkerCore {
     }
 }
 
-/// The end of the producer group starting at `start` in the sorted jobs.
-fn group_end(jobs: &[Job], start: usize) -> usize {
-    let pk = jobs.get(start).map(|j| j.producer);
-    start
-        + jobs
-            .get(start..)
-            .unwrap_or_default()
-            .iter()
-            .take_while(|j| Some(j.producer) == pk)
-            .count()
+/// The end of the run of jobs from `start` that share `key` (the sorted jobs' producer
+/// groups and publisher spans).
+fn run_end<K: PartialEq>(jobs: &[Job], start: usize, key: impl Fn(&Job) -> K) -> usize {
+    let rest = jobs.get(start..).unwrap_or_default();
+    let k = rest.first().map(&key);
+    start + rest.iter().take_while(|j| Some(key(j)) == k).count()
+}
+
+/// The producer of `job`, unless it was closed while a flush was pending: its slab slot
+/// may then hold another producer, and its packets go nowhere (its consumers are closed
+/// too).
+fn live_producer<'p>(producers: &'p Slab<Producer>, job: &Job) -> Option<&'p Producer> {
+    producers
+        .get(job.producer)
+        .filter(|p| p.ssrc == job.hdr.ssrc)
 }
 
 /// Queues one consumer's copies of a producer group.
