@@ -352,6 +352,28 @@ impl SrtpContext {
     }
 }
 
+impl SrtpContext {
+    /// Forgets an SSRC's RTP and RTCP state (RFC 3711 3.2.3 lets a context go when its
+    /// stream ends): called when the consumer or producer that owned the SSRC closes, so
+    /// a long-lived transport's churn never reaches [`MAX_SSRCS`]. Returns whether any
+    /// state was there.
+    ///
+    /// On an outbound context the SSRC must never be sent again under these keys:
+    /// its index would restart and reuse keystream (RFC 3711 9.1). Transports never
+    /// reuse a consumer SSRC for that reason (`transport::SsrcAllocator`).
+    pub fn remove_ssrc(&mut self, ssrc: u32) -> bool {
+        let rtp = self.rtp.remove(ssrc);
+        let rtcp = self.rtcp.remove(&ssrc).is_some();
+        state::shrink_if_sparse(&mut self.rtcp);
+        rtp || rtcp
+    }
+
+    /// SSRCs with RTP state, and with RTCP state (stats and tests).
+    pub fn ssrc_counts(&self) -> (usize, usize) {
+        (self.rtp.len(), self.rtcp.len())
+    }
+}
+
 /// Splits DTLS-exported keying material (RFC 5764 4.2: client key, server key,
 /// client salt, server salt) into (outbound context, inbound context) for the
 /// side given by `we_are_dtls_client`.

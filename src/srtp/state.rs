@@ -78,6 +78,31 @@ impl RtpStates {
             self.rest.insert(ssrc, state);
         }
     }
+
+    /// Forgets an SSRC's state; returns whether it was there. Removing the inline one
+    /// promotes one from `rest` (any: after a close the survivors are equally likely to
+    /// carry the next packet), so `first` is empty only when `rest` is too and
+    /// [`Self::insert`] stays correct.
+    pub(crate) fn remove(&mut self, ssrc: u32) -> bool {
+        let removed = match self.first {
+            Some((s, _)) if s == ssrc => {
+                let promoted = self.rest.keys().next().copied();
+                self.first = promoted.and_then(|k| self.rest.remove(&k).map(|st| (k, st)));
+                true
+            }
+            _ => self.rest.remove(&ssrc).is_some(),
+        };
+        shrink_if_sparse(&mut self.rest);
+        removed
+    }
+}
+
+/// Gives memory back once a map that grew (a subscriber with many consumers) has
+/// mostly emptied; never on the packet path, only when an SSRC is removed.
+pub(crate) fn shrink_if_sparse<T>(map: &mut SsrcMap<T>) {
+    if map.capacity() > 4 * INITIAL_CAPACITY && map.len() < map.capacity() / 4 {
+        map.shrink_to(map.len() * 2);
+    }
 }
 
 pub(crate) fn new_map<T>() -> SsrcMap<T> {
@@ -127,5 +152,90 @@ impl Hasher for SsrcHasher {
     fn finish(&self) -> u64 {
         // The multiply pushes entropy up; hashbrown picks buckets from the low bits.
         self.0 ^ (self.0 >> 32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(index: u64) -> RtpState {
+        RtpState::new(index)
+    }
+
+    /// The index the state of `ssrc` gives a packet with sequence number `seq`: the
+    /// states keep their own ROC/highest index through a promotion.
+    fn index_of(states: &mut RtpStates, ssrc: u32, seq: u16) -> Option<u64> {
+        states.get_mut(ssrc).and_then(|s| s.roc.estimate(seq).ok())
+    }
+
+    #[test]
+    fn removing_the_inline_ssrc_promotes_one_from_rest() {
+        let mut s = RtpStates::new();
+        s.insert(1, state(10));
+        s.insert(2, state(0x2_0014));
+        s.insert(3, state(0x3_001e));
+        assert!(s.remove(1));
+        assert_eq!(s.len(), 2);
+        assert!(s.get_mut(1).is_none());
+        // The promoted one is inline now, the other still in rest: both reachable.
+        let promoted = s.first.map(|(k, _)| k);
+        assert!(matches!(promoted, Some(2 | 3)), "{promoted:?}");
+        assert_eq!(s.rest.len(), 1);
+        assert_eq!(index_of(&mut s, 2, 21), Some(0x2_0015));
+        assert_eq!(index_of(&mut s, 3, 31), Some(0x3_001f));
+        // A new SSRC goes to rest (first is taken), and removing everything leaves it
+        // empty and reusable inline.
+        s.insert(4, state(40));
+        assert!(s.rest.contains_key(&4));
+        for k in [2, 3, 4] {
+            assert!(s.remove(k));
+        }
+        assert_eq!(s.len(), 0);
+        assert!(s.first.is_none());
+        s.insert(5, state(50));
+        assert_eq!(s.first.map(|(k, _)| k), Some(5));
+    }
+
+    #[test]
+    fn removing_the_last_inline_ssrc_leaves_it_empty() {
+        let mut s = RtpStates::new();
+        s.insert(7, state(1));
+        assert!(s.remove(7));
+        assert!(s.first.is_none());
+        assert_eq!(s.len(), 0);
+        assert!(!s.remove(7), "already gone");
+        s.insert(8, state(2));
+        assert_eq!(s.first.map(|(k, _)| k), Some(8));
+        assert!(s.rest.is_empty());
+    }
+
+    #[test]
+    fn removing_from_rest_keeps_the_inline_one() {
+        let mut s = RtpStates::new();
+        s.insert(1, state(1));
+        s.insert(2, state(2));
+        assert!(s.remove(2));
+        assert!(!s.remove(9));
+        assert_eq!(s.first.map(|(k, _)| k), Some(1));
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn a_drained_map_gives_its_memory_back() {
+        let mut s = RtpStates::new();
+        for k in 0..1000 {
+            s.insert(k, state(0));
+        }
+        let grown = s.rest.capacity();
+        for k in 0..999 {
+            assert!(s.remove(k));
+        }
+        assert_eq!(s.len(), 1);
+        assert!(
+            s.rest.capacity() < grown / 8,
+            "{} of {grown}",
+            s.rest.capacity()
+        );
     }
 }

@@ -421,6 +421,45 @@ fn ssrc_maps_are_capped() {
 }
 
 #[test]
+fn removed_ssrcs_free_room_under_the_cap() {
+    let mut rng = StdRng::seed_from_u64(9);
+    for p in PROFILES {
+        let (key, salt) = master(p, &mut rng);
+        let mut tx = ours(p, &key, &salt);
+        let mut rx = reference(p, &key, &salt);
+        let cap = u32::try_from(MAX_SSRCS).unwrap();
+        // Streams come and go one after another, three times the cap: each closed one is
+        // removed, so every next one is protected (and the reference decrypts it).
+        for ssrc in 1..=3 * cap {
+            let plain = rtp(Shape::Plain, 7, ssrc, &mut rng);
+            let pkt = protect_rtp(&mut tx, &plain).unwrap();
+            assert_eq!(rx.decrypt_rtp(&pkt).unwrap()[..], plain[..], "ssrc {ssrc}");
+            protect_rtcp(&mut tx, &rtcp(ssrc, true, &mut rng)).unwrap();
+            assert!(tx.remove_ssrc(ssrc));
+            assert_eq!(tx.ssrc_counts(), (0, 0));
+        }
+        assert!(!tx.remove_ssrc(1), "already removed");
+
+        // At the cap, removing one (the inline one included) admits exactly one more.
+        let mut tx = ours(p, &key, &salt);
+        for ssrc in 0..cap {
+            protect_rtp(&mut tx, &rtp(Shape::Plain, 1, ssrc, &mut rng)).unwrap();
+        }
+        let extra = rtp(Shape::Plain, 1, cap, &mut rng);
+        assert_eq!(protect_rtp(&mut tx, &extra), Err(SrtpError::TooManySsrcs));
+        assert!(tx.remove_ssrc(0));
+        assert!(protect_rtp(&mut tx, &extra).is_ok());
+        let another = rtp(Shape::Plain, 1, cap + 1, &mut rng);
+        assert_eq!(protect_rtp(&mut tx, &another), Err(SrtpError::TooManySsrcs));
+        // Survivors keep their state: the next packet of each still protects.
+        for ssrc in [1, cap / 2, cap - 1] {
+            assert!(protect_rtp(&mut tx, &rtp(Shape::Plain, 2, ssrc, &mut rng)).is_ok());
+        }
+        assert_eq!(tx.ssrc_counts().0, MAX_SSRCS);
+    }
+}
+
+#[test]
 fn keying_material_is_split_per_rfc5764() {
     let mut rng = StdRng::seed_from_u64(7);
     for p in PROFILES {
