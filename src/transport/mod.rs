@@ -18,6 +18,9 @@ use crate::rtcp::twcc::TwccRecorder;
 use crate::srtp::{contexts_from_keying_material, SrtpContext};
 use crate::stats::Traffic;
 
+mod ssrc;
+pub use ssrc::SsrcAllocator;
+
 /// At most this many addresses may be validated by STUN for one transport (a browser
 /// has a handful of candidates); older ones are forgotten first.
 pub const MAX_VALIDATED_ADDRS: usize = 8;
@@ -44,6 +47,8 @@ pub struct WebRtcTransport {
     pub dtls_connect_called: bool,
     pub producers_by_ssrc: HashMap<u32, ProducerKey>,
     pub consumers_by_ssrc: HashMap<u32, ConsumerKey>,
+    /// Where consumer SSRCs come from: never one this transport used before.
+    pub consumer_ssrcs: SsrcAllocator,
     pub producers: Vec<ProducerKey>,
     pub consumers: Vec<ConsumerKey>,
     pub next_rtcp: Instant,
@@ -96,6 +101,7 @@ impl WebRtcTransport {
             dtls_connect_called: false,
             producers_by_ssrc: HashMap::new(),
             consumers_by_ssrc: HashMap::new(),
+            consumer_ssrcs: SsrcAllocator::new(),
             producers: Vec::new(),
             consumers: Vec::new(),
             next_rtcp: now,

@@ -448,7 +448,7 @@ impl WorkerCore {
     ) -> Result<Value> {
         let t = self
             .transports
-            .get(tk)
+            .get_mut(tk)
             .ok_or_else(|| not_found("transport", ""))?;
         let pk = *self
             .producer_ids
@@ -462,17 +462,20 @@ impl WorkerCore {
             // A transport consumes only producers of its own router (room isolation).
             return Err(not_found("producer", &d.producer_id.0));
         }
-        let mut ssrc = rand::random::<u32>();
-        while ssrc == 0
-            || t.consumers_by_ssrc.contains_key(&ssrc)
-            || t.producers_by_ssrc.contains_key(&ssrc)
-        {
-            ssrc = rand::random::<u32>();
-        }
-        let mut rtx_ssrc = rand::random::<u32>();
-        while rtx_ssrc == 0 || rtx_ssrc == ssrc || t.consumers_by_ssrc.contains_key(&rtx_ssrc) {
-            rtx_ssrc = rand::random::<u32>();
-        }
+        // Never an SSRC this transport sent before: a closed consumer's SRTP state is
+        // gone, and reusing its SSRC under the same keys would reuse keystream.
+        let WebRtcTransport {
+            consumer_ssrcs,
+            producers_by_ssrc,
+            ..
+        } = t;
+        let taken = |s| producers_by_ssrc.contains_key(&s);
+        let (Some(ssrc), Some(rtx_ssrc)) = (consumer_ssrcs.next(taken), consumer_ssrcs.next(taken))
+        else {
+            return Err(ControlError::InvalidState(
+                "this transport has used up its consumer SSRCs".into(),
+            ));
+        };
         let stream = consumer_stream(
             p.kind,
             &p.rtp_parameters,
@@ -631,6 +634,13 @@ impl WorkerCore {
         if let Some(t) = self.transports.get_mut(c.transport) {
             t.consumers.retain(|k| *k != ck);
             t.consumers_by_ssrc.remove(&c.ssrc);
+            // Its streams' SRTP/SRTCP state: kept, it would fill the context's SSRC cap
+            // and silence the transport after MAX_SSRCS consumers.
+            if let Some(srtp) = t.srtp_out.as_mut() {
+                for ssrc in std::iter::once(c.ssrc).chain(c.rtx.map(|(s, _)| s)) {
+                    srtp.remove_ssrc(ssrc);
+                }
+            }
             router = Some(t.router.clone());
         }
         if let (Some(event), Some(router)) = (reason, router) {
@@ -653,6 +663,13 @@ impl WorkerCore {
         if let Some(t) = self.transports.get_mut(p.transport) {
             t.producers.retain(|k| *k != pk);
             t.producers_by_ssrc.retain(|_, k| *k != pk);
+            // Likewise the inbound state of its streams, so that a publisher that
+            // republishes again and again never fills the inbound context's cap.
+            if let Some(srtp) = t.srtp_in.as_mut() {
+                for ssrc in std::iter::once(p.ssrc).chain(p.rtx_ssrc) {
+                    srtp.remove_ssrc(ssrc);
+                }
+            }
         }
         if let Some(event) = reason {
             self.notify(&p.router, &p.id.0, event, Value::Null);
