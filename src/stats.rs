@@ -30,11 +30,20 @@ pub enum DropReason {
     UnknownSsrc,
     /// RTCP that did not parse.
     RtcpMalformed,
+    /// An SRTP/SRTCP context at its SSRC cap ([`crate::srtp::MAX_SSRCS`]) refused a new
+    /// SSRC: from a peer sending that many streams, or toward a subscriber with that many
+    /// open consumer streams.
+    SrtpSsrcLimit,
+    /// An outgoing packet (forwarded, retransmitted or RTCP) that could not be rewritten
+    /// for its consumer or protected (SRTP index space exhausted, malformed extensions).
+    ProtectFailed,
+    /// Outgoing datagrams the kernel refused, or a send batch lost to a socket error.
+    SendFailed,
 }
 
 impl DropReason {
     /// Every reason, for reporting all counters (including zeros).
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 14] = [
         Self::UnknownProtocol,
         Self::Malformed,
         Self::StunUnknownUfrag,
@@ -46,6 +55,9 @@ impl DropReason {
         Self::SrtpReplay,
         Self::UnknownSsrc,
         Self::RtcpMalformed,
+        Self::SrtpSsrcLimit,
+        Self::ProtectFailed,
+        Self::SendFailed,
     ];
 
     /// The camelCase name used in stats.
@@ -62,6 +74,9 @@ impl DropReason {
             Self::SrtpReplay => "srtpReplay",
             Self::UnknownSsrc => "unknownSsrc",
             Self::RtcpMalformed => "rtcpMalformed",
+            Self::SrtpSsrcLimit => "srtpSsrcLimit",
+            Self::ProtectFailed => "protectFailed",
+            Self::SendFailed => "sendFailed",
         }
     }
 }
@@ -76,6 +91,13 @@ impl DropCounters {
         // `as usize` of a fieldless enum is its declaration index, always < ALL.len().
         if let Some(c) = self.0.get_mut(reason as usize) {
             *c += 1;
+        }
+    }
+
+    /// Counts `n` drops at once (a failed send batch).
+    pub fn count_n(&mut self, reason: DropReason, n: u64) {
+        if let Some(c) = self.0.get_mut(reason as usize) {
+            *c = c.saturating_add(n);
         }
     }
 
@@ -218,5 +240,18 @@ mod tests {
         assert_eq!(d.get(DropReason::RtcpMalformed), 1);
         assert_eq!(d.total(), 3);
         assert_eq!(d.to_json()["srtpAuth"], 2);
+        d.count_n(DropReason::SendFailed, 5);
+        assert_eq!(d.to_json()["sendFailed"], 5);
+        assert_eq!(d.total(), 8);
+    }
+
+    #[test]
+    fn every_reason_has_its_own_name_and_slot() {
+        let names: std::collections::HashSet<_> =
+            DropReason::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(names.len(), DropReason::ALL.len());
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?} out of declaration order in ALL");
+        }
     }
 }

@@ -838,6 +838,9 @@ fn replace_word(buf: &mut [u8], from: u32, to: u32) {
 }
 
 #[cfg(test)]
+mod churn_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -165,6 +165,14 @@ impl WorkerCore {
         t.udp_send_calls += report.syscalls as u64;
         t.udp_gso_datagrams += report.gso_datagrams as u64;
         t.udp_send_errors += report.errors as u64;
+        self.drops
+            .count_n(DropReason::SendFailed, report.errors as u64);
+    }
+
+    /// Counts a send batch of `datagrams` lost whole to a socket error.
+    pub fn record_send_failure(&mut self, datagrams: usize) {
+        self.totals.udp_send_errors += datagrams as u64;
+        self.drops.count_n(DropReason::SendFailed, datagrams as u64);
     }
 
     /// Takes the notifications produced so far, in order.
@@ -611,24 +619,55 @@ impl WorkerCore {
     }
 }
 
+/// Why a received packet failed to unprotect.
 pub(crate) fn srtp_drop_reason(e: SrtpError) -> DropReason {
     match e {
         SrtpError::Replayed | SrtpError::TooOld => DropReason::SrtpReplay,
         SrtpError::TooShort | SrtpError::BadHeader => DropReason::Malformed,
+        SrtpError::TooManySsrcs => DropReason::SrtpSsrcLimit,
         _ => DropReason::SrtpAuth,
     }
 }
 
+/// Why an outgoing packet failed to protect.
+pub(crate) fn protect_drop_reason(e: SrtpError) -> DropReason {
+    match e {
+        SrtpError::TooManySsrcs => DropReason::SrtpSsrcLimit,
+        _ => DropReason::ProtectFailed,
+    }
+}
+
+/// Counts an outgoing packet that was not sent, for the worker and in its transport's
+/// `drops` (`transport_drops`).
+pub(crate) fn drop_outgoing(
+    transport_drops: &mut u64,
+    drops: &mut DropCounters,
+    reason: DropReason,
+) {
+    *transport_drops += 1;
+    drops.count(reason);
+    tracing::trace!(?reason, "outgoing packet dropped");
+}
+
 /// Protects `plain` (a compound RTCP packet) with the transport's outbound context and
-/// queues it to the selected tuple; silently nothing before SRTP is ready.
-pub(crate) fn send_rtcp(t: &mut WebRtcTransport, plain: &mut Vec<u8>, out: &mut SendBatch) {
+/// queues it to the selected tuple; nothing before SRTP is ready (there is nobody to
+/// send to yet), a counted drop if protection fails.
+pub(crate) fn send_rtcp(
+    t: &mut WebRtcTransport,
+    plain: &mut Vec<u8>,
+    out: &mut SendBatch,
+    drops: &mut DropCounters,
+) {
     let (Some(dest), Some(srtp)) = (t.ice.selected(), t.srtp_out.as_mut()) else {
         return;
     };
     let len = plain.len();
     plain.resize(len + srtp.profile().rtcp_overhead(), 0);
-    if let Ok(n) = srtp.protect_rtcp(plain, len) {
-        out.push(dest, plain.get(..n).unwrap_or_default());
-        t.rtcp_out.add(n);
+    match srtp.protect_rtcp(plain, len) {
+        Ok(n) => {
+            out.push(dest, plain.get(..n).unwrap_or_default());
+            t.rtcp_out.add(n);
+        }
+        Err(e) => drop_outgoing(&mut t.drops, drops, protect_drop_reason(e)),
     }
 }

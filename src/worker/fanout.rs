@@ -32,9 +32,9 @@ use crate::rtp::extension::{
     insert_extension_u16, remap_extensions, set_extension_u16, MAX_EXTENSION_GROWTH,
 };
 use crate::rtp::{rewrite, RtpHeader};
-use crate::stats::Traffic;
+use crate::stats::{DropCounters, DropReason, Traffic};
 use crate::transport::WebRtcTransport;
-use crate::worker::core::WorkerCore;
+use crate::worker::core::{drop_outgoing, protect_drop_reason, WorkerCore};
 use crate::worker::udp::SendBatch;
 
 /// A producer packet accepted for forwarding; its plaintext stays in the receive buffer
@@ -100,6 +100,7 @@ impl WorkerCore {
             producers,
             consumers,
             rtp_out,
+            drops,
             fanout: f,
             ..
         } = self;
@@ -139,7 +140,12 @@ impl WorkerCore {
                 let Some(t) = transports.get_mut(c.transport) else {
                     continue;
                 };
-                copy_group(now, c, t, group, &packet, rtp_out, out);
+                let mut sink = Sink {
+                    rtp_out,
+                    drops,
+                    out,
+                };
+                copy_group(now, c, t, group, &packet, &mut sink);
                 // The same subscriber's consumers of the publisher's other producers.
                 let mut h = end;
                 while h < span_end {
@@ -156,7 +162,7 @@ impl WorkerCore {
                     });
                     if let Some(fc) = follower.and_then(|k| consumers.get_mut(k)) {
                         fc.fanout_pass = f.pass;
-                        copy_group(now, fc, t, later, &packet, rtp_out, out);
+                        copy_group(now, fc, t, later, &packet, &mut sink);
                     }
                     h = h_end;
                 }
@@ -190,6 +196,14 @@ fn live_producer<'p>(producers: &'p Slab<Producer>, job: &Job) -> Option<&'p Pro
         .filter(|p| p.ssrc == job.hdr.ssrc)
 }
 
+/// Where copies go: the send batch, and the worker's counters of what was sent and
+/// what could not be.
+struct Sink<'s> {
+    rtp_out: &'s mut Traffic,
+    drops: &'s mut DropCounters,
+    out: &'s mut SendBatch,
+}
+
 /// Queues one consumer's copies of a producer group.
 fn copy_group<'a>(
     now: Instant,
@@ -197,27 +211,30 @@ fn copy_group<'a>(
     t: &mut WebRtcTransport,
     group: &[Job],
     packet: &impl Fn(usize) -> Option<&'a [u8]>,
-    rtp_out: &mut Traffic,
-    out: &mut SendBatch,
+    sink: &mut Sink<'_>,
 ) {
     for job in group {
         if let Some(pkt) = packet(job.slot).and_then(|b| b.get(..job.len)) {
-            copy_to(now, c, t, job, pkt, rtp_out, out);
+            copy_to(now, c, t, job, pkt, sink);
         }
     }
 }
 
 /// Queues one consumer's copy of a producer packet: copy, rewrite, protect with the
-/// consumer's context.
+/// consumer's context. A copy that fails to rewrite or protect is a counted drop.
 fn copy_to(
     now: Instant,
     c: &mut Consumer,
     t: &mut WebRtcTransport,
     job: &Job,
     pkt: &[u8],
-    rtp_out: &mut Traffic,
-    out: &mut SendBatch,
+    sink: &mut Sink<'_>,
 ) {
+    let Sink {
+        rtp_out,
+        drops,
+        out,
+    } = sink;
     let hdr = &job.hdr;
     if !c.active() {
         return;
@@ -244,14 +261,14 @@ fn copy_to(
     let slot = out.start(dest, room);
     let Some(dst) = slot.get_mut(..len) else {
         out.commit(0);
-        return;
+        return drop_outgoing(&mut t.drops, drops, DropReason::ProtectFailed);
     };
     dst.copy_from_slice(pkt);
     // Extensions first: a packet that cannot be remapped is dropped before the munger
     // assigns it a sequence number, so it leaves no gap.
     if remap_extensions(slot, hdr, &c.ext_map).is_err() {
         out.commit(0);
-        return;
+        return drop_outgoing(&mut t.drops, drops, DropReason::ProtectFailed);
     }
     let Some((seq, ts)) = c
         .munger
@@ -283,6 +300,9 @@ fn copy_to(
             t.rtp_out.add(n);
             rtp_out.add(n);
         }
-        Err(_) => out.commit(0),
+        Err(e) => {
+            out.commit(0);
+            drop_outgoing(&mut t.drops, drops, protect_drop_reason(e));
+        }
     }
 }

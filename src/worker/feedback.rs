@@ -44,7 +44,7 @@ impl WorkerCore {
             if !recorder.poll_feedback(now, t.rtcp_ssrc, media_ssrc, &mut self.scratch) {
                 break;
             }
-            send_rtcp(t, &mut self.scratch, out);
+            send_rtcp(t, &mut self.scratch, out, &mut self.drops);
         }
         t.twcc_in = Some((id, recorder));
     }
@@ -67,6 +67,6 @@ impl WorkerCore {
         };
         self.scratch.clear();
         write_remb(&mut self.scratch, t.rtcp_ssrc, bps, &ssrcs);
-        send_rtcp(t, &mut self.scratch, out);
+        send_rtcp(t, &mut self.scratch, out, &mut self.drops);
     }
 }

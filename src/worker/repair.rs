@@ -10,7 +10,8 @@ use crate::rtcp;
 use crate::rtp::extension::remap_extensions;
 use crate::rtp::rtx::{wrap_rtx, OSN_LEN};
 use crate::rtp::{rewrite, RtpHeader};
-use crate::worker::core::{send_rtcp, WorkerCore};
+use crate::stats::DropReason;
+use crate::worker::core::{drop_outgoing, protect_drop_reason, send_rtcp, WorkerCore};
 use crate::worker::udp::SendBatch;
 
 /// Sequence numbers per NACK packet: keeps a NACK for a burst of scattered losses well
@@ -36,7 +37,7 @@ impl WorkerCore {
             for chunk in lost.chunks(MAX_NACKS_PER_PACKET) {
                 self.scratch.clear();
                 rtcp::write_nack(&mut self.scratch, t.rtcp_ssrc, media_ssrc, chunk);
-                send_rtcp(t, &mut self.scratch, out);
+                send_rtcp(t, &mut self.scratch, out, &mut self.drops);
             }
         }
         self.nack_scratch = lost;
@@ -61,6 +62,7 @@ impl WorkerCore {
             producers,
             consumers,
             rtp_out,
+            drops,
             ..
         } = self;
         let Some(c) = consumers.get_mut(ck) else {
@@ -104,11 +106,13 @@ impl WorkerCore {
             let slot = out.start(dest, len + OSN_LEN + srtp.profile().rtp_overhead());
             let Some(dst) = slot.get_mut(..len) else {
                 out.commit(0);
+                drop_outgoing(&mut t.drops, drops, DropReason::ProtectFailed);
                 continue;
             };
             dst.copy_from_slice(pkt);
             if remap_extensions(slot, &hdr, &c.ext_map).is_err() {
                 out.commit(0);
+                drop_outgoing(&mut t.drops, drops, DropReason::ProtectFailed);
                 continue;
             }
             rewrite(slot, c.ssrc, out_pt, out_seq, ts);
@@ -120,17 +124,21 @@ impl WorkerCore {
                 }
                 None => Ok(len),
             };
-            match plain
-                .ok()
-                .and_then(|plain| srtp.protect_rtp(slot, plain).ok())
-            {
-                Some(n) => {
+            let protected = match plain {
+                Ok(plain) => srtp.protect_rtp(slot, plain).map_err(protect_drop_reason),
+                Err(_) => Err(DropReason::ProtectFailed),
+            };
+            match protected {
+                Ok(n) => {
                     out.commit(n);
                     c.retransmissions += 1;
                     t.rtp_out.add(n);
                     rtp_out.add(n);
                 }
-                None => out.commit(0),
+                Err(reason) => {
+                    out.commit(0);
+                    drop_outgoing(&mut t.drops, drops, reason);
+                }
             }
         }
     }

@@ -185,19 +185,24 @@ impl WorkerCore {
         } else {
             rtcp::write_pli(&mut self.scratch, t.rtcp_ssrc, media_ssrc);
         }
-        send_rtcp(t, &mut self.scratch, out);
+        send_rtcp(t, &mut self.scratch, out, &mut self.drops);
     }
 
-    /// One compound RTCP packet per transport and interval: a sender report per
-    /// consumer that has sent media, a receiver report covering its producers.
+    /// The periodic reports of a transport: a sender report per consumer that has sent
+    /// media, a receiver report covering its producers, as compound RTCP packets of at
+    /// most [`MAX_RTCP_DATAGRAM`] bytes each (a subscriber with a thousand consumers
+    /// would otherwise get one 28 KB datagram, fragmented by IP, or refused by the
+    /// kernel past 64 KB).
     pub(crate) fn send_reports(&mut self, now: Instant, tk: TransportKey, out: &mut SendBatch) {
         let ntp_now = self.ntp(now);
         let Some(t) = self.transports.get_mut(tk) else {
             return;
         };
         self.scratch.clear();
-        for ck in &t.consumers {
-            let Some(c) = self.consumers.get(*ck) else {
+        let mut i = 0;
+        while let Some(&ck) = t.consumers.get(i) {
+            i += 1;
+            let Some(c) = self.consumers.get(ck) else {
                 continue;
             };
             let Some((in_ts, out_ts, at)) = c.last_forwarded else {
@@ -222,6 +227,10 @@ impl WorkerCore {
                     )
                 }
             };
+            if self.scratch.len() + SR_LEN > MAX_RTCP_DATAGRAM {
+                send_rtcp(t, &mut self.scratch, out, &mut self.drops);
+                self.scratch.clear();
+            }
             rtcp::write_sender_report(
                 &mut self.scratch,
                 c.ssrc,
@@ -254,10 +263,14 @@ impl WorkerCore {
         }
         // RFC 3550 allows at most 31 report blocks per RR.
         for chunk in blocks.chunks(31) {
+            if self.scratch.len() + RR_LEN_MAX > MAX_RTCP_DATAGRAM {
+                send_rtcp(t, &mut self.scratch, out, &mut self.drops);
+                self.scratch.clear();
+            }
             rtcp::write_receiver_report(&mut self.scratch, t.rtcp_ssrc, chunk);
         }
         if !self.scratch.is_empty() {
-            send_rtcp(t, &mut self.scratch, out);
+            send_rtcp(t, &mut self.scratch, out, &mut self.drops);
         }
         let router = t.router.clone();
         for (id, score) in scores {
@@ -265,6 +278,14 @@ impl WorkerCore {
         }
     }
 }
+
+/// Largest plaintext compound RTCP packet we send: with SRTCP's 18-20 bytes and the
+/// IP/UDP headers it stays under a 1,280-byte IPv6 minimum MTU path.
+const MAX_RTCP_DATAGRAM: usize = 1200;
+/// A sender report without report blocks (RFC 3550 6.4.1).
+const SR_LEN: usize = 28;
+/// A receiver report with 31 report blocks.
+const RR_LEN_MAX: usize = 8 + 31 * 24;
 
 fn duration_to_ntp(d: Duration) -> u64 {
     (d.as_secs() << 32) | ((u64::from(d.subsec_nanos()) << 32) / 1_000_000_000)

@@ -157,6 +157,7 @@ impl Shared {
             Ok(report) => self.core.borrow_mut().record_send(&report),
             Err(e) => {
                 tracing::warn!(error = %e, "UDP send failed");
+                self.core.borrow_mut().record_send_failure(batch.len());
                 batch.clear();
             }
         }
