@@ -123,3 +123,43 @@ fn producer_churn_past_the_srtp_cap_keeps_the_publisher_heard() {
     let srtp = transport(&s, ID_TRANSPORT_A).srtp_in.as_ref().unwrap();
     assert_eq!(srtp.ssrc_counts(), (0, 0));
 }
+
+#[test]
+fn reports_for_many_consumers_are_split_into_mtu_sized_packets() {
+    let mut s = Session::new();
+    let consumers = 100;
+    for _ in 0..consumers {
+        consume_audio(&mut s);
+    }
+    send_audio(&mut s, 1);
+    s.now += Duration::from_secs(2);
+    let now = s.now;
+    s.core.handle_timeout(now, &mut s.out);
+    let mut senders = HashSet::new();
+    let mut packets = 0;
+    for (dest, d) in s.out.iter() {
+        if dest != PEER_B || classify(d) != PacketClass::Rtcp {
+            continue;
+        }
+        packets += 1;
+        assert!(
+            d.len() <= 1200 + 20,
+            "an RTCP datagram of {} bytes",
+            d.len()
+        );
+        let mut plain = d.to_vec();
+        let n = s.peers[1].rx.unprotect_rtcp(&mut plain).unwrap();
+        let mut feedback = Vec::new();
+        rtcp::parse_compound(&plain[..n], &mut feedback).unwrap();
+        for fb in feedback {
+            if let rtcp::Feedback::SenderReport { ssrc, .. } = fb {
+                assert!(senders.insert(ssrc), "two reports for {ssrc:#x}");
+            }
+        }
+    }
+    // Every consumer that sent (the setup's audio one and the new ones) is reported.
+    assert_eq!(senders.len(), consumers + 1);
+    assert!(packets > 1, "{packets}");
+    s.flush();
+    assert_eq!(s.core.drops().total(), 0);
+}
