@@ -502,6 +502,13 @@ impl WorkerCore {
             remb.on_packet(len);
         }
         let Some(&pk) = t.producers_by_ssrc.get(&hdr.ssrc) else {
+            // Keep inbound SRTP state only for SSRCs a producer owns: a stream that goes
+            // on after its producer closed (or before one exists) must not hold one of
+            // the context's MAX_SSRCS places. Its packets are dropped anyway, so losing
+            // its replay window protects nothing.
+            if let Some(srtp) = t.srtp_in.as_mut() {
+                srtp.remove_ssrc(hdr.ssrc);
+            }
             return drop(t, DropReason::UnknownSsrc);
         };
         t.rtp_in.add(len);

@@ -163,3 +163,59 @@ fn reports_for_many_consumers_are_split_into_mtu_sized_packets() {
     s.flush();
     assert_eq!(s.core.drops().total(), 0);
 }
+
+#[test]
+fn a_stream_without_a_producer_holds_no_inbound_srtp_state() {
+    let mut s = Session::new();
+    let target = s.ids[ID_AUDIO_PRODUCER].clone();
+    request(&mut s, "producer.close", target, Value::Null);
+    // The publisher goes on sending on the closed producer's SSRC and on SSRCs nobody
+    // produced, far more of them than the inbound context has room for.
+    for i in 0..MAX_SSRCS as u32 + 50 {
+        let ssrc = if i % 2 == 0 {
+            AUDIO_SSRC
+        } else {
+            0x6000_0000 + i
+        };
+        let sealed = s.seal(
+            0,
+            false,
+            media_packet(ssrc, OPUS_PT, i as u16, 0, 0, &[1; 40]),
+        );
+        s.peers[0].tx.remove_ssrc(0x6000_0000 + i);
+        let from = s.peers[0].addr;
+        s.queue(from, sealed);
+        s.deliver(None);
+        s.flush();
+    }
+    let unknown = s.core.drops().get(DropReason::UnknownSsrc);
+    assert_eq!(
+        unknown,
+        u64::from(MAX_SSRCS as u32 + 50),
+        "{}",
+        s.core.drops().to_json()
+    );
+    assert_eq!(s.core.drops().total(), unknown);
+    let srtp = transport(&s, ID_TRANSPORT_A).srtp_in.as_ref().unwrap();
+    assert_eq!(srtp.ssrc_counts().0, 0, "only producers' SSRCs keep state");
+    // The remaining (video) producer is still heard.
+    s.apply(Op::Media {
+        stream: 0,
+        seq: 1,
+        ts: 0,
+        flags: 2,
+        payload: vec![0; 100],
+    });
+    s.deliver(None);
+    s.flush();
+    assert_eq!(s.core.drops().total(), unknown);
+    assert_eq!(
+        transport(&s, ID_TRANSPORT_A)
+            .srtp_in
+            .as_ref()
+            .unwrap()
+            .ssrc_counts()
+            .0,
+        1
+    );
+}
