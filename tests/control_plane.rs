@@ -109,8 +109,6 @@ fn error_of(ctl: &mut Control, method: &str, target: &str, data: Value) -> Strin
 #[test]
 fn a_connection_acts_only_on_its_own_routers_unless_admin() {
     let daemon = Daemon::start(1);
-    assert_eq!(ready_of(&daemon.workers[0].1)["data"]["admin"], false);
-    assert_eq!(ready_of(&admin_path(&daemon))["data"]["admin"], true);
 
     // Connection A: a router with a publisher and a subscriber transport, a producer and
     // its consumer.
@@ -207,6 +205,8 @@ fn a_connection_acts_only_on_its_own_routers_unless_admin() {
     );
 
     // The admin connection acts on A's router; A, its owner, gets the notifications.
+    assert_eq!(ready_of(&daemon.workers[0].1)["data"]["admin"], false);
+    assert_eq!(ready_of(&admin_path(&daemon))["data"]["admin"], true);
     let mut admin = Control::connect(&admin_path(&daemon));
     admin.ok("worker.load", None, json!(null));
     admin.ok("worker.getStats", None, json!(null));
