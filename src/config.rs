@@ -102,6 +102,18 @@ pub enum ConfigError {
     Invalid { key: &'static str, reason: String },
 }
 
+/// The control directory when none is configured: the user's runtime directory (a
+/// per-user tmpfs only they may write, set by systemd-logind) when there is one, else
+/// `/run/sfu` (what `RuntimeDirectory=sfu` makes for the service). Never a directory
+/// under /tmp, which any local user may pre-create.
+fn default_control_dir(xdg_runtime_dir: Option<std::ffi::OsString>) -> PathBuf {
+    match xdg_runtime_dir.map(PathBuf::from) {
+        // The XDG spec: a relative path is invalid and must be ignored.
+        Some(dir) if dir.is_absolute() => dir.join("sfu"),
+        _ => PathBuf::from("/run/sfu"),
+    }
+}
+
 /// glommio refuses to start an executor below this memlock limit; its rings need
 /// at least this much registered memory to be worth registering.
 const MIN_IO_MEMORY: usize = 64 * 1024;
@@ -135,7 +147,7 @@ impl Config {
                 .control
                 .clone()
                 .or(file.control)
-                .unwrap_or_else(|| PathBuf::from("/tmp/sfu")),
+                .unwrap_or_else(|| default_control_dir(std::env::var_os("XDG_RUNTIME_DIR"))),
             pin: flags.pin.or(file.pin).unwrap_or(true),
             io_memory: flags.io_memory.or(file.io_memory).unwrap_or(1 << 20),
             log: flags
@@ -201,6 +213,19 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_control_dir_is_the_runtime_dir_never_tmp() {
+        assert_eq!(
+            default_control_dir(Some("/run/user/1000".into())),
+            PathBuf::from("/run/user/1000/sfu")
+        );
+        assert_eq!(default_control_dir(None), PathBuf::from("/run/sfu"));
+        assert_eq!(
+            default_control_dir(Some("relative".into())),
+            PathBuf::from("/run/sfu")
+        );
+    }
 
     #[test]
     fn flags_override_file_and_unknown_keys_are_named() {

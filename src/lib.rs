@@ -6,6 +6,7 @@
 pub mod bwe;
 pub mod channel;
 pub mod config;
+pub mod control_dir;
 pub mod demux;
 pub mod dtls;
 #[doc(hidden)]

@@ -35,6 +35,14 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
+    // Everything the daemon creates (control directory, sockets) starts owner-only; the
+    // modes others get are set explicitly (control_dir, worker::shell).
+    // SAFETY: umask only swaps the process's file mode mask; no other thread runs yet.
+    unsafe { libc::umask(0o077) };
+    if let Err(e) = sfu::control_dir::prepare(&cfg.control) {
+        eprintln!("sfu: {e}");
+        return ExitCode::from(EX_CONFIG);
+    }
     init_tracing(&cfg);
     match run(&cfg) {
         Ok(()) => ExitCode::SUCCESS,
@@ -59,12 +67,6 @@ fn init_tracing(cfg: &Config) {
 }
 
 fn run(cfg: &Config) -> Result<(), String> {
-    std::fs::create_dir_all(&cfg.control).map_err(|e| {
-        format!(
-            "cannot create control directory {}: {e}",
-            cfg.control.display()
-        )
-    })?;
     let identity = DtlsIdentity::generate().map_err(|e| e.to_string())?;
     tracing::info!(
         fingerprint = identity.fingerprint_sha256(),
@@ -125,6 +127,7 @@ fn run(cfg: &Config) -> Result<(), String> {
                     "worker": ready.index,
                     "media": ready.media.to_string(),
                     "control": ready.control,
+                    "admin": ready.admin,
                 }));
             }
             Ok(Err(e)) => return Err(format!("a worker failed to start: {e}")),

@@ -191,9 +191,18 @@ impl LatencyHistogram {
                 h.value_at_quantile(p)
             }
         };
+        // count_between walks the histogram's slots up to `le`: skipped when nothing was
+        // recorded, so an idle worker's stats stay cheap to ask for.
         let buckets: Vec<serde_json::Value> = LATENCY_BUCKETS_US
             .iter()
-            .map(|le| serde_json::json!({ "le": le, "count": h.count_between(0, *le) }))
+            .map(|le| {
+                let count = if h.is_empty() {
+                    0
+                } else {
+                    h.count_between(0, *le)
+                };
+                serde_json::json!({ "le": le, "count": count })
+            })
             .collect();
         serde_json::json!({
             "unit": "us",

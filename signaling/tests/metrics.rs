@@ -44,6 +44,7 @@ async fn rooms_peers_and_every_worker_are_reported() {
             "sfu_worker_consumers",
             "sfu_worker_load",
             "sfu_worker_forwarding_latency_seconds_count",
+            "sfu_worker_control_clients_dropped_total",
         ] {
             assert!(
                 sample(&m, name, &[("worker", w)]).is_some(),

@@ -26,44 +26,48 @@ pub struct FrameDecoder {
 
 impl FrameDecoder {
     /// Feeds received bytes; complete frames are appended to `out`.
+    ///
+    /// Each body is copied out at its own size and the consumed bytes are removed once
+    /// per call: splitting the buffer per frame instead made every body keep the
+    /// capacity of all the input after it, and moved that input once per frame, so one
+    /// 64 KiB read of 1,600 tiny requests held some 50 MB and copied it too.
     pub fn push(&mut self, mut data: &[u8], out: &mut Vec<Frame>) {
-        loop {
+        if self.skipping > 0 {
+            let n = self.skipping.min(data.len());
+            self.skipping -= n;
+            data = data.get(n..).unwrap_or_default();
             if self.skipping > 0 {
-                let n = self.skipping.min(data.len());
-                self.skipping -= n;
-                data = data.get(n..).unwrap_or_default();
-                if self.skipping > 0 {
-                    return;
-                }
-            }
-            self.buf.extend_from_slice(data);
-            data = &[];
-            let Some(header) = self.buf.get(..4) else {
                 return;
+            }
+        }
+        self.buf.extend_from_slice(data);
+        let mut start = 0;
+        while let Some(rest) = self.buf.get(start..) {
+            let Some(&[a, b, c, d]) = rest.get(..4) else {
+                break;
             };
-            let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            let len = u32::from_be_bytes([a, b, c, d]) as usize;
             if len > MAX_FRAME {
                 out.push(Frame::Oversized(len));
                 // Discard the header and whatever of the body is already buffered, then
                 // keep discarding the rest as it arrives.
-                let buffered = self.buf.len() - 4;
-                let drop_now = buffered.min(len);
+                let drop_now = (rest.len() - 4).min(len);
                 self.skipping = len - drop_now;
-                self.buf.drain(..4 + drop_now);
+                start += 4 + drop_now;
                 if self.skipping > 0 {
                     // Everything buffered was part of the body: wait for more input.
-                    return;
+                    break;
                 }
                 continue;
             }
-            if self.buf.len() < 4 + len {
-                return;
-            }
-            let rest = self.buf.split_off(4 + len);
-            let mut body = std::mem::replace(&mut self.buf, rest);
-            body.drain(..4);
-            out.push(Frame::Body(body));
+            // len <= MAX_FRAME: no overflow.
+            let Some(body) = rest.get(4..4 + len) else {
+                break;
+            };
+            out.push(Frame::Body(body.to_vec()));
+            start += 4 + len;
         }
+        self.buf.drain(..start.min(self.buf.len()));
     }
 }
 
@@ -95,6 +99,23 @@ mod tests {
                 Frame::Body(b"[]".to_vec())
             ]
         );
+    }
+
+    #[test]
+    fn many_frames_in_one_read_are_each_held_at_their_own_size() {
+        let mut wire = Vec::new();
+        for i in 0..1600 {
+            wire.extend(encode(format!("{{\"id\":{i:05}}}").as_bytes()));
+        }
+        let mut d = FrameDecoder::default();
+        let mut out = Vec::new();
+        d.push(&wire, &mut out);
+        assert_eq!(out.len(), 1600);
+        for f in &out {
+            let Frame::Body(b) = f else { panic!("{f:?}") };
+            assert_eq!(b.capacity(), b.len());
+        }
+        assert!(d.buf.is_empty());
     }
 
     #[test]

@@ -26,6 +26,7 @@ use crate::srtp::SrtpError;
 use crate::stats::{DropCounters, DropReason, LatencyHistogram, Traffic};
 use crate::transport::{ice_state_name, WebRtcTransport};
 use crate::worker::fanout::{FanOut, Job};
+use crate::worker::ownership::AdminConns;
 use crate::worker::udp::{SendBatch, SendReport};
 
 /// Worker-wide counters that outlive the entities they count.
@@ -37,6 +38,9 @@ pub struct WorkerTotals {
     pub nacks_received: u64,
     pub keyframe_requests_sent: u64,
     pub transports_created: u64,
+    /// Control connections disconnected because they did not read what was queued for
+    /// them (the shell's writer-queue bound).
+    pub control_clients_dropped: u64,
     /// UDP datagrams the kernel accepted, the send calls that took them, how many went
     /// in UDP GSO super-datagrams (fan-out efficiency), and datagrams it refused.
     pub udp_datagrams_sent: u64,
@@ -81,6 +85,8 @@ pub struct WorkerCore {
     by_ufrag: HashMap<String, TransportKey>,
     by_addr: HashMap<SocketAddr, TransportKey>,
     notifications: Vec<(ConnId, Notification)>,
+    /// Control connections that may act on every router (`worker::ownership`).
+    pub(crate) admins: AdminConns,
     /// Datagrams produced off the packet path (control requests), sent by the shell.
     pub(crate) control_out: SendBatch,
     pub(crate) drops: DropCounters,
@@ -120,6 +126,7 @@ impl WorkerCore {
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
             notifications: Vec::new(),
+            admins: AdminConns::default(),
             control_out: SendBatch::new(),
             drops: DropCounters::default(),
             rtp_in: Traffic::default(),
@@ -173,6 +180,12 @@ impl WorkerCore {
     pub fn record_send_failure(&mut self, datagrams: usize) {
         self.totals.udp_send_errors += datagrams as u64;
         self.drops.count_n(DropReason::SendFailed, datagrams as u64);
+    }
+
+    /// Counts a control connection the shell disconnected for not reading (it then
+    /// closes it like any other, [`Self::close_connection`]).
+    pub fn record_control_client_dropped(&mut self) {
+        self.totals.control_clients_dropped += 1;
     }
 
     /// Takes the notifications produced so far, in order.

@@ -1,12 +1,15 @@
 //! Workers: one per core. `core` is the sans-IO state and packet path, `requests` the
-//! control methods on it, `shell` the glommio executor around it, `udp` its batched
-//! socket.
+//! control methods on it, `ownership` who may call them on what, `shell` the glommio
+//! executor around it (`writer_queue` bounds what it holds for each control connection),
+//! `udp` its batched socket.
 
 pub mod core;
 mod fanout;
 mod feedback;
+pub mod ownership;
 mod repair;
 mod reports;
 pub mod requests;
 pub mod shell;
 pub mod udp;
+mod writer_queue;

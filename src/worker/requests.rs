@@ -75,6 +75,7 @@ impl WorkerCore {
             (None, false) => String::new(),
             (None, true) => return Err(ControlError::MissingTarget(method.name())),
         };
+        self.authorize(conn, method, &target)?;
         let mut out = std::mem::take(&mut self.control_out);
         let result = self.dispatch_method(now, conn, method, &target, req.data, &mut out);
         self.control_out = out;
@@ -288,6 +289,7 @@ impl WorkerCore {
             "udpSendErrors": self.totals.udp_send_errors,
             "udpReceiveBatches": self.totals.udp_receive_batches,
             "udpDatagramsReceived": self.totals.udp_datagrams_received,
+            "controlClientsDropped": self.totals.control_clients_dropped,
             // Loss as the publishers' streams show it now (current producers only).
             "packetsLost": self.producers.iter().map(|(_, p)| p.recv.lost()).sum::<u64>(),"load": self.load_json(),
         })
@@ -742,6 +744,7 @@ impl WorkerCore {
         }
         self.control_out = out;
         self.retain_notifications(|c| c != conn);
+        self.forget_connection(conn);
     }
 
     /// Graceful stop: closes every router, telling its owner (`workerclose`) and cascading

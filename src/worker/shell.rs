@@ -3,7 +3,7 @@
 //! shared between this executor's tasks as `Rc<RefCell<_>>` (one thread: no locks, no
 //! atomics) and never borrowed across an `.await`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::channels::local_channel::{self, LocalSender};
 use glommio::net::{UnixListener, UnixStream};
 use glommio::sync::Semaphore;
 use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
@@ -25,7 +24,9 @@ use crate::channel::{parse_request, ControlError, Notification, Response};
 use crate::dtls::DtlsIdentity;
 use crate::router::ConnId;
 use crate::worker::core::{CoreConfig, WorkerCore, TICK};
+use crate::worker::ownership::ConnRole;
 use crate::worker::udp::{MediaSocket, RecvBatch, SendBatch};
+use crate::worker::writer_queue::{writer_queue, ConnWriter, MAX_QUEUED_BYTES};
 
 /// Datagrams taken from the socket per wake-up.
 const RECV_BATCH: usize = 32;
@@ -37,6 +38,8 @@ const SEND_FLUSH: usize = 1024;
 const STOP_POLL: Duration = Duration::from_millis(20);
 /// How long shutdown waits for control writers to deliver the last notifications.
 const WRITER_DRAIN: Duration = Duration::from_millis(500);
+/// Requests one control connection has handled before the others get their turn.
+const REQUESTS_PER_TURN: u64 = 16;
 /// The control queue's latency requirement: how long a control request or timer tick may
 /// wait behind the packet loop.
 const CONTROL_LATENCY: Duration = Duration::from_millis(10);
@@ -93,10 +96,23 @@ pub struct WorkerSpec {
     pub epoch: Instant,
 }
 
-/// The control socket path of worker `index` under `dir`.
+/// The control socket path of worker `index` under `dir`: connections confined to the
+/// routers they create, mode 0770 (the daemon's group may connect).
 pub fn control_socket_path(dir: &Path, index: usize) -> PathBuf {
     dir.join(format!("worker-{index}.sock"))
 }
+
+/// The admin socket path of worker `index` under `dir`: connections that may act on
+/// every router, mode 0600 (the daemon's own user only).
+pub fn admin_socket_path(dir: &Path, index: usize) -> PathBuf {
+    dir.join(format!("worker-{index}.admin.sock"))
+}
+
+/// Who may connect to the confined socket (owner and group) and to the admin one
+/// (owner). Set explicitly, not left to the umask: the admin socket must never be
+/// reachable by the group.
+const CONTROL_SOCKET_MODE: u32 = 0o770;
+const ADMIN_SOCKET_MODE: u32 = 0o600;
 
 /// What a started worker reports back.
 #[derive(Debug, Clone)]
@@ -104,6 +120,7 @@ pub struct WorkerReady {
     pub index: usize,
     pub media: SocketAddr,
     pub control: PathBuf,
+    pub admin: PathBuf,
 }
 
 /// Starts a worker thread. `ready` receives its addresses once it listens, or the error
@@ -130,7 +147,7 @@ pub fn spawn_worker(
         .map_err(|e| io::Error::other(e.to_string()))
 }
 
-type Conns = Rc<RefCell<HashMap<ConnId, Rc<LocalSender<Vec<u8>>>>>>;
+type Conns = Rc<RefCell<HashMap<ConnId, Rc<ConnWriter>>>>;
 
 /// Shared by a worker's tasks.
 struct Shared {
@@ -142,6 +159,8 @@ struct Shared {
     /// Each connection's writer task, awaited at shutdown so that the last
     /// notifications reach the client before the worker exits.
     writers: RefCell<HashMap<ConnId, glommio::task::JoinHandle<()>>>,
+    /// The next control connection's id (both sockets of the worker draw from it).
+    next_conn: Cell<ConnId>,
 }
 
 impl Shared {
@@ -186,7 +205,7 @@ impl Shared {
             let conns = self.conns.borrow();
             for (conn, n) in core.drain_notifications() {
                 if let Some(tx) = conns.get(&conn) {
-                    let _ = tx.try_send(encode_json(&n));
+                    tx.send(encode_json(&n));
                 }
             }
             std::mem::take(core.control_out())
@@ -213,9 +232,9 @@ async fn run(
     let local = socket.local_addr()?;
     let announced = SocketAddr::new(spec.announced_ip.unwrap_or(local.ip()), local.port());
     let path = control_socket_path(&spec.control_dir, spec.index);
-    // A stale socket from a previous run would make bind fail.
-    let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path)?;
+    let admin_path = admin_socket_path(&spec.control_dir, spec.index);
+    let listener = bind_control(&path, CONTROL_SOCKET_MODE)?;
+    let admin_listener = bind_control(&admin_path, ADMIN_SOCKET_MODE)?;
     let cfg = CoreConfig {
         index: spec.index,
         workers: spec.workers,
@@ -233,12 +252,14 @@ async fn run(
         send_lock: Semaphore::new(1),
         conns: Rc::new(RefCell::new(HashMap::new())),
         writers: RefCell::new(HashMap::new()),
+        next_conn: Cell::new(1),
     });
     tracing::info!(worker = spec.index, media = %local, control = %path.display(), "worker listening");
     let _ = ready.send(Ok(WorkerReady {
         index: spec.index,
         media: local,
         control: path.clone(),
+        admin: admin_path.clone(),
     }));
 
     // Control and timers get their own latency-sensitive task queue: under a continuous
@@ -251,18 +272,45 @@ async fn run(
         Latency::Matters(CONTROL_LATENCY),
         "control",
     );
-    let accept = accept_loop(listener, shared.clone(), spec.index, spec.workers);
+    let accept = accept_loop(
+        listener,
+        ConnRole::Confined,
+        shared.clone(),
+        spec.index,
+        spec.workers,
+    );
+    let accept_admin = accept_loop(
+        admin_listener,
+        ConnRole::Admin,
+        shared.clone(),
+        spec.index,
+        spec.workers,
+    );
     let timers = timer_loop(shared.clone(), spec.lifeline.clone(), spec.epoch);
     let spawn_err = |e: glommio::GlommioError<()>| io::Error::other(e.to_string());
     glommio::spawn_local_into(accept, control)
+        .map_err(spawn_err)?
+        .detach();
+    glommio::spawn_local_into(accept_admin, control)
         .map_err(spawn_err)?
         .detach();
     glommio::spawn_local_into(timers, control)
         .map_err(spawn_err)?
         .detach();
     futures_lite::future::or(packet_loop(shared.clone()), wait_for_stop(&spec.lifeline)).await?;
-    shutdown(&shared, &path).await;
+    shutdown(&shared, &[&path, &admin_path]).await;
     Ok(())
+}
+
+/// Binds a control socket at `path` with `mode`. The daemon's umask (main.rs) leaves a
+/// new socket owner-only until the mode is set, so it is never more open than `mode`.
+fn bind_control(path: &Path, mode: u32) -> io::Result<UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    // A stale socket from a previous run would make bind fail.
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    Ok(listener)
 }
 
 async fn wait_for_stop(lifeline: &Lifeline) -> io::Result<()> {
@@ -274,13 +322,15 @@ async fn wait_for_stop(lifeline: &Lifeline) -> io::Result<()> {
 
 /// Graceful stop: no new control connections (the socket file goes), every router closed
 /// with notifications, DTLS close_notify to peers, and the control writers drained.
-async fn shutdown(shared: &Shared, control_path: &Path) {
-    let _ = std::fs::remove_file(control_path);
+async fn shutdown(shared: &Shared, control_paths: &[&Path]) {
+    for path in control_paths {
+        let _ = std::fs::remove_file(path);
+    }
     shared.core.borrow_mut().shutdown(Instant::now());
     shared.flush().await;
     // An empty frame tells a writer to finish after what is queued before it.
     for tx in shared.conns.borrow().values() {
-        let _ = tx.try_send(Vec::new());
+        tx.send(Vec::new());
     }
     let writers: Vec<_> = shared
         .writers
@@ -350,16 +400,22 @@ async fn timer_loop(shared: Rc<Shared>, lifeline: Arc<Lifeline>, epoch: Instant)
     }
 }
 
-async fn accept_loop(listener: UnixListener, shared: Rc<Shared>, index: usize, workers: usize) {
-    let mut next: ConnId = 1;
+async fn accept_loop(
+    listener: UnixListener,
+    role: ConnRole,
+    shared: Rc<Shared>,
+    index: usize,
+    workers: usize,
+) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
-                let conn = next;
-                next += 1;
+                let conn = shared.next_conn.get();
+                shared.next_conn.set(conn + 1);
                 glommio::spawn_local(serve_connection(
                     stream,
                     conn,
+                    role,
                     shared.clone(),
                     index,
                     workers,
@@ -377,6 +433,7 @@ async fn accept_loop(listener: UnixListener, shared: Rc<Shared>, index: usize, w
 async fn serve_connection(
     stream: UnixStream,
     conn: ConnId,
+    role: ConnRole,
     shared: Rc<Shared>,
     index: usize,
     workers: usize,
@@ -385,35 +442,50 @@ async fn serve_connection(
     // split's mutex guards only this control connection (never the packet path) and is
     // uncontended: both halves live on this one thread.
     let (mut reader, mut writer) = futures_lite::io::split(stream);
-    let (tx, rx) = local_channel::new_unbounded::<Vec<u8>>();
+    let (tx, rx, overflow) = writer_queue(MAX_QUEUED_BYTES);
     let tx = Rc::new(tx);
     shared.conns.borrow_mut().insert(conn, tx.clone());
-    // The writer ends once every sender of `rx` is dropped (below), or at an empty frame
-    // (shutdown).
+    shared.core.borrow_mut().open_connection(conn, role);
+    // The writer ends once every sender of `rx` is dropped (below), at an empty frame
+    // (shutdown), or when cancelled (a client that stopped reading).
     let writer_task = glommio::spawn_local(async move {
         while let Some(frame) = rx.recv().await {
             if frame.is_empty() || writer.write_all(&frame).await.is_err() {
                 break;
             }
+            rx.written(&frame);
         }
         let _ = writer.flush().await;
     })
     .detach();
     shared.writers.borrow_mut().insert(conn, writer_task);
-    tracing::info!(conn, "control connection opened");
-    let _ = tx.try_send(encode_json(&Notification {
+    tracing::info!(conn, ?role, "control connection opened");
+    tx.send(encode_json(&Notification {
         target: format!("worker-{index}"),
         event: "ready",
-        data: json!({ "worker": index, "workers": workers, "pid": std::process::id() }),
+        data: json!({
+            "worker": index,
+            "workers": workers,
+            "pid": std::process::id(),
+            "admin": role == ConnRole::Admin,
+        }),
     }));
 
     let mut decoder = FrameDecoder::default();
     let mut frames = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match reader.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+    let mut handled: u64 = 0;
+    'read: loop {
+        // The overflow signal interrupts a read that would otherwise wait for a client
+        // that sends nothing more either.
+        let n = match futures_lite::future::or(async { Some(reader.read(&mut buf).await) }, async {
+            let _ = overflow.recv().await;
+            None
+        })
+        .await
+        {
+            Some(Ok(0) | Err(_)) | None => break,
+            Some(Ok(n)) => n,
         };
         decoder.push(buf.get(..n).unwrap_or_default(), &mut frames);
         for frame in frames.drain(..) {
@@ -427,13 +499,46 @@ async fn serve_connection(
                     Err((id, e)) => Response::error(id, &e),
                 },
             };
-            let _ = tx.try_send(encode_json(&response));
+            tx.send(encode_json(&response));
             shared.flush().await;
+            if tx.overflowed() {
+                break 'read;
+            }
+            handled += 1;
+            if handled % REQUESTS_PER_TURN == 0 {
+                // A read that finds data completes without suspending: a client
+                // streaming requests would keep this task running and every other
+                // control connection of the worker waiting.
+                futures_lite::future::yield_now().await;
+            }
         }
     }
-    tracing::info!(conn, "control connection closed");
     shared.conns.borrow_mut().remove(&conn);
-    shared.writers.borrow_mut().remove(&conn);
+    let writer_task = shared.writers.borrow_mut().remove(&conn);
+    if tx.overflowed() {
+        // The client stopped reading: whatever is queued would never be written. The
+        // writer goes now, and with it (once this reader half is dropped below) the
+        // socket, and the queued frames.
+        if let Some(w) = &writer_task {
+            w.cancel();
+        }
+        shared.core.borrow_mut().record_control_client_dropped();
+        tracing::warn!(
+            conn,
+            queued = tx.queued(),
+            limit = MAX_QUEUED_BYTES,
+            "control client does not read its responses: disconnected"
+        );
+    } else if let Some(w) = writer_task {
+        // A client that closed its sending side gets what is queued, within the drain
+        // time: one that never reads again must not keep the queue forever.
+        glommio::spawn_local(async move {
+            glommio::timer::sleep(WRITER_DRAIN).await;
+            w.cancel();
+        })
+        .detach();
+    }
+    tracing::info!(conn, "control connection closed");
     drop(tx);
     shared
         .core

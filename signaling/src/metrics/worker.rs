@@ -25,7 +25,7 @@ fn snake(s: &str) -> String {
 }
 
 /// Counters reported as lifetime totals: (field, metric, help).
-const COUNTERS: [(&str, &str, &str); 16] = [
+const COUNTERS: [(&str, &str, &str); 17] = [
     (
         "rtpPacketsReceived",
         "sfu_worker_rtp_packets_received_total",
@@ -105,6 +105,11 @@ const COUNTERS: [(&str, &str, &str); 16] = [
         "udpDatagramsReceived",
         "sfu_worker_udp_datagrams_received_total",
         "UDP datagrams received, of every kind.",
+    ),
+    (
+        "controlClientsDropped",
+        "sfu_worker_control_clients_dropped_total",
+        "Control connections disconnected for not reading their responses.",
     ),
 ];
 
