@@ -71,8 +71,9 @@ impl Signaling {
 /// The `i`th of many distinct loopback source addresses (127.1.x.y), for floods that must
 /// stay under the per-address cap.
 pub fn loopback(i: usize) -> IpAddr {
-    let i = u32::try_from(i).unwrap();
-    IpAddr::from([127, 1, (i >> 8) as u8, (i & 0xff) as u8 + 1])
+    // 250 per third octet: the last one stays in 1..=250 (never 0 or 255).
+    let (hi, lo) = (u8::try_from(i / 250).unwrap(), (i % 250) as u8);
+    IpAddr::from([127, 1, hi, lo + 1])
 }
 
 /// A TCP connection to `to` from address `from` (any port).
