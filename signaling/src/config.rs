@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::{Deserialize, Serialize, Serializer};
 
-/// Largest WebSocket frame or message read at all (RFC 6455 close 1009 above it).
-pub const MAX_FRAME: usize = 1 << 20;
+/// Largest `max_message` accepted: signaling messages are SDP of a few KiB, and each
+/// WebSocket may buffer a whole message.
+const MAX_MESSAGE_LIMIT: usize = 1 << 20;
 
 /// Signaling server of the SFU: serves the web client, talks WebSocket to browsers and
 /// the control channel to the media daemon.
@@ -77,13 +78,41 @@ pub struct Flags {
     /// get no transport-cc or REMB and stay near their start bitrate.
     #[arg(long, conflicts_with = "bandwidth_feedback")]
     pub no_bandwidth_feedback: bool,
-    /// Largest WebSocket message handled, in bytes (at most 1 MiB); larger ones are
-    /// answered with an error. Default: 65536.
+    /// Largest WebSocket frame and message read, in bytes (at most 1 MiB); a larger one
+    /// closes the connection with 1009 before it is buffered. Default: 65536.
     #[arg(long, env = "SFU_SIGNALING_MAX_MESSAGE")]
     pub max_message: Option<usize>,
     /// Most participants in one room. Default: 16.
     #[arg(long, env = "SFU_SIGNALING_MAX_PEERS")]
     pub max_peers: Option<usize>,
+    /// Seconds within which a connection's HTTP request headers (a WebSocket upgrade
+    /// included) must arrive, from the accept or from the end of the previous request.
+    /// Default: 10.
+    #[arg(long, env = "SFU_SIGNALING_HANDSHAKE_TIMEOUT", value_name = "SECS")]
+    pub handshake_timeout: Option<f64>,
+    /// Seconds a keep-alive HTTP connection may wait for its next request (at most
+    /// `handshake_timeout` takes effect). Default: 5.
+    #[arg(long, env = "SFU_SIGNALING_HTTP_IDLE_TIMEOUT", value_name = "SECS")]
+    pub http_idle_timeout: Option<f64>,
+    /// Seconds a WebSocket may stay open without being in a room (from its opening or its
+    /// `leave`). Default: 10.
+    #[arg(long, env = "SFU_SIGNALING_WS_JOIN_TIMEOUT", value_name = "SECS")]
+    pub ws_join_timeout: Option<f64>,
+    /// Seconds between the server's WebSocket pings (browsers answer them on their own).
+    /// Default: 20.
+    #[arg(long, env = "SFU_SIGNALING_WS_PING_INTERVAL", value_name = "SECS")]
+    pub ws_ping_interval: Option<f64>,
+    /// Seconds without any frame from the client (pongs included) after which a
+    /// WebSocket is closed; more than `ws_ping_interval`. Default: 60.
+    #[arg(long, env = "SFU_SIGNALING_WS_IDLE_TIMEOUT", value_name = "SECS")]
+    pub ws_idle_timeout: Option<f64>,
+    /// Most open HTTP and WebSocket connections in total (lowered to fit the open-file
+    /// limit). Default: 4096.
+    #[arg(long, env = "SFU_SIGNALING_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Most open HTTP and WebSocket connections from one IP address. Default: 64.
+    #[arg(long, env = "SFU_SIGNALING_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
     /// Log filter: a level, or per-module levels such as
     /// "info,sfu_signaling::room=debug". Default: info.
     #[arg(long, env = "SFU_SIGNALING_LOG")]
@@ -153,6 +182,13 @@ struct FileConfig {
     bandwidth_feedback: Option<bool>,
     max_message: Option<usize>,
     max_peers: Option<usize>,
+    handshake_timeout: Option<f64>,
+    http_idle_timeout: Option<f64>,
+    ws_join_timeout: Option<f64>,
+    ws_ping_interval: Option<f64>,
+    ws_idle_timeout: Option<f64>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
     log: Option<String>,
     log_format: Option<LogFormat>,
     daemon_log: Option<String>,
@@ -184,6 +220,14 @@ pub struct Config {
     pub bandwidth_feedback: bool,
     pub max_message: usize,
     pub max_peers: usize,
+    /// Connection limits and timeouts (seconds).
+    pub handshake_timeout: f64,
+    pub http_idle_timeout: f64,
+    pub ws_join_timeout: f64,
+    pub ws_ping_interval: f64,
+    pub ws_idle_timeout: f64,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
     pub log: String,
     pub log_format: LogFormat,
     pub daemon_log: String,
@@ -221,6 +265,13 @@ impl ConfigError {
 /// Most participants in one room that the setting accepts (about 8 publish+subscribe
 /// pairs fill 2 cores; far more is a typo).
 const MAX_PEERS_LIMIT: usize = 1000;
+
+/// Range of the timeout settings, in seconds: below 0.1 s a real client cannot keep up,
+/// above an hour nothing is bounded any more.
+const TIMEOUT_MIN_SECS: f64 = 0.1;
+const TIMEOUT_MAX_SECS: f64 = 3600.0;
+/// Most connections the settings accept (each holds a file descriptor).
+const MAX_CONNECTIONS_LIMIT: usize = 1 << 20;
 
 impl Config {
     /// Merges flags (with environment) over the file over defaults, and validates.
@@ -264,6 +315,22 @@ impl Config {
             },
             max_message: f.max_message.or(file.max_message).unwrap_or(64 * 1024),
             max_peers: f.max_peers.or(file.max_peers).unwrap_or(16),
+            handshake_timeout: f
+                .handshake_timeout
+                .or(file.handshake_timeout)
+                .unwrap_or(10.0),
+            http_idle_timeout: f
+                .http_idle_timeout
+                .or(file.http_idle_timeout)
+                .unwrap_or(5.0),
+            ws_join_timeout: f.ws_join_timeout.or(file.ws_join_timeout).unwrap_or(10.0),
+            ws_ping_interval: f.ws_ping_interval.or(file.ws_ping_interval).unwrap_or(20.0),
+            ws_idle_timeout: f.ws_idle_timeout.or(file.ws_idle_timeout).unwrap_or(60.0),
+            max_connections: f.max_connections.or(file.max_connections).unwrap_or(4096),
+            max_connections_per_ip: f
+                .max_connections_per_ip
+                .or(file.max_connections_per_ip)
+                .unwrap_or(64),
             log: f.log.or(file.log).unwrap_or_else(|| "info".into()),
             log_format: f.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
             daemon_log: f
@@ -315,10 +382,10 @@ impl Config {
         if self.auth_secret.as_deref() == Some("") {
             return Err(ConfigError::invalid("auth_secret", "must not be empty"));
         }
-        if self.max_message == 0 || self.max_message > MAX_FRAME {
+        if self.max_message == 0 || self.max_message > MAX_MESSAGE_LIMIT {
             return Err(ConfigError::invalid(
                 "max_message",
-                format!("{} is not in 1..={MAX_FRAME}", self.max_message),
+                format!("{} is not in 1..={MAX_MESSAGE_LIMIT}", self.max_message),
             ));
         }
         if self.max_peers == 0 || self.max_peers > MAX_PEERS_LIMIT {
@@ -327,6 +394,7 @@ impl Config {
                 format!("{} is not in 1..={MAX_PEERS_LIMIT}", self.max_peers),
             ));
         }
+        self.validate_connection_limits()?;
         for (key, filter) in [("log", &self.log), ("daemon_log", &self.daemon_log)] {
             if let Err(e) = tracing_subscriber::EnvFilter::try_new(filter) {
                 return Err(ConfigError::invalid(
@@ -340,6 +408,47 @@ impl Config {
                 return Err(ConfigError::invalid(
                     "metrics_listen",
                     format!("{m} is also `listen`: leave it unset to serve /metrics there"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The connection limits and timeouts (see `crate::http`).
+    fn validate_connection_limits(&self) -> Result<(), ConfigError> {
+        for (key, secs) in [
+            ("handshake_timeout", self.handshake_timeout),
+            ("http_idle_timeout", self.http_idle_timeout),
+            ("ws_join_timeout", self.ws_join_timeout),
+            ("ws_ping_interval", self.ws_ping_interval),
+            ("ws_idle_timeout", self.ws_idle_timeout),
+        ] {
+            if !(TIMEOUT_MIN_SECS..=TIMEOUT_MAX_SECS).contains(&secs) {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("{secs} s is not in {TIMEOUT_MIN_SECS}..={TIMEOUT_MAX_SECS}"),
+                ));
+            }
+        }
+        // A page answers pings but sends nothing else for minutes: between two pings it
+        // must not count as idle.
+        if self.ws_idle_timeout <= self.ws_ping_interval {
+            return Err(ConfigError::invalid(
+                "ws_idle_timeout",
+                format!(
+                    "{} s must be more than ws_ping_interval ({} s)",
+                    self.ws_idle_timeout, self.ws_ping_interval
+                ),
+            ));
+        }
+        for (key, n) in [
+            ("max_connections", self.max_connections),
+            ("max_connections_per_ip", self.max_connections_per_ip),
+        ] {
+            if n == 0 || n > MAX_CONNECTIONS_LIMIT {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("{n} is not in 1..={MAX_CONNECTIONS_LIMIT}"),
                 ));
             }
         }
@@ -386,6 +495,17 @@ mod tests {
         assert_eq!(cfg.log_format, LogFormat::Json);
         assert_eq!(cfg.max_message, 64 * 1024);
         assert_eq!(cfg.video_codec, VideoCodec::Vp8);
+        assert_eq!(
+            (
+                cfg.handshake_timeout,
+                cfg.ws_idle_timeout,
+                cfg.max_connections
+            ),
+            (10.0, 60.0, 4096)
+        );
+        // Whole seconds in the file are fine for the fractional settings.
+        let cfg = load_with("ws_join_timeout = 3\n", Flags::default()).unwrap();
+        assert_eq!(cfg.ws_join_timeout, 3.0);
     }
 
     #[test]
@@ -397,6 +517,12 @@ mod tests {
         assert!(err("workers = 2\nrtc_port = 65535\n").contains("`rtc_port`"));
         assert!(err("max_message = 2000000\n").contains("`max_message`"));
         assert!(err("max_peers = 0\n").contains("`max_peers`"));
+        assert!(err("handshake_timeout = 0\n").contains("`handshake_timeout`"));
+        assert!(err("http_idle_timeout = 7200\n").contains("`http_idle_timeout`"));
+        assert!(err("ws_join_timeout = nan\n").contains("`ws_join_timeout`"));
+        assert!(err("ws_ping_interval = 90\n").contains("`ws_idle_timeout`"));
+        assert!(err("max_connections = 0\n").contains("`max_connections`"));
+        assert!(err("max_connections_per_ip = 0\n").contains("`max_connections_per_ip`"));
         assert!(err("log = \"info,=\"\n").contains("`log`"));
         assert!(err("daemon_log = \"[\"\n").contains("`daemon_log`"));
         assert!(err("auth_secret = \"\"\n").contains("`auth_secret`"));

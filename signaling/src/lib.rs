@@ -6,6 +6,7 @@ pub mod config;
 pub mod daemon;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod names;

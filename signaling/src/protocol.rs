@@ -128,8 +128,6 @@ pub enum ErrorCode {
     BadMessage,
     /// `type` names no message.
     UnknownType,
-    /// The message is larger than the server accepts.
-    TooLarge,
     /// Valid, but not now (e.g. an offer before join, a second join, a stale answer).
     OutOfOrder,
     /// The room name is invalid.

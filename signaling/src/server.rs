@@ -13,16 +13,20 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::daemon::{DaemonSource, SpawnOptions, Supervisor};
+use crate::http::limits::ConnectionLimits;
+use crate::http::{self, nofile, refuse, ConnectionCounters, HttpSettings, HttpStats};
 use crate::metrics::Sources;
 use crate::room::{RoomSettings, Rooms};
 use crate::sdp::capabilities::Negotiation;
 use crate::web;
-use crate::ws::SessionConfig;
+use crate::ws::{SessionConfig, SessionTimeouts};
 
 /// Everything after SIGTERM happens within this (operators and systemd expect < 2 s).
 const STOP_BUDGET: Duration = Duration::from_millis(1800);
 /// Of which the rooms get this much to close their routers (they need milliseconds).
 const ROOMS_GRACE: Duration = Duration::from_millis(500);
+/// Connections the private metrics listener takes at once (Prometheus needs one or two).
+const METRICS_MAX_CONNECTIONS: usize = 16;
 
 /// The URL to show: an unspecified listen address is reachable on loopback.
 pub fn url_for(addr: SocketAddr) -> String {
@@ -88,15 +92,34 @@ fn daemon_source(cfg: &Config, sfu: PathBuf) -> DaemonSource {
 fn spawn_http(
     listener: TcpListener,
     app: axum::Router,
-    mut stop: watch::Receiver<bool>,
+    settings: HttpSettings,
+    stats: HttpStats,
+    stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<std::io::Result<()>> {
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await
-    })
+    tokio::spawn(http::serve(listener, app, settings, stats, stop))
+}
+
+/// Raises the open-file limit and sizes the public listener's connection cap below it.
+fn connection_limits(cfg: &Config) -> Result<ConnectionLimits, String> {
+    let nofile = nofile::raise_to_hard_limit()
+        .map_err(|e| format!("cannot read or raise the open-file limit: {e}"))?;
+    let refusing = refuse::REFUSING + METRICS_MAX_CONNECTIONS;
+    let max = nofile::fit_connections(cfg.max_connections, nofile, refusing).ok_or_else(|| {
+        format!(
+            "the open-file limit ({nofile}) leaves no room for connections: raise it (LimitNOFILE=)"
+        )
+    })?;
+    if max < cfg.max_connections {
+        tracing::warn!(
+            nofile,
+            max_connections = max,
+            configured = cfg.max_connections,
+            "max_connections lowered to fit the open-file limit"
+        );
+    } else {
+        tracing::debug!(nofile, max_connections = max, "connection cap");
+    }
+    Ok(ConnectionLimits::new(max, cfg.max_connections_per_ip))
 }
 
 /// Runs the server until SIGINT/SIGTERM (Ok) or a fatal error (Err). `sfu` is the daemon
@@ -110,6 +133,7 @@ pub async fn serve(cfg: Config, sfu: PathBuf) -> Result<(), String> {
     if cfg.auth_secret.is_none() {
         tracing::warn!("no auth_secret: anyone who can reach this server can join any room");
     }
+    let limits = connection_limits(&cfg)?;
     let (listener, local) = bind(cfg.listen).await?;
     let metrics_listener = match cfg.metrics_listen {
         Some(a) => Some(bind(a).await?),
@@ -127,10 +151,20 @@ pub async fn serve(cfg: Config, sfu: PathBuf) -> Result<(), String> {
         },
     );
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let http_stats = HttpStats {
+        limits,
+        counters: Arc::new(ConnectionCounters::default()),
+    };
     let sources = Sources {
         rooms: rooms.clone(),
         daemon,
         sessions: Arc::new(AtomicU64::new(0)),
+        http: http_stats.clone(),
+    };
+    let secs = Duration::from_secs_f64;
+    let http_settings = HttpSettings {
+        handshake_timeout: secs(cfg.handshake_timeout),
+        http_idle_timeout: secs(cfg.http_idle_timeout),
     };
     let session_cfg = SessionConfig {
         rooms: rooms.clone(),
@@ -140,11 +174,34 @@ pub async fn serve(cfg: Config, sfu: PathBuf) -> Result<(), String> {
         shutdown: shutdown_rx.clone(),
         sessions: sources.sessions.clone(),
         metrics: metrics_listener.is_none().then(|| sources.clone()),
+        timeouts: SessionTimeouts {
+            join: secs(cfg.ws_join_timeout),
+            ping: secs(cfg.ws_ping_interval),
+            idle: secs(cfg.ws_idle_timeout),
+        },
+        counters: http_stats.counters.clone(),
     };
-    let mut http = spawn_http(listener, web::router(session_cfg), shutdown_rx.clone());
+    let mut http = spawn_http(
+        listener,
+        web::router(session_cfg),
+        http_settings,
+        http_stats.clone(),
+        shutdown_rx.clone(),
+    );
     let metrics_http = metrics_listener.map(|(l, addr)| {
         tracing::info!(url = %format!("{}metrics", url_for(addr)), "serving metrics");
-        spawn_http(l, web::metrics_router(sources), shutdown_rx.clone())
+        // Its own small cap: scrapes must not take the public listener's places.
+        let stats = HttpStats {
+            limits: ConnectionLimits::new(METRICS_MAX_CONNECTIONS, METRICS_MAX_CONNECTIONS),
+            counters: http_stats.counters.clone(),
+        };
+        spawn_http(
+            l,
+            web::metrics_router(sources),
+            http_settings,
+            stats,
+            shutdown_rx.clone(),
+        )
     });
     let url = url_for(local);
     tracing::info!(%url, "serving");

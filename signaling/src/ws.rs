@@ -1,5 +1,10 @@
 //! One WebSocket session: reads client messages, answers bad ones with an error to this
 //! client only, forwards good ones to its room, and writes what the room sends back.
+//! A session is bounded: a message over `max_message` closes it (1009) before it is
+//! buffered, a session not in a room within the join timeout is closed (1008), and the
+//! server pings every ping interval and closes a session that sent nothing, pongs
+//! included, for the idle timeout (1008). Browsers answer pings on their own, so a page
+//! that is open is never idle.
 
 use std::future::pending;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,30 +15,50 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::http::ConnectionCounters;
 use crate::names::{validate_name, validate_room};
 use crate::protocol::{ClientMessage, ErrorCode, Join, ProtocolError, ServerMessage};
 use crate::room::{JoinRequest, RoomCmd, RoomHandle, Rooms};
 use crate::sdp::capabilities::receive_capabilities;
 use crate::token;
 
-/// Frames (and messages) above this close the connection with 1009 (RFC 6455 section
-/// 7.4.1): the server will not even buffer them. Smaller messages above
-/// `--max-message` get an error message and the session goes on.
-pub const MAX_FRAME: usize = crate::config::MAX_FRAME;
 /// Close code when the server stops (RFC 6455 section 7.4.1, "going away"): pages
 /// reconnect and rejoin.
 pub const GOING_AWAY: u16 = 1001;
+/// Close code of the join and idle timeouts (RFC 6455 section 7.4.1, "policy violation").
+pub const POLICY: u16 = 1008;
+/// Close code of a message over `max_message` (RFC 6455 section 7.4.1, "message too big").
+pub const TOO_BIG: u16 = 1009;
+/// Close code of a frame that breaks RFC 6455 (unmasked, bad opcode, bad UTF-8...).
+pub const PROTOCOL_ERROR: u16 = 1002;
 /// Messages a room may queue for one client before the client counts as stuck.
 const OUT_QUEUE: usize = 256;
 /// A room answers a join in milliseconds; this bounds a stuck daemon.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// Largest read into the frame buffer: a session then holds about `max_message` plus this
+/// (tungstenite's default, 128 KiB, zero-filled per read, would be most of the cost of
+/// an idle session).
+const READ_BUFFER: usize = 16 * 1024;
+
+/// The session timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionTimeouts {
+    /// A session must be in a room this long after opening (or after its `leave`).
+    pub join: Duration,
+    /// The server pings this often.
+    pub ping: Duration,
+    /// A session that sent no frame (pongs included) for this long is closed.
+    pub idle: Duration,
+}
 
 /// What sessions share.
 #[derive(Clone)]
 pub struct SessionConfig {
     pub rooms: Rooms,
     pub auth_secret: Option<Arc<[u8]>>,
+    /// Largest frame and message read; larger ones close the session with 1009.
     pub max_message: usize,
     /// Whether subscribers are offered transport-cc (the `bandwidth_feedback` setting).
     pub bandwidth_feedback: bool,
@@ -43,12 +68,17 @@ pub struct SessionConfig {
     pub sessions: Arc<AtomicU64>,
     /// What `/metrics` on this listener reads; None when served elsewhere.
     pub metrics: Option<crate::metrics::Sources>,
+    pub timeouts: SessionTimeouts,
+    /// Sessions closed by the limits, for /metrics.
+    pub counters: Arc<ConnectionCounters>,
 }
 
 /// `GET /ws`.
 pub async fn upgrade(ws: WebSocketUpgrade, State(cfg): State<SessionConfig>) -> Response {
-    ws.max_message_size(MAX_FRAME)
-        .max_frame_size(MAX_FRAME)
+    // Both limits: a message may come in one frame or in many fragments.
+    ws.max_message_size(cfg.max_message)
+        .max_frame_size(cfg.max_message)
+        .read_buffer_size(READ_BUFFER.min(cfg.max_message))
         .on_upgrade(move |socket| Session::new(cfg).run(socket))
 }
 
@@ -58,6 +88,13 @@ struct Joined {
     out: mpsc::Receiver<ServerMessage>,
     /// A `leave` was sent: the end of `out` is expected.
     leaving: bool,
+}
+
+/// Which session deadline passed.
+#[derive(Debug, Clone, Copy)]
+enum Expired {
+    Join,
+    Idle,
 }
 
 struct Session {
@@ -80,7 +117,24 @@ impl Session {
         let sessions = self.cfg.sessions.clone();
         sessions.fetch_add(1, Ordering::Relaxed);
         let mut shutdown = self.cfg.shutdown.clone();
+        let timeouts = self.cfg.timeouts;
+        let mut ping = tokio::time::interval_at(Instant::now() + timeouts.ping, timeouts.ping);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut last_heard = Instant::now();
+        // When the session last was out of a room (opened, left, removed).
+        let mut unjoined_since = Some(Instant::now());
         loop {
+            match (&self.joined, unjoined_since) {
+                (None, None) => unjoined_since = Some(Instant::now()),
+                (Some(_), Some(_)) => unjoined_since = None,
+                _ => {}
+            }
+            let (deadline, why) = match unjoined_since {
+                Some(t) if t + timeouts.join < last_heard + timeouts.idle => {
+                    (t + timeouts.join, Expired::Join)
+                }
+                _ => (last_heard + timeouts.idle, Expired::Idle),
+            };
             let from_room = async {
                 match &mut self.joined {
                     Some(j) => j.out.recv().await,
@@ -92,21 +146,20 @@ impl Session {
                     let msg = match incoming {
                         Some(Ok(m)) => m,
                         Some(Err(e)) => {
-                            // Oversized frames end here (the reader refuses to buffer them).
-                            tracing::debug!(error = %e, "WebSocket read error");
-                            let frame = CloseFrame { code: 1009, reason: "message too big or malformed".into() };
+                            let frame = self.read_error(e);
                             let _ = socket.send(Message::Close(Some(frame))).await;
                             break;
                         }
                         None => break,
                     };
+                    // Any frame, a pong to our ping included, shows the client is there.
+                    last_heard = Instant::now();
                     let reply = match msg {
                         Message::Text(t) => self.on_text(t.as_str()).await,
-                        Message::Binary(b) => Some(if b.len() > self.cfg.max_message {
-                            too_large(b.len(), self.cfg.max_message)
-                        } else {
-                            ProtocolError::new(ErrorCode::BadMessage, "binary messages are not supported; send JSON text")
-                        }).map(|e| ServerMessage::error(e, None)),
+                        Message::Binary(_) => Some(ServerMessage::error(
+                            ProtocolError::new(ErrorCode::BadMessage, "binary messages are not supported; send JSON text"),
+                            None,
+                        )),
                         Message::Close(_) => break,
                         Message::Ping(_) | Message::Pong(_) => None,
                     };
@@ -134,6 +187,17 @@ impl Session {
                         self.joined = None;
                     }
                 },
+                _ = ping.tick() => {
+                    if socket.send(Message::Ping(Default::default())).await.is_err() {
+                        break;
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    let frame = self.expired(why, timeouts);
+                    tracing::debug!(reason = %frame.reason, "WebSocket session timed out");
+                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    break;
+                }
             }
         }
         if let Some(j) = self.joined.take() {
@@ -148,14 +212,48 @@ impl Session {
         tracing::debug!("WebSocket session closed");
     }
 
+    /// The close frame for a read error: 1009 for a message over `max_message` (the
+    /// reader refused to buffer it), 1002 for a frame that breaks the protocol.
+    fn read_error(&self, e: axum::Error) -> CloseFrame {
+        tracing::debug!(error = %e, "WebSocket read error");
+        let too_big = e
+            .into_inner()
+            .downcast_ref::<tungstenite::Error>()
+            .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)));
+        if too_big {
+            self.cfg.counters.ws_too_big.fetch_add(1, Ordering::Relaxed);
+            CloseFrame {
+                code: TOO_BIG,
+                reason: format!("message larger than {} bytes", self.cfg.max_message).into(),
+            }
+        } else {
+            CloseFrame {
+                code: PROTOCOL_ERROR,
+                reason: "malformed frame".into(),
+            }
+        }
+    }
+
+    fn expired(&self, why: Expired, t: SessionTimeouts) -> CloseFrame {
+        let (counter, reason) = match why {
+            Expired::Join => (
+                &self.cfg.counters.ws_join_timeouts,
+                format!("no join within {} s", t.join.as_secs_f64()),
+            ),
+            Expired::Idle => (
+                &self.cfg.counters.ws_idle_timeouts,
+                format!("nothing received for {} s", t.idle.as_secs_f64()),
+            ),
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        CloseFrame {
+            code: POLICY,
+            reason: reason.into(),
+        }
+    }
+
     /// Handles one text message; returns the reply to send directly, if any.
     async fn on_text(&mut self, text: &str) -> Option<ServerMessage> {
-        if text.len() > self.cfg.max_message {
-            return Some(ServerMessage::error(
-                too_large(text.len(), self.cfg.max_message),
-                None,
-            ));
-        }
         let msg = match ClientMessage::parse(text) {
             Ok(m) => m,
             Err(e) => return Some(ServerMessage::error(e, None)),
@@ -282,11 +380,4 @@ impl Session {
             }
         }
     }
-}
-
-fn too_large(len: usize, max: usize) -> ProtocolError {
-    ProtocolError::new(
-        ErrorCode::TooLarge,
-        format!("message of {len} bytes is larger than the {max} bytes accepted"),
-    )
 }

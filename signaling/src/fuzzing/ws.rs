@@ -46,8 +46,8 @@ pub const WS_SECRET: &[u8] = b"signaling-fuzz-secret";
 /// The clock of token checks (Unix seconds): inputs replay the same way on any day.
 pub const WS_NOW: u64 = 1_800_000_000;
 
-/// `--max-message`'s default (config.rs): ws.rs answers longer texts with `TooLarge`
-/// without parsing them.
+/// `--max-message`'s default (config.rs): the WebSocket reader closes the session (1009)
+/// on a longer message before ws.rs sees it.
 const MAX_MESSAGE: usize = 64 * 1024;
 
 /// How far an input got, for tests that check the seeds still reach deep.

@@ -27,6 +27,8 @@ pub struct Sources {
     pub rooms: Rooms,
     pub daemon: Daemon,
     pub sessions: Arc<AtomicU64>,
+    /// The public listener's connections.
+    pub http: crate::http::HttpStats,
 }
 
 /// One scrape: asks every connected worker for its stats (in parallel) and renders all.
@@ -66,6 +68,57 @@ pub async fn scrape(src: &Sources) -> String {
         worker::write(&mut e, *index, stats.as_ref());
     }
     e.render()
+}
+
+/// The connection limits: what is open, and what they refused and closed.
+fn connections(e: &mut Exposition, http: &crate::http::HttpStats) {
+    let c = &http.counters;
+    let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    e.gauge(
+        "sfu_signaling_connections",
+        "Open HTTP and WebSocket connections of the public listener.",
+        &[],
+        http.limits.open() as u64,
+    );
+    e.gauge(
+        "sfu_signaling_connections_max",
+        "The cap on open connections (max_connections, lowered to fit the open-file limit).",
+        &[],
+        http.limits.max_total() as u64,
+    );
+    let refused = "Connections refused by a cap (answered 503 with Retry-After, or closed at once when too many are being refused).";
+    for (reason, v) in [
+        ("per_ip", n(&c.refused_per_ip)),
+        ("total", n(&c.refused_total)),
+    ] {
+        e.counter(
+            "sfu_signaling_connections_refused_total",
+            refused,
+            &[("reason", reason)],
+            v,
+        );
+    }
+    e.counter(
+        "sfu_signaling_connections_refused_unanswered_total",
+        "Refused connections closed without a 503 (too many being refused at once).",
+        &[],
+        n(&c.refused_unanswered),
+    );
+    let closed = "Connections closed by a timeout or limit.";
+    for (reason, v) in [
+        ("handshake_timeout", n(&c.handshake_timeouts)),
+        ("http_idle", n(&c.http_idle_closes)),
+        ("ws_join_timeout", n(&c.ws_join_timeouts)),
+        ("ws_idle", n(&c.ws_idle_timeouts)),
+        ("ws_message_too_big", n(&c.ws_too_big)),
+    ] {
+        e.counter(
+            "sfu_signaling_connections_closed_total",
+            closed,
+            &[("reason", reason)],
+            v,
+        );
+    }
 }
 
 fn own(e: &mut Exposition, src: &Sources) {
@@ -126,4 +179,5 @@ fn own(e: &mut Exposition, src: &Sources) {
         &[],
         daemon.restarts.load(Ordering::Relaxed),
     );
+    connections(e, &src.http);
 }

@@ -2,8 +2,10 @@
 //! WebSocket client, and a control-channel client for checking the daemon's own view.
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
+mod limits;
 mod prometheus;
 
+pub use limits::*;
 pub use prometheus::{parse_prometheus, sample, sum, PromSample};
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -54,8 +56,15 @@ impl Signaling {
     }
 
     pub fn start(extra: &[&str]) -> Self {
+        Self::start_with(extra, |_| {})
+    }
+
+    /// `start`, with `tweak` applied to the command first (limits, environment).
+    pub fn start_with(extra: &[&str], tweak: impl FnOnce(&mut Command)) -> Self {
         let sfu = sfu_bin();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sfu-signaling"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sfu-signaling"));
+        tweak(&mut cmd);
+        let mut child = cmd
             .args(["--listen", "127.0.0.1:0"])
             .args(if extra.contains(&"--workers") {
                 &[][..]
