@@ -141,7 +141,15 @@ pub async fn serve(cfg: Config, sfu: PathBuf) -> Result<(), String> {
         sessions: sources.sessions.clone(),
         metrics: metrics_listener.is_none().then(|| sources.clone()),
     };
-    let mut http = spawn_http(listener, web::router(session_cfg), shutdown_rx.clone());
+    let metrics_token = cfg.metrics_token.as_deref().map(web::BearerToken::new);
+    if metrics_token.is_none() && metrics_listener.is_none() {
+        tracing::info!("no metrics_token or metrics_listen: /metrics is not served");
+    }
+    let mut http = spawn_http(
+        listener,
+        web::router(session_cfg, metrics_token),
+        shutdown_rx.clone(),
+    );
     let metrics_http = metrics_listener.map(|(l, addr)| {
         tracing::info!(url = %format!("{}metrics", url_for(addr)), "serving metrics");
         spawn_http(l, web::metrics_router(sources), shutdown_rx.clone())
