@@ -97,7 +97,7 @@ async fn tokens_are_checked() {
 #[tokio::test]
 async fn without_a_metrics_token_a_protected_server_shows_no_rooms() {
     let srv = Signaling::start(&["--auth-secret", "correct horse"]);
-    for bearer in [None, Some("correct horse")] {
+    for bearer in [Some("correct horse"), None] {
         let r = get_status(&srv.addr, "/api/rooms/vault", bearer).await;
         assert!(r.starts_with("HTTP/1.1 404"), "{bearer:?}: {r}");
         assert!(r.contains("metrics_token"), "says what to set: {r}");

@@ -115,7 +115,7 @@ async fn the_metrics_token_opens_metrics_and_the_auth_secret_does_not() {
 async fn without_a_metrics_token_the_public_listener_does_not_serve_metrics() {
     // With access control: the secret opens nothing here.
     let srv = Signaling::start(&["--auth-secret", "hunter2"]);
-    for auth in [None, Some("Bearer hunter2")] {
+    for auth in [Some("Bearer hunter2"), None] {
         let (status, body) = metrics_status(&srv, auth).await;
         assert_eq!(status, 404, "{auth:?}: {body}");
         assert!(body.contains("metrics_token"), "says what to set: {body}");
