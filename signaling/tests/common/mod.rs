@@ -436,9 +436,11 @@ pub async fn scrape(addr: &str) -> Vec<PromSample> {
     parse_prometheus(&body)
 }
 
-/// GET of a JSON document.
+/// GET of a JSON document, with [`METRICS_TOKEN`] (the room API needs it on a server
+/// started with `--metrics-token`; an open server without one ignores it).
 pub async fn get_json(addr: &str, path: &str) -> Value {
-    let (status, _, body) = http_get(addr, path, &[]).await;
+    let bearer = format!("Bearer {METRICS_TOKEN}");
+    let (status, _, body) = http_get(addr, path, &[("Authorization", &bearer)]).await;
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{status} {e}: {body}"))
 }
 
