@@ -35,6 +35,8 @@ cleanup() {
 trap cleanup EXIT
 
 mkfifo "$work/stdout"
+# The suites scrape /metrics with this token (e2e/lib/server.mjs).
+export SFU_SIGNALING_METRICS_TOKEN=${SFU_SIGNALING_METRICS_TOKEN:-e2e-metrics-token}
 SFU_SIGNALING_LOG=${SFU_SIGNALING_LOG:-warn} target/debug/sfu-signaling \
   --listen 127.0.0.1:0 --workers 2 >"$work/stdout" 2>"$work/server.log" &
 server_pid=$!

@@ -3,6 +3,8 @@
 // the format's rules: one TYPE per family before its samples, families contiguous,
 // histograms cumulative with a +Inf bucket equal to _count).
 
+import { metricsToken } from './server.mjs';
+
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const TYPES = new Set(['counter', 'gauge', 'histogram', 'summary', 'untyped']);
@@ -135,9 +137,9 @@ export function total(parsed, name, match = {}) {
   return sum;
 }
 
-/** Fetches and parses /metrics; checks the content type. */
+/** Fetches and parses /metrics (with the servers' metrics_token); checks the content type. */
 export async function scrape(baseUrl) {
-  const r = await fetch(`${baseUrl}/metrics`);
+  const r = await fetch(`${baseUrl}/metrics`, { headers: { Authorization: `Bearer ${metricsToken}` } });
   if (r.status !== 200) throw new Error(`/metrics answered ${r.status}`);
   const type = r.headers.get('content-type');
   if (type !== 'text/plain; version=0.0.4; charset=utf-8') throw new Error(`/metrics content type ${type}`);

@@ -12,6 +12,8 @@ export const repo = path.resolve(here, '..', '..');
 const targetDir = process.env.CARGO_TARGET_DIR || path.join(repo, 'target');
 export const signalingBin = process.env.SFU_SIGNALING_BIN || path.join(targetDir, 'debug', 'sfu-signaling');
 export const sfuBin = process.env.SFU_BIN || path.join(targetDir, 'debug', 'sfu');
+/** The servers' metrics_token (run.sh passes its own server the same one). */
+export const metricsToken = process.env.SFU_SIGNALING_METRICS_TOKEN || 'e2e-metrics-token';
 
 /** Resolves { code, signal, ms } when `child` exits, ms counted from `since`. */
 function exitOf(child, since) {
@@ -31,7 +33,11 @@ function exitOf(child, since) {
 export function spawnServer(extraArgs = [], { timeoutMs = 30000, listen = '127.0.0.1:0' } = {}) {
   const child = spawn(signalingBin, ['--listen', listen, '--workers', '2', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, SFU_SIGNALING_LOG: process.env.SFU_SIGNALING_LOG || 'warn' },
+    env: {
+      ...process.env,
+      SFU_SIGNALING_LOG: process.env.SFU_SIGNALING_LOG || 'warn',
+      SFU_SIGNALING_METRICS_TOKEN: metricsToken,
+    },
   });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {

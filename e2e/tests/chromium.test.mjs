@@ -3,7 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { server, repo } from '../lib/server.mjs';
+import { server, repo, metricsToken } from '../lib/server.mjs';
 import { launchChromium, inbound, recordConsole, removeTmpDirs } from '../lib/browsers.mjs';
 import { waitForMedia, waitForGrowth } from '../lib/wait.mjs';
 
@@ -34,7 +34,7 @@ async function open(room, name) {
 }
 
 async function roomStats(room) {
-  const r = await fetch(`${srv.url}/api/rooms/${room}`);
+  const r = await fetch(`${srv.url}/api/rooms/${room}`, { headers: { Authorization: `Bearer ${metricsToken}` } });
   return r.status === 200 ? r.json() : null;
 }
 

@@ -67,6 +67,10 @@ pub struct Flags {
     /// HMAC secret: when set, joining needs a token minted with it (`sfu-signaling token`).
     #[arg(long, env = "SFU_SIGNALING_AUTH_SECRET", hide_env_values = true)]
     pub auth_secret: Option<String>,
+    /// Bearer token that opens /metrics and the room API on `listen`. Without it /metrics
+    /// is served only on `metrics_listen`. Must differ from `auth_secret`.
+    #[arg(long, env = "SFU_SIGNALING_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// Video codec publishers send when their browser offers it (otherwise VP8).
     #[arg(long, env = "SFU_SIGNALING_VIDEO_CODEC", value_enum)]
     pub video_codec: Option<VideoCodec>,
@@ -178,6 +182,7 @@ struct FileConfig {
     rtc_port: Option<u16>,
     announced_ip: Option<IpAddr>,
     auth_secret: Option<String>,
+    metrics_token: Option<String>,
     video_codec: Option<VideoCodec>,
     bandwidth_feedback: Option<bool>,
     max_message: Option<usize>,
@@ -216,6 +221,12 @@ pub struct Config {
         serialize_with = "hide_secret"
     )]
     pub auth_secret: Option<String>,
+    /// Hidden like `auth_secret`.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "hide_secret"
+    )]
+    pub metrics_token: Option<String>,
     pub video_codec: VideoCodec,
     pub bandwidth_feedback: bool,
     pub max_message: usize,
@@ -302,6 +313,7 @@ impl Config {
             rtc_port: f.rtc_port.or(file.rtc_port).unwrap_or(0),
             announced_ip: f.announced_ip.or(file.announced_ip),
             auth_secret: f.auth_secret.or(file.auth_secret),
+            metrics_token: f.metrics_token.or(file.metrics_token),
             video_codec: f
                 .video_codec
                 .or(file.video_codec)
@@ -382,6 +394,9 @@ impl Config {
         if self.auth_secret.as_deref() == Some("") {
             return Err(ConfigError::invalid("auth_secret", "must not be empty"));
         }
+        if let Some(token) = &self.metrics_token {
+            validate_metrics_token(token, self.auth_secret.as_deref())?;
+        }
         if self.max_message == 0 || self.max_message > MAX_MESSAGE_LIMIT {
             return Err(ConfigError::invalid(
                 "max_message",
@@ -460,6 +475,29 @@ impl Config {
         // Every field is a string, number or boolean: serialisation cannot fail.
         toml::to_string(self).unwrap_or_default()
     }
+}
+
+/// `metrics_token` travels as `Authorization: Bearer <token>`: it must be a header-safe
+/// RFC 6750 b64token, and it must not be `auth_secret`, or whoever may scrape could mint
+/// join tokens.
+fn validate_metrics_token(token: &str, auth_secret: Option<&str>) -> Result<(), ConfigError> {
+    let b64token = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
+    if token.is_empty() {
+        return Err(ConfigError::invalid("metrics_token", "must not be empty"));
+    }
+    if !token.chars().all(b64token) {
+        return Err(ConfigError::invalid(
+            "metrics_token",
+            "may contain only letters, digits and -._~+/= (it is sent as a bearer token)",
+        ));
+    }
+    if auth_secret == Some(token) {
+        return Err(ConfigError::invalid(
+            "metrics_token",
+            "must differ from auth_secret: whoever scrapes metrics could mint join tokens",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -581,16 +619,51 @@ mod tests {
     #[test]
     fn printed_configuration_reads_back_and_hides_the_secret() {
         let cfg = load_with(
-            "auth_secret = \"s3cret\"\ndaemon = \"/run/sfu\"\nmetrics_listen = \"127.0.0.1:9300\"\n",
+            "auth_secret = \"s3cret\"\nmetrics_token = \"scr4pe\"\ndaemon = \"/run/sfu\"\nmetrics_listen = \"127.0.0.1:9300\"\n",
             Flags::default(),
         )
         .unwrap();
         let text = cfg.to_toml();
-        assert!(!text.contains("s3cret"), "{text}");
+        assert!(
+            !text.contains("s3cret") && !text.contains("scr4pe"),
+            "{text}"
+        );
         assert!(text.contains("auth_secret = \"<hidden>\""), "{text}");
+        assert!(text.contains("metrics_token = \"<hidden>\""), "{text}");
         let back: FileConfig = toml::from_str(&text).unwrap();
         assert_eq!(back.daemon, Some(PathBuf::from("/run/sfu")));
         assert_eq!(back.metrics_listen, cfg.metrics_listen);
         assert_eq!(back.listen, Some(cfg.listen));
+    }
+
+    #[test]
+    fn the_metrics_token_is_a_bearer_token_other_than_the_auth_secret() {
+        let cfg = load_with("metrics_token = \"scrape-me_1\"\n", Flags::default()).unwrap();
+        assert_eq!(cfg.metrics_token.as_deref(), Some("scrape-me_1"));
+        let flag = Flags {
+            metrics_token: Some("from-flag".into()),
+            ..Default::default()
+        };
+        let cfg = load_with("metrics_token = \"from-file\"\n", flag).unwrap();
+        assert_eq!(cfg.metrics_token.as_deref(), Some("from-flag"));
+        for bad in ["\"\"", "\"two words\"", "\"caf\u{e9}\"", "\"line\\nbreak\""] {
+            let e = err(&format!("metrics_token = {bad}\n"));
+            assert!(e.contains("`metrics_token`"), "{bad}: {e}");
+        }
+        // One secret for both would let every scraper mint join tokens: refused, naming
+        // the key, whichever source each value comes from.
+        let e = err("auth_secret = \"same\"\nmetrics_token = \"same\"\n");
+        assert!(
+            e.contains("`metrics_token`") && e.contains("auth_secret"),
+            "{e}"
+        );
+        let flag = Flags {
+            metrics_token: Some("same".into()),
+            ..Default::default()
+        };
+        let e = load_with("auth_secret = \"same\"\n", flag)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`metrics_token`"), "{e}");
     }
 }

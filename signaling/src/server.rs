@@ -181,9 +181,13 @@ pub async fn serve(cfg: Config, sfu: PathBuf) -> Result<(), String> {
         },
         counters: http_stats.counters.clone(),
     };
+    let metrics_token = cfg.metrics_token.as_deref().map(web::BearerToken::new);
+    if metrics_token.is_none() && metrics_listener.is_none() {
+        tracing::info!("no metrics_token or metrics_listen: /metrics is not served");
+    }
     let mut http = spawn_http(
         listener,
-        web::router(session_cfg),
+        web::router(session_cfg, metrics_token),
         http_settings,
         http_stats.clone(),
         shutdown_rx.clone(),

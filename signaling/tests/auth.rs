@@ -1,5 +1,6 @@
 //! Access control: with `--auth-secret`, joining needs a token minted by
-//! `sfu-signaling token`; missing, wrong and expired tokens are refused.
+//! `sfu-signaling token`; missing, wrong and expired tokens are refused. The room API is
+//! opened by `--metrics-token`, never by the secret that mints join tokens.
 
 mod common;
 
@@ -27,7 +28,12 @@ fn token_cli(secret: &str, room: &str, name: &str, ttl: &str) -> String {
 
 #[tokio::test]
 async fn tokens_are_checked() {
-    let srv = Signaling::start(&["--auth-secret", "correct horse"]);
+    let srv = Signaling::start(&[
+        "--auth-secret",
+        "correct horse",
+        "--metrics-token",
+        "battery-staple",
+    ]);
     let mut c = Client::connect(&srv.ws_url()).await;
     let join = |token: Option<String>| json!({"type": "join", "room": "vault", "name": "ada", "token": token});
 
@@ -75,18 +81,47 @@ async fn tokens_are_checked() {
     .await;
     c.expect("joined").await;
 
-    // The room API needs the secret too.
-    let url = format!("{}/api/rooms/vault", srv.url);
-    assert!(
-        get_status(&srv.addr, "/api/rooms/vault", None)
-            .await
-            .starts_with("HTTP/1.1 401"),
-        "{url}"
-    );
-    let ok = get_status(&srv.addr, "/api/rooms/vault", Some("correct horse")).await;
+    // The room API needs the metrics token; the join tokens' secret does not open it.
+    for bearer in [None, Some("correct horse"), Some("battery-stapl3")] {
+        let refused = get_status(&srv.addr, "/api/rooms/vault", bearer).await;
+        assert!(refused.starts_with("HTTP/1.1 401"), "{bearer:?}: {refused}");
+        assert!(!refused.contains("\"ada\""), "{refused}");
+    }
+    let ok = get_status(&srv.addr, "/api/rooms/vault", Some("battery-staple")).await;
     assert!(
         ok.starts_with("HTTP/1.1 200") && ok.contains("\"ada\""),
         "{ok}"
+    );
+}
+
+#[tokio::test]
+async fn without_a_metrics_token_a_protected_server_shows_no_rooms() {
+    let srv = Signaling::start(&["--auth-secret", "correct horse"]);
+    for bearer in [Some("correct horse"), None] {
+        let r = get_status(&srv.addr, "/api/rooms/vault", bearer).await;
+        assert!(r.starts_with("HTTP/1.1 404"), "{bearer:?}: {r}");
+        assert!(r.contains("metrics_token"), "says what to set: {r}");
+    }
+}
+
+#[test]
+fn one_secret_for_both_is_refused_at_start() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sfu-signaling"))
+        .args([
+            "--auth-secret",
+            "same",
+            "--metrics-token",
+            "same",
+            "--print-config",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("`metrics_token`"), "{stderr}");
+    assert!(
+        !stderr.contains("same"),
+        "the secret is not echoed: {stderr}"
     );
 }
 

@@ -82,6 +82,7 @@ fn flags_beat_the_environment_which_beats_the_file() {
             ("SFU_SIGNALING_MAX_PEERS", "6"),
             ("SFU_SIGNALING_MAX_MESSAGE", "2000"),
             ("SFU_SIGNALING_AUTH_SECRET", "not-printed"),
+            ("SFU_SIGNALING_METRICS_TOKEN", "not-printed-either"),
         ],
     );
     assert!(out.status.success(), "{out:?}");
@@ -98,6 +99,7 @@ fn flags_beat_the_environment_which_beats_the_file() {
     assert_eq!(v["daemon"].as_str(), Some("/run/sfu"));
     assert_eq!(v["listen"].as_str(), Some("127.0.0.1:8080"), "default");
     assert_eq!(v["auth_secret"].as_str(), Some("<hidden>"));
+    assert_eq!(v["metrics_token"].as_str(), Some("<hidden>"));
     assert!(!text.contains("not-printed"));
 }
 

@@ -10,13 +10,11 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use common::{
-    answer_for, children, fixture, http_get, parse_prometheus, sample, Client, Daemon, Signaling,
-    DEADLINE,
+    answer_for, children, fixture, sample, Client, Daemon, Signaling, DEADLINE, METRICS_TOKEN,
 };
 
 async fn metric(srv: &Signaling, name: &str) -> f64 {
-    let (_, _, body) = http_get(&srv.addr, "/metrics", &[]).await;
-    sample(&parse_prometheus(&body), name, &[]).unwrap_or_else(|| panic!("no {name}"))
+    sample(&common::scrape(&srv.addr).await, name, &[]).unwrap_or_else(|| panic!("no {name}"))
 }
 
 /// Publishes (the send side's offer with `epoch`) and waits for the answer.
@@ -52,7 +50,7 @@ async fn call(srv: &Signaling, room: &str) -> (Client, Client, u64) {
 async fn an_external_daemon_killed_and_restarted_gets_the_rooms_back() {
     let mut daemon = Daemon::start();
     let dir = daemon.dir.path().to_str().unwrap().to_owned();
-    let srv = Signaling::start(&["--daemon", &dir]);
+    let srv = Signaling::start(&["--daemon", &dir, "--metrics-token", METRICS_TOKEN]);
     let (mut ada, mut bob, ada_offer) = call(&srv, "phoenix").await;
     daemon
         .control()
@@ -118,7 +116,7 @@ async fn an_external_daemon_killed_and_restarted_gets_the_rooms_back() {
 
 #[tokio::test]
 async fn our_own_daemon_is_restarted_when_it_dies() {
-    let srv = Signaling::start(&[]);
+    let srv = Signaling::start(&["--metrics-token", METRICS_TOKEN]);
     let first = children(srv.pid());
     assert_eq!(first.len(), 1, "{first:?}");
     let (mut ada, mut bob, _) = call(&srv, "lazarus").await;
@@ -147,7 +145,7 @@ async fn our_own_daemon_is_restarted_when_it_dies() {
 async fn joining_while_the_daemon_is_away_waits_for_it() {
     let mut daemon = Daemon::start();
     let dir = daemon.dir.path().to_str().unwrap().to_owned();
-    let srv = Signaling::start(&["--daemon", &dir]);
+    let srv = Signaling::start(&["--daemon", &dir, "--metrics-token", METRICS_TOKEN]);
     daemon.kill();
     let t = Instant::now();
     while metric(&srv, "sfu_signaling_daemon_up").await != 0.0 {
@@ -176,7 +174,7 @@ async fn joining_while_the_daemon_is_away_waits_for_it() {
 async fn a_graceful_daemon_restart_is_one_restart_for_the_participants() {
     let mut daemon = Daemon::start();
     let dir = daemon.dir.path().to_str().unwrap().to_owned();
-    let srv = Signaling::start(&["--daemon", &dir]);
+    let srv = Signaling::start(&["--daemon", &dir, "--metrics-token", METRICS_TOKEN]);
     let (mut ada, mut bob, _) = call(&srv, "systemctl").await;
     // `systemctl restart sfu`: workerclose and the other notifications, then EOF.
     daemon.terminate();

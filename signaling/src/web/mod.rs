@@ -1,7 +1,11 @@
 //! HTTP: the embedded web client, the WebSocket endpoint, two small JSON endpoints and
 //! the Prometheus metrics.
 
-use axum::extract::{Path, State};
+mod bearer;
+
+use std::sync::Arc;
+
+use axum::extract::{FromRef, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -10,6 +14,8 @@ use axum::{Json, Router};
 use crate::metrics::{self, Sources};
 use crate::names::validate_room;
 use crate::ws::{self, SessionConfig};
+
+pub use bearer::BearerToken;
 
 const INDEX_HTML: &str = include_str!("index.html");
 const ROOM_HTML: &str = include_str!("room.html");
@@ -98,32 +104,84 @@ async fn room_page(Path(room): Path<String>) -> Response {
     }
 }
 
-/// With access control on, only holders of the secret may look into rooms and metrics
-/// on the public listener.
-fn authorized(cfg: &SessionConfig, headers: &HeaderMap) -> bool {
-    let Some(secret) = &cfg.auth_secret else {
-        return true;
-    };
-    let expected = format!("Bearer {}", String::from_utf8_lossy(secret));
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    given == Some(expected.as_str())
+/// The public listener's state: the sessions' configuration and the operator token.
+#[derive(Clone)]
+struct Web {
+    session: SessionConfig,
+    /// Opens `/metrics` and `/api/rooms/..` (`metrics_token`); never the `auth_secret`,
+    /// which only signs join tokens.
+    metrics_token: Option<Arc<BearerToken>>,
 }
 
-fn unauthorized() -> Response {
-    (StatusCode::UNAUTHORIZED, "authorization required").into_response()
+impl FromRef<Web> for SessionConfig {
+    fn from_ref(web: &Web) -> Self {
+        web.session.clone()
+    }
+}
+
+/// Who may read an operator endpoint on the public listener.
+enum Access {
+    Granted,
+    /// A token is configured and the request does not carry it.
+    Unauthorized,
+    /// No credential could open it: the endpoint is not served here.
+    NotServed(&'static str),
+}
+
+impl Web {
+    /// `/metrics`: only with the metrics token (otherwise it belongs on `metrics_listen`).
+    fn metrics_access(&self, headers: &HeaderMap) -> Access {
+        match &self.metrics_token {
+            Some(t) if t.admits(headers) => Access::Granted,
+            Some(_) => Access::Unauthorized,
+            None => Access::NotServed(
+                "/metrics is not served on this listener: set metrics_token, or metrics_listen",
+            ),
+        }
+    }
+
+    /// `/api/rooms/..`: with the metrics token when one is set; without one, open only on
+    /// a server without access control (it shows nothing a joiner does not see).
+    fn rooms_access(&self, headers: &HeaderMap) -> Access {
+        match (&self.metrics_token, &self.session.auth_secret) {
+            (Some(t), _) if t.admits(headers) => Access::Granted,
+            (Some(_), _) => Access::Unauthorized,
+            (None, None) => Access::Granted,
+            (None, Some(_)) => {
+                Access::NotServed("room stats on a server with auth_secret need metrics_token")
+            }
+        }
+    }
+}
+
+impl Access {
+    /// The refusal, if this is one.
+    fn refusal(&self) -> Option<Response> {
+        match self {
+            Self::Granted => None,
+            // RFC 6750 §3: a 401 names the scheme the client should use.
+            Self::Unauthorized => Some(
+                (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))],
+                    "authorization required: Authorization: Bearer <metrics_token>",
+                )
+                    .into_response(),
+            ),
+            Self::NotServed(why) => Some((StatusCode::NOT_FOUND, *why).into_response()),
+        }
+    }
 }
 
 async fn room_stats(
-    State(cfg): State<SessionConfig>,
+    State(web): State<Web>,
     Path(room): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if !authorized(&cfg, &headers) {
-        return unauthorized();
+    if let Some(refusal) = web.rooms_access(&headers).refusal() {
+        return refusal;
     }
-    match cfg.rooms.stats(&room).await {
+    match web.session.rooms.stats(&room).await {
         Some(stats) => Json(stats).into_response(),
         None => (
             StatusCode::NOT_FOUND,
@@ -148,12 +206,16 @@ async fn exposition(src: &Sources) -> Response {
 }
 
 /// `/metrics` on the public listener (unless `metrics_listen` moves it).
-async fn public_metrics(State(cfg): State<SessionConfig>, headers: HeaderMap) -> Response {
-    let Some(src) = &cfg.metrics else {
-        return StatusCode::NOT_FOUND.into_response();
+async fn public_metrics(State(web): State<Web>, headers: HeaderMap) -> Response {
+    let Some(src) = &web.session.metrics else {
+        return (
+            StatusCode::NOT_FOUND,
+            "/metrics is served on metrics_listen, not here",
+        )
+            .into_response();
     };
-    if !authorized(&cfg, &headers) {
-        return unauthorized();
+    if let Some(refusal) = web.metrics_access(&headers).refusal() {
+        return refusal;
     }
     exposition(src).await
 }
@@ -169,8 +231,8 @@ pub fn metrics_router(src: Sources) -> Router {
         .with_state(src)
 }
 
-/// All routes.
-pub fn router(cfg: SessionConfig) -> Router {
+/// All routes of the public listener. `metrics_token` opens its operator endpoints.
+pub fn router(cfg: SessionConfig, metrics_token: Option<BearerToken>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/r/{room}", get(room_page))
@@ -191,7 +253,10 @@ pub fn router(cfg: SessionConfig) -> Router {
         .route("/api/rooms/{room}", get(room_stats))
         .route("/metrics", get(public_metrics))
         .route("/ws", get(ws::upgrade))
-        .with_state(cfg)
+        .with_state(Web {
+            session: cfg,
+            metrics_token: metrics_token.map(Arc::new),
+        })
 }
 
 #[cfg(test)]

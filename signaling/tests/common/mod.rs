@@ -434,9 +434,22 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
-/// GET of a JSON document.
+/// The `--metrics-token` of tests that scrape `/metrics` on the public listener.
+pub const METRICS_TOKEN: &str = "test-metrics-token";
+
+/// `/metrics` of a server started with `--metrics-token` [`METRICS_TOKEN`], parsed.
+pub async fn scrape(addr: &str) -> Vec<PromSample> {
+    let bearer = format!("Bearer {METRICS_TOKEN}");
+    let (status, _, body) = http_get(addr, "/metrics", &[("Authorization", &bearer)]).await;
+    assert_eq!(status, 200, "/metrics: {body}");
+    parse_prometheus(&body)
+}
+
+/// GET of a JSON document, with [`METRICS_TOKEN`] (the room API needs it on a server
+/// started with `--metrics-token`; an open server without one ignores it).
 pub async fn get_json(addr: &str, path: &str) -> Value {
-    let (status, _, body) = http_get(addr, path, &[]).await;
+    let bearer = format!("Bearer {METRICS_TOKEN}");
+    let (status, _, body) = http_get(addr, path, &[("Authorization", &bearer)]).await;
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{status} {e}: {body}"))
 }
 
