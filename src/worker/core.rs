@@ -43,6 +43,8 @@ pub struct WorkerTotals {
     pub udp_send_calls: u64,
     pub udp_gso_datagrams: u64,
     pub udp_send_errors: u64,
+    /// Datagrams that met a full send buffer and waited for room (`SendReport::blocked`).
+    pub udp_send_blocked: u64,
     /// Receive batches (`recvmmsg` calls that returned datagrams) and their datagrams.
     pub udp_receive_batches: u64,
     pub udp_datagrams_received: u64,
@@ -165,6 +167,7 @@ impl WorkerCore {
         t.udp_send_calls += report.syscalls as u64;
         t.udp_gso_datagrams += report.gso_datagrams as u64;
         t.udp_send_errors += report.errors as u64;
+        t.udp_send_blocked += report.blocked as u64;
     }
 
     /// Takes the notifications produced so far, in order.

@@ -286,6 +286,7 @@ impl WorkerCore {
             "udpSendCalls": self.totals.udp_send_calls,
             "udpGsoDatagrams": self.totals.udp_gso_datagrams,
             "udpSendErrors": self.totals.udp_send_errors,
+            "udpSendBlocked": self.totals.udp_send_blocked,
             "udpReceiveBatches": self.totals.udp_receive_batches,
             "udpDatagramsReceived": self.totals.udp_datagrams_received,
             // Loss as the publishers' streams show it now (current producers only).
