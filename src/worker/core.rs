@@ -26,6 +26,7 @@ use crate::srtp::SrtpError;
 use crate::stats::{DropCounters, DropReason, LatencyHistogram, Traffic};
 use crate::transport::{ice_state_name, WebRtcTransport};
 use crate::worker::fanout::{FanOut, Job};
+use crate::worker::liveness::Liveness;
 use crate::worker::udp::{SendBatch, SendReport};
 
 /// Worker-wide counters that outlive the entities they count.
@@ -103,6 +104,8 @@ pub struct WorkerCore {
     /// Bumped whenever a producer's consumer list changes (see `fanout`).
     pub(crate) topology: u64,
     next_tick: Instant,
+    /// The shell's loops' liveness (fed by the shell, reported by `worker.getStats`).
+    pub(crate) liveness: Liveness,
 }
 
 impl WorkerCore {
@@ -135,6 +138,7 @@ impl WorkerCore {
             fanout: FanOut::default(),
             topology: 0,
             next_tick: now,
+            liveness: Liveness::new(now),
         }
     }
 
@@ -152,6 +156,11 @@ impl WorkerCore {
     pub fn record_latency(&mut self, micros: u64, datagrams: u64) {
         self.latency.record(micros, datagrams);
         self.latency_window.record(micros, datagrams);
+    }
+
+    /// The packet and timer loops' liveness, which the shell updates.
+    pub fn liveness_mut(&mut self) -> &mut Liveness {
+        &mut self.liveness
     }
 
     /// Counts one receive batch of the shell.

@@ -5,6 +5,7 @@
 pub mod core;
 mod fanout;
 mod feedback;
+pub mod liveness;
 mod repair;
 mod reports;
 pub mod requests;

@@ -92,7 +92,7 @@ impl WorkerCore {
     ) -> Result<Value> {
         match method {
             Method::WorkerLoad => Ok(self.load_json()),
-            Method::WorkerGetStats => Ok(self.worker_stats_json()),
+            Method::WorkerGetStats => Ok(self.worker_stats_json_at(now)),
             Method::WorkerGetLatency => {
                 let d: LatencyData = parse_data(method, data)?;
                 let j = self.latency_window.to_json();
@@ -261,6 +261,15 @@ impl WorkerCore {
             // the decryption of each producer's stream.
             "load": self.consumers.len() + self.producers.len(),
         })
+    }
+
+    /// `worker.getStats` as answered at `now`: the stats plus the loops' liveness.
+    pub fn worker_stats_json_at(&self, now: Instant) -> Value {
+        let mut v = self.worker_stats_json();
+        if let Some(map) = v.as_object_mut() {
+            map.insert("packetLoop".into(), self.liveness.to_json(now));
+        }
+        v
     }
 
     /// `worker.getStats`.
