@@ -26,6 +26,7 @@ use crate::srtp::SrtpError;
 use crate::stats::{DropCounters, DropReason, LatencyHistogram, Traffic};
 use crate::transport::{ice_state_name, WebRtcTransport};
 use crate::worker::fanout::{FanOut, Job};
+use crate::worker::liveness::Liveness;
 use crate::worker::ownership::AdminConns;
 use crate::worker::udp::{SendBatch, SendReport};
 
@@ -47,6 +48,8 @@ pub struct WorkerTotals {
     pub udp_send_calls: u64,
     pub udp_gso_datagrams: u64,
     pub udp_send_errors: u64,
+    /// Datagrams that met a full send buffer and waited for room (`SendReport::blocked`).
+    pub udp_send_blocked: u64,
     /// Receive batches (`recvmmsg` calls that returned datagrams) and their datagrams.
     pub udp_receive_batches: u64,
     pub udp_datagrams_received: u64,
@@ -107,6 +110,8 @@ pub struct WorkerCore {
     /// Bumped whenever a producer's consumer list changes (see `fanout`).
     pub(crate) topology: u64,
     next_tick: Instant,
+    /// The shell's loops' liveness (fed by the shell, reported by `worker.getStats`).
+    pub(crate) liveness: Liveness,
 }
 
 impl WorkerCore {
@@ -140,6 +145,7 @@ impl WorkerCore {
             fanout: FanOut::default(),
             topology: 0,
             next_tick: now,
+            liveness: Liveness::new(now),
         }
     }
 
@@ -159,6 +165,11 @@ impl WorkerCore {
         self.latency_window.record(micros, datagrams);
     }
 
+    /// The packet and timer loops' liveness, which the shell updates.
+    pub fn liveness_mut(&mut self) -> &mut Liveness {
+        &mut self.liveness
+    }
+
     /// Counts one receive batch of the shell.
     pub fn record_receive(&mut self, datagrams: usize) {
         self.totals.udp_receive_batches += 1;
@@ -172,6 +183,7 @@ impl WorkerCore {
         t.udp_send_calls += report.syscalls as u64;
         t.udp_gso_datagrams += report.gso_datagrams as u64;
         t.udp_send_errors += report.errors as u64;
+        t.udp_send_blocked += report.blocked as u64;
         self.drops
             .count_n(DropReason::SendFailed, report.errors as u64);
     }

@@ -6,6 +6,7 @@
 pub mod core;
 mod fanout;
 mod feedback;
+pub mod liveness;
 pub mod ownership;
 mod repair;
 mod reports;

@@ -93,7 +93,7 @@ impl WorkerCore {
     ) -> Result<Value> {
         match method {
             Method::WorkerLoad => Ok(self.load_json()),
-            Method::WorkerGetStats => Ok(self.worker_stats_json()),
+            Method::WorkerGetStats => Ok(self.worker_stats_json_at(now)),
             Method::WorkerGetLatency => {
                 let d: LatencyData = parse_data(method, data)?;
                 let j = self.latency_window.to_json();
@@ -264,6 +264,15 @@ impl WorkerCore {
         })
     }
 
+    /// `worker.getStats` as answered at `now`: the stats plus the loops' liveness.
+    pub fn worker_stats_json_at(&self, now: Instant) -> Value {
+        let mut v = self.worker_stats_json();
+        if let Some(map) = v.as_object_mut() {
+            map.insert("packetLoop".into(), self.liveness.to_json(now));
+        }
+        v
+    }
+
     /// `worker.getStats`.
     pub fn worker_stats_json(&self) -> Value {
         json!({
@@ -287,6 +296,7 @@ impl WorkerCore {
             "udpSendCalls": self.totals.udp_send_calls,
             "udpGsoDatagrams": self.totals.udp_gso_datagrams,
             "udpSendErrors": self.totals.udp_send_errors,
+            "udpSendBlocked": self.totals.udp_send_blocked,
             "udpReceiveBatches": self.totals.udp_receive_batches,
             "udpDatagramsReceived": self.totals.udp_datagrams_received,
             "controlClientsDropped": self.totals.control_clients_dropped,

@@ -24,6 +24,7 @@ use crate::channel::{parse_request, ControlError, Notification, Response};
 use crate::dtls::DtlsIdentity;
 use crate::router::ConnId;
 use crate::worker::core::{CoreConfig, WorkerCore, TICK};
+use crate::worker::liveness::LoopPhase;
 use crate::worker::ownership::ConnRole;
 use crate::worker::udp::{MediaSocket, RecvBatch, SendBatch};
 use crate::worker::writer_queue::{writer_queue, ConnWriter, MAX_QUEUED_BYTES};
@@ -164,6 +165,14 @@ struct Shared {
 }
 
 impl Shared {
+    /// Notes what the packet loop does next (see [`Liveness`](crate::worker::liveness)).
+    fn enter(&self, phase: LoopPhase) {
+        self.core
+            .borrow_mut()
+            .liveness_mut()
+            .enter(phase, Instant::now());
+    }
+
     /// Sends a batch (serialised with other senders of this worker).
     async fn send(&self, batch: &mut SendBatch) {
         if batch.is_empty() {
@@ -351,11 +360,14 @@ async fn packet_loop(shared: Rc<Shared>) -> io::Result<()> {
     let mut rb = RecvBatch::new(RECV_BATCH);
     let mut sb = SendBatch::new();
     loop {
+        shared.enter(LoopPhase::Receive);
         let n = shared.socket.recv_batch(&mut rb).await?;
         // Receive completion: the start of every forwarded datagram's in-daemon latency.
         let received = Instant::now();
         {
             let mut core = shared.core.borrow_mut();
+            core.liveness_mut().received(received);
+            core.liveness_mut().enter(LoopPhase::Send, received);
             core.record_receive(n);
             for i in 0..n {
                 // The kernel's receive time per datagram when known (transport-cc
@@ -381,7 +393,9 @@ async fn packet_loop(shared: Rc<Shared>) -> io::Result<()> {
                 break;
             }
         }
+        shared.enter(LoopPhase::Flush);
         shared.flush().await;
+        shared.enter(LoopPhase::Yield);
         glommio::yield_if_needed().await;
     }
 }
@@ -391,10 +405,12 @@ async fn timer_loop(shared: Rc<Shared>, lifeline: Arc<Lifeline>, epoch: Instant)
     loop {
         lifeline.beat(epoch);
         glommio::timer::sleep(TICK).await;
-        shared
-            .core
-            .borrow_mut()
-            .handle_timeout(Instant::now(), &mut sb);
+        let now = Instant::now();
+        {
+            let mut core = shared.core.borrow_mut();
+            core.liveness_mut().ticked(now);
+            core.handle_timeout(now, &mut sb);
+        }
         shared.send(&mut sb).await;
         shared.flush().await;
     }

@@ -38,6 +38,14 @@ const MAX_GSO_BYTES: usize = 65_000;
 /// ~200 KiB and the kernel silently drops what does not fit.
 const SOCKET_BUFFER_BYTES: libc::c_int = 8 << 20;
 
+/// How long a datagram that met a full send buffer waits for room before it is dropped
+/// and counted: a buffer of megabytes that does not drain in this time means the path
+/// ahead is stuck, and the rest of the core's traffic must not wait on it.
+const BLOCKED_SEND_WAIT: Duration = Duration::from_millis(100);
+/// First and longest pause between attempts while waiting for room.
+const BLOCKED_SEND_FIRST_PAUSE: Duration = Duration::from_micros(250);
+const BLOCKED_SEND_MAX_PAUSE: Duration = Duration::from_millis(10);
+
 const SOL_UDP: libc::c_int = 17;
 const UDP_SEGMENT: libc::c_int = 103;
 
@@ -486,6 +494,9 @@ pub struct SendReport {
     pub gso_datagrams: usize,
     /// Datagrams dropped because the kernel rejected them.
     pub errors: usize,
+    /// Datagrams that met a full send buffer (EAGAIN) and waited for room (sent, or
+    /// dropped and counted in `errors` after [`BLOCKED_SEND_WAIT`]).
+    pub blocked: usize,
 }
 
 /// One message of a `sendmmsg` window: `count` datagrams starting at `start` in the
@@ -878,10 +889,15 @@ impl MediaSocket {
         Ok(())
     }
 
-    /// Sends one datagram now (e.g. a STUN response), waiting if the socket is full.
+    /// Sends one datagram now (e.g. a STUN response), waiting a little if the socket is
+    /// full (as [`send_batch`](Self::send_batch); not through glommio's `send_to`, which
+    /// truncates the datagram to 1 byte when it has to wait). Returns the bytes sent, 0 if
+    /// the kernel refused the datagram.
     pub async fn send_to(&self, data: &[u8], dest: SocketAddr) -> io::Result<usize> {
-        let dest = self.os_dest(canonical(dest));
-        Ok(self.socket.send_to(data, dest).await?)
+        let mut batch = SendBatch::new();
+        batch.push(dest, data);
+        let report = self.send_batch(&mut batch).await?;
+        Ok(if report.datagrams > 0 { data.len() } else { 0 })
     }
 
     /// Sends everything in the batch and clears it (also on error or cancellation).
@@ -890,7 +906,8 @@ impl MediaSocket {
     /// pushed back to back (the last may be shorter) go out as one GSO send, so a caller
     /// that wants GSO queues a destination's datagrams together, as the fan-out does
     /// (`worker::fanout`); all messages go through `sendmmsg`, 64 at a time. On EAGAIN
-    /// the blocked datagram is sent through glommio, which parks until the socket drains.
+    /// the blocked datagram waits for room (at most [`BLOCKED_SEND_WAIT`], in pauses that
+    /// leave the core to its other tasks), then the rest of the batch goes on.
     /// Datagrams the kernel rejects for reasons of their own are counted in
     /// [`SendReport::errors`] and skipped. Only a broken socket returns `Err`.
     pub async fn send_batch(&self, batch: &mut SendBatch) -> io::Result<SendReport> {
@@ -921,6 +938,8 @@ impl MediaSocket {
         let mut suspect: Option<usize> = None;
         // Position already retried after an ICMP error.
         let mut retried: Option<usize> = None;
+        // What this flush may still spend waiting for room in a full send buffer.
+        let mut wait_budget = BLOCKED_SEND_WAIT;
 
         while pos < n {
             self.build_window(s, batch, pos, singles_until);
@@ -989,7 +1008,8 @@ impl MediaSocket {
                 ErrClass::Interrupted => {}
                 ErrClass::WouldBlock => {
                     let idx = s.order[pos] as usize;
-                    self.send_blocked(batch, idx, &mut report).await?;
+                    self.send_blocked(batch, idx, &mut wait_budget, &mut report)
+                        .await?;
                     pos += 1;
                     retried = None;
                 }
@@ -1014,37 +1034,63 @@ impl MediaSocket {
         Ok(report)
     }
 
-    /// Sends the datagram that hit EAGAIN through glommio, which parks on io_uring until
-    /// the socket accepts it rather than letting us spin.
+    /// Sends the datagram that hit EAGAIN once the socket has room, waiting at most what is
+    /// left of `budget` (one [`BLOCKED_SEND_WAIT`] per flush, so a buffer that never drains
+    /// costs a flush that much, not that much per datagram), in growing pauses that leave
+    /// the core to its other tasks; after that it is dropped and counted in
+    /// [`SendReport::errors`].
+    ///
+    /// Not through glommio's `send_to`: when its non-blocking attempt meets EAGAIN, its
+    /// io_uring fallback (glommio 0.9 `rushed_sendmsg`) describes the buffer with an iovec
+    /// of length 1, so the peer got a 1-byte datagram instead of the packet. Not parking on
+    /// writability either: a socket whose buffer never drains (datagrams held further down
+    /// the path) would park the packet loop forever while control still answers.
     async fn send_blocked(
         &self,
         batch: &SendBatch,
         idx: usize,
+        budget: &mut Duration,
         report: &mut SendReport,
     ) -> io::Result<()> {
         let e = &batch.entries[idx];
-        let dest = self.os_dest(e.dest);
+        let data = batch.data(e);
+        let (name, namelen) = RawAddr::from_socket_addr(self.os_dest(e.dest));
+        report.blocked += 1;
         let mut icmp_retried = false;
+        let mut pause = BLOCKED_SEND_FIRST_PAUSE;
         loop {
             report.syscalls += 1;
-            match self.socket.send_to(batch.data(e), dest).await {
-                Ok(_) => {
-                    report.datagrams += 1;
-                    return Ok(());
+            // SAFETY: `data` and `name` are live for the call and their lengths are passed
+            // with them; the kernel only reads them. MSG_DONTWAIT: never block the core.
+            let ret = unsafe {
+                libc::sendto(
+                    self.fd,
+                    data.as_ptr().cast(),
+                    data.len(),
+                    libc::MSG_DONTWAIT,
+                    ptr::addr_of!(name).cast(),
+                    namelen,
+                )
+            };
+            if ret >= 0 {
+                report.datagrams += 1;
+                return Ok(());
+            }
+            let err = io::Error::last_os_error();
+            match classify(&err) {
+                ErrClass::Interrupted => {}
+                ErrClass::WouldBlock if !budget.is_zero() => {
+                    let p = pause.min(*budget);
+                    glommio::timer::sleep(p).await;
+                    *budget = budget.saturating_sub(p);
+                    pause = (pause * 2).min(BLOCKED_SEND_MAX_PAUSE);
                 }
-                Err(err) => {
-                    let err = io::Error::from(err);
-                    match classify(&err) {
-                        ErrClass::Interrupted => {}
-                        ErrClass::Icmp if !icmp_retried => icmp_retried = true,
-                        ErrClass::Fatal => return Err(err),
-                        // Includes WouldBlock: io_uring should have waited, so do not spin.
-                        _ => {
-                            tracing::trace!(dest = %e.dest, error = %err, "datagram rejected");
-                            report.errors += 1;
-                            return Ok(());
-                        }
-                    }
+                ErrClass::Icmp if !icmp_retried => icmp_retried = true,
+                ErrClass::Fatal => return Err(err),
+                _ => {
+                    tracing::trace!(dest = %e.dest, error = %err, "datagram rejected");
+                    report.errors += 1;
+                    return Ok(());
                 }
             }
         }

@@ -190,7 +190,8 @@ fn gso_sends_equal_packets_as_separate_datagrams() {
                 syscalls: 1,
                 gso_sends: 1,
                 gso_datagrams: 20,
-                errors: 0
+                errors: 0,
+                blocked: 0,
             }
         );
         assert!(sock.gso_enabled());
@@ -623,5 +624,99 @@ fn batched_datagrams_keep_their_kernel_receive_times() {
             apart >= Duration::from_millis(15) && apart < Duration::from_secs(1),
             "arrivals {apart:?} apart, sent 20 ms apart"
         );
+    });
+}
+
+/// Runs `f` on a new thread inside a private network namespace whose loopback is up and
+/// sends through a `tbf` queue of `rate`, so that queued datagrams stay charged to the sending
+/// socket and a small send buffer fills up (EAGAIN), as a stalled path would make it.
+/// Needs root (CAP_NET_ADMIN); `unshare(CLONE_NEWNET)` affects only the calling thread.
+fn in_slow_loopback_namespace(rate: &'static str, f: impl FnOnce() + Send + 'static) {
+    std::thread::spawn(move || {
+        // SAFETY: unshare with a namespace flag only changes this thread's namespace.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(
+            rc,
+            0,
+            "unshare(CLONE_NEWNET) (needs root): {}",
+            io::Error::last_os_error()
+        );
+        for args in [
+            &["ip", "link", "set", "lo", "up"][..],
+            &[
+                "tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", rate, "burst", "4kb",
+                "limit", "1mb",
+            ][..],
+        ] {
+            let status = std::process::Command::new(args[0])
+                .args(&args[1..])
+                .status();
+            assert!(
+                matches!(status, Ok(s) if s.success()),
+                "{args:?}: {status:?}"
+            );
+        }
+        f();
+    })
+    .join()
+    .expect("test thread");
+}
+
+#[test]
+fn datagrams_that_hit_a_full_send_buffer_go_out_whole() {
+    // Regression: the datagram that met EAGAIN was handed to glommio's `send_to`, whose
+    // io_uring path (glommio 0.9 `rushed_sendmsg`) builds an iovec of length 1, so the
+    // peer got a 1-byte datagram instead of the packet.
+    in_slow_loopback_namespace("2mbit", || {
+        run(|| async {
+            let sock = MediaSocket::bind(v4(0)).unwrap();
+            let me = sock.local_addr().unwrap();
+            // The smallest send buffer the kernel allows (it doubles and floors the value).
+            set_int_opt(&sock, libc::SOL_SOCKET, libc::SO_SNDBUF, 4096);
+            let (a, a_addr) = receiver("127.0.0.1");
+            a.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut batch = SendBatch::new();
+            // Distinct lengths: no GSO, one datagram per message.
+            let want: Vec<_> = (0..40u16)
+                .map(|i| payload(b'e', i, 1000 + usize::from(i)))
+                .collect();
+            for p in &want {
+                batch.push(a_addr, p);
+            }
+            let report = sock.send_batch(&mut batch).await.unwrap();
+            assert_eq!(report.errors, 0, "{report:?}");
+            assert_eq!(report.datagrams, want.len(), "{report:?}");
+            expect_datagrams(&a, &want, me);
+            // The case under test happened (else this test proves nothing).
+            assert!(report.blocked > 0, "no send met a full buffer: {report:?}");
+        });
+    });
+}
+
+#[test]
+fn a_send_buffer_that_never_drains_costs_a_flush_a_bounded_wait() {
+    // Regression: the datagram that met EAGAIN waited (in glommio's io_uring send) until
+    // the socket had room, however long that took, and the whole packet loop with it,
+    // while control went on answering. Here the path drains 1 KB a second.
+    in_slow_loopback_namespace("8kbit", || {
+        run(|| async {
+            let sock = MediaSocket::bind(v4(0)).unwrap();
+            set_int_opt(&sock, libc::SOL_SOCKET, libc::SO_SNDBUF, 4096);
+            let (_a, a_addr) = receiver("127.0.0.1");
+            let mut batch = SendBatch::new();
+            for i in 0..40u16 {
+                batch.push(a_addr, &payload(b'w', i, 1000 + usize::from(i)));
+            }
+            let started = Instant::now();
+            let report = sock.send_batch(&mut batch).await.unwrap();
+            let took = started.elapsed();
+            assert!(report.blocked > 0, "{report:?}");
+            assert!(report.errors > 0, "{report:?}");
+            assert_eq!(report.datagrams + report.errors, 40, "{report:?}");
+            assert!(
+                took < BLOCKED_SEND_WAIT + Duration::from_millis(400),
+                "the flush took {took:?}: {report:?}"
+            );
+        });
     });
 }
