@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 scripts/install-run-deps.sh
 
 APT_PACKAGES=(
+  curl            # scripts/check-quickstart.sh: plain HTTP checks of the quick start
   iproute2        # ip netns / ip link for the private network namespaces tests run in
   util-linux      # unshare
   pkg-config
