@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything the build and the tests need on a fresh Debian machine (run as root,
-# as CI does). Idempotent: skips what is already there.
+# as CI does). Idempotent: skips what is already there. What building and running need
+# comes from scripts/install-run-deps.sh (the one list of those); this adds the tests'.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+scripts/install-run-deps.sh
+
 APT_PACKAGES=(
+  curl            # scripts/check-quickstart.sh: plain HTTP checks of the quick start
   iproute2        # ip netns / ip link for the private network namespaces tests run in
   util-linux      # unshare
   pkg-config

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The one test command: builds everything, lints, checks the systemd units, runs every
 # test inside a private network namespace (only loopback exists there: hermetic, nothing
-# can leave the machine), then the fuzz smoke run (30 s per target) and the benchmark
+# can leave the machine) together with the quick start from a fresh clone
+# (scripts/check-quickstart.sh), then the fuzz smoke run (30 s per target) and the benchmark
 # smoke run (which makes its own namespaces).
-#   SFU_SKIP_FUZZ=1 / SFU_SKIP_BENCH=1 skip the last two (for quick local runs).
+#   SFU_SKIP_FUZZ=1 / SFU_SKIP_BENCH=1 skip the last two (for quick local runs),
+#   SFU_SKIP_QUICKSTART=1 the quick start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
