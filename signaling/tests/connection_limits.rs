@@ -19,7 +19,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use common::{
     close_code, connect_from, frame_header, get_from, http_get, parse_prometheus, sample, wait_eof,
-    write_raw, ws_from, KeepAlive, Signaling, DEADLINE,
+    write_raw, ws_from, KeepAlive, Signaling, DEADLINE, METRICS_TOKEN,
 };
 
 const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
@@ -58,7 +58,7 @@ async fn join(ws: &mut WebSocketStream<tokio::net::TcpStream>, room: &str, name:
 
 #[tokio::test]
 async fn a_message_over_max_message_closes_with_1009_before_it_is_buffered() {
-    let srv = Signaling::start(&["--max-message", "16384"]);
+    let srv = Signaling::start(&["--metrics-token", METRICS_TOKEN, "--max-message", "16384"]);
     // One frame announced at 900 kB (under the old fixed 1 MiB limit): closed after its
     // header and 16 KiB, long before the rest would be buffered.
     let mut one = ws_from(LOCAL, &srv).await;
@@ -112,7 +112,7 @@ async fn a_message_over_max_message_closes_with_1009_before_it_is_buffered() {
 
 #[tokio::test]
 async fn slowloris_and_silent_tcp_clients_are_cut_by_the_handshake_timeout() {
-    let srv = Signaling::start(&["--handshake-timeout", "1"]);
+    let srv = Signaling::start(&["--metrics-token", METRICS_TOKEN, "--handshake-timeout", "1"]);
     let start = Instant::now();
     let mut silent = connect_from(LOCAL, srv.socket_addr()).await.unwrap();
     let mut slow = connect_from(LOCAL, srv.socket_addr()).await.unwrap();
@@ -154,7 +154,12 @@ async fn slowloris_and_silent_tcp_clients_are_cut_by_the_handshake_timeout() {
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
-    let srv = Signaling::start(&["--http-idle-timeout", "0.5"]);
+    let srv = Signaling::start(&[
+        "--metrics-token",
+        METRICS_TOKEN,
+        "--http-idle-timeout",
+        "0.5",
+    ]);
     let mut ka = KeepAlive::connect(LOCAL, &srv).await;
     // Requests closer together than the timeout keep the connection.
     for _ in 0..4 {
@@ -182,7 +187,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn an_unjoined_websocket_is_closed_by_the_join_timeout() {
-    let srv = Signaling::start(&["--ws-join-timeout", "1"]);
+    let srv = Signaling::start(&["--metrics-token", METRICS_TOKEN, "--ws-join-timeout", "1"]);
     let start = Instant::now();
     let mut idle = ws_from(LOCAL, &srv).await;
     // A joined one is not affected; after `leave` the timer runs again.
@@ -217,7 +222,14 @@ async fn an_unjoined_websocket_is_closed_by_the_join_timeout() {
 
 #[tokio::test]
 async fn a_joined_session_answering_pings_stays_open_and_a_silent_one_is_closed() {
-    let srv = Signaling::start(&["--ws-ping-interval", "0.3", "--ws-idle-timeout", "1"]);
+    let srv = Signaling::start(&[
+        "--metrics-token",
+        METRICS_TOKEN,
+        "--ws-ping-interval",
+        "0.3",
+        "--ws-idle-timeout",
+        "1",
+    ]);
     let mut alive = ws_from(LOCAL, &srv).await;
     join(&mut alive, "pings", "ada").await;
     let mut silent = ws_from(LOCAL, &srv).await;
@@ -270,7 +282,14 @@ async fn a_joined_session_answering_pings_stays_open_and_a_silent_one_is_closed(
 
 #[tokio::test]
 async fn the_caps_answer_503_while_others_keep_being_served() {
-    let srv = Signaling::start(&["--max-connections-per-ip", "4", "--max-connections", "8"]);
+    let srv = Signaling::start(&[
+        "--metrics-token",
+        METRICS_TOKEN,
+        "--max-connections-per-ip",
+        "4",
+        "--max-connections",
+        "8",
+    ]);
     // Two of ours from 127.0.0.1: a keep-alive connection and a WebSocket.
     let mut ka = KeepAlive::connect(LOCAL, &srv).await;
     assert_eq!(ka.get("/healthz").await.0, 200);

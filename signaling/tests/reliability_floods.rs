@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use common::{
     close_code, connect_from, fd_count, frame_header, get_from, loopback, parse_prometheus,
     raise_own_nofile, rss_kib, sample, soak_scale, write_raw, ws_from, KeepAlive, Signaling,
-    DEADLINE,
+    DEADLINE, METRICS_TOKEN,
 };
 
 const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
@@ -62,7 +62,12 @@ async fn join_works(from: IpAddr, srv: &Signaling, name: &str) -> Duration {
 async fn memory_flood_of_unfinished_messages() {
     raise_own_nofile();
     let n = 100 * soak_scale();
-    let srv = Signaling::start(&["--max-connections", &(n + 64).to_string()]);
+    let srv = Signaling::start(&[
+        "--metrics-token",
+        METRICS_TOKEN,
+        "--max-connections",
+        &(n + 64).to_string(),
+    ]);
     let pid = srv.pid();
     let from = |i: usize| loopback(i / 50);
     let started = Instant::now();
@@ -167,7 +172,10 @@ async fn fd_flood_of_idle_connections() {
     let n = 1100 * soak_scale();
     // A low open-file limit: the caps, not the limit, must be what protects the server.
     let nofile = 512;
-    let srv = Signaling::start_with_nofile(&["--handshake-timeout", "2"], nofile);
+    let srv = Signaling::start_with_nofile(
+        &["--metrics-token", METRICS_TOKEN, "--handshake-timeout", "2"],
+        nofile,
+    );
     let pid = srv.pid();
     let started = Instant::now();
     join_works(LOCAL, &srv, "warmup").await;

@@ -169,7 +169,12 @@ impl KeepAlive {
 
     /// GET `path`: (status, head, body). Bodies are de-chunked.
     pub async fn get(&mut self, path: &str) -> (u16, String, String) {
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.host);
+        // With the metrics token, so `/metrics` answers on servers started with it.
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\r\n",
+            self.host,
+            super::METRICS_TOKEN
+        );
         self.s.write_all(req.as_bytes()).await.unwrap();
         tokio::time::timeout(DEADLINE, self.read_response())
             .await
