@@ -34,12 +34,12 @@ use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc_shared::TransportProtocol;
 use serde_json::Value;
 
+use crate::batch::SendBatch;
 use crate::channel::framing::{Frame, FrameDecoder};
 use crate::channel::params::DtlsFingerprint;
 use crate::channel::{parse_request, Request};
 use crate::dtls::{fingerprint_hex, DtlsIdentity, DtlsServer};
 use crate::worker::core::{CoreConfig, WorkerCore};
-use crate::worker::udp::SendBatch;
 
 // ---------------------------------------------------------------------------------------
 // Shared helpers and fixtures

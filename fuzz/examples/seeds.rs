@@ -22,7 +22,7 @@ use sfu::dtls::DtlsIdentity;
 use sfu::fuzzing::{self as f, encode_ops, push_frame, Op};
 use sfu::srtp::SrtpProfile;
 use sfu::worker::core::{CoreConfig, WorkerCore};
-use sfu::worker::udp::SendBatch;
+use sfu::batch::SendBatch;
 use str0m::config::{DtlsVersion, Fingerprint};
 use str0m::format::Codec;
 use str0m::ice::IceCreds;

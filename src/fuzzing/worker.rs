@@ -13,6 +13,7 @@ use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc_shared::TransportProtocol;
 use serde_json::{json, Value};
 
+use crate::batch::SendBatch;
 use crate::channel::{parse_request, Request};
 use crate::demux::{classify, PacketClass};
 use crate::dtls::DtlsState;
@@ -21,7 +22,6 @@ use crate::rtcp::{self, ReportBlock};
 use crate::rtp::RtpHeader;
 use crate::srtp::{contexts_from_keying_material, SrtpContext, SrtpError, SrtpProfile};
 use crate::worker::core::WorkerCore;
-use crate::worker::udp::SendBatch;
 
 use super::{call, core_config, drain, epoch, frame, push_frame, substitute_ids, with_fixtures};
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{json, Value};
 use slab::Slab;
 
+use crate::batch::{SendBatch, SendReport};
 use crate::channel::params::MediaKind;
 use crate::channel::Notification;
 use crate::demux::{classify, PacketClass};
@@ -28,7 +29,6 @@ use crate::transport::{ice_state_name, WebRtcTransport};
 use crate::worker::fanout::{FanOut, Job};
 use crate::worker::liveness::Liveness;
 use crate::worker::ownership::AdminConns;
-use crate::worker::udp::{SendBatch, SendReport};
 
 /// Worker-wide counters that outlive the entities they count.
 #[derive(Debug, Default, Clone, Copy)]

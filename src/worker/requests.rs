@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use crate::batch::SendBatch;
 use crate::bwe::{BweConfig, SendSideEstimator};
 use crate::channel::params::{
     DtlsFingerprint, DtlsParameters, DtlsRole, IceCandidate, IceParameters, MediaKind,
@@ -32,7 +33,6 @@ use crate::rtp::munger::SeqTsMunger;
 use crate::stats::Traffic;
 use crate::transport::WebRtcTransport;
 use crate::worker::core::WorkerCore;
-use crate::worker::udp::SendBatch;
 
 type Result<T> = std::result::Result<T, ControlError>;
 
