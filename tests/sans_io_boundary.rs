@@ -1,7 +1,7 @@
 //! Keeps the library sans-IO: only the I/O shell (and the process around it) may touch
-//! sockets, executors or the clock. Everything else is fed `(now, bytes)`
-//! (docs/ARCHITECTURE.md), which is what lets the fuzz targets and the simulation drive
-//! a `WorkerCore` in virtual time.
+//! sockets, executors, the clock or the operating system's entropy. Everything else is
+//! fed `(now, bytes)` and a seeded RNG (docs/ARCHITECTURE.md), which is what lets the
+//! fuzz targets and the simulation drive a `WorkerCore` deterministically.
 //!
 //! A source scan rather than a lint: clippy's `disallowed-*` lists cannot be scoped to
 //! some modules, and the shell legitimately uses all of these.
@@ -34,6 +34,22 @@ const FORBIDDEN: &[(&str, &str)] = &[
     ("worker::shell", "the I/O shell"),
     ("glommio", "the executor"),
     ("UdpSocket", "a socket"),
+    (
+        "thread_rng",
+        "OS-seeded randomness (take an RNG from the caller)",
+    ),
+    (
+        "rand::random",
+        "OS-seeded randomness (take an RNG from the caller)",
+    ),
+    (
+        "OsRng",
+        "OS-seeded randomness (take an RNG from the caller)",
+    ),
+    (
+        "from_entropy",
+        "OS-seeded randomness (take an RNG from the caller)",
+    ),
 ];
 
 /// Reading the clock, allowed in drivers and tests only.
@@ -73,7 +89,7 @@ fn is_test_file(rel: &str) -> bool {
 }
 
 #[test]
-fn sans_io_modules_name_no_io_or_clock() {
+fn sans_io_modules_name_no_io_clock_or_os_entropy() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
     rust_files(&root.join("src"), &mut files);

@@ -175,7 +175,7 @@ fn record_call() -> (Capture, Capture, [u32; 2]) {
         local: CORE,
         announced: CORE,
     };
-    let mut core = WorkerCore::new(cfg, identity, now, SystemTime::now());
+    let mut core = WorkerCore::new(cfg, identity, f::core_rng(), now, SystemTime::now());
     let mut publisher = Peer::new("10.0.0.1:5000".parse().unwrap(), now);
     let mut subscriber = Peer::new("10.0.0.2:5000".parse().unwrap(), now);
     let router = request(&mut core, now, "router.create", None, Value::Null)["routerId"]

@@ -23,7 +23,9 @@ use crate::rtp::RtpHeader;
 use crate::srtp::{contexts_from_keying_material, SrtpContext, SrtpError, SrtpProfile};
 use crate::worker::core::WorkerCore;
 
-use super::{call, core_config, drain, epoch, frame, push_frame, substitute_ids, with_fixtures};
+use super::{
+    call, core_config, core_rng, drain, epoch, frame, push_frame, substitute_ids, with_fixtures,
+};
 
 // ---------------------------------------------------------------------------------------
 // worker: a whole WorkerCore with two connected peers
@@ -279,7 +281,7 @@ impl Session {
     fn new() -> Self {
         let (now, wall) = epoch();
         let (mut core, client_fingerprint, configs) = with_fixtures(|f| {
-            let core = WorkerCore::new(core_config(), f.server.clone(), now, wall);
+            let core = WorkerCore::new(core_config(), f.server.clone(), core_rng(), now, wall);
             (
                 core,
                 f.client_fingerprint.clone(),

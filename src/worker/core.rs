@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
+use rand::rngs::StdRng;
 use serde_json::{json, Value};
 use slab::Slab;
 
@@ -110,13 +111,25 @@ pub struct WorkerCore {
     /// Bumped whenever a producer's consumer list changes (see `fanout`).
     pub(crate) topology: u64,
     next_tick: Instant,
+    /// Every random choice of the core (ids, ICE credentials, SSRCs, initial sequence
+    /// numbers): seeded from OS entropy by the shell, from a fixed seed in tests,
+    /// fuzzing and simulation, so that a seed replays a run exactly.
+    pub(crate) rng: StdRng,
     /// The shell's loops' liveness (fed by the shell, reported by `worker.getStats`).
     pub(crate) liveness: Liveness,
 }
 
 impl WorkerCore {
-    /// A core with nothing placed on it yet.
-    pub fn new(cfg: CoreConfig, identity: DtlsIdentity, now: Instant, wall: SystemTime) -> Self {
+    /// A core with nothing placed on it yet. `rng` makes every random choice of the core;
+    /// it must be a CSPRNG seeded from OS entropy in production (ICE passwords come from
+    /// it: the shell seeds it with `StdRng::from_entropy`).
+    pub fn new(
+        cfg: CoreConfig,
+        identity: DtlsIdentity,
+        rng: StdRng,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Self {
         Self {
             cfg,
             identity,
@@ -145,6 +158,7 @@ impl WorkerCore {
             fanout: FanOut::default(),
             topology: 0,
             next_tick: now,
+            rng,
             liveness: Liveness::new(now),
         }
     }

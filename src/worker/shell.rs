@@ -17,6 +17,8 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{UnixListener, UnixStream};
 use glommio::sync::Semaphore;
 use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use serde_json::json;
 
 use crate::batch::{RecvBatch, SendBatch};
@@ -255,6 +257,7 @@ async fn run(
         core: RefCell::new(WorkerCore::new(
             cfg,
             spec.identity,
+            StdRng::from_entropy(),
             Instant::now(),
             SystemTime::now(),
         )),
