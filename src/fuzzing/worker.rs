@@ -843,6 +843,9 @@ fn replace_word(buf: &mut [u8], from: u32, to: u32) {
 mod churn_tests;
 
 #[cfg(test)]
+mod timer_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
