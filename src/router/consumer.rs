@@ -553,3 +553,6 @@ fn pt_table(pt_map: &[(u8, u8)]) -> [u8; 128] {
     }
     t
 }
+
+#[cfg(test)]
+mod tests;

@@ -386,3 +386,96 @@ impl Producer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rtp::rtx::write_rtx;
+
+    const SSRC: u32 = 0x2222_0002;
+    const RTX_SSRC: u32 = 0x2222_0003;
+
+    fn producer() -> Producer {
+        Producer::new(ProducerParams {
+            id: ProducerId("p".into()),
+            router: RouterId("r".into()),
+            transport: 0,
+            kind: MediaKind::Video,
+            rtp_parameters: RtpParameters::default(),
+            stream: ProducerStream {
+                ssrc: SSRC,
+                rtx_ssrc: Some(RTX_SSRC),
+                media_pts: vec![(96, 90_000)],
+                vp8: true,
+                rtx_pts: vec![(97, 96)],
+                nack: true,
+                twcc_id: None,
+                remb: false,
+            },
+            paused: false,
+            app_data: Value::Null,
+        })
+    }
+
+    fn packet(pt: u8, seq: u16) -> Vec<u8> {
+        let mut p = vec![0x80, pt];
+        p.extend(seq.to_be_bytes());
+        p.extend(9000_u32.to_be_bytes());
+        p.extend(SSRC.to_be_bytes());
+        // A VP8 descriptor (S=1) and a keyframe tag with the start code (RFC 6386 9.1).
+        p.extend([0x10, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0x00]);
+        p
+    }
+
+    fn receive(p: &mut Producer, mut buf: Vec<u8>) -> Result<Option<Ingested>, DropReason> {
+        let len = buf.len();
+        let hdr = RtpHeader::parse(&buf).expect("test packet parses");
+        p.receive_rtp(Instant::now(), 1_000_000, &mut buf, len, hdr)
+    }
+
+    /// The ingest: media forwarded (a keyframe noticed), RTX turned back into the
+    /// packet it repairs, a second copy dropped as a duplicate, an unknown payload type
+    /// a counted drop; everything received is buffered for retransmission.
+    #[test]
+    fn receive_rtp_unwraps_rtx_and_drops_duplicates() {
+        let mut p = producer();
+        let first = receive(&mut p, packet(96, 1)).expect("accepted");
+        assert!(first.is_some_and(|i| i.keyframe && i.hdr.sequence == 1));
+
+        let original = packet(96, 2);
+        let hdr = RtpHeader::parse(&original).expect("parses");
+        let mut rtx = vec![0; original.len() + 2];
+        let n = write_rtx(&mut rtx, &original, &hdr, RTX_SSRC, 97, 500).expect("RTX");
+        rtx.truncate(n);
+        let repaired = receive(&mut p, rtx).expect("accepted").expect("forwarded");
+        assert_eq!((repaired.hdr.ssrc, repaired.hdr.sequence), (SSRC, 2));
+        assert_eq!(repaired.len, original.len());
+
+        assert!(
+            matches!(receive(&mut p, packet(96, 2)), Ok(None)),
+            "a duplicate"
+        );
+        assert!(matches!(
+            receive(&mut p, packet(100, 3)),
+            Err(DropReason::UnknownSsrc)
+        ));
+        let stats = p.stats_json();
+        assert_eq!(stats["rtxPacketsReceived"], 1);
+        assert_eq!(stats["duplicatePacketsReceived"], 1);
+        assert_eq!(stats["packetsReceived"], 2);
+        let buffer = p.retransmission_buffer().expect("video buffers");
+        assert_eq!(buffer.get(Instant::now(), 2), Some(original.as_slice()));
+    }
+
+    /// A paused producer still ingests (stats, buffer, NACKs) but forwards nothing.
+    #[test]
+    fn paused_producer_ingests_without_forwarding() {
+        let mut p = producer();
+        assert!(p.set_paused(true));
+        assert!(matches!(receive(&mut p, packet(96, 1)), Ok(None)));
+        assert!(p.has_received());
+        assert!(p
+            .retransmission_buffer()
+            .is_some_and(|b| b.get(Instant::now(), 1).is_some()));
+    }
+}
