@@ -11,6 +11,10 @@
 //! by packet instead interleaves every subscriber's datagrams, and once a flush holds
 //! fewer datagrams than there are subscribers no two of them share a destination.
 //!
+//! This module only decides the order. Each copy is the consumer's own egress,
+//! [`Consumer::send_rtp`], over the subscriber transport's [`Egress`] borrowed once per
+//! consumer and group, so a copy costs no lookup, allocation or dynamic dispatch.
+//!
 //! Within one publisher's packets of the batch, a subscriber transport gets its copies of
 //! all that publisher's producers together, video first: when the frame's last packet is
 //! full-size, the audio packet after it can ride as the shorter last segment of the same

@@ -476,7 +476,7 @@ impl WorkerCore {
         let (kind, producer_paused) = (p.kind(), p.paused());
         let rtp_parameters = stream.rtp_parameters.clone();
         let twcc = stream.twcc_id.is_some();
-        let ck = self.consumers.insert(Consumer::new(ConsumerParams {
+        let consumer = Consumer::new(ConsumerParams {
             id: id.clone(),
             producer: pk,
             transport: tk,
@@ -488,8 +488,9 @@ impl WorkerCore {
             producer_paused,
             producer_vp8: p.vp8(),
             app_data: d.app_data,
-        }));
-        let consumer_type = self.consumers.get(ck).map_or("simple", |c| c.kind().name());
+        });
+        let consumer_type = consumer.kind().name();
+        let ck = self.consumers.insert(consumer);
         self.consumer_ids.insert(id.clone(), ck);
         if let Some(p) = self.producers.get_mut(pk) {
             p.add_consumer(ck);

@@ -58,10 +58,4 @@ impl<'a> Egress<'a> {
             out,
         }
     }
-
-    /// Whether the transport can send media yet.
-    #[inline]
-    pub fn is_ready(&self) -> bool {
-        self.path.is_some()
-    }
 }
