@@ -897,11 +897,21 @@ mod tests {
             "video keyframe and audio forwarded"
         );
         s.apply(Op::Feedback { kind: 0, value: 0 });
-        let plis: u64 = s.core.consumers.iter().map(|(_, c)| c.plis_received).sum();
+        let plis: u64 = s
+            .core
+            .consumers
+            .iter()
+            .map(|(_, c)| c.plis_received())
+            .sum();
         assert_eq!(plis, 1);
         // NACK for the newest video packet: it is retransmitted (over RTX).
         s.apply(Op::Feedback { kind: 3, value: 0 });
-        let nacks: u64 = s.core.consumers.iter().map(|(_, c)| c.nacks_received).sum();
+        let nacks: u64 = s
+            .core
+            .consumers
+            .iter()
+            .map(|(_, c)| c.nacks_received())
+            .sum();
         assert_eq!(nacks, 1);
         assert_eq!(s.core.rtp_out.packets, 3, "the NACKed packet is resent");
         assert_eq!(s.core.drops().total(), 0, "{}", s.core.drops().to_json());
@@ -1007,8 +1017,8 @@ mod tests {
             .core
             .consumers
             .iter()
-            .filter(|(_, c)| c.kind == crate::channel::params::MediaKind::Video)
-            .map(|(_, c)| c.traffic.packets)
+            .filter(|(_, c)| c.media_kind() == crate::channel::params::MediaKind::Video)
+            .map(|(_, c)| c.traffic().packets)
             .collect();
         assert_eq!(video, [3, 3], "each remaining consumer got the batch once");
     }

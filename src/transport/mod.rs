@@ -223,7 +223,8 @@ impl WebRtcTransport {
             "rtcpPacketsSent": self.rtcp_out.packets,
             "packetsDropped": self.drops,
             "availableOutgoingBitrate": self.bwe.as_ref().map(SendSideEstimator::estimate_bps),
-            "transportCcFeedbackReceived": self.bwe.as_ref().map(|b| b.stats().feedback),"availableIncomingBitrate": self.remb.as_ref().map(RembEstimator::estimate_bps),
+            "transportCcFeedbackReceived": self.bwe.as_ref().map(|b| b.stats().feedback),
+            "transportCcPacketsSent": self.bwe.as_ref().map(|b| b.stats().packets_sent),"availableIncomingBitrate": self.remb.as_ref().map(RembEstimator::estimate_bps),
             "transportCcFeedbackSent": self.twcc_in.as_ref().map(|(_, r)| r.stats().feedback_sent),"producers": self.producers.len(),
             "consumers": self.consumers.len(),
         })

@@ -18,12 +18,12 @@ use crate::demux::{classify, PacketClass};
 use crate::dtls::{check_records, DtlsIdentity, DtlsState, RecordCheck};
 use crate::ice::{self, IceEvent};
 use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
-use crate::router::nack::{NackGenerator, PacketKind};
-use crate::router::{ConnId, Consumer, ConsumerKey, Producer, ProducerKey, Router, TransportKey};
+use crate::router::{
+    ConnId, Consumer, ConsumerKey, Ingested, Producer, ProducerKey, Router, TransportKey,
+};
 use crate::rtcp::{self, Feedback};
 use crate::rtp::extension::read_extension_u16;
-use crate::rtp::rtx::unwrap_rtx;
-use crate::rtp::{is_vp8_keyframe, RtpHeader};
+use crate::rtp::RtpHeader;
 use crate::srtp::SrtpError;
 use crate::stats::{DropCounters, DropReason, LatencyHistogram, Traffic};
 use crate::transport::{ice_state_name, WebRtcTransport};
@@ -443,7 +443,7 @@ impl WorkerCore {
                 .map(|t| {
                     t.consumers
                         .iter()
-                        .filter_map(|c| self.consumers.get(*c).map(|c| c.producer))
+                        .filter_map(|c| self.consumers.get(*c).map(Consumer::producer))
                         .collect()
                 })
                 .unwrap_or_default();
@@ -453,9 +453,10 @@ impl WorkerCore {
         }
     }
 
-    /// The receiving half of the forwarding path: unprotect once, repair (RTX, NACK
-    /// bookkeeping, buffering for retransmission), and note the packet for the fan-out
-    /// (`worker::fanout`). No allocation.
+    /// The receiving half of the forwarding path: the transport unprotects once and
+    /// finds the producer, the producer ingests ([`Producer::receive_rtp`]: RTX, NACK
+    /// bookkeeping, buffering for retransmission), and the packet is noted for the
+    /// fan-out (`worker::fanout`). No allocation.
     fn on_rtp(
         &mut self,
         now: Instant,
@@ -466,29 +467,25 @@ impl WorkerCore {
     ) {
         let ingested = self.ingest_rtp(now, tk, buf);
         self.send_transport_cc(now, tk, out);
-        let Some((pk, len, hdr, arrival)) = ingested else {
+        let Some((pk, packet)) = ingested else {
             return;
         };
         let Some(p) = self.producers.get(pk) else {
             return;
         };
-        let keyframe = p.vp8
-            && buf
-                .get(..len)
-                .is_some_and(|b| is_vp8_keyframe(hdr.payload(b)));
         self.fanout.push(Job {
             slot,
             publisher: tk,
-            video: p.kind == MediaKind::Video,
+            video: p.kind() == MediaKind::Video,
             producer: pk,
-            len,
-            hdr,
-            arrival,
-            keyframe,
+            len: packet.len,
+            hdr: packet.hdr,
+            arrival: packet.arrival,
+            keyframe: packet.keyframe,
         });
         // NACKs due now go at once; a gap still inside the reordering delay (or a
         // retry) is the producer's timer.
-        match p.nack.as_ref().and_then(NackGenerator::poll_timeout) {
+        match p.nack_deadline() {
             Some(at) if at <= now => {
                 self.send_nacks(now, pk, out);
                 self.reschedule_producer(pk);
@@ -498,16 +495,16 @@ impl WorkerCore {
         }
     }
 
-    /// Unprotects and parses a producer's packet, turns RTX back into the original
-    /// packet (RFC 4588), drops duplicates, and keeps it for retransmission. Returns the
-    /// producer, the plaintext length, the header and the arrival time in RTP units, or
-    /// None when the packet is not to be forwarded (counted where it is a drop).
+    /// The transport's part of the ingest: unprotects and parses a publisher's packet,
+    /// records it for bandwidth feedback and finds its producer, which takes it from
+    /// there. Returns the producer and the packet to forward, or None when there is
+    /// nothing to forward (counted where it is a drop).
     fn ingest_rtp(
         &mut self,
         now: Instant,
         tk: TransportKey,
         buf: &mut [u8],
-    ) -> Option<(ProducerKey, usize, RtpHeader, u32)> {
+    ) -> Option<(ProducerKey, Ingested)> {
         let micros = self.micros(now);
         let Self {
             transports,
@@ -525,11 +522,11 @@ impl WorkerCore {
         let Some(srtp) = t.srtp_in.as_mut() else {
             return drop(t, DropReason::NotReady);
         };
-        let mut len = match srtp.unprotect_rtp(buf) {
+        let len = match srtp.unprotect_rtp(buf) {
             Ok(n) => n,
             Err(e) => return drop(t, srtp_drop_reason(e)),
         };
-        let Some(Ok(mut hdr)) = buf.get(..len).map(RtpHeader::parse) else {
+        let Some(Ok(hdr)) = buf.get(..len).map(RtpHeader::parse) else {
             return drop(t, DropReason::Malformed);
         };
         // Every authenticated packet counts for bandwidth feedback, whatever its SSRC:
@@ -558,34 +555,10 @@ impl WorkerCore {
         t.rtp_in.add(len);
         rtp_in.add(len);
         let p = producers.get_mut(pk)?;
-        if Some(hdr.ssrc) == p.rtx_ssrc {
-            p.rtx_packets += 1;
-            let media_pt = p
-                .rtx_pts
-                .iter()
-                .find(|(rtx, _)| *rtx == hdr.payload_type)?
-                .1;
-            // A padding-only RTX packet is a bandwidth probe: nothing to forward.
-            len = unwrap_rtx(buf, len, &hdr, p.ssrc, media_pt).ok()?;
-            hdr = RtpHeader::parse(buf.get(..len)?).ok()?;
+        match p.receive_rtp(now, micros, buf, len, hdr) {
+            Ok(packet) => packet.map(|packet| (pk, packet)),
+            Err(reason) => drop(t, reason),
         }
-        let Some(clock_rate) = p.clock_rate(hdr.payload_type) else {
-            return drop(t, DropReason::UnknownSsrc);
-        };
-        if let Some(nack) = p.nack.as_mut() {
-            if nack.on_packet(now, hdr.sequence) == PacketKind::Duplicate {
-                p.duplicates += 1;
-                return None;
-            }
-        }
-        let pkt = buf.get(..len)?;
-        if let Some(b) = p.rtx_buffer.as_mut() {
-            b.insert(now, hdr.sequence, pkt);
-        }
-        p.traffic.add(len);
-        let arrival = (micros.wrapping_mul(u64::from(clock_rate)) / 1_000_000) as u32;
-        p.recv.on_packet(hdr.sequence, hdr.timestamp, arrival);
-        (!p.paused).then_some((pk, len, hdr, arrival))
     }
 
     /// A transport's due work (`worker::timers` calls it when its deadline comes):

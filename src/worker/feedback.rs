@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use crate::batch::SendBatch;
-use crate::router::TransportKey;
+use crate::router::{Producer, TransportKey};
 use crate::rtcp::remb::write_remb;
 use crate::worker::core::{send_rtcp, WorkerCore};
 use crate::worker::timers::TimerKey;
@@ -36,7 +36,7 @@ impl WorkerCore {
             .producers
             .first()
             .and_then(|pk| self.producers.get(*pk))
-            .map_or(0, |p| p.ssrc);
+            .map_or(0, Producer::ssrc);
         // Taken out for the loop: sending needs the transport mutably.
         let Some((id, mut recorder)) = t.twcc_in.take() else {
             return;
@@ -62,9 +62,9 @@ impl WorkerCore {
         let (mut expected, mut received) = (0, 0);
         let mut ssrcs = Vec::with_capacity(t.producers.len());
         for p in t.producers.iter().filter_map(|pk| self.producers.get(*pk)) {
-            expected += p.recv.expected();
-            received += p.recv.received();
-            ssrcs.push(p.ssrc);
+            expected += p.recv().expected();
+            received += p.recv().received();
+            ssrcs.push(p.ssrc());
         }
         let Some(bps) = remb.poll_remb(now, expected, received) else {
             return;

@@ -20,19 +20,13 @@ use crate::channel::{
 };
 use crate::dtls::DtlsState;
 use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
-use crate::router::nack::NackGenerator;
 use crate::router::negotiate::{consumer_stream, validate_producer};
-use crate::router::recv_stats::RecvStats;
-use crate::router::rtx_buffer::{RetransmissionBuffer, RetransmitLimiter};
-use crate::router::score::ScoreTracker;
 use crate::router::{
-    pt_table, ConnId, Consumer, ConsumerKey, Producer, ProducerKey, Router, TransportKey,
+    ConnId, Consumer, ConsumerKey, ConsumerParams, Producer, ProducerKey, ProducerParams, Router,
+    TransportKey,
 };
 use crate::rtcp::remb::{RembConfig, RembEstimator};
 use crate::rtcp::twcc::TwccRecorder;
-use crate::rtp::extension::ExtensionMap;
-use crate::rtp::munger::SeqTsMunger;
-use crate::stats::Traffic;
 use crate::transport::WebRtcTransport;
 use crate::worker::core::WorkerCore;
 
@@ -113,15 +107,8 @@ impl WorkerCore {
                     self.routers.contains_key(&RouterId(s.to_owned()))
                 }));
                 tracing::info!(router = %id, conn, "router created");
-                self.routers.insert(
-                    id.clone(),
-                    Router {
-                        id: id.clone(),
-                        owner: conn,
-                        transports: Vec::new(),
-                        app_data: d.app_data,
-                    },
-                );
+                self.routers
+                    .insert(id.clone(), Router::new(id.clone(), conn, d.app_data));
                 Ok(json!({ "routerId": id }))
             }
             Method::RouterClose => {
@@ -216,7 +203,7 @@ impl WorkerCore {
             }
             Method::ConsumerRequestKeyFrame => {
                 let ck = self.consumer_key(target)?;
-                if let Some(pk) = self.consumers.get(ck).map(|c| c.producer) {
+                if let Some(pk) = self.consumers.get(ck).map(Consumer::producer) {
                     self.request_keyframe(now, pk, out);
                 }
                 Ok(Value::Null)
@@ -306,7 +293,7 @@ impl WorkerCore {
             "udpDatagramsReceived": self.totals.udp_datagrams_received,
             "controlClientsDropped": self.totals.control_clients_dropped,
             // Loss as the publishers' streams show it now (current producers only).
-            "packetsLost": self.producers.iter().map(|(_, p)| p.recv.lost()).sum::<u64>(),"load": self.load_json(),
+            "packetsLost": self.producers.iter().map(|(_, p)| p.recv().lost()).sum::<u64>(),"load": self.load_json(),
         })
     }
 
@@ -416,50 +403,37 @@ impl WorkerCore {
         let id = ProducerId(new_id(&mut self.rng, |s| {
             self.producer_ids.contains_key(&ProducerId(s.to_owned()))
         }));
-        let pk = self.producers.insert(Producer {
+        let twcc_id = stream.twcc_id;
+        let remb = stream.remb;
+        let (ssrc, rtx_ssrc) = (stream.ssrc, stream.rtx_ssrc);
+        let pk = self.producers.insert(Producer::new(ProducerParams {
             id: id.clone(),
-            kind: d.kind,
             router: router.clone(),
             transport: tk,
+            kind: d.kind,
             rtp_parameters: d.rtp_parameters,
-            ssrc: stream.ssrc,
-            rtx_ssrc: stream.rtx_ssrc,
-            media_pts: stream.media_pts,
-            vp8: stream.vp8,
+            stream,
             paused: d.paused,
-            consumers: Vec::new(),
             app_data: d.app_data,
-            recv: RecvStats::default(),
-            traffic: Traffic::default(),
-            last_keyframe_request: None,
-            keyframe_pending: false,
-            keyframe_requests_sent: 0,
-            last_sr: None,
-            rtx_packets: 0,
-            rtx_pts: stream.rtx_pts,
-            nack: stream.nack.then(NackGenerator::default),
-            rtx_buffer: (d.kind == MediaKind::Video).then(RetransmissionBuffer::default),
-            duplicates: 0,
-            score: ScoreTracker::new(0),
-        });
+        }));
         self.producer_ids.insert(id.clone(), pk);
         if let Some(t) = self.transports.get_mut(tk) {
             // Bandwidth feedback toward the publisher: transport-cc when it sends
             // transport-wide sequence numbers, else REMB when it accepts that.
-            match (stream.twcc_id, &t.twcc_in) {
+            match (twcc_id, &t.twcc_in) {
                 (Some(id), None) => t.twcc_in = Some((id, TwccRecorder::new())),
-                (None, None) if stream.remb && t.remb.is_none() => {
+                (None, None) if remb && t.remb.is_none() => {
                     t.remb = Some(RembEstimator::new(RembConfig::default()));
                 }
                 _ => {}
             }
             t.producers.push(pk);
-            t.producers_by_ssrc.insert(stream.ssrc, pk);
-            if let Some(rtx) = stream.rtx_ssrc {
+            t.producers_by_ssrc.insert(ssrc, pk);
+            if let Some(rtx) = rtx_ssrc {
                 t.producers_by_ssrc.insert(rtx, pk);
             }
         }
-        tracing::info!(producer = %id, router = %router, kind = ?d.kind, ssrc = stream.ssrc, "producer created");
+        tracing::info!(producer = %id, router = %router, kind = ?d.kind, ssrc, "producer created");
         Ok(json!({ "producerId": id }))
     }
 
@@ -482,7 +456,7 @@ impl WorkerCore {
             .producers
             .get(pk)
             .ok_or_else(|| not_found("producer", &d.producer_id.0))?;
-        if p.router != t.router {
+        if *p.router() != t.router {
             // A transport consumes only producers of its own router (room isolation).
             return Err(not_found("producer", &d.producer_id.0));
         }
@@ -501,61 +475,46 @@ impl WorkerCore {
             ));
         };
         let stream = consumer_stream(
-            p.kind,
-            &p.rtp_parameters,
+            p.kind(),
+            p.rtp_parameters(),
             &d.rtp_capabilities,
             ssrc,
             rtx_ssrc,
             d.mid,
         )?;
-        let mut ext_map = ExtensionMap::new();
-        for (from, to) in &stream.ext_map {
-            ext_map.insert(*from, *to);
-        }
         let id = ConsumerId(new_id(&mut self.rng, |s| {
             self.consumer_ids.contains_key(&ConsumerId(s.to_owned()))
         }));
-        let (kind, producer_paused, vp8) = (p.kind, p.paused, p.vp8);
-        let ck = self.consumers.insert(Consumer {
-            id: id.clone(),
-            kind,
-            producer: pk,
-            transport: tk,
-            ssrc,
-            rtp_parameters: stream.rtp_parameters.clone(),
-            pt_map: pt_table(&stream.pt_map),
-            ext_map,
-            clock_rate: stream.clock_rate,
-            munger: SeqTsMunger::new_random(ssrc, &mut self.rng),
-            paused: d.paused,
-            producer_paused,
-            wait_keyframe: kind == MediaKind::Video && vp8,
-            app_data: d.app_data,
-            traffic: Traffic::default(),
-            last_forwarded: None,
-            plis_received: 0,
-            firs_received: 0,
-            nacks_received: 0,
-            rtt_ms: None,
-            fraction_lost: 0,
-            packets_lost_reported: 0,
-            rtx: stream.rtx_pt.map(|pt| (rtx_ssrc, pt)),
-            rtx_seq: self.rng.gen(),
-            limiter: RetransmitLimiter::default(),
-            retransmissions: 0,
-            score: ScoreTracker::new(10),
-            twcc_id: stream.twcc_id,
-            fanout_pass: 0,
-        });
+        let (kind, producer_paused) = (p.kind(), p.paused());
+        let rtp_parameters = stream.rtp_parameters.clone();
+        let twcc = stream.twcc_id.is_some();
+        let consumer = Consumer::new(
+            ConsumerParams {
+                id: id.clone(),
+                producer: pk,
+                transport: tk,
+                media_kind: kind,
+                ssrc,
+                rtx_ssrc,
+                stream,
+                paused: d.paused,
+                producer_paused,
+                producer_vp8: p.vp8(),
+                app_data: d.app_data,
+            },
+            &mut self.rng,
+        );
+        let consumer_type = consumer.kind().name();
+        let ck = self.consumers.insert(consumer);
         self.consumer_ids.insert(id.clone(), ck);
         if let Some(p) = self.producers.get_mut(pk) {
-            p.consumers.push(ck);
+            p.add_consumer(ck);
             self.topology = self.topology.wrapping_add(1);
         }
         if let Some(t) = self.transports.get_mut(tk) {
             t.consumers.push(ck);
             t.consumers_by_ssrc.insert(ssrc, ck);
-            if stream.twcc_id.is_some() && t.bwe.is_none() {
+            if twcc && t.bwe.is_none() {
                 t.bwe = Some(SendSideEstimator::new(BweConfig::default()));
             }
         }
@@ -568,8 +527,8 @@ impl WorkerCore {
             "consumerId": id,
             "producerId": d.producer_id,
             "kind": kind,
-            "rtpParameters": stream.rtp_parameters,
-            "type": "simple",
+            "rtpParameters": rtp_parameters,
+            "type": consumer_type,
             "producerPaused": producer_paused,
         }))
     }
@@ -584,11 +543,10 @@ impl WorkerCore {
         let Some(p) = self.producers.get_mut(pk) else {
             return;
         };
-        if p.paused == paused {
+        if !p.set_paused(paused) {
             return;
         }
-        p.paused = paused;
-        let (router, consumers) = (p.router.clone(), p.consumers.clone());
+        let (router, consumers) = (p.router().clone(), p.consumers().to_vec());
         let event = if paused {
             "producerpause"
         } else {
@@ -598,13 +556,8 @@ impl WorkerCore {
             let Some(c) = self.consumers.get_mut(ck) else {
                 continue;
             };
-            c.producer_paused = paused;
-            if !paused {
-                c.munger.mark_resync();
-                c.wait_keyframe =
-                    c.kind == MediaKind::Video && self.producers.get(pk).is_some_and(|p| p.vp8);
-            }
-            let id = c.id.0.clone();
+            c.set_producer_paused(paused);
+            let id = c.id().0.clone();
             self.notify(&router, &id, event, Value::Null);
         }
         if !paused {
@@ -622,22 +575,13 @@ impl WorkerCore {
         let Some(c) = self.consumers.get_mut(ck) else {
             return;
         };
-        if c.paused == paused {
+        if !c.set_paused(paused) || paused {
             return;
         }
-        c.paused = paused;
-        if paused {
-            return;
-        }
-        // Resume: continue the sequence right after the last packet sent, from a keyframe.
-        c.munger.mark_resync();
-        let pk = c.producer;
-        let vp8 = self.producers.get(pk).is_some_and(|p| p.vp8);
-        if let Some(c) = self.consumers.get_mut(ck) {
-            c.wait_keyframe = c.kind == MediaKind::Video && vp8;
-            if c.kind == MediaKind::Video && !c.producer_paused {
-                self.request_keyframe(now, pk, out);
-            }
+        // Resumed (from a keyframe, see `Consumer::set_paused`): get the subscriber one.
+        if c.media_kind() == MediaKind::Video && !c.producer_paused() {
+            let pk = c.producer();
+            self.request_keyframe(now, pk, out);
         }
     }
 
@@ -648,29 +592,29 @@ impl WorkerCore {
             return;
         }
         let c = self.consumers.remove(ck);
-        self.consumer_ids.remove(&c.id);
+        self.consumer_ids.remove(c.id());
         let mut router = None;
-        if let Some(p) = self.producers.get_mut(c.producer) {
-            p.consumers.retain(|k| *k != ck);
+        if let Some(p) = self.producers.get_mut(c.producer()) {
+            p.remove_consumer(ck);
             self.topology = self.topology.wrapping_add(1);
-            router = Some(p.router.clone());
+            router = Some(p.router().clone());
         }
-        if let Some(t) = self.transports.get_mut(c.transport) {
+        if let Some(t) = self.transports.get_mut(c.transport()) {
             t.consumers.retain(|k| *k != ck);
-            t.consumers_by_ssrc.remove(&c.ssrc);
+            t.consumers_by_ssrc.remove(&c.ssrc());
             // Its streams' SRTP/SRTCP state: kept, it would fill the context's SSRC cap
             // and silence the transport after MAX_SSRCS consumers.
             if let Some(srtp) = t.srtp_out.as_mut() {
-                for ssrc in std::iter::once(c.ssrc).chain(c.rtx.map(|(s, _)| s)) {
+                for ssrc in c.ssrcs() {
                     srtp.remove_ssrc(ssrc);
                 }
             }
             router = Some(t.router.clone());
         }
         if let (Some(event), Some(router)) = (reason, router) {
-            self.notify(&router, &c.id.0, event, Value::Null);
+            self.notify(&router, &c.id().0, event, Value::Null);
         }
-        tracing::info!(consumer = %c.id, "consumer closed");
+        tracing::info!(consumer = %c.id(), "consumer closed");
     }
 
     /// Closes a producer and, with a `producerclose` notification each, its consumers.
@@ -679,26 +623,26 @@ impl WorkerCore {
             return;
         }
         let p = self.producers.remove(pk);
-        self.producer_ids.remove(&p.id);
-        for ck in &p.consumers {
+        self.producer_ids.remove(p.id());
+        for ck in p.consumers() {
             // Detach first so close_consumer does not look for the removed producer.
             self.close_consumer(*ck, Some("producerclose"));
         }
-        if let Some(t) = self.transports.get_mut(p.transport) {
+        if let Some(t) = self.transports.get_mut(p.transport()) {
             t.producers.retain(|k| *k != pk);
             t.producers_by_ssrc.retain(|_, k| *k != pk);
             // Likewise the inbound state of its streams, so that a publisher that
             // republishes again and again never fills the inbound context's cap.
             if let Some(srtp) = t.srtp_in.as_mut() {
-                for ssrc in std::iter::once(p.ssrc).chain(p.rtx_ssrc) {
+                for ssrc in std::iter::once(p.ssrc()).chain(p.rtx_ssrc()) {
                     srtp.remove_ssrc(ssrc);
                 }
             }
         }
         if let Some(event) = reason {
-            self.notify(&p.router, &p.id.0, event, Value::Null);
+            self.notify(p.router(), &p.id().0, event, Value::Null);
         }
-        tracing::info!(producer = %p.id, "producer closed");
+        tracing::info!(producer = %p.id(), "producer closed");
     }
 
     /// Closes a transport with its producers and consumers (each notified with

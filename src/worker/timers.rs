@@ -4,8 +4,8 @@
 //!
 //! A transport's deadline is the earliest of its ICE consent expiry, DTLS
 //! retransmission, next RTCP report, transport-cc feedback and REMB; a producer's the
-//! earliest of its NACK (first request or retry, `NackGenerator::poll_timeout`) and its
-//! deferred keyframe request. Whatever can make a deadline earlier lowers it where it
+//! earliest of its NACK (first request or retry) and its deferred keyframe request
+//! (`Producer::poll_timeout`). Whatever can make a deadline earlier lowers it where it
 //! happens: the packet path (a gap to NACK, transport-cc packets pending), STUN and DTLS
 //! datagrams, a throttled keyframe request. A control request can change any entity, so
 //! it asks for one rescan of all of them at the next timeout, which it makes due at
@@ -24,8 +24,7 @@ use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use crate::batch::SendBatch;
-use crate::router::nack::NackGenerator;
-use crate::router::{Producer, ProducerKey, TransportKey, KEYFRAME_REQUEST_INTERVAL};
+use crate::router::{Producer, ProducerKey, TransportKey};
 use crate::transport::WebRtcTransport;
 use crate::worker::core::WorkerCore;
 
@@ -136,19 +135,6 @@ fn transport_deadline(t: &WebRtcTransport, now: Instant) -> Option<Instant> {
     .min()
 }
 
-/// A producer's earliest deadline.
-fn producer_deadline(p: &Producer) -> Option<Instant> {
-    let nack = p.nack.as_ref().and_then(NackGenerator::poll_timeout);
-    let keyframe = p
-        .keyframe_pending
-        .then(|| {
-            p.last_keyframe_request
-                .map(|t| t + KEYFRAME_REQUEST_INTERVAL)
-        })
-        .flatten();
-    nack.into_iter().chain(keyframe).min()
-}
-
 impl WorkerCore {
     /// When [`Self::handle_timeout`] next has work: the earliest deadline of any
     /// transport (ICE consent, DTLS retransmission, RTCP report, transport-cc feedback,
@@ -182,7 +168,7 @@ impl WorkerCore {
                     .transports
                     .get(tk)
                     .and_then(|t| transport_deadline(t, now)),
-                TimerKey::Producer(pk) => self.producers.get(pk).and_then(producer_deadline),
+                TimerKey::Producer(pk) => self.producers.get(pk).and_then(Producer::poll_timeout),
             };
             let at = at.map(|at| at.max(now + RETRY_DUE));
             self.timers.set(key, at);
@@ -198,8 +184,7 @@ impl WorkerCore {
                 .set(TimerKey::Transport(tk), transport_deadline(t, now));
         }
         for (pk, p) in &self.producers {
-            self.timers
-                .set(TimerKey::Producer(pk), producer_deadline(p));
+            self.timers.set(TimerKey::Producer(pk), p.poll_timeout());
         }
     }
 
@@ -218,7 +203,7 @@ impl WorkerCore {
     /// Schedules a producer at what its state asks for now (a throttled keyframe
     /// request, NACKs sent from the packet path).
     pub(crate) fn reschedule_producer(&mut self, pk: ProducerKey) {
-        let at = self.producers.get(pk).and_then(producer_deadline);
+        let at = self.producers.get(pk).and_then(Producer::poll_timeout);
         self.timers.set(TimerKey::Producer(pk), at);
     }
 
@@ -227,7 +212,7 @@ impl WorkerCore {
         let Some(p) = self.producers.get(pk) else {
             return;
         };
-        let (keyframe, nack) = (p.keyframe_pending, p.nack_due(now));
+        let (keyframe, nack) = (p.keyframe_pending(), p.nack_due(now));
         if keyframe {
             self.request_keyframe(now, pk, out);
         }

@@ -114,7 +114,7 @@ fn producer_churn_past_the_srtp_cap_keeps_the_publisher_heard() {
         s.deliver(None);
         s.flush();
         let pk = s.core.producer_ids[&crate::ids::ProducerId(id.clone())];
-        assert_eq!(s.core.producers[pk].traffic.packets, 1, "producer {i}");
+        assert_eq!(s.core.producers[pk].traffic().packets, 1, "producer {i}");
         request(&mut s, "producer.close", id, Value::Null);
         // The publisher's own context has the same cap.
         s.peers[0].tx.remove_ssrc(ssrc);

@@ -22,6 +22,11 @@ fn plaintext_rtcp_naming_a_consumer_reaches_it() {
         plain: pli,
     });
     s.deliver(None);
-    let plis: u64 = s.core.consumers.iter().map(|(_, c)| c.plis_received).sum();
+    let plis: u64 = s
+        .core
+        .consumers
+        .iter()
+        .map(|(_, c)| c.plis_received())
+        .sum();
     assert_eq!(plis, 1, "{}", s.core.drops().to_json());
 }
