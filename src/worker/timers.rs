@@ -14,10 +14,11 @@
 //! Where an entity's whole deadline is recomputed (after it ran, after STUN or DTLS
 //! input, after feedback or NACKs went out from the packet path) it is set exactly;
 //! where only one of its timers is known (the packet path noting a NACK or feedback
-//! deadline) it is only lowered. Either way the heap is updated lazily: a heap entry whose time no longer matches its entity's
-//! scheduled time is stale and skipped when it comes up, and an entity that runs early
-//! (its deadline moved later, or its slab key was reused) finds nothing due and is
-//! rescheduled at its real deadline. Nothing here scans every entity per packet.
+//! deadline) it is only lowered. Either way the heap is updated lazily: a heap entry
+//! whose time no longer matches its entity's scheduled time is stale and skipped when it
+//! comes up, and an entity that runs early (its deadline moved later, or its slab key
+//! was reused) finds nothing due and is rescheduled at its real deadline. Nothing here
+//! scans every entity per packet.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
