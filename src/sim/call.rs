@@ -261,7 +261,9 @@ impl Call {
     }
 
     /// Streams media for `d`: a video packet every [`PACKET_INTERVAL`], an audio packet
-    /// every other one, the network and every party running in between.
+    /// every other one, half an interval later, the network and every party running in
+    /// between. Two streams are never written at the same instant: str0m picks among
+    /// streams due together in its hash maps' (random) order.
     pub(crate) fn stream(&mut self, d: Duration) {
         let end = self.sim.now() + d;
         while self.next_packet < end {
@@ -269,6 +271,7 @@ impl Call {
             self.sim.run_until(at);
             let i = self.send_video();
             if i % 2 == 0 {
+                self.sim.run_until(at + PACKET_INTERVAL / 2);
                 self.send_audio();
             }
             self.next_packet = at + PACKET_INTERVAL;

@@ -108,7 +108,21 @@ impl SimPeer {
 
     /// Drains str0m's output: datagrams to `transmits`, reports to `records`, until it
     /// names its next deadline.
+    /// The records of one drain are sorted: str0m reports what one input caused (the
+    /// sender reports of one compound RTCP packet, say) in its hash maps' order, which
+    /// is random per process.
     pub(crate) fn poll(
+        &mut self,
+        transmits: &mut Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+        records: &mut Vec<Record>,
+    ) {
+        let mut drained = Vec::new();
+        self.drain(transmits, &mut drained);
+        drained.sort_by_cached_key(ToString::to_string);
+        records.append(&mut drained);
+    }
+
+    fn drain(
         &mut self,
         transmits: &mut Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
         records: &mut Vec<Record>,
@@ -151,6 +165,10 @@ impl SimPeer {
                     seq: p.header.sequence_number.wrapping_sub(first),
                 });
             }
+            Event::SenderFeedback(f) => records.push(Record::SenderReport {
+                peer,
+                mid: f.mid.to_string(),
+            }),
             Event::KeyframeRequest(k) => records.push(Record::KeyframeRequest {
                 peer,
                 mid: k.mid.to_string(),

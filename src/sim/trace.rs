@@ -39,6 +39,8 @@ pub(crate) enum Record {
         sent: bool,
         kind: FeedbackKind,
     },
+    /// A peer got a sender report for its incoming media `mid`.
+    SenderReport { peer: String, mid: String },
     /// A peer was asked for a keyframe of `mid`.
     KeyframeRequest { peer: String, mid: String },
     /// A peer's send-side bandwidth estimate changed.
@@ -163,7 +165,21 @@ impl Trace {
                 let show = |r: Option<&(Duration, Record)>| {
                     r.map_or("(end)".to_owned(), |(t, r)| format!("{t:?} {r}"))
                 };
-                format!("record {i}: {} vs {}", show(a), show(b))
+                let window = |t: &Self| {
+                    t.records
+                        .iter()
+                        .skip(i.saturating_sub(12))
+                        .take(16)
+                        .map(|(t, r)| format!("\n  {t:?} {r}"))
+                        .collect::<String>()
+                };
+                format!(
+                    "record {i}: {} vs {}\nfirst:{}\nsecond:{}",
+                    show(a),
+                    show(b),
+                    window(self),
+                    window(other)
+                )
             })
         })
     }
@@ -199,6 +215,7 @@ impl fmt::Display for Record {
                 let dir = if *sent { "sent" } else { "got" };
                 write!(f, "{peer} {dir} {kind:?}")
             }
+            Self::SenderReport { peer, mid } => write!(f, "{peer} sender report {mid}"),
             Self::KeyframeRequest { peer, mid } => write!(f, "{peer} keyframe request {mid}"),
             Self::Estimate { peer, bps } => write!(f, "{peer} estimate {bps} bps"),
             Self::Connected { peer } => write!(f, "{peer} connected"),
