@@ -9,7 +9,7 @@ use str0m::bwe::Bitrate;
 use str0m::format::Codec;
 use str0m::media::MediaKind;
 
-use super::{FeedbackKind, PeerId, Record, Sim};
+use super::{indexed, FeedbackKind, PeerId, Record, Sim};
 
 pub(crate) const AUDIO_SSRC: u32 = 0x1111_0001;
 pub(crate) const VIDEO_SSRC: u32 = 0x2222_0002;
@@ -50,7 +50,6 @@ impl Default for CallConfig {
 #[derive(Debug, Clone)]
 pub(crate) struct Subscriber {
     pub(crate) peer: PeerId,
-    pub(crate) name: String,
     pub(crate) transport: String,
     /// Audio and video consumer ids and SSRCs.
     pub(crate) audio: (String, u32),
@@ -96,7 +95,12 @@ impl Call {
         let rtx = if config.nack { vp8_rtx } else { None };
         let p = sim.peer(publisher);
         p.send_stream("a", MediaKind::Audio, AUDIO_SSRC, None);
-        p.send_stream("v", MediaKind::Video, VIDEO_SSRC, rtx.map(|_| VIDEO_RTX_SSRC));
+        p.send_stream(
+            "v",
+            MediaKind::Video,
+            VIDEO_SSRC,
+            rtx.map(|_| VIDEO_RTX_SSRC),
+        );
         let audio_producer = produce(&mut sim, &publisher_transport, "audio", opus, None, config);
         sim.label(&audio_producer, "audio-producer");
         let video_producer = produce(&mut sim, &publisher_transport, "video", vp8, rtx, config);
@@ -142,7 +146,6 @@ impl Call {
         let video = self.consume(peer, &transport, &video_producer, "v", "v");
         self.subs.push(Subscriber {
             peer,
-            name: name.to_owned(),
             transport,
             audio,
             video,
@@ -184,7 +187,7 @@ impl Call {
     }
 
     /// mediasoup RtpCapabilities for what `peer` receives, with the call's feedback.
-    fn capabilities(&mut self, peer: PeerId) -> Value {
+    pub(crate) fn capabilities(&mut self, peer: PeerId) -> Value {
         let p = self.sim.peer(peer);
         let (opus, _) = p.pt(Codec::Opus);
         let (vp8, vp8_rtx) = p.pt(Codec::Vp8);
@@ -196,8 +199,10 @@ impl Call {
                     "clockRate": 90000, "rtcpFeedback": fb }),
         ];
         if let (true, Some(rtx)) = (self.config.nack, vp8_rtx) {
-            codecs.push(json!({ "kind": "video", "mimeType": "video/rtx", "preferredPayloadType": rtx,
-                "clockRate": 90000, "parameters": { "apt": vp8 } }));
+            codecs.push(
+                json!({ "kind": "video", "mimeType": "video/rtx", "preferredPayloadType": rtx,
+                "clockRate": 90000, "parameters": { "apt": vp8 } }),
+            );
         }
         let exts = if self.config.twcc.is_some() {
             json!([{ "kind": "video", "uri": TWCC_URI, "preferredId": TWCC_ID }])
@@ -233,8 +238,7 @@ impl Call {
             vp8,
             1000 + u64::from(i),
             i * 900,
-            vp8_payload(i, keyframe),
-            i,
+            indexed(vp8_payload(i, keyframe), i),
         );
         self.video_sent += 1;
         i
@@ -253,8 +257,7 @@ impl Call {
             opus,
             500 + u64::from(i),
             i * 960,
-            payload,
-            i,
+            indexed(payload, i),
         );
         self.audio_sent += 1;
         i
@@ -337,8 +340,10 @@ fn produce(
         codec["rtcpFeedback"] = feedback(config);
         codecs.push(codec);
         if let Some(rtx) = rtx {
-            codecs.push(json!({ "mimeType": "video/rtx", "payloadType": rtx, "clockRate": 90000,
-                "parameters": { "apt": pt } }));
+            codecs.push(
+                json!({ "mimeType": "video/rtx", "payloadType": rtx, "clockRate": 90000,
+                "parameters": { "apt": pt } }),
+            );
             encoding["rtx"] = json!({ "ssrc": VIDEO_RTX_SSRC });
         }
     }

@@ -44,7 +44,6 @@ pub(crate) struct Notice {
 /// A [`WorkerCore`] and the receive batch it is working through.
 pub(crate) struct SimCore {
     core: WorkerCore,
-    addr: SocketAddr,
     /// The receive batch whose fan-out may be pending: slot `i` is datagram `i` as it was
     /// left by `receive` (plaintext to forward stays in place until `fan_out` is done).
     batch: Vec<(SocketAddr, Vec<u8>)>,
@@ -65,16 +64,11 @@ impl SimCore {
         core.open_connection(CONN, ConnRole::Confined);
         Self {
             core,
-            addr,
             batch: Vec::new(),
             fan_out_pending: false,
             out: SendBatch::new(),
             next_request: 1,
         }
-    }
-
-    pub(crate) fn addr(&self) -> SocketAddr {
-        self.addr
     }
 
     /// The first pass over a receive batch (the shell's `receive` per datagram). The

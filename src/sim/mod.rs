@@ -35,9 +35,9 @@ pub(crate) use self::call::{Call, CallConfig};
 use self::core::SimCore;
 pub(crate) use self::net::Link;
 use self::net::{Datagram, Fate, Net};
-pub(crate) use self::peer::SimPeer;
-pub(crate) use self::trace::{FeedbackKind, Record, Trace};
+pub(crate) use self::peer::{indexed, SimPeer};
 use self::trace::Dropped;
+pub(crate) use self::trace::{FeedbackKind, Record, Trace};
 
 /// Datagrams the core takes per receive batch (the shell's `RECV_BATCH`).
 const RECV_BATCH: usize = 32;
@@ -91,11 +91,6 @@ impl Sim {
 
     pub(crate) fn now(&self) -> Instant {
         self.now
-    }
-
-    /// Virtual time since the start.
-    pub(crate) fn elapsed(&self) -> Duration {
-        self.now - self.start
     }
 
     pub(crate) fn trace(&self) -> &Trace {
@@ -217,7 +212,10 @@ impl Sim {
     pub(crate) fn run_until_connected(&mut self, ids: &[PeerId], limit: Duration) {
         let deadline = self.now + limit;
         while !ids.iter().all(|i| self.peers[*i].connected) {
-            assert!(self.now < deadline, "peers did not connect within {limit:?}");
+            assert!(
+                self.now < deadline,
+                "peers did not connect within {limit:?}"
+            );
             let step = (self.now + Duration::from_millis(5)).min(deadline);
             self.run_until(step);
         }
@@ -274,10 +272,10 @@ impl Sim {
             self.record_datagram(&d, None);
             if d.to == CORE_ADDR {
                 core_batch.push((d.from, d.bytes));
-                if core_batch.len() == RECV_BATCH {
-                    if self.core_batch(std::mem::take(&mut core_batch)) {
-                        return true;
-                    }
+                if core_batch.len() == RECV_BATCH
+                    && self.core_batch(std::mem::take(&mut core_batch))
+                {
+                    return true;
                 }
             } else if let Some(p) = self.peers.iter_mut().find(|p| p.addr == d.to) {
                 p.receive(now, d.from, &d.bytes);

@@ -101,9 +101,7 @@ impl Net {
 
     /// The link from `from` to `to` (the default one unless set).
     pub(crate) fn link(&self, from: SocketAddr, to: SocketAddr) -> Link {
-        self.links
-            .get(&(from, to))
-            .map_or(self.default, |s| s.link)
+        self.links.get(&(from, to)).map_or(self.default, |s| s.link)
     }
 
     /// Hands a datagram to the link from `from` to `to` at `now`.
@@ -155,7 +153,12 @@ impl Net {
 
     /// Takes every datagram due at or before `now` for `to`, up to `max`, in arrival
     /// order (a receive batch).
-    pub(crate) fn take_due_for(&mut self, now: Instant, to: SocketAddr, max: usize) -> Vec<Datagram> {
+    pub(crate) fn take_due_for(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        max: usize,
+    ) -> Vec<Datagram> {
         let keys: Vec<(Instant, u64)> = self
             .in_flight
             .iter()

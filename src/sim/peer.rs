@@ -20,6 +20,10 @@ use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
 use super::trace::{FeedbackKind, Record};
 
+/// Timeouts a peer gets at one instant before its past deadlines count as the next
+/// millisecond.
+const MAX_TIMEOUTS_AT_ONCE: u32 = 16;
+
 /// A stream the peer declared, by SSRC.
 #[derive(Debug, Clone)]
 struct Stream {
@@ -34,8 +38,11 @@ pub(crate) struct SimPeer {
     pub(crate) rtc: Rtc,
     /// When str0m wants `handle_input(Timeout)` next.
     timeout: Instant,
-    /// The last time it was given, so a deadline str0m leaves at `now` does not spin.
+    /// The last time it was given input, and how many timeouts it has had at that time:
+    /// str0m may ask to run again at the same instant (its pacer releases one packet
+    /// per timeout), but a deadline it keeps leaving in the past must not stall time.
     last_input: Option<Instant>,
+    timeouts_at_last_input: u32,
     streams: HashMap<u32, Stream>,
     /// Media sections declared so far (a mid is declared once).
     mids: HashSet<String>,
@@ -71,6 +78,7 @@ impl SimPeer {
             rtc,
             timeout: now,
             last_input: None,
+            timeouts_at_last_input: 0,
             streams: HashMap::new(),
             mids: HashSet::new(),
             first_seq: HashMap::new(),
@@ -82,9 +90,22 @@ impl SimPeer {
     /// When the peer wants to run next (never again at a time it already ran at).
     pub(crate) fn deadline(&self) -> Instant {
         match self.last_input {
-            Some(last) if self.timeout <= last => last + Duration::from_millis(1),
+            Some(last)
+                if self.timeout <= last && self.timeouts_at_last_input >= MAX_TIMEOUTS_AT_ONCE =>
+            {
+                last + Duration::from_millis(1)
+            }
+            Some(last) if self.timeout <= last => last,
             _ => self.timeout,
         }
+    }
+
+    fn note_input(&mut self, now: Instant, timeout: bool) {
+        if self.last_input != Some(now) {
+            self.timeouts_at_last_input = 0;
+        }
+        self.last_input = Some(now);
+        self.timeouts_at_last_input += u32::from(timeout);
     }
 
     /// A datagram arrives at `now`.
@@ -92,7 +113,7 @@ impl SimPeer {
         let Ok(receive) = Receive::new(Protocol::Udp, from, self.addr, bytes) else {
             return;
         };
-        self.last_input = Some(now);
+        self.note_input(now, false);
         if let Err(e) = self.rtc.handle_input(Input::Receive(now, receive)) {
             panic!("{}: str0m refused a datagram from {from}: {e}", self.name);
         }
@@ -100,7 +121,7 @@ impl SimPeer {
 
     /// Time passes to `now`.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        self.last_input = Some(now);
+        self.note_input(now, true);
         if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
             panic!("{}: str0m timeout failed: {e}", self.name);
         }
@@ -283,6 +304,15 @@ impl SimPeer {
         }
     }
 
+    /// Forgets an outgoing stream and its media section `mid` (its producer closed).
+    pub(crate) fn forget_send_stream(&mut self, mid: &str, ssrc: u32) {
+        let mut api = self.rtc.direct_api();
+        api.remove_stream_tx(ssrc.into());
+        if self.mids.remove(mid) {
+            api.remove_media(mid.into());
+        }
+    }
+
     /// Forgets an incoming stream and its media section `mid` (its consumer closed).
     pub(crate) fn forget_stream(&mut self, mid: &str, ssrc: u32) {
         let mut api = self.rtc.direct_api();
@@ -293,10 +323,17 @@ impl SimPeer {
         self.streams.remove(&ssrc);
     }
 
-    /// Writes one RTP packet on an outgoing stream at `now`; `index` goes at the end of
-    /// the payload so receivers can name the packet.
-    pub(crate) fn write(&mut self, now: Instant, ssrc: u32, pt: u8, seq: u64, ts: u32, mut payload: Vec<u8>, index: u32) {
-        payload.extend_from_slice(&index.to_be_bytes());
+    /// Writes one RTP packet on an outgoing stream at `now` (its payload made by
+    /// [`indexed`]).
+    pub(crate) fn write(
+        &mut self,
+        now: Instant,
+        ssrc: u32,
+        pt: u8,
+        seq: u64,
+        ts: u32,
+        payload: Vec<u8>,
+    ) {
         let mut api = self.rtc.direct_api();
         let stream = api.stream_tx(&ssrc.into()).expect("a declared stream");
         let w = RtpWrite::new(pt.into(), seq.into(), ts, now, payload);
@@ -310,6 +347,12 @@ impl SimPeer {
             s.request_keyframe(kind);
         }
     }
+}
+
+/// `payload` carrying packet `index` in its last four bytes, so receivers can name it.
+pub(crate) fn indexed(mut payload: Vec<u8>, index: u32) -> Vec<u8> {
+    payload.extend_from_slice(&index.to_be_bytes());
+    payload
 }
 
 /// The packet index a payload carries in its last four bytes.

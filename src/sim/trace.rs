@@ -133,8 +133,10 @@ impl Trace {
     pub(crate) fn feedback(&self, peer: &str, sent: bool, kind: FeedbackKind) -> usize {
         let same = |k: &FeedbackKind| std::mem::discriminant(k) == std::mem::discriminant(&kind);
         self.records()
-            .filter(|r| matches!(r, Record::Feedback { peer: p, sent: s, kind: k }
-                if p == peer && *s == sent && same(k)))
+            .filter(|r| {
+                matches!(r, Record::Feedback { peer: p, sent: s, kind: k }
+                if p == peer && *s == sent && same(k))
+            })
             .count()
     }
 
@@ -148,11 +150,35 @@ impl Trace {
             .collect()
     }
 
+    /// (arrival time, length) of each `class` datagram from `from` that reached `to`.
+    pub(crate) fn delivered(
+        &self,
+        from: &str,
+        to: &str,
+        class: PacketClass,
+    ) -> Vec<(Duration, usize)> {
+        self.records
+            .iter()
+            .filter_map(|(at, r)| match r {
+                Record::Datagram {
+                    from: f,
+                    to: t,
+                    class: c,
+                    len,
+                    fate: None,
+                } if f == from && t == to && *c == class => Some((*at, len.unwrap_or_default())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Datagrams from `from` to `to` the network dropped.
     pub(crate) fn dropped(&self, from: &str, to: &str) -> usize {
         self.records()
-            .filter(|r| matches!(r, Record::Datagram { from: f, to: t, fate: Some(_), .. }
-                if f == from && t == to))
+            .filter(|r| {
+                matches!(r, Record::Datagram { from: f, to: t, fate: Some(_), .. }
+                if f == from && t == to)
+            })
             .count()
     }
 
