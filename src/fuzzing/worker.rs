@@ -13,6 +13,7 @@ use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc_shared::TransportProtocol;
 use serde_json::{json, Value};
 
+use crate::batch::SendBatch;
 use crate::channel::{parse_request, Request};
 use crate::demux::{classify, PacketClass};
 use crate::dtls::DtlsState;
@@ -21,9 +22,10 @@ use crate::rtcp::{self, ReportBlock};
 use crate::rtp::RtpHeader;
 use crate::srtp::{contexts_from_keying_material, SrtpContext, SrtpError, SrtpProfile};
 use crate::worker::core::WorkerCore;
-use crate::worker::udp::SendBatch;
 
-use super::{call, core_config, drain, epoch, frame, push_frame, substitute_ids, with_fixtures};
+use super::{
+    call, core_config, core_rng, drain, epoch, frame, push_frame, substitute_ids, with_fixtures,
+};
 
 // ---------------------------------------------------------------------------------------
 // worker: a whole WorkerCore with two connected peers
@@ -279,7 +281,7 @@ impl Session {
     fn new() -> Self {
         let (now, wall) = epoch();
         let (mut core, client_fingerprint, configs) = with_fixtures(|f| {
-            let core = WorkerCore::new(core_config(), f.server.clone(), now, wall);
+            let core = WorkerCore::new(core_config(), f.server.clone(), core_rng(), now, wall);
             (
                 core,
                 f.client_fingerprint.clone(),

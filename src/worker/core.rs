@@ -7,9 +7,11 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
+use rand::rngs::StdRng;
 use serde_json::{json, Value};
 use slab::Slab;
 
+use crate::batch::{SendBatch, SendReport};
 use crate::channel::params::MediaKind;
 use crate::channel::Notification;
 use crate::demux::{classify, PacketClass};
@@ -28,7 +30,6 @@ use crate::transport::{ice_state_name, WebRtcTransport};
 use crate::worker::fanout::{FanOut, Job};
 use crate::worker::liveness::Liveness;
 use crate::worker::ownership::AdminConns;
-use crate::worker::udp::{SendBatch, SendReport};
 
 /// Worker-wide counters that outlive the entities they count.
 #[derive(Debug, Default, Clone, Copy)]
@@ -110,13 +111,25 @@ pub struct WorkerCore {
     /// Bumped whenever a producer's consumer list changes (see `fanout`).
     pub(crate) topology: u64,
     next_tick: Instant,
+    /// Every random choice of the core (ids, ICE credentials, SSRCs, initial sequence
+    /// numbers): seeded from OS entropy by the shell, from a fixed seed in tests,
+    /// fuzzing and simulation, so that a seed replays a run exactly.
+    pub(crate) rng: StdRng,
     /// The shell's loops' liveness (fed by the shell, reported by `worker.getStats`).
     pub(crate) liveness: Liveness,
 }
 
 impl WorkerCore {
-    /// A core with nothing placed on it yet.
-    pub fn new(cfg: CoreConfig, identity: DtlsIdentity, now: Instant, wall: SystemTime) -> Self {
+    /// A core with nothing placed on it yet. `rng` makes every random choice of the core;
+    /// it must be a CSPRNG seeded from OS entropy in production (ICE passwords come from
+    /// it: the shell seeds it with `StdRng::from_entropy`).
+    pub fn new(
+        cfg: CoreConfig,
+        identity: DtlsIdentity,
+        rng: StdRng,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Self {
         Self {
             cfg,
             identity,
@@ -145,6 +158,7 @@ impl WorkerCore {
             fanout: FanOut::default(),
             topology: 0,
             next_tick: now,
+            rng,
             liveness: Liveness::new(now),
         }
     }

@@ -27,6 +27,7 @@ use std::time::Instant;
 
 use slab::Slab;
 
+use crate::batch::SendBatch;
 use crate::router::{Consumer, Producer, ProducerKey, TransportKey};
 use crate::rtp::extension::{
     insert_extension_u16, remap_extensions, set_extension_u16, MAX_EXTENSION_GROWTH,
@@ -35,7 +36,6 @@ use crate::rtp::{rewrite, RtpHeader};
 use crate::stats::{DropCounters, DropReason, Traffic};
 use crate::transport::WebRtcTransport;
 use crate::worker::core::{drop_outgoing, protect_drop_reason, WorkerCore};
-use crate::worker::udp::SendBatch;
 
 /// A producer packet accepted for forwarding; its plaintext stays in the receive buffer
 /// `slot` (first `len` bytes) until the fan-out is done.

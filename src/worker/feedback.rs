@@ -5,10 +5,10 @@
 
 use std::time::Instant;
 
+use crate::batch::SendBatch;
 use crate::router::TransportKey;
 use crate::rtcp::remb::write_remb;
 use crate::worker::core::{send_rtcp, WorkerCore};
-use crate::worker::udp::SendBatch;
 
 impl WorkerCore {
     /// Sends the transport-cc feedback that is due for a transport (one or more RTCP

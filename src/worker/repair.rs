@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::batch::SendBatch;
 use crate::router::rtx_buffer::retransmit_interval;
 use crate::router::{ConsumerKey, ProducerKey};
 use crate::rtcp;
@@ -12,7 +13,6 @@ use crate::rtp::rtx::{wrap_rtx, OSN_LEN};
 use crate::rtp::{rewrite, RtpHeader};
 use crate::stats::DropReason;
 use crate::worker::core::{drop_outgoing, protect_drop_reason, send_rtcp, WorkerCore};
-use crate::worker::udp::SendBatch;
 
 /// Sequence numbers per NACK packet: keeps a NACK for a burst of scattered losses well
 /// inside one datagram (each PID+BLP pair covers up to 17).

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::batch::SendBatch;
 use crate::router::{ConsumerKey, ProducerKey, TransportKey};
 use crate::rtcp::{self, Feedback};
 use crate::stats::DropReason;
 use crate::worker::core::{send_rtcp, srtp_drop_reason, WorkerCore};
-use crate::worker::udp::SendBatch;
 
 impl WorkerCore {
     pub(crate) fn on_rtcp(

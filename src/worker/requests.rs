@@ -5,8 +5,11 @@
 
 use std::time::Instant;
 
+use rand::rngs::StdRng;
+use rand::Rng;
 use serde_json::{json, Value};
 
+use crate::batch::SendBatch;
 use crate::bwe::{BweConfig, SendSideEstimator};
 use crate::channel::params::{
     DtlsFingerprint, DtlsParameters, DtlsRole, IceCandidate, IceParameters, MediaKind,
@@ -32,7 +35,6 @@ use crate::rtp::munger::SeqTsMunger;
 use crate::stats::Traffic;
 use crate::transport::WebRtcTransport;
 use crate::worker::core::WorkerCore;
-use crate::worker::udp::SendBatch;
 
 type Result<T> = std::result::Result<T, ControlError>;
 
@@ -43,10 +45,10 @@ fn not_found(kind: &'static str, id: &str) -> ControlError {
     }
 }
 
-/// A fresh random id not used by any entity of this worker.
-fn new_id(taken: impl Fn(&str) -> bool) -> String {
+/// A fresh random id (from the worker's RNG) not used by any entity of this worker.
+fn new_id(rng: &mut StdRng, taken: impl Fn(&str) -> bool) -> String {
     loop {
-        let id = format!("{:016x}", rand::random::<u64>());
+        let id = format!("{:016x}", rng.gen::<u64>());
         if !taken(&id) {
             return id;
         }
@@ -104,7 +106,7 @@ impl WorkerCore {
             }
             Method::RouterCreate => {
                 let d: CreateData = parse_data(method, data)?;
-                let id = RouterId(new_id(|s| {
+                let id = RouterId(new_id(&mut self.rng, |s| {
                     self.routers.contains_key(&RouterId(s.to_owned()))
                 }));
                 tracing::info!(router = %id, conn, "router created");
@@ -306,10 +308,17 @@ impl WorkerCore {
     }
 
     fn create_transport(&mut self, now: Instant, rid: RouterId, app_data: Value) -> Result<Value> {
-        let id = TransportId(new_id(|s| {
+        let id = TransportId(new_id(&mut self.rng, |s| {
             self.transport_ids.contains_key(&TransportId(s.to_owned()))
         }));
-        let t = WebRtcTransport::new(id.clone(), rid.clone(), &self.identity, now, app_data);
+        let t = WebRtcTransport::new(
+            id.clone(),
+            rid.clone(),
+            &self.identity,
+            now,
+            app_data,
+            &mut self.rng,
+        );
         let creds = t.ice.local_credentials().clone();
         let tk = self.transports.insert(t);
         self.totals.transports_created += 1;
@@ -401,7 +410,7 @@ impl WorkerCore {
             }
         }
         let router = t.router.clone();
-        let id = ProducerId(new_id(|s| {
+        let id = ProducerId(new_id(&mut self.rng, |s| {
             self.producer_ids.contains_key(&ProducerId(s.to_owned()))
         }));
         let pk = self.producers.insert(Producer {
@@ -500,7 +509,7 @@ impl WorkerCore {
         for (from, to) in &stream.ext_map {
             ext_map.insert(*from, *to);
         }
-        let id = ConsumerId(new_id(|s| {
+        let id = ConsumerId(new_id(&mut self.rng, |s| {
             self.consumer_ids.contains_key(&ConsumerId(s.to_owned()))
         }));
         let (kind, producer_paused, vp8) = (p.kind, p.paused, p.vp8);
@@ -514,7 +523,7 @@ impl WorkerCore {
             pt_map: pt_table(&stream.pt_map),
             ext_map,
             clock_rate: stream.clock_rate,
-            munger: SeqTsMunger::new_random(ssrc),
+            munger: SeqTsMunger::new_random(ssrc, &mut self.rng),
             paused: d.paused,
             producer_paused,
             wait_keyframe: kind == MediaKind::Video && vp8,
@@ -528,7 +537,7 @@ impl WorkerCore {
             fraction_lost: 0,
             packets_lost_reported: 0,
             rtx: stream.rtx_pt.map(|pt| (rtx_ssrc, pt)),
-            rtx_seq: rand::random(),
+            rtx_seq: self.rng.gen(),
             limiter: RetransmitLimiter::default(),
             retransmissions: 0,
             score: ScoreTracker::new(10),

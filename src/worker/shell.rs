@@ -17,8 +17,11 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{UnixListener, UnixStream};
 use glommio::sync::Semaphore;
 use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use serde_json::json;
 
+use crate::batch::{RecvBatch, SendBatch};
 use crate::channel::framing::{encode, Frame, FrameDecoder};
 use crate::channel::{parse_request, ControlError, Notification, Response};
 use crate::dtls::DtlsIdentity;
@@ -26,7 +29,7 @@ use crate::router::ConnId;
 use crate::worker::core::{CoreConfig, WorkerCore, TICK};
 use crate::worker::liveness::LoopPhase;
 use crate::worker::ownership::ConnRole;
-use crate::worker::udp::{MediaSocket, RecvBatch, SendBatch};
+use crate::worker::udp::MediaSocket;
 use crate::worker::writer_queue::{writer_queue, ConnWriter, MAX_QUEUED_BYTES};
 
 /// Datagrams taken from the socket per wake-up.
@@ -254,6 +257,7 @@ async fn run(
         core: RefCell::new(WorkerCore::new(
             cfg,
             spec.identity,
+            StdRng::from_entropy(),
             Instant::now(),
             SystemTime::now(),
         )),
