@@ -8,14 +8,16 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use serde_json::{json, Value};
 
+use crate::batch::SendBatch;
 use crate::channel::parse_request;
 use crate::dtls::DtlsIdentity;
 use crate::ids::TransportId;
 use crate::worker::core::{CoreConfig, WorkerCore};
 use crate::worker::ownership::ConnRole;
-use crate::worker::udp::SendBatch;
 
 /// The control connection the harness speaks on (a confined one, like signaling's).
 const CONN: u64 = 1;
@@ -53,14 +55,17 @@ pub(crate) struct SimCore {
 }
 
 impl SimCore {
-    pub(crate) fn new(now: Instant, addr: SocketAddr) -> Self {
+    /// A core at `addr` whose ids, ICE credentials, SSRCs and sequence offsets come from
+    /// `seed`.
+    pub(crate) fn new(now: Instant, addr: SocketAddr, seed: u64) -> Self {
         let cfg = CoreConfig {
             index: 0,
             workers: 1,
             local: addr,
             announced: addr,
         };
-        let mut core = WorkerCore::new(cfg, identity(), now, wall_epoch());
+        let rng = StdRng::seed_from_u64(seed);
+        let mut core = WorkerCore::new(cfg, identity(), rng, now, wall_epoch());
         core.open_connection(CONN, ConnRole::Confined);
         Self {
             core,

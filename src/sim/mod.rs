@@ -70,7 +70,7 @@ pub(crate) struct Sim {
 }
 
 impl Sim {
-    /// An empty simulation whose network draws from `seed`.
+    /// An empty simulation whose network and core draw from `seed`.
     pub(crate) fn new(seed: u64) -> Self {
         let start = Instant::now();
         let mut names = HashMap::new();
@@ -79,7 +79,7 @@ impl Sim {
             start,
             now: start,
             net: Net::new(seed),
-            core: SimCore::new(start, CORE_ADDR),
+            core: SimCore::new(start, CORE_ADDR, seed),
             peers: Vec::new(),
             trace: Trace::default(),
             names,
