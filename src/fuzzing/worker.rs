@@ -840,6 +840,9 @@ fn replace_word(buf: &mut [u8], from: u32, to: u32) {
 }
 
 #[cfg(test)]
+mod timer_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -18,7 +18,7 @@ use crate::demux::{classify, PacketClass};
 use crate::dtls::{check_records, DtlsIdentity, DtlsState, RecordCheck};
 use crate::ice::{self, IceEvent};
 use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
-use crate::router::nack::PacketKind;
+use crate::router::nack::{NackGenerator, PacketKind};
 use crate::router::{ConnId, Consumer, ConsumerKey, Producer, ProducerKey, Router, TransportKey};
 use crate::rtcp::{self, Feedback};
 use crate::rtp::extension::read_extension_u16;
@@ -30,6 +30,7 @@ use crate::transport::{ice_state_name, WebRtcTransport};
 use crate::worker::fanout::{FanOut, Job};
 use crate::worker::liveness::Liveness;
 use crate::worker::ownership::AdminConns;
+use crate::worker::timers::{TimerKey, Timers};
 
 /// Worker-wide counters that outlive the entities they count.
 #[derive(Debug, Default, Clone, Copy)]
@@ -56,9 +57,6 @@ pub struct WorkerTotals {
     pub udp_datagrams_received: u64,
 }
 
-/// How often the shell calls [`WorkerCore::handle_timeout`]: ICE consent, DTLS
-/// retransmission and RTCP timers are checked at this granularity.
-pub const TICK: Duration = Duration::from_millis(100);
 /// Interval of sender/receiver reports per transport (RFC 3550 6.2 allows this for a
 /// few streams per session; browsers send about once a second too).
 pub const RTCP_INTERVAL: Duration = Duration::from_secs(1);
@@ -110,7 +108,8 @@ pub struct WorkerCore {
     pub(crate) fanout: FanOut,
     /// Bumped whenever a producer's consumer list changes (see `fanout`).
     pub(crate) topology: u64,
-    next_tick: Instant,
+    /// Every transport's and producer's next deadline (`worker::timers`).
+    pub(crate) timers: Timers,
     /// Every random choice of the core (ids, ICE credentials, SSRCs, initial sequence
     /// numbers): seeded from OS entropy by the shell, from a fixed seed in tests,
     /// fuzzing and simulation, so that a seed replays a run exactly.
@@ -157,7 +156,7 @@ impl WorkerCore {
             feedback: Vec::new(),
             fanout: FanOut::default(),
             topology: 0,
-            next_tick: now,
+            timers: Timers::default(),
             rng,
             liveness: Liveness::new(now),
         }
@@ -227,11 +226,6 @@ impl WorkerCore {
     /// Takes datagrams produced by control requests.
     pub fn control_out(&mut self) -> &mut SendBatch {
         &mut self.control_out
-    }
-
-    /// When [`Self::handle_timeout`] wants to run next.
-    pub fn poll_timeout(&self) -> Instant {
-        self.next_tick
     }
 
     /// NTP time (RFC 5905 64-bit format) of `now`.
@@ -346,6 +340,8 @@ impl WorkerCore {
                 self.drop_packet(DropReason::StunInvalid, Some(tk));
             }
         }
+        // A first nomination starts the consent timer.
+        self.reschedule_transport(now, tk);
     }
 
     pub(crate) fn drain_ice_events(&mut self, tk: TransportKey) {
@@ -416,6 +412,8 @@ impl WorkerCore {
         if state != before {
             self.on_dtls_state(now, tk, &router, &id, state, out);
         }
+        // Handshake retransmissions, and RTCP reports once connected.
+        self.reschedule_transport(now, tk);
     }
 
     pub(crate) fn on_dtls_state(
@@ -488,8 +486,15 @@ impl WorkerCore {
             arrival,
             keyframe,
         });
-        if p.nack_due(now) {
-            self.send_nacks(now, pk, out);
+        // NACKs due now go at once; a gap still inside the reordering delay (or a
+        // retry) is the producer's timer.
+        match p.nack.as_ref().and_then(NackGenerator::poll_timeout) {
+            Some(at) if at <= now => {
+                self.send_nacks(now, pk, out);
+                self.reschedule_producer(pk);
+            }
+            Some(at) => self.timers.lower(TimerKey::Producer(pk), at),
+            None => {}
         }
     }
 
@@ -583,38 +588,15 @@ impl WorkerCore {
         (!p.paused).then_some((pk, len, hdr, arrival))
     }
 
-    /// Periodic work: ICE consent, DTLS retransmissions, RTCP reports, deferred keyframe
-    /// requests.
-    pub fn handle_timeout(&mut self, now: Instant, out: &mut SendBatch) {
-        if now < self.next_tick {
-            return;
-        }
-        self.next_tick = now + TICK;
-        let keys: Vec<TransportKey> = self.transports.iter().map(|(k, _)| k).collect();
-        for tk in keys {
-            self.transport_timeout(now, tk, out);
-        }
-        let pending: Vec<ProducerKey> = self
-            .producers
-            .iter()
-            .filter(|(_, p)| p.keyframe_pending)
-            .map(|(k, _)| k)
-            .collect();
-        for pk in pending {
-            self.request_keyframe(now, pk, out);
-        }
-        let nacks: Vec<ProducerKey> = self
-            .producers
-            .iter()
-            .filter(|(_, p)| p.nack_due(now))
-            .map(|(k, _)| k)
-            .collect();
-        for pk in nacks {
-            self.send_nacks(now, pk, out);
-        }
-    }
-
-    fn transport_timeout(&mut self, now: Instant, tk: TransportKey, out: &mut SendBatch) {
+    /// A transport's due work (`worker::timers` calls it when its deadline comes):
+    /// ICE consent, DTLS retransmissions, RTCP reports, transport-cc feedback, REMB. Each
+    /// part checks its own deadline, so running early does nothing.
+    pub(crate) fn transport_timeout(
+        &mut self,
+        now: Instant,
+        tk: TransportKey,
+        out: &mut SendBatch,
+    ) {
         let Some(t) = self.transports.get_mut(tk) else {
             return;
         };

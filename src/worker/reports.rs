@@ -162,6 +162,8 @@ impl WorkerCore {
             return;
         };
         if !p.want_keyframe(now) {
+            // Deferred: the producer's timer sends it when the throttle opens.
+            self.reschedule_producer(pk);
             return;
         }
         self.totals.keyframe_requests_sent += 1;

@@ -60,6 +60,9 @@ impl WorkerCore {
     /// queued after it (see [`WorkerCore::drain_notifications`]) and datagrams it causes
     /// go to [`WorkerCore::control_out`].
     pub fn handle_request(&mut self, now: Instant, conn: ConnId, req: Request) -> Response {
+        // A request can start or stop any entity's timers (a connect completing DTLS, a
+        // producer with REMB, a keyframe request): recompute them at the next timeout.
+        self.timers.request_rescan(now);
         let id = req.id;
         match self.dispatch(now, conn, req) {
             Ok(data) => Response::accepted(id, data),
