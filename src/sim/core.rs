@@ -52,6 +52,9 @@ pub(crate) struct SimCore {
     fan_out_pending: bool,
     out: SendBatch,
     next_request: u64,
+    /// The last time `handle_timeout` ran, and how often it ran then.
+    last_timeout: Option<Instant>,
+    timeouts_at_last: u32,
 }
 
 impl SimCore {
@@ -73,6 +76,8 @@ impl SimCore {
             fan_out_pending: false,
             out: SendBatch::new(),
             next_request: 1,
+            last_timeout: None,
+            timeouts_at_last: 0,
         }
     }
 
@@ -107,11 +112,27 @@ impl SimCore {
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        if self.last_timeout != Some(now) {
+            self.timeouts_at_last = 0;
+        }
+        self.last_timeout = Some(now);
+        self.timeouts_at_last += 1;
         self.core.handle_timeout(now, &mut self.out);
     }
 
-    pub(crate) fn poll_timeout(&self) -> Instant {
-        self.core.poll_timeout()
+    /// When the core wants [`Self::handle_timeout`] (`poll_timeout`, asked after every
+    /// input). A deadline it leaves at a time it already ran at gets one more run, then
+    /// counts as a millisecond later, so a core that does not move its deadline cannot
+    /// stall virtual time (that would be a bug the scenario then shows as a stall).
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        let t = self.core.poll_timeout()?;
+        Some(match self.last_timeout {
+            Some(last) if t <= last && self.timeouts_at_last >= 2 => {
+                last + Duration::from_millis(1)
+            }
+            Some(last) if t <= last => last,
+            _ => t,
+        })
     }
 
     /// Takes what the core queued to send: the packet path's batch, then datagrams

@@ -223,16 +223,15 @@ impl Sim {
 
     // ---- the loop ---------------------------------------------------------------------
 
-    /// The earliest deadline of any party or datagram in flight.
-    fn next_event(&self) -> Instant {
-        let mut next = self.core.poll_timeout();
-        if let Some(at) = self.net.next_arrival() {
-            next = next.min(at);
-        }
-        for p in &self.peers {
-            next = next.min(p.deadline());
-        }
-        next.max(self.now)
+    /// The earliest deadline of any party or datagram in flight, if any.
+    fn next_event(&self) -> Option<Instant> {
+        let peers = self.peers.iter().map(SimPeer::deadline);
+        let next = [self.core.deadline(), self.net.next_arrival()]
+            .into_iter()
+            .flatten()
+            .chain(peers)
+            .min();
+        next.map(|n| n.max(self.now))
     }
 
     /// Runs every event up to and including `until`, then sets the clock to `until`.
@@ -245,11 +244,14 @@ impl Sim {
             while !self.fan_out_step(SEND_FLUSH) {}
         }
         loop {
-            let next = self.next_event();
-            if next > until {
-                self.now = self.now.max(until);
-                return false;
-            }
+            // With nothing scheduled, time simply runs to the caller's target.
+            let next = match self.next_event() {
+                Some(next) if next <= until => next,
+                _ => {
+                    self.now = self.now.max(until);
+                    return false;
+                }
+            };
             self.now = next;
             if self.step() {
                 return true;
@@ -285,7 +287,7 @@ impl Sim {
         if !core_batch.is_empty() && self.core_batch(core_batch) {
             return true;
         }
-        if self.core.poll_timeout() <= now {
+        if self.core.deadline().is_some_and(|t| t <= now) {
             self.core.handle_timeout(now);
             self.flush_core();
         }
