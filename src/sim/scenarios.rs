@@ -82,6 +82,8 @@ fn one_seed_gives_one_trace() {
     let b = impaired_call(11);
     assert!(a.len() > 2000, "a short trace proves little: {}", a.len());
     assert_eq!(a.first_difference(&b), None);
+    // Printed so that runs in separate processes can be compared too.
+    eprintln!("trace of {} records, digest {:016x}", a.len(), a.digest());
     let c = impaired_call(12);
     assert!(
         a.first_difference(&c).is_some(),

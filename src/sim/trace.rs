@@ -182,6 +182,18 @@ impl Trace {
             .count()
     }
 
+    /// A digest of the whole trace (times included), to compare runs across processes.
+    pub(crate) fn digest(&self) -> u64 {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        // DefaultHasher::new() has fixed keys: the digest is stable across processes.
+        let mut h = DefaultHasher::new();
+        for (at, r) in &self.records {
+            at.hash(&mut h);
+            r.to_string().hash(&mut h);
+        }
+        h.finish()
+    }
+
     /// The first record where `self` and `other` differ, for a readable failure.
     pub(crate) fn first_difference(&self, other: &Self) -> Option<String> {
         let n = self.records.len().max(other.records.len());
