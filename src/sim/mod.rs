@@ -48,8 +48,9 @@ const SEND_FLUSH: usize = 1024;
 /// Where the core listens.
 const CORE_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100)), 40_000);
 
-/// A peer's index in the simulation.
-pub(crate) type PeerId = usize;
+/// A peer of the simulation (its index, in the order peers were added).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PeerId(usize);
 
 /// One simulated worker core, its peers and the network between them.
 pub(crate) struct Sim {
@@ -97,12 +98,8 @@ impl Sim {
         &self.trace
     }
 
-    pub(crate) fn core_addr(&self) -> SocketAddr {
-        CORE_ADDR
-    }
-
     pub(crate) fn peer(&mut self, id: PeerId) -> &mut SimPeer {
-        &mut self.peers[id]
+        &mut self.peers[id.0]
     }
 
     /// Adds a str0m peer named `name` (`configure` adjusts its configuration).
@@ -111,33 +108,28 @@ impl Sim {
         name: &str,
         configure: impl FnOnce(str0m::RtcConfig) -> str0m::RtcConfig,
     ) -> PeerId {
-        let id = self.peers.len();
-        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 1, id as u8 + 1)), 5000);
+        let id = PeerId(self.peers.len());
+        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 1, id.0 as u8 + 1)), 5000);
         self.peers
             .push(SimPeer::new(name, addr, self.now, configure));
         self.names.insert(addr, name.to_owned());
         id
     }
 
-    /// Sets the link from `from` to `to` (peers' or the core's addresses).
-    pub(crate) fn set_link(&mut self, from: SocketAddr, to: SocketAddr, link: Link) {
-        self.net.set_link(from, to, link);
-    }
-
     /// The link from the core to peer `id` (its downlink).
     pub(crate) fn set_downlink(&mut self, id: PeerId, link: Link) {
-        let addr = self.peers[id].addr;
+        let addr = self.peers[id.0].addr;
         self.net.set_link(CORE_ADDR, addr, link);
     }
 
     /// The link from peer `id` to the core (its uplink).
     pub(crate) fn set_uplink(&mut self, id: PeerId, link: Link) {
-        let addr = self.peers[id].addr;
+        let addr = self.peers[id.0].addr;
         self.net.set_link(addr, CORE_ADDR, link);
     }
 
     pub(crate) fn downlink(&self, id: PeerId) -> Link {
-        self.net.link(CORE_ADDR, self.peers[id].addr)
+        self.net.link(CORE_ADDR, self.peers[id.0].addr)
     }
 
     /// Names the entity `id` in the trace (notifications and requests name it so).
@@ -195,10 +187,10 @@ impl Sim {
     /// it with the peer's fingerprint (as signaling does); returns the transport id.
     pub(crate) fn connect(&mut self, id: PeerId, router: &str) -> String {
         let t = self.ok("transport.create", Some(router), json!({}));
-        let label = format!("{}-transport", self.peers[id].name);
+        let label = format!("{}-transport", self.peers[id.0].name);
         let tid = self.take_id(&t, "transportId", &label);
-        self.peers[id].connect_to(&t, CORE_ADDR);
-        let dtls = self.peers[id].dtls_parameters();
+        self.peers[id.0].connect_to(&t, CORE_ADDR);
+        let dtls = self.peers[id.0].dtls_parameters();
         self.ok(
             "transport.connect",
             Some(&tid),
@@ -211,7 +203,7 @@ impl Sim {
     #[track_caller]
     pub(crate) fn run_until_connected(&mut self, ids: &[PeerId], limit: Duration) {
         let deadline = self.now + limit;
-        while !ids.iter().all(|i| self.peers[*i].connected) {
+        while !ids.iter().all(|i| self.peers[i.0].connected) {
             assert!(
                 self.now < deadline,
                 "peers did not connect within {limit:?}"

@@ -45,15 +45,13 @@ fn impaired_call(seed: u64) -> Trace {
         },
     );
     let (publisher, sub1, sub2) = (call.publisher, call.sub(0).peer, call.sub(1).peer);
-    let core = call.sim.core_addr();
     let uplink = Link {
         jitter: Duration::from_millis(8),
         reorder: 0.05,
         loss: 0.03,
         ..Link::default()
     };
-    let publisher_addr = call.sim.peer(publisher).addr;
-    call.sim.set_link(publisher_addr, core, uplink);
+    call.sim.set_uplink(publisher, uplink);
     call.sim.set_downlink(
         sub1,
         Link {
