@@ -27,6 +27,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use arbitrary::{Arbitrary, Result as ArbResult, Unstructured};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use rtc_dtls::config::{ConfigBuilder, ExtendedMasterSecretType, HandshakeConfig};
 use rtc_dtls::crypto::Certificate;
 use rtc_dtls::endpoint::Endpoint;
@@ -34,12 +36,12 @@ use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc_shared::TransportProtocol;
 use serde_json::Value;
 
+use crate::batch::SendBatch;
 use crate::channel::framing::{Frame, FrameDecoder};
 use crate::channel::params::DtlsFingerprint;
 use crate::channel::{parse_request, Request};
 use crate::dtls::{fingerprint_hex, DtlsIdentity, DtlsServer};
 use crate::worker::core::{CoreConfig, WorkerCore};
-use crate::worker::udp::SendBatch;
 
 // ---------------------------------------------------------------------------------------
 // Shared helpers and fixtures
@@ -61,6 +63,12 @@ fn frame<'a>(u: &mut Unstructured<'a>) -> ArbResult<&'a [u8]> {
 
 /// A fixed virtual clock origin: targets never read the clock while running ops, so
 /// an input replays the same way (up to the core's own random ids and SSRCs).
+/// The core's RNG, always from the same seed: a fuzz input replays exactly (ids, ICE
+/// credentials and consumer SSRCs are the same every run).
+pub fn core_rng() -> StdRng {
+    StdRng::seed_from_u64(0xF022)
+}
+
 fn epoch() -> (Instant, SystemTime) {
     thread_local!(static EPOCH: (Instant, SystemTime) = (Instant::now(), SystemTime::now()));
     EPOCH.with(|e| *e)
@@ -128,7 +136,8 @@ pub fn control(data: &[u8]) {
         return;
     };
     let (now, wall) = epoch();
-    let mut core = with_fixtures(|f| WorkerCore::new(core_config(), f.server.clone(), now, wall));
+    let mut core =
+        with_fixtures(|f| WorkerCore::new(core_config(), f.server.clone(), core_rng(), now, wall));
     let mut decoder = FrameDecoder::default();
     let mut frames = Vec::new();
     let mut ids = Vec::new();

@@ -22,7 +22,7 @@ use sfu::dtls::DtlsIdentity;
 use sfu::fuzzing::{self as f, encode_ops, push_frame, Op};
 use sfu::srtp::SrtpProfile;
 use sfu::worker::core::{CoreConfig, WorkerCore};
-use sfu::worker::udp::SendBatch;
+use sfu::batch::SendBatch;
 use str0m::config::{DtlsVersion, Fingerprint};
 use str0m::format::Codec;
 use str0m::ice::IceCreds;
@@ -175,7 +175,7 @@ fn record_call() -> (Capture, Capture, [u32; 2]) {
         local: CORE,
         announced: CORE,
     };
-    let mut core = WorkerCore::new(cfg, identity, now, SystemTime::now());
+    let mut core = WorkerCore::new(cfg, identity, f::core_rng(), now, SystemTime::now());
     let mut publisher = Peer::new("10.0.0.1:5000".parse().unwrap(), now);
     let mut subscriber = Peer::new("10.0.0.2:5000".parse().unwrap(), now);
     let router = request(&mut core, now, "router.create", None, Value::Null)["routerId"]

@@ -309,6 +309,11 @@ impl DtlsServer {
         self.endpoint.poll_transmit().map(|t| t.message)
     }
 
+    /// When [`Self::handle_timeout`] next has work (a handshake retransmission).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.endpoint.poll_timeout(&PEER_KEY)
+    }
+
     /// Drives retransmissions.
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some(at) = self.endpoint.poll_timeout(&PEER_KEY) {

@@ -17,6 +17,7 @@ pub use simple::SimpleConsumer;
 
 use std::time::{Duration, Instant};
 
+use rand::Rng;
 use serde_json::{json, Value};
 
 use crate::channel::params::{MediaKind, RtpParameters};
@@ -124,8 +125,9 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    /// A simple consumer for a negotiated `transport.consume`.
-    pub fn new(p: ConsumerParams) -> Self {
+    /// A simple consumer for a negotiated `transport.consume`; `rng` draws its initial
+    /// sequence numbers and timestamp (RFC 3550 5.1, RFC 4588).
+    pub fn new<R: Rng + ?Sized>(p: ConsumerParams, rng: &mut R) -> Self {
         let mut ext_map = ExtensionMap::new();
         for (from, to) in &p.stream.ext_map {
             ext_map.insert(*from, *to);
@@ -152,14 +154,14 @@ impl Consumer {
             fraction_lost: 0,
             packets_lost_reported: 0,
             rtx: p.stream.rtx_pt.map(|pt| (p.rtx_ssrc, pt)),
-            rtx_seq: rand::random(),
+            rtx_seq: rng.gen(),
             limiter: RetransmitLimiter::default(),
             retransmissions: 0,
             score: ScoreTracker::new(10),
             twcc_id: p.stream.twcc_id,
             fanout_pass: 0,
             kind: ConsumerKind::Simple(SimpleConsumer::new(
-                SeqTsMunger::new_random(p.ssrc),
+                SeqTsMunger::new_random(p.ssrc, rng),
                 keyframe_gated,
             )),
             rtp_parameters: p.stream.rtp_parameters,

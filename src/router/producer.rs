@@ -294,12 +294,25 @@ impl Producer {
         self.rtx_buffer.as_ref()
     }
 
-    /// Whether NACKs toward the publisher are due (newly missing packets, or retries).
+    /// When NACKs toward the publisher are next due (newly missing packets, or retries).
+    pub fn nack_deadline(&self) -> Option<Instant> {
+        self.nack.as_ref().and_then(NackGenerator::poll_timeout)
+    }
+
+    /// Whether NACKs toward the publisher are due.
     pub fn nack_due(&self, now: Instant) -> bool {
-        self.nack
-            .as_ref()
-            .and_then(NackGenerator::poll_timeout)
-            .is_some_and(|at| at <= now)
+        self.nack_deadline().is_some_and(|at| at <= now)
+    }
+
+    /// The producer's earliest deadline: its NACKs, or a deferred keyframe request when
+    /// the throttle opens.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let keyframe = self
+            .keyframe_pending
+            .then_some(self.last_keyframe_request)
+            .flatten()
+            .map(|t| t + KEYFRAME_REQUEST_INTERVAL);
+        self.nack_deadline().into_iter().chain(keyframe).min()
     }
 
     /// Puts the sequence numbers to NACK now into `lost`; returns whether losses were

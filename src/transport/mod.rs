@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use rand::Rng;
 use serde_json::{json, Value};
 
 use crate::bwe::SendSideEstimator;
@@ -79,29 +80,31 @@ impl std::fmt::Debug for DtlsServer {
 }
 
 impl WebRtcTransport {
-    /// A new transport with fresh ICE credentials.
-    pub fn new(
+    /// A new transport with fresh ICE credentials, RTCP SSRC and consumer SSRC key, all
+    /// drawn from `rng`.
+    pub fn new<R: Rng + ?Sized>(
         id: TransportId,
         router: RouterId,
         identity: &DtlsIdentity,
         now: Instant,
         app_data: Value,
+        rng: &mut R,
     ) -> Self {
         Self {
             id,
             router,
-            ice: IceLite::new(IceCredentials::generate()),
+            ice: IceLite::new(IceCredentials::generate(rng)),
             dtls: DtlsServer::new(identity),
             srtp_out: None,
             srtp_in: None,
             validated: Vec::new(),
             dtls_peer: None,
-            rtcp_ssrc: rand::random::<u32>() | 1,
+            rtcp_ssrc: rng.gen::<u32>() | 1,
             connected: false,
             dtls_connect_called: false,
             producers_by_ssrc: HashMap::new(),
             consumers_by_ssrc: HashMap::new(),
-            consumer_ssrcs: SsrcAllocator::new(),
+            consumer_ssrcs: SsrcAllocator::new(rng),
             producers: Vec::new(),
             consumers: Vec::new(),
             next_rtcp: now,

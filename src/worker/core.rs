@@ -7,9 +7,11 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
+use rand::rngs::StdRng;
 use serde_json::{json, Value};
 use slab::Slab;
 
+use crate::batch::{SendBatch, SendReport};
 use crate::channel::params::MediaKind;
 use crate::channel::Notification;
 use crate::demux::{classify, PacketClass};
@@ -28,7 +30,7 @@ use crate::transport::{ice_state_name, WebRtcTransport};
 use crate::worker::fanout::{FanOut, Job};
 use crate::worker::liveness::Liveness;
 use crate::worker::ownership::AdminConns;
-use crate::worker::udp::{SendBatch, SendReport};
+use crate::worker::timers::{TimerKey, Timers};
 
 /// Worker-wide counters that outlive the entities they count.
 #[derive(Debug, Default, Clone, Copy)]
@@ -55,9 +57,6 @@ pub struct WorkerTotals {
     pub udp_datagrams_received: u64,
 }
 
-/// How often the shell calls [`WorkerCore::handle_timeout`]: ICE consent, DTLS
-/// retransmission and RTCP timers are checked at this granularity.
-pub const TICK: Duration = Duration::from_millis(100);
 /// Interval of sender/receiver reports per transport (RFC 3550 6.2 allows this for a
 /// few streams per session; browsers send about once a second too).
 pub const RTCP_INTERVAL: Duration = Duration::from_secs(1);
@@ -109,14 +108,27 @@ pub struct WorkerCore {
     pub(crate) fanout: FanOut,
     /// Bumped whenever a producer's consumer list changes (see `fanout`).
     pub(crate) topology: u64,
-    next_tick: Instant,
+    /// Every transport's and producer's next deadline (`worker::timers`).
+    pub(crate) timers: Timers,
+    /// Every random choice of the core (ids, ICE credentials, SSRCs, initial sequence
+    /// numbers): seeded from OS entropy by the shell, from a fixed seed in tests,
+    /// fuzzing and simulation, so that a seed replays a run exactly.
+    pub(crate) rng: StdRng,
     /// The shell's loops' liveness (fed by the shell, reported by `worker.getStats`).
     pub(crate) liveness: Liveness,
 }
 
 impl WorkerCore {
-    /// A core with nothing placed on it yet.
-    pub fn new(cfg: CoreConfig, identity: DtlsIdentity, now: Instant, wall: SystemTime) -> Self {
+    /// A core with nothing placed on it yet. `rng` makes every random choice of the core;
+    /// it must be a CSPRNG seeded from OS entropy in production (ICE passwords come from
+    /// it: the shell seeds it with `StdRng::from_entropy`).
+    pub fn new(
+        cfg: CoreConfig,
+        identity: DtlsIdentity,
+        rng: StdRng,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Self {
         Self {
             cfg,
             identity,
@@ -144,7 +156,8 @@ impl WorkerCore {
             feedback: Vec::new(),
             fanout: FanOut::default(),
             topology: 0,
-            next_tick: now,
+            timers: Timers::default(),
+            rng,
             liveness: Liveness::new(now),
         }
     }
@@ -213,11 +226,6 @@ impl WorkerCore {
     /// Takes datagrams produced by control requests.
     pub fn control_out(&mut self) -> &mut SendBatch {
         &mut self.control_out
-    }
-
-    /// When [`Self::handle_timeout`] wants to run next.
-    pub fn poll_timeout(&self) -> Instant {
-        self.next_tick
     }
 
     /// NTP time (RFC 5905 64-bit format) of `now`.
@@ -332,6 +340,8 @@ impl WorkerCore {
                 self.drop_packet(DropReason::StunInvalid, Some(tk));
             }
         }
+        // A first nomination starts the consent timer.
+        self.reschedule_transport(now, tk);
     }
 
     pub(crate) fn drain_ice_events(&mut self, tk: TransportKey) {
@@ -402,6 +412,8 @@ impl WorkerCore {
         if state != before {
             self.on_dtls_state(now, tk, &router, &id, state, out);
         }
+        // Handshake retransmissions, and RTCP reports once connected.
+        self.reschedule_transport(now, tk);
     }
 
     pub(crate) fn on_dtls_state(
@@ -471,8 +483,15 @@ impl WorkerCore {
             arrival: packet.arrival,
             keyframe: packet.keyframe,
         });
-        if p.nack_due(now) {
-            self.send_nacks(now, pk, out);
+        // NACKs due now go at once; a gap still inside the reordering delay (or a
+        // retry) is the producer's timer.
+        match p.nack_deadline() {
+            Some(at) if at <= now => {
+                self.send_nacks(now, pk, out);
+                self.reschedule_producer(pk);
+            }
+            Some(at) => self.timers.lower(TimerKey::Producer(pk), at),
+            None => {}
         }
     }
 
@@ -542,38 +561,15 @@ impl WorkerCore {
         }
     }
 
-    /// Periodic work: ICE consent, DTLS retransmissions, RTCP reports, deferred keyframe
-    /// requests.
-    pub fn handle_timeout(&mut self, now: Instant, out: &mut SendBatch) {
-        if now < self.next_tick {
-            return;
-        }
-        self.next_tick = now + TICK;
-        let keys: Vec<TransportKey> = self.transports.iter().map(|(k, _)| k).collect();
-        for tk in keys {
-            self.transport_timeout(now, tk, out);
-        }
-        let pending: Vec<ProducerKey> = self
-            .producers
-            .iter()
-            .filter(|(_, p)| p.keyframe_pending())
-            .map(|(k, _)| k)
-            .collect();
-        for pk in pending {
-            self.request_keyframe(now, pk, out);
-        }
-        let nacks: Vec<ProducerKey> = self
-            .producers
-            .iter()
-            .filter(|(_, p)| p.nack_due(now))
-            .map(|(k, _)| k)
-            .collect();
-        for pk in nacks {
-            self.send_nacks(now, pk, out);
-        }
-    }
-
-    fn transport_timeout(&mut self, now: Instant, tk: TransportKey, out: &mut SendBatch) {
+    /// A transport's due work (`worker::timers` calls it when its deadline comes):
+    /// ICE consent, DTLS retransmissions, RTCP reports, transport-cc feedback, REMB. Each
+    /// part checks its own deadline, so running early does nothing.
+    pub(crate) fn transport_timeout(
+        &mut self,
+        now: Instant,
+        tk: TransportKey,
+        out: &mut SendBatch,
+    ) {
         let Some(t) = self.transports.get_mut(tk) else {
             return;
         };

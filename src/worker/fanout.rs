@@ -31,10 +31,10 @@ use std::time::Instant;
 
 use slab::Slab;
 
+use crate::batch::SendBatch;
 use crate::router::{Consumer, Egress, Producer, ProducerKey, Transmission, TransportKey};
 use crate::rtp::RtpHeader;
 use crate::worker::core::WorkerCore;
-use crate::worker::udp::SendBatch;
 
 /// A producer packet accepted for forwarding; its plaintext stays in the receive buffer
 /// `slot` (first `len` bytes) until the fan-out is done.

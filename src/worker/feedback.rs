@@ -5,10 +5,11 @@
 
 use std::time::Instant;
 
+use crate::batch::SendBatch;
 use crate::router::{Producer, TransportKey};
 use crate::rtcp::remb::write_remb;
 use crate::worker::core::{send_rtcp, WorkerCore};
-use crate::worker::udp::SendBatch;
+use crate::worker::timers::TimerKey;
 
 impl WorkerCore {
     /// Sends the transport-cc feedback that is due for a transport (one or more RTCP
@@ -22,12 +23,13 @@ impl WorkerCore {
         let Some(t) = self.transports.get_mut(tk) else {
             return;
         };
-        let due = t
-            .twcc_in
-            .as_ref()
-            .and_then(|(_, r)| r.poll_timeout())
-            .is_some_and(|at| at <= now);
-        if !due {
+        let Some(at) = t.twcc_in.as_ref().and_then(|(_, r)| r.poll_timeout()) else {
+            return;
+        };
+        if at > now {
+            // Pending packets: feedback goes out at `at` even if no packet comes to
+            // carry it there (about every 50 ms while packets arrive).
+            self.timers.lower(TimerKey::Transport(tk), at);
             return;
         }
         let media_ssrc = t

@@ -4,10 +4,10 @@
 
 use std::time::Instant;
 
+use crate::batch::SendBatch;
 use crate::router::{ConsumerKey, Egress, ProducerKey};
 use crate::rtcp;
 use crate::worker::core::{send_rtcp, WorkerCore};
-use crate::worker::udp::SendBatch;
 
 /// Sequence numbers per NACK packet: keeps a NACK for a burst of scattered losses well
 /// inside one datagram (each PID+BLP pair covers up to 17).

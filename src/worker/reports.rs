@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::batch::SendBatch;
 use crate::router::{ConsumerKey, Producer, ProducerKey, TransportKey};
 use crate::rtcp::{self, Feedback};
 use crate::stats::DropReason;
 use crate::worker::core::{send_rtcp, srtp_drop_reason, WorkerCore};
-use crate::worker::udp::SendBatch;
 
 impl WorkerCore {
     pub(crate) fn on_rtcp(
@@ -143,6 +143,8 @@ impl WorkerCore {
             return;
         };
         if !p.want_keyframe(now) {
+            // Deferred: the producer's timer sends it when the throttle opens.
+            self.reschedule_producer(pk);
             return;
         }
         self.totals.keyframe_requests_sent += 1;

@@ -5,8 +5,11 @@
 
 use std::time::Instant;
 
+use rand::rngs::StdRng;
+use rand::Rng;
 use serde_json::{json, Value};
 
+use crate::batch::SendBatch;
 use crate::bwe::{BweConfig, SendSideEstimator};
 use crate::channel::params::{
     DtlsFingerprint, DtlsParameters, DtlsRole, IceCandidate, IceParameters, MediaKind,
@@ -26,7 +29,6 @@ use crate::rtcp::remb::{RembConfig, RembEstimator};
 use crate::rtcp::twcc::TwccRecorder;
 use crate::transport::WebRtcTransport;
 use crate::worker::core::WorkerCore;
-use crate::worker::udp::SendBatch;
 
 type Result<T> = std::result::Result<T, ControlError>;
 
@@ -37,10 +39,10 @@ fn not_found(kind: &'static str, id: &str) -> ControlError {
     }
 }
 
-/// A fresh random id not used by any entity of this worker.
-fn new_id(taken: impl Fn(&str) -> bool) -> String {
+/// A fresh random id (from the worker's RNG) not used by any entity of this worker.
+fn new_id(rng: &mut StdRng, taken: impl Fn(&str) -> bool) -> String {
     loop {
-        let id = format!("{:016x}", rand::random::<u64>());
+        let id = format!("{:016x}", rng.gen::<u64>());
         if !taken(&id) {
             return id;
         }
@@ -52,6 +54,9 @@ impl WorkerCore {
     /// queued after it (see [`WorkerCore::drain_notifications`]) and datagrams it causes
     /// go to [`WorkerCore::control_out`].
     pub fn handle_request(&mut self, now: Instant, conn: ConnId, req: Request) -> Response {
+        // A request can start or stop any entity's timers (a connect completing DTLS, a
+        // producer with REMB, a keyframe request): recompute them at the next timeout.
+        self.timers.request_rescan(now);
         let id = req.id;
         match self.dispatch(now, conn, req) {
             Ok(data) => Response::accepted(id, data),
@@ -98,7 +103,7 @@ impl WorkerCore {
             }
             Method::RouterCreate => {
                 let d: CreateData = parse_data(method, data)?;
-                let id = RouterId(new_id(|s| {
+                let id = RouterId(new_id(&mut self.rng, |s| {
                     self.routers.contains_key(&RouterId(s.to_owned()))
                 }));
                 tracing::info!(router = %id, conn, "router created");
@@ -293,10 +298,17 @@ impl WorkerCore {
     }
 
     fn create_transport(&mut self, now: Instant, rid: RouterId, app_data: Value) -> Result<Value> {
-        let id = TransportId(new_id(|s| {
+        let id = TransportId(new_id(&mut self.rng, |s| {
             self.transport_ids.contains_key(&TransportId(s.to_owned()))
         }));
-        let t = WebRtcTransport::new(id.clone(), rid.clone(), &self.identity, now, app_data);
+        let t = WebRtcTransport::new(
+            id.clone(),
+            rid.clone(),
+            &self.identity,
+            now,
+            app_data,
+            &mut self.rng,
+        );
         let creds = t.ice.local_credentials().clone();
         let tk = self.transports.insert(t);
         self.totals.transports_created += 1;
@@ -388,7 +400,7 @@ impl WorkerCore {
             }
         }
         let router = t.router.clone();
-        let id = ProducerId(new_id(|s| {
+        let id = ProducerId(new_id(&mut self.rng, |s| {
             self.producer_ids.contains_key(&ProducerId(s.to_owned()))
         }));
         let twcc_id = stream.twcc_id;
@@ -470,25 +482,28 @@ impl WorkerCore {
             rtx_ssrc,
             d.mid,
         )?;
-        let id = ConsumerId(new_id(|s| {
+        let id = ConsumerId(new_id(&mut self.rng, |s| {
             self.consumer_ids.contains_key(&ConsumerId(s.to_owned()))
         }));
         let (kind, producer_paused) = (p.kind(), p.paused());
         let rtp_parameters = stream.rtp_parameters.clone();
         let twcc = stream.twcc_id.is_some();
-        let consumer = Consumer::new(ConsumerParams {
-            id: id.clone(),
-            producer: pk,
-            transport: tk,
-            media_kind: kind,
-            ssrc,
-            rtx_ssrc,
-            stream,
-            paused: d.paused,
-            producer_paused,
-            producer_vp8: p.vp8(),
-            app_data: d.app_data,
-        });
+        let consumer = Consumer::new(
+            ConsumerParams {
+                id: id.clone(),
+                producer: pk,
+                transport: tk,
+                media_kind: kind,
+                ssrc,
+                rtx_ssrc,
+                stream,
+                paused: d.paused,
+                producer_paused,
+                producer_vp8: p.vp8(),
+                app_data: d.app_data,
+            },
+            &mut self.rng,
+        );
         let consumer_type = consumer.kind().name();
         let ck = self.consumers.insert(consumer);
         self.consumer_ids.insert(id.clone(), ck);

@@ -4,11 +4,11 @@
 //! transport and the worker for one consumer's copies of a batch (or one NACK's
 //! retransmissions), so each copy costs no lookup.
 
+use crate::batch::SendBatch;
 use crate::bwe::SendSideEstimator;
 use crate::srtp::SrtpContext;
 use crate::stats::{DropCounters, Traffic};
 use crate::transport::WebRtcTransport;
-use crate::worker::udp::SendBatch;
 use std::net::SocketAddr;
 
 /// One subscriber transport's egress state, with the worker's send batch.

@@ -4,12 +4,15 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
 use super::*;
+use crate::batch::SendBatch;
 use crate::bwe::{BweConfig, SendSideEstimator};
 use crate::rtp::extension::read_extension_u16;
 use crate::srtp::{contexts_from_keying_material, SrtpContext, SrtpProfile};
 use crate::stats::DropCounters;
-use crate::worker::udp::SendBatch;
 
 const PRODUCER_PT: u8 = 96;
 const CONSUMER_PT: u8 = 100;
@@ -20,26 +23,29 @@ const RTX_SSRC: u32 = 0x0c0c_0002;
 const DEST: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 5000);
 
 fn consumer(media_kind: MediaKind, producer_vp8: bool, rtx: bool) -> Consumer {
-    Consumer::new(ConsumerParams {
-        id: ConsumerId("c".into()),
-        producer: 0,
-        transport: 0,
-        media_kind,
-        ssrc: SSRC,
-        rtx_ssrc: RTX_SSRC,
-        stream: ConsumerStream {
-            rtp_parameters: RtpParameters::default(),
-            pt_map: vec![(PRODUCER_PT, CONSUMER_PT)],
-            ext_map: Vec::new(),
-            clock_rate: 90_000,
-            rtx_pt: rtx.then_some(RTX_PT),
-            twcc_id: Some(TWCC_ID),
+    Consumer::new(
+        ConsumerParams {
+            id: ConsumerId("c".into()),
+            producer: 0,
+            transport: 0,
+            media_kind,
+            ssrc: SSRC,
+            rtx_ssrc: RTX_SSRC,
+            stream: ConsumerStream {
+                rtp_parameters: RtpParameters::default(),
+                pt_map: vec![(PRODUCER_PT, CONSUMER_PT)],
+                ext_map: Vec::new(),
+                clock_rate: 90_000,
+                rtx_pt: rtx.then_some(RTX_PT),
+                twcc_id: Some(TWCC_ID),
+            },
+            paused: false,
+            producer_paused: false,
+            producer_vp8,
+            app_data: Value::Null,
         },
-        paused: false,
-        producer_paused: false,
-        producer_vp8,
-        app_data: Value::Null,
-    })
+        &mut StdRng::seed_from_u64(1),
+    )
 }
 
 /// A producer packet without header extensions.
