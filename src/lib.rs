@@ -21,3 +21,6 @@ pub mod srtp;
 pub mod stats;
 pub mod transport;
 pub mod worker;
+
+#[cfg(test)]
+mod sim;

@@ -818,9 +818,6 @@ fn media_packet(ssrc: u32, pt: u8, seq: u16, ts: u32, flags: u8, payload: &[u8])
 }
 
 #[cfg(test)]
-mod churn_tests;
-
-#[cfg(test)]
 mod timer_tests;
 
 #[cfg(test)]
@@ -915,111 +912,5 @@ mod tests {
         assert_eq!(nacks, 1);
         assert_eq!(s.core.rtp_out.packets, 3, "the NACKed packet is resent");
         assert_eq!(s.core.drops().total(), 0, "{}", s.core.drops().to_json());
-    }
-
-    /// A subscriber's copies of one publisher's producers are queued together, video
-    /// first (so audio can end a video GSO run), each once, whatever the arrival order.
-    #[test]
-    fn fan_out_queues_a_subscribers_video_then_audio_together() {
-        let mut s = Session::new();
-        s.apply(Op::Media {
-            stream: 1,
-            seq: 1,
-            ts: 0,
-            flags: 0,
-            payload: vec![1; 40],
-        });
-        for seq in 1..=3u16 {
-            s.apply(Op::Media {
-                stream: 0,
-                seq,
-                ts: 0,
-                flags: if seq == 1 { 2 } else { 0 },
-                payload: vec![7; 300],
-            });
-        }
-        s.receive_batch();
-        s.flush();
-        let done = s.fan_out_step(1);
-        // One step served the video consumer and, with it, the same transport's audio
-        // consumer; the audio group then has nobody left.
-        let sizes: Vec<usize> = s.out.iter().map(|(_, d)| d.len()).collect();
-        assert_eq!(sizes.len(), 4, "{sizes:?}");
-        assert!(
-            sizes[..3].iter().all(|n| *n > 300) && sizes[3] < 100,
-            "{sizes:?}"
-        );
-        assert!(!done, "the step stopped at the limit");
-        s.flush();
-        while !s.fan_out_step(1) {}
-        assert!(s.out.is_empty(), "nothing is sent twice");
-        assert_eq!(s.core.rtp_out.packets, 4);
-    }
-
-    /// The fan-out is resumable across flushes (`worker::fanout`): consumers closed or
-    /// moved in the list while a flush was out neither lose copies nor get them twice,
-    /// and each consumer's copies of the batch are queued back to back.
-    #[test]
-    fn fan_out_resumes_after_consumers_change_mid_way() {
-        let mut s = Session::new();
-        let now = s.now;
-        for _ in 0..2 {
-            let req = Request {
-                id: 99,
-                method: "transport.consume".into(),
-                target: Some(s.ids[ID_TRANSPORT_B].clone()),
-                data: json!({ "producerId": s.ids[ID_VIDEO_PRODUCER],
-                    "rtpCapabilities": subscriber_capabilities() }),
-            };
-            call(&mut s.core, now, CONN, req, &mut s.ids);
-        }
-        s.flush();
-        for seq in 1..=3u16 {
-            s.apply(Op::Media {
-                stream: 0,
-                seq,
-                ts: 0,
-                flags: if seq == 1 { 2 } else { 0 },
-                payload: vec![7; 200],
-            });
-        }
-        s.receive_batch();
-        s.flush();
-        let step = |s: &mut Session| s.fan_out_step(1);
-        // One consumer per step: its three copies, back to back.
-        for _ in 0..2 {
-            assert!(!step(&mut s));
-            assert_eq!(s.out.len(), 3);
-            let dests: Vec<_> = s.out.iter().map(|(d, _)| d).collect();
-            assert!(dests.iter().all(|d| *d == PEER_B));
-            s.flush();
-        }
-        // The first consumer closes while the second flush is out: the third consumer
-        // moves to index 1, where the fan-out stopped.
-        let close = Request {
-            id: 100,
-            method: "consumer.close".into(),
-            target: Some(s.ids[ID_VIDEO_CONSUMER].clone()),
-            data: Value::Null,
-        };
-        call(&mut s.core, now, CONN, close, &mut s.ids);
-        let mut queued = 0;
-        loop {
-            let done = step(&mut s);
-            queued += s.out.len();
-            s.flush();
-            if done {
-                break;
-            }
-        }
-        assert_eq!(queued, 3, "only the third consumer's copies remained");
-        let video: Vec<u64> = s
-            .core
-            .consumers
-            .iter()
-            .filter(|(_, c)| c.media_kind() == crate::channel::params::MediaKind::Video)
-            .map(|(_, c)| c.traffic().packets)
-            .collect();
-        assert_eq!(video, [3, 3], "each remaining consumer got the batch once");
     }
 }

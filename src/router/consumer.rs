@@ -125,9 +125,8 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    /// A simple consumer for a negotiated `transport.consume`; its first RTX sequence
-    /// number and its munger's starting sequence number and timestamp are drawn from
-    /// `rng` (the worker's, RFC 3550 5.1).
+    /// A simple consumer for a negotiated `transport.consume`; `rng` draws its initial
+    /// sequence numbers and timestamp (RFC 3550 5.1, RFC 4588).
     pub fn new<R: Rng + ?Sized>(p: ConsumerParams, rng: &mut R) -> Self {
         let mut ext_map = ExtensionMap::new();
         for (from, to) in &p.stream.ext_map {

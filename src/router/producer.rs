@@ -294,19 +294,18 @@ impl Producer {
         self.rtx_buffer.as_ref()
     }
 
-    /// Whether NACKs toward the publisher are due (newly missing packets, or retries).
-    pub fn nack_due(&self, now: Instant) -> bool {
-        self.nack_deadline().is_some_and(|at| at <= now)
-    }
-
-    /// When NACKs toward the publisher are next due (a first request or a retry), if
-    /// anything is missing.
+    /// When NACKs toward the publisher are next due (newly missing packets, or retries).
     pub fn nack_deadline(&self) -> Option<Instant> {
         self.nack.as_ref().and_then(NackGenerator::poll_timeout)
     }
 
-    /// The producer's next deadline: its next NACK, or the moment the throttle lets a
-    /// deferred keyframe request out (`worker::timers`).
+    /// Whether NACKs toward the publisher are due.
+    pub fn nack_due(&self, now: Instant) -> bool {
+        self.nack_deadline().is_some_and(|at| at <= now)
+    }
+
+    /// The producer's earliest deadline: its NACKs, or a deferred keyframe request when
+    /// the throttle opens.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let keyframe = self
             .keyframe_pending

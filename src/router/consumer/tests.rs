@@ -44,7 +44,7 @@ fn consumer(media_kind: MediaKind, producer_vp8: bool, rtx: bool) -> Consumer {
             producer_vp8,
             app_data: Value::Null,
         },
-        &mut StdRng::seed_from_u64(7),
+        &mut StdRng::seed_from_u64(1),
     )
 }
 
