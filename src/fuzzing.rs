@@ -17,9 +17,8 @@ mod worker;
 
 pub use parsers::{rtcp, rtp, srtp, srtp_contexts, srtp_ops, stun, stun_credentials, stun_flags};
 pub use worker::{
-    decode_ops, encode_ops, worker, Op, ABS_SEND_TIME_ID, AUDIO_CONSUMER_SSRC_PLACEHOLDER,
-    AUDIO_SSRC, MID_ID, OPUS_PT, RTX_PT, VIDEO_CONSUMER_SSRC_PLACEHOLDER, VIDEO_RTX_SSRC,
-    VIDEO_SSRC, VP8_PT,
+    consumer_ssrcs, decode_ops, encode_ops, worker, Op, ABS_SEND_TIME_ID, AUDIO_SSRC, MID_ID,
+    OPUS_PT, RTX_PT, VIDEO_RTX_SSRC, VIDEO_SSRC, VP8_PT,
 };
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -130,7 +129,7 @@ fn build_fixtures() -> Fixtures {
 /// `control` target: `[chunk size][byte stream of frames]`. The stream is fed to a
 /// [`FrameDecoder`] in chunks; each body has `$0`..`$9` replaced by the ids handed out so
 /// far (routers, transports, producers, consumers, in order), so requests can name
-/// entities whose ids are random.
+/// entities by the order they were made rather than by the ids the seeded core picked.
 pub fn control(data: &[u8]) {
     let Some((&chunk, stream)) = data.split_first() else {
         return;

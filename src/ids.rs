@@ -1,23 +1,11 @@
-//! Typed identifiers. Wire-level values (SSRC, payload type, sequence number) and
-//! control-plane entity ids are distinct types so they cannot be mixed up.
+//! Typed control-plane entity ids: a router's, a transport's, a producer's and a
+//! consumer's ids are distinct types, so a request handler cannot look one up as
+//! another. (Wire values such as SSRCs stay plain integers on the packet path, where the
+//! parsers and maps already name them.)
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-
-/// RTP synchronisation source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Ssrc(pub u32);
-
-/// RTP payload type (7 bits on the wire).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Pt(pub u8);
-
-/// RTP sequence number (16 bits, wraps).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SeqNo(pub u16);
 
 macro_rules! entity_id {
     ($(#[$doc:meta])* $name:ident) => {
@@ -41,18 +29,18 @@ macro_rules! entity_id {
 }
 
 entity_id!(
-    /// A router (one room), chosen by the control client.
+    /// A router (one room), chosen by the worker (random, `worker::requests`).
     RouterId
 );
 entity_id!(
-    /// A WebRTC transport, chosen by the control client.
+    /// A WebRTC transport, chosen by the worker (random, `worker::requests`).
     TransportId
 );
 entity_id!(
-    /// A producer (one incoming track), chosen by the control client.
+    /// A producer (one incoming track), chosen by the worker (random, `worker::requests`).
     ProducerId
 );
 entity_id!(
-    /// A consumer (one outgoing track for one subscriber), chosen by the control client.
+    /// A consumer (one outgoing track for one subscriber), chosen by the worker (random, `worker::requests`).
     ConsumerId
 );

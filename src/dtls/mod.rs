@@ -309,9 +309,13 @@ impl DtlsServer {
         self.endpoint.poll_transmit().map(|t| t.message)
     }
 
-    /// When [`Self::handle_timeout`] next has work (a handshake retransmission).
+    /// When [`Self::handle_timeout`] next has work (a handshake retransmission); never
+    /// once the association failed or closed, whatever the endpoint still holds.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.endpoint.poll_timeout(&PEER_KEY)
+        match self.state {
+            DtlsState::Failed | DtlsState::Closed => None,
+            _ => self.endpoint.poll_timeout(&PEER_KEY),
+        }
     }
 
     /// Drives retransmissions.

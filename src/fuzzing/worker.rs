@@ -50,10 +50,6 @@ pub const AUDIO_SSRC: u32 = 0x1111_0001;
 pub const VP8_PT: u8 = 96;
 pub const RTX_PT: u8 = 97;
 pub const OPUS_PT: u8 = 111;
-/// In plaintext RTP/RTCP of [`Op::Srtp`], these words are replaced by the SSRCs the
-/// worker picked for its video and audio consumers (random per run).
-pub const VIDEO_CONSUMER_SSRC_PLACEHOLDER: u32 = 0xC0C0_0001;
-pub const AUDIO_CONSUMER_SSRC_PLACEHOLDER: u32 = 0xC0C0_0002;
 /// Publisher extension ids (abs-send-time, mid); the subscriber negotiates other ids.
 pub const ABS_SEND_TIME_ID: u8 = 2;
 pub const MID_ID: u8 = 4;
@@ -74,8 +70,9 @@ pub enum Op {
         flags: u8,
         payload: Vec<u8>,
     },
-    /// Plaintext RTP or RTCP (placeholders substituted) protected with peer A's (even
-    /// `peer`) or B's real SRTP context and sent from that peer's nominated address.
+    /// Plaintext RTP or RTCP protected with peer A's (even `peer`) or B's real SRTP
+    /// context and sent from that peer's nominated address. It can name the consumers:
+    /// their SSRCs are the same every run ([`consumer_ssrcs`]).
     Srtp {
         peer: u8,
         rtcp: bool,
@@ -226,6 +223,14 @@ pub fn decode_ops(data: &[u8]) -> Vec<Op> {
         }
     }
     ops
+}
+
+/// The SSRCs of the subscriber's video and audio consumers in every `worker` session:
+/// the core's RNG has a fixed seed ([`super::core_rng`]) and setup is always the same, so
+/// inputs (and seeds) can name them in plaintext RTCP.
+pub fn consumer_ssrcs() -> [u32; 2] {
+    thread_local!(static SSRCS: [u32; 2] = Session::new().consumer_ssrcs);
+    SSRCS.with(|s| *s)
 }
 
 /// `worker` target: a fresh core set up as a two-party call (see [`Session::new`]), then
@@ -451,20 +456,7 @@ impl Session {
                 let from = self.peers[0].addr;
                 self.queue(from, sealed);
             }
-            Op::Srtp {
-                peer,
-                rtcp,
-                mut plain,
-            } => {
-                for (placeholder, ssrc) in [
-                    VIDEO_CONSUMER_SSRC_PLACEHOLDER,
-                    AUDIO_CONSUMER_SSRC_PLACEHOLDER,
-                ]
-                .into_iter()
-                .zip(self.consumer_ssrcs)
-                {
-                    replace_word(&mut plain, placeholder, ssrc);
-                }
+            Op::Srtp { peer, rtcp, plain } => {
                 let peer = usize::from(peer & 1);
                 let sealed = self.seal(peer, rtcp, plain);
                 let from = self.peers[peer].addr;
@@ -825,22 +817,11 @@ fn media_packet(ssrc: u32, pt: u8, seq: u16, ts: u32, flags: u8, payload: &[u8])
     p
 }
 
-/// Replaces every big-endian occurrence of `from` (at any offset) by `to`.
-fn replace_word(buf: &mut [u8], from: u32, to: u32) {
-    let (from, to) = (from.to_be_bytes(), to.to_be_bytes());
-    let mut i = 0;
-    while let Some(w) = buf.get_mut(i..i + 4) {
-        if *w == from {
-            w.copy_from_slice(&to);
-            i += 4;
-        } else {
-            i += 1;
-        }
-    }
-}
-
 #[cfg(test)]
 mod timer_tests;
+
+#[cfg(test)]
+mod seeded_tests;
 
 #[cfg(test)]
 mod tests {

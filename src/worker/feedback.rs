@@ -49,6 +49,8 @@ impl WorkerCore {
             send_rtcp(t, &mut self.scratch, out, &mut self.drops);
         }
         t.twcc_in = Some((id, recorder));
+        // The next feedback is due one interval from now.
+        self.reschedule_transport(now, tk);
     }
 
     /// Sends REMB toward a publisher without transport-cc when its estimate is due.

@@ -413,6 +413,8 @@ async fn packet_loop(shared: Rc<Shared>) -> io::Result<()> {
                 }
             }
         }
+        // The batch may have brought deadlines forward (NACKs, feedback, handshakes).
+        shared.rearm_timer();
         // Replies and feedback first: they are few and time-critical.
         shared.send(&mut sb).await;
         loop {
@@ -428,7 +430,6 @@ async fn packet_loop(shared: Rc<Shared>) -> io::Result<()> {
                 break;
             }
         }
-        shared.rearm_timer();
         shared.enter(LoopPhase::Flush);
         shared.flush().await;
         shared.enter(LoopPhase::Yield);

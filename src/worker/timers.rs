@@ -4,17 +4,21 @@
 //!
 //! A transport's deadline is the earliest of its ICE consent expiry, DTLS
 //! retransmission, next RTCP report, transport-cc feedback and REMB; a producer's the
-//! earliest of its NACK (first request or retry, `NackGenerator::poll_timeout`) and its
-//! deferred keyframe request. Whatever can make a deadline earlier lowers it where it
+//! earliest of its NACK (first request or retry) and its deferred keyframe request
+//! (`Producer::poll_timeout`). Whatever can make a deadline earlier lowers it where it
 //! happens: the packet path (a gap to NACK, transport-cc packets pending), STUN and DTLS
 //! datagrams, a throttled keyframe request. A control request can change any entity, so
 //! it asks for one rescan of all of them at the next timeout, which it makes due at
 //! once: control requests are rare next to packets, and one scan serves a burst of them.
 //!
-//! Deadlines are lowered lazily: a heap entry whose time no longer matches its entity's
-//! scheduled time is stale and skipped when it comes up, and an entity that runs early
-//! (its deadline moved later, or its slab key was reused) finds nothing due and is
-//! rescheduled at its real deadline. Nothing here scans every entity per packet.
+//! Where an entity's whole deadline is recomputed (after it ran, after STUN or DTLS
+//! input, after feedback or NACKs went out from the packet path) it is set exactly;
+//! where only one of its timers is known (the packet path noting a NACK or feedback
+//! deadline) it is only lowered. Either way the heap is updated lazily: a heap entry
+//! whose time no longer matches its entity's scheduled time is stale and skipped when it
+//! comes up, and an entity that runs early (its deadline moved later, or its slab key
+//! was reused) finds nothing due and is rescheduled at its real deadline. Nothing here
+//! scans every entity per packet.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -72,7 +76,7 @@ impl Timers {
         }
     }
 
-    /// Schedules `key` exactly at `at` (after it ran, or in a rescan).
+    /// Schedules `key` exactly at `at` (after it ran, in a rescan, or recomputed whole).
     fn set(&mut self, key: TimerKey, at: Option<Instant>) {
         let slot = self.slot(key);
         if *slot == at {
@@ -185,24 +189,23 @@ impl WorkerCore {
         }
     }
 
-    /// Lowers a transport's deadline to what its state asks for now (after STUN, DTLS
-    /// and RTP input).
+    /// Schedules a transport at what its state asks for now (after STUN and DTLS
+    /// input, after feedback went out from the packet path). Exact, as its deadline is
+    /// the minimum over all its timers; a deadline already past makes the next timeout
+    /// run it.
     pub(crate) fn reschedule_transport(&mut self, now: Instant, tk: TransportKey) {
-        if let Some(at) = self
+        let at = self
             .transports
             .get(tk)
-            .and_then(|t| transport_deadline(t, now))
-        {
-            self.timers.lower(TimerKey::Transport(tk), at);
-        }
+            .and_then(|t| transport_deadline(t, now));
+        self.timers.set(TimerKey::Transport(tk), at);
     }
 
-    /// Lowers a producer's deadline to what its state asks for now (a throttled keyframe
-    /// request, NACKs sent).
+    /// Schedules a producer at what its state asks for now (a throttled keyframe
+    /// request, NACKs sent from the packet path).
     pub(crate) fn reschedule_producer(&mut self, pk: ProducerKey) {
-        if let Some(at) = self.producers.get(pk).and_then(Producer::poll_timeout) {
-            self.timers.lower(TimerKey::Producer(pk), at);
-        }
+        let at = self.producers.get(pk).and_then(Producer::poll_timeout);
+        self.timers.set(TimerKey::Producer(pk), at);
     }
 
     /// A producer's due work: its deferred keyframe request, its NACKs.
