@@ -7,11 +7,9 @@
 //! keys and mistyped values by name.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Parser;
-use figment::providers::{Format, Serialized, Toml};
-use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 /// Command-line flags; every one can also come from the environment or the file. As a
@@ -93,19 +91,7 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
-/// A configuration problem, naming the key.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("invalid value for `{key}`: {reason}")]
-    Invalid { key: &'static str, reason: String },
-}
+pub use sfu_config_layers::{ConfigError, EX_CONFIG};
 
 /// The control directory when none is configured: the user's runtime directory (a
 /// per-user tmpfs only they may write, set by systemd-logind) when there is one, else
@@ -141,85 +127,54 @@ impl Config {
 
     /// Merges flags (with environment) over the file over defaults, and validates.
     pub fn load(flags: &Flags) -> Result<Self, ConfigError> {
-        let mut layers = Figment::from(Serialized::defaults(Self::defaults()));
-        let parse_error = |e: figment::Error| ConfigError::Parse {
-            path: flags.config.clone().unwrap_or_default(),
-            message: describe(&e),
-        };
-        if let Some(path) = &flags.config {
-            layers = layers.merge(Toml::string(&read_file(path)?));
-            // The file must be right on its own, also where a flag or variable
-            // overrides one of its keys.
-            layers.extract::<Self>().map_err(parse_error)?;
-        }
-        let cfg: Self = layers
-            .merge(Serialized::defaults(flags))
-            .extract()
-            .map_err(parse_error)?;
+        let cfg = sfu_config_layers::layered(&Self::defaults(), flags.config.as_deref(), flags)?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
         if self.workers == 0 || self.workers > 1024 {
-            return Err(ConfigError::Invalid {
-                key: "workers",
-                reason: format!("{} is not in 1..=1024", self.workers),
-            });
+            return Err(ConfigError::invalid(
+                "workers",
+                format!("{} is not in 1..=1024", self.workers),
+            ));
         }
         if self.rtc_port != 0 && usize::from(self.rtc_port) + self.workers - 1 > 65535 {
-            return Err(ConfigError::Invalid {
-                key: "rtc_port",
-                reason: format!("{} + {} workers exceeds 65535", self.rtc_port, self.workers),
-            });
+            return Err(ConfigError::invalid(
+                "rtc_port",
+                format!("{} + {} workers exceeds 65535", self.rtc_port, self.workers),
+            ));
         }
         if self.io_memory < MIN_IO_MEMORY {
-            return Err(ConfigError::Invalid {
-                key: "io_memory",
-                reason: format!(
+            return Err(ConfigError::invalid(
+                "io_memory",
+                format!(
                     "{} is below the minimum of {MIN_IO_MEMORY} bytes",
                     self.io_memory
                 ),
-            });
+            ));
         }
         if let Some(ip) = self.announced_ip {
             if ip.is_unspecified() {
-                return Err(ConfigError::Invalid {
-                    key: "announced_ip",
-                    reason: "must be an address clients can reach, not unspecified".into(),
-                });
+                return Err(ConfigError::invalid(
+                    "announced_ip",
+                    "must be an address clients can reach, not unspecified",
+                ));
             }
         }
         if self.listen_ip.is_unspecified() && self.announced_ip.is_none() {
-            return Err(ConfigError::Invalid {
-                key: "announced_ip",
-                reason: "required when listen_ip is unspecified (0.0.0.0 or ::)".into(),
-            });
+            return Err(ConfigError::invalid(
+                "announced_ip",
+                "required when listen_ip is unspecified (0.0.0.0 or ::)",
+            ));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
-            return Err(ConfigError::Invalid {
-                key: "log",
-                reason: format!("{:?} is not a valid filter", self.log),
-            });
+            return Err(ConfigError::invalid(
+                "log",
+                format!("{:?} is not a valid filter", self.log),
+            ));
         }
         Ok(())
-    }
-}
-
-fn read_file(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-/// A figment error as "`key`: what is wrong" (its own text names the provider, which
-/// for the file is only "TOML source string": the path is in [`ConfigError::Parse`]).
-fn describe(e: &figment::Error) -> String {
-    if e.path.is_empty() {
-        e.kind.to_string()
-    } else {
-        format!("`{}`: {}", e.path.join("."), e.kind)
     }
 }
 

@@ -7,14 +7,12 @@ use std::time::{Duration, Instant};
 
 use clap::error::ErrorKind;
 use clap::Parser;
-use sfu::config::{Config, Flags, LogFormat};
+use sfu::config::{Config, Flags, LogFormat, EX_CONFIG};
 use sfu::dtls::DtlsIdentity;
 use sfu::worker::shell::{spawn_worker, Lifeline, WorkerSpec};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-/// sysexits.h EX_CONFIG: the configuration is wrong.
-const EX_CONFIG: u8 = 78;
 /// sysexits.h EX_SOFTWARE: an internal error (a worker died).
 const EX_SOFTWARE: u8 = 70;
 /// sysexits.h EX_OSERR: the system refused something (socket, thread, memory lock).

@@ -6,11 +6,9 @@
 //! [`Config`], refusing unknown keys and mistyped values by name.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use figment::providers::{Format, Serialized, Toml};
-use figment::Figment;
 use serde::{Deserialize, Serialize, Serializer};
 
 /// Largest `max_message` accepted: signaling messages are SDP of a few KiB, and each
@@ -255,28 +253,7 @@ fn hide_secret<S: Serializer>(_: &Option<String>, s: S) -> Result<S::Ok, S::Erro
     s.serialize_str("<hidden>")
 }
 
-/// A configuration problem, naming the key.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("invalid value for `{key}`: {reason}")]
-    Invalid { key: &'static str, reason: String },
-}
-
-impl ConfigError {
-    fn invalid(key: &'static str, reason: impl Into<String>) -> Self {
-        Self::Invalid {
-            key,
-            reason: reason.into(),
-        }
-    }
-}
+pub use sfu_config_layers::{ConfigError, EX_CONFIG};
 
 /// Most participants in one room that the setting accepts (about 8 publish+subscribe
 /// pairs fill 2 cores; far more is a typo).
@@ -322,25 +299,11 @@ impl Config {
 
     /// Merges flags (with environment) over the file over defaults, and validates.
     pub fn load(flags: &Flags) -> Result<Self, ConfigError> {
-        let mut layers = Figment::from(Serialized::defaults(Self::defaults()));
-        let parse_error = |e: figment::Error| ConfigError::Parse {
-            path: flags.config.clone().unwrap_or_default(),
-            message: describe(&e),
-        };
-        if let Some(path) = &flags.config {
-            layers = layers.merge(Toml::string(&read_file(path)?));
-            // The file must be right on its own, also where a flag or variable
-            // overrides one of its keys.
-            layers.extract::<Self>().map_err(parse_error)?;
-        }
         let mut given = flags.clone();
         if given.no_bandwidth_feedback {
             given.bandwidth_feedback = Some(false);
         }
-        let cfg: Self = layers
-            .merge(Serialized::defaults(given))
-            .extract()
-            .map_err(parse_error)?;
+        let cfg = sfu_config_layers::layered(&Self::defaults(), flags.config.as_deref(), &given)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -464,23 +427,6 @@ impl Config {
     pub fn to_toml(&self) -> String {
         // Every field is a string, number or boolean: serialisation cannot fail.
         toml::to_string(self).unwrap_or_default()
-    }
-}
-
-fn read_file(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-/// A figment error as "`key`: what is wrong" (its own text names the provider, which
-/// for the file is only "TOML source string": the path is in [`ConfigError::Parse`]).
-fn describe(e: &figment::Error) -> String {
-    if e.path.is_empty() {
-        e.kind.to_string()
-    } else {
-        format!("`{}`: {}", e.path.join("."), e.kind)
     }
 }
 

@@ -5,12 +5,9 @@ use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::Parser;
-use sfu_signaling::config::{Cli, Command, Config, ConfigError, TokenArgs};
+use sfu_signaling::config::{Cli, Command, Config, ConfigError, TokenArgs, EX_CONFIG};
 use sfu_signaling::daemon::sfu_beside_current_exe;
 use sfu_signaling::{logging, server, token};
-
-/// sysexits.h EX_CONFIG: the configuration (flags, environment, file) is wrong.
-const EX_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
