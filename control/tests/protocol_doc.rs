@@ -1,0 +1,174 @@
+//! Golden test: every JSON example of docs/PROTOCOL.md's control-channel section
+//! round-trips through its sfu-control type (deserialize, serialize, compare as JSON
+//! values). An example that fails is a doc bug or a type bug.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use sfu_control::requests::*;
+use sfu_control::{
+    decode_request, decode_response, request_frame, Method, Notification, Request, RequestFrame,
+    Response,
+};
+
+/// The JSON values of every ```json block between the start of the control-channel
+/// section and the WebSocket section.
+fn control_examples() -> Vec<Value> {
+    let doc = include_str!("../../docs/PROTOCOL.md");
+    let start = doc
+        .find("## Control channel")
+        .expect("PROTOCOL.md has a control channel section");
+    let end = doc
+        .find("## WebSocket protocol")
+        .expect("PROTOCOL.md has a WebSocket section");
+    let section = &doc[start..end];
+    let mut values = Vec::new();
+    let mut rest = section;
+    while let Some(open) = rest.find("```json\n") {
+        let body = &rest[open + 8..];
+        let close = body.find("```").expect("unterminated json block");
+        let block = &body[..close];
+        for v in serde_json::Deserializer::from_str(block).into_iter::<Value>() {
+            values.push(v.unwrap_or_else(|e| panic!("bad JSON in PROTOCOL.md: {e}\n{block}")));
+        }
+        rest = &body[close + 3..];
+    }
+    values
+}
+
+fn round_trip<T: Serialize + DeserializeOwned>(v: &Value) -> Value {
+    let t: T = serde_json::from_value(v.clone())
+        .unwrap_or_else(|e| panic!("{} does not read {v}: {e}", std::any::type_name::<T>()));
+    serde_json::to_value(&t).expect("serializes")
+}
+
+fn request<R: Request>(frame: RequestFrame) -> Value {
+    let r: R = decode_request(frame.target, frame.data)
+        .unwrap_or_else(|e| panic!("{} data: {e}", R::METHOD));
+    serde_json::to_value(request_frame(frame.id, &r).expect("serializes")).expect("serializes")
+}
+
+fn response<R: Request>(data: Value) -> Value {
+    let r = decode_response::<R>(data.clone())
+        .unwrap_or_else(|e| panic!("{} response {data}: {e}", R::METHOD));
+    serde_json::to_value(&r).expect("serializes")
+}
+
+/// Round-trips a request frame through the type of its method.
+fn round_trip_request(frame: RequestFrame) -> Value {
+    let method = Method::parse(&frame.method).expect("a documented method");
+    match method {
+        Method::WorkerLoad => request::<WorkerLoad>(frame),
+        Method::WorkerGetStats => request::<WorkerGetStats>(frame),
+        Method::WorkerGetLatency => request::<WorkerGetLatency>(frame),
+        Method::RouterCreate => request::<RouterCreate>(frame),
+        Method::RouterClose => request::<RouterClose>(frame),
+        Method::RouterGetStats => request::<RouterGetStats>(frame),
+        Method::TransportCreate => request::<TransportCreate>(frame),
+        Method::TransportConnect => request::<TransportConnect>(frame),
+        Method::TransportProduce => request::<TransportProduce>(frame),
+        Method::TransportConsume => request::<TransportConsume>(frame),
+        Method::TransportClose => request::<TransportClose>(frame),
+        Method::TransportGetStats => request::<TransportGetStats>(frame),
+        Method::ProducerPause => request::<ProducerPause>(frame),
+        Method::ProducerResume => request::<ProducerResume>(frame),
+        Method::ProducerClose => request::<ProducerClose>(frame),
+        Method::ProducerGetStats => request::<ProducerGetStats>(frame),
+        Method::ConsumerPause => request::<ConsumerPause>(frame),
+        Method::ConsumerResume => request::<ConsumerResume>(frame),
+        Method::ConsumerClose => request::<ConsumerClose>(frame),
+        Method::ConsumerGetStats => request::<ConsumerGetStats>(frame),
+        Method::ConsumerRequestKeyFrame => request::<ConsumerRequestKeyFrame>(frame),
+    }
+}
+
+/// Round-trips an accepted response's data through the response type of `method`.
+fn round_trip_response_data(method: Method, data: Value) -> Value {
+    match method {
+        Method::WorkerLoad => response::<WorkerLoad>(data),
+        Method::WorkerGetStats => response::<WorkerGetStats>(data),
+        Method::WorkerGetLatency => response::<WorkerGetLatency>(data),
+        Method::RouterCreate => response::<RouterCreate>(data),
+        Method::RouterClose => response::<RouterClose>(data),
+        Method::RouterGetStats => response::<RouterGetStats>(data),
+        Method::TransportCreate => response::<TransportCreate>(data),
+        Method::TransportConnect => response::<TransportConnect>(data),
+        Method::TransportProduce => response::<TransportProduce>(data),
+        Method::TransportConsume => response::<TransportConsume>(data),
+        Method::TransportClose => response::<TransportClose>(data),
+        Method::TransportGetStats => response::<TransportGetStats>(data),
+        Method::ProducerPause => response::<ProducerPause>(data),
+        Method::ProducerResume => response::<ProducerResume>(data),
+        Method::ProducerClose => response::<ProducerClose>(data),
+        Method::ProducerGetStats => response::<ProducerGetStats>(data),
+        Method::ConsumerPause => response::<ConsumerPause>(data),
+        Method::ConsumerResume => response::<ConsumerResume>(data),
+        Method::ConsumerClose => response::<ConsumerClose>(data),
+        Method::ConsumerGetStats => response::<ConsumerGetStats>(data),
+        Method::ConsumerRequestKeyFrame => response::<ConsumerRequestKeyFrame>(data),
+    }
+}
+
+#[test]
+fn every_control_example_round_trips_through_its_type() {
+    let examples = control_examples();
+    // The method of the last request with each id: a response follows its request.
+    let mut methods: std::collections::HashMap<u64, Method> = Default::default();
+    let (mut requests, mut responses, mut refusals, mut notifications) = (0, 0, 0, 0);
+    let mut seen_methods = std::collections::HashSet::new();
+    let mut seen_events = std::collections::HashSet::new();
+    for v in &examples {
+        let back = if v.get("event").is_some() {
+            notifications += 1;
+            let n: Notification = serde_json::from_value(v.clone())
+                .unwrap_or_else(|e| panic!("notification {v}: {e}"));
+            seen_events.insert(n.event.name());
+            round_trip::<Notification>(v)
+        } else if v.get("method").is_some() {
+            requests += 1;
+            let frame: RequestFrame =
+                serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("request {v}: {e}"));
+            let method = Method::parse(&frame.method).expect("a documented method");
+            methods.insert(frame.id, method);
+            seen_methods.insert(method);
+            round_trip_request(frame)
+        } else {
+            let mut r: Response =
+                serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("response {v}: {e}"));
+            if r.error.is_some() {
+                refusals += 1;
+            } else {
+                responses += 1;
+                let id = r.id.expect("an accepted response has an id");
+                let method = *methods
+                    .get(&id)
+                    .unwrap_or_else(|| panic!("response {v} follows no request with its id"));
+                let data = r.data.take().unwrap_or(Value::Null);
+                let data = round_trip_response_data(method, data);
+                r.data = (!data.is_null()).then_some(data);
+            }
+            serde_json::to_value(&r).expect("serializes")
+        };
+        assert_eq!(&back, v, "does not round-trip");
+    }
+    assert!(requests >= 16 && responses >= 16 && refusals >= 1 && notifications >= 4);
+    // Every method and every event has an example.
+    for (name, m) in Method::ALL {
+        assert!(seen_methods.contains(&m), "no example of {name}");
+    }
+    for name in [
+        "ready",
+        "icestatechange",
+        "iceselectedtuplechange",
+        "dtlsstatechange",
+        "routerclose",
+        "transportclose",
+        "producerclose",
+        "producerpause",
+        "producerresume",
+        "score",
+        "workerclose",
+    ] {
+        assert!(seen_events.contains(name), "no example of the {name} event");
+    }
+}
