@@ -36,7 +36,7 @@ use serde_json::Value;
 
 use crate::channel::framing::{Frame, FrameDecoder};
 use crate::channel::params::DtlsFingerprint;
-use crate::channel::{parse_request, Request};
+use crate::channel::{parse_request, RequestFrame};
 use crate::dtls::{fingerprint_hex, DtlsIdentity, DtlsServer};
 use crate::worker::core::{CoreConfig, WorkerCore};
 use crate::worker::udp::SendBatch;
@@ -165,7 +165,7 @@ fn call(
     core: &mut WorkerCore,
     now: Instant,
     conn: u64,
-    req: Request,
+    req: RequestFrame,
     ids: &mut Vec<String>,
 ) -> Value {
     let resp = core.handle_request(now, conn, req);

@@ -283,6 +283,17 @@ pub enum IceState {
     Disconnected,
 }
 
+impl IceState {
+    /// The wire name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Connected => "connected",
+            Self::Disconnected => "disconnected",
+        }
+    }
+}
+
 /// A transport's DTLS state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -292,4 +303,17 @@ pub enum DtlsState {
     Connected,
     Failed,
     Closed,
+}
+
+impl DtlsState {
+    /// The wire name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::Failed => "failed",
+            Self::Closed => "closed",
+        }
+    }
 }

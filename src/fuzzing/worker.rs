@@ -13,7 +13,7 @@ use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc_shared::TransportProtocol;
 use serde_json::{json, Value};
 
-use crate::channel::{parse_request, Request};
+use crate::channel::{parse_request, RequestFrame};
 use crate::demux::{classify, PacketClass};
 use crate::dtls::DtlsState;
 use crate::ice::IceCredentials;
@@ -293,7 +293,7 @@ impl Session {
                        target: Option<usize>,
                        data: Value| {
             let target = target.map(|i| ids[i].clone());
-            let req = Request {
+            let req = RequestFrame {
                 id: 0,
                 method: method.into(),
                 target,
@@ -547,7 +547,7 @@ impl Session {
     fn control(&mut self, action: u8) {
         let now = self.now;
         let (method, target, data) = ACTIONS[usize::from(action) % ACTIONS.len()];
-        let req = Request {
+        let req = RequestFrame {
             id: self.next_request,
             method: method.into(),
             target: self.ids.get(target).cloned(),
@@ -968,7 +968,7 @@ mod tests {
         let mut s = Session::new();
         let now = s.now;
         for _ in 0..2 {
-            let req = Request {
+            let req = RequestFrame {
                 id: 99,
                 method: "transport.consume".into(),
                 target: Some(s.ids[ID_TRANSPORT_B].clone()),
@@ -1000,7 +1000,7 @@ mod tests {
         }
         // The first consumer closes while the second flush is out: the third consumer
         // moves to index 1, where the fan-out stopped.
-        let close = Request {
+        let close = RequestFrame {
             id: 100,
             method: "consumer.close".into(),
             target: Some(s.ids[ID_VIDEO_CONSUMER].clone()),

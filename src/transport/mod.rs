@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use crate::bwe::SendSideEstimator;
-use crate::channel::params::DtlsFingerprint;
+use crate::channel::params::{DtlsFingerprint, TransportTuple};
 use crate::dtls::{DtlsIdentity, DtlsOutcome, DtlsServer, DtlsState};
 use crate::ice::{IceCredentials, IceLite, IceState};
 use crate::ids::{RouterId, TransportId};
@@ -191,16 +191,20 @@ impl WebRtcTransport {
 
     /// The selected tuple as JSON, mediasoup-style.
     pub fn tuple_json(&self, local: SocketAddr) -> Value {
-        match self.ice.selected() {
-            Some(remote) => json!({
-                "localIp": local.ip().to_string(),
-                "localPort": local.port(),
-                "remoteIp": remote.ip().to_string(),
-                "remotePort": remote.port(),
-                "protocol": "udp",
-            }),
-            None => Value::Null,
-        }
+        self.tuple(local)
+            .and_then(|t| serde_json::to_value(t).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    /// The selected 5-tuple, once ICE selected one.
+    pub fn tuple(&self, local: SocketAddr) -> Option<TransportTuple> {
+        self.ice.selected().map(|remote| TransportTuple {
+            local_ip: local.ip().to_string(),
+            local_port: local.port(),
+            remote_ip: remote.ip().to_string(),
+            remote_port: remote.port(),
+            protocol: "udp".into(),
+        })
     }
 
     /// Stats as JSON for `transport.getStats`.
@@ -224,6 +228,15 @@ impl WebRtcTransport {
             "transportCcFeedbackSent": self.twcc_in.as_ref().map(|(_, r)| r.stats().feedback_sent),"producers": self.producers.len(),
             "consumers": self.consumers.len(),
         })
+    }
+}
+
+/// An ICE state as the control protocol has it.
+pub fn ice_state(s: IceState) -> sfu_control::params::IceState {
+    match s {
+        IceState::New => sfu_control::params::IceState::New,
+        IceState::Connected => sfu_control::params::IceState::Connected,
+        IceState::Disconnected => sfu_control::params::IceState::Disconnected,
     }
 }
 

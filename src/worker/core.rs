@@ -7,11 +7,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::{json, Value};
 use slab::Slab;
 
 use crate::channel::params::MediaKind;
-use crate::channel::Notification;
+use crate::channel::{Event, Notification};
 use crate::demux::{classify, PacketClass};
 use crate::dtls::{check_records, DtlsIdentity, DtlsState, RecordCheck};
 use crate::ice::{self, IceEvent};
@@ -231,20 +230,13 @@ impl WorkerCore {
         now.saturating_duration_since(self.epoch.0).as_micros() as u64
     }
 
-    pub(crate) fn notify(
-        &mut self,
-        router: &RouterId,
-        target: &str,
-        event: &'static str,
-        data: Value,
-    ) {
+    pub(crate) fn notify(&mut self, router: &RouterId, target: &str, event: Event) {
         if let Some(r) = self.routers.get(router) {
             self.notifications.push((
                 r.owner,
                 Notification {
                     target: target.to_owned(),
                     event,
-                    data,
                 },
             ));
         }
@@ -345,18 +337,21 @@ impl WorkerCore {
                     self.notify(
                         &router,
                         &id,
-                        "icestatechange",
-                        json!({ "iceState": ice_state_name(s) }),
+                        Event::IceStateChange {
+                            ice_state: crate::transport::ice_state(s),
+                        },
                     );
                 }
                 IceEvent::SelectedTupleChanged(_) => {
-                    let tuple = t.tuple_json(local);
-                    self.notify(
-                        &router,
-                        &id,
-                        "iceselectedtuplechange",
-                        json!({ "iceSelectedTuple": tuple }),
-                    );
+                    if let Some(tuple) = t.tuple(local) {
+                        self.notify(
+                            &router,
+                            &id,
+                            Event::IceSelectedTupleChange {
+                                ice_selected_tuple: tuple,
+                            },
+                        );
+                    }
                 }
             }
         }
@@ -420,8 +415,9 @@ impl WorkerCore {
         self.notify(
             router,
             id,
-            "dtlsstatechange",
-            json!({ "dtlsState": state.name() }),
+            Event::DtlsStateChange {
+                dtls_state: state.wire(),
+            },
         );
         if state == DtlsState::Connected {
             // Subscribers can decrypt from now on: get them a keyframe.

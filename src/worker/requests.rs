@@ -11,9 +11,12 @@ use crate::bwe::{BweConfig, SendSideEstimator};
 use crate::channel::params::{
     DtlsFingerprint, DtlsParameters, DtlsRole, IceCandidate, IceParameters, MediaKind,
 };
+use crate::channel::requests::{
+    RouterCreate, TransportConnect, TransportConsume, TransportCreate, TransportProduce,
+    WorkerGetLatency,
+};
 use crate::channel::{
-    parse_data, ConnectData, ConsumeData, ControlError, CreateData, LatencyData, Method,
-    ProduceData, Request, Response,
+    parse_data, parse_method, response_data, ControlError, Event, Method, RequestFrame, Response,
 };
 use crate::dtls::DtlsState;
 use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
@@ -33,6 +36,9 @@ use crate::stats::Traffic;
 use crate::transport::WebRtcTransport;
 use crate::worker::core::WorkerCore;
 use crate::worker::udp::SendBatch;
+use sfu_control::responses::{
+    ConsumerCreated, ConsumerType, IceRole, Load, ProducerCreated, RouterCreated, TransportCreated,
+};
 
 type Result<T> = std::result::Result<T, ControlError>;
 
@@ -57,19 +63,19 @@ impl WorkerCore {
     /// Handles one request from control connection `conn`. Notifications it causes are
     /// queued after it (see [`WorkerCore::drain_notifications`]) and datagrams it causes
     /// go to [`WorkerCore::control_out`].
-    pub fn handle_request(&mut self, now: Instant, conn: ConnId, req: Request) -> Response {
+    pub fn handle_request(&mut self, now: Instant, conn: ConnId, req: RequestFrame) -> Response {
         let id = req.id;
         match self.dispatch(now, conn, req) {
             Ok(data) => Response::accepted(id, data),
             Err(e) => {
                 tracing::debug!(request = id, error = %e, "request refused");
-                Response::error(Some(id), &e)
+                e.response(Some(id))
             }
         }
     }
 
-    fn dispatch(&mut self, now: Instant, conn: ConnId, req: Request) -> Result<Value> {
-        let method = Method::parse(&req.method)?;
+    fn dispatch(&mut self, now: Instant, conn: ConnId, req: RequestFrame) -> Result<Value> {
+        let method = parse_method(&req.method)?;
         let target = match (&req.target, method.needs_target()) {
             (Some(t), _) => t.clone(),
             (None, false) => String::new(),
@@ -92,10 +98,10 @@ impl WorkerCore {
         out: &mut SendBatch,
     ) -> Result<Value> {
         match method {
-            Method::WorkerLoad => Ok(self.load_json()),
+            Method::WorkerLoad => Ok(response_data(&self.load())),
             Method::WorkerGetStats => Ok(self.worker_stats_json_at(now)),
             Method::WorkerGetLatency => {
-                let d: LatencyData = parse_data(method, data)?;
+                let d: WorkerGetLatency = parse_data(data)?;
                 let j = self.latency_window.to_json();
                 if d.reset {
                     self.latency_window.reset();
@@ -103,7 +109,7 @@ impl WorkerCore {
                 Ok(j)
             }
             Method::RouterCreate => {
-                let d: CreateData = parse_data(method, data)?;
+                let d: RouterCreate = parse_data(data)?;
                 let id = RouterId(new_id(|s| {
                     self.routers.contains_key(&RouterId(s.to_owned()))
                 }));
@@ -117,7 +123,7 @@ impl WorkerCore {
                         app_data: d.app_data,
                     },
                 );
-                Ok(json!({ "routerId": id }))
+                Ok(response_data(&RouterCreated { router_id: id }))
             }
             Method::RouterClose => {
                 let rid = self.router_id(target)?;
@@ -141,23 +147,23 @@ impl WorkerCore {
                 )
             }
             Method::TransportCreate => {
-                let d: CreateData = parse_data(method, data)?;
+                let d: TransportCreate = parse_data(data)?;
                 let rid = self.router_id(target)?;
                 self.create_transport(now, rid, d.app_data)
             }
             Method::TransportConnect => {
                 let tk = self.transport_key(target)?;
-                let d: ConnectData = parse_data(method, data)?;
+                let d: TransportConnect = parse_data(data)?;
                 self.connect_transport(now, tk, d.dtls_parameters, out)
             }
             Method::TransportProduce => {
                 let tk = self.transport_key(target)?;
-                let d: ProduceData = parse_data(method, data)?;
+                let d: TransportProduce = parse_data(data)?;
                 self.produce(tk, d)
             }
             Method::TransportConsume => {
                 let tk = self.transport_key(target)?;
-                let d: ConsumeData = parse_data(method, data)?;
+                let d: TransportConsume = parse_data(data)?;
                 self.consume(now, tk, d, out)
             }
             Method::TransportClose => {
@@ -250,18 +256,18 @@ impl WorkerCore {
     }
 
     /// `worker.load`: what placement needs to pick the least-loaded worker.
-    pub fn load_json(&self) -> Value {
-        json!({
-            "worker": self.cfg.index,
-            "workers": self.cfg.workers,
-            "routers": self.routers.len(),
-            "transports": self.transports.len(),
-            "producers": self.producers.len(),
-            "consumers": self.consumers.len(),
+    pub fn load(&self) -> Load {
+        Load {
+            worker: self.cfg.index,
+            workers: self.cfg.workers,
+            routers: self.routers.len(),
+            transports: self.transports.len(),
+            producers: self.producers.len(),
+            consumers: self.consumers.len(),
             // Forwarded streams dominate the cost of a core: one per consumer, plus
             // the decryption of each producer's stream.
-            "load": self.consumers.len() + self.producers.len(),
-        })
+            load: (self.consumers.len() + self.producers.len()) as u64,
+        }
     }
 
     /// `worker.getStats` as answered at `now`: the stats plus the loops' liveness.
@@ -301,7 +307,7 @@ impl WorkerCore {
             "udpDatagramsReceived": self.totals.udp_datagrams_received,
             "controlClientsDropped": self.totals.control_clients_dropped,
             // Loss as the publishers' streams show it now (current producers only).
-            "packetsLost": self.producers.iter().map(|(_, p)| p.recv.lost()).sum::<u64>(),"load": self.load_json(),
+            "packetsLost": self.producers.iter().map(|(_, p)| p.recv.lost()).sum::<u64>(),"load": response_data(&self.load()),
         })
     }
 
@@ -330,24 +336,24 @@ impl WorkerCore {
             kind: "host".into(),
         };
         tracing::info!(transport = %id, router = %rid, "transport created");
-        Ok(json!({
-            "transportId": id,
-            "iceRole": "controlled",
-            "iceParameters": IceParameters {
+        Ok(response_data(&TransportCreated {
+            transport_id: id,
+            ice_role: IceRole::Controlled,
+            ice_parameters: IceParameters {
                 username_fragment: creds.ufrag,
                 password: creds.pwd,
                 ice_lite: true,
             },
-            "iceCandidates": [candidate],
-            "iceState": "new",
-            "dtlsParameters": DtlsParameters {
+            ice_candidates: vec![candidate],
+            ice_state: sfu_control::params::IceState::New,
+            dtls_parameters: DtlsParameters {
                 role: DtlsRole::Auto,
                 fingerprints: vec![DtlsFingerprint {
                     algorithm: "sha-256".into(),
                     value: self.identity.fingerprint_sha256().to_owned(),
                 }],
             },
-            "dtlsState": "new",
+            dtls_state: sfu_control::params::DtlsState::New,
         }))
     }
 
@@ -386,7 +392,7 @@ impl WorkerCore {
         Ok(Value::Null)
     }
 
-    fn produce(&mut self, tk: TransportKey, d: ProduceData) -> Result<Value> {
+    fn produce(&mut self, tk: TransportKey, d: TransportProduce) -> Result<Value> {
         let stream = validate_producer(d.kind, &d.rtp_parameters)?;
         let t = self
             .transports
@@ -448,14 +454,14 @@ impl WorkerCore {
             }
         }
         tracing::info!(producer = %id, router = %router, kind = ?d.kind, ssrc = stream.ssrc, "producer created");
-        Ok(json!({ "producerId": id }))
+        Ok(response_data(&ProducerCreated { producer_id: id }))
     }
 
     fn consume(
         &mut self,
         now: Instant,
         tk: TransportKey,
-        d: ConsumeData,
+        d: TransportConsume,
         out: &mut SendBatch,
     ) -> Result<Value> {
         let t = self
@@ -552,13 +558,13 @@ impl WorkerCore {
             self.request_keyframe(now, pk, out);
         }
         tracing::info!(consumer = %id, producer = %d.producer_id, ssrc, "consumer created");
-        Ok(json!({
-            "consumerId": id,
-            "producerId": d.producer_id,
-            "kind": kind,
-            "rtpParameters": stream.rtp_parameters,
-            "type": "simple",
-            "producerPaused": producer_paused,
+        Ok(response_data(&ConsumerCreated {
+            consumer_id: id,
+            producer_id: d.producer_id,
+            kind,
+            consumer_type: ConsumerType::Simple,
+            producer_paused,
+            rtp_parameters: stream.rtp_parameters,
         }))
     }
 
@@ -578,9 +584,9 @@ impl WorkerCore {
         p.paused = paused;
         let (router, consumers) = (p.router.clone(), p.consumers.clone());
         let event = if paused {
-            "producerpause"
+            Event::ProducerPause
         } else {
-            "producerresume"
+            Event::ProducerResume
         };
         for ck in consumers {
             let Some(c) = self.consumers.get_mut(ck) else {
@@ -593,7 +599,7 @@ impl WorkerCore {
                     c.kind == MediaKind::Video && self.producers.get(pk).is_some_and(|p| p.vp8);
             }
             let id = c.id.0.clone();
-            self.notify(&router, &id, event, Value::Null);
+            self.notify(&router, &id, event.clone());
         }
         if !paused {
             self.request_keyframe(now, pk, out);
@@ -631,7 +637,7 @@ impl WorkerCore {
 
     /// Closes a consumer; `reason` is the event notified for it when the close was not
     /// requested for this consumer itself.
-    pub(crate) fn close_consumer(&mut self, ck: ConsumerKey, reason: Option<&'static str>) {
+    pub(crate) fn close_consumer(&mut self, ck: ConsumerKey, reason: Option<Event>) {
         if !self.consumers.contains(ck) {
             return;
         }
@@ -656,13 +662,13 @@ impl WorkerCore {
             router = Some(t.router.clone());
         }
         if let (Some(event), Some(router)) = (reason, router) {
-            self.notify(&router, &c.id.0, event, Value::Null);
+            self.notify(&router, &c.id.0, event);
         }
         tracing::info!(consumer = %c.id, "consumer closed");
     }
 
     /// Closes a producer and, with a `producerclose` notification each, its consumers.
-    pub(crate) fn close_producer(&mut self, pk: ProducerKey, reason: Option<&'static str>) {
+    pub(crate) fn close_producer(&mut self, pk: ProducerKey, reason: Option<Event>) {
         if !self.producers.contains(pk) {
             return;
         }
@@ -670,7 +676,7 @@ impl WorkerCore {
         self.producer_ids.remove(&p.id);
         for ck in &p.consumers {
             // Detach first so close_consumer does not look for the removed producer.
-            self.close_consumer(*ck, Some("producerclose"));
+            self.close_consumer(*ck, Some(Event::ProducerClose));
         }
         if let Some(t) = self.transports.get_mut(p.transport) {
             t.producers.retain(|k| *k != pk);
@@ -684,7 +690,7 @@ impl WorkerCore {
             }
         }
         if let Some(event) = reason {
-            self.notify(&p.router, &p.id.0, event, Value::Null);
+            self.notify(&p.router, &p.id.0, event);
         }
         tracing::info!(producer = %p.id, "producer closed");
     }
@@ -695,7 +701,7 @@ impl WorkerCore {
         &mut self,
         now: Instant,
         tk: TransportKey,
-        reason: Option<&'static str>,
+        reason: Option<Event>,
         out: &mut SendBatch,
     ) {
         let Some(t) = self.transports.get(tk) else {
@@ -703,10 +709,10 @@ impl WorkerCore {
         };
         let (producers, consumers) = (t.producers.clone(), t.consumers.clone());
         for ck in consumers {
-            self.close_consumer(ck, Some("transportclose"));
+            self.close_consumer(ck, Some(Event::TransportClose));
         }
         for pk in producers {
-            self.close_producer(pk, Some("transportclose"));
+            self.close_producer(pk, Some(Event::TransportClose));
         }
         self.unmap_transport(tk);
         let mut t = self.transports.remove(tk);
@@ -722,7 +728,7 @@ impl WorkerCore {
             r.transports.retain(|k| *k != tk);
         }
         if let Some(event) = reason {
-            self.notify(&t.router, &t.id.0, event, Value::Null);
+            self.notify(&t.router, &t.id.0, event);
         }
         tracing::info!(transport = %t.id, "transport closed");
     }
@@ -733,7 +739,7 @@ impl WorkerCore {
             return;
         };
         for tk in r.transports.clone() {
-            self.close_transport(now, tk, Some("routerclose"), out);
+            self.close_transport(now, tk, Some(Event::RouterClose), out);
         }
         self.routers.remove(rid);
         tracing::info!(router = %rid, "router closed");
@@ -764,7 +770,7 @@ impl WorkerCore {
         let routers: Vec<RouterId> = self.routers.keys().cloned().collect();
         let mut out = std::mem::take(&mut self.control_out);
         for rid in routers {
-            self.notify(&rid, &rid.0, "workerclose", Value::Null);
+            self.notify(&rid, &rid.0, Event::WorkerClose);
             self.close_router(now, &rid, &mut out);
         }
         self.control_out = out;

@@ -40,6 +40,8 @@ struct Shared {
     next_id: AtomicU64,
     closed: AtomicBool,
     tasks: Mutex<Vec<AbortHandle>>,
+    /// Stops the reader when the writer failed, so that the events end either way.
+    shutdown: tokio::sync::Notify,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -53,6 +55,8 @@ impl Shared {
         if self.closed.swap(true, Ordering::SeqCst) {
             return;
         }
+        // A stored permit: the reader stops even if it is not waiting yet.
+        self.shutdown.notify_one();
         for (_, (_, reply)) in lock(&self.pending).drain() {
             let _ = reply.send(Err(ClientError::Closed));
         }
@@ -134,9 +138,12 @@ async fn reader(
     let mut frames = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     'read: loop {
-        let n = match rd.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let n = tokio::select! {
+            read = rd.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
+            () = shared.shutdown.notified() => break,
         };
         decoder.push(buf.get(..n).unwrap_or_default(), &mut frames);
         for frame in frames.drain(..) {

@@ -16,7 +16,7 @@ fn transport(s: &Session, id: usize) -> &WebRtcTransport {
 }
 
 fn request(s: &mut Session, method: &str, target: String, data: Value) -> Value {
-    let req = Request {
+    let req = RequestFrame {
         id: 7,
         method: method.into(),
         target: Some(target),
