@@ -242,3 +242,61 @@ dataless_request!(
     /// `consumer.requestKeyFrame`: a PLI (or FIR) to the publisher.
     ConsumerRequestKeyFrame, ConsumerRequestKeyFrame, (), target consumer_id: ConsumerId
 );
+
+/// Something done with the request type of a method known only at run time, e.g. checking
+/// a message of any method against its types.
+pub trait MethodVisitor {
+    type Output;
+    /// Called with `R`, the request type of the method visited.
+    fn visit<R: Request>(self) -> Self::Output;
+}
+
+impl Method {
+    /// Calls `visitor` with this method's request type.
+    pub fn visit<V: MethodVisitor>(self, visitor: V) -> V::Output {
+        match self {
+            Self::WorkerLoad => visitor.visit::<WorkerLoad>(),
+            Self::WorkerGetStats => visitor.visit::<WorkerGetStats>(),
+            Self::WorkerGetLatency => visitor.visit::<WorkerGetLatency>(),
+            Self::RouterCreate => visitor.visit::<RouterCreate>(),
+            Self::RouterClose => visitor.visit::<RouterClose>(),
+            Self::RouterGetStats => visitor.visit::<RouterGetStats>(),
+            Self::TransportCreate => visitor.visit::<TransportCreate>(),
+            Self::TransportConnect => visitor.visit::<TransportConnect>(),
+            Self::TransportProduce => visitor.visit::<TransportProduce>(),
+            Self::TransportConsume => visitor.visit::<TransportConsume>(),
+            Self::TransportClose => visitor.visit::<TransportClose>(),
+            Self::TransportGetStats => visitor.visit::<TransportGetStats>(),
+            Self::ProducerPause => visitor.visit::<ProducerPause>(),
+            Self::ProducerResume => visitor.visit::<ProducerResume>(),
+            Self::ProducerClose => visitor.visit::<ProducerClose>(),
+            Self::ProducerGetStats => visitor.visit::<ProducerGetStats>(),
+            Self::ConsumerPause => visitor.visit::<ConsumerPause>(),
+            Self::ConsumerResume => visitor.visit::<ConsumerResume>(),
+            Self::ConsumerClose => visitor.visit::<ConsumerClose>(),
+            Self::ConsumerGetStats => visitor.visit::<ConsumerGetStats>(),
+            Self::ConsumerRequestKeyFrame => visitor.visit::<ConsumerRequestKeyFrame>(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Name;
+
+    impl MethodVisitor for Name {
+        type Output = &'static str;
+        fn visit<R: Request>(self) -> &'static str {
+            R::METHOD.name()
+        }
+    }
+
+    #[test]
+    fn every_method_visits_its_own_request_type() {
+        for (name, m) in Method::ALL {
+            assert_eq!(m.visit(Name), name);
+        }
+    }
+}

@@ -5,7 +5,7 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
-use sfu_control::requests::*;
+use sfu_control::requests::MethodVisitor;
 use sfu_control::{
     decode_request, decode_response, request_frame, Method, Notification, Request, RequestFrame,
     Response,
@@ -55,57 +55,22 @@ fn response<R: Request>(data: Value) -> Value {
 }
 
 /// Round-trips a request frame through the type of its method.
-fn round_trip_request(frame: RequestFrame) -> Value {
-    let method = Method::parse(&frame.method).expect("a documented method");
-    match method {
-        Method::WorkerLoad => request::<WorkerLoad>(frame),
-        Method::WorkerGetStats => request::<WorkerGetStats>(frame),
-        Method::WorkerGetLatency => request::<WorkerGetLatency>(frame),
-        Method::RouterCreate => request::<RouterCreate>(frame),
-        Method::RouterClose => request::<RouterClose>(frame),
-        Method::RouterGetStats => request::<RouterGetStats>(frame),
-        Method::TransportCreate => request::<TransportCreate>(frame),
-        Method::TransportConnect => request::<TransportConnect>(frame),
-        Method::TransportProduce => request::<TransportProduce>(frame),
-        Method::TransportConsume => request::<TransportConsume>(frame),
-        Method::TransportClose => request::<TransportClose>(frame),
-        Method::TransportGetStats => request::<TransportGetStats>(frame),
-        Method::ProducerPause => request::<ProducerPause>(frame),
-        Method::ProducerResume => request::<ProducerResume>(frame),
-        Method::ProducerClose => request::<ProducerClose>(frame),
-        Method::ProducerGetStats => request::<ProducerGetStats>(frame),
-        Method::ConsumerPause => request::<ConsumerPause>(frame),
-        Method::ConsumerResume => request::<ConsumerResume>(frame),
-        Method::ConsumerClose => request::<ConsumerClose>(frame),
-        Method::ConsumerGetStats => request::<ConsumerGetStats>(frame),
-        Method::ConsumerRequestKeyFrame => request::<ConsumerRequestKeyFrame>(frame),
+struct RequestRoundTrip(RequestFrame);
+
+impl MethodVisitor for RequestRoundTrip {
+    type Output = Value;
+    fn visit<R: Request>(self) -> Value {
+        request::<R>(self.0)
     }
 }
 
-/// Round-trips an accepted response's data through the response type of `method`.
-fn round_trip_response_data(method: Method, data: Value) -> Value {
-    match method {
-        Method::WorkerLoad => response::<WorkerLoad>(data),
-        Method::WorkerGetStats => response::<WorkerGetStats>(data),
-        Method::WorkerGetLatency => response::<WorkerGetLatency>(data),
-        Method::RouterCreate => response::<RouterCreate>(data),
-        Method::RouterClose => response::<RouterClose>(data),
-        Method::RouterGetStats => response::<RouterGetStats>(data),
-        Method::TransportCreate => response::<TransportCreate>(data),
-        Method::TransportConnect => response::<TransportConnect>(data),
-        Method::TransportProduce => response::<TransportProduce>(data),
-        Method::TransportConsume => response::<TransportConsume>(data),
-        Method::TransportClose => response::<TransportClose>(data),
-        Method::TransportGetStats => response::<TransportGetStats>(data),
-        Method::ProducerPause => response::<ProducerPause>(data),
-        Method::ProducerResume => response::<ProducerResume>(data),
-        Method::ProducerClose => response::<ProducerClose>(data),
-        Method::ProducerGetStats => response::<ProducerGetStats>(data),
-        Method::ConsumerPause => response::<ConsumerPause>(data),
-        Method::ConsumerResume => response::<ConsumerResume>(data),
-        Method::ConsumerClose => response::<ConsumerClose>(data),
-        Method::ConsumerGetStats => response::<ConsumerGetStats>(data),
-        Method::ConsumerRequestKeyFrame => response::<ConsumerRequestKeyFrame>(data),
+/// Round-trips an accepted response's data through the response type of its method.
+struct ResponseRoundTrip(Value);
+
+impl MethodVisitor for ResponseRoundTrip {
+    type Output = Value;
+    fn visit<R: Request>(self) -> Value {
+        response::<R>(self.0)
     }
 }
 
@@ -131,7 +96,7 @@ fn every_control_example_round_trips_through_its_type() {
             let method = Method::parse(&frame.method).expect("a documented method");
             methods.insert(frame.id, method);
             seen_methods.insert(method);
-            round_trip_request(frame)
+            method.visit(RequestRoundTrip(frame))
         } else {
             let mut r: Response =
                 serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("response {v}: {e}"));
@@ -144,7 +109,7 @@ fn every_control_example_round_trips_through_its_type() {
                     .get(&id)
                     .unwrap_or_else(|| panic!("response {v} follows no request with its id"));
                 let data = r.data.take().unwrap_or(Value::Null);
-                let data = round_trip_response_data(method, data);
+                let data = method.visit(ResponseRoundTrip(data));
                 r.data = (!data.is_null()).then_some(data);
             }
             serde_json::to_value(&r).expect("serializes")

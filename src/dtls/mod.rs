@@ -179,13 +179,7 @@ impl DtlsState {
 
     /// The wire name.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::New => "new",
-            Self::Connecting => "connecting",
-            Self::Connected => "connected",
-            Self::Failed => "failed",
-            Self::Closed => "closed",
-        }
+        self.wire().name()
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::bwe::{BweConfig, SendSideEstimator};
 use crate::channel::params::{
@@ -37,7 +37,8 @@ use crate::transport::WebRtcTransport;
 use crate::worker::core::WorkerCore;
 use crate::worker::udp::SendBatch;
 use sfu_control::responses::{
-    ConsumerCreated, ConsumerType, IceRole, Load, ProducerCreated, RouterCreated, TransportCreated,
+    ConsumerCreated, ConsumerType, IceRole, Load, ProducerCreated, RouterCreated, RouterStats,
+    StatsType, TransportCreated, WorkerStats,
 };
 
 type Result<T> = std::result::Result<T, ControlError>;
@@ -99,14 +100,14 @@ impl WorkerCore {
     ) -> Result<Value> {
         match method {
             Method::WorkerLoad => Ok(response_data(&self.load())),
-            Method::WorkerGetStats => Ok(self.worker_stats_json_at(now)),
+            Method::WorkerGetStats => Ok(response_data(&self.worker_stats(now))),
             Method::WorkerGetLatency => {
                 let d: WorkerGetLatency = parse_data(data)?;
-                let j = self.latency_window.to_json();
+                let report = self.latency_window.report();
                 if d.reset {
                     self.latency_window.reset();
                 }
-                Ok(j)
+                Ok(response_data(&report))
             }
             Method::RouterCreate => {
                 let d: RouterCreate = parse_data(data)?;
@@ -136,15 +137,18 @@ impl WorkerCore {
                     .routers
                     .get(&rid)
                     .ok_or_else(|| not_found("router", target))?;
-                let transports: Vec<Value> = r
+                let transports = r
                     .transports
                     .iter()
                     .filter_map(|k| self.transports.get(*k))
-                    .map(|t| t.stats_json(self.cfg.announced))
+                    .map(|t| t.stats(self.cfg.announced))
                     .collect();
-                Ok(
-                    json!({ "type": "router", "id": rid, "transports": transports, "appData": r.app_data }),
-                )
+                Ok(response_data(&RouterStats {
+                    kind: StatsType::Router,
+                    id: rid,
+                    app_data: r.app_data.clone(),
+                    transports,
+                }))
             }
             Method::TransportCreate => {
                 let d: TransportCreate = parse_data(data)?;
@@ -177,7 +181,7 @@ impl WorkerCore {
                     .transports
                     .get(tk)
                     .ok_or_else(|| not_found("transport", target))?;
-                Ok(t.stats_json(self.cfg.announced))
+                Ok(response_data(&t.stats(self.cfg.announced)))
             }
             Method::ProducerPause | Method::ProducerResume => {
                 let pk = self.producer_key(target)?;
@@ -270,45 +274,38 @@ impl WorkerCore {
         }
     }
 
-    /// `worker.getStats` as answered at `now`: the stats plus the loops' liveness.
-    pub fn worker_stats_json_at(&self, now: Instant) -> Value {
-        let mut v = self.worker_stats_json();
-        if let Some(map) = v.as_object_mut() {
-            map.insert("packetLoop".into(), self.liveness.to_json(now));
-        }
-        v
-    }
-
-    /// `worker.getStats`.
-    pub fn worker_stats_json(&self) -> Value {
-        json!({
-            "type": "worker",
-            "worker": self.cfg.index,
-            "listen": self.cfg.local.to_string(),
-            "rtpPacketsReceived": self.rtp_in.packets,
-            "rtpBytesReceived": self.rtp_in.bytes,
-            "rtpPacketsSent": self.rtp_out.packets,
-            "rtpBytesSent": self.rtp_out.bytes,
-            "dropped": self.drops.to_json(),
-            "droppedTotal": self.drops.total(),
-            "forwardingLatency": self.latency.to_json(),
-            "transportsCreated": self.totals.transports_created,
-            "dtlsFailures": self.totals.dtls_failures,
-            "pliReceived": self.totals.plis_received,
-            "firReceived": self.totals.firs_received,
-            "nackReceived": self.totals.nacks_received,
-            "keyFrameRequestsSent": self.totals.keyframe_requests_sent,
-            "udpDatagramsSent": self.totals.udp_datagrams_sent,
-            "udpSendCalls": self.totals.udp_send_calls,
-            "udpGsoDatagrams": self.totals.udp_gso_datagrams,
-            "udpSendErrors": self.totals.udp_send_errors,
-            "udpSendBlocked": self.totals.udp_send_blocked,
-            "udpReceiveBatches": self.totals.udp_receive_batches,
-            "udpDatagramsReceived": self.totals.udp_datagrams_received,
-            "controlClientsDropped": self.totals.control_clients_dropped,
+    /// `worker.getStats` as answered at `now`.
+    pub fn worker_stats(&self, now: Instant) -> WorkerStats {
+        WorkerStats {
+            kind: StatsType::Worker,
+            worker: self.cfg.index,
+            listen: self.cfg.local.to_string(),
+            rtp_packets_received: self.rtp_in.packets,
+            rtp_bytes_received: self.rtp_in.bytes,
+            rtp_packets_sent: self.rtp_out.packets,
+            rtp_bytes_sent: self.rtp_out.bytes,
+            dropped: self.drops.counts(),
+            dropped_total: self.drops.total(),
+            load: self.load(),
+            forwarding_latency: self.latency.report(),
+            transports_created: self.totals.transports_created,
+            dtls_failures: self.totals.dtls_failures,
+            pli_received: self.totals.plis_received,
+            fir_received: self.totals.firs_received,
+            nack_received: self.totals.nacks_received,
+            key_frame_requests_sent: self.totals.keyframe_requests_sent,
+            udp_datagrams_sent: self.totals.udp_datagrams_sent,
+            udp_send_calls: self.totals.udp_send_calls,
+            udp_gso_datagrams: self.totals.udp_gso_datagrams,
+            udp_send_errors: self.totals.udp_send_errors,
+            udp_send_blocked: self.totals.udp_send_blocked,
+            udp_receive_batches: self.totals.udp_receive_batches,
+            udp_datagrams_received: self.totals.udp_datagrams_received,
+            control_clients_dropped: self.totals.control_clients_dropped,
             // Loss as the publishers' streams show it now (current producers only).
-            "packetsLost": self.producers.iter().map(|(_, p)| p.recv.lost()).sum::<u64>(),"load": response_data(&self.load()),
-        })
+            packets_lost: self.producers.iter().map(|(_, p)| p.recv.lost()).sum(),
+            packet_loop: self.liveness.report(now),
+        }
     }
 
     fn create_transport(&mut self, now: Instant, rid: RouterId, app_data: Value) -> Result<Value> {

@@ -16,7 +16,8 @@ use sfu_control::params::{
     RtpParameters,
 };
 use sfu_control::requests::{
-    RouterCreate, TransportConnect, TransportConsume, TransportCreate, TransportProduce,
+    MethodVisitor, RouterCreate, TransportConnect, TransportConsume, TransportCreate,
+    TransportProduce,
 };
 use sfu_control::responses::TransportCreated;
 use sfu_control::{
@@ -297,44 +298,27 @@ fn check_notification(v: &Value) {
     );
 }
 
-fn check_typed<R: Request>(data: &Value) {
-    let r = decode_response::<R>(data.clone())
-        .unwrap_or_else(|e| panic!("{} answered {data}: {e}", R::METHOD));
-    assert_eq!(
-        &serde_json::to_value(&r).unwrap(),
-        data,
-        "{} answer drifted from sfu-control",
-        R::METHOD
-    );
-}
-
 /// Asserts that an accepted response's data is exactly what the method's sfu-control
 /// response type describes: no field missing, none extra, every value of its type.
-fn check_response(method: Method, data: &Value) {
-    use sfu_control::requests::*;
-    match method {
-        Method::WorkerLoad => check_typed::<WorkerLoad>(data),
-        Method::WorkerGetStats => check_typed::<WorkerGetStats>(data),
-        Method::WorkerGetLatency => check_typed::<WorkerGetLatency>(data),
-        Method::RouterCreate => check_typed::<RouterCreate>(data),
-        Method::RouterClose => check_typed::<RouterClose>(data),
-        Method::RouterGetStats => check_typed::<RouterGetStats>(data),
-        Method::TransportCreate => check_typed::<TransportCreate>(data),
-        Method::TransportConnect => check_typed::<TransportConnect>(data),
-        Method::TransportProduce => check_typed::<TransportProduce>(data),
-        Method::TransportConsume => check_typed::<TransportConsume>(data),
-        Method::TransportClose => check_typed::<TransportClose>(data),
-        Method::TransportGetStats => check_typed::<TransportGetStats>(data),
-        Method::ProducerPause => check_typed::<ProducerPause>(data),
-        Method::ProducerResume => check_typed::<ProducerResume>(data),
-        Method::ProducerClose => check_typed::<ProducerClose>(data),
-        Method::ProducerGetStats => check_typed::<ProducerGetStats>(data),
-        Method::ConsumerPause => check_typed::<ConsumerPause>(data),
-        Method::ConsumerResume => check_typed::<ConsumerResume>(data),
-        Method::ConsumerClose => check_typed::<ConsumerClose>(data),
-        Method::ConsumerGetStats => check_typed::<ConsumerGetStats>(data),
-        Method::ConsumerRequestKeyFrame => check_typed::<ConsumerRequestKeyFrame>(data),
+struct CheckResponse<'a>(&'a Value);
+
+impl MethodVisitor for CheckResponse<'_> {
+    type Output = ();
+    fn visit<R: Request>(self) {
+        let data = self.0;
+        let r = decode_response::<R>(data.clone())
+            .unwrap_or_else(|e| panic!("{} answered {data}: {e}", R::METHOD));
+        assert_eq!(
+            &serde_json::to_value(&r).unwrap(),
+            data,
+            "{} answer drifted from sfu-control",
+            R::METHOD
+        );
     }
+}
+
+fn check_response(method: Method, data: &Value) {
+    method.visit(CheckResponse(data));
 }
 
 /// A remote WebRTC peer: str0m in RTP mode over a real UDP socket.

@@ -93,8 +93,8 @@ fn a_subscriber_at_the_srtp_cap_counts_every_copy_it_cannot_protect() {
     assert_eq!(s.core.drops().get(DropReason::SrtpSsrcLimit), refused);
     assert_eq!(s.core.drops().total(), refused);
     assert_eq!(transport(&s, ID_TRANSPORT_B).drops, refused);
-    let stats = s.core.worker_stats_json();
-    assert_eq!(stats["dropped"]["srtpSsrcLimit"], refused);
+    let stats = s.core.worker_stats(s.now);
+    assert_eq!(stats.dropped.srtp_ssrc_limit, refused);
 }
 
 #[test]
