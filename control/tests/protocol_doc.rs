@@ -2,6 +2,10 @@
 //! round-trips through its sfu-control type (deserialize, serialize, compare as JSON
 //! values). An example that fails is a doc bug or a type bug.
 
+#[path = "support/doc_examples.rs"]
+mod doc_examples;
+
+use doc_examples::json_examples;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -11,29 +15,9 @@ use sfu_control::{
     Response,
 };
 
-/// The JSON values of every ```json block between the start of the control-channel
-/// section and the WebSocket section.
+/// The examples of the control-channel section.
 fn control_examples() -> Vec<Value> {
-    let doc = include_str!("../../docs/PROTOCOL.md");
-    let start = doc
-        .find("## Control channel")
-        .expect("PROTOCOL.md has a control channel section");
-    let end = doc
-        .find("## WebSocket protocol")
-        .expect("PROTOCOL.md has a WebSocket section");
-    let section = &doc[start..end];
-    let mut values = Vec::new();
-    let mut rest = section;
-    while let Some(open) = rest.find("```json\n") {
-        let body = &rest[open + 8..];
-        let close = body.find("```").expect("unterminated json block");
-        let block = &body[..close];
-        for v in serde_json::Deserializer::from_str(block).into_iter::<Value>() {
-            values.push(v.unwrap_or_else(|e| panic!("bad JSON in PROTOCOL.md: {e}\n{block}")));
-        }
-        rest = &body[close + 3..];
-    }
-    values
+    json_examples("## Control channel", Some("## WebSocket protocol"))
 }
 
 fn round_trip<T: Serialize + DeserializeOwned>(v: &Value) -> Value {

@@ -3,33 +3,16 @@
 //! parser as that message. (The control-channel examples are checked by sfu-control's
 //! `protocol_doc` test.)
 
-use serde_json::Value;
-use sfu_signaling::protocol::{ClientMessage, CLIENT_TYPES};
+#[path = "../../control/tests/support/doc_examples.rs"]
+mod doc_examples;
 
-/// The JSON values of every ```json block of the WebSocket section.
-fn websocket_examples() -> Vec<Value> {
-    let doc = include_str!("../../docs/PROTOCOL.md");
-    let start = doc
-        .find("## WebSocket protocol")
-        .expect("PROTOCOL.md has a WebSocket section");
-    let mut values = Vec::new();
-    let mut rest = &doc[start..];
-    while let Some(open) = rest.find("```json\n") {
-        let body = &rest[open + 8..];
-        let close = body.find("```").expect("unterminated json block");
-        let block = &body[..close];
-        for v in serde_json::Deserializer::from_str(block).into_iter::<Value>() {
-            values.push(v.unwrap_or_else(|e| panic!("bad JSON in PROTOCOL.md: {e}\n{block}")));
-        }
-        rest = &body[close + 3..];
-    }
-    values
-}
+use doc_examples::json_examples;
+use sfu_signaling::protocol::{ClientMessage, CLIENT_TYPES};
 
 #[test]
 fn every_client_message_example_is_read_by_the_server() {
     let mut seen = std::collections::BTreeSet::new();
-    for v in websocket_examples() {
+    for v in json_examples("## WebSocket protocol", None) {
         let kind = v["type"]
             .as_str()
             .expect("every example has a type")
