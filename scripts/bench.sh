@@ -8,6 +8,9 @@
 #   scripts/bench.sh            the full run (< 15 minutes on 2 cores)
 #   scripts/bench.sh --smoke    the CI smoke run (~1 minute): tiny scenarios, results under
 #                               target/bench-smoke/, fails unless every JSON is complete
+#   scripts/bench.sh --scenarios capacity,fanout-1-915 --targets sfu,floor
+#                               some scenarios and targets only; results under
+#                               target/bench-partial/<time>/ (or $BENCH_OUT), with their table
 #   scripts/bench.sh trial --target sfu --subscribers 900 --measure 20
 #                               one scenario against one target, result JSON on stdout
 #                               (for profiling: see BENCHMARKS.md)
@@ -19,11 +22,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SMOKE=0
+PARTIAL=0
 CMD=bench
 if [ "${1:-}" = trial ]; then CMD=trial; shift; fi
 ARGS=()
 for a in "$@"; do
   if [ "$a" = "--smoke" ]; then SMOKE=1; else ARGS+=("$a"); fi
+  case "$a" in --scenarios|--scenarios=*) PARTIAL=1 ;; esac
 done
 
 if [ "$(id -u)" != 0 ]; then
@@ -67,6 +72,11 @@ if [ "$CMD" = trial ]; then
 elif [ "$SMOKE" = 1 ]; then
   OUT=target/bench-smoke/results
   EXTRA=(--smoke)
+elif [ "$PARTIAL" = 1 ]; then
+  # Some scenarios only (a before/after comparison): results of their own, BENCHMARKS.md's
+  # full table untouched.
+  OUT=${BENCH_OUT:-target/bench-partial/$(date +%Y%m%d-%H%M%S)}
+  EXTRA=()
 else
   OUT=benches/results
   EXTRA=(--benchmarks-md BENCHMARKS.md)

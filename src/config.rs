@@ -1,14 +1,22 @@
 //! Daemon configuration: command-line flags, then `SFU_*` environment variables, then a
 //! TOML file (`--config`), then defaults. Bad configuration is reported naming the key.
+//!
+//! clap reads each flag or, failing that, its `SFU_*` variable (so `--help` lists both,
+//! and a bad value is refused naming the flag); figment layers the defaults, the file and
+//! the flags that were given, and extracts the effective [`Config`], refusing unknown
+//! keys and mistyped values by name.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Parser;
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-/// Command-line flags; every one can also come from the environment or the file.
-#[derive(Debug, Parser, Default)]
+/// Command-line flags; every one can also come from the environment or the file. As a
+/// figment layer only the given ones count (the others are skipped when serialized).
+#[derive(Debug, Parser, Default, Serialize)]
 #[command(
     name = "sfu",
     version,
@@ -17,36 +25,47 @@ use serde::{Deserialize, Serialize};
 pub struct Flags {
     /// TOML configuration file.
     #[arg(long, env = "SFU_CONFIG")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Number of workers (one glommio executor pinned per core). Default: available cores.
     #[arg(long, env = "SFU_WORKERS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<usize>,
     /// IP address the media sockets bind.
     #[arg(long, env = "SFU_LISTEN_IP")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub listen_ip: Option<IpAddr>,
     /// UDP port of worker 0; worker i uses port + i. 0 picks free ports.
     #[arg(long, env = "SFU_RTC_PORT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rtc_port: Option<u16>,
     /// IP address announced in ICE candidates (for NAT); default: the listen IP.
     #[arg(long, env = "SFU_ANNOUNCED_IP")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub announced_ip: Option<IpAddr>,
     /// Directory of the control sockets: worker i listens on DIR/worker-i.sock.
     #[arg(long, env = "SFU_CONTROL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub control: Option<PathBuf>,
     /// Pin each worker to its own core.
     #[arg(long, env = "SFU_PIN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pin: Option<bool>,
     /// io_uring registered memory per ring in bytes (glommio locks three rings' worth).
     #[arg(long, env = "SFU_IO_MEMORY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub io_memory: Option<usize>,
     /// Log filter, e.g. "info" or "sfu=debug,sfu::worker=trace".
     #[arg(long, env = "SFU_LOG")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
     /// Log format: "text" or "json".
     #[arg(long, env = "SFU_LOG_FORMAT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
+    #[serde(skip)]
     pub print_config: bool,
 }
 
@@ -58,28 +77,14 @@ pub enum LogFormat {
     Json,
 }
 
-/// The file's shape: the same keys as the flags, in snake_case.
-#[derive(Debug, Default, Deserialize)]
+/// The effective configuration; its keys are the file's (snake_case, as the flags).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileConfig {
-    workers: Option<usize>,
-    listen_ip: Option<IpAddr>,
-    rtc_port: Option<u16>,
-    announced_ip: Option<IpAddr>,
-    control: Option<PathBuf>,
-    pin: Option<bool>,
-    io_memory: Option<usize>,
-    log: Option<String>,
-    log_format: Option<LogFormat>,
-}
-
-/// The effective configuration.
-#[derive(Debug, Clone, Serialize)]
 pub struct Config {
     pub workers: usize,
     pub listen_ip: IpAddr,
     pub rtc_port: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub announced_ip: Option<IpAddr>,
     pub control: PathBuf,
     pub pin: bool,
@@ -119,47 +124,38 @@ fn default_control_dir(xdg_runtime_dir: Option<std::ffi::OsString>) -> PathBuf {
 const MIN_IO_MEMORY: usize = 64 * 1024;
 
 impl Config {
+    /// The configuration when nothing is set.
+    fn defaults() -> Self {
+        Self {
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            listen_ip: IpAddr::from([127, 0, 0, 1]),
+            rtc_port: 40000,
+            announced_ip: None,
+            control: default_control_dir(std::env::var_os("XDG_RUNTIME_DIR")),
+            pin: true,
+            io_memory: 1 << 20,
+            log: "info".into(),
+            log_format: LogFormat::Text,
+        }
+    }
+
     /// Merges flags (with environment) over the file over defaults, and validates.
     pub fn load(flags: &Flags) -> Result<Self, ConfigError> {
-        let file = match &flags.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?
-            }
-            None => FileConfig::default(),
+        let mut layers = Figment::from(Serialized::defaults(Self::defaults()));
+        let parse_error = |e: figment::Error| ConfigError::Parse {
+            path: flags.config.clone().unwrap_or_default(),
+            message: describe(&e),
         };
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let cfg = Self {
-            workers: flags.workers.or(file.workers).unwrap_or(cores),
-            listen_ip: flags
-                .listen_ip
-                .or(file.listen_ip)
-                .unwrap_or(IpAddr::from([127, 0, 0, 1])),
-            rtc_port: flags.rtc_port.or(file.rtc_port).unwrap_or(40000),
-            announced_ip: flags.announced_ip.or(file.announced_ip),
-            control: flags
-                .control
-                .clone()
-                .or(file.control)
-                .unwrap_or_else(|| default_control_dir(std::env::var_os("XDG_RUNTIME_DIR"))),
-            pin: flags.pin.or(file.pin).unwrap_or(true),
-            io_memory: flags.io_memory.or(file.io_memory).unwrap_or(1 << 20),
-            log: flags
-                .log
-                .clone()
-                .or(file.log)
-                .unwrap_or_else(|| "info".into()),
-            log_format: flags
-                .log_format
-                .or(file.log_format)
-                .unwrap_or(LogFormat::Text),
-        };
+        if let Some(path) = &flags.config {
+            layers = layers.merge(Toml::string(&read_file(path)?));
+            // The file must be right on its own, also where a flag or variable
+            // overrides one of its keys.
+            layers.extract::<Self>().map_err(parse_error)?;
+        }
+        let cfg: Self = layers
+            .merge(Serialized::defaults(flags))
+            .extract()
+            .map_err(parse_error)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -210,6 +206,23 @@ impl Config {
     }
 }
 
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// A figment error as "`key`: what is wrong" (its own text names the provider, which
+/// for the file is only "TOML source string": the path is in [`ConfigError::Parse`]).
+fn describe(e: &figment::Error) -> String {
+    if e.path.is_empty() {
+        e.kind.to_string()
+    } else {
+        format!("`{}`: {}", e.path.join("."), e.kind)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,10 +260,34 @@ mod tests {
 
         std::fs::write(&path, "rtc_port = 65535\nworkers = 2\n").unwrap();
         let flags = Flags {
-            config: Some(path),
+            config: Some(path.clone()),
             ..Default::default()
         };
         let err = Config::load(&flags).unwrap_err().to_string();
         assert!(err.contains("rtc_port"), "{err}");
+
+        // A mistyped file value is refused even where a flag overrides it.
+        std::fs::write(&path, "rtc_port = 70000\n").unwrap();
+        let flags = Flags {
+            config: Some(path),
+            rtc_port: Some(5000),
+            ..Default::default()
+        };
+        let err = Config::load(&flags).unwrap_err().to_string();
+        assert!(err.contains("`rtc_port`"), "{err}");
+    }
+
+    #[test]
+    fn unset_keys_take_the_defaults() {
+        let cfg = Config::load(&Flags::default()).unwrap();
+        assert_eq!(
+            (cfg.listen_ip, cfg.rtc_port, cfg.pin, cfg.io_memory),
+            (IpAddr::from([127, 0, 0, 1]), 40000, true, 1 << 20)
+        );
+        assert_eq!(
+            (cfg.log.as_str(), cfg.log_format),
+            ("info", LogFormat::Text)
+        );
+        assert_eq!(cfg.announced_ip, None);
     }
 }

@@ -17,9 +17,8 @@ mod worker;
 
 pub use parsers::{rtcp, rtp, srtp, srtp_contexts, srtp_ops, stun, stun_credentials, stun_flags};
 pub use worker::{
-    decode_ops, encode_ops, worker, Op, ABS_SEND_TIME_ID, AUDIO_CONSUMER_SSRC_PLACEHOLDER,
-    AUDIO_SSRC, MID_ID, OPUS_PT, RTX_PT, VIDEO_CONSUMER_SSRC_PLACEHOLDER, VIDEO_RTX_SSRC,
-    VIDEO_SSRC, VP8_PT,
+    consumer_ssrcs, decode_ops, encode_ops, worker, Op, ABS_SEND_TIME_ID, AUDIO_SSRC, MID_ID,
+    OPUS_PT, RTX_PT, VIDEO_RTX_SSRC, VIDEO_SSRC, VP8_PT,
 };
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -27,6 +26,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use arbitrary::{Arbitrary, Result as ArbResult, Unstructured};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use rtc_dtls::config::{ConfigBuilder, ExtendedMasterSecretType, HandshakeConfig};
 use rtc_dtls::crypto::Certificate;
 use rtc_dtls::endpoint::Endpoint;
@@ -34,12 +35,12 @@ use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc_shared::TransportProtocol;
 use serde_json::Value;
 
+use crate::batch::SendBatch;
 use crate::channel::framing::{Frame, FrameDecoder};
 use crate::channel::params::DtlsFingerprint;
 use crate::channel::{parse_request, RequestFrame};
 use crate::dtls::{fingerprint_hex, DtlsIdentity, DtlsServer};
 use crate::worker::core::{CoreConfig, WorkerCore};
-use crate::worker::udp::SendBatch;
 
 // ---------------------------------------------------------------------------------------
 // Shared helpers and fixtures
@@ -61,6 +62,12 @@ fn frame<'a>(u: &mut Unstructured<'a>) -> ArbResult<&'a [u8]> {
 
 /// A fixed virtual clock origin: targets never read the clock while running ops, so
 /// an input replays the same way (up to the core's own random ids and SSRCs).
+/// The core's RNG, always from the same seed: a fuzz input replays exactly (ids, ICE
+/// credentials and consumer SSRCs are the same every run).
+pub fn core_rng() -> StdRng {
+    StdRng::seed_from_u64(0xF022)
+}
+
 fn epoch() -> (Instant, SystemTime) {
     thread_local!(static EPOCH: (Instant, SystemTime) = (Instant::now(), SystemTime::now()));
     EPOCH.with(|e| *e)
@@ -122,13 +129,14 @@ fn build_fixtures() -> Fixtures {
 /// `control` target: `[chunk size][byte stream of frames]`. The stream is fed to a
 /// [`FrameDecoder`] in chunks; each body has `$0`..`$9` replaced by the ids handed out so
 /// far (routers, transports, producers, consumers, in order), so requests can name
-/// entities whose ids are random.
+/// entities by the order they were made rather than by the ids the seeded core picked.
 pub fn control(data: &[u8]) {
     let Some((&chunk, stream)) = data.split_first() else {
         return;
     };
     let (now, wall) = epoch();
-    let mut core = with_fixtures(|f| WorkerCore::new(core_config(), f.server.clone(), now, wall));
+    let mut core =
+        with_fixtures(|f| WorkerCore::new(core_config(), f.server.clone(), core_rng(), now, wall));
     let mut decoder = FrameDecoder::default();
     let mut frames = Vec::new();
     let mut ids = Vec::new();

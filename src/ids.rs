@@ -1,21 +1,7 @@
-//! Typed identifiers. Wire-level values (SSRC, payload type, sequence number) and
-//! control-plane entity ids are distinct types so they cannot be mixed up.
+//! Typed control-plane entity ids: a router's, a transport's, a producer's and a
+//! consumer's ids are distinct types, so a request handler cannot look one up as
+//! another. (Wire values such as SSRCs stay plain integers on the packet path, where the
+//! parsers and maps already name them.) The ids are part of the control protocol, so
+//! they are defined once, in `sfu-control`.
 
-use serde::{Deserialize, Serialize};
-
-/// RTP synchronisation source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Ssrc(pub u32);
-
-/// RTP payload type (7 bits on the wire).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Pt(pub u8);
-
-/// RTP sequence number (16 bits, wraps).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SeqNo(pub u16);
-
-// The control-plane entity ids are part of the control protocol.
 pub use sfu_control::{ConsumerId, ProducerId, RouterId, TransportId};

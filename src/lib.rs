@@ -3,6 +3,7 @@
 //! Everything except `worker::shell` is sans-IO: plain types fed `(now, bytes)` that
 //! return what to send and when to wake. See docs/ARCHITECTURE.md.
 
+pub mod batch;
 pub mod bwe;
 pub mod channel;
 pub mod config;
@@ -20,3 +21,6 @@ pub mod srtp;
 pub mod stats;
 pub mod transport;
 pub mod worker;
+
+#[cfg(test)]
+mod sim;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::error::ErrorKind;
 use clap::Parser;
 use sfu::config::{Config, Flags, LogFormat};
 use sfu::dtls::DtlsIdentity;
@@ -20,7 +21,18 @@ const EX_SOFTWARE: u8 = 70;
 const EX_OSERR: u8 = 71;
 
 fn main() -> ExitCode {
-    let flags = Flags::parse();
+    let flags = match Flags::try_parse() {
+        Ok(flags) => flags,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                // A bad flag or SFU_* value is bad configuration too (clap's message
+                // names the flag).
+                _ => ExitCode::from(EX_CONFIG),
+            };
+        }
+    };
     let cfg = match Config::load(&flags) {
         Ok(c) => c,
         Err(e) => {

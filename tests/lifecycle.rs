@@ -81,7 +81,10 @@ fn bad_configuration_fails_at_start_naming_the_key() {
         );
     }
     let out = sfu().args(["--workers", "x"]).output().unwrap();
-    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    let out = sfu().env("SFU_RTC_PORT", "forty").output().unwrap();
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--rtc-port"));
 }
 
 #[test]

@@ -24,9 +24,10 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{UnixListener, UnixStream};
 use glommio::{LocalExecutorBuilder, Placement};
 use serde_json::{json, Value};
+use sfu::batch::{RecvBatch, SendBatch};
 use sfu::srtp::{contexts_from_keying_material, SrtpContext, SrtpProfile};
 use sfu::stats::LatencyHistogram;
-use sfu::worker::udp::{MediaSocket, RecvBatch, SendBatch};
+use sfu::worker::udp::MediaSocket;
 use sfu_control::framing::{encode, Frame, FrameDecoder};
 
 /// Datagrams per receive (as the daemon).

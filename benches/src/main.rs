@@ -123,6 +123,10 @@ struct BenchArgs {
     /// Markdown file whose table section is replaced with the new table.
     #[arg(long)]
     benchmarks_md: Option<PathBuf>,
+    /// Only these scenarios, comma-separated (layout names such as `fanout-1-915`, and
+    /// `capacity`); all of them when absent. For before/after comparisons of one change.
+    #[arg(long)]
+    scenarios: Option<String>,
 }
 
 #[derive(Args)]
@@ -231,8 +235,21 @@ fn bench(a: BenchArgs) -> Result<(), String> {
             mesh(10, 5),
         ]
     };
+    let wanted: Option<Vec<&str>> = a
+        .scenarios
+        .as_deref()
+        .map(|s| s.split(',').map(str::trim).collect());
+    let wants = |name: &str| wanted.as_ref().is_none_or(|w| w.contains(&name));
+    if let Some(w) = &wanted {
+        if let Some(unknown) = w
+            .iter()
+            .find(|n| **n != "capacity" && !layouts.iter().any(|l| l.name == **n))
+        {
+            return Err(format!("unknown scenario {unknown}"));
+        }
+    }
     let mut failures = 0;
-    for l in &layouts {
+    for l in layouts.iter().filter(|l| wants(&l.name)) {
         for &k in &kinds {
             eprintln!("== {} on {}", l.name, k.name());
             let v = bench::run_trial(k, l, &o).unwrap_or_else(|e| {
@@ -243,7 +260,7 @@ fn bench(a: BenchArgs) -> Result<(), String> {
             write(&a.out, &format!("{}-{}", l.name, k.name()), &v)?;
         }
     }
-    for &k in &kinds {
+    for &k in kinds.iter().filter(|_| wants("capacity")) {
         let (start, max, trials) = match (a.smoke, k) {
             (true, _) => (20, 40, (2, 1)),
             (false, Kind::Janus) => (200, 3000, (6, 4)),

@@ -198,6 +198,8 @@ pub struct TransportStats {
     /// Bits/s, once a consumer negotiated transport-wide-cc.
     pub available_outgoing_bitrate: Option<u64>,
     pub transport_cc_feedback_received: Option<u64>,
+    /// RTP packets (forwarded and retransmitted) the outgoing estimate has a record of.
+    pub transport_cc_packets_sent: Option<u64>,
     /// The REMB value sent to a publisher without transport-cc.
     pub available_incoming_bitrate: Option<u64>,
     pub transport_cc_feedback_sent: Option<u64>,

@@ -22,7 +22,7 @@ use sfu::dtls::DtlsIdentity;
 use sfu::fuzzing::{self as f, encode_ops, push_frame, Op};
 use sfu::srtp::SrtpProfile;
 use sfu::worker::core::{CoreConfig, WorkerCore};
-use sfu::worker::udp::SendBatch;
+use sfu::batch::SendBatch;
 use str0m::config::{DtlsVersion, Fingerprint};
 use str0m::format::Codec;
 use str0m::ice::IceCreds;
@@ -175,7 +175,7 @@ fn record_call() -> (Capture, Capture, [u32; 2]) {
         local: CORE,
         announced: CORE,
     };
-    let mut core = WorkerCore::new(cfg, identity, now, SystemTime::now());
+    let mut core = WorkerCore::new(cfg, identity, f::core_rng(), now, SystemTime::now());
     let mut publisher = Peer::new("10.0.0.1:5000".parse().unwrap(), now);
     let mut subscriber = Peer::new("10.0.0.2:5000".parse().unwrap(), now);
     let router = request(&mut core, now, "router.create", None, Value::Null)["routerId"]
@@ -642,7 +642,7 @@ fn main() {
     );
 
     // worker: op sequences. Plaintext from str0m is made to match the harness's streams
-    // (payload types) and consumers (SSRC placeholders).
+    // (payload types) and consumers (the SSRCs its seeded core picks).
     let as_harness_rtp = |p: &Vec<u8>| {
         let mut p = p.clone();
         let ssrc = u32::from_be_bytes([p[8], p[9], p[10], p[11]]);
@@ -656,16 +656,9 @@ fn main() {
     };
     let as_harness_rtcp = |p: &Vec<u8>| {
         let mut p = p.clone();
-        replace_word(
-            &mut p,
-            consumer_ssrcs[0],
-            f::VIDEO_CONSUMER_SSRC_PLACEHOLDER,
-        );
-        replace_word(
-            &mut p,
-            consumer_ssrcs[1],
-            f::AUDIO_CONSUMER_SSRC_PLACEHOLDER,
-        );
+        for (recorded, harness) in consumer_ssrcs.into_iter().zip(f::consumer_ssrcs()) {
+            replace_word(&mut p, recorded, harness);
+        }
         p
     };
     let mut str0m_ops: Vec<Op> = publisher

@@ -1,12 +1,16 @@
 //! Configuration of `sfu-signaling`: command-line flags, then `SFU_SIGNALING_*`
 //! environment variables, then a TOML file (`--config`), then defaults. Bad configuration
-//! is reported naming the key (the process then exits 78, EX_CONFIG). Mirrors the daemon's
-//! `src/config.rs`.
+//! is reported naming the key (the process then exits 78, EX_CONFIG). Layered as the
+//! daemon's `src/config.rs`: clap reads each flag or, failing that, its variable; figment
+//! layers the defaults, the file and the given flags and extracts the effective
+//! [`Config`], refusing unknown keys and mistyped values by name.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
 use serde::{Deserialize, Serialize, Serializer};
 
 /// Largest `max_message` accepted: signaling messages are SDP of a few KiB, and each
@@ -34,105 +38,133 @@ pub enum Command {
     Token(TokenArgs),
 }
 
-/// Flags of the server; every one can also come from the environment or the file.
-#[derive(Debug, Clone, Default, Args)]
+/// Flags of the server; every one can also come from the environment or the file. As a
+/// figment layer only the given ones count (the others are skipped when serialized).
+#[derive(Debug, Clone, Default, Args, Serialize)]
 pub struct Flags {
     /// TOML configuration file (keys as the flags, in snake_case).
     #[arg(long, env = "SFU_SIGNALING_CONFIG")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// HTTP and WebSocket address. Default: 127.0.0.1:8080.
     #[arg(long, env = "SFU_SIGNALING_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
     /// Control directory of a running daemon (its `--control`). Without it, `sfu` (found
     /// beside this binary, or `--sfu`) is started with a private control directory.
     #[arg(long, env = "SFU_SIGNALING_DAEMON")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub daemon: Option<PathBuf>,
     /// The daemon binary to start when `--daemon` is not given.
     #[arg(long, env = "SFU_SIGNALING_SFU")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sfu: Option<PathBuf>,
     /// Workers of the started daemon (default: the daemon's, one per core).
     #[arg(long, env = "SFU_SIGNALING_WORKERS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<usize>,
     /// IP address the started daemon's media sockets bind (default: the `listen` IP).
     #[arg(long, env = "SFU_SIGNALING_RTC_IP")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rtc_ip: Option<IpAddr>,
     /// UDP port of the started daemon's worker 0 (worker i uses port + i); 0 picks free
     /// ports. Default: 0.
     #[arg(long, env = "SFU_SIGNALING_RTC_PORT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rtc_port: Option<u16>,
     /// IP address the started daemon announces in ICE candidates (behind NAT, or when
     /// binding 0.0.0.0).
     #[arg(long, env = "SFU_SIGNALING_ANNOUNCED_IP")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub announced_ip: Option<IpAddr>,
     /// HMAC secret: when set, joining needs a token minted with it (`sfu-signaling token`).
     #[arg(long, env = "SFU_SIGNALING_AUTH_SECRET", hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_secret: Option<String>,
     /// Bearer token that opens /metrics and the room API on `listen`. Without it /metrics
     /// is served only on `metrics_listen`. Must differ from `auth_secret`.
     #[arg(long, env = "SFU_SIGNALING_METRICS_TOKEN", hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_token: Option<String>,
     /// Video codec publishers send when their browser offers it (otherwise VP8).
     #[arg(long, env = "SFU_SIGNALING_VIDEO_CODEC", value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub video_codec: Option<VideoCodec>,
     /// Negotiate bandwidth feedback (transport-cc, goog-remb) with browsers, so that
     /// publishers raise their bitrate to what the path carries. Default: true.
     #[arg(long, env = "SFU_SIGNALING_BANDWIDTH_FEEDBACK", value_name = "BOOL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bandwidth_feedback: Option<bool>,
     /// Shorthand for `--bandwidth-feedback false` (diagnosis, tests): publishers then
     /// get no transport-cc or REMB and stay near their start bitrate.
     #[arg(long, conflicts_with = "bandwidth_feedback")]
+    #[serde(skip)]
     pub no_bandwidth_feedback: bool,
     /// Largest WebSocket frame and message read, in bytes (at most 1 MiB); a larger one
     /// closes the connection with 1009 before it is buffered. Default: 65536.
     #[arg(long, env = "SFU_SIGNALING_MAX_MESSAGE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_message: Option<usize>,
     /// Most participants in one room. Default: 16.
     #[arg(long, env = "SFU_SIGNALING_MAX_PEERS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_peers: Option<usize>,
     /// Seconds within which a connection's HTTP request headers (a WebSocket upgrade
     /// included) must arrive, from the accept or from the end of the previous request.
     /// Default: 10.
     #[arg(long, env = "SFU_SIGNALING_HANDSHAKE_TIMEOUT", value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub handshake_timeout: Option<f64>,
     /// Seconds a keep-alive HTTP connection may wait for its next request (at most
     /// `handshake_timeout` takes effect). Default: 5.
     #[arg(long, env = "SFU_SIGNALING_HTTP_IDLE_TIMEOUT", value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub http_idle_timeout: Option<f64>,
     /// Seconds a WebSocket may stay open without being in a room (from its opening or its
     /// `leave`). Default: 10.
     #[arg(long, env = "SFU_SIGNALING_WS_JOIN_TIMEOUT", value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ws_join_timeout: Option<f64>,
     /// Seconds between the server's WebSocket pings (browsers answer them on their own).
     /// Default: 20.
     #[arg(long, env = "SFU_SIGNALING_WS_PING_INTERVAL", value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ws_ping_interval: Option<f64>,
     /// Seconds without any frame from the client (pongs included) after which a
     /// WebSocket is closed; more than `ws_ping_interval`. Default: 60.
     #[arg(long, env = "SFU_SIGNALING_WS_IDLE_TIMEOUT", value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ws_idle_timeout: Option<f64>,
     /// Most open HTTP and WebSocket connections in total (lowered to fit the open-file
     /// limit). Default: 4096.
     #[arg(long, env = "SFU_SIGNALING_MAX_CONNECTIONS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
     /// Most open HTTP and WebSocket connections from one IP address. Default: 64.
     #[arg(long, env = "SFU_SIGNALING_MAX_CONNECTIONS_PER_IP")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections_per_ip: Option<usize>,
     /// Log filter: a level, or per-module levels such as
     /// "info,sfu_signaling::room=debug". Default: info.
     #[arg(long, env = "SFU_SIGNALING_LOG")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
     /// Log format on stderr: "text" or "json". Default: text.
     #[arg(long, env = "SFU_SIGNALING_LOG_FORMAT", value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
     /// Log filter of a started daemon (its `--log`). Default: "warn,rtc_dtls=error"
     /// (rtc_dtls warns about every TLS extension it skips in a browser's ClientHello).
     #[arg(long, env = "SFU_SIGNALING_DAEMON_LOG")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub daemon_log: Option<String>,
     /// Serve /metrics on this address only (e.g. 127.0.0.1:9300) instead of on `listen`.
     #[arg(long, env = "SFU_SIGNALING_METRICS_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
+    #[serde(skip)]
     pub print_config: bool,
 }
 
@@ -170,59 +202,32 @@ pub struct TokenArgs {
     pub ttl: u64,
 }
 
-/// The file's shape: the same keys as the flags, in snake_case.
-#[derive(Debug, Default, Deserialize)]
+/// The effective configuration; its keys are the file's (snake_case, as the flags).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<SocketAddr>,
-    daemon: Option<PathBuf>,
-    sfu: Option<PathBuf>,
-    workers: Option<usize>,
-    rtc_ip: Option<IpAddr>,
-    rtc_port: Option<u16>,
-    announced_ip: Option<IpAddr>,
-    auth_secret: Option<String>,
-    metrics_token: Option<String>,
-    video_codec: Option<VideoCodec>,
-    bandwidth_feedback: Option<bool>,
-    max_message: Option<usize>,
-    max_peers: Option<usize>,
-    handshake_timeout: Option<f64>,
-    http_idle_timeout: Option<f64>,
-    ws_join_timeout: Option<f64>,
-    ws_ping_interval: Option<f64>,
-    ws_idle_timeout: Option<f64>,
-    max_connections: Option<usize>,
-    max_connections_per_ip: Option<usize>,
-    log: Option<String>,
-    log_format: Option<LogFormat>,
-    daemon_log: Option<String>,
-    metrics_listen: Option<SocketAddr>,
-}
-
-/// The effective configuration.
-#[derive(Debug, Clone, Serialize)]
 pub struct Config {
     pub listen: SocketAddr,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daemon: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sfu: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workers: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtc_ip: Option<IpAddr>,
     pub rtc_port: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub announced_ip: Option<IpAddr>,
     /// Printed as "<hidden>": `--print-config` output may end up in tickets.
     #[serde(
+        default,
         skip_serializing_if = "Option::is_none",
         serialize_with = "hide_secret"
     )]
     pub auth_secret: Option<String>,
     /// Hidden like `auth_secret`.
     #[serde(
+        default,
         skip_serializing_if = "Option::is_none",
         serialize_with = "hide_secret"
     )]
@@ -242,7 +247,7 @@ pub struct Config {
     pub log: String,
     pub log_format: LogFormat,
     pub daemon_log: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
 }
 
@@ -285,72 +290,57 @@ const TIMEOUT_MAX_SECS: f64 = 3600.0;
 const MAX_CONNECTIONS_LIMIT: usize = 1 << 20;
 
 impl Config {
+    /// The configuration when nothing is set.
+    fn defaults() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            daemon: None,
+            sfu: None,
+            workers: None,
+            rtc_ip: None,
+            rtc_port: 0,
+            announced_ip: None,
+            auth_secret: None,
+            metrics_token: None,
+            video_codec: VideoCodec::Vp8,
+            bandwidth_feedback: true,
+            max_message: 64 * 1024,
+            max_peers: 16,
+            handshake_timeout: 10.0,
+            http_idle_timeout: 5.0,
+            ws_join_timeout: 10.0,
+            ws_ping_interval: 20.0,
+            ws_idle_timeout: 60.0,
+            max_connections: 4096,
+            max_connections_per_ip: 64,
+            log: "info".into(),
+            log_format: LogFormat::Text,
+            daemon_log: "warn,rtc_dtls=error".into(),
+            metrics_listen: None,
+        }
+    }
+
     /// Merges flags (with environment) over the file over defaults, and validates.
     pub fn load(flags: &Flags) -> Result<Self, ConfigError> {
-        let file = match &flags.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?
-            }
-            None => FileConfig::default(),
+        let mut layers = Figment::from(Serialized::defaults(Self::defaults()));
+        let parse_error = |e: figment::Error| ConfigError::Parse {
+            path: flags.config.clone().unwrap_or_default(),
+            message: describe(&e),
         };
-        let f = flags.clone();
-        let cfg = Self {
-            listen: f
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
-            daemon: f.daemon.or(file.daemon),
-            sfu: f.sfu.or(file.sfu),
-            workers: f.workers.or(file.workers),
-            rtc_ip: f.rtc_ip.or(file.rtc_ip),
-            rtc_port: f.rtc_port.or(file.rtc_port).unwrap_or(0),
-            announced_ip: f.announced_ip.or(file.announced_ip),
-            auth_secret: f.auth_secret.or(file.auth_secret),
-            metrics_token: f.metrics_token.or(file.metrics_token),
-            video_codec: f
-                .video_codec
-                .or(file.video_codec)
-                .unwrap_or(VideoCodec::Vp8),
-            bandwidth_feedback: if f.no_bandwidth_feedback {
-                false
-            } else {
-                f.bandwidth_feedback
-                    .or(file.bandwidth_feedback)
-                    .unwrap_or(true)
-            },
-            max_message: f.max_message.or(file.max_message).unwrap_or(64 * 1024),
-            max_peers: f.max_peers.or(file.max_peers).unwrap_or(16),
-            handshake_timeout: f
-                .handshake_timeout
-                .or(file.handshake_timeout)
-                .unwrap_or(10.0),
-            http_idle_timeout: f
-                .http_idle_timeout
-                .or(file.http_idle_timeout)
-                .unwrap_or(5.0),
-            ws_join_timeout: f.ws_join_timeout.or(file.ws_join_timeout).unwrap_or(10.0),
-            ws_ping_interval: f.ws_ping_interval.or(file.ws_ping_interval).unwrap_or(20.0),
-            ws_idle_timeout: f.ws_idle_timeout.or(file.ws_idle_timeout).unwrap_or(60.0),
-            max_connections: f.max_connections.or(file.max_connections).unwrap_or(4096),
-            max_connections_per_ip: f
-                .max_connections_per_ip
-                .or(file.max_connections_per_ip)
-                .unwrap_or(64),
-            log: f.log.or(file.log).unwrap_or_else(|| "info".into()),
-            log_format: f.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
-            daemon_log: f
-                .daemon_log
-                .or(file.daemon_log)
-                .unwrap_or_else(|| "warn,rtc_dtls=error".into()),
-            metrics_listen: f.metrics_listen.or(file.metrics_listen),
-        };
+        if let Some(path) = &flags.config {
+            layers = layers.merge(Toml::string(&read_file(path)?));
+            // The file must be right on its own, also where a flag or variable
+            // overrides one of its keys.
+            layers.extract::<Self>().map_err(parse_error)?;
+        }
+        let mut given = flags.clone();
+        if given.no_bandwidth_feedback {
+            given.bandwidth_feedback = Some(false);
+        }
+        let cfg: Self = layers
+            .merge(Serialized::defaults(given))
+            .extract()
+            .map_err(parse_error)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -474,6 +464,23 @@ impl Config {
     pub fn to_toml(&self) -> String {
         // Every field is a string, number or boolean: serialisation cannot fail.
         toml::to_string(self).unwrap_or_default()
+    }
+}
+
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// A figment error as "`key`: what is wrong" (its own text names the provider, which
+/// for the file is only "TOML source string": the path is in [`ConfigError::Parse`]).
+fn describe(e: &figment::Error) -> String {
+    if e.path.is_empty() {
+        e.kind.to_string()
+    } else {
+        format!("`{}`: {}", e.path.join("."), e.kind)
     }
 }
 
@@ -630,10 +637,10 @@ mod tests {
         );
         assert!(text.contains("auth_secret = \"<hidden>\""), "{text}");
         assert!(text.contains("metrics_token = \"<hidden>\""), "{text}");
-        let back: FileConfig = toml::from_str(&text).unwrap();
+        let back: Config = toml::from_str(&text).unwrap();
         assert_eq!(back.daemon, Some(PathBuf::from("/run/sfu")));
         assert_eq!(back.metrics_listen, cfg.metrics_listen);
-        assert_eq!(back.listen, Some(cfg.listen));
+        assert_eq!(back.listen, cfg.listen);
     }
 
     #[test]

@@ -177,6 +177,12 @@ impl Session {
                 }
                 out = from_room => match out {
                     Some(msg) => {
+                        // `left` is the room's last word to us: we are out of the room
+                        // from here, so a `join` the client sends on reading it is taken
+                        // (waiting for the channel to close would race that join).
+                        if matches!(msg, ServerMessage::Left {}) {
+                            self.joined = None;
+                        }
                         if socket.send(to_text(&msg)).await.is_err() {
                             break;
                         }

@@ -356,3 +356,21 @@ async fn offer_answer_renegotiation_and_cleanup() {
     bob.join("flow", "bob").await;
     control.wait_load(Duration::from_secs(2), |l| l.routers == 1);
 }
+
+/// `left` is the last message of a room visit: a `join` sent the moment it is read is
+/// taken (regression: the session counted itself in the room until the room's channel
+/// closed, so such a join was refused "already in a room" now and then under load).
+#[tokio::test]
+async fn a_join_sent_on_reading_left_is_taken() {
+    let srv = Signaling::start(&[]);
+    // Someone stays, so the room (and its actor) lives on between our visits.
+    let mut resident = Client::connect(&srv.ws_url()).await;
+    resident.join("again", "resident").await;
+    let mut c = Client::connect(&srv.ws_url()).await;
+    c.join("again", "visitor").await;
+    for _ in 0..200 {
+        c.send(json!({"type": "leave"})).await;
+        c.until("left").await;
+        c.join("again", "visitor").await;
+    }
+}

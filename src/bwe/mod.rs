@@ -123,6 +123,9 @@ pub struct BweStats {
     /// old, never sent, or from a different numbering).
     pub feedback: u64,
     pub unknown_packets: u64,
+    /// Packets recorded as sent ([`SendSideEstimator::on_packet_sent`]): every RTP packet
+    /// of the transport when its consumers negotiated transport-wide sequence numbers.
+    pub packets_sent: u64,
 }
 
 /// Per-packet record state.
@@ -168,6 +171,7 @@ pub struct SendSideEstimator {
     last_decrease: Option<Instant>,
     feedback: u64,
     unknown: u64,
+    sent: u64,
 }
 
 impl Default for SendSideEstimator {
@@ -200,6 +204,7 @@ impl SendSideEstimator {
             last_decrease: None,
             feedback: 0,
             unknown: 0,
+            sent: 0,
         }
     }
 
@@ -220,6 +225,7 @@ impl SendSideEstimator {
             delay_threshold,
             feedback: self.feedback,
             unknown_packets: self.unknown,
+            packets_sent: self.sent,
         }
     }
 
@@ -227,6 +233,7 @@ impl SendSideEstimator {
     /// `size` bytes (as sent, SRTP included) left at `now`.
     pub fn on_packet_sent(&mut self, now: Instant, twcc_seq: u16, size: usize) {
         let epoch = *self.epoch.get_or_insert(now);
+        self.sent += 1;
         if self.history.is_empty() {
             self.history = vec![
                 Sent {

@@ -314,6 +314,15 @@ impl DtlsServer {
         self.endpoint.poll_transmit().map(|t| t.message)
     }
 
+    /// When [`Self::handle_timeout`] next has work (a handshake retransmission); never
+    /// once the association failed or closed, whatever the endpoint still holds.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            DtlsState::Failed | DtlsState::Closed => None,
+            _ => self.endpoint.poll_timeout(&PEER_KEY),
+        }
+    }
+
     /// Drives retransmissions.
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some(at) = self.endpoint.poll_timeout(&PEER_KEY) {

@@ -25,7 +25,7 @@ use super::{epoch, frame};
 
 /// The credentials of the `stun` target's agent (fixed, so seeds can be built for them).
 pub fn stun_credentials() -> IceCredentials {
-    IceCredentials::generate_with(&mut StdRng::seed_from_u64(0x5f75))
+    IceCredentials::generate(&mut StdRng::seed_from_u64(0x5f75))
 }
 
 /// Flags of the `stun` target's first byte: what the harness fixes up before the agent

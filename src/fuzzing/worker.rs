@@ -13,6 +13,7 @@ use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc_shared::TransportProtocol;
 use serde_json::{json, Value};
 
+use crate::batch::SendBatch;
 use crate::channel::{parse_request, RequestFrame};
 use crate::demux::{classify, PacketClass};
 use crate::dtls::DtlsState;
@@ -21,9 +22,10 @@ use crate::rtcp::{self, ReportBlock};
 use crate::rtp::RtpHeader;
 use crate::srtp::{contexts_from_keying_material, SrtpContext, SrtpError, SrtpProfile};
 use crate::worker::core::WorkerCore;
-use crate::worker::udp::SendBatch;
 
-use super::{call, core_config, drain, epoch, frame, push_frame, substitute_ids, with_fixtures};
+use super::{
+    call, core_config, core_rng, drain, epoch, frame, push_frame, substitute_ids, with_fixtures,
+};
 
 // ---------------------------------------------------------------------------------------
 // worker: a whole WorkerCore with two connected peers
@@ -48,10 +50,6 @@ pub const AUDIO_SSRC: u32 = 0x1111_0001;
 pub const VP8_PT: u8 = 96;
 pub const RTX_PT: u8 = 97;
 pub const OPUS_PT: u8 = 111;
-/// In plaintext RTP/RTCP of [`Op::Srtp`], these words are replaced by the SSRCs the
-/// worker picked for its video and audio consumers (random per run).
-pub const VIDEO_CONSUMER_SSRC_PLACEHOLDER: u32 = 0xC0C0_0001;
-pub const AUDIO_CONSUMER_SSRC_PLACEHOLDER: u32 = 0xC0C0_0002;
 /// Publisher extension ids (abs-send-time, mid); the subscriber negotiates other ids.
 pub const ABS_SEND_TIME_ID: u8 = 2;
 pub const MID_ID: u8 = 4;
@@ -72,8 +70,9 @@ pub enum Op {
         flags: u8,
         payload: Vec<u8>,
     },
-    /// Plaintext RTP or RTCP (placeholders substituted) protected with peer A's (even
-    /// `peer`) or B's real SRTP context and sent from that peer's nominated address.
+    /// Plaintext RTP or RTCP protected with peer A's (even `peer`) or B's real SRTP
+    /// context and sent from that peer's nominated address. It can name the consumers:
+    /// their SSRCs are the same every run ([`consumer_ssrcs`]).
     Srtp {
         peer: u8,
         rtcp: bool,
@@ -226,6 +225,14 @@ pub fn decode_ops(data: &[u8]) -> Vec<Op> {
     ops
 }
 
+/// The SSRCs of the subscriber's video and audio consumers in every `worker` session:
+/// the core's RNG has a fixed seed ([`super::core_rng`]) and setup is always the same, so
+/// inputs (and seeds) can name them in plaintext RTCP.
+pub fn consumer_ssrcs() -> [u32; 2] {
+    thread_local!(static SSRCS: [u32; 2] = Session::new().consumer_ssrcs);
+    SSRCS.with(|s| *s)
+}
+
 /// `worker` target: a fresh core set up as a two-party call (see [`Session::new`]), then
 /// the decoded ops, then the control connection closes (the full close cascade).
 pub fn worker(data: &[u8]) {
@@ -279,7 +286,7 @@ impl Session {
     fn new() -> Self {
         let (now, wall) = epoch();
         let (mut core, client_fingerprint, configs) = with_fixtures(|f| {
-            let core = WorkerCore::new(core_config(), f.server.clone(), now, wall);
+            let core = WorkerCore::new(core_config(), f.server.clone(), core_rng(), now, wall);
             (
                 core,
                 f.client_fingerprint.clone(),
@@ -449,20 +456,7 @@ impl Session {
                 let from = self.peers[0].addr;
                 self.queue(from, sealed);
             }
-            Op::Srtp {
-                peer,
-                rtcp,
-                mut plain,
-            } => {
-                for (placeholder, ssrc) in [
-                    VIDEO_CONSUMER_SSRC_PLACEHOLDER,
-                    AUDIO_CONSUMER_SSRC_PLACEHOLDER,
-                ]
-                .into_iter()
-                .zip(self.consumer_ssrcs)
-                {
-                    replace_word(&mut plain, placeholder, ssrc);
-                }
+            Op::Srtp { peer, rtcp, plain } => {
                 let peer = usize::from(peer & 1);
                 let sealed = self.seal(peer, rtcp, plain);
                 let from = self.peers[peer].addr;
@@ -823,22 +817,11 @@ fn media_packet(ssrc: u32, pt: u8, seq: u16, ts: u32, flags: u8, payload: &[u8])
     p
 }
 
-/// Replaces every big-endian occurrence of `from` (at any offset) by `to`.
-fn replace_word(buf: &mut [u8], from: u32, to: u32) {
-    let (from, to) = (from.to_be_bytes(), to.to_be_bytes());
-    let mut i = 0;
-    while let Some(w) = buf.get_mut(i..i + 4) {
-        if *w == from {
-            w.copy_from_slice(&to);
-            i += 4;
-        } else {
-            i += 1;
-        }
-    }
-}
+#[cfg(test)]
+mod timer_tests;
 
 #[cfg(test)]
-mod churn_tests;
+mod seeded_tests;
 
 #[cfg(test)]
 mod tests {
@@ -911,119 +894,23 @@ mod tests {
             "video keyframe and audio forwarded"
         );
         s.apply(Op::Feedback { kind: 0, value: 0 });
-        let plis: u64 = s.core.consumers.iter().map(|(_, c)| c.plis_received).sum();
-        assert_eq!(plis, 1);
-        // NACK for the newest video packet: it is retransmitted (over RTX).
-        s.apply(Op::Feedback { kind: 3, value: 0 });
-        let nacks: u64 = s.core.consumers.iter().map(|(_, c)| c.nacks_received).sum();
-        assert_eq!(nacks, 1);
-        assert_eq!(s.core.rtp_out.packets, 3, "the NACKed packet is resent");
-        assert_eq!(s.core.drops().total(), 0, "{}", s.core.drops().to_json());
-    }
-
-    /// A subscriber's copies of one publisher's producers are queued together, video
-    /// first (so audio can end a video GSO run), each once, whatever the arrival order.
-    #[test]
-    fn fan_out_queues_a_subscribers_video_then_audio_together() {
-        let mut s = Session::new();
-        s.apply(Op::Media {
-            stream: 1,
-            seq: 1,
-            ts: 0,
-            flags: 0,
-            payload: vec![1; 40],
-        });
-        for seq in 1..=3u16 {
-            s.apply(Op::Media {
-                stream: 0,
-                seq,
-                ts: 0,
-                flags: if seq == 1 { 2 } else { 0 },
-                payload: vec![7; 300],
-            });
-        }
-        s.receive_batch();
-        s.flush();
-        let done = s.fan_out_step(1);
-        // One step served the video consumer and, with it, the same transport's audio
-        // consumer; the audio group then has nobody left.
-        let sizes: Vec<usize> = s.out.iter().map(|(_, d)| d.len()).collect();
-        assert_eq!(sizes.len(), 4, "{sizes:?}");
-        assert!(
-            sizes[..3].iter().all(|n| *n > 300) && sizes[3] < 100,
-            "{sizes:?}"
-        );
-        assert!(!done, "the step stopped at the limit");
-        s.flush();
-        while !s.fan_out_step(1) {}
-        assert!(s.out.is_empty(), "nothing is sent twice");
-        assert_eq!(s.core.rtp_out.packets, 4);
-    }
-
-    /// The fan-out is resumable across flushes (`worker::fanout`): consumers closed or
-    /// moved in the list while a flush was out neither lose copies nor get them twice,
-    /// and each consumer's copies of the batch are queued back to back.
-    #[test]
-    fn fan_out_resumes_after_consumers_change_mid_way() {
-        let mut s = Session::new();
-        let now = s.now;
-        for _ in 0..2 {
-            let req = RequestFrame {
-                id: 99,
-                method: "transport.consume".into(),
-                target: Some(s.ids[ID_TRANSPORT_B].clone()),
-                data: json!({ "producerId": s.ids[ID_VIDEO_PRODUCER],
-                    "rtpCapabilities": subscriber_capabilities() }),
-            };
-            call(&mut s.core, now, CONN, req, &mut s.ids);
-        }
-        s.flush();
-        for seq in 1..=3u16 {
-            s.apply(Op::Media {
-                stream: 0,
-                seq,
-                ts: 0,
-                flags: if seq == 1 { 2 } else { 0 },
-                payload: vec![7; 200],
-            });
-        }
-        s.receive_batch();
-        s.flush();
-        let step = |s: &mut Session| s.fan_out_step(1);
-        // One consumer per step: its three copies, back to back.
-        for _ in 0..2 {
-            assert!(!step(&mut s));
-            assert_eq!(s.out.len(), 3);
-            let dests: Vec<_> = s.out.iter().map(|(d, _)| d).collect();
-            assert!(dests.iter().all(|d| *d == PEER_B));
-            s.flush();
-        }
-        // The first consumer closes while the second flush is out: the third consumer
-        // moves to index 1, where the fan-out stopped.
-        let close = RequestFrame {
-            id: 100,
-            method: "consumer.close".into(),
-            target: Some(s.ids[ID_VIDEO_CONSUMER].clone()),
-            data: Value::Null,
-        };
-        call(&mut s.core, now, CONN, close, &mut s.ids);
-        let mut queued = 0;
-        loop {
-            let done = step(&mut s);
-            queued += s.out.len();
-            s.flush();
-            if done {
-                break;
-            }
-        }
-        assert_eq!(queued, 3, "only the third consumer's copies remained");
-        let video: Vec<u64> = s
+        let plis: u64 = s
             .core
             .consumers
             .iter()
-            .filter(|(_, c)| c.kind == crate::channel::params::MediaKind::Video)
-            .map(|(_, c)| c.traffic.packets)
-            .collect();
-        assert_eq!(video, [3, 3], "each remaining consumer got the batch once");
+            .map(|(_, c)| c.plis_received())
+            .sum();
+        assert_eq!(plis, 1);
+        // NACK for the newest video packet: it is retransmitted (over RTX).
+        s.apply(Op::Feedback { kind: 3, value: 0 });
+        let nacks: u64 = s
+            .core
+            .consumers
+            .iter()
+            .map(|(_, c)| c.nacks_received())
+            .sum();
+        assert_eq!(nacks, 1);
+        assert_eq!(s.core.rtp_out.packets, 3, "the NACKed packet is resent");
+        assert_eq!(s.core.drops().total(), 0, "{}", s.core.drops().to_json());
     }
 }

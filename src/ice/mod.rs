@@ -61,14 +61,10 @@ pub struct IceCredentials {
 }
 
 impl IceCredentials {
-    /// Fresh random credentials from the thread-local CSPRNG.
-    pub fn generate() -> Self {
-        Self::generate_with(&mut rand::thread_rng())
-    }
-
-    /// Same as [`Self::generate`] with a caller-chosen RNG (deterministic tests). The
-    /// password is a secret: use a cryptographically secure RNG outside tests.
-    pub fn generate_with<R: Rng + ?Sized>(rng: &mut R) -> Self {
+    /// Fresh random credentials from the caller's RNG (the worker's, seeded from OS
+    /// entropy by the shell; seeded deterministically in tests and fuzzing). The
+    /// password is a secret: the RNG must be cryptographically secure outside tests.
+    pub fn generate<R: Rng + ?Sized>(rng: &mut R) -> Self {
         Self {
             ufrag: random_ice_chars(rng, UFRAG_LEN),
             pwd: random_ice_chars(rng, PWD_LEN),

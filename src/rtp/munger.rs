@@ -36,6 +36,8 @@
 //! The munger does not see SSRCs: the caller must only feed it packets of the
 //! currently selected source, and call `mark_resync` whenever that changes.
 
+use rand::Rng;
+
 /// How far behind the highest forwarded input sequence number a packet may be and
 /// still be forwarded; also the span of the duplicate-detection history.
 pub const REORDER_WINDOW: u16 = 1024;
@@ -128,9 +130,9 @@ impl SeqTsMunger {
         }
     }
 
-    /// [`Self::new`] with random initial sequence number and timestamp.
-    pub fn new_random(out_ssrc: u32) -> Self {
-        Self::new(out_ssrc, rand::random(), rand::random())
+    /// [`Self::new`] with initial sequence number and timestamp drawn from `rng`.
+    pub fn new_random<R: Rng + ?Sized>(out_ssrc: u32, rng: &mut R) -> Self {
+        Self::new(out_ssrc, rng.gen(), rng.gen())
     }
 
     /// The SSRC the consumer sees.
@@ -272,7 +274,7 @@ impl SeqTsMunger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
 
     #[test]
     fn first_packet_and_continuity_across_wrap() {
@@ -478,7 +480,7 @@ mod tests {
     #[test]
     fn random_inputs_never_panic() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(42);
-        let mut m = SeqTsMunger::new_random(9);
+        let mut m = SeqTsMunger::new_random(9, &mut rng);
         for _ in 0..100_000 {
             if rng.gen_ratio(1, 500) {
                 m.mark_resync();

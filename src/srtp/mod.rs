@@ -29,7 +29,7 @@ use gcm::GcmTransform;
 use header::{parse_rtcp_ssrc, parse_rtp, RTCP_CLEAR_LEN};
 use kdf::Prf;
 use replay::RocState;
-use state::{new_map, RtcpState, RtpState, RtpStates, SsrcMap};
+use state::{new_map, RtcpState, RtpState, RtpStates, SsrcHashBuilder, SsrcMap};
 
 pub use replay::REPLAY_WINDOW;
 pub use state::MAX_SSRCS;
@@ -175,6 +175,7 @@ impl SrtpContext {
             return Err(SrtpError::BadSaltLength);
         }
         let prf = Prf::new(master_key, master_salt)?;
+        let hasher = SsrcHashBuilder::from_master(master_key, master_salt);
         let transform = match profile {
             SrtpProfile::Aes128CmHmacSha1_80 => Transform::Cm(CmTransform::new(&prf)?),
             SrtpProfile::AeadAes128Gcm => Transform::Gcm(GcmTransform::new(&prf)?),
@@ -182,8 +183,8 @@ impl SrtpContext {
         Ok(Self {
             profile,
             transform,
-            rtp: RtpStates::new(),
-            rtcp: new_map(),
+            rtp: RtpStates::new(hasher),
+            rtcp: new_map(hasher),
         })
     }
 

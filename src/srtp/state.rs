@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 
+use ring::digest;
+
 use super::replay::{ReplayWindow, RocState};
 
 /// Upper bound on SSRCs per map. Entries are only created for authenticated
@@ -51,11 +53,11 @@ pub(crate) struct RtpStates {
 }
 
 impl RtpStates {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(hasher: SsrcHashBuilder) -> Self {
         Self {
             first: None,
             // Most contexts never need it: allocated on the second SSRC.
-            rest: HashMap::with_hasher(SsrcHashBuilder::new()),
+            rest: HashMap::with_hasher(hasher),
         }
     }
 
@@ -105,22 +107,33 @@ pub(crate) fn shrink_if_sparse<T>(map: &mut SsrcMap<T>) {
     }
 }
 
-pub(crate) fn new_map<T>() -> SsrcMap<T> {
-    HashMap::with_capacity_and_hasher(INITIAL_CAPACITY, SsrcHashBuilder::new())
+pub(crate) fn new_map<T>(hasher: SsrcHashBuilder) -> SsrcMap<T> {
+    HashMap::with_capacity_and_hasher(INITIAL_CAPACITY, hasher)
 }
 
 /// SipHash costs more than the rest of an SSRC lookup; keys are 32-bit values
 /// chosen by a peer that already holds the SRTP key, so a seeded multiply-mix
-/// (per-context random seed, high bits folded into low) is enough.
+/// (per-context secret seed, high bits folded into low) is enough.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SsrcHashBuilder {
     seed: u64,
 }
 
 impl SsrcHashBuilder {
-    fn new() -> Self {
+    /// A seed the peer cannot predict, derived from the context's master key and salt
+    /// (secret, fresh per DTLS handshake) rather than drawn from OS entropy: the SRTP
+    /// code stays deterministic for a given key, as the sans-IO core requires. The
+    /// label keeps the digest unrelated to any key RFC 3711 4.3 derives.
+    pub(crate) fn from_master(master_key: &[u8], master_salt: &[u8]) -> Self {
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        ctx.update(b"sfu srtp ssrc-map hash seed");
+        ctx.update(master_key);
+        ctx.update(master_salt);
+        let d = ctx.finish();
+        let mut seed = [0u8; 8];
+        seed.copy_from_slice(&d.as_ref()[..8]);
         Self {
-            seed: rand::random(),
+            seed: u64::from_le_bytes(seed),
         }
     }
 }
@@ -171,7 +184,7 @@ mod tests {
 
     #[test]
     fn removing_the_inline_ssrc_promotes_one_from_rest() {
-        let mut s = RtpStates::new();
+        let mut s = RtpStates::new(SsrcHashBuilder::from_master(b"key", b"salt"));
         s.insert(1, state(10));
         s.insert(2, state(0x2_0014));
         s.insert(3, state(0x3_001e));
@@ -199,7 +212,7 @@ mod tests {
 
     #[test]
     fn removing_the_last_inline_ssrc_leaves_it_empty() {
-        let mut s = RtpStates::new();
+        let mut s = RtpStates::new(SsrcHashBuilder::from_master(b"key", b"salt"));
         s.insert(7, state(1));
         assert!(s.remove(7));
         assert!(s.first.is_none());
@@ -212,7 +225,7 @@ mod tests {
 
     #[test]
     fn removing_from_rest_keeps_the_inline_one() {
-        let mut s = RtpStates::new();
+        let mut s = RtpStates::new(SsrcHashBuilder::from_master(b"key", b"salt"));
         s.insert(1, state(1));
         s.insert(2, state(2));
         assert!(s.remove(2));
@@ -223,7 +236,7 @@ mod tests {
 
     #[test]
     fn a_drained_map_gives_its_memory_back() {
-        let mut s = RtpStates::new();
+        let mut s = RtpStates::new(SsrcHashBuilder::from_master(b"key", b"salt"));
         for k in 0..1000 {
             s.insert(k, state(0));
         }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use rand::Rng;
 use serde_json::Value;
 
 use crate::bwe::SendSideEstimator;
@@ -81,29 +82,31 @@ impl std::fmt::Debug for DtlsServer {
 }
 
 impl WebRtcTransport {
-    /// A new transport with fresh ICE credentials.
-    pub fn new(
+    /// A new transport with fresh ICE credentials, RTCP SSRC and consumer SSRC key, all
+    /// drawn from `rng`.
+    pub fn new<R: Rng + ?Sized>(
         id: TransportId,
         router: RouterId,
         identity: &DtlsIdentity,
         now: Instant,
         app_data: Value,
+        rng: &mut R,
     ) -> Self {
         Self {
             id,
             router,
-            ice: IceLite::new(IceCredentials::generate()),
+            ice: IceLite::new(IceCredentials::generate(rng)),
             dtls: DtlsServer::new(identity),
             srtp_out: None,
             srtp_in: None,
             validated: Vec::new(),
             dtls_peer: None,
-            rtcp_ssrc: rand::random::<u32>() | 1,
+            rtcp_ssrc: rng.gen::<u32>() | 1,
             connected: false,
             dtls_connect_called: false,
             producers_by_ssrc: HashMap::new(),
             consumers_by_ssrc: HashMap::new(),
-            consumer_ssrcs: SsrcAllocator::new(),
+            consumer_ssrcs: SsrcAllocator::new(rng),
             producers: Vec::new(),
             consumers: Vec::new(),
             next_rtcp: now,
@@ -202,7 +205,7 @@ impl WebRtcTransport {
         })
     }
 
-    /// Stats as JSON for `transport.getStats`.
+    /// Stats for `transport.getStats`.
     pub fn stats(&self, local: SocketAddr) -> TransportStats {
         TransportStats {
             kind: StatsType::WebrtcTransport,
@@ -222,6 +225,7 @@ impl WebRtcTransport {
             consumers: self.consumers.len(),
             available_outgoing_bitrate: self.bwe.as_ref().map(SendSideEstimator::estimate_bps),
             transport_cc_feedback_received: self.bwe.as_ref().map(|b| b.stats().feedback),
+            transport_cc_packets_sent: self.bwe.as_ref().map(|b| b.stats().packets_sent),
             available_incoming_bitrate: self.remb.as_ref().map(RembEstimator::estimate_bps),
             transport_cc_feedback_sent: self.twcc_in.as_ref().map(|(_, r)| r.stats().feedback_sent),
         }

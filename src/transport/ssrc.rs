@@ -10,6 +10,8 @@
 //! wants that for collision avoidance between sources) and none repeats before 2^32
 //! draws.
 
+use rand::Rng;
+
 /// Hands out the consumer (and consumer RTX) SSRCs of one transport.
 #[derive(Debug, Clone)]
 pub struct SsrcAllocator {
@@ -19,9 +21,9 @@ pub struct SsrcAllocator {
 }
 
 impl SsrcAllocator {
-    /// An allocator keyed at random.
-    pub fn new() -> Self {
-        Self::with_key(rand::random(), rand::random())
+    /// An allocator keyed from `rng`.
+    pub fn new<R: Rng + ?Sized>(rng: &mut R) -> Self {
+        Self::with_key(rng.gen(), rng.gen())
     }
 
     /// An allocator with a fixed key (tests).
@@ -46,12 +48,6 @@ impl SsrcAllocator {
     }
 }
 
-impl Default for SsrcAllocator {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// A bijection of u32 keyed by `(a, b)`: adding and xoring constants and murmur3's
 /// finaliser (xor-shifts and odd multipliers, each invertible mod 2^32) all permute.
 fn permute(x: u32, (a, b): (u32, u32)) -> u32 {
@@ -67,6 +63,9 @@ fn permute(x: u32, (a, b): (u32, u32)) -> u32 {
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
+
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
 
     use super::*;
 
@@ -95,7 +94,8 @@ mod tests {
 
     #[test]
     fn keys_differ_per_transport() {
-        let (mut a, mut b) = (SsrcAllocator::new(), SsrcAllocator::new());
+        let mut rng = StdRng::seed_from_u64(5);
+        let (mut a, mut b) = (SsrcAllocator::new(&mut rng), SsrcAllocator::new(&mut rng));
         let xs: Vec<u32> = (0..8).filter_map(|_| a.next(|_| false)).collect();
         let ys: Vec<u32> = (0..8).filter_map(|_| b.next(|_| false)).collect();
         assert_ne!(xs, ys);

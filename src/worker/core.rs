@@ -7,27 +7,29 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
+use rand::rngs::StdRng;
 use slab::Slab;
 
+use crate::batch::{SendBatch, SendReport};
 use crate::channel::params::MediaKind;
 use crate::channel::{Event, Notification};
 use crate::demux::{classify, PacketClass};
 use crate::dtls::{check_records, DtlsIdentity, DtlsState, RecordCheck};
 use crate::ice::{self, IceEvent};
 use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
-use crate::router::nack::PacketKind;
-use crate::router::{ConnId, Consumer, ConsumerKey, Producer, ProducerKey, Router, TransportKey};
+use crate::router::{
+    ConnId, Consumer, ConsumerKey, Ingested, Producer, ProducerKey, Router, TransportKey,
+};
 use crate::rtcp::{self, Feedback};
 use crate::rtp::extension::read_extension_u16;
-use crate::rtp::rtx::unwrap_rtx;
-use crate::rtp::{is_vp8_keyframe, RtpHeader};
+use crate::rtp::RtpHeader;
 use crate::srtp::SrtpError;
 use crate::stats::{DropCounters, DropReason, LatencyHistogram, Traffic};
 use crate::transport::{ice_state_name, WebRtcTransport};
 use crate::worker::fanout::{FanOut, Job};
 use crate::worker::liveness::Liveness;
 use crate::worker::ownership::AdminConns;
-use crate::worker::udp::{SendBatch, SendReport};
+use crate::worker::timers::{TimerKey, Timers};
 
 /// Worker-wide counters that outlive the entities they count.
 #[derive(Debug, Default, Clone, Copy)]
@@ -54,9 +56,6 @@ pub struct WorkerTotals {
     pub udp_datagrams_received: u64,
 }
 
-/// How often the shell calls [`WorkerCore::handle_timeout`]: ICE consent, DTLS
-/// retransmission and RTCP timers are checked at this granularity.
-pub const TICK: Duration = Duration::from_millis(100);
 /// Interval of sender/receiver reports per transport (RFC 3550 6.2 allows this for a
 /// few streams per session; browsers send about once a second too).
 pub const RTCP_INTERVAL: Duration = Duration::from_secs(1);
@@ -108,14 +107,27 @@ pub struct WorkerCore {
     pub(crate) fanout: FanOut,
     /// Bumped whenever a producer's consumer list changes (see `fanout`).
     pub(crate) topology: u64,
-    next_tick: Instant,
+    /// Every transport's and producer's next deadline (`worker::timers`).
+    pub(crate) timers: Timers,
+    /// Every random choice of the core (ids, ICE credentials, SSRCs, initial sequence
+    /// numbers): seeded from OS entropy by the shell, from a fixed seed in tests,
+    /// fuzzing and simulation, so that a seed replays a run exactly.
+    pub(crate) rng: StdRng,
     /// The shell's loops' liveness (fed by the shell, reported by `worker.getStats`).
     pub(crate) liveness: Liveness,
 }
 
 impl WorkerCore {
-    /// A core with nothing placed on it yet.
-    pub fn new(cfg: CoreConfig, identity: DtlsIdentity, now: Instant, wall: SystemTime) -> Self {
+    /// A core with nothing placed on it yet. `rng` makes every random choice of the core;
+    /// it must be a CSPRNG seeded from OS entropy in production (ICE passwords come from
+    /// it: the shell seeds it with `StdRng::from_entropy`).
+    pub fn new(
+        cfg: CoreConfig,
+        identity: DtlsIdentity,
+        rng: StdRng,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Self {
         Self {
             cfg,
             identity,
@@ -143,7 +155,8 @@ impl WorkerCore {
             feedback: Vec::new(),
             fanout: FanOut::default(),
             topology: 0,
-            next_tick: now,
+            timers: Timers::default(),
+            rng,
             liveness: Liveness::new(now),
         }
     }
@@ -212,11 +225,6 @@ impl WorkerCore {
     /// Takes datagrams produced by control requests.
     pub fn control_out(&mut self) -> &mut SendBatch {
         &mut self.control_out
-    }
-
-    /// When [`Self::handle_timeout`] wants to run next.
-    pub fn poll_timeout(&self) -> Instant {
-        self.next_tick
     }
 
     /// NTP time (RFC 5905 64-bit format) of `now`.
@@ -324,6 +332,8 @@ impl WorkerCore {
                 self.drop_packet(DropReason::StunInvalid, Some(tk));
             }
         }
+        // A first nomination starts the consent timer.
+        self.reschedule_transport(now, tk);
     }
 
     pub(crate) fn drain_ice_events(&mut self, tk: TransportKey) {
@@ -397,6 +407,8 @@ impl WorkerCore {
         if state != before {
             self.on_dtls_state(now, tk, &router, &id, state, out);
         }
+        // Handshake retransmissions, and RTCP reports once connected.
+        self.reschedule_transport(now, tk);
     }
 
     pub(crate) fn on_dtls_state(
@@ -427,7 +439,7 @@ impl WorkerCore {
                 .map(|t| {
                     t.consumers
                         .iter()
-                        .filter_map(|c| self.consumers.get(*c).map(|c| c.producer))
+                        .filter_map(|c| self.consumers.get(*c).map(Consumer::producer))
                         .collect()
                 })
                 .unwrap_or_default();
@@ -437,9 +449,10 @@ impl WorkerCore {
         }
     }
 
-    /// The receiving half of the forwarding path: unprotect once, repair (RTX, NACK
-    /// bookkeeping, buffering for retransmission), and note the packet for the fan-out
-    /// (`worker::fanout`). No allocation.
+    /// The receiving half of the forwarding path: the transport unprotects once and
+    /// finds the producer, the producer ingests ([`Producer::receive_rtp`]: RTX, NACK
+    /// bookkeeping, buffering for retransmission), and the packet is noted for the
+    /// fan-out (`worker::fanout`). No allocation.
     fn on_rtp(
         &mut self,
         now: Instant,
@@ -450,41 +463,44 @@ impl WorkerCore {
     ) {
         let ingested = self.ingest_rtp(now, tk, buf);
         self.send_transport_cc(now, tk, out);
-        let Some((pk, len, hdr, arrival)) = ingested else {
+        let Some((pk, packet)) = ingested else {
             return;
         };
         let Some(p) = self.producers.get(pk) else {
             return;
         };
-        let keyframe = p.vp8
-            && buf
-                .get(..len)
-                .is_some_and(|b| is_vp8_keyframe(hdr.payload(b)));
         self.fanout.push(Job {
             slot,
             publisher: tk,
-            video: p.kind == MediaKind::Video,
+            video: p.kind() == MediaKind::Video,
             producer: pk,
-            len,
-            hdr,
-            arrival,
-            keyframe,
+            len: packet.len,
+            hdr: packet.hdr,
+            arrival: packet.arrival,
+            keyframe: packet.keyframe,
         });
-        if p.nack_due(now) {
-            self.send_nacks(now, pk, out);
+        // NACKs due now go at once; a gap still inside the reordering delay (or a
+        // retry) is the producer's timer.
+        match p.nack_deadline() {
+            Some(at) if at <= now => {
+                self.send_nacks(now, pk, out);
+                self.reschedule_producer(pk);
+            }
+            Some(at) => self.timers.lower(TimerKey::Producer(pk), at),
+            None => {}
         }
     }
 
-    /// Unprotects and parses a producer's packet, turns RTX back into the original
-    /// packet (RFC 4588), drops duplicates, and keeps it for retransmission. Returns the
-    /// producer, the plaintext length, the header and the arrival time in RTP units, or
-    /// None when the packet is not to be forwarded (counted where it is a drop).
+    /// The transport's part of the ingest: unprotects and parses a publisher's packet,
+    /// records it for bandwidth feedback and finds its producer, which takes it from
+    /// there. Returns the producer and the packet to forward, or None when there is
+    /// nothing to forward (counted where it is a drop).
     fn ingest_rtp(
         &mut self,
         now: Instant,
         tk: TransportKey,
         buf: &mut [u8],
-    ) -> Option<(ProducerKey, usize, RtpHeader, u32)> {
+    ) -> Option<(ProducerKey, Ingested)> {
         let micros = self.micros(now);
         let Self {
             transports,
@@ -502,11 +518,11 @@ impl WorkerCore {
         let Some(srtp) = t.srtp_in.as_mut() else {
             return drop(t, DropReason::NotReady);
         };
-        let mut len = match srtp.unprotect_rtp(buf) {
+        let len = match srtp.unprotect_rtp(buf) {
             Ok(n) => n,
             Err(e) => return drop(t, srtp_drop_reason(e)),
         };
-        let Some(Ok(mut hdr)) = buf.get(..len).map(RtpHeader::parse) else {
+        let Some(Ok(hdr)) = buf.get(..len).map(RtpHeader::parse) else {
             return drop(t, DropReason::Malformed);
         };
         // Every authenticated packet counts for bandwidth feedback, whatever its SSRC:
@@ -535,68 +551,21 @@ impl WorkerCore {
         t.rtp_in.add(len);
         rtp_in.add(len);
         let p = producers.get_mut(pk)?;
-        if Some(hdr.ssrc) == p.rtx_ssrc {
-            p.rtx_packets += 1;
-            let media_pt = p
-                .rtx_pts
-                .iter()
-                .find(|(rtx, _)| *rtx == hdr.payload_type)?
-                .1;
-            // A padding-only RTX packet is a bandwidth probe: nothing to forward.
-            len = unwrap_rtx(buf, len, &hdr, p.ssrc, media_pt).ok()?;
-            hdr = RtpHeader::parse(buf.get(..len)?).ok()?;
-        }
-        let Some(clock_rate) = p.clock_rate(hdr.payload_type) else {
-            return drop(t, DropReason::UnknownSsrc);
-        };
-        if let Some(nack) = p.nack.as_mut() {
-            if nack.on_packet(now, hdr.sequence) == PacketKind::Duplicate {
-                p.duplicates += 1;
-                return None;
-            }
-        }
-        let pkt = buf.get(..len)?;
-        if let Some(b) = p.rtx_buffer.as_mut() {
-            b.insert(now, hdr.sequence, pkt);
-        }
-        p.traffic.add(len);
-        let arrival = (micros.wrapping_mul(u64::from(clock_rate)) / 1_000_000) as u32;
-        p.recv.on_packet(hdr.sequence, hdr.timestamp, arrival);
-        (!p.paused).then_some((pk, len, hdr, arrival))
-    }
-
-    /// Periodic work: ICE consent, DTLS retransmissions, RTCP reports, deferred keyframe
-    /// requests.
-    pub fn handle_timeout(&mut self, now: Instant, out: &mut SendBatch) {
-        if now < self.next_tick {
-            return;
-        }
-        self.next_tick = now + TICK;
-        let keys: Vec<TransportKey> = self.transports.iter().map(|(k, _)| k).collect();
-        for tk in keys {
-            self.transport_timeout(now, tk, out);
-        }
-        let pending: Vec<ProducerKey> = self
-            .producers
-            .iter()
-            .filter(|(_, p)| p.keyframe_pending)
-            .map(|(k, _)| k)
-            .collect();
-        for pk in pending {
-            self.request_keyframe(now, pk, out);
-        }
-        let nacks: Vec<ProducerKey> = self
-            .producers
-            .iter()
-            .filter(|(_, p)| p.nack_due(now))
-            .map(|(k, _)| k)
-            .collect();
-        for pk in nacks {
-            self.send_nacks(now, pk, out);
+        match p.receive_rtp(now, micros, buf, len, hdr) {
+            Ok(packet) => packet.map(|packet| (pk, packet)),
+            Err(reason) => drop(t, reason),
         }
     }
 
-    fn transport_timeout(&mut self, now: Instant, tk: TransportKey, out: &mut SendBatch) {
+    /// A transport's due work (`worker::timers` calls it when its deadline comes):
+    /// ICE consent, DTLS retransmissions, RTCP reports, transport-cc feedback, REMB. Each
+    /// part checks its own deadline, so running early does nothing.
+    pub(crate) fn transport_timeout(
+        &mut self,
+        now: Instant,
+        tk: TransportKey,
+        out: &mut SendBatch,
+    ) {
         let Some(t) = self.transports.get_mut(tk) else {
             return;
         };

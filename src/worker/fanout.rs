@@ -11,6 +11,10 @@
 //! by packet instead interleaves every subscriber's datagrams, and once a flush holds
 //! fewer datagrams than there are subscribers no two of them share a destination.
 //!
+//! This module only decides the order. Each copy is the consumer's own egress,
+//! [`Consumer::send_rtp`], over the subscriber transport's [`Egress`] borrowed once per
+//! consumer and group, so a copy costs no lookup, allocation or dynamic dispatch.
+//!
 //! Within one publisher's packets of the batch, a subscriber transport gets its copies of
 //! all that publisher's producers together, video first: when the frame's last packet is
 //! full-size, the audio packet after it can ride as the shorter last segment of the same
@@ -27,15 +31,10 @@ use std::time::Instant;
 
 use slab::Slab;
 
-use crate::router::{Consumer, Producer, ProducerKey, TransportKey};
-use crate::rtp::extension::{
-    insert_extension_u16, remap_extensions, set_extension_u16, MAX_EXTENSION_GROWTH,
-};
-use crate::rtp::{rewrite, RtpHeader};
-use crate::stats::{DropCounters, DropReason, Traffic};
-use crate::transport::WebRtcTransport;
-use crate::worker::core::{drop_outgoing, protect_drop_reason, WorkerCore};
-use crate::worker::udp::SendBatch;
+use crate::batch::SendBatch;
+use crate::router::{Consumer, Egress, Producer, ProducerKey, Transmission, TransportKey};
+use crate::rtp::RtpHeader;
+use crate::worker::core::WorkerCore;
 
 /// A producer packet accepted for forwarding; its plaintext stays in the receive buffer
 /// `slot` (first `len` bytes) until the fan-out is done.
@@ -126,26 +125,20 @@ impl WorkerCore {
             // This publisher's later producer groups, served per subscriber transport.
             let span_end = run_end(&f.jobs, f.group, |j| j.publisher);
             let consumers_of = live_producer(producers, first)
-                .map(|p| p.consumers.as_slice())
+                .map(Producer::consumers)
                 .unwrap_or_default();
             while let Some(&ck) = consumers_of.get(f.next) {
                 f.next += 1;
                 let Some(c) = consumers.get_mut(ck) else {
                     continue;
                 };
-                if c.fanout_pass == f.pass {
+                if !c.mark_served(f.pass) {
                     continue;
                 }
-                c.fanout_pass = f.pass;
-                let Some(t) = transports.get_mut(c.transport) else {
+                let Some(t) = transports.get_mut(c.transport()) else {
                     continue;
                 };
-                let mut sink = Sink {
-                    rtp_out,
-                    drops,
-                    out,
-                };
-                copy_group(now, c, t, group, &packet, &mut sink);
+                copy_group(now, c, Egress::new(t, out, rtp_out, drops), group, &packet);
                 // The same subscriber's consumers of the publisher's other producers.
                 let mut h = end;
                 while h < span_end {
@@ -158,11 +151,11 @@ impl WorkerCore {
                     let follower = t.consumers.iter().copied().find(|&k| {
                         consumers
                             .get(k)
-                            .is_some_and(|x| Some(x.producer) == hp && x.fanout_pass != f.pass)
+                            .is_some_and(|x| Some(x.producer()) == hp && !x.served_in(f.pass))
                     });
                     if let Some(fc) = follower.and_then(|k| consumers.get_mut(k)) {
-                        fc.fanout_pass = f.pass;
-                        copy_group(now, fc, t, later, &packet, &mut sink);
+                        fc.mark_served(f.pass);
+                        copy_group(now, fc, Egress::new(t, out, rtp_out, drops), later, &packet);
                     }
                     h = h_end;
                 }
@@ -193,116 +186,26 @@ fn run_end<K: PartialEq>(jobs: &[Job], start: usize, key: impl Fn(&Job) -> K) ->
 fn live_producer<'p>(producers: &'p Slab<Producer>, job: &Job) -> Option<&'p Producer> {
     producers
         .get(job.producer)
-        .filter(|p| p.ssrc == job.hdr.ssrc)
+        .filter(|p| p.ssrc() == job.hdr.ssrc)
 }
 
-/// Where copies go: the send batch, and the worker's counters of what was sent and
-/// what could not be.
-struct Sink<'s> {
-    rtp_out: &'s mut Traffic,
-    drops: &'s mut DropCounters,
-    out: &'s mut SendBatch,
-}
-
-/// Queues one consumer's copies of a producer group.
+/// Queues one consumer's copies of a producer group, through its egress
+/// ([`Consumer::send_rtp`]).
+#[inline]
 fn copy_group<'a>(
     now: Instant,
     c: &mut Consumer,
-    t: &mut WebRtcTransport,
+    mut egress: Egress<'_>,
     group: &[Job],
     packet: &impl Fn(usize) -> Option<&'a [u8]>,
-    sink: &mut Sink<'_>,
 ) {
     for job in group {
         if let Some(pkt) = packet(job.slot).and_then(|b| b.get(..job.len)) {
-            copy_to(now, c, t, job, pkt, sink);
-        }
-    }
-}
-
-/// Queues one consumer's copy of a producer packet: copy, rewrite, protect with the
-/// consumer's context. A copy that fails to rewrite or protect is a counted drop.
-fn copy_to(
-    now: Instant,
-    c: &mut Consumer,
-    t: &mut WebRtcTransport,
-    job: &Job,
-    pkt: &[u8],
-    sink: &mut Sink<'_>,
-) {
-    let Sink {
-        rtp_out,
-        drops,
-        out,
-    } = sink;
-    let hdr = &job.hdr;
-    if !c.active() {
-        return;
-    }
-    if c.wait_keyframe {
-        if !job.keyframe {
-            return;
-        }
-        c.wait_keyframe = false;
-    }
-    let out_pt = c
-        .pt_map
-        .get(usize::from(hdr.payload_type))
-        .copied()
-        .unwrap_or(0xff);
-    if out_pt == 0xff {
-        return;
-    }
-    let (Some(dest), Some(srtp_out)) = (t.ice.selected(), t.srtp_out.as_mut()) else {
-        return;
-    };
-    let len = pkt.len();
-    let room = len + MAX_EXTENSION_GROWTH + srtp_out.profile().rtp_overhead();
-    let slot = out.start(dest, room);
-    let Some(dst) = slot.get_mut(..len) else {
-        out.commit(0);
-        return drop_outgoing(&mut t.drops, drops, DropReason::ProtectFailed);
-    };
-    dst.copy_from_slice(pkt);
-    // Extensions first: a packet that cannot be remapped is dropped before the munger
-    // assigns it a sequence number, so it leaves no gap.
-    if remap_extensions(slot, hdr, &c.ext_map).is_err() {
-        out.commit(0);
-        return drop_outgoing(&mut t.drops, drops, DropReason::ProtectFailed);
-    }
-    let Some((seq, ts)) = c
-        .munger
-        .process(hdr.sequence, hdr.timestamp, Some(job.arrival))
-    else {
-        out.commit(0);
-        return;
-    };
-    rewrite(slot, c.ssrc, out_pt, seq, ts);
-    // Our own transport-wide sequence number for the subscriber's feedback: in place when
-    // the publisher's element was kept, else inserted.
-    let mut plain = len;
-    let twcc = c.twcc_id.map(|id| {
-        let n = t.twcc_out_seq;
-        t.twcc_out_seq = n.wrapping_add(1);
-        if !set_extension_u16(slot, hdr, id, n) {
-            plain = insert_extension_u16(slot, len, hdr, id, n).unwrap_or(len);
-        }
-        n
-    });
-    match srtp_out.protect_rtp(slot, plain) {
-        Ok(n) => {
-            out.commit(n);
-            if let (Some(twcc), Some(bwe)) = (twcc, t.bwe.as_mut()) {
-                bwe.on_packet_sent(now, twcc, n);
-            }
-            c.traffic.add(n);
-            c.last_forwarded = Some((hdr.timestamp, ts, now));
-            t.rtp_out.add(n);
-            rtp_out.add(n);
-        }
-        Err(e) => {
-            out.commit(0);
-            drop_outgoing(&mut t.drops, drops, protect_drop_reason(e));
+            let how = Transmission::Forward {
+                arrival: job.arrival,
+                keyframe: job.keyframe,
+            };
+            c.send_rtp(now, &mut egress, pkt, &job.hdr, how);
         }
     }
 }

@@ -5,10 +5,11 @@
 
 use std::time::Instant;
 
-use crate::router::TransportKey;
+use crate::batch::SendBatch;
+use crate::router::{Producer, TransportKey};
 use crate::rtcp::remb::write_remb;
 use crate::worker::core::{send_rtcp, WorkerCore};
-use crate::worker::udp::SendBatch;
+use crate::worker::timers::TimerKey;
 
 impl WorkerCore {
     /// Sends the transport-cc feedback that is due for a transport (one or more RTCP
@@ -22,19 +23,20 @@ impl WorkerCore {
         let Some(t) = self.transports.get_mut(tk) else {
             return;
         };
-        let due = t
-            .twcc_in
-            .as_ref()
-            .and_then(|(_, r)| r.poll_timeout())
-            .is_some_and(|at| at <= now);
-        if !due {
+        let Some(at) = t.twcc_in.as_ref().and_then(|(_, r)| r.poll_timeout()) else {
+            return;
+        };
+        if at > now {
+            // Pending packets: feedback goes out at `at` even if no packet comes to
+            // carry it there (about every 50 ms while packets arrive).
+            self.timers.lower(TimerKey::Transport(tk), at);
             return;
         }
         let media_ssrc = t
             .producers
             .first()
             .and_then(|pk| self.producers.get(*pk))
-            .map_or(0, |p| p.ssrc);
+            .map_or(0, Producer::ssrc);
         // Taken out for the loop: sending needs the transport mutably.
         let Some((id, mut recorder)) = t.twcc_in.take() else {
             return;
@@ -47,6 +49,8 @@ impl WorkerCore {
             send_rtcp(t, &mut self.scratch, out, &mut self.drops);
         }
         t.twcc_in = Some((id, recorder));
+        // The next feedback is due one interval from now.
+        self.reschedule_transport(now, tk);
     }
 
     /// Sends REMB toward a publisher without transport-cc when its estimate is due.
@@ -58,9 +62,9 @@ impl WorkerCore {
         let (mut expected, mut received) = (0, 0);
         let mut ssrcs = Vec::with_capacity(t.producers.len());
         for p in t.producers.iter().filter_map(|pk| self.producers.get(*pk)) {
-            expected += p.recv.expected();
-            received += p.recv.received();
-            ssrcs.push(p.ssrc);
+            expected += p.recv().expected();
+            received += p.recv().received();
+            ssrcs.push(p.ssrc());
         }
         let Some(bps) = remb.poll_remb(now, expected, received) else {
             return;

@@ -12,5 +12,6 @@ mod repair;
 mod reports;
 pub mod requests;
 pub mod shell;
+mod timers;
 pub mod udp;
 mod writer_queue;

@@ -88,7 +88,7 @@ impl WorkerCore {
             ProducerPause | ProducerResume | ProducerClose | ProducerGetStats => {
                 let pk = self.producer_ids.get(&ProducerId(target.to_owned()))?;
                 let p = self.producers.get(*pk)?;
-                Some(("producer", p.router.clone()))
+                Some(("producer", p.router().clone()))
             }
             ConsumerPause
             | ConsumerResume
@@ -97,7 +97,7 @@ impl WorkerCore {
             | ConsumerRequestKeyFrame => {
                 let ck = self.consumer_ids.get(&ConsumerId(target.to_owned()))?;
                 let c = self.consumers.get(*ck)?;
-                let t = self.transports.get(c.transport)?;
+                let t = self.transports.get(c.transport())?;
                 Some(("consumer", t.router.clone()))
             }
         }

@@ -4,12 +4,12 @@
 
 use std::time::{Duration, Instant};
 
+use crate::batch::SendBatch;
 use crate::channel::Event;
-use crate::router::{ConsumerKey, ProducerKey, TransportKey};
+use crate::router::{ConsumerKey, Producer, ProducerKey, TransportKey};
 use crate::rtcp::{self, Feedback};
 use crate::stats::DropReason;
 use crate::worker::core::{send_rtcp, srtp_drop_reason, WorkerCore};
-use crate::worker::udp::SendBatch;
 
 impl WorkerCore {
     pub(crate) fn on_rtcp(
@@ -56,9 +56,9 @@ impl WorkerCore {
                 let Some(c) = self.consumers.get_mut(ck) else {
                     return;
                 };
-                c.plis_received += 1;
+                c.on_pli();
                 self.totals.plis_received += 1;
-                let pk = c.producer;
+                let pk = c.producer();
                 self.request_keyframe(now, pk, out);
             }
             Feedback::Fir { media_ssrcs, .. } => {
@@ -70,9 +70,9 @@ impl WorkerCore {
                     let Some(c) = self.consumers.get_mut(ck) else {
                         continue;
                     };
-                    c.firs_received += 1;
+                    c.on_fir();
                     self.totals.firs_received += 1;
-                    let pk = c.producer;
+                    let pk = c.producer();
                     self.request_keyframe(now, pk, out);
                 }
             }
@@ -83,7 +83,7 @@ impl WorkerCore {
                     return;
                 };
                 if let Some(c) = self.consumers.get_mut(ck) {
-                    c.nacks_received += 1;
+                    c.on_nack();
                     self.totals.nacks_received += 1;
                 }
                 self.retransmit(now, ck, &lost, out);
@@ -99,8 +99,7 @@ impl WorkerCore {
                     .get(&ssrc)
                     .and_then(|pk| self.producers.get_mut(*pk))
                 {
-                    p.last_sr = Some((ntp_time, rtp_time, now));
-                    p.recv.on_sender_report(ntp_time, now);
+                    p.on_sender_report(ntp_time, rtp_time, now);
                 }
             }
             Feedback::ReceiverReport { reports, .. } => {
@@ -113,28 +112,10 @@ impl WorkerCore {
                     let Some(c) = self.consumers.get_mut(ck) else {
                         continue;
                     };
-                    c.fraction_lost = block.fraction_lost;
-                    c.packets_lost_reported = block.total_lost;
-                    if block.last_sr != 0 {
-                        // RFC 3550 6.4.1: RTT = A - LSR - DLSR, in 1/65536 s.
-                        let rtt = now_mid
-                            .wrapping_sub(block.last_sr)
-                            .wrapping_sub(block.delay_since_last_sr);
-                        if rtt < 65536 * 10 {
-                            c.rtt_ms = Some(f64::from(rtt) * 1000.0 / 65536.0);
-                        }
-                    }
-                    let jitter_ms =
-                        f64::from(block.jitter) * 1000.0 / f64::from(c.clock_rate.max(1));
-                    if let Some(score) = c
-                        .score
-                        .update(f64::from(block.fraction_lost) / 256.0, jitter_ms)
-                    {
-                        let producer_score = self
-                            .producers
-                            .get(c.producer)
-                            .map_or(0, |p| p.score.current());
-                        scores.push((c.id.0.clone(), score, producer_score));
+                    if let Some(score) = c.on_receiver_report(&block, now_mid) {
+                        let producer_score =
+                            self.producers.get(c.producer()).map_or(0, Producer::score);
+                        scores.push((c.id().0.clone(), score, producer_score));
                     }
                 }
                 let router = t.router.clone();
@@ -164,21 +145,14 @@ impl WorkerCore {
             return;
         };
         if !p.want_keyframe(now) {
+            // Deferred: the producer's timer sends it when the throttle opens.
+            self.reschedule_producer(pk);
             return;
         }
         self.totals.keyframe_requests_sent += 1;
-        let media_ssrc = p.ssrc;
-        let use_fir = !p.rtp_parameters.codecs.first().is_some_and(|c| {
-            c.rtcp_feedback
-                .iter()
-                .any(|f| f.kind == "nack" && f.parameter == "pli")
-        }) && p.rtp_parameters.codecs.first().is_some_and(|c| {
-            c.rtcp_feedback
-                .iter()
-                .any(|f| f.kind == "ccm" && f.parameter == "fir")
-        });
-        let fir_seq = p.keyframe_requests_sent as u8;
-        let Some(t) = self.transports.get_mut(p.transport) else {
+        let media_ssrc = p.ssrc();
+        let (use_fir, fir_seq) = p.keyframe_request_form();
+        let Some(t) = self.transports.get_mut(p.transport()) else {
             return;
         };
         self.scratch.clear();
@@ -207,12 +181,13 @@ impl WorkerCore {
             let Some(c) = self.consumers.get(ck) else {
                 continue;
             };
-            let Some((in_ts, out_ts, at)) = c.last_forwarded else {
+            let Some(info) = c.sender_info() else {
                 continue;
             };
-            let p = self.producers.get(c.producer);
-            let rate = f64::from(c.clock_rate.max(1));
-            let (ntp, rtp) = match p.and_then(|p| p.last_sr) {
+            let (in_ts, out_ts, at) = (info.in_ts, info.out_ts, info.at);
+            let p = self.producers.get(c.producer());
+            let rate = f64::from(info.clock_rate.max(1));
+            let (ntp, rtp) = match p.and_then(Producer::last_sr) {
                 // Keep the publisher's NTP/RTP mapping so that audio and video of one
                 // publisher stay in sync in the subscriber (lip-sync, RFC 3550 6.4.1).
                 Some((sr_ntp, sr_rtp, sr_at)) => {
@@ -235,11 +210,11 @@ impl WorkerCore {
             }
             rtcp::write_sender_report(
                 &mut self.scratch,
-                c.ssrc,
+                info.ssrc,
                 ntp,
                 rtp,
-                c.traffic.packets as u32,
-                c.traffic.bytes as u32,
+                info.packets as u32,
+                info.bytes as u32,
             );
         }
         let mut blocks = Vec::new();
@@ -248,18 +223,12 @@ impl WorkerCore {
             let Some(p) = self.producers.get_mut(*pk) else {
                 continue;
             };
-            if p.traffic.packets == 0 {
+            if !p.has_received() {
                 continue;
             }
-            let block = p.recv.report_block(p.ssrc, now);
-            // The producer's score: what the publisher's path does to its stream.
-            let clock = p.media_pts.first().map_or(90_000, |(_, rate)| *rate).max(1);
-            let jitter_ms = f64::from(block.jitter) * 1000.0 / f64::from(clock);
-            if let Some(score) = p
-                .score
-                .update(f64::from(block.fraction_lost) / 256.0, jitter_ms)
-            {
-                scores.push((p.id.0.clone(), score));
+            let (block, score) = p.report(now);
+            if let Some(score) = score {
+                scores.push((p.id().0.clone(), score));
             }
             blocks.push(block);
         }

@@ -5,8 +5,11 @@
 
 use std::time::Instant;
 
+use rand::rngs::StdRng;
+use rand::Rng;
 use serde_json::Value;
 
+use crate::batch::SendBatch;
 use crate::bwe::{BweConfig, SendSideEstimator};
 use crate::channel::params::{
     DtlsFingerprint, DtlsParameters, DtlsRole, IceCandidate, IceParameters, MediaKind,
@@ -20,25 +23,18 @@ use crate::channel::{
 };
 use crate::dtls::DtlsState;
 use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
-use crate::router::nack::NackGenerator;
 use crate::router::negotiate::{consumer_stream, validate_producer};
-use crate::router::recv_stats::RecvStats;
-use crate::router::rtx_buffer::{RetransmissionBuffer, RetransmitLimiter};
-use crate::router::score::ScoreTracker;
 use crate::router::{
-    pt_table, ConnId, Consumer, ConsumerKey, Producer, ProducerKey, Router, TransportKey,
+    ConnId, Consumer, ConsumerKey, ConsumerParams, Producer, ProducerKey, ProducerParams, Router,
+    TransportKey,
 };
 use crate::rtcp::remb::{RembConfig, RembEstimator};
 use crate::rtcp::twcc::TwccRecorder;
-use crate::rtp::extension::ExtensionMap;
-use crate::rtp::munger::SeqTsMunger;
-use crate::stats::Traffic;
 use crate::transport::WebRtcTransport;
 use crate::worker::core::WorkerCore;
-use crate::worker::udp::SendBatch;
 use sfu_control::responses::{
-    ConsumerCreated, ConsumerType, IceRole, Load, ProducerCreated, RouterCreated, RouterStats,
-    StatsType, TransportCreated, WorkerStats,
+    ConsumerCreated, IceRole, Load, ProducerCreated, RouterCreated, RouterStats, StatsType,
+    TransportCreated, WorkerStats,
 };
 
 type Result<T> = std::result::Result<T, ControlError>;
@@ -50,10 +46,10 @@ fn not_found(kind: &'static str, id: &str) -> ControlError {
     }
 }
 
-/// A fresh random id not used by any entity of this worker.
-fn new_id(taken: impl Fn(&str) -> bool) -> String {
+/// A fresh random id (from the worker's RNG) not used by any entity of this worker.
+fn new_id(rng: &mut StdRng, taken: impl Fn(&str) -> bool) -> String {
     loop {
-        let id = format!("{:016x}", rand::random::<u64>());
+        let id = format!("{:016x}", rng.gen::<u64>());
         if !taken(&id) {
             return id;
         }
@@ -65,6 +61,9 @@ impl WorkerCore {
     /// queued after it (see [`WorkerCore::drain_notifications`]) and datagrams it causes
     /// go to [`WorkerCore::control_out`].
     pub fn handle_request(&mut self, now: Instant, conn: ConnId, req: RequestFrame) -> Response {
+        // A request can start or stop any entity's timers (a connect completing DTLS, a
+        // producer with REMB, a keyframe request): recompute them at the next timeout.
+        self.timers.request_rescan(now);
         let id = req.id;
         match self.dispatch(now, conn, req) {
             Ok(data) => Response::accepted(id, data),
@@ -111,19 +110,12 @@ impl WorkerCore {
             }
             Method::RouterCreate => {
                 let d: RouterCreate = parse_data(data)?;
-                let id = RouterId(new_id(|s| {
+                let id = RouterId(new_id(&mut self.rng, |s| {
                     self.routers.contains_key(&RouterId(s.to_owned()))
                 }));
                 tracing::info!(router = %id, conn, "router created");
-                self.routers.insert(
-                    id.clone(),
-                    Router {
-                        id: id.clone(),
-                        owner: conn,
-                        transports: Vec::new(),
-                        app_data: d.app_data,
-                    },
-                );
+                self.routers
+                    .insert(id.clone(), Router::new(id.clone(), conn, d.app_data));
                 Ok(response_data(&RouterCreated { router_id: id }))
             }
             Method::RouterClose => {
@@ -221,7 +213,7 @@ impl WorkerCore {
             }
             Method::ConsumerRequestKeyFrame => {
                 let ck = self.consumer_key(target)?;
-                if let Some(pk) = self.consumers.get(ck).map(|c| c.producer) {
+                if let Some(pk) = self.consumers.get(ck).map(Consumer::producer) {
                     self.request_keyframe(now, pk, out);
                 }
                 Ok(Value::Null)
@@ -303,16 +295,23 @@ impl WorkerCore {
             udp_datagrams_received: self.totals.udp_datagrams_received,
             control_clients_dropped: self.totals.control_clients_dropped,
             // Loss as the publishers' streams show it now (current producers only).
-            packets_lost: self.producers.iter().map(|(_, p)| p.recv.lost()).sum(),
+            packets_lost: self.producers.iter().map(|(_, p)| p.recv().lost()).sum(),
             packet_loop: self.liveness.report(now),
         }
     }
 
     fn create_transport(&mut self, now: Instant, rid: RouterId, app_data: Value) -> Result<Value> {
-        let id = TransportId(new_id(|s| {
+        let id = TransportId(new_id(&mut self.rng, |s| {
             self.transport_ids.contains_key(&TransportId(s.to_owned()))
         }));
-        let t = WebRtcTransport::new(id.clone(), rid.clone(), &self.identity, now, app_data);
+        let t = WebRtcTransport::new(
+            id.clone(),
+            rid.clone(),
+            &self.identity,
+            now,
+            app_data,
+            &mut self.rng,
+        );
         let creds = t.ice.local_credentials().clone();
         let tk = self.transports.insert(t);
         self.totals.transports_created += 1;
@@ -404,53 +403,40 @@ impl WorkerCore {
             }
         }
         let router = t.router.clone();
-        let id = ProducerId(new_id(|s| {
+        let id = ProducerId(new_id(&mut self.rng, |s| {
             self.producer_ids.contains_key(&ProducerId(s.to_owned()))
         }));
-        let pk = self.producers.insert(Producer {
+        let twcc_id = stream.twcc_id;
+        let remb = stream.remb;
+        let (ssrc, rtx_ssrc) = (stream.ssrc, stream.rtx_ssrc);
+        let pk = self.producers.insert(Producer::new(ProducerParams {
             id: id.clone(),
-            kind: d.kind,
             router: router.clone(),
             transport: tk,
+            kind: d.kind,
             rtp_parameters: d.rtp_parameters,
-            ssrc: stream.ssrc,
-            rtx_ssrc: stream.rtx_ssrc,
-            media_pts: stream.media_pts,
-            vp8: stream.vp8,
+            stream,
             paused: d.paused,
-            consumers: Vec::new(),
             app_data: d.app_data,
-            recv: RecvStats::default(),
-            traffic: Traffic::default(),
-            last_keyframe_request: None,
-            keyframe_pending: false,
-            keyframe_requests_sent: 0,
-            last_sr: None,
-            rtx_packets: 0,
-            rtx_pts: stream.rtx_pts,
-            nack: stream.nack.then(NackGenerator::default),
-            rtx_buffer: (d.kind == MediaKind::Video).then(RetransmissionBuffer::default),
-            duplicates: 0,
-            score: ScoreTracker::new(0),
-        });
+        }));
         self.producer_ids.insert(id.clone(), pk);
         if let Some(t) = self.transports.get_mut(tk) {
             // Bandwidth feedback toward the publisher: transport-cc when it sends
             // transport-wide sequence numbers, else REMB when it accepts that.
-            match (stream.twcc_id, &t.twcc_in) {
+            match (twcc_id, &t.twcc_in) {
                 (Some(id), None) => t.twcc_in = Some((id, TwccRecorder::new())),
-                (None, None) if stream.remb && t.remb.is_none() => {
+                (None, None) if remb && t.remb.is_none() => {
                     t.remb = Some(RembEstimator::new(RembConfig::default()));
                 }
                 _ => {}
             }
             t.producers.push(pk);
-            t.producers_by_ssrc.insert(stream.ssrc, pk);
-            if let Some(rtx) = stream.rtx_ssrc {
+            t.producers_by_ssrc.insert(ssrc, pk);
+            if let Some(rtx) = rtx_ssrc {
                 t.producers_by_ssrc.insert(rtx, pk);
             }
         }
-        tracing::info!(producer = %id, router = %router, kind = ?d.kind, ssrc = stream.ssrc, "producer created");
+        tracing::info!(producer = %id, router = %router, kind = ?d.kind, ssrc, "producer created");
         Ok(response_data(&ProducerCreated { producer_id: id }))
     }
 
@@ -473,7 +459,7 @@ impl WorkerCore {
             .producers
             .get(pk)
             .ok_or_else(|| not_found("producer", &d.producer_id.0))?;
-        if p.router != t.router {
+        if *p.router() != t.router {
             // A transport consumes only producers of its own router (room isolation).
             return Err(not_found("producer", &d.producer_id.0));
         }
@@ -492,61 +478,46 @@ impl WorkerCore {
             ));
         };
         let stream = consumer_stream(
-            p.kind,
-            &p.rtp_parameters,
+            p.kind(),
+            p.rtp_parameters(),
             &d.rtp_capabilities,
             ssrc,
             rtx_ssrc,
             d.mid,
         )?;
-        let mut ext_map = ExtensionMap::new();
-        for (from, to) in &stream.ext_map {
-            ext_map.insert(*from, *to);
-        }
-        let id = ConsumerId(new_id(|s| {
+        let id = ConsumerId(new_id(&mut self.rng, |s| {
             self.consumer_ids.contains_key(&ConsumerId(s.to_owned()))
         }));
-        let (kind, producer_paused, vp8) = (p.kind, p.paused, p.vp8);
-        let ck = self.consumers.insert(Consumer {
-            id: id.clone(),
-            kind,
-            producer: pk,
-            transport: tk,
-            ssrc,
-            rtp_parameters: stream.rtp_parameters.clone(),
-            pt_map: pt_table(&stream.pt_map),
-            ext_map,
-            clock_rate: stream.clock_rate,
-            munger: SeqTsMunger::new_random(ssrc),
-            paused: d.paused,
-            producer_paused,
-            wait_keyframe: kind == MediaKind::Video && vp8,
-            app_data: d.app_data,
-            traffic: Traffic::default(),
-            last_forwarded: None,
-            plis_received: 0,
-            firs_received: 0,
-            nacks_received: 0,
-            rtt_ms: None,
-            fraction_lost: 0,
-            packets_lost_reported: 0,
-            rtx: stream.rtx_pt.map(|pt| (rtx_ssrc, pt)),
-            rtx_seq: rand::random(),
-            limiter: RetransmitLimiter::default(),
-            retransmissions: 0,
-            score: ScoreTracker::new(10),
-            twcc_id: stream.twcc_id,
-            fanout_pass: 0,
-        });
+        let (kind, producer_paused) = (p.kind(), p.paused());
+        let rtp_parameters = stream.rtp_parameters.clone();
+        let twcc = stream.twcc_id.is_some();
+        let consumer = Consumer::new(
+            ConsumerParams {
+                id: id.clone(),
+                producer: pk,
+                transport: tk,
+                media_kind: kind,
+                ssrc,
+                rtx_ssrc,
+                stream,
+                paused: d.paused,
+                producer_paused,
+                producer_vp8: p.vp8(),
+                app_data: d.app_data,
+            },
+            &mut self.rng,
+        );
+        let consumer_type = consumer.kind().wire();
+        let ck = self.consumers.insert(consumer);
         self.consumer_ids.insert(id.clone(), ck);
         if let Some(p) = self.producers.get_mut(pk) {
-            p.consumers.push(ck);
+            p.add_consumer(ck);
             self.topology = self.topology.wrapping_add(1);
         }
         if let Some(t) = self.transports.get_mut(tk) {
             t.consumers.push(ck);
             t.consumers_by_ssrc.insert(ssrc, ck);
-            if stream.twcc_id.is_some() && t.bwe.is_none() {
+            if twcc && t.bwe.is_none() {
                 t.bwe = Some(SendSideEstimator::new(BweConfig::default()));
             }
         }
@@ -559,9 +530,9 @@ impl WorkerCore {
             consumer_id: id,
             producer_id: d.producer_id,
             kind,
-            consumer_type: ConsumerType::Simple,
+            consumer_type,
             producer_paused,
-            rtp_parameters: stream.rtp_parameters,
+            rtp_parameters,
         }))
     }
 
@@ -575,11 +546,10 @@ impl WorkerCore {
         let Some(p) = self.producers.get_mut(pk) else {
             return;
         };
-        if p.paused == paused {
+        if !p.set_paused(paused) {
             return;
         }
-        p.paused = paused;
-        let (router, consumers) = (p.router.clone(), p.consumers.clone());
+        let (router, consumers) = (p.router().clone(), p.consumers().to_vec());
         let event = if paused {
             Event::ProducerPause
         } else {
@@ -589,13 +559,8 @@ impl WorkerCore {
             let Some(c) = self.consumers.get_mut(ck) else {
                 continue;
             };
-            c.producer_paused = paused;
-            if !paused {
-                c.munger.mark_resync();
-                c.wait_keyframe =
-                    c.kind == MediaKind::Video && self.producers.get(pk).is_some_and(|p| p.vp8);
-            }
-            let id = c.id.0.clone();
+            c.set_producer_paused(paused);
+            let id = c.id().0.clone();
             self.notify(&router, &id, event.clone());
         }
         if !paused {
@@ -613,22 +578,13 @@ impl WorkerCore {
         let Some(c) = self.consumers.get_mut(ck) else {
             return;
         };
-        if c.paused == paused {
+        if !c.set_paused(paused) || paused {
             return;
         }
-        c.paused = paused;
-        if paused {
-            return;
-        }
-        // Resume: continue the sequence right after the last packet sent, from a keyframe.
-        c.munger.mark_resync();
-        let pk = c.producer;
-        let vp8 = self.producers.get(pk).is_some_and(|p| p.vp8);
-        if let Some(c) = self.consumers.get_mut(ck) {
-            c.wait_keyframe = c.kind == MediaKind::Video && vp8;
-            if c.kind == MediaKind::Video && !c.producer_paused {
-                self.request_keyframe(now, pk, out);
-            }
+        // Resumed (from a keyframe, see `Consumer::set_paused`): get the subscriber one.
+        if c.media_kind() == MediaKind::Video && !c.producer_paused() {
+            let pk = c.producer();
+            self.request_keyframe(now, pk, out);
         }
     }
 
@@ -639,29 +595,29 @@ impl WorkerCore {
             return;
         }
         let c = self.consumers.remove(ck);
-        self.consumer_ids.remove(&c.id);
+        self.consumer_ids.remove(c.id());
         let mut router = None;
-        if let Some(p) = self.producers.get_mut(c.producer) {
-            p.consumers.retain(|k| *k != ck);
+        if let Some(p) = self.producers.get_mut(c.producer()) {
+            p.remove_consumer(ck);
             self.topology = self.topology.wrapping_add(1);
-            router = Some(p.router.clone());
+            router = Some(p.router().clone());
         }
-        if let Some(t) = self.transports.get_mut(c.transport) {
+        if let Some(t) = self.transports.get_mut(c.transport()) {
             t.consumers.retain(|k| *k != ck);
-            t.consumers_by_ssrc.remove(&c.ssrc);
+            t.consumers_by_ssrc.remove(&c.ssrc());
             // Its streams' SRTP/SRTCP state: kept, it would fill the context's SSRC cap
             // and silence the transport after MAX_SSRCS consumers.
             if let Some(srtp) = t.srtp_out.as_mut() {
-                for ssrc in std::iter::once(c.ssrc).chain(c.rtx.map(|(s, _)| s)) {
+                for ssrc in c.ssrcs() {
                     srtp.remove_ssrc(ssrc);
                 }
             }
             router = Some(t.router.clone());
         }
         if let (Some(event), Some(router)) = (reason, router) {
-            self.notify(&router, &c.id.0, event);
+            self.notify(&router, &c.id().0, event);
         }
-        tracing::info!(consumer = %c.id, "consumer closed");
+        tracing::info!(consumer = %c.id(), "consumer closed");
     }
 
     /// Closes a producer and, with a `producerclose` notification each, its consumers.
@@ -670,26 +626,26 @@ impl WorkerCore {
             return;
         }
         let p = self.producers.remove(pk);
-        self.producer_ids.remove(&p.id);
-        for ck in &p.consumers {
+        self.producer_ids.remove(p.id());
+        for ck in p.consumers() {
             // Detach first so close_consumer does not look for the removed producer.
             self.close_consumer(*ck, Some(Event::ProducerClose));
         }
-        if let Some(t) = self.transports.get_mut(p.transport) {
+        if let Some(t) = self.transports.get_mut(p.transport()) {
             t.producers.retain(|k| *k != pk);
             t.producers_by_ssrc.retain(|_, k| *k != pk);
             // Likewise the inbound state of its streams, so that a publisher that
             // republishes again and again never fills the inbound context's cap.
             if let Some(srtp) = t.srtp_in.as_mut() {
-                for ssrc in std::iter::once(p.ssrc).chain(p.rtx_ssrc) {
+                for ssrc in std::iter::once(p.ssrc()).chain(p.rtx_ssrc()) {
                     srtp.remove_ssrc(ssrc);
                 }
             }
         }
         if let Some(event) = reason {
-            self.notify(&p.router, &p.id.0, event);
+            self.notify(p.router(), &p.id().0, event);
         }
-        tracing::info!(producer = %p.id, "producer closed");
+        tracing::info!(producer = %p.id(), "producer closed");
     }
 
     /// Closes a transport with its producers and consumers (each notified with

@@ -14,18 +14,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::{UnixListener, UnixStream};
 use glommio::sync::Semaphore;
 use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 
+use crate::batch::{RecvBatch, SendBatch};
 use crate::channel::framing::{encode, Frame, FrameDecoder};
 use crate::channel::{parse_request, ControlError, Event, Notification};
 use crate::dtls::DtlsIdentity;
 use crate::router::ConnId;
-use crate::worker::core::{CoreConfig, WorkerCore, TICK};
+use crate::worker::core::{CoreConfig, WorkerCore};
 use crate::worker::liveness::LoopPhase;
 use crate::worker::ownership::ConnRole;
-use crate::worker::udp::{MediaSocket, RecvBatch, SendBatch};
+use crate::worker::udp::MediaSocket;
 use crate::worker::writer_queue::{writer_queue, ConnWriter, MAX_QUEUED_BYTES};
 
 /// Datagrams taken from the socket per wake-up.
@@ -40,18 +44,25 @@ const STOP_POLL: Duration = Duration::from_millis(20);
 const WRITER_DRAIN: Duration = Duration::from_millis(500);
 /// Requests one control connection has handled before the others get their turn.
 const REQUESTS_PER_TURN: u64 = 16;
-/// The control queue's latency requirement: how long a control request or timer tick may
+/// The control queue's latency requirement: how long a control request or timer may
 /// wait behind the packet loop.
 const CONTROL_LATENCY: Duration = Duration::from_millis(10);
+/// The timer loop sleeps until the core's next deadline, but never longer than this: its
+/// wake-ups are the worker's heartbeat (systemd watchdog, `timerTicks`), so an idle
+/// worker still proves at this interval that its executor runs.
+const MAX_TIMER_SLEEP: Duration = Duration::from_millis(100);
+/// Pause after a failed control accept (e.g. out of file descriptors) before retrying.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// What the main thread and a worker share, outside the packet path: a stop request and
-/// a heartbeat. The worker's timer task stores the heartbeat every tick; since a
+/// a heartbeat. The worker's timer task stores the heartbeat every wake-up (at least
+/// every [`MAX_TIMER_SLEEP`]); since a
 /// LocalExecutor runs its tasks on one thread, a stuck packet loop stops the heartbeat
 /// too, and the systemd watchdog (main thread) stops being fed.
 #[derive(Debug, Default)]
 pub struct Lifeline {
     stop: AtomicBool,
-    /// Milliseconds since the epoch instant of the last timer tick; 0 before the first.
+    /// Milliseconds since the epoch instant of the last timer wake-up; 0 before the first.
     heartbeat_ms: AtomicU64,
 }
 
@@ -161,6 +172,11 @@ struct Shared {
     writers: RefCell<HashMap<ConnId, glommio::task::JoinHandle<()>>>,
     /// The next control connection's id (both sockets of the worker draw from it).
     next_conn: Cell<ConnId>,
+    /// When the timer loop will wake next.
+    timer_armed: Cell<Instant>,
+    /// Wakes the timer loop early, to re-arm it for a deadline earlier than
+    /// `timer_armed` (capacity one: one pending wake-up is enough).
+    timer_wake: LocalSender<()>,
 }
 
 impl Shared {
@@ -170,6 +186,16 @@ impl Shared {
             .borrow_mut()
             .liveness_mut()
             .enter(phase, Instant::now());
+    }
+
+    /// Wakes the timer loop if the core's next deadline moved before the one it sleeps
+    /// for (after a receive batch or a control request).
+    fn rearm_timer(&self) {
+        let next = self.core.borrow().poll_timeout();
+        if next.is_some_and(|at| at < self.timer_armed.get()) {
+            // Full: a wake-up is already pending, which re-reads the deadline.
+            let _ = self.timer_wake.try_send(());
+        }
     }
 
     /// Sends a batch (serialised with other senders of this worker).
@@ -249,10 +275,12 @@ async fn run(
         local,
         announced,
     };
+    let (timer_wake, timer_woken) = local_channel::new_bounded(1);
     let shared = Rc::new(Shared {
         core: RefCell::new(WorkerCore::new(
             cfg,
             spec.identity,
+            StdRng::from_entropy(),
             Instant::now(),
             SystemTime::now(),
         )),
@@ -261,6 +289,8 @@ async fn run(
         conns: Rc::new(RefCell::new(HashMap::new())),
         writers: RefCell::new(HashMap::new()),
         next_conn: Cell::new(1),
+        timer_armed: Cell::new(Instant::now()),
+        timer_wake,
     });
     tracing::info!(worker = spec.index, media = %local, control = %path.display(), "worker listening");
     let _ = ready.send(Ok(WorkerReady {
@@ -294,7 +324,12 @@ async fn run(
         spec.index,
         spec.workers,
     );
-    let timers = timer_loop(shared.clone(), spec.lifeline.clone(), spec.epoch);
+    let timers = timer_loop(
+        shared.clone(),
+        timer_woken,
+        spec.lifeline.clone(),
+        spec.epoch,
+    );
     let spawn_err = |e: glommio::GlommioError<()>| io::Error::other(e.to_string());
     glommio::spawn_local_into(accept, control)
         .map_err(spawn_err)?
@@ -377,6 +412,8 @@ async fn packet_loop(shared: Rc<Shared>) -> io::Result<()> {
                 }
             }
         }
+        // The batch may have brought deadlines forward (NACKs, feedback, handshakes).
+        shared.rearm_timer();
         // Replies and feedback first: they are few and time-critical.
         shared.send(&mut sb).await;
         loop {
@@ -399,11 +436,35 @@ async fn packet_loop(shared: Rc<Shared>) -> io::Result<()> {
     }
 }
 
-async fn timer_loop(shared: Rc<Shared>, lifeline: Arc<Lifeline>, epoch: Instant) {
+/// Arms one timer for the core's next deadline (at most [`MAX_TIMER_SLEEP`] away), runs
+/// what is due, and starts over; `woken` re-arms it early when a receive batch or a
+/// control request moved the deadline earlier.
+async fn timer_loop(
+    shared: Rc<Shared>,
+    woken: LocalReceiver<()>,
+    lifeline: Arc<Lifeline>,
+    epoch: Instant,
+) {
     let mut sb = SendBatch::new();
     loop {
         lifeline.beat(epoch);
-        glommio::timer::sleep(TICK).await;
+        let now = Instant::now();
+        let latest = now + MAX_TIMER_SLEEP;
+        let at = shared
+            .core
+            .borrow()
+            .poll_timeout()
+            .map_or(latest, |at| at.min(latest));
+        shared.timer_armed.set(at);
+        let sleep = async {
+            glommio::timer::sleep(at.saturating_duration_since(now)).await;
+            false
+        };
+        let early = async { woken.recv().await.is_some() };
+        if futures_lite::future::or(sleep, early).await && Instant::now() < at {
+            // Re-armed for an earlier deadline: nothing may be due yet.
+            continue;
+        }
         let now = Instant::now();
         {
             let mut core = shared.core.borrow_mut();
@@ -439,7 +500,7 @@ async fn accept_loop(
             }
             Err(e) => {
                 tracing::warn!(error = %e, "control accept failed");
-                glommio::timer::sleep(TICK).await;
+                glommio::timer::sleep(ACCEPT_RETRY).await;
             }
         }
     }
@@ -514,6 +575,7 @@ async fn serve_connection(
                 },
             };
             tx.send(encode_json(&response));
+            shared.rearm_timer();
             shared.flush().await;
             if tx.overflowed() {
                 break 'read;

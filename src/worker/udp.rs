@@ -7,7 +7,8 @@
 //! (`UDP_SEGMENT`). glommio is still used whenever we have to wait, so an idle or
 //! send-blocked core parks on io_uring instead of spinning.
 //!
-//! Everything here is single-threaded (one socket per executor): scratch state lives in
+//! The buffers themselves ([`RecvBatch`], [`SendBatch`]) are sans-IO and live in
+//! `crate::batch`. Everything here is single-threaded (one socket per executor): scratch state lives in
 //! `Cell`s, there are no locks or atomics, and steady-state operation does not allocate.
 
 use std::cell::Cell;
@@ -21,9 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use glommio::net::UdpSocket;
 
-/// Size of each receive slot. WebRTC keeps datagrams under ~1,200-1,500 bytes; anything
-/// that does not fit is truncated by the kernel and dropped (see [`RecvBatch`]).
-pub const RECV_SLOT_SIZE: usize = 2048;
+use crate::batch::{canonical, RecvBatch, SendBatch, SendReport, RECV_SLOT_SIZE};
 
 /// At most this many `mmsghdr`s per `sendmmsg` call.
 const MAX_MSGS_PER_CALL: usize = 64;
@@ -148,18 +147,6 @@ impl RawAddr {
     }
 }
 
-/// IPv4-mapped IPv6 addresses (what a dual-stack socket reports for IPv4 peers) become
-/// plain IPv4, so one peer always has one key in the routing tables and in grouping.
-fn canonical(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::V4(SocketAddrV4::new(v4, a.port())),
-            None => addr,
-        },
-        v4 => v4,
-    }
-}
-
 /// A zeroed `msghdr`, the starting point the kernel API expects.
 fn zeroed_msghdr() -> libc::msghdr {
     // SAFETY: msghdr is a C struct of integers and raw pointers (plus, on some libcs,
@@ -242,85 +229,6 @@ fn gso_refusal(errno: Option<i32>) -> bool {
 // Receive side
 // ---------------------------------------------------------------------------------------
 
-/// Preallocated receive buffers: `capacity()` slots of [`RECV_SLOT_SIZE`] bytes, with the
-/// length and source address of what [`MediaSocket::recv_batch`] put in each.
-///
-/// Datagrams longer than a slot are dropped when the kernel reports the truncation (the
-/// `recvmmsg` path); the one datagram received through glommio while the socket was idle
-/// cannot be checked and arrives truncated to 2,048 bytes, which later parsing rejects.
-pub struct RecvBatch {
-    data: Box<[u8]>,
-    lens: Box<[usize]>,
-    addrs: Box<[SocketAddr]>,
-    /// Kernel receive time of each datagram (SO_TIMESTAMPNS), when the kernel gave one.
-    arrivals: Box<[Option<Instant>]>,
-    filled: usize,
-}
-
-impl RecvBatch {
-    /// `n` slots (e.g. 32). Panics if `n` is 0, which would make `recv_batch` useless.
-    pub fn new(n: usize) -> Self {
-        assert!(n > 0, "RecvBatch needs at least one slot");
-        let unspecified = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
-        Self {
-            data: vec![0; n * RECV_SLOT_SIZE].into_boxed_slice(),
-            lens: vec![0; n].into_boxed_slice(),
-            addrs: vec![unspecified; n].into_boxed_slice(),
-            arrivals: vec![None; n].into_boxed_slice(),
-            filled: 0,
-        }
-    }
-
-    /// Number of slots.
-    pub fn capacity(&self) -> usize {
-        self.lens.len()
-    }
-
-    /// Number of datagrams from the last `recv_batch`.
-    pub fn len(&self) -> usize {
-        self.filled
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.filled == 0
-    }
-
-    /// The `i`-th received datagram (exactly its bytes, mutable so it can be decrypted in
-    /// place) and its source address.
-    pub fn get_mut(&mut self, i: usize) -> Option<(&mut [u8], SocketAddr)> {
-        if i >= self.filled {
-            return None;
-        }
-        let start = i * RECV_SLOT_SIZE;
-        Some((&mut self.data[start..start + self.lens[i]], self.addrs[i]))
-    }
-
-    /// When the kernel received the `i`-th datagram, if it said (the datagram that woke
-    /// an idle socket comes through glommio, which does not report it). Transport-cc
-    /// feedback needs this: a batch can hold packets that arrived milliseconds apart.
-    pub fn arrival(&self, i: usize) -> Option<Instant> {
-        self.arrivals.get(i).copied().flatten()
-    }
-
-    /// The `i`-th received datagram and its source address.
-    pub fn get(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
-        if i >= self.filled {
-            return None;
-        }
-        let start = i * RECV_SLOT_SIZE;
-        Some((&self.data[start..start + self.lens[i]], self.addrs[i]))
-    }
-}
-
-impl fmt::Debug for RecvBatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RecvBatch")
-            .field("capacity", &self.capacity())
-            .field("len", &self.filled)
-            .finish()
-    }
-}
-
 /// `recvmmsg` descriptors, rebuilt on every call (they point into the caller's batch).
 #[derive(Default)]
 struct RecvScratch {
@@ -336,141 +244,6 @@ struct RecvScratch {
 // Send side
 // ---------------------------------------------------------------------------------------
 
-#[derive(Clone, Copy, Debug)]
-struct Entry {
-    dest: SocketAddr,
-    off: usize,
-    len: usize,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Open {
-    dest: SocketAddr,
-    off: usize,
-    max_len: usize,
-}
-
-/// An arena of outgoing datagrams. Storage grows to the largest flush seen and is then
-/// reused, so steady-state forwarding does not allocate.
-pub struct SendBatch {
-    /// Datagram bytes. Its *length* is the high-water mark (bytes past `used` are stale
-    /// leftovers), so reserving space in steady state neither allocates nor zeroes.
-    arena: Vec<u8>,
-    used: usize,
-    entries: Vec<Entry>,
-    open: Option<Open>,
-}
-
-impl SendBatch {
-    pub fn new() -> Self {
-        Self {
-            arena: Vec::new(),
-            used: 0,
-            entries: Vec::new(),
-            open: None,
-        }
-    }
-
-    /// Reserves `max_len` bytes for a datagram to `dest` and returns the buffer to fill
-    /// (the caller copies, rewrites and encrypts in place). Its initial contents are
-    /// unspecified. Finish with [`commit`](Self::commit); calling `start` again without
-    /// committing abandons the previous reservation.
-    pub fn start(&mut self, dest: SocketAddr, max_len: usize) -> &mut [u8] {
-        let off = self.used;
-        let end = off + max_len;
-        if self.arena.len() < end {
-            self.arena.resize(end, 0);
-        }
-        self.open = Some(Open {
-            dest: canonical(dest),
-            off,
-            max_len,
-        });
-        &mut self.arena[off..end]
-    }
-
-    /// Commits the first `len` bytes of the buffer returned by the last
-    /// [`start`](Self::start) (`len <= max_len`), or abandons it with `len == 0`.
-    ///
-    /// # Panics
-    /// Without a preceding `start`, or if `len > max_len`.
-    pub fn commit(&mut self, len: usize) {
-        let open = self.open.take().expect("SendBatch::commit without start");
-        assert!(
-            len <= open.max_len,
-            "SendBatch::commit({len}) exceeds the reserved {}",
-            open.max_len
-        );
-        if len == 0 {
-            return;
-        }
-        self.entries.push(Entry {
-            dest: open.dest,
-            off: open.off,
-            len,
-        });
-        self.used = open.off + len;
-    }
-
-    /// Queues a copy of `data` to `dest`. Empty datagrams are ignored.
-    pub fn push(&mut self, dest: SocketAddr, data: &[u8]) {
-        self.start(dest, data.len()).copy_from_slice(data);
-        self.commit(data.len());
-    }
-
-    /// Number of committed datagrams.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Forgets all datagrams, keeping the storage.
-    pub fn clear(&mut self) {
-        self.entries.clear();
-        self.used = 0;
-        self.open = None;
-    }
-
-    /// Committed datagrams in push order.
-    pub fn iter(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> + '_ {
-        self.entries
-            .iter()
-            .map(|e| (e.dest, &self.arena[e.off..e.off + e.len]))
-    }
-
-    /// Allocated bytes of datagram storage (for tests and memory accounting).
-    pub fn byte_capacity(&self) -> usize {
-        self.arena.capacity()
-    }
-
-    /// Allocated datagram slots (for tests and memory accounting).
-    pub fn datagram_capacity(&self) -> usize {
-        self.entries.capacity()
-    }
-
-    fn data(&self, e: &Entry) -> &[u8] {
-        &self.arena[e.off..e.off + e.len]
-    }
-}
-
-impl Default for SendBatch {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Debug for SendBatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SendBatch")
-            .field("len", &self.entries.len())
-            .field("bytes", &self.used)
-            .finish()
-    }
-}
-
 /// Clears the batch however `send_batch` ends, including when its future is dropped
 /// mid-way: re-sending a partly sent batch would duplicate packets.
 struct ClearOnDrop<'a>(&'a mut SendBatch);
@@ -479,24 +252,6 @@ impl Drop for ClearOnDrop<'_> {
     fn drop(&mut self) {
         self.0.clear();
     }
-}
-
-/// What one [`MediaSocket::send_batch`] did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SendReport {
-    /// Datagrams the kernel accepted.
-    pub datagrams: usize,
-    /// Send syscalls made (`sendmmsg` calls plus glommio sends after EAGAIN).
-    pub syscalls: usize,
-    /// GSO super-datagrams the kernel accepted...
-    pub gso_sends: usize,
-    /// ...and the datagrams they carried.
-    pub gso_datagrams: usize,
-    /// Datagrams dropped because the kernel rejected them.
-    pub errors: usize,
-    /// Datagrams that met a full send buffer (EAGAIN) and waited for room (sent, or
-    /// dropped and counted in `errors` after [`BLOCKED_SEND_WAIT`]).
-    pub blocked: usize,
 }
 
 /// One message of a `sendmmsg` window: `count` datagrams starting at `start` in the

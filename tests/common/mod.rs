@@ -330,6 +330,10 @@ pub struct Peer {
     pub connected: bool,
     /// Copies of the first SRTP packets this peer sent (for replay tests).
     pub sent_srtp: Vec<Vec<u8>>,
+    /// When set, copies of every SRTP (not SRTCP) datagram that reached this peer's
+    /// socket, before the impairment shim: their RTP headers are plaintext.
+    pub record_srtp_in: bool,
+    pub received_srtp: Vec<Vec<u8>>,
     /// Impairment shim: fractions of outgoing and incoming SRTP/SRTCP datagrams dropped
     /// at random (setup traffic is never dropped).
     pub loss_out: f64,
@@ -359,6 +363,8 @@ impl Peer {
             events: Vec::new(),
             connected: false,
             sent_srtp: Vec::new(),
+            record_srtp_in: false,
+            received_srtp: Vec::new(),
             loss_out: 0.0,
             loss_in: 0.0,
             rng: rand::SeedableRng::seed_from_u64(u64::from(local.port())),
@@ -462,8 +468,7 @@ impl Peer {
                 Output::Timeout(t) => t,
                 Output::Transmit(t) => {
                     let c: &[u8] = &t.contents;
-                    let is_rtp = matches!(c, [128..=191, b, ..] if !(192..=223).contains(b));
-                    if is_rtp && self.sent_srtp.len() < 64 {
+                    if is_srtp_rtp(c) && self.sent_srtp.len() < 64 {
                         self.sent_srtp.push(c.to_vec());
                     }
                     if is_srtp(c) && rand::Rng::gen_bool(&mut self.rng, self.loss_out) {
@@ -489,7 +494,13 @@ impl Peer {
                 .saturating_duration_since(now)
                 .max(Duration::from_millis(1));
             self.socket.set_read_timeout(Some(wait)).unwrap();
-            let input = match self.socket.recv_from(&mut buf) {
+            let received = self.socket.recv_from(&mut buf);
+            if let Ok((n, _)) = received {
+                if self.record_srtp_in && is_srtp_rtp(&buf[..n]) {
+                    self.received_srtp.push(buf[..n].to_vec());
+                }
+            }
+            let input = match received {
                 Ok((n, _))
                     if is_srtp(&buf[..n]) && rand::Rng::gen_bool(&mut self.rng, self.loss_in) =>
                 {
@@ -540,6 +551,11 @@ impl Peer {
             })
             .collect()
     }
+}
+
+/// SRTP rather than SRTCP (RFC 5761 4: RTCP packet types 192..=223 in the second byte).
+fn is_srtp_rtp(datagram: &[u8]) -> bool {
+    matches!(datagram, [128..=191, b, ..] if !(192..=223).contains(b))
 }
 
 /// SRTP or SRTCP (RFC 7983 first byte 128..=191): media, never setup traffic.

@@ -1,0 +1,561 @@
+//! A consumer: one outgoing track for one subscriber. It owns its egress: every packet
+//! it sends, forwarded or retransmitted, goes through [`Consumer::send_rtp`], one
+//! pipeline (payload type map, extension remap, sequence/timestamp rewrite, RTX wrap
+//! for retransmissions, the transport's own transport-wide sequence number, SRTP
+//! protect, commit to the send batch, send-side estimator and counters).
+//!
+//! State common to every kind of consumer lives in [`Consumer`]; what differs per kind
+//! (today only [`ConsumerKind::Simple`]; simulcast and pipe consumers next, as
+//! mediasoup's `SimpleConsumer` / `SimulcastConsumer` / `PipeConsumer`) is in the
+//! variant and dispatched by a `match`, never a trait object, on the packet path.
+
+mod egress;
+mod simple;
+
+pub use egress::Egress;
+pub use simple::SimpleConsumer;
+
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde_json::{json, Value};
+use sfu_control::responses::ConsumerType;
+
+use crate::channel::params::{MediaKind, RtpParameters};
+use crate::ids::ConsumerId;
+use crate::router::negotiate::ConsumerStream;
+use crate::router::rtx_buffer::{retransmit_interval, RetransmissionBuffer, RetransmitLimiter};
+use crate::router::score::ScoreTracker;
+use crate::router::{ProducerKey, TransportKey};
+use crate::rtcp::ReportBlock;
+use crate::rtp::extension::{
+    insert_extension_u16, remap_extensions, set_extension_u16, ExtensionMap, MAX_EXTENSION_GROWTH,
+};
+use crate::rtp::munger::SeqTsMunger;
+use crate::rtp::rtx::{wrap_rtx, OSN_LEN};
+use crate::rtp::{rewrite, RtpHeader};
+use crate::stats::{DropReason, Traffic};
+use crate::worker::core::{drop_outgoing, protect_drop_reason};
+
+/// Payload type map entry of a producer payload type the subscriber did not negotiate.
+const NO_PT: u8 = 0xff;
+
+/// What `transport.consume` establishes for a new consumer.
+#[derive(Debug)]
+pub struct ConsumerParams {
+    pub id: ConsumerId,
+    pub producer: ProducerKey,
+    pub transport: TransportKey,
+    pub media_kind: MediaKind,
+    /// The consumer's media SSRC and the one reserved for its RTX stream.
+    pub ssrc: u32,
+    pub rtx_ssrc: u32,
+    pub stream: ConsumerStream,
+    pub paused: bool,
+    pub producer_paused: bool,
+    /// Whether the producer's keyframes are detectable (VP8), so video starts on one.
+    pub producer_vp8: bool,
+    pub app_data: Value,
+}
+
+/// The kinds of consumer, each with the state of its forwarding policy.
+#[derive(Debug)]
+pub enum ConsumerKind {
+    Simple(SimpleConsumer),
+}
+
+impl ConsumerKind {
+    /// The `type` of the consumer in the control protocol.
+    pub fn wire(&self) -> ConsumerType {
+        match self {
+            Self::Simple(_) => ConsumerType::Simple,
+        }
+    }
+}
+
+/// Why a packet goes to the subscriber; the steps of [`Consumer::send_rtp`] that
+/// differ between the two are chosen by it.
+#[derive(Debug, Clone, Copy)]
+pub enum Transmission {
+    /// A producer packet fanned out: `arrival` in the producer's RTP clock units,
+    /// `keyframe` when it starts one.
+    Forward { arrival: u32, keyframe: bool },
+    /// A buffered producer packet resent for the subscriber's NACK of `out_seq`
+    /// (RFC 4585), over RTX when negotiated (RFC 4588).
+    Retransmit { out_seq: u16 },
+}
+
+/// One outgoing track for one subscriber.
+#[derive(Debug)]
+pub struct Consumer {
+    id: ConsumerId,
+    media_kind: MediaKind,
+    producer: ProducerKey,
+    transport: TransportKey,
+    ssrc: u32,
+    rtp_parameters: RtpParameters,
+    /// Producer payload type -> ours; [`NO_PT`] = not negotiated (dropped).
+    pt_map: [u8; 128],
+    ext_map: ExtensionMap,
+    clock_rate: u32,
+    paused: bool,
+    producer_paused: bool,
+    app_data: Value,
+    traffic: Traffic,
+    /// Last forwarded packet: (input RTP ts, output RTP ts, when). Maps the producer's
+    /// timeline to ours for sender reports.
+    last_forwarded: Option<(u32, u32, Instant)>,
+    plis_received: u64,
+    firs_received: u64,
+    nacks_received: u64,
+    rtt_ms: Option<f64>,
+    fraction_lost: u8,
+    packets_lost_reported: u32,
+    /// RTX (SSRC, payload type) when the subscriber negotiated it (RFC 4588).
+    rtx: Option<(u32, u8)>,
+    rtx_seq: u16,
+    /// Rate limit for resending one packet (duplicate and late NACKs).
+    limiter: RetransmitLimiter,
+    retransmissions: u64,
+    score: ScoreTracker,
+    /// The consumer's transport-wide sequence extension id (we stamp our own numbers).
+    twcc_id: Option<u8>,
+    /// The last fan-out pass that served this consumer (`worker::fanout`).
+    fanout_pass: u64,
+    kind: ConsumerKind,
+}
+
+impl Consumer {
+    /// A simple consumer for a negotiated `transport.consume`; `rng` draws its initial
+    /// sequence numbers and timestamp (RFC 3550 5.1, RFC 4588).
+    pub fn new<R: Rng + ?Sized>(p: ConsumerParams, rng: &mut R) -> Self {
+        let mut ext_map = ExtensionMap::new();
+        for (from, to) in &p.stream.ext_map {
+            ext_map.insert(*from, *to);
+        }
+        let keyframe_gated = p.media_kind == MediaKind::Video && p.producer_vp8;
+        Self {
+            id: p.id,
+            media_kind: p.media_kind,
+            producer: p.producer,
+            transport: p.transport,
+            ssrc: p.ssrc,
+            pt_map: pt_table(&p.stream.pt_map),
+            ext_map,
+            clock_rate: p.stream.clock_rate,
+            paused: p.paused,
+            producer_paused: p.producer_paused,
+            app_data: p.app_data,
+            traffic: Traffic::default(),
+            last_forwarded: None,
+            plis_received: 0,
+            firs_received: 0,
+            nacks_received: 0,
+            rtt_ms: None,
+            fraction_lost: 0,
+            packets_lost_reported: 0,
+            rtx: p.stream.rtx_pt.map(|pt| (p.rtx_ssrc, pt)),
+            rtx_seq: rng.gen(),
+            limiter: RetransmitLimiter::default(),
+            retransmissions: 0,
+            score: ScoreTracker::new(10),
+            twcc_id: p.stream.twcc_id,
+            fanout_pass: 0,
+            kind: ConsumerKind::Simple(SimpleConsumer::new(
+                SeqTsMunger::new_random(p.ssrc, rng),
+                keyframe_gated,
+            )),
+            rtp_parameters: p.stream.rtp_parameters,
+        }
+    }
+
+    pub fn id(&self) -> &ConsumerId {
+        &self.id
+    }
+
+    pub fn media_kind(&self) -> MediaKind {
+        self.media_kind
+    }
+
+    pub fn kind(&self) -> &ConsumerKind {
+        &self.kind
+    }
+
+    pub fn producer(&self) -> ProducerKey {
+        self.producer
+    }
+
+    /// The subscriber's transport.
+    pub fn transport(&self) -> TransportKey {
+        self.transport
+    }
+
+    /// The media SSRC.
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// The SSRCs the consumer sends with: media, and RTX when negotiated.
+    pub fn ssrcs(&self) -> impl Iterator<Item = u32> {
+        std::iter::once(self.ssrc).chain(self.rtx.map(|(s, _)| s))
+    }
+
+    pub fn app_data(&self) -> &Value {
+        &self.app_data
+    }
+
+    pub fn rtp_parameters(&self) -> &RtpParameters {
+        &self.rtp_parameters
+    }
+
+    /// Whether packets flow to the subscriber now.
+    #[inline]
+    pub fn active(&self) -> bool {
+        !self.paused && !self.producer_paused
+    }
+
+    pub fn producer_paused(&self) -> bool {
+        self.producer_paused
+    }
+
+    /// Pauses or resumes the consumer (`consumer.pause`/`resume`); returns whether that
+    /// changed anything. A resumed consumer continues its sequence from a keyframe.
+    pub fn set_paused(&mut self, paused: bool) -> bool {
+        if self.paused == paused {
+            return false;
+        }
+        self.paused = paused;
+        if !paused {
+            self.resume_stream();
+        }
+        true
+    }
+
+    /// Follows its producer's pause state.
+    pub fn set_producer_paused(&mut self, paused: bool) {
+        self.producer_paused = paused;
+        if !paused {
+            self.resume_stream();
+        }
+    }
+
+    fn resume_stream(&mut self) {
+        match &mut self.kind {
+            ConsumerKind::Simple(s) => s.resume(),
+        }
+    }
+
+    /// Marks the consumer served by fan-out pass `pass`; false if it already was.
+    #[inline]
+    pub fn mark_served(&mut self, pass: u64) -> bool {
+        let fresh = self.fanout_pass != pass;
+        self.fanout_pass = pass;
+        fresh
+    }
+
+    /// Whether fan-out pass `pass` served the consumer already.
+    #[inline]
+    pub fn served_in(&self, pass: u64) -> bool {
+        self.fanout_pass == pass
+    }
+
+    /// Counts a PLI from the subscriber.
+    pub fn on_pli(&mut self) {
+        self.plis_received += 1;
+    }
+
+    /// Counts a FIR from the subscriber.
+    pub fn on_fir(&mut self) {
+        self.firs_received += 1;
+    }
+
+    /// Counts a NACK from the subscriber (answered by [`Self::retransmit`]).
+    pub fn on_nack(&mut self) {
+        self.nacks_received += 1;
+    }
+
+    /// Takes a report block of the subscriber's receiver report about this stream;
+    /// `now_mid` is the middle 32 bits of the NTP time now. Returns the new score when
+    /// it changed.
+    pub fn on_receiver_report(&mut self, block: &ReportBlock, now_mid: u32) -> Option<u8> {
+        self.fraction_lost = block.fraction_lost;
+        self.packets_lost_reported = block.total_lost;
+        if block.last_sr != 0 {
+            // RFC 3550 6.4.1: RTT = A - LSR - DLSR, in 1/65536 s.
+            let rtt = now_mid
+                .wrapping_sub(block.last_sr)
+                .wrapping_sub(block.delay_since_last_sr);
+            if rtt < 65536 * 10 {
+                self.rtt_ms = Some(f64::from(rtt) * 1000.0 / 65536.0);
+            }
+        }
+        let jitter_ms = f64::from(block.jitter) * 1000.0 / f64::from(self.clock_rate.max(1));
+        self.score
+            .update(f64::from(block.fraction_lost) / 256.0, jitter_ms)
+    }
+
+    /// What a sender report for this stream needs: the clock rate, the last forwarded
+    /// packet's (input ts, output ts, when), and packets and bytes sent.
+    pub fn sender_info(&self) -> Option<SenderInfo> {
+        let (in_ts, out_ts, at) = self.last_forwarded?;
+        Some(SenderInfo {
+            ssrc: self.ssrc,
+            clock_rate: self.clock_rate,
+            in_ts,
+            out_ts,
+            at,
+            packets: self.traffic.packets,
+            bytes: self.traffic.bytes,
+        })
+    }
+
+    /// Packets and bytes forwarded.
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
+    }
+
+    /// PLIs received from the subscriber.
+    pub fn plis_received(&self) -> u64 {
+        self.plis_received
+    }
+
+    /// NACKs received from the subscriber.
+    pub fn nacks_received(&self) -> u64 {
+        self.nacks_received
+    }
+
+    /// Answers a subscriber's NACK for `lost` (sequence numbers in the consumer's own
+    /// numbering) from the producer's retransmission `buffer`. Each packet is resent at
+    /// most once per the consumer's RTT (duplicate and late NACKs).
+    pub fn retransmit(
+        &mut self,
+        now: Instant,
+        buffer: &RetransmissionBuffer,
+        lost: &[u16],
+        egress: &mut Egress<'_>,
+    ) {
+        for &out_seq in lost {
+            let in_seq = match &self.kind {
+                ConsumerKind::Simple(s) => s.original_seq(out_seq),
+            };
+            let Some(pkt) = in_seq.and_then(|seq| buffer.get(now, seq)) else {
+                continue;
+            };
+            let Ok(hdr) = RtpHeader::parse(pkt) else {
+                continue;
+            };
+            self.send_rtp(now, egress, pkt, &hdr, Transmission::Retransmit { out_seq });
+        }
+    }
+
+    /// Sends one packet of the producer's stream (`pkt`, parsed as `hdr`) to the
+    /// subscriber: the consumer's whole egress pipeline, for fan-out and retransmission
+    /// alike. A packet that fails to rewrite or protect is a counted drop; one the
+    /// consumer's policy does not send (paused, waiting for a keyframe, payload type
+    /// not negotiated, a duplicate, resent too recently) is neither sent nor counted.
+    /// No allocation.
+    #[inline]
+    pub fn send_rtp(
+        &mut self,
+        now: Instant,
+        egress: &mut Egress<'_>,
+        pkt: &[u8],
+        hdr: &RtpHeader,
+        how: Transmission,
+    ) {
+        // Which packets go out, and how they are numbered: by the kind's policy when
+        // forwarded, as first sent when retransmitted.
+        let numbering = match how {
+            Transmission::Forward { arrival, keyframe } => {
+                if !self.active() {
+                    return;
+                }
+                let admitted = match &mut self.kind {
+                    ConsumerKind::Simple(s) => s.admit(keyframe),
+                };
+                if !admitted {
+                    return;
+                }
+                Numbering::Map { arrival }
+            }
+            Transmission::Retransmit { out_seq } => {
+                let ts = match &self.kind {
+                    ConsumerKind::Simple(s) => s.output_ts(hdr.timestamp),
+                };
+                let Some(ts) = ts else { return };
+                Numbering::Fixed { seq: out_seq, ts }
+            }
+        };
+        let out_pt = self
+            .pt_map
+            .get(usize::from(hdr.payload_type))
+            .copied()
+            .unwrap_or(NO_PT);
+        if out_pt == NO_PT {
+            return;
+        }
+        if let Transmission::Retransmit { out_seq } = how {
+            let rtt = self.rtt_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0));
+            if !self.limiter.allow(now, out_seq, retransmit_interval(rtt)) {
+                return;
+            }
+        }
+        let Some((dest, srtp)) = egress.path.as_mut() else {
+            return;
+        };
+        let (dest, srtp, out) = (*dest, &mut **srtp, &mut *egress.out);
+        let len = pkt.len();
+        let rtx_room = match how {
+            Transmission::Forward { .. } => 0,
+            Transmission::Retransmit { .. } => OSN_LEN,
+        };
+        let room = len + MAX_EXTENSION_GROWTH + rtx_room + srtp.profile().rtp_overhead();
+        let slot = out.start(dest, room);
+        let Some(dst) = slot.get_mut(..len) else {
+            out.commit(0);
+            return drop_outgoing(
+                egress.transport_drops,
+                egress.worker_drops,
+                DropReason::ProtectFailed,
+            );
+        };
+        dst.copy_from_slice(pkt);
+        // Extensions first: a packet that cannot be remapped is dropped before the munger
+        // assigns it a sequence number, so it leaves no gap.
+        if remap_extensions(slot, hdr, &self.ext_map).is_err() {
+            out.commit(0);
+            return drop_outgoing(
+                egress.transport_drops,
+                egress.worker_drops,
+                DropReason::ProtectFailed,
+            );
+        }
+        let (seq, ts) = match numbering {
+            Numbering::Fixed { seq, ts } => (seq, ts),
+            Numbering::Map { arrival } => {
+                let mapped = match &mut self.kind {
+                    ConsumerKind::Simple(s) => s.forward(hdr.sequence, hdr.timestamp, arrival),
+                };
+                let Some(mapped) = mapped else {
+                    out.commit(0);
+                    return;
+                };
+                mapped
+            }
+        };
+        rewrite(slot, self.ssrc, out_pt, seq, ts);
+        let mut plain = len;
+        if let (Transmission::Retransmit { .. }, Some((rtx_ssrc, rtx_pt))) = (how, self.rtx) {
+            // RFC 4588 4: the RTX stream has its own sequence. The header, extensions
+            // included, stays where it was, so `hdr` still locates the extensions below.
+            let rtx_seq = self.rtx_seq;
+            self.rtx_seq = rtx_seq.wrapping_add(1);
+            match wrap_rtx(slot, len, hdr, rtx_ssrc, rtx_pt, rtx_seq) {
+                Ok(n) => plain = n,
+                Err(_) => {
+                    out.commit(0);
+                    return drop_outgoing(
+                        egress.transport_drops,
+                        egress.worker_drops,
+                        DropReason::ProtectFailed,
+                    );
+                }
+            }
+        }
+        // The transport's own transport-wide sequence number, on every packet it sends
+        // (the subscriber's transport-cc feedback reports them all): in place when the
+        // publisher's element was kept, else inserted.
+        let transport_seq = self.twcc_id.map(|id| {
+            let n = *egress.transport_seq;
+            *egress.transport_seq = n.wrapping_add(1);
+            if !set_extension_u16(slot, hdr, id, n) {
+                plain = insert_extension_u16(slot, plain, hdr, id, n).unwrap_or(plain);
+            }
+            n
+        });
+        match srtp.protect_rtp(slot, plain) {
+            Ok(n) => {
+                out.commit(n);
+                if let (Some(seq), Some(bwe)) = (transport_seq, egress.bwe.as_mut()) {
+                    bwe.on_packet_sent(now, seq, n);
+                }
+                egress.transport_rtp_out.add(n);
+                egress.worker_rtp_out.add(n);
+                match how {
+                    Transmission::Forward { .. } => {
+                        self.traffic.add(n);
+                        self.last_forwarded = Some((hdr.timestamp, ts, now));
+                    }
+                    Transmission::Retransmit { .. } => self.retransmissions += 1,
+                }
+            }
+            Err(e) => {
+                out.commit(0);
+                drop_outgoing(
+                    egress.transport_drops,
+                    egress.worker_drops,
+                    protect_drop_reason(e),
+                );
+            }
+        }
+    }
+
+    /// Stats as JSON for `consumer.getStats`.
+    pub fn stats_json(&self) -> Value {
+        json!({
+            "type": "outbound-rtp",
+            "id": self.id,
+            "kind": self.media_kind,
+            "ssrc": self.ssrc,
+            "paused": self.paused,
+            "producerPaused": self.producer_paused,
+            "packetsSent": self.traffic.packets,
+            "bytesSent": self.traffic.bytes,
+            "pliCount": self.plis_received,
+            "firCount": self.firs_received,
+            "nackCount": self.nacks_received,
+            "roundTripTime": self.rtt_ms,
+            "fractionLost": self.fraction_lost,
+            "packetsLost": self.packets_lost_reported,
+            "rtxSsrc": self.rtx.map(|(ssrc, _)| ssrc),
+            "retransmittedPacketsSent": self.retransmissions,
+            "score": self.score.current(),
+        })
+    }
+}
+
+/// How a packet sent by [`Consumer::send_rtp`] gets its sequence number and timestamp.
+#[derive(Debug, Clone, Copy)]
+enum Numbering {
+    /// Mapped by the consumer kind's policy (forwarding).
+    Map { arrival: u32 },
+    /// The numbers it was first sent with (retransmission).
+    Fixed { seq: u16, ts: u32 },
+}
+
+/// What a sender report about a consumer's stream is built from.
+#[derive(Debug, Clone, Copy)]
+pub struct SenderInfo {
+    pub ssrc: u32,
+    pub clock_rate: u32,
+    /// The last forwarded packet: producer timestamp, ours, and when.
+    pub in_ts: u32,
+    pub out_ts: u32,
+    pub at: Instant,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// Builds the payload type table of a consumer.
+fn pt_table(pt_map: &[(u8, u8)]) -> [u8; 128] {
+    let mut t = [NO_PT; 128];
+    for (from, to) in pt_map {
+        if let Some(slot) = t.get_mut(usize::from(*from)) {
+            *slot = *to;
+        }
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,61 @@
+//! The sending side a consumer's packets go through: the subscriber transport's
+//! selected tuple, outbound SRTP context, transport-wide sequence numbering and
+//! send-side estimator, and the worker's send batch and counters. Borrowed from the
+//! transport and the worker for one consumer's copies of a batch (or one NACK's
+//! retransmissions), so each copy costs no lookup.
+
+use crate::batch::SendBatch;
+use crate::bwe::SendSideEstimator;
+use crate::srtp::SrtpContext;
+use crate::stats::{DropCounters, Traffic};
+use crate::transport::WebRtcTransport;
+use std::net::SocketAddr;
+
+/// One subscriber transport's egress state, with the worker's send batch.
+#[derive(Debug)]
+pub struct Egress<'a> {
+    /// Where media goes and how it is protected: None until ICE selected a tuple and
+    /// DTLS keyed SRTP.
+    pub(super) path: Option<(SocketAddr, &'a mut SrtpContext)>,
+    /// The transport's next transport-wide sequence number (shared by all its
+    /// consumers' packets, forwarded and retransmitted alike).
+    pub(super) transport_seq: &'a mut u16,
+    /// Present once a consumer of the transport negotiated transport-wide-cc.
+    pub(super) bwe: Option<&'a mut SendSideEstimator>,
+    pub(super) transport_rtp_out: &'a mut Traffic,
+    pub(super) transport_drops: &'a mut u64,
+    pub(super) worker_rtp_out: &'a mut Traffic,
+    pub(super) worker_drops: &'a mut DropCounters,
+    pub(super) out: &'a mut SendBatch,
+}
+
+impl<'a> Egress<'a> {
+    /// The egress of transport `t` into the worker's batch `out` and counters.
+    #[inline]
+    pub fn new(
+        t: &'a mut WebRtcTransport,
+        out: &'a mut SendBatch,
+        worker_rtp_out: &'a mut Traffic,
+        worker_drops: &'a mut DropCounters,
+    ) -> Self {
+        let WebRtcTransport {
+            ice,
+            srtp_out,
+            twcc_out_seq,
+            bwe,
+            rtp_out,
+            drops,
+            ..
+        } = t;
+        Self {
+            path: ice.selected().zip(srtp_out.as_mut()),
+            transport_seq: twcc_out_seq,
+            bwe: bwe.as_mut(),
+            transport_rtp_out: rtp_out,
+            transport_drops: drops,
+            worker_rtp_out,
+            worker_drops,
+            out,
+        }
+    }
+}

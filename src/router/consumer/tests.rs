@@ -1,0 +1,204 @@
+//! The consumer's egress, sans-IO: packets through `Consumer::send_rtp` into a send batch,
+//! read back from their plaintext RTP headers (SRTP does not encrypt the header).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::*;
+use crate::batch::SendBatch;
+use crate::bwe::{BweConfig, SendSideEstimator};
+use crate::rtp::extension::read_extension_u16;
+use crate::srtp::{contexts_from_keying_material, SrtpContext, SrtpProfile};
+use crate::stats::DropCounters;
+
+const PRODUCER_PT: u8 = 96;
+const CONSUMER_PT: u8 = 100;
+const RTX_PT: u8 = 101;
+const TWCC_ID: u8 = 5;
+const SSRC: u32 = 0x0c0c_0001;
+const RTX_SSRC: u32 = 0x0c0c_0002;
+const DEST: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 5000);
+
+fn consumer(media_kind: MediaKind, producer_vp8: bool, rtx: bool) -> Consumer {
+    Consumer::new(
+        ConsumerParams {
+            id: ConsumerId("c".into()),
+            producer: 0,
+            transport: 0,
+            media_kind,
+            ssrc: SSRC,
+            rtx_ssrc: RTX_SSRC,
+            stream: ConsumerStream {
+                rtp_parameters: RtpParameters::default(),
+                pt_map: vec![(PRODUCER_PT, CONSUMER_PT)],
+                ext_map: Vec::new(),
+                clock_rate: 90_000,
+                rtx_pt: rtx.then_some(RTX_PT),
+                twcc_id: Some(TWCC_ID),
+            },
+            paused: false,
+            producer_paused: false,
+            producer_vp8,
+            app_data: Value::Null,
+        },
+        &mut StdRng::seed_from_u64(1),
+    )
+}
+
+/// A producer packet without header extensions.
+fn packet(seq: u16) -> Vec<u8> {
+    let mut p = vec![0x80, PRODUCER_PT];
+    p.extend(seq.to_be_bytes());
+    p.extend((u32::from(seq) * 3000).to_be_bytes());
+    p.extend(0x5eed_0001_u32.to_be_bytes());
+    p.extend([0xab; 100]);
+    p
+}
+
+/// A subscriber transport's egress state, owned for a test.
+struct Subscriber {
+    srtp: SrtpContext,
+    transport_seq: u16,
+    bwe: SendSideEstimator,
+    rtp_out: Traffic,
+    drops: u64,
+    worker_rtp_out: Traffic,
+    worker_drops: DropCounters,
+    out: SendBatch,
+}
+
+impl Subscriber {
+    fn new() -> Self {
+        let profile = SrtpProfile::AeadAes128Gcm;
+        let material = vec![7; profile.keying_material_len()];
+        let (srtp, _) = contexts_from_keying_material(profile, &material, false)
+            .expect("SRTP contexts from test keying material");
+        Self {
+            srtp,
+            transport_seq: 0,
+            bwe: SendSideEstimator::new(BweConfig::default()),
+            rtp_out: Traffic::default(),
+            drops: 0,
+            worker_rtp_out: Traffic::default(),
+            worker_drops: DropCounters::default(),
+            out: SendBatch::new(),
+        }
+    }
+
+    fn egress(&mut self) -> Egress<'_> {
+        Egress {
+            path: Some((DEST, &mut self.srtp)),
+            transport_seq: &mut self.transport_seq,
+            bwe: Some(&mut self.bwe),
+            transport_rtp_out: &mut self.rtp_out,
+            transport_drops: &mut self.drops,
+            worker_rtp_out: &mut self.worker_rtp_out,
+            worker_drops: &mut self.worker_drops,
+            out: &mut self.out,
+        }
+    }
+
+    /// (SSRC, sequence number, transport-wide number) of every datagram sent.
+    fn sent(&self) -> Vec<(u32, u16, Option<u16>)> {
+        self.out
+            .iter()
+            .map(|(_, d)| {
+                let hdr = RtpHeader::parse(d).expect("an RTP header");
+                let twcc = read_extension_u16(d, &hdr, TWCC_ID);
+                (hdr.ssrc, hdr.sequence, twcc)
+            })
+            .collect()
+    }
+}
+
+fn forward(c: &mut Consumer, s: &mut Subscriber, now: Instant, seq: u16, keyframe: bool) {
+    let pkt = packet(seq);
+    let hdr = RtpHeader::parse(&pkt).expect("test packet parses");
+    let how = Transmission::Forward {
+        arrival: u32::from(seq) * 3000,
+        keyframe,
+    };
+    c.send_rtp(now, &mut s.egress(), &pkt, &hdr, how);
+}
+
+/// Regression test (issue 11): a retransmission continues the subscriber transport's
+/// transport-wide numbering of the forwarded packets and is recorded by its estimator.
+#[test]
+fn retransmission_gets_the_transports_next_transport_wide_number() {
+    let now = Instant::now();
+    let mut c = consumer(MediaKind::Video, false, true);
+    let mut s = Subscriber::new();
+    let mut buffer = RetransmissionBuffer::default();
+    for seq in 1..=3 {
+        buffer.insert(now, seq, &packet(seq));
+        forward(&mut c, &mut s, now, seq, false);
+    }
+    let forwarded = s.sent();
+    let (_, second, _) = forwarded[1];
+    c.retransmit(now, &buffer, &[second], &mut s.egress());
+
+    let sent = s.sent();
+    assert_eq!(sent.len(), 4, "{sent:?}");
+    let numbers: Vec<Option<u16>> = sent.iter().map(|(_, _, n)| *n).collect();
+    assert_eq!(numbers, [Some(0), Some(1), Some(2), Some(3)]);
+    assert_eq!(sent[3].0, RTX_SSRC, "resent on the RTX stream");
+    assert_eq!(s.bwe.stats().packets_sent, 4);
+    assert_eq!(s.rtp_out.packets, 4);
+    assert_eq!(c.stats_json()["retransmittedPacketsSent"], 1);
+    assert_eq!(
+        c.traffic().packets,
+        3,
+        "retransmissions are not forwarded packets"
+    );
+}
+
+/// Without RTX the packet is resent as it was first sent, numbered like any other.
+#[test]
+fn retransmission_without_rtx_resends_the_packet_under_a_new_transport_number() {
+    let now = Instant::now();
+    let mut c = consumer(MediaKind::Video, false, false);
+    let mut s = Subscriber::new();
+    let mut buffer = RetransmissionBuffer::default();
+    buffer.insert(now, 1, &packet(1));
+    forward(&mut c, &mut s, now, 1, false);
+    let (_, seq, _) = s.sent()[0];
+    c.retransmit(now, &buffer, &[seq], &mut s.egress());
+    // A second NACK within the RTT is not answered again.
+    c.retransmit(
+        now + Duration::from_millis(1),
+        &buffer,
+        &[seq],
+        &mut s.egress(),
+    );
+    assert_eq!(
+        s.sent(),
+        [(SSRC, seq, Some(0)), (SSRC, seq, Some(1))],
+        "same stream and sequence number, the next transport-wide number"
+    );
+}
+
+/// A VP8 video consumer starts on a keyframe, and after a resume waits for one again,
+/// continuing its sequence without a gap.
+#[test]
+fn simple_consumer_starts_and_resumes_on_a_keyframe() {
+    let now = Instant::now();
+    let mut c = consumer(MediaKind::Video, true, true);
+    let mut s = Subscriber::new();
+    forward(&mut c, &mut s, now, 1, false);
+    assert!(s.sent().is_empty(), "nothing before the first keyframe");
+    forward(&mut c, &mut s, now, 2, true);
+    forward(&mut c, &mut s, now, 3, false);
+    assert!(c.set_paused(true));
+    forward(&mut c, &mut s, now, 4, true);
+    assert!(c.set_paused(false));
+    assert!(!c.set_paused(false), "resuming twice changes nothing");
+    forward(&mut c, &mut s, now, 5, false);
+    forward(&mut c, &mut s, now, 6, true);
+    let seqs: Vec<u16> = s.sent().iter().map(|(_, seq, _)| *seq).collect();
+    assert_eq!(seqs.len(), 3, "{seqs:?}");
+    assert_eq!(seqs[1], seqs[0].wrapping_add(1));
+    assert_eq!(seqs[2], seqs[1].wrapping_add(1), "no gap across the pause");
+}

@@ -1,0 +1,378 @@
+//! The usual call, set up through the control protocol the way signaling sets one up: a
+//! publisher with Opus audio (`a`) and VP8 video (`v`, with RTX if asked) and
+//! subscribers that each consume both, all connected; and the publisher's media clock.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use str0m::bwe::Bitrate;
+use str0m::format::Codec;
+use str0m::media::MediaKind;
+
+use super::{indexed, FeedbackKind, PeerId, Record, Sim};
+
+pub(crate) const AUDIO_SSRC: u32 = 0x1111_0001;
+pub(crate) const VIDEO_SSRC: u32 = 0x2222_0002;
+pub(crate) const VIDEO_RTX_SSRC: u32 = 0x2222_0003;
+pub(crate) const TWCC_URI: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+/// str0m's standard extension map has transport-wide-cc at id 3.
+const TWCC_ID: u8 = 3;
+/// One video packet per this interval, one audio packet per two.
+pub(crate) const PACKET_INTERVAL: Duration = Duration::from_millis(10);
+/// Video payload size (so ~480 kbit/s of video at 100 packets/s).
+const VIDEO_BYTES: usize = 600;
+/// Video packets between two keyframes when nobody asks for one.
+const KEYFRAME_INTERVAL: u32 = 100;
+
+/// What the call negotiates.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallConfig {
+    pub(crate) subscribers: usize,
+    /// NACK (and RTX for video) on the publisher's producers and subscribers' consumers.
+    pub(crate) nack: bool,
+    /// transport-cc both ways; the publisher's str0m runs its send-side estimator from
+    /// this start.
+    pub(crate) twcc: Option<u64>,
+}
+
+impl Default for CallConfig {
+    fn default() -> Self {
+        Self {
+            subscribers: 2,
+            nack: true,
+            twcc: None,
+        }
+    }
+}
+
+/// One subscriber: its peer, transport and consumers.
+#[derive(Debug, Clone)]
+pub(crate) struct Subscriber {
+    pub(crate) peer: PeerId,
+    pub(crate) transport: String,
+    /// Audio and video consumer ids and SSRCs.
+    pub(crate) audio: (String, u32),
+    pub(crate) video: (String, u32),
+}
+
+/// A call in a [`Sim`].
+pub(crate) struct Call {
+    pub(crate) sim: Sim,
+    pub(crate) config: CallConfig,
+    pub(crate) router: String,
+    pub(crate) publisher: PeerId,
+    pub(crate) publisher_transport: String,
+    pub(crate) audio_producer: String,
+    pub(crate) video_producer: String,
+    pub(crate) subs: Vec<Subscriber>,
+    /// Payload types the publisher sends with.
+    pub(crate) opus: u8,
+    pub(crate) vp8: u8,
+    /// Video and audio packets written so far.
+    pub(crate) video_sent: u32,
+    pub(crate) audio_sent: u32,
+    /// Indexes of the video packets that were keyframes.
+    pub(crate) keyframes: Vec<u32>,
+    /// Keyframe requests the publisher has answered.
+    keyframe_requests_seen: usize,
+    /// When the next media packet is due.
+    next_packet: Instant,
+}
+
+impl Call {
+    /// Sets up and connects the call in a fresh simulation drawing from `seed`.
+    pub(crate) fn new(seed: u64, config: CallConfig) -> Self {
+        let mut sim = Sim::new(seed);
+        let router = sim.create_router();
+        let publisher = sim.add_peer("pub", |b| match config.twcc {
+            Some(start) => b.enable_bwe(Some(Bitrate::bps(start))),
+            None => b,
+        });
+        let publisher_transport = sim.connect(publisher, &router);
+        let (opus, _) = sim.peer(publisher).pt(Codec::Opus);
+        let (vp8, vp8_rtx) = sim.peer(publisher).pt(Codec::Vp8);
+        let rtx = if config.nack { vp8_rtx } else { None };
+        let p = sim.peer(publisher);
+        p.send_stream("a", MediaKind::Audio, AUDIO_SSRC, None);
+        p.send_stream(
+            "v",
+            MediaKind::Video,
+            VIDEO_SSRC,
+            rtx.map(|_| VIDEO_RTX_SSRC),
+        );
+        let audio_producer = produce(&mut sim, &publisher_transport, "audio", opus, None, config);
+        sim.label(&audio_producer, "audio-producer");
+        let video_producer = produce(&mut sim, &publisher_transport, "video", vp8, rtx, config);
+        sim.label(&video_producer, "video-producer");
+        let mut call = Self {
+            next_packet: sim.now(),
+            sim,
+            config,
+            router,
+            publisher,
+            publisher_transport,
+            audio_producer,
+            video_producer,
+            subs: Vec::new(),
+            opus,
+            vp8,
+            video_sent: 0,
+            audio_sent: 0,
+            keyframes: Vec::new(),
+            keyframe_requests_seen: 0,
+        };
+        for i in 0..config.subscribers {
+            call.add_subscriber(&format!("sub{}", i + 1));
+        }
+        let mut peers = vec![call.publisher];
+        peers.extend(call.subs.iter().map(|s| s.peer));
+        call.sim.run_until_connected(&peers, Duration::from_secs(5));
+        call.next_packet = call.sim.now();
+        call
+    }
+
+    /// A subscriber named `name` consuming audio and video, connected.
+    pub(crate) fn add_subscriber(&mut self, name: &str) -> usize {
+        let twcc = self.config.twcc.is_some();
+        let peer = self.sim.add_peer(name, |b| b);
+        let transport = self.sim.connect(peer, &self.router);
+        if twcc {
+            self.sim.peer(peer).rtc.direct_api().enable_twcc_feedback();
+        }
+        let audio_producer = self.audio_producer.clone();
+        let video_producer = self.video_producer.clone();
+        let audio = self.consume(peer, &transport, &audio_producer, "a", "a");
+        let video = self.consume(peer, &transport, &video_producer, "v", "v");
+        self.subs.push(Subscriber {
+            peer,
+            transport,
+            audio,
+            video,
+        });
+        self.subs.len() - 1
+    }
+
+    /// A consumer of `producer` on `transport` for `peer`, received by the peer in media
+    /// `mid` and traced as stream `stream`: (consumer id, SSRC).
+    pub(crate) fn consume(
+        &mut self,
+        peer: PeerId,
+        transport: &str,
+        producer: &str,
+        mid: &str,
+        stream: &str,
+    ) -> (String, u32) {
+        let caps = self.capabilities(peer);
+        let c = self.sim.ok(
+            "transport.consume",
+            Some(transport),
+            json!({ "producerId": producer, "rtpCapabilities": caps }),
+        );
+        let enc = &c["rtpParameters"]["encodings"][0];
+        let ssrc = enc["ssrc"].as_u64().unwrap_or_default() as u32;
+        let rtx = enc["rtx"]["ssrc"].as_u64().map(|s| s as u32);
+        let kind = if c["kind"] == "audio" {
+            MediaKind::Audio
+        } else {
+            MediaKind::Video
+        };
+        let name = self.sim.peer(peer).name.clone();
+        let id = c["consumerId"].as_str().unwrap_or_default().to_owned();
+        self.sim.label(&id, &format!("{name}-{stream}-consumer"));
+        self.sim
+            .peer(peer)
+            .recv_stream(stream, mid, kind, ssrc, rtx);
+        (id, ssrc)
+    }
+
+    /// mediasoup RtpCapabilities for what `peer` receives, with the call's feedback.
+    pub(crate) fn capabilities(&mut self, peer: PeerId) -> Value {
+        let p = self.sim.peer(peer);
+        let (opus, _) = p.pt(Codec::Opus);
+        let (vp8, vp8_rtx) = p.pt(Codec::Vp8);
+        let fb = feedback(self.config);
+        let mut codecs = vec![
+            json!({ "kind": "audio", "mimeType": "audio/opus", "preferredPayloadType": opus,
+                    "clockRate": 48000, "channels": 2 }),
+            json!({ "kind": "video", "mimeType": "video/VP8", "preferredPayloadType": vp8,
+                    "clockRate": 90000, "rtcpFeedback": fb }),
+        ];
+        if let (true, Some(rtx)) = (self.config.nack, vp8_rtx) {
+            codecs.push(
+                json!({ "kind": "video", "mimeType": "video/rtx", "preferredPayloadType": rtx,
+                "clockRate": 90000, "parameters": { "apt": vp8 } }),
+            );
+        }
+        let exts = if self.config.twcc.is_some() {
+            json!([{ "kind": "video", "uri": TWCC_URI, "preferredId": TWCC_ID }])
+        } else {
+            json!([])
+        };
+        json!({ "codecs": codecs, "headerExtensions": exts })
+    }
+
+    pub(crate) fn sub(&self, i: usize) -> &Subscriber {
+        &self.subs[i]
+    }
+
+    /// Writes the next video packet now (a keyframe when due or asked for).
+    pub(crate) fn send_video(&mut self) -> u32 {
+        let i = self.video_sent;
+        let requests = self
+            .sim
+            .trace()
+            .records()
+            .filter(|r| matches!(r, Record::KeyframeRequest { peer, .. } if peer == "pub"))
+            .count();
+        let keyframe = i % KEYFRAME_INTERVAL == 0 || requests > self.keyframe_requests_seen;
+        self.keyframe_requests_seen = requests;
+        if keyframe {
+            self.keyframes.push(i);
+        }
+        let now = self.sim.now();
+        let (vp8, publisher) = (self.vp8, self.publisher);
+        self.sim.peer(publisher).write(
+            now,
+            VIDEO_SSRC,
+            vp8,
+            1000 + u64::from(i),
+            i * 900,
+            indexed(vp8_payload(i, keyframe), i),
+        );
+        self.video_sent += 1;
+        i
+    }
+
+    /// Writes the next audio packet now.
+    pub(crate) fn send_audio(&mut self) -> u32 {
+        let i = self.audio_sent;
+        let now = self.sim.now();
+        let (opus, publisher) = (self.opus, self.publisher);
+        let mut payload = vec![0xfc];
+        payload.extend(std::iter::repeat_n((i % 13) as u8, 80));
+        self.sim.peer(publisher).write(
+            now,
+            AUDIO_SSRC,
+            opus,
+            500 + u64::from(i),
+            i * 960,
+            indexed(payload, i),
+        );
+        self.audio_sent += 1;
+        i
+    }
+
+    /// Streams media for `d`: a video packet every [`PACKET_INTERVAL`], an audio packet
+    /// every other one, half an interval later, the network and every party running in
+    /// between. Two streams are never written at the same instant: str0m picks among
+    /// streams due together in its hash maps' (random) order.
+    pub(crate) fn stream(&mut self, d: Duration) {
+        let end = self.sim.now() + d;
+        while self.next_packet < end {
+            let at = self.next_packet;
+            self.sim.run_until(at);
+            let i = self.send_video();
+            if i % 2 == 0 {
+                self.sim.run_until(at + PACKET_INTERVAL / 2);
+                self.send_audio();
+            }
+            self.next_packet = at + PACKET_INTERVAL;
+        }
+        self.sim.run_until(end);
+    }
+
+    /// Lets everything in flight settle for `d` without new media.
+    pub(crate) fn idle(&mut self, d: Duration) {
+        self.sim.run_for(d);
+        self.next_packet = self.next_packet.max(self.sim.now());
+    }
+
+    /// Stats of an entity through its getStats method.
+    pub(crate) fn stats(&mut self, method: &str, id: &str) -> Value {
+        let id = id.to_owned();
+        self.sim.ok(method, Some(&id), Value::Null)
+    }
+
+    /// How many keyframe requests (PLI or FIR) the publisher got.
+    pub(crate) fn publisher_keyframe_requests(&self) -> usize {
+        let t = self.sim.trace();
+        t.feedback("pub", false, FeedbackKind::Pli) + t.feedback("pub", false, FeedbackKind::Fir)
+    }
+}
+
+/// The rtcpFeedback of the call's video codec.
+fn feedback(config: CallConfig) -> Value {
+    let mut fb = vec![
+        json!({ "type": "nack", "parameter": "pli" }),
+        json!({ "type": "ccm", "parameter": "fir" }),
+    ];
+    if config.nack {
+        fb.push(json!({ "type": "nack" }));
+    }
+    if config.twcc.is_some() {
+        fb.push(json!({ "type": "transport-cc" }));
+    }
+    Value::Array(fb)
+}
+
+/// Produces `kind` on the publisher's transport: its codec with `pt` (and RTX `rtx`).
+fn produce(
+    sim: &mut Sim,
+    transport: &str,
+    kind: &str,
+    pt: u8,
+    rtx: Option<u8>,
+    config: CallConfig,
+) -> String {
+    let (mime, rate, ssrc, mid) = if kind == "audio" {
+        ("audio/opus", 48000, AUDIO_SSRC, "a")
+    } else {
+        ("video/VP8", 90000, VIDEO_SSRC, "v")
+    };
+    let mut codec = json!({ "mimeType": mime, "payloadType": pt, "clockRate": rate });
+    let mut encoding = json!({ "ssrc": ssrc });
+    let mut codecs = Vec::new();
+    if kind == "audio" {
+        codec["channels"] = json!(2);
+        codecs.push(codec);
+    } else {
+        codec["rtcpFeedback"] = feedback(config);
+        codecs.push(codec);
+        if let Some(rtx) = rtx {
+            codecs.push(
+                json!({ "mimeType": "video/rtx", "payloadType": rtx, "clockRate": 90000,
+                "parameters": { "apt": pt } }),
+            );
+            encoding["rtx"] = json!({ "ssrc": VIDEO_RTX_SSRC });
+        }
+    }
+    let exts = if config.twcc.is_some() {
+        json!([{ "uri": TWCC_URI, "id": TWCC_ID }])
+    } else {
+        json!([])
+    };
+    let p = sim.ok(
+        "transport.produce",
+        Some(transport),
+        json!({ "kind": kind, "rtpParameters": { "mid": mid, "codecs": codecs,
+            "headerExtensions": exts, "encodings": [encoding], "rtcp": { "cname": "pub" } } }),
+    );
+    p["producerId"].as_str().unwrap_or_default().to_owned()
+}
+
+/// A VP8 payload: descriptor with S=1 PID=0, then a frame tag; keyframes carry the start
+/// code (RFC 6386 9.1), others have the P bit set.
+fn vp8_payload(i: u32, keyframe: bool) -> Vec<u8> {
+    let mut p = vec![
+        0x10,
+        if keyframe { 0x00 } else { 0x01 },
+        0x00,
+        0x00,
+        0x9d,
+        0x01,
+        0x2a,
+    ];
+    p.extend(std::iter::repeat_n((i % 251) as u8, VIDEO_BYTES));
+    p
+}
