@@ -187,11 +187,11 @@ impl WorkerCore {
             }
             Method::ProducerGetStats => {
                 let pk = self.producer_key(target)?;
-                Ok(self
+                let p = self
                     .producers
                     .get(pk)
-                    .map(Producer::stats_json)
-                    .unwrap_or_default())
+                    .ok_or_else(|| not_found("producer", target))?;
+                Ok(response_data(&p.stats()))
             }
             Method::ConsumerPause | Method::ConsumerResume => {
                 let ck = self.consumer_key(target)?;
@@ -205,11 +205,11 @@ impl WorkerCore {
             }
             Method::ConsumerGetStats => {
                 let ck = self.consumer_key(target)?;
-                Ok(self
+                let c = self
                     .consumers
                     .get(ck)
-                    .map(Consumer::stats_json)
-                    .unwrap_or_default())
+                    .ok_or_else(|| not_found("consumer", target))?;
+                Ok(response_data(&c.stats()))
             }
             Method::ConsumerRequestKeyFrame => {
                 let ck = self.consumer_key(target)?;
