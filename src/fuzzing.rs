@@ -38,7 +38,7 @@ use serde_json::Value;
 use crate::batch::SendBatch;
 use crate::channel::framing::{Frame, FrameDecoder};
 use crate::channel::params::DtlsFingerprint;
-use crate::channel::{parse_request, Request};
+use crate::channel::{parse_request, RequestFrame};
 use crate::dtls::{fingerprint_hex, DtlsIdentity, DtlsServer};
 use crate::worker::core::{CoreConfig, WorkerCore};
 
@@ -173,7 +173,7 @@ fn call(
     core: &mut WorkerCore,
     now: Instant,
     conn: u64,
-    req: Request,
+    req: RequestFrame,
     ids: &mut Vec<String>,
 ) -> Value {
     let resp = core.handle_request(now, conn, req);

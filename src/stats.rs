@@ -2,6 +2,7 @@
 //! nothing here is shared across threads.
 
 use serde::Serialize;
+use sfu_control::responses::{DropCounts, LatencyBucket, LatencyReport};
 
 /// Why a datagram was dropped on the data plane. Every drop is counted by its reason;
 /// nothing is ever reported as an error up the forwarding path.
@@ -113,11 +114,33 @@ impl DropCounters {
 
     /// As a JSON object `{reason: count}`.
     pub fn to_json(&self) -> serde_json::Value {
-        let map: serde_json::Map<String, serde_json::Value> = DropReason::ALL
-            .iter()
-            .map(|r| (r.name().to_owned(), self.get(*r).into()))
-            .collect();
-        serde_json::Value::Object(map)
+        serde_json::to_value(self.counts()).unwrap_or_default()
+    }
+
+    /// The counters as `worker.getStats` reports them (`dropped`).
+    pub fn counts(&self) -> DropCounts {
+        let mut c = DropCounts::default();
+        for r in DropReason::ALL {
+            // Exhaustive: a new reason does not compile until the protocol reports it.
+            let field = match r {
+                DropReason::UnknownProtocol => &mut c.unknown_protocol,
+                DropReason::Malformed => &mut c.malformed,
+                DropReason::StunUnknownUfrag => &mut c.stun_unknown_ufrag,
+                DropReason::StunInvalid => &mut c.stun_invalid,
+                DropReason::UnknownSource => &mut c.unknown_source,
+                DropReason::DtlsError => &mut c.dtls_error,
+                DropReason::NotReady => &mut c.not_ready,
+                DropReason::SrtpAuth => &mut c.srtp_auth,
+                DropReason::SrtpReplay => &mut c.srtp_replay,
+                DropReason::UnknownSsrc => &mut c.unknown_ssrc,
+                DropReason::RtcpMalformed => &mut c.rtcp_malformed,
+                DropReason::SrtpSsrcLimit => &mut c.srtp_ssrc_limit,
+                DropReason::ProtectFailed => &mut c.protect_failed,
+                DropReason::SendFailed => &mut c.send_failed,
+            };
+            *field = self.get(r);
+        }
+        c
     }
 }
 
@@ -183,6 +206,11 @@ impl LatencyHistogram {
 
     /// Percentiles, max and cumulative buckets as JSON.
     pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.report()).unwrap_or_default()
+    }
+
+    /// Percentiles, max and cumulative buckets (`worker.getLatency`).
+    pub fn report(&self) -> LatencyReport {
         let h = &self.hist;
         let q = |p: f64| {
             if h.is_empty() {
@@ -193,28 +221,29 @@ impl LatencyHistogram {
         };
         // count_between walks the histogram's slots up to `le`: skipped when nothing was
         // recorded, so an idle worker's stats stay cheap to ask for.
-        let buckets: Vec<serde_json::Value> = LATENCY_BUCKETS_US
+        let buckets = LATENCY_BUCKETS_US
             .iter()
-            .map(|le| {
-                let count = if h.is_empty() {
+            .map(|&le| LatencyBucket {
+                le,
+                count: if h.is_empty() {
                     0
                 } else {
-                    h.count_between(0, *le)
-                };
-                serde_json::json!({ "le": le, "count": count })
+                    h.count_between(0, le)
+                },
             })
             .collect();
-        serde_json::json!({
-            "unit": "us",
-            "count": h.len(),
-            "p50": q(0.50),
-            "p90": q(0.90),
-            "p99": q(0.99),
-            "p999": q(0.999),
-            "max": if h.is_empty() { 0 } else { h.max() },
-            "mean": if h.is_empty() { 0.0 } else { h.mean() },
-            "sum": self.sum,"buckets": buckets,
-        })
+        LatencyReport {
+            unit: "us".into(),
+            count: h.len(),
+            p50: q(0.50),
+            p90: q(0.90),
+            p99: q(0.99),
+            p999: q(0.999),
+            max: if h.is_empty() { 0 } else { h.max() },
+            mean: if h.is_empty() { 0.0 } else { h.mean() },
+            sum: self.sum,
+            buckets,
+        }
     }
 }
 

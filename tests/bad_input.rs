@@ -244,14 +244,8 @@ fn bad_control_messages_get_errors_and_the_connection_goes_on() {
         "Malformed",
         "surprise",
     );
-    let router = ctl.ok("router.create", None, json!({}))["routerId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let t = ctl.ok("transport.create", Some(&router), json!({}))["transportId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let router = ctl.create_router();
+    let t = ctl.create_transport(&router).transport_id.0;
     let bad_produce = json!({ "id": 10, "method": "transport.produce", "target": t,
         "data": { "kind": "video", "rtpParameters": { "codecs": [], "encodings": [] } } });
     expect_error(
@@ -277,7 +271,7 @@ fn bad_control_messages_get_errors_and_the_connection_goes_on() {
     );
 
     // An oversized frame: announced length over the 1 MiB maximum, body streamed in full.
-    let big = (1usize << 20) + 1;
+    let big = sfu_control::framing::MAX_FRAME + 1;
     let mut frame = (big as u32).to_be_bytes().to_vec();
     frame.extend(std::iter::repeat_n(b' ', big));
     ctl.send_raw(&frame);
@@ -306,15 +300,11 @@ fn control_requests_are_answered_during_a_datagram_flood() {
     let media = daemon.workers[0].0;
     // STUN for a real transport with a wrong password: each one costs the worker an
     // integrity check, so two senders keep it busy without pause.
-    let router = ctl.ok("router.create", None, json!({}))["routerId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let t = ctl.ok("transport.create", Some(&router), json!({}));
-    let ufrag = t["iceParameters"]["usernameFragment"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let router = ctl.create_router();
+    let ufrag = ctl
+        .create_transport(&router)
+        .ice_parameters
+        .username_fragment;
     let junk = stun_request(&format!("{ufrag}:flood"), "wrong password");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flooders: Vec<_> = (0..2)

@@ -30,10 +30,7 @@ fn estimates(p: &Peer) -> Vec<u64> {
 fn transport_cc_flows_both_ways() {
     let daemon = Daemon::start(1);
     let mut ctl = daemon.control(0);
-    let router = ctl.ok("router.create", None, json!({}))["routerId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let router = ctl.create_router();
     let mut room = Room { ctl, router };
     const START_BPS: u64 = 300_000;
     let mut publisher =

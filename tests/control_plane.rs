@@ -7,8 +7,6 @@ mod common;
 #[path = "support/control_flood.rs"]
 mod control_flood;
 
-use std::io::Read;
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -23,13 +21,11 @@ fn admin_path(daemon: &Daemon) -> PathBuf {
 
 /// The `ready` notification a fresh connection to `path` gets.
 fn ready_of(path: &PathBuf) -> Value {
-    let mut s = UnixStream::connect(path).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).unwrap();
-    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-    s.read_exact(&mut body).unwrap();
-    serde_json::from_slice(&body).unwrap()
+    let mut c = sfu_control::client::Client::connect(path).expect("connect");
+    c.stream()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    serde_json::from_slice(&c.read_frame().unwrap()).unwrap()
 }
 
 #[test]
@@ -38,15 +34,12 @@ fn a_client_that_never_reads_is_disconnected_its_routers_closed_and_others_answe
     let pid = daemon.pid();
     let mut observer = daemon.control(0);
     let mut flooder = daemon.control(0);
-    let router = flooder.ok("router.create", None, json!({}))["routerId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let router = flooder.create_router();
     flooder.ok("transport.create", Some(&router), json!({}));
     assert_eq!(observer.ok("worker.load", None, json!(null))["routers"], 1);
     let (rss_before, fds_before) = (rss_kib(pid), fds(pid));
 
-    let mut stream = flooder.stream.try_clone().unwrap();
+    let mut stream = flooder.stream().try_clone().unwrap();
     let flood = std::thread::spawn(move || flood_unread(&mut stream, 100_000));
     // The observer is answered all along, and sees the flooder counted once cut off.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -113,18 +106,9 @@ fn a_connection_acts_only_on_its_own_routers_unless_admin() {
     // Connection A: a router with a publisher and a subscriber transport, a producer and
     // its consumer.
     let mut a = daemon.control(0);
-    let router = a.ok("router.create", None, json!({}))["routerId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let tp = a.ok("transport.create", Some(&router), json!({}))["transportId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let ts = a.ok("transport.create", Some(&router), json!({}))["transportId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let router = a.create_router();
+    let tp = a.create_transport(&router).transport_id.0;
+    let ts = a.create_transport(&router).transport_id.0;
     let producer = produce(&mut a, &tp, "audio", "audio/opus", 111, 48000, AUDIO_SSRC);
     let mut sub = Peer::new();
     let (consumer, _) = consume(&mut a, &ts, &producer, &mut sub, "a", MediaKind::Audio);
@@ -174,14 +158,8 @@ fn a_connection_acts_only_on_its_own_routers_unless_admin() {
     b.ok("worker.load", None, json!(null));
     b.ok("worker.getStats", None, json!(null));
     b.ok("worker.getLatency", None, json!({}));
-    let own = b.ok("router.create", None, json!({}))["routerId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let tb = b.ok("transport.create", Some(&own), json!({}))["transportId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let own = b.create_router();
+    let tb = b.create_transport(&own).transport_id.0;
     assert_eq!(
         error_of(
             &mut b,

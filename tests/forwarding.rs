@@ -15,14 +15,8 @@ use str0m::media::MediaKind;
 fn publisher_reaches_two_subscribers_and_nobody_else() {
     let daemon = Daemon::start(1);
     let mut ctl = daemon.control(0);
-    let router = ctl.ok("router.create", None, json!({}))["routerId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let other = ctl.ok("router.create", None, json!({}))["routerId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let router = ctl.create_router();
+    let other = ctl.create_router();
     let mut room = Room { ctl, router };
 
     let (mut publisher, mut s1, mut s2, mut outsider) =
@@ -224,14 +218,11 @@ fn pause_and_resume_keep_sequence_numbers_continuous() {
 fn wrong_fingerprint_fails_the_transport_and_accepts_no_media() {
     let daemon = Daemon::start(1);
     let mut ctl = daemon.control(0);
-    let router = ctl.ok("router.create", None, json!({}))["routerId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let router = ctl.create_router();
     let mut publisher = Peer::new();
-    let t = ctl.ok("transport.create", Some(&router), json!({}));
+    let t = ctl.create_transport(&router);
     publisher.connect_to(&t);
-    let tid = t["transportId"].as_str().unwrap().to_owned();
+    let tid = t.transport_id.0;
     let bogus = "AB:".repeat(31) + "AB";
     ctl.ok(
         "transport.connect",

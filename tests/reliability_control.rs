@@ -56,7 +56,7 @@ fn reliability_control_flood_garbage_and_a_client_still_answered() {
             let (mut malformed, mut oversized) = (0u64, 0u64);
             for i in 0..GARBAGE_FRAMES * scale {
                 if i % OVERSIZED_EVERY == 0 {
-                    let big = (1usize << 20) + 1;
+                    let big = sfu_control::framing::MAX_FRAME + 1;
                     let mut frame = (big as u32).to_be_bytes().to_vec();
                     frame.resize(4 + big, b'x');
                     ctl.send_raw(&frame);

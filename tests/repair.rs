@@ -20,10 +20,7 @@ const RTX_SSRC: u32 = 0x2222_0003;
 fn five_percent_loss_each_way_is_repaired() {
     let daemon = Daemon::start(1);
     let mut ctl = daemon.control(0);
-    let router = ctl.ok("router.create", None, json!({}))["routerId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let router = ctl.create_router();
     let mut room = Room { ctl, router };
     let (mut publisher, mut sub) = (Peer::new(), Peer::new());
     let tp = room.transport(&mut publisher);

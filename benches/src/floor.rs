@@ -28,6 +28,7 @@ use sfu::batch::{RecvBatch, SendBatch};
 use sfu::srtp::{contexts_from_keying_material, SrtpContext, SrtpProfile};
 use sfu::stats::LatencyHistogram;
 use sfu::worker::udp::MediaSocket;
+use sfu_control::framing::{encode, Frame, FrameDecoder};
 
 /// Datagrams per receive (as the daemon).
 const RECV_BATCH: usize = 32;
@@ -296,12 +297,7 @@ async fn flush(
 
 async fn serve_control(stream: UnixStream, floor: Rc<RefCell<Floor>>) {
     let (mut reader, mut writer) = futures_lite::io::split(stream);
-    let frame = |v: &Value| {
-        let body = serde_json::to_vec(v).unwrap_or_default();
-        let mut f = (body.len() as u32).to_be_bytes().to_vec();
-        f.extend_from_slice(&body);
-        f
-    };
+    let frame = |v: &Value| encode(&serde_json::to_vec(v).unwrap_or_default());
     if writer
         .write_all(&frame(&json!({ "event": "ready", "target": "floor" })))
         .await
@@ -309,24 +305,28 @@ async fn serve_control(stream: UnixStream, floor: Rc<RefCell<Floor>>) {
     {
         return;
     }
+    let mut decoder = FrameDecoder::default();
+    let (mut frames, mut buf) = (Vec::new(), vec![0u8; 64 * 1024]);
     loop {
-        let mut len = [0u8; 4];
-        if reader.read_exact(&mut len).await.is_err() {
-            return;
-        }
-        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-        if reader.read_exact(&mut body).await.is_err() {
-            return;
-        }
-        let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let id = req["id"].clone();
-        let method = req["method"].as_str().unwrap_or_default();
-        let resp = match floor.borrow_mut().request(method, &req["data"]) {
-            Ok(data) => json!({ "id": id, "accepted": true, "data": data }),
-            Err(e) => json!({ "id": id, "error": "InvalidData", "reason": e }),
+        let n = match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
         };
-        if writer.write_all(&frame(&resp)).await.is_err() {
-            return;
+        decoder.push(buf.get(..n).unwrap_or_default(), &mut frames);
+        for f in frames.drain(..) {
+            let Frame::Body(body) = f else {
+                return;
+            };
+            let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let id = req["id"].clone();
+            let method = req["method"].as_str().unwrap_or_default();
+            let resp = match floor.borrow_mut().request(method, &req["data"]) {
+                Ok(data) => json!({ "id": id, "accepted": true, "data": data }),
+                Err(e) => json!({ "id": id, "error": "InvalidData", "reason": e }),
+            };
+            if writer.write_all(&frame(&resp)).await.is_err() {
+                return;
+            }
         }
     }
 }

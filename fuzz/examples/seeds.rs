@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
-use sfu::channel::Request;
+use sfu::channel::RequestFrame;
 use sfu::demux::{classify, PacketClass};
 use sfu::dtls::DtlsIdentity;
 use sfu::fuzzing::{self as f, encode_ops, push_frame, Op};
@@ -153,7 +153,7 @@ fn request(
     target: Option<&str>,
     data: Value,
 ) -> Value {
-    let req = Request {
+    let req = RequestFrame {
         id: 1,
         method: method.into(),
         target: target.map(Into::into),

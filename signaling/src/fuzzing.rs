@@ -24,9 +24,9 @@ pub use self::ws::{
     run_ws, signaling_ws, WsReport, WS_CLOSE, WS_CONSUME, WS_NOW, WS_RESTART, WS_SECRET, WS_TEXT,
 };
 
-use crate::daemon::params::{
-    DtlsFingerprint, DtlsParameters, IceCandidate, IceParameters, TransportInfo,
-};
+use sfu_control::params::{DtlsFingerprint, DtlsParameters, IceCandidate, IceParameters};
+
+use sfu_control::responses::TransportCreated;
 
 /// Appends `bytes` with the 2-byte little-endian length prefix the harnesses read.
 pub fn push_frame(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -51,9 +51,12 @@ fn frames(mut data: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 /// A worker transport as `transport.create` returns it, on IPv4 or IPv6 (the address
 /// family decides the `c=` lines of our descriptions).
-fn transport(ipv6: bool) -> TransportInfo {
-    TransportInfo {
+fn transport(ipv6: bool) -> TransportCreated {
+    TransportCreated {
         transport_id: "3c9e7a1f00d2b6c4".into(),
+        ice_role: sfu_control::responses::IceRole::Controlled,
+        ice_state: sfu_control::params::IceState::New,
+        dtls_state: sfu_control::params::DtlsState::New,
         ice_parameters: IceParameters {
             username_fragment: "k3Jd9aP0qLx2mVbN".into(),
             password: "Zc8r1WnQ4uTy7oPa2sDf6gHj9kLz3xCv".into(),
@@ -63,12 +66,13 @@ fn transport(ipv6: bool) -> TransportInfo {
             foundation: "udpcandidate".into(),
             priority: 2130706431,
             ip: if ipv6 { "2001:db8::7" } else { "127.0.0.1" }.into(),
+            address: if ipv6 { "2001:db8::7" } else { "127.0.0.1" }.into(),
             protocol: "udp".into(),
             port: 40000,
             kind: "host".into(),
         }],
         dtls_parameters: DtlsParameters {
-            role: "auto".into(),
+            role: sfu_control::params::DtlsRole::Auto,
             fingerprints: vec![DtlsFingerprint {
                 algorithm: "sha-256".into(),
                 value: "95:3D:20:CF:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:8E:FD".into(),

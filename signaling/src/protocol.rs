@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::daemon::params::MediaKind;
 use crate::sdp::capabilities::BrowserCapabilities;
+use sfu_control::params::MediaKind;
 
 /// Message types a client may send.
 pub const CLIENT_TYPES: [&str; 5] = ["join", "offer", "answer", "mute", "leave"];

@@ -54,7 +54,7 @@ async fn an_external_daemon_killed_and_restarted_gets_the_rooms_back() {
     let (mut ada, mut bob, ada_offer) = call(&srv, "phoenix").await;
     daemon
         .control()
-        .wait_load(DEADLINE, |l| l["producers"] == 4 && l["consumers"] == 4);
+        .wait_load(DEADLINE, |l| l.producers == 4 && l.consumers == 4);
 
     let killed = Instant::now();
     daemon.kill();
@@ -95,7 +95,7 @@ async fn an_external_daemon_killed_and_restarted_gets_the_rooms_back() {
     answer_next_offer(&mut ada).await;
     let mut control = daemon.control();
     control.wait_load(DEADLINE, |l| {
-        l["routers"] == 1 && l["producers"] == 4 && l["consumers"] == 4 && l["transports"] == 4
+        l.routers == 1 && l.producers == 4 && l.consumers == 4 && l.transports == 4
     });
     let back = restarted.elapsed();
     println!(
@@ -167,7 +167,7 @@ async fn joining_while_the_daemon_is_away_waits_for_it() {
     publish(&mut cy, 1).await;
     daemon
         .control()
-        .wait_load(DEADLINE, |l| l["routers"] == 1 && l["producers"] == 2);
+        .wait_load(DEADLINE, |l| l.routers == 1 && l.producers == 2);
 }
 
 #[tokio::test]
@@ -188,7 +188,7 @@ async fn a_graceful_daemon_restart_is_one_restart_for_the_participants() {
     answer_next_offer(&mut ada).await;
     daemon
         .control()
-        .wait_load(DEADLINE, |l| l["producers"] == 4 && l["consumers"] == 4);
+        .wait_load(DEADLINE, |l| l.producers == 4 && l.consumers == 4);
     // Exactly one restart each: nothing more arrives before this error reply.
     for c in [&mut ada, &mut bob] {
         c.send_text("{").await;

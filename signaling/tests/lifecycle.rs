@@ -106,13 +106,13 @@ async fn sigterm_with_an_external_daemon_closes_its_routers_and_leaves_it_runnin
     let mut srv = Signaling::start(&["--daemon", &dir]);
     let _ada = publisher(&srv, "external", "ada").await;
     let mut control = daemon.control();
-    assert_eq!(control.request("worker.load")["routers"], 1);
+    assert_eq!(control.load().routers, 1);
     let (status, took) = srv.terminate();
     println!("# SIGTERM with an external daemon: exit {status} after {took:?}");
     assert!(status.success(), "exit 0 on SIGTERM: {status}");
     assert!(took < Duration::from_secs(2), "took {took:?}");
     control.wait_load(Duration::from_secs(2), |l| {
-        l["routers"] == 0 && l["transports"] == 0
+        l.routers == 0 && l.transports == 0
     });
     assert!(
         alive(daemon.pid()),

@@ -7,11 +7,12 @@ use std::io::Cursor;
 
 use sdp::SessionDescription;
 use serde_json::json;
-use sfu_signaling::config::VideoCodec;
-use sfu_signaling::daemon::params::{
-    DtlsFingerprint, DtlsParameters, IceCandidate, IceParameters, MediaKind, RtpParameters,
-    TransportInfo,
+use sfu_control::params::{
+    DtlsFingerprint, DtlsParameters, DtlsRole, IceCandidate, IceParameters, MediaKind,
+    RtpParameters,
 };
+use sfu_control::responses::TransportCreated;
+use sfu_signaling::config::VideoCodec;
 use sfu_signaling::sdp::answer::answer_send_offer;
 use sfu_signaling::sdp::capabilities::{receive_capabilities, BrowserCapabilities, Negotiation};
 use sfu_signaling::sdp::offer::{build_recv_offer, read_recv_answer, OfferedMedia};
@@ -22,9 +23,12 @@ use common::fixture;
 
 const FP: &str = "95:3D:20:CF:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:8E:FD";
 
-fn transport() -> TransportInfo {
-    TransportInfo {
+fn transport() -> TransportCreated {
+    TransportCreated {
         transport_id: "3c9e7a1f00d2b6c4".into(),
+        ice_role: sfu_control::responses::IceRole::Controlled,
+        ice_state: sfu_control::params::IceState::New,
+        dtls_state: sfu_control::params::DtlsState::New,
         ice_parameters: IceParameters {
             username_fragment: "k3Jd9aP0qLx2mVbN".into(),
             password: "Zc8r1WnQ4uTy7oPa2sDf6gHj9kLz3xCv".into(),
@@ -34,12 +38,13 @@ fn transport() -> TransportInfo {
             foundation: "udpcandidate".into(),
             priority: 2130706431,
             ip: "127.0.0.1".into(),
+            address: "127.0.0.1".into(),
             protocol: "udp".into(),
             port: 40000,
             kind: "host".into(),
         }],
         dtls_parameters: DtlsParameters {
-            role: "auto".into(),
+            role: sfu_control::params::DtlsRole::Auto,
             fingerprints: vec![DtlsFingerprint {
                 algorithm: "sha-256".into(),
                 value: FP.into(),
@@ -181,7 +186,7 @@ fn chromium_offer_is_answered() {
         ]
     );
     // The browser's DTLS identity and role.
-    assert_eq!(a.dtls.role, "client");
+    assert_eq!(a.dtls.role, DtlsRole::Client);
     assert_eq!(a.dtls.fingerprints[0].algorithm, "sha-256");
     assert!(a.dtls.fingerprints[0].value.starts_with("32:54:92:94"));
     // The producers: the browser's payload types, SSRCs and RTX.
@@ -195,11 +200,12 @@ fn chromium_offer_is_answered() {
         p[0],
         json!({"mid": "0", "codecs": [{"mimeType": "audio/opus", "payloadType": 111, "clockRate": 48000, "channels": 2,
                 "parameters": {"minptime": 10, "useinbandfec": 1}, "rtcpFeedback": [{"type": "transport-cc"}]}],
-               "headerExtensions": [{"uri": "urn:ietf:params:rtp-hdrext:ssrc-audio-level", "id": 1},
-                                    {"uri": TWCC, "id": 3},
-                                    {"uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "id": 4}],
+               "headerExtensions": [
+                   {"uri": "urn:ietf:params:rtp-hdrext:ssrc-audio-level", "id": 1, "encrypt": false, "parameters": {}},
+                   {"uri": TWCC, "id": 3, "encrypt": false, "parameters": {}},
+                   {"uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "id": 4, "encrypt": false, "parameters": {}}],
                "encodings": [{"ssrc": 3917254782u32}],
-               "rtcp": {"cname": "xNA/nDzptVLRrCNm", "reducedSize": true}})
+               "rtcp": {"cname": "xNA/nDzptVLRrCNm", "reducedSize": true, "mux": true}})
     );
     assert_eq!(a.producers[1].kind, MediaKind::Video);
     assert_eq!(
@@ -218,7 +224,7 @@ fn chromium_offer_is_answered() {
     assert!(p[1]["headerExtensions"]
         .as_array()
         .unwrap()
-        .contains(&json!({"uri": TWCC, "id": 3})));
+        .contains(&json!({"uri": TWCC, "id": 3, "encrypt": false, "parameters": {}})));
 }
 
 #[test]
@@ -416,27 +422,26 @@ fn receive_capabilities_follow_the_browser() {
         );
         serde_json::from_value(json!({ "codecs": codecs, "headerExtensions": exts })).unwrap()
     };
-    let names = |c: &sfu_signaling::daemon::params::RtpCapabilities| -> Vec<(String, u8)> {
+    let names = |c: &sfu_control::params::RtpCapabilities| -> Vec<(String, u8)> {
         c.codecs
             .iter()
             .map(|c| (c.mime_type.clone(), c.preferred_payload_type))
             .collect()
     };
-    let feedback =
-        |c: &sfu_signaling::daemon::params::RtpCapabilities| -> Vec<(String, Vec<String>)> {
-            c.codecs
-                .iter()
-                .map(|c| {
-                    let fb = c
-                        .rtcp_feedback
-                        .iter()
-                        .map(|f| format!("{} {}", f.kind, f.parameter).trim().to_owned())
-                        .collect();
-                    (c.mime_type.clone(), fb)
-                })
-                .collect()
-        };
-    let exts = |c: &sfu_signaling::daemon::params::RtpCapabilities| -> Vec<(Option<MediaKind>, String, u8)> {
+    let feedback = |c: &sfu_control::params::RtpCapabilities| -> Vec<(String, Vec<String>)> {
+        c.codecs
+            .iter()
+            .map(|c| {
+                let fb = c
+                    .rtcp_feedback
+                    .iter()
+                    .map(|f| format!("{} {}", f.kind, f.parameter).trim().to_owned())
+                    .collect();
+                (c.mime_type.clone(), fb)
+            })
+            .collect()
+    };
+    let exts = |c: &sfu_control::params::RtpCapabilities| -> Vec<(Option<MediaKind>, String, u8)> {
         c.header_extensions
             .iter()
             .map(|e| (e.kind, e.uri.clone(), e.preferred_id))
@@ -645,7 +650,7 @@ fn receive_offer_carries_ssrc_msid_and_transport() {
     ];
     let r = read_recv_answer(&desc, &offered).unwrap();
     assert_eq!(r.rejected, vec!["1".to_owned()]);
-    assert_eq!(r.dtls.role, "client");
+    assert_eq!(r.dtls.role, DtlsRole::Client);
     // An answer that would make the daemon the DTLS client is refused.
     let passive = common::answer_for(&text).replace("a=setup:active", "a=setup:passive");
     assert!(matches!(

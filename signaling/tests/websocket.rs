@@ -298,15 +298,8 @@ async fn offer_answer_renegotiation_and_cleanup() {
     bob.expect_error("OutOfOrder").await;
     bob.send(json!({"type": "answer", "offerId": offer["offerId"], "sdp": answer_for(sdp)}))
         .await;
-    let load = control.wait_load(Duration::from_secs(2), |l| l["consumers"] == 2);
-    assert_eq!(
-        (
-            load["routers"].clone(),
-            load["transports"].clone(),
-            load["producers"].clone()
-        ),
-        (json!(1), json!(2), json!(2))
-    );
+    let load = control.wait_load(Duration::from_secs(2), |l| l.consumers == 2);
+    assert_eq!((load.routers, load.transports, load.producers), (1, 2, 2));
 
     // Bob publishes too: Ada is offered his tracks.
     bob.send(json!({"type": "offer", "sdp": fixture("firefox-send-offer.sdp")}))
@@ -318,7 +311,7 @@ async fn offer_answer_renegotiation_and_cleanup() {
     ada.send(json!({"type": "answer", "offerId": offer["offerId"], "sdp": answer_for(sdp)}))
         .await;
     control.wait_load(Duration::from_secs(2), |l| {
-        l["consumers"] == 4 && l["transports"] == 4
+        l.consumers == 4 && l.transports == 4
     });
 
     // Mute reaches the other side.
@@ -343,9 +336,9 @@ async fn offer_answer_renegotiation_and_cleanup() {
     assert!(sdp.contains("a=group:BUNDLE 0\r\n"), "{sdp}");
     assert!(sdp.contains("m=video 0 "), "{sdp}");
     let load = control.wait_load(Duration::from_secs(2), |l| {
-        l["transports"] == 2 && l["producers"] == 2
+        l.transports == 2 && l.producers == 2
     });
-    assert_eq!(load["consumers"], 0);
+    assert_eq!(load.consumers, 0);
     println!(
         "Ada's transports closed {:?} after her WebSocket closed",
         gone.elapsed()
@@ -357,11 +350,11 @@ async fn offer_answer_renegotiation_and_cleanup() {
     bob.send(json!({"type": "leave"})).await;
     bob.until("left").await;
     control.wait_load(Duration::from_secs(2), |l| {
-        l["routers"] == 0 && l["transports"] == 0
+        l.routers == 0 && l.transports == 0
     });
     // The WebSocket stays usable: Bob can join again.
     bob.join("flow", "bob").await;
-    control.wait_load(Duration::from_secs(2), |l| l["routers"] == 1);
+    control.wait_load(Duration::from_secs(2), |l| l.routers == 1);
 }
 
 /// `left` is the last message of a room visit: a `join` sent the moment it is read is

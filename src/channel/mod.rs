@@ -1,80 +1,18 @@
-//! The control channel: length-prefixed JSON between a control client (the signaling
-//! process) and one worker. See docs/PROTOCOL.md for every message with an example.
-//!
-//! One place lists every method ([`Method`]); each method's request data is a typed
-//! struct below, and its response data is built by `worker::core`.
+//! The control channel, daemon side: the protocol itself (messages, parameter objects,
+//! framing) is `sfu-control`'s and is re-exported here; what is the daemon's own is the
+//! error a request fails with and the parsing glue that names the offending field.
+//! See docs/PROTOCOL.md for every message with an example.
 
 pub mod framing;
 pub mod params;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::channel::params::{DtlsParameters, MediaKind, RtpCapabilities, RtpParameters};
-use crate::ids::ProducerId;
+pub use sfu_control::requests;
+pub use sfu_control::{ErrorKind, Event, Method, Notification, Request, RequestFrame, Response};
 
-/// A request from the control client.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Request {
-    pub id: u64,
-    pub method: String,
-    #[serde(default)]
-    pub target: Option<String>,
-    #[serde(default)]
-    pub data: Value,
-}
-
-/// The answer to one request: `{id, accepted: true, data}` or `{id, error, reason}`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Response {
-    /// The request's id; null when the request was too broken to have one.
-    pub id: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub accepted: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub data: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-impl Response {
-    /// A successful response.
-    pub fn accepted(id: u64, data: Value) -> Self {
-        Self {
-            id: Some(id),
-            accepted: Some(true),
-            data: (!data.is_null()).then_some(data),
-            error: None,
-            reason: None,
-        }
-    }
-
-    /// A failed response.
-    pub fn error(id: Option<u64>, err: &ControlError) -> Self {
-        Self {
-            id,
-            accepted: None,
-            data: None,
-            error: Some(err.kind()),
-            reason: Some(err.to_string()),
-        }
-    }
-}
-
-/// An event the worker reports on its own: `{target, event, data}`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Notification {
-    pub target: String,
-    pub event: &'static str,
-    #[serde(skip_serializing_if = "Value::is_null")]
-    pub data: Value,
-}
-
-/// Everything a request can fail with. The `kind` is a stable machine-readable name;
-/// the message says what was wrong.
+/// Everything a request can fail with. The [`ErrorKind`] is the stable machine-readable
+/// name; the message says what was wrong.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ControlError {
     #[error("frame of {0} bytes exceeds the maximum of {max} bytes", max = framing::MAX_FRAME)]
@@ -99,157 +37,34 @@ pub enum ControlError {
 }
 
 impl ControlError {
-    /// The machine-readable name sent as `error`.
-    pub fn kind(&self) -> &'static str {
+    /// The machine-readable kind sent as `error`.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Oversized(_) => "Oversized",
-            Self::Malformed(_) => "Malformed",
-            Self::UnknownMethod(_) => "UnknownMethod",
-            Self::MissingTarget(_) => "MissingTarget",
-            Self::NotFound { .. } => "NotFound",
-            Self::InvalidData { .. } => "InvalidData",
-            Self::InvalidState(_) => "InvalidState",
-            Self::Unsupported(_) => "Unsupported",
+            Self::Oversized(_) => ErrorKind::Oversized,
+            Self::Malformed(_) => ErrorKind::Malformed,
+            Self::UnknownMethod(_) => ErrorKind::UnknownMethod,
+            Self::MissingTarget(_) => ErrorKind::MissingTarget,
+            Self::NotFound { .. } => ErrorKind::NotFound,
+            Self::InvalidData { .. } => ErrorKind::InvalidData,
+            Self::InvalidState(_) => ErrorKind::InvalidState,
+            Self::Unsupported(_) => ErrorKind::Unsupported,
         }
     }
-}
 
-/// Every control method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    WorkerLoad,
-    WorkerGetStats,
-    WorkerGetLatency,
-    RouterCreate,
-    RouterClose,
-    RouterGetStats,
-    TransportCreate,
-    TransportConnect,
-    TransportProduce,
-    TransportConsume,
-    TransportClose,
-    TransportGetStats,
-    ProducerPause,
-    ProducerResume,
-    ProducerClose,
-    ProducerGetStats,
-    ConsumerPause,
-    ConsumerResume,
-    ConsumerClose,
-    ConsumerGetStats,
-    ConsumerRequestKeyFrame,
-}
-
-impl Method {
-    /// Every method with its wire name.
-    pub const ALL: [(&'static str, Self); 21] = [
-        ("worker.load", Self::WorkerLoad),
-        ("worker.getStats", Self::WorkerGetStats),
-        ("worker.getLatency", Self::WorkerGetLatency),
-        ("router.create", Self::RouterCreate),
-        ("router.close", Self::RouterClose),
-        ("router.getStats", Self::RouterGetStats),
-        ("transport.create", Self::TransportCreate),
-        ("transport.connect", Self::TransportConnect),
-        ("transport.produce", Self::TransportProduce),
-        ("transport.consume", Self::TransportConsume),
-        ("transport.close", Self::TransportClose),
-        ("transport.getStats", Self::TransportGetStats),
-        ("producer.pause", Self::ProducerPause),
-        ("producer.resume", Self::ProducerResume),
-        ("producer.close", Self::ProducerClose),
-        ("producer.getStats", Self::ProducerGetStats),
-        ("consumer.pause", Self::ConsumerPause),
-        ("consumer.resume", Self::ConsumerResume),
-        ("consumer.close", Self::ConsumerClose),
-        ("consumer.getStats", Self::ConsumerGetStats),
-        ("consumer.requestKeyFrame", Self::ConsumerRequestKeyFrame),
-    ];
-
-    /// Parses a wire name.
-    pub fn parse(name: &str) -> Result<Self, ControlError> {
-        Self::ALL
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, m)| *m)
-            .ok_or_else(|| ControlError::UnknownMethod(name.chars().take(64).collect()))
-    }
-
-    /// The wire name.
-    pub fn name(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(_, m)| *m == self)
-            .map(|(n, _)| *n)
-            .unwrap_or("?")
-    }
-
-    /// Whether the method acts on an entity named by `target`.
-    pub fn needs_target(self) -> bool {
-        !matches!(
-            self,
-            Self::WorkerLoad | Self::WorkerGetStats | Self::WorkerGetLatency | Self::RouterCreate
-        )
+    /// The response refusing request `id` with this error.
+    pub fn response(&self, id: Option<u64>) -> Response {
+        Response::refused(id, self.kind(), self.to_string())
     }
 }
 
-/// Data of `transport.connect`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ConnectData {
-    pub dtls_parameters: DtlsParameters,
+/// Parses a wire method name.
+pub fn parse_method(name: &str) -> Result<Method, ControlError> {
+    Method::parse(name).ok_or_else(|| ControlError::UnknownMethod(name.chars().take(64).collect()))
 }
 
-/// Data of `transport.produce`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ProduceData {
-    pub kind: MediaKind,
-    pub rtp_parameters: RtpParameters,
-    #[serde(default)]
-    pub paused: bool,
-    /// Opaque to the daemon; echoed in stats (e.g. the peer's name).
-    #[serde(default)]
-    pub app_data: Value,
-}
-
-/// Data of `transport.consume`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ConsumeData {
-    pub producer_id: ProducerId,
-    pub rtp_capabilities: RtpCapabilities,
-    #[serde(default)]
-    pub paused: bool,
-    /// The MID the consumer's m-line uses, if the client wants it in rtpParameters.
-    #[serde(default)]
-    pub mid: Option<String>,
-    #[serde(default)]
-    pub app_data: Value,
-}
-
-/// Data of `worker.getLatency`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LatencyData {
-    /// Start a new measurement window after reading.
-    #[serde(default)]
-    pub reset: bool,
-}
-
-/// Data of `router.create` and `transport.create` (both optional).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateData {
-    #[serde(default)]
-    pub app_data: Value,
-}
-
-/// Parses a method's data into its typed struct, naming the method in the error.
-pub fn parse_data<T: serde::de::DeserializeOwned>(
-    method: Method,
-    data: Value,
-) -> Result<T, ControlError> {
+/// Parses a request's data into its typed request, naming the offending field in the
+/// error. (The target travels beside the data; the dispatch resolves it itself.)
+pub fn parse_data<R: Request>(data: Value) -> Result<R, ControlError> {
     let data = if data.is_null() {
         Value::Object(Default::default())
     } else {
@@ -257,7 +72,7 @@ pub fn parse_data<T: serde::de::DeserializeOwned>(
     };
     // The path names the offending field, e.g. "dtlsParameters.fingerprints[0].value".
     serde_path_to_error::deserialize(data).map_err(|e| ControlError::InvalidData {
-        method: method.name(),
+        method: R::METHOD.name(),
         reason: match e.path().to_string().as_str() {
             "." => e.inner().to_string(),
             path => format!("{path}: {}", e.inner()),
@@ -267,13 +82,14 @@ pub fn parse_data<T: serde::de::DeserializeOwned>(
 
 /// Parses one frame body into a request, or the error to answer it with (with the
 /// request id when one could be read).
-pub fn parse_request(body: &[u8]) -> Result<Request, (Option<u64>, ControlError)> {
-    serde_json::from_slice::<Request>(body).map_err(|e| {
-        let id = serde_json::from_slice::<Value>(body)
-            .ok()
-            .and_then(|v| v.get("id").and_then(Value::as_u64));
-        (id, ControlError::Malformed(e.to_string()))
-    })
+pub fn parse_request(body: &[u8]) -> Result<RequestFrame, (Option<u64>, ControlError)> {
+    RequestFrame::parse(body).map_err(|(id, e)| (id, ControlError::Malformed(e.to_string())))
+}
+
+/// A typed response's `data` as JSON.
+pub fn response_data<T: serde::Serialize>(data: &T) -> Value {
+    // The response types serialize infallibly: plain structs with string keys.
+    serde_json::to_value(data).unwrap_or(Value::Null)
 }
 
 #[cfg(test)]
@@ -281,13 +97,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn method_names_round_trip() {
-        for (name, m) in Method::ALL {
-            assert_eq!(Method::parse(name), Ok(m));
-            assert_eq!(m.name(), name);
-        }
+    fn unknown_methods_are_refused_by_name() {
+        assert_eq!(parse_method("router.create"), Ok(Method::RouterCreate));
         assert!(matches!(
-            Method::parse("router.explode"),
+            parse_method("router.explode"),
             Err(ControlError::UnknownMethod(_))
         ));
     }
@@ -296,9 +109,22 @@ mod tests {
     fn malformed_requests_keep_their_id_when_possible() {
         let (id, e) = parse_request(br#"{"id": 7, "method": 3}"#).unwrap_err();
         assert_eq!(id, Some(7));
-        assert_eq!(e.kind(), "Malformed");
+        assert_eq!(e.kind(), ErrorKind::Malformed);
         let (id, _) = parse_request(b"\xff\x00garbage").unwrap_err();
         assert_eq!(id, None);
+    }
+
+    #[test]
+    fn invalid_data_names_the_field() {
+        let e = parse_data::<requests::TransportConnect>(serde_json::json!({
+            "dtlsParameters": {"role": "client", "fingerprints": [{"algorithm": "sha-256"}]}
+        }))
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidData);
+        assert!(
+            e.to_string().contains("dtlsParameters.fingerprints[0]"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -308,13 +134,13 @@ mod tests {
             ok,
             serde_json::json!({"id": 3, "accepted": true, "data": {"a": 1}})
         );
-        let err = serde_json::to_value(Response::error(
-            Some(4),
-            &ControlError::NotFound {
+        let err = serde_json::to_value(
+            ControlError::NotFound {
                 kind: "router",
                 id: "x".into(),
-            },
-        ))
+            }
+            .response(Some(4)),
+        )
         .unwrap();
         assert_eq!(
             err,

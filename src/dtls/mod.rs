@@ -166,15 +166,20 @@ pub enum DtlsState {
 }
 
 impl DtlsState {
+    /// The state as the control protocol has it.
+    pub fn wire(self) -> sfu_control::params::DtlsState {
+        match self {
+            Self::New => sfu_control::params::DtlsState::New,
+            Self::Connecting => sfu_control::params::DtlsState::Connecting,
+            Self::Connected => sfu_control::params::DtlsState::Connected,
+            Self::Failed => sfu_control::params::DtlsState::Failed,
+            Self::Closed => sfu_control::params::DtlsState::Closed,
+        }
+    }
+
     /// The wire name.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::New => "new",
-            Self::Connecting => "connecting",
-            Self::Connected => "connected",
-            Self::Failed => "failed",
-            Self::Closed => "closed",
-        }
+        self.wire().name()
     }
 }
 

@@ -14,7 +14,7 @@ use rtc_shared::TransportProtocol;
 use serde_json::{json, Value};
 
 use crate::batch::SendBatch;
-use crate::channel::{parse_request, Request};
+use crate::channel::{parse_request, RequestFrame};
 use crate::demux::{classify, PacketClass};
 use crate::dtls::DtlsState;
 use crate::ice::IceCredentials;
@@ -300,7 +300,7 @@ impl Session {
                        target: Option<usize>,
                        data: Value| {
             let target = target.map(|i| ids[i].clone());
-            let req = Request {
+            let req = RequestFrame {
                 id: 0,
                 method: method.into(),
                 target,
@@ -541,7 +541,7 @@ impl Session {
     fn control(&mut self, action: u8) {
         let now = self.now;
         let (method, target, data) = ACTIONS[usize::from(action) % ACTIONS.len()];
-        let req = Request {
+        let req = RequestFrame {
             id: self.next_request,
             method: method.into(),
             target: self.ids.get(target).cloned(),

@@ -18,7 +18,8 @@ pub use simple::SimpleConsumer;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use serde_json::{json, Value};
+use serde_json::Value;
+use sfu_control::responses::{ConsumerStats, ConsumerType, StatsType};
 
 use crate::channel::params::{MediaKind, RtpParameters};
 use crate::ids::ConsumerId;
@@ -65,9 +66,9 @@ pub enum ConsumerKind {
 
 impl ConsumerKind {
     /// The `type` of the consumer in the control protocol.
-    pub fn name(&self) -> &'static str {
+    pub fn wire(&self) -> ConsumerType {
         match self {
-            Self::Simple(_) => "simple",
+            Self::Simple(_) => ConsumerType::Simple,
         }
     }
 }
@@ -499,27 +500,27 @@ impl Consumer {
         }
     }
 
-    /// Stats as JSON for `consumer.getStats`.
-    pub fn stats_json(&self) -> Value {
-        json!({
-            "type": "outbound-rtp",
-            "id": self.id,
-            "kind": self.media_kind,
-            "ssrc": self.ssrc,
-            "paused": self.paused,
-            "producerPaused": self.producer_paused,
-            "packetsSent": self.traffic.packets,
-            "bytesSent": self.traffic.bytes,
-            "pliCount": self.plis_received,
-            "firCount": self.firs_received,
-            "nackCount": self.nacks_received,
-            "roundTripTime": self.rtt_ms,
-            "fractionLost": self.fraction_lost,
-            "packetsLost": self.packets_lost_reported,
-            "rtxSsrc": self.rtx.map(|(ssrc, _)| ssrc),
-            "retransmittedPacketsSent": self.retransmissions,
-            "score": self.score.current(),
-        })
+    /// Stats for `consumer.getStats`.
+    pub fn stats(&self) -> ConsumerStats {
+        ConsumerStats {
+            kind: StatsType::OutboundRtp,
+            id: self.id.clone(),
+            media_kind: self.media_kind,
+            ssrc: self.ssrc,
+            paused: self.paused,
+            producer_paused: self.producer_paused,
+            packets_sent: self.traffic.packets,
+            bytes_sent: self.traffic.bytes,
+            pli_count: self.plis_received,
+            fir_count: self.firs_received,
+            nack_count: self.nacks_received,
+            round_trip_time: self.rtt_ms,
+            fraction_lost: self.fraction_lost,
+            packets_lost: self.packets_lost_reported,
+            rtx_ssrc: self.rtx.map(|(ssrc, _)| ssrc),
+            retransmitted_packets_sent: self.retransmissions,
+            score: self.score.current(),
+        }
     }
 }
 

@@ -6,7 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
+use sfu_control::responses::{ProducerStats, StatsType};
 
 use crate::channel::params::{MediaKind, RtpParameters};
 use crate::ids::{ProducerId, RouterId};
@@ -376,27 +377,27 @@ impl Producer {
         (block, score)
     }
 
-    /// Stats as JSON for `producer.getStats`.
-    pub fn stats_json(&self) -> Value {
-        json!({
-            "type": "inbound-rtp",
-            "id": self.id,
-            "kind": self.kind,
-            "ssrc": self.ssrc,
-            "paused": self.paused,
-            "packetsReceived": self.traffic.packets,
-            "bytesReceived": self.traffic.bytes,
-            "packetsLost": self.recv.lost(),
-            "jitter": self.recv.jitter(),
-            "keyFrameRequestsSent": self.keyframe_requests_sent,
-            "rtxPacketsReceived": self.rtx_packets,
-            "duplicatePacketsReceived": self.duplicates,
-            "nackCount": self.nack.as_ref().map_or(0, |n| n.stats().requested),
-            "packetsRecovered": self.nack.as_ref().map_or(0, |n| n.stats().recovered),
-            "packetsGivenUp": self.nack.as_ref().map_or(0, |n| n.stats().given_up),
-            "score": self.score.current(),
-            "consumers": self.consumers.len(),
-        })
+    /// Stats for `producer.getStats`.
+    pub fn stats(&self) -> ProducerStats {
+        ProducerStats {
+            kind: StatsType::InboundRtp,
+            id: self.id.clone(),
+            media_kind: self.kind,
+            ssrc: self.ssrc,
+            paused: self.paused,
+            packets_received: self.traffic.packets,
+            bytes_received: self.traffic.bytes,
+            packets_lost: self.recv.lost(),
+            jitter: self.recv.jitter(),
+            key_frame_requests_sent: self.keyframe_requests_sent,
+            rtx_packets_received: self.rtx_packets,
+            duplicate_packets_received: self.duplicates,
+            nack_count: self.nack.as_ref().map_or(0, |n| n.stats().requested),
+            packets_recovered: self.nack.as_ref().map_or(0, |n| n.stats().recovered),
+            packets_given_up: self.nack.as_ref().map_or(0, |n| n.stats().given_up),
+            score: self.score.current(),
+            consumers: self.consumers.len(),
+        }
     }
 }
 
@@ -472,10 +473,10 @@ mod tests {
             receive(&mut p, packet(100, 3)),
             Err(DropReason::UnknownSsrc)
         ));
-        let stats = p.stats_json();
-        assert_eq!(stats["rtxPacketsReceived"], 1);
-        assert_eq!(stats["duplicatePacketsReceived"], 1);
-        assert_eq!(stats["packetsReceived"], 2);
+        let stats = p.stats();
+        assert_eq!(stats.rtx_packets_received, 1);
+        assert_eq!(stats.duplicate_packets_received, 1);
+        assert_eq!(stats.packets_received, 2);
         let buffer = p.retransmission_buffer().expect("video buffers");
         assert_eq!(buffer.get(Instant::now(), 2), Some(original.as_slice()));
     }

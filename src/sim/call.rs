@@ -4,7 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
+use sfu_control::params::{
+    self, CodecParameters, RtcpFeedback, RtcpParameters, RtpCapabilities, RtpCodecCapability,
+    RtpCodecParameters, RtpEncodingParameters, RtpHeaderExtensionCapability,
+    RtpHeaderExtensionParameters, RtpParameters, RtxParameters,
+};
+use sfu_control::requests::{TransportConsume, TransportProduce};
 use str0m::bwe::Bitrate;
 use str0m::format::Codec;
 use str0m::media::MediaKind;
@@ -101,9 +107,23 @@ impl Call {
             VIDEO_SSRC,
             rtx.map(|_| VIDEO_RTX_SSRC),
         );
-        let audio_producer = produce(&mut sim, &publisher_transport, "audio", opus, None, config);
+        let audio_producer = produce(
+            &mut sim,
+            &publisher_transport,
+            params::MediaKind::Audio,
+            opus,
+            None,
+            config,
+        );
         sim.label(&audio_producer, "audio-producer");
-        let video_producer = produce(&mut sim, &publisher_transport, "video", vp8, rtx, config);
+        let video_producer = produce(
+            &mut sim,
+            &publisher_transport,
+            params::MediaKind::Video,
+            vp8,
+            rtx,
+            config,
+        );
         sim.label(&video_producer, "video-producer");
         let mut call = Self {
             next_packet: sim.now(),
@@ -163,22 +183,24 @@ impl Call {
         mid: &str,
         stream: &str,
     ) -> (String, u32) {
-        let caps = self.capabilities(peer);
-        let c = self.sim.ok(
-            "transport.consume",
-            Some(transport),
-            json!({ "producerId": producer, "rtpCapabilities": caps }),
-        );
-        let enc = &c["rtpParameters"]["encodings"][0];
-        let ssrc = enc["ssrc"].as_u64().unwrap_or_default() as u32;
-        let rtx = enc["rtx"]["ssrc"].as_u64().map(|s| s as u32);
-        let kind = if c["kind"] == "audio" {
-            MediaKind::Audio
-        } else {
-            MediaKind::Video
+        let rtp_capabilities = self.capabilities(peer);
+        let c = self.sim.ok(&TransportConsume {
+            transport_id: transport.into(),
+            producer_id: producer.into(),
+            rtp_capabilities,
+            paused: false,
+            mid: None,
+            app_data: Value::Null,
+        });
+        let enc = c.rtp_parameters.encodings.first();
+        let ssrc = enc.and_then(|e| e.ssrc).unwrap_or_default();
+        let rtx = enc.and_then(|e| e.rtx).map(|r| r.ssrc);
+        let kind = match c.kind {
+            params::MediaKind::Audio => MediaKind::Audio,
+            params::MediaKind::Video => MediaKind::Video,
         };
         let name = self.sim.peer(peer).name.clone();
-        let id = c["consumerId"].as_str().unwrap_or_default().to_owned();
+        let id = c.consumer_id.0;
         self.sim.label(&id, &format!("{name}-{stream}-consumer"));
         self.sim
             .peer(peer)
@@ -187,29 +209,56 @@ impl Call {
     }
 
     /// mediasoup RtpCapabilities for what `peer` receives, with the call's feedback.
-    pub(crate) fn capabilities(&mut self, peer: PeerId) -> Value {
+    pub(crate) fn capabilities(&mut self, peer: PeerId) -> RtpCapabilities {
         let p = self.sim.peer(peer);
         let (opus, _) = p.pt(Codec::Opus);
         let (vp8, vp8_rtx) = p.pt(Codec::Vp8);
-        let fb = feedback(self.config);
         let mut codecs = vec![
-            json!({ "kind": "audio", "mimeType": "audio/opus", "preferredPayloadType": opus,
-                    "clockRate": 48000, "channels": 2 }),
-            json!({ "kind": "video", "mimeType": "video/VP8", "preferredPayloadType": vp8,
-                    "clockRate": 90000, "rtcpFeedback": fb }),
+            RtpCodecCapability {
+                kind: params::MediaKind::Audio,
+                mime_type: "audio/opus".into(),
+                preferred_payload_type: opus,
+                clock_rate: 48000,
+                channels: Some(2),
+                parameters: Default::default(),
+                rtcp_feedback: vec![],
+            },
+            RtpCodecCapability {
+                kind: params::MediaKind::Video,
+                mime_type: "video/VP8".into(),
+                preferred_payload_type: vp8,
+                clock_rate: 90000,
+                channels: None,
+                parameters: Default::default(),
+                rtcp_feedback: feedback(self.config),
+            },
         ];
         if let (true, Some(rtx)) = (self.config.nack, vp8_rtx) {
-            codecs.push(
-                json!({ "kind": "video", "mimeType": "video/rtx", "preferredPayloadType": rtx,
-                "clockRate": 90000, "parameters": { "apt": vp8 } }),
-            );
+            codecs.push(RtpCodecCapability {
+                kind: params::MediaKind::Video,
+                mime_type: "video/rtx".into(),
+                preferred_payload_type: rtx,
+                clock_rate: 90000,
+                channels: None,
+                parameters: apt(vp8),
+                rtcp_feedback: vec![],
+            });
         }
-        let exts = if self.config.twcc.is_some() {
-            json!([{ "kind": "video", "uri": TWCC_URI, "preferredId": TWCC_ID }])
+        let header_extensions = if self.config.twcc.is_some() {
+            vec![RtpHeaderExtensionCapability {
+                kind: Some(params::MediaKind::Video),
+                uri: TWCC_URI.into(),
+                preferred_id: TWCC_ID,
+                preferred_encrypt: false,
+                direction: None,
+            }]
         } else {
-            json!([])
+            vec![]
         };
-        json!({ "codecs": codecs, "headerExtensions": exts })
+        RtpCapabilities {
+            codecs,
+            header_extensions,
+        }
     }
 
     pub(crate) fn sub(&self, i: usize) -> &Subscriber {
@@ -288,12 +337,6 @@ impl Call {
         self.next_packet = self.next_packet.max(self.sim.now());
     }
 
-    /// Stats of an entity through its getStats method.
-    pub(crate) fn stats(&mut self, method: &str, id: &str) -> Value {
-        let id = id.to_owned();
-        self.sim.ok(method, Some(&id), Value::Null)
-    }
-
     /// How many keyframe requests (PLI or FIR) the publisher got.
     pub(crate) fn publisher_keyframe_requests(&self) -> usize {
         let t = self.sim.trace();
@@ -302,63 +345,92 @@ impl Call {
 }
 
 /// The rtcpFeedback of the call's video codec.
-fn feedback(config: CallConfig) -> Value {
+fn feedback(config: CallConfig) -> Vec<RtcpFeedback> {
     let mut fb = vec![
-        json!({ "type": "nack", "parameter": "pli" }),
-        json!({ "type": "ccm", "parameter": "fir" }),
+        RtcpFeedback::new("nack", "pli"),
+        RtcpFeedback::new("ccm", "fir"),
     ];
     if config.nack {
-        fb.push(json!({ "type": "nack" }));
+        fb.push(RtcpFeedback::new("nack", ""));
     }
     if config.twcc.is_some() {
-        fb.push(json!({ "type": "transport-cc" }));
+        fb.push(RtcpFeedback::new("transport-cc", ""));
     }
-    Value::Array(fb)
+    fb
+}
+
+/// The codec parameters of an RTX codec repairing payload type `pt`.
+fn apt(pt: u8) -> CodecParameters {
+    CodecParameters::from([("apt".to_owned(), Value::from(pt))])
 }
 
 /// Produces `kind` on the publisher's transport: its codec with `pt` (and RTX `rtx`).
 fn produce(
     sim: &mut Sim,
     transport: &str,
-    kind: &str,
+    kind: params::MediaKind,
     pt: u8,
     rtx: Option<u8>,
     config: CallConfig,
 ) -> String {
-    let (mime, rate, ssrc, mid) = if kind == "audio" {
+    let audio = kind == params::MediaKind::Audio;
+    let (mime, rate, ssrc, mid) = if audio {
         ("audio/opus", 48000, AUDIO_SSRC, "a")
     } else {
         ("video/VP8", 90000, VIDEO_SSRC, "v")
     };
-    let mut codec = json!({ "mimeType": mime, "payloadType": pt, "clockRate": rate });
-    let mut encoding = json!({ "ssrc": ssrc });
-    let mut codecs = Vec::new();
-    if kind == "audio" {
-        codec["channels"] = json!(2);
-        codecs.push(codec);
-    } else {
-        codec["rtcpFeedback"] = feedback(config);
-        codecs.push(codec);
-        if let Some(rtx) = rtx {
-            codecs.push(
-                json!({ "mimeType": "video/rtx", "payloadType": rtx, "clockRate": 90000,
-                "parameters": { "apt": pt } }),
-            );
-            encoding["rtx"] = json!({ "ssrc": VIDEO_RTX_SSRC });
-        }
-    }
-    let exts = if config.twcc.is_some() {
-        json!([{ "uri": TWCC_URI, "id": TWCC_ID }])
-    } else {
-        json!([])
+    let mut codecs = vec![RtpCodecParameters {
+        mime_type: mime.into(),
+        payload_type: pt,
+        clock_rate: rate,
+        channels: audio.then_some(2),
+        parameters: Default::default(),
+        rtcp_feedback: if audio { vec![] } else { feedback(config) },
+    }];
+    let mut encoding = RtpEncodingParameters {
+        ssrc: Some(ssrc),
+        ..Default::default()
     };
-    let p = sim.ok(
-        "transport.produce",
-        Some(transport),
-        json!({ "kind": kind, "rtpParameters": { "mid": mid, "codecs": codecs,
-            "headerExtensions": exts, "encodings": [encoding], "rtcp": { "cname": "pub" } } }),
-    );
-    p["producerId"].as_str().unwrap_or_default().to_owned()
+    if let (false, Some(rtx)) = (audio, rtx) {
+        codecs.push(RtpCodecParameters {
+            mime_type: "video/rtx".into(),
+            payload_type: rtx,
+            clock_rate: 90000,
+            channels: None,
+            parameters: apt(pt),
+            rtcp_feedback: vec![],
+        });
+        encoding.rtx = Some(RtxParameters {
+            ssrc: VIDEO_RTX_SSRC,
+        });
+    }
+    let header_extensions = if config.twcc.is_some() {
+        vec![RtpHeaderExtensionParameters {
+            uri: TWCC_URI.into(),
+            id: TWCC_ID,
+            encrypt: false,
+            parameters: Default::default(),
+        }]
+    } else {
+        vec![]
+    };
+    let p = sim.ok(&TransportProduce {
+        transport_id: transport.into(),
+        kind,
+        rtp_parameters: RtpParameters {
+            mid: Some(mid.into()),
+            codecs,
+            header_extensions,
+            encodings: vec![encoding],
+            rtcp: RtcpParameters {
+                cname: Some("pub".into()),
+                ..Default::default()
+            },
+        },
+        paused: false,
+        app_data: Value::Null,
+    });
+    p.producer_id.0
 }
 
 /// A VP8 payload: descriptor with S=1 PID=0, then a frame tag; keyframes carry the start

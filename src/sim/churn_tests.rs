@@ -5,7 +5,15 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
+use sfu_control::params::{
+    self, RtcpParameters, RtpCodecParameters, RtpEncodingParameters, RtpParameters,
+};
+use sfu_control::requests::{
+    ConsumerClose, ProducerClose, ProducerGetStats, TransportConsume, TransportGetStats,
+    TransportProduce, WorkerGetStats,
+};
+use sfu_control::responses::WorkerStats;
 use str0m::media::MediaKind;
 
 use super::call::AUDIO_SSRC;
@@ -23,8 +31,8 @@ fn one_subscriber(seed: u64) -> Call {
     )
 }
 
-fn worker_stats(call: &mut Call) -> Value {
-    call.sim.ok("worker.getStats", None, Value::Null)
+fn worker_stats(call: &mut Call) -> WorkerStats {
+    call.sim.ok(&WorkerGetStats::default())
 }
 
 /// The newest index `peer` received on `stream`.
@@ -48,12 +56,12 @@ fn consumer_churn_past_the_srtp_cap_keeps_media_flowing() {
         // The setup's audio consumer and the new one.
         assert_eq!(newest(&call, "sub1", "a"), Some(index), "consumer {i}");
         assert_eq!(newest(&call, "sub1", &mid), Some(index), "consumer {i}");
-        call.sim.ok("consumer.close", Some(&id), Value::Null);
+        call.sim.ok(&ConsumerClose::new(id.as_str()));
         // The subscriber forgets the stream too.
         call.sim.peer(sub.peer).forget_stream(&mid, ssrc);
     }
     let stats = worker_stats(&mut call);
-    assert_eq!(stats["droppedTotal"], 0, "{stats}");
+    assert_eq!(stats.dropped_total, 0, "{stats:?}");
     let end = call.sim.transport_state(&sub.transport);
     assert_eq!(end.consumers, baseline.consumers);
     assert_eq!(end.consumers_by_ssrc, baseline.consumers_by_ssrc);
@@ -69,11 +77,14 @@ fn a_subscriber_at_the_srtp_cap_counts_every_copy_it_cannot_protect() {
     let producer = call.audio_producer.clone();
     let extra = MAX_SSRCS + 10;
     for _ in 0..extra {
-        call.sim.ok(
-            "transport.consume",
-            Some(&sub.transport),
-            json!({ "producerId": producer, "rtpCapabilities": caps }),
-        );
+        call.sim.ok(&TransportConsume {
+            transport_id: sub.transport.as_str().into(),
+            producer_id: producer.as_str().into(),
+            rtp_capabilities: caps.clone(),
+            paused: false,
+            mid: None,
+            app_data: Value::Null,
+        });
     }
     call.send_audio();
     call.sim.run_for(Duration::from_millis(50));
@@ -86,10 +97,10 @@ fn a_subscriber_at_the_srtp_cap_counts_every_copy_it_cannot_protect() {
         .len();
     assert_eq!(copies, MAX_SSRCS);
     let stats = worker_stats(&mut call);
-    assert_eq!(stats["dropped"]["srtpSsrcLimit"], refused, "{stats}");
-    assert_eq!(stats["droppedTotal"], refused, "{stats}");
-    let t = call.stats("transport.getStats", &sub.transport);
-    assert_eq!(t["packetsDropped"], refused, "{t}");
+    assert_eq!(stats.dropped.srtp_ssrc_limit, refused, "{stats:?}");
+    assert_eq!(stats.dropped_total, refused, "{stats:?}");
+    let t = call.sim.ok(&TransportGetStats::new(sub.transport.as_str()));
+    assert_eq!(t.packets_dropped, refused, "{t:?}");
 }
 
 #[test]
@@ -103,27 +114,46 @@ fn producer_churn_past_the_srtp_cap_keeps_the_publisher_heard() {
         call.sim
             .peer(publisher)
             .send_stream(&mid, MediaKind::Audio, ssrc, None);
-        let p = call.sim.ok(
-            "transport.produce",
-            Some(&transport),
-            json!({ "kind": "audio", "rtpParameters": { "mid": mid,
-                "codecs": [{ "mimeType": "audio/opus", "payloadType": opus, "clockRate": 48000, "channels": 2 }],
-                "encodings": [{ "ssrc": ssrc }], "rtcp": { "cname": "pub" } } }),
-        );
-        let id = p["producerId"].as_str().unwrap_or_default().to_owned();
+        let p = call.sim.ok(&TransportProduce {
+            transport_id: transport.as_str().into(),
+            kind: params::MediaKind::Audio,
+            rtp_parameters: RtpParameters {
+                mid: Some(mid.clone()),
+                codecs: vec![RtpCodecParameters {
+                    mime_type: "audio/opus".into(),
+                    payload_type: opus,
+                    clock_rate: 48000,
+                    channels: Some(2),
+                    parameters: Default::default(),
+                    rtcp_feedback: vec![],
+                }],
+                header_extensions: vec![],
+                encodings: vec![RtpEncodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                }],
+                rtcp: RtcpParameters {
+                    cname: Some("pub".into()),
+                    ..Default::default()
+                },
+            },
+            paused: false,
+            app_data: Value::Null,
+        });
+        let id = p.producer_id.0;
         let now = call.sim.now();
         call.sim
             .peer(publisher)
             .write(now, ssrc, opus, 1, 0, indexed(vec![0xfc; 40], i));
         call.sim.run_for(Duration::from_millis(20));
-        let stats = call.stats("producer.getStats", &id);
-        assert_eq!(stats["packetsReceived"], 1, "producer {i}: {stats}");
-        call.sim.ok("producer.close", Some(&id), Value::Null);
+        let stats = call.sim.ok(&ProducerGetStats::new(id.as_str()));
+        assert_eq!(stats.packets_received, 1, "producer {i}: {stats:?}");
+        call.sim.ok(&ProducerClose::new(id.as_str()));
         // The publisher stops the stream too.
         call.sim.peer(publisher).forget_send_stream(&mid, ssrc);
     }
     let stats = worker_stats(&mut call);
-    assert_eq!(stats["droppedTotal"], 0, "{stats}");
+    assert_eq!(stats.dropped_total, 0, "{stats:?}");
     let state = call.sim.transport_state(&transport);
     assert_eq!(state.srtp_in.map(|c| c.0), Some(0), "{state:?}");
 }
@@ -165,7 +195,7 @@ fn reports_for_many_consumers_are_split_into_mtu_sized_packets() {
         assert!(reported.contains(mid), "no sender report for {mid}");
     }
     let stats = worker_stats(&mut call);
-    assert_eq!(stats["droppedTotal"], 0, "{stats}");
+    assert_eq!(stats.dropped_total, 0, "{stats:?}");
 }
 
 #[test]
@@ -174,7 +204,7 @@ fn a_stream_without_a_producer_holds_no_inbound_srtp_state() {
     let (publisher, transport, opus) =
         (call.publisher, call.publisher_transport.clone(), call.opus);
     let audio = call.audio_producer.clone();
-    call.sim.ok("producer.close", Some(&audio), Value::Null);
+    call.sim.ok(&ProducerClose::new(audio.as_str()));
     // The publisher goes on sending on the closed producer's SSRC and on SSRCs nobody
     // produced, far more of them than the inbound context has room for.
     let n = MAX_SSRCS as u32 + 50;
@@ -200,8 +230,8 @@ fn a_stream_without_a_producer_holds_no_inbound_srtp_state() {
         call.sim.run_for(Duration::from_millis(10));
     }
     let stats = worker_stats(&mut call);
-    assert_eq!(stats["dropped"]["unknownSsrc"], n, "{stats}");
-    assert_eq!(stats["droppedTotal"], n, "{stats}");
+    assert_eq!(stats.dropped.unknown_ssrc, u64::from(n), "{stats:?}");
+    assert_eq!(stats.dropped_total, u64::from(n), "{stats:?}");
     let state = call.sim.transport_state(&transport);
     assert_eq!(
         state.srtp_in.map(|c| c.0),
@@ -213,7 +243,7 @@ fn a_stream_without_a_producer_holds_no_inbound_srtp_state() {
     call.sim.run_for(Duration::from_millis(50));
     assert_eq!(call.sim.trace().received("sub1", "v"), [0]);
     let stats = worker_stats(&mut call);
-    assert_eq!(stats["droppedTotal"], n, "{stats}");
+    assert_eq!(stats.dropped_total, u64::from(n), "{stats:?}");
     let state = call.sim.transport_state(&transport);
     assert_eq!(state.srtp_in.map(|c| c.0), Some(1));
 }

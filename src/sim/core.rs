@@ -1,16 +1,18 @@
 //! The one place the harness touches [`WorkerCore`]: it is driven here exactly as
 //! `worker::shell` drives it (a receive batch datagram by datagram, then `fan_out` in
-//! steps of a limit, `handle_timeout` at `poll_timeout`, control requests as JSON through
-//! the same parse-and-dispatch the control socket uses, notifications and control-caused
-//! datagrams drained after every unit of work). Everything else in `sim` sees plain
-//! datagrams, JSON values and the few read-only views below.
+//! steps of a limit, `handle_timeout` at `poll_timeout`, control requests as sfu-control's
+//! typed requests framed and put through the same parse-and-dispatch the control socket
+//! uses, notifications and control-caused datagrams drained after every unit of work).
+//! Everything else in `sim` sees plain datagrams, typed requests and responses, and the
+//! few read-only views below.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use serde_json::{json, Value};
+use serde_json::Value;
+use sfu_control::{decode_response, request_frame, Refusal, Request};
 
 use crate::batch::SendBatch;
 use crate::channel::parse_request;
@@ -161,34 +163,27 @@ impl SimCore {
             .collect()
     }
 
-    /// Sends one control request as the control socket would receive it (a JSON body
-    /// through `parse_request` and the core's dispatch) and returns its response as the
-    /// client would read it: `Ok(data)` when accepted, `Err(response)` otherwise.
-    pub(crate) fn request(
+    /// Sends one typed control request as the control socket would receive it (its
+    /// frame body through `parse_request` and the core's dispatch) and returns the
+    /// response as the client would read it: the method's typed response when accepted,
+    /// the refusal otherwise.
+    pub(crate) fn request<R: Request>(
         &mut self,
         now: Instant,
-        method: &str,
-        target: Option<&str>,
-        data: Value,
-    ) -> Result<Value, Value> {
+        request: &R,
+    ) -> Result<R::Response, Refusal> {
         let id = self.next_request;
         self.next_request += 1;
-        let mut body = json!({ "id": id, "method": method, "data": data });
-        if let Some(t) = target {
-            body["target"] = json!(t);
-        }
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        let resp = match parse_request(&bytes) {
+        let frame = request_frame(id, request).expect("a typed request serializes");
+        let body = serde_json::to_vec(&frame).expect("a request frame serializes");
+        let resp = match parse_request(&body) {
             Ok(req) => self.core.handle_request(now, CONN, req),
-            Err((id, e)) => crate::channel::Response::error(id, &e),
+            Err((id, e)) => e.response(id),
         };
-        let resp = serde_json::to_value(&resp).unwrap_or_default();
-        assert_eq!(resp["id"], json!(id), "response correlates: {resp}");
-        if resp["accepted"] == json!(true) {
-            Ok(resp.get("data").cloned().unwrap_or(Value::Null))
-        } else {
-            Err(resp)
-        }
+        assert_eq!(resp.id, Some(id), "response correlates: {resp:?}");
+        let data = resp.into_result()?;
+        Ok(decode_response::<R>(data.clone())
+            .unwrap_or_else(|e| panic!("{} response {data}: {e}", R::METHOD)))
     }
 
     /// The SSRCs a transport's SRTP contexts keep state for: ((outbound RTP, RTCP),

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use sfu_control::requests::{ConsumerClose, ConsumerGetStats, WorkerGetStats};
 use str0m::media::KeyframeRequestKind;
 
 use super::*;
@@ -22,9 +22,7 @@ fn call_with_one_subscriber(seed: u64) -> Call {
 }
 
 fn packets_sent(call: &mut Call, consumer: &str) -> u64 {
-    call.stats("consumer.getStats", consumer)["packetsSent"]
-        .as_u64()
-        .unwrap_or_default()
+    call.sim.ok(&ConsumerGetStats::new(consumer)).packets_sent
 }
 
 /// A subscriber's copies of one publisher's producers are queued together, video first
@@ -94,8 +92,7 @@ fn fan_out_resumes_after_consumers_change_mid_way() {
     }
     // The first consumer closes while the second flush is out: the third consumer moves
     // to where the fan-out stopped.
-    call.sim
-        .ok("consumer.close", Some(&sub.video.0), Value::Null);
+    call.sim.ok(&ConsumerClose::new(sub.video.0.as_str()));
     call.sim.peer(sub.peer).forget_stream("v", sub.video.1);
     let mut queued = 0;
     loop {
@@ -129,8 +126,8 @@ fn subscriber_feedback_reaches_the_consumer_and_the_publisher() {
         .request_keyframe(sub.video.1, KeyframeRequestKind::Pli);
     // The core asks a publisher at most every KEYFRAME_REQUEST_INTERVAL.
     call.stream(crate::router::KEYFRAME_REQUEST_INTERVAL + Duration::from_millis(100));
-    let c = call.stats("consumer.getStats", &sub.video.0);
-    assert_eq!(c["pliCount"], 1, "{c}");
+    let c = call.sim.ok(&ConsumerGetStats::new(sub.video.0.as_str()));
+    assert_eq!(c.pli_count, 1, "{c:?}");
     assert!(call.publisher_keyframe_requests() > requests);
 
     // The next video copy toward the subscriber is lost.
@@ -145,9 +142,9 @@ fn subscriber_feedback_reaches_the_consumer_and_the_publisher() {
     let got = call.sim.trace().received("sub1", "v");
     assert!(got.contains(&lost), "packet {lost} was not repaired");
     assert_eq!(call.sim.trace().retransmissions("sub1", "v"), 1);
-    let c = call.stats("consumer.getStats", &sub.video.0);
-    assert_eq!(c["nackCount"], 1, "{c}");
-    assert_eq!(c["retransmittedPacketsSent"], 1, "{c}");
-    let stats = call.sim.ok("worker.getStats", None, Value::Null);
-    assert_eq!(stats["droppedTotal"], 0, "{stats}");
+    let c = call.sim.ok(&ConsumerGetStats::new(sub.video.0.as_str()));
+    assert_eq!(c.nack_count, 1, "{c:?}");
+    assert_eq!(c.retransmitted_packets_sent, 1, "{c:?}");
+    let stats = call.sim.ok(&WorkerGetStats::default());
+    assert_eq!(stats.dropped_total, 0, "{stats:?}");
 }

@@ -27,7 +27,9 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
+use sfu_control::requests::{RouterCreate, TransportConnect, TransportCreate};
+use sfu_control::{Refusal, Request};
 
 use crate::demux::{classify, PacketClass};
 
@@ -146,17 +148,15 @@ impl Sim {
 
     // ---- control ----------------------------------------------------------------------
 
-    /// A control request at the current time; `Ok(data)` or `Err(response)`.
-    pub(crate) fn request(
-        &mut self,
-        method: &str,
-        target: Option<&str>,
-        data: Value,
-    ) -> Result<Value, Value> {
-        let result = self.core.request(self.now, method, target, data);
+    /// A control request at the current time: its typed response, or the refusal.
+    pub(crate) fn request<R: Request>(&mut self, request: &R) -> Result<R::Response, Refusal> {
+        let target = request
+            .target()
+            .map_or_else(String::new, |t| self.label_of(t));
+        let result = self.core.request(self.now, request);
         let record = Record::Request {
-            method: method.to_owned(),
-            target: target.map_or_else(String::new, |t| self.label_of(t)),
+            method: R::METHOD.name().to_owned(),
+            target,
             accepted: result.is_ok(),
         };
         self.record(record);
@@ -166,36 +166,33 @@ impl Sim {
 
     /// A control request that must succeed.
     #[track_caller]
-    pub(crate) fn ok(&mut self, method: &str, target: Option<&str>, data: Value) -> Value {
-        self.request(method, target, data)
-            .unwrap_or_else(|e| panic!("{method} refused: {e}"))
-    }
-
-    /// The `id` field of a response (`routerId`, `transportId`, ...), labelled.
-    fn take_id(&mut self, data: &Value, key: &str, label: &str) -> String {
-        let id = data[key].as_str().unwrap_or_default().to_owned();
-        self.label(&id, label);
-        id
+    pub(crate) fn ok<R: Request>(&mut self, request: &R) -> R::Response {
+        self.request(request)
+            .unwrap_or_else(|e| panic!("{} refused: {e}", R::METHOD))
     }
 
     pub(crate) fn create_router(&mut self) -> String {
-        let r = self.ok("router.create", None, json!({}));
-        self.take_id(&r, "routerId", "router")
+        let id = self.ok(&RouterCreate::default()).router_id.0;
+        self.label(&id, "router");
+        id
     }
 
     /// Creates a transport for peer `id` on `router`, points the peer at it and connects
     /// it with the peer's fingerprint (as signaling does); returns the transport id.
     pub(crate) fn connect(&mut self, id: PeerId, router: &str) -> String {
-        let t = self.ok("transport.create", Some(router), json!({}));
+        let t = self.ok(&TransportCreate {
+            router_id: router.into(),
+            app_data: Value::Null,
+        });
         let label = format!("{}-transport", self.peers[id.0].name);
-        let tid = self.take_id(&t, "transportId", &label);
+        let tid = t.transport_id.0.clone();
+        self.label(&tid, &label);
         self.peers[id.0].connect_to(&t, CORE_ADDR);
-        let dtls = self.peers[id.0].dtls_parameters();
-        self.ok(
-            "transport.connect",
-            Some(&tid),
-            json!({ "dtlsParameters": dtls }),
-        );
+        let dtls_parameters = self.peers[id.0].dtls_parameters();
+        self.ok(&TransportConnect {
+            transport_id: t.transport_id,
+            dtls_parameters,
+        });
         tid
     }
 

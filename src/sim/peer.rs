@@ -7,7 +7,8 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use sfu_control::params::{DtlsFingerprint, DtlsParameters, DtlsRole};
+use sfu_control::responses::TransportCreated;
 use str0m::bwe::BweKind;
 use str0m::config::{DtlsVersion, Fingerprint};
 use str0m::format::Codec;
@@ -225,24 +226,32 @@ impl SimPeer {
     }
 
     /// Our certificate fingerprint in mediasoup's DtlsParameters shape.
-    pub(crate) fn dtls_parameters(&mut self) -> Value {
+    pub(crate) fn dtls_parameters(&mut self) -> DtlsParameters {
         let fp = self.rtc.direct_api().local_dtls_fingerprint().to_string();
         let (alg, value) = fp.split_once(' ').unwrap_or_default();
-        json!({ "role": "client", "fingerprints": [{ "algorithm": alg, "value": value }] })
+        DtlsParameters {
+            role: DtlsRole::Client,
+            fingerprints: vec![DtlsFingerprint {
+                algorithm: alg.to_owned(),
+                value: value.to_owned(),
+            }],
+        }
     }
 
     /// Points the peer at a transport the core created (`transport.create`'s response)
     /// at `core`, and starts ICE (controlling, against the core's ICE-lite) and DTLS.
-    pub(crate) fn connect_to(&mut self, transport: &Value, core: SocketAddr) {
-        let ice = &transport["iceParameters"];
-        let fingerprint = transport["dtlsParameters"]["fingerprints"][0]["value"]
-            .as_str()
-            .unwrap_or_default();
+    pub(crate) fn connect_to(&mut self, transport: &TransportCreated, core: SocketAddr) {
+        let ice = &transport.ice_parameters;
+        let fingerprint = transport
+            .dtls_parameters
+            .fingerprints
+            .first()
+            .map_or("", |f| f.value.as_str());
         let mut api = self.rtc.direct_api();
         api.set_ice_controlling(true);
         api.set_remote_ice_credentials(IceCreds {
-            ufrag: ice["usernameFragment"].as_str().unwrap_or_default().into(),
-            pass: ice["password"].as_str().unwrap_or_default().into(),
+            ufrag: ice.username_fragment.clone(),
+            pass: ice.password.clone(),
         });
         let fp: Fingerprint = format!("sha-256 {fingerprint}")
             .parse()

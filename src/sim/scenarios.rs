@@ -3,7 +3,11 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use serde_json::Value;
+use sfu_control::requests::{
+    ConsumerClose, ConsumerGetStats, ConsumerPause, ConsumerResume, ProducerClose,
+    ProducerGetStats, TransportGetStats, WorkerGetStats,
+};
+use sfu_control::responses::TransportStats;
 
 use super::*;
 
@@ -30,7 +34,7 @@ fn forwarding_delivers_audio_and_video_to_every_subscriber_in_order() {
         assert_all_in_order(&call.sim, sub, "v", call.video_sent);
         assert_all_in_order(&call.sim, sub, "a", call.audio_sent);
     }
-    let drops = call.sim.ok("worker.getStats", None, Value::Null)["droppedTotal"].clone();
+    let drops = call.sim.ok(&WorkerGetStats::default()).dropped_total;
     assert_eq!(drops, 0);
 }
 
@@ -135,13 +139,13 @@ fn nack_and_rtx_repair_five_percent_loss_each_way() {
     );
     assert!(trace.retransmissions("sub1", "v") > 0);
     let vp = call.video_producer.clone();
-    let p = call.stats("producer.getStats", &vp);
-    assert!(p["rtxPacketsReceived"].as_u64() > Some(0), "{p}");
-    assert!(p["packetsRecovered"].as_u64() > Some(0), "{p}");
+    let p = call.sim.ok(&ProducerGetStats::new(vp.as_str()));
+    assert!(p.rtx_packets_received > 0, "{p:?}");
+    assert!(p.packets_recovered > 0, "{p:?}");
     let cv = call.sub(0).video.0.clone();
-    let c = call.stats("consumer.getStats", &cv);
-    assert!(c["nackCount"].as_u64() > Some(0), "{c}");
-    assert!(c["retransmittedPacketsSent"].as_u64() > Some(0), "{c}");
+    let c = call.sim.ok(&ConsumerGetStats::new(cv.as_str()));
+    assert!(c.nack_count > 0, "{c:?}");
+    assert!(c.retransmitted_packets_sent > 0, "{c:?}");
 
     let without = run(false);
     let got_without = distinct(&without.sim, "sub1", "v").len();
@@ -184,20 +188,24 @@ fn transport_cc_moves_both_estimates() {
     let last = estimates.last().copied().unwrap_or_default();
     assert!(last > START_BPS, "publisher estimate {estimates:?}");
     let tp = call.publisher_transport.clone();
-    let t = call.stats("transport.getStats", &tp);
-    assert!(t["transportCcFeedbackSent"].as_u64() > Some(20), "{t}");
+    let t = call.sim.ok(&TransportGetStats::new(tp.as_str()));
+    assert!(t.transport_cc_feedback_sent > Some(20), "{t:?}");
     let capped_transport = call.sub(0).transport.clone();
     let free_transport = call.sub(1).transport.clone();
-    let capped = call.stats("transport.getStats", &capped_transport);
-    let free = call.stats("transport.getStats", &free_transport);
-    let estimate = |s: &Value| s["availableOutgoingBitrate"].as_u64().unwrap_or_default();
+    let capped = call
+        .sim
+        .ok(&TransportGetStats::new(capped_transport.as_str()));
+    let free = call
+        .sim
+        .ok(&TransportGetStats::new(free_transport.as_str()));
+    let estimate = |s: &TransportStats| s.available_outgoing_bitrate.unwrap_or_default();
     assert!(
-        capped["transportCcFeedbackReceived"].as_u64() > Some(10),
-        "{capped}"
+        capped.transport_cc_feedback_received > Some(10),
+        "{capped:?}"
     );
     assert!(
         estimate(&capped) < 250_000 && estimate(&capped) < estimate(&free),
-        "capped {capped}\nfree {free}"
+        "capped {capped:?}\nfree {free:?}"
     );
     assert!(
         call.sim.trace().dropped("sfu", "sub1") > 0,
@@ -217,11 +225,11 @@ fn a_paused_consumer_resumes_on_a_keyframe() {
     let mut call = Call::new(41, CallConfig::default());
     call.stream(Duration::from_secs(1));
     let consumer = call.sub(0).video.0.clone();
-    call.sim.ok("consumer.pause", Some(&consumer), Value::Null);
+    call.sim.ok(&ConsumerPause::new(consumer.as_str()));
     let paused_at = call.video_sent;
     call.stream(Duration::from_millis(1500));
     let requests_before = call.publisher_keyframe_requests();
-    call.sim.ok("consumer.resume", Some(&consumer), Value::Null);
+    call.sim.ok(&ConsumerResume::new(consumer.as_str()));
     let resumed_at = call.video_sent;
     call.stream(Duration::from_secs(1));
     call.idle(Duration::from_millis(200));
@@ -265,7 +273,7 @@ fn a_producer_closed_mid_fan_out_sends_nothing_after() {
     let first = call.sim.last_step();
     assert_eq!(first.len(), 1, "one subscriber's copy per step: {first:?}");
     let vp = call.video_producer.clone();
-    call.sim.ok("producer.close", Some(&vp), Value::Null);
+    call.sim.ok(&ProducerClose::new(vp.as_str()));
     let mut after = Vec::new();
     loop {
         let done = call.sim.fan_out_step(1);
@@ -333,7 +341,7 @@ fn consumer_churn_leaves_the_transport_as_it_was() {
             .collect();
         call.stream(Duration::from_millis(40));
         for (mid, id, ssrc) in live {
-            call.sim.ok("consumer.close", Some(&id), Value::Null);
+            call.sim.ok(&ConsumerClose::new(id.as_str()));
             call.sim.peer(sub.peer).forget_stream(&mid, ssrc);
             let got = call.sim.trace().received("sub1", &mid);
             assert!(!got.is_empty(), "consumer {mid} got nothing");

@@ -6,10 +6,12 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use rand::Rng;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::bwe::SendSideEstimator;
-use crate::channel::params::DtlsFingerprint;
+use sfu_control::responses::{StatsType, TransportStats};
+
+use crate::channel::params::{DtlsFingerprint, TransportTuple};
 use crate::dtls::{DtlsIdentity, DtlsOutcome, DtlsServer, DtlsState};
 use crate::ice::{IceCredentials, IceLite, IceState};
 use crate::ids::{RouterId, TransportId};
@@ -192,50 +194,54 @@ impl WebRtcTransport {
             .map(|o| self.apply_dtls(o))
     }
 
-    /// The selected tuple as JSON, mediasoup-style.
-    pub fn tuple_json(&self, local: SocketAddr) -> Value {
-        match self.ice.selected() {
-            Some(remote) => json!({
-                "localIp": local.ip().to_string(),
-                "localPort": local.port(),
-                "remoteIp": remote.ip().to_string(),
-                "remotePort": remote.port(),
-                "protocol": "udp",
-            }),
-            None => Value::Null,
-        }
+    /// The selected 5-tuple, once ICE selected one.
+    pub fn tuple(&self, local: SocketAddr) -> Option<TransportTuple> {
+        self.ice.selected().map(|remote| TransportTuple {
+            local_ip: local.ip().to_string(),
+            local_port: local.port(),
+            remote_ip: remote.ip().to_string(),
+            remote_port: remote.port(),
+            protocol: "udp".into(),
+        })
     }
 
-    /// Stats as JSON for `transport.getStats`.
-    pub fn stats_json(&self, local: SocketAddr) -> Value {
-        json!({
-            "type": "webrtc-transport",
-            "id": self.id,
-            "iceState": ice_state_name(self.ice.state()),
-            "dtlsState": self.dtls.state().name(),
-            "iceSelectedTuple": self.tuple_json(local),
-            "srtpProfile": self.srtp_out.as_ref().map(|c| format!("{:?}", c.profile())),
-            "rtpPacketsReceived": self.rtp_in.packets,
-            "rtpBytesReceived": self.rtp_in.bytes,
-            "rtpPacketsSent": self.rtp_out.packets,
-            "rtpBytesSent": self.rtp_out.bytes,
-            "rtcpPacketsReceived": self.rtcp_in.packets,
-            "rtcpPacketsSent": self.rtcp_out.packets,
-            "packetsDropped": self.drops,
-            "availableOutgoingBitrate": self.bwe.as_ref().map(SendSideEstimator::estimate_bps),
-            "transportCcFeedbackReceived": self.bwe.as_ref().map(|b| b.stats().feedback),
-            "transportCcPacketsSent": self.bwe.as_ref().map(|b| b.stats().packets_sent),"availableIncomingBitrate": self.remb.as_ref().map(RembEstimator::estimate_bps),
-            "transportCcFeedbackSent": self.twcc_in.as_ref().map(|(_, r)| r.stats().feedback_sent),"producers": self.producers.len(),
-            "consumers": self.consumers.len(),
-        })
+    /// Stats for `transport.getStats`.
+    pub fn stats(&self, local: SocketAddr) -> TransportStats {
+        TransportStats {
+            kind: StatsType::WebrtcTransport,
+            id: self.id.clone(),
+            ice_state: ice_state(self.ice.state()),
+            dtls_state: self.dtls.state().wire(),
+            ice_selected_tuple: self.tuple(local),
+            srtp_profile: self.srtp_out.as_ref().map(|c| format!("{:?}", c.profile())),
+            rtp_packets_received: self.rtp_in.packets,
+            rtp_bytes_received: self.rtp_in.bytes,
+            rtp_packets_sent: self.rtp_out.packets,
+            rtp_bytes_sent: self.rtp_out.bytes,
+            rtcp_packets_received: self.rtcp_in.packets,
+            rtcp_packets_sent: self.rtcp_out.packets,
+            packets_dropped: self.drops,
+            producers: self.producers.len(),
+            consumers: self.consumers.len(),
+            available_outgoing_bitrate: self.bwe.as_ref().map(SendSideEstimator::estimate_bps),
+            transport_cc_feedback_received: self.bwe.as_ref().map(|b| b.stats().feedback),
+            transport_cc_packets_sent: self.bwe.as_ref().map(|b| b.stats().packets_sent),
+            available_incoming_bitrate: self.remb.as_ref().map(RembEstimator::estimate_bps),
+            transport_cc_feedback_sent: self.twcc_in.as_ref().map(|(_, r)| r.stats().feedback_sent),
+        }
+    }
+}
+
+/// An ICE state as the control protocol has it.
+pub fn ice_state(s: IceState) -> sfu_control::params::IceState {
+    match s {
+        IceState::New => sfu_control::params::IceState::New,
+        IceState::Connected => sfu_control::params::IceState::Connected,
+        IceState::Disconnected => sfu_control::params::IceState::Disconnected,
     }
 }
 
 /// The wire name of an ICE state.
 pub fn ice_state_name(s: IceState) -> &'static str {
-    match s {
-        IceState::New => "new",
-        IceState::Connected => "connected",
-        IceState::Disconnected => "disconnected",
-    }
+    ice_state(s).name()
 }

@@ -8,12 +8,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use rand::rngs::StdRng;
-use serde_json::{json, Value};
 use slab::Slab;
 
 use crate::batch::{SendBatch, SendReport};
 use crate::channel::params::MediaKind;
-use crate::channel::Notification;
+use crate::channel::{Event, Notification};
 use crate::demux::{classify, PacketClass};
 use crate::dtls::{check_records, DtlsIdentity, DtlsState, RecordCheck};
 use crate::ice::{self, IceEvent};
@@ -239,20 +238,13 @@ impl WorkerCore {
         now.saturating_duration_since(self.epoch.0).as_micros() as u64
     }
 
-    pub(crate) fn notify(
-        &mut self,
-        router: &RouterId,
-        target: &str,
-        event: &'static str,
-        data: Value,
-    ) {
+    pub(crate) fn notify(&mut self, router: &RouterId, target: &str, event: Event) {
         if let Some(r) = self.routers.get(router) {
             self.notifications.push((
                 r.owner,
                 Notification {
                     target: target.to_owned(),
                     event,
-                    data,
                 },
             ));
         }
@@ -355,18 +347,21 @@ impl WorkerCore {
                     self.notify(
                         &router,
                         &id,
-                        "icestatechange",
-                        json!({ "iceState": ice_state_name(s) }),
+                        Event::IceStateChange {
+                            ice_state: crate::transport::ice_state(s),
+                        },
                     );
                 }
                 IceEvent::SelectedTupleChanged(_) => {
-                    let tuple = t.tuple_json(local);
-                    self.notify(
-                        &router,
-                        &id,
-                        "iceselectedtuplechange",
-                        json!({ "iceSelectedTuple": tuple }),
-                    );
+                    if let Some(tuple) = t.tuple(local) {
+                        self.notify(
+                            &router,
+                            &id,
+                            Event::IceSelectedTupleChange {
+                                ice_selected_tuple: tuple,
+                            },
+                        );
+                    }
                 }
             }
         }
@@ -432,8 +427,9 @@ impl WorkerCore {
         self.notify(
             router,
             id,
-            "dtlsstatechange",
-            json!({ "dtlsState": state.name() }),
+            Event::DtlsStateChange {
+                dtls_state: state.wire(),
+            },
         );
         if state == DtlsState::Connected {
             // Subscribers can decrypt from now on: get them a keyframe.

@@ -7,7 +7,8 @@
 
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use serde_json::Value;
+use sfu_control::responses::PacketLoop;
 
 /// What the packet loop is doing (or awaiting) now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,12 +25,13 @@ pub enum LoopPhase {
 }
 
 impl LoopPhase {
-    fn name(self) -> &'static str {
+    fn wire(self) -> sfu_control::responses::LoopPhase {
+        use sfu_control::responses::LoopPhase as Wire;
         match self {
-            Self::Receive => "receive",
-            Self::Send => "send",
-            Self::Flush => "flush",
-            Self::Yield => "yield",
+            Self::Receive => Wire::Receive,
+            Self::Send => Wire::Send,
+            Self::Flush => Wire::Flush,
+            Self::Yield => Wire::Yield,
         }
     }
 }
@@ -78,15 +80,20 @@ impl Liveness {
     }
 
     pub fn to_json(&self, now: Instant) -> Value {
+        serde_json::to_value(self.report(now)).unwrap_or_default()
+    }
+
+    /// `packetLoop` of `worker.getStats` as seen at `now`.
+    pub fn report(&self, now: Instant) -> PacketLoop {
         let ago = |t: Instant| now.saturating_duration_since(t).as_millis() as u64;
-        json!({
-            "iterations": self.iterations,
-            "phase": self.phase.name(),
-            "phaseMs": ago(self.phase_since),
-            "lastReceiveMsAgo": self.last_receive.map(ago),
-            "timerTicks": self.timer_ticks,
-            "lastTickMsAgo": self.last_tick.map(ago),
-        })
+        PacketLoop {
+            iterations: self.iterations,
+            phase: self.phase.wire(),
+            phase_ms: ago(self.phase_since),
+            last_receive_ms_ago: self.last_receive.map(ago),
+            timer_ticks: self.timer_ticks,
+            last_tick_ms_ago: self.last_tick.map(ago),
+        }
     }
 }
 

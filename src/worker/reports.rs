@@ -4,9 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use crate::batch::SendBatch;
+use crate::channel::Event;
 use crate::router::{ConsumerKey, Producer, ProducerKey, TransportKey};
 use crate::rtcp::{self, Feedback};
 use crate::stats::DropReason;
@@ -121,8 +120,11 @@ impl WorkerCore {
                 }
                 let router = t.router.clone();
                 for (id, score, producer_score) in scores {
-                    let data = json!({ "score": score, "producerScore": producer_score });
-                    self.notify(&router, &id, "score", data);
+                    let event = Event::Score {
+                        score,
+                        producer_score: Some(producer_score),
+                    };
+                    self.notify(&router, &id, event);
                 }
             }
             Feedback::TransportCc(fb) => {
@@ -243,7 +245,14 @@ impl WorkerCore {
         }
         let router = t.router.clone();
         for (id, score) in scores {
-            self.notify(&router, &id, "score", json!({ "score": score }));
+            self.notify(
+                &router,
+                &id,
+                Event::Score {
+                    score,
+                    producer_score: None,
+                },
+            );
         }
     }
 }

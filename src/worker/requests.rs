@@ -7,16 +7,19 @@ use std::time::Instant;
 
 use rand::rngs::StdRng;
 use rand::Rng;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::batch::SendBatch;
 use crate::bwe::{BweConfig, SendSideEstimator};
 use crate::channel::params::{
     DtlsFingerprint, DtlsParameters, DtlsRole, IceCandidate, IceParameters, MediaKind,
 };
+use crate::channel::requests::{
+    RouterCreate, TransportConnect, TransportConsume, TransportCreate, TransportProduce,
+    WorkerGetLatency,
+};
 use crate::channel::{
-    parse_data, ConnectData, ConsumeData, ControlError, CreateData, LatencyData, Method,
-    ProduceData, Request, Response,
+    parse_data, parse_method, response_data, ControlError, Event, Method, RequestFrame, Response,
 };
 use crate::dtls::DtlsState;
 use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
@@ -29,6 +32,10 @@ use crate::rtcp::remb::{RembConfig, RembEstimator};
 use crate::rtcp::twcc::TwccRecorder;
 use crate::transport::WebRtcTransport;
 use crate::worker::core::WorkerCore;
+use sfu_control::responses::{
+    ConsumerCreated, IceRole, Load, ProducerCreated, RouterCreated, RouterStats, StatsType,
+    TransportCreated, WorkerStats,
+};
 
 type Result<T> = std::result::Result<T, ControlError>;
 
@@ -53,7 +60,7 @@ impl WorkerCore {
     /// Handles one request from control connection `conn`. Notifications it causes are
     /// queued after it (see [`WorkerCore::drain_notifications`]) and datagrams it causes
     /// go to [`WorkerCore::control_out`].
-    pub fn handle_request(&mut self, now: Instant, conn: ConnId, req: Request) -> Response {
+    pub fn handle_request(&mut self, now: Instant, conn: ConnId, req: RequestFrame) -> Response {
         // A request can start or stop any entity's timers (a connect completing DTLS, a
         // producer with REMB, a keyframe request): recompute them at the next timeout.
         self.timers.request_rescan(now);
@@ -62,13 +69,13 @@ impl WorkerCore {
             Ok(data) => Response::accepted(id, data),
             Err(e) => {
                 tracing::debug!(request = id, error = %e, "request refused");
-                Response::error(Some(id), &e)
+                e.response(Some(id))
             }
         }
     }
 
-    fn dispatch(&mut self, now: Instant, conn: ConnId, req: Request) -> Result<Value> {
-        let method = Method::parse(&req.method)?;
+    fn dispatch(&mut self, now: Instant, conn: ConnId, req: RequestFrame) -> Result<Value> {
+        let method = parse_method(&req.method)?;
         let target = match (&req.target, method.needs_target()) {
             (Some(t), _) => t.clone(),
             (None, false) => String::new(),
@@ -91,25 +98,25 @@ impl WorkerCore {
         out: &mut SendBatch,
     ) -> Result<Value> {
         match method {
-            Method::WorkerLoad => Ok(self.load_json()),
-            Method::WorkerGetStats => Ok(self.worker_stats_json_at(now)),
+            Method::WorkerLoad => Ok(response_data(&self.load())),
+            Method::WorkerGetStats => Ok(response_data(&self.worker_stats(now))),
             Method::WorkerGetLatency => {
-                let d: LatencyData = parse_data(method, data)?;
-                let j = self.latency_window.to_json();
+                let d: WorkerGetLatency = parse_data(data)?;
+                let report = self.latency_window.report();
                 if d.reset {
                     self.latency_window.reset();
                 }
-                Ok(j)
+                Ok(response_data(&report))
             }
             Method::RouterCreate => {
-                let d: CreateData = parse_data(method, data)?;
+                let d: RouterCreate = parse_data(data)?;
                 let id = RouterId(new_id(&mut self.rng, |s| {
                     self.routers.contains_key(&RouterId(s.to_owned()))
                 }));
                 tracing::info!(router = %id, conn, "router created");
                 self.routers
                     .insert(id.clone(), Router::new(id.clone(), conn, d.app_data));
-                Ok(json!({ "routerId": id }))
+                Ok(response_data(&RouterCreated { router_id: id }))
             }
             Method::RouterClose => {
                 let rid = self.router_id(target)?;
@@ -122,34 +129,37 @@ impl WorkerCore {
                     .routers
                     .get(&rid)
                     .ok_or_else(|| not_found("router", target))?;
-                let transports: Vec<Value> = r
+                let transports = r
                     .transports
                     .iter()
                     .filter_map(|k| self.transports.get(*k))
-                    .map(|t| t.stats_json(self.cfg.announced))
+                    .map(|t| t.stats(self.cfg.announced))
                     .collect();
-                Ok(
-                    json!({ "type": "router", "id": rid, "transports": transports, "appData": r.app_data }),
-                )
+                Ok(response_data(&RouterStats {
+                    kind: StatsType::Router,
+                    id: rid,
+                    app_data: r.app_data.clone(),
+                    transports,
+                }))
             }
             Method::TransportCreate => {
-                let d: CreateData = parse_data(method, data)?;
+                let d: TransportCreate = parse_data(data)?;
                 let rid = self.router_id(target)?;
                 self.create_transport(now, rid, d.app_data)
             }
             Method::TransportConnect => {
                 let tk = self.transport_key(target)?;
-                let d: ConnectData = parse_data(method, data)?;
+                let d: TransportConnect = parse_data(data)?;
                 self.connect_transport(now, tk, d.dtls_parameters, out)
             }
             Method::TransportProduce => {
                 let tk = self.transport_key(target)?;
-                let d: ProduceData = parse_data(method, data)?;
+                let d: TransportProduce = parse_data(data)?;
                 self.produce(tk, d)
             }
             Method::TransportConsume => {
                 let tk = self.transport_key(target)?;
-                let d: ConsumeData = parse_data(method, data)?;
+                let d: TransportConsume = parse_data(data)?;
                 self.consume(now, tk, d, out)
             }
             Method::TransportClose => {
@@ -163,7 +173,7 @@ impl WorkerCore {
                     .transports
                     .get(tk)
                     .ok_or_else(|| not_found("transport", target))?;
-                Ok(t.stats_json(self.cfg.announced))
+                Ok(response_data(&t.stats(self.cfg.announced)))
             }
             Method::ProducerPause | Method::ProducerResume => {
                 let pk = self.producer_key(target)?;
@@ -177,11 +187,11 @@ impl WorkerCore {
             }
             Method::ProducerGetStats => {
                 let pk = self.producer_key(target)?;
-                Ok(self
+                let p = self
                     .producers
                     .get(pk)
-                    .map(Producer::stats_json)
-                    .unwrap_or_default())
+                    .ok_or_else(|| not_found("producer", target))?;
+                Ok(response_data(&p.stats()))
             }
             Method::ConsumerPause | Method::ConsumerResume => {
                 let ck = self.consumer_key(target)?;
@@ -195,11 +205,11 @@ impl WorkerCore {
             }
             Method::ConsumerGetStats => {
                 let ck = self.consumer_key(target)?;
-                Ok(self
+                let c = self
                     .consumers
                     .get(ck)
-                    .map(Consumer::stats_json)
-                    .unwrap_or_default())
+                    .ok_or_else(|| not_found("consumer", target))?;
+                Ok(response_data(&c.stats()))
             }
             Method::ConsumerRequestKeyFrame => {
                 let ck = self.consumer_key(target)?;
@@ -242,59 +252,52 @@ impl WorkerCore {
     }
 
     /// `worker.load`: what placement needs to pick the least-loaded worker.
-    pub fn load_json(&self) -> Value {
-        json!({
-            "worker": self.cfg.index,
-            "workers": self.cfg.workers,
-            "routers": self.routers.len(),
-            "transports": self.transports.len(),
-            "producers": self.producers.len(),
-            "consumers": self.consumers.len(),
+    pub fn load(&self) -> Load {
+        Load {
+            worker: self.cfg.index,
+            workers: self.cfg.workers,
+            routers: self.routers.len(),
+            transports: self.transports.len(),
+            producers: self.producers.len(),
+            consumers: self.consumers.len(),
             // Forwarded streams dominate the cost of a core: one per consumer, plus
             // the decryption of each producer's stream.
-            "load": self.consumers.len() + self.producers.len(),
-        })
-    }
-
-    /// `worker.getStats` as answered at `now`: the stats plus the loops' liveness.
-    pub fn worker_stats_json_at(&self, now: Instant) -> Value {
-        let mut v = self.worker_stats_json();
-        if let Some(map) = v.as_object_mut() {
-            map.insert("packetLoop".into(), self.liveness.to_json(now));
+            load: (self.consumers.len() + self.producers.len()) as u64,
         }
-        v
     }
 
-    /// `worker.getStats`.
-    pub fn worker_stats_json(&self) -> Value {
-        json!({
-            "type": "worker",
-            "worker": self.cfg.index,
-            "listen": self.cfg.local.to_string(),
-            "rtpPacketsReceived": self.rtp_in.packets,
-            "rtpBytesReceived": self.rtp_in.bytes,
-            "rtpPacketsSent": self.rtp_out.packets,
-            "rtpBytesSent": self.rtp_out.bytes,
-            "dropped": self.drops.to_json(),
-            "droppedTotal": self.drops.total(),
-            "forwardingLatency": self.latency.to_json(),
-            "transportsCreated": self.totals.transports_created,
-            "dtlsFailures": self.totals.dtls_failures,
-            "pliReceived": self.totals.plis_received,
-            "firReceived": self.totals.firs_received,
-            "nackReceived": self.totals.nacks_received,
-            "keyFrameRequestsSent": self.totals.keyframe_requests_sent,
-            "udpDatagramsSent": self.totals.udp_datagrams_sent,
-            "udpSendCalls": self.totals.udp_send_calls,
-            "udpGsoDatagrams": self.totals.udp_gso_datagrams,
-            "udpSendErrors": self.totals.udp_send_errors,
-            "udpSendBlocked": self.totals.udp_send_blocked,
-            "udpReceiveBatches": self.totals.udp_receive_batches,
-            "udpDatagramsReceived": self.totals.udp_datagrams_received,
-            "controlClientsDropped": self.totals.control_clients_dropped,
+    /// `worker.getStats` as answered at `now`.
+    pub fn worker_stats(&self, now: Instant) -> WorkerStats {
+        WorkerStats {
+            kind: StatsType::Worker,
+            worker: self.cfg.index,
+            listen: self.cfg.local.to_string(),
+            rtp_packets_received: self.rtp_in.packets,
+            rtp_bytes_received: self.rtp_in.bytes,
+            rtp_packets_sent: self.rtp_out.packets,
+            rtp_bytes_sent: self.rtp_out.bytes,
+            dropped: self.drops.counts(),
+            dropped_total: self.drops.total(),
+            load: self.load(),
+            forwarding_latency: self.latency.report(),
+            transports_created: self.totals.transports_created,
+            dtls_failures: self.totals.dtls_failures,
+            pli_received: self.totals.plis_received,
+            fir_received: self.totals.firs_received,
+            nack_received: self.totals.nacks_received,
+            key_frame_requests_sent: self.totals.keyframe_requests_sent,
+            udp_datagrams_sent: self.totals.udp_datagrams_sent,
+            udp_send_calls: self.totals.udp_send_calls,
+            udp_gso_datagrams: self.totals.udp_gso_datagrams,
+            udp_send_errors: self.totals.udp_send_errors,
+            udp_send_blocked: self.totals.udp_send_blocked,
+            udp_receive_batches: self.totals.udp_receive_batches,
+            udp_datagrams_received: self.totals.udp_datagrams_received,
+            control_clients_dropped: self.totals.control_clients_dropped,
             // Loss as the publishers' streams show it now (current producers only).
-            "packetsLost": self.producers.iter().map(|(_, p)| p.recv().lost()).sum::<u64>(),"load": self.load_json(),
-        })
+            packets_lost: self.producers.iter().map(|(_, p)| p.recv().lost()).sum(),
+            packet_loop: self.liveness.report(now),
+        }
     }
 
     fn create_transport(&mut self, now: Instant, rid: RouterId, app_data: Value) -> Result<Value> {
@@ -329,24 +332,24 @@ impl WorkerCore {
             kind: "host".into(),
         };
         tracing::info!(transport = %id, router = %rid, "transport created");
-        Ok(json!({
-            "transportId": id,
-            "iceRole": "controlled",
-            "iceParameters": IceParameters {
+        Ok(response_data(&TransportCreated {
+            transport_id: id,
+            ice_role: IceRole::Controlled,
+            ice_parameters: IceParameters {
                 username_fragment: creds.ufrag,
                 password: creds.pwd,
                 ice_lite: true,
             },
-            "iceCandidates": [candidate],
-            "iceState": "new",
-            "dtlsParameters": DtlsParameters {
+            ice_candidates: vec![candidate],
+            ice_state: sfu_control::params::IceState::New,
+            dtls_parameters: DtlsParameters {
                 role: DtlsRole::Auto,
                 fingerprints: vec![DtlsFingerprint {
                     algorithm: "sha-256".into(),
                     value: self.identity.fingerprint_sha256().to_owned(),
                 }],
             },
-            "dtlsState": "new",
+            dtls_state: sfu_control::params::DtlsState::New,
         }))
     }
 
@@ -385,7 +388,7 @@ impl WorkerCore {
         Ok(Value::Null)
     }
 
-    fn produce(&mut self, tk: TransportKey, d: ProduceData) -> Result<Value> {
+    fn produce(&mut self, tk: TransportKey, d: TransportProduce) -> Result<Value> {
         let stream = validate_producer(d.kind, &d.rtp_parameters)?;
         let t = self
             .transports
@@ -434,14 +437,14 @@ impl WorkerCore {
             }
         }
         tracing::info!(producer = %id, router = %router, kind = ?d.kind, ssrc, "producer created");
-        Ok(json!({ "producerId": id }))
+        Ok(response_data(&ProducerCreated { producer_id: id }))
     }
 
     fn consume(
         &mut self,
         now: Instant,
         tk: TransportKey,
-        d: ConsumeData,
+        d: TransportConsume,
         out: &mut SendBatch,
     ) -> Result<Value> {
         let t = self
@@ -504,7 +507,7 @@ impl WorkerCore {
             },
             &mut self.rng,
         );
-        let consumer_type = consumer.kind().name();
+        let consumer_type = consumer.kind().wire();
         let ck = self.consumers.insert(consumer);
         self.consumer_ids.insert(id.clone(), ck);
         if let Some(p) = self.producers.get_mut(pk) {
@@ -523,13 +526,13 @@ impl WorkerCore {
             self.request_keyframe(now, pk, out);
         }
         tracing::info!(consumer = %id, producer = %d.producer_id, ssrc, "consumer created");
-        Ok(json!({
-            "consumerId": id,
-            "producerId": d.producer_id,
-            "kind": kind,
-            "rtpParameters": rtp_parameters,
-            "type": consumer_type,
-            "producerPaused": producer_paused,
+        Ok(response_data(&ConsumerCreated {
+            consumer_id: id,
+            producer_id: d.producer_id,
+            kind,
+            consumer_type,
+            producer_paused,
+            rtp_parameters,
         }))
     }
 
@@ -548,9 +551,9 @@ impl WorkerCore {
         }
         let (router, consumers) = (p.router().clone(), p.consumers().to_vec());
         let event = if paused {
-            "producerpause"
+            Event::ProducerPause
         } else {
-            "producerresume"
+            Event::ProducerResume
         };
         for ck in consumers {
             let Some(c) = self.consumers.get_mut(ck) else {
@@ -558,7 +561,7 @@ impl WorkerCore {
             };
             c.set_producer_paused(paused);
             let id = c.id().0.clone();
-            self.notify(&router, &id, event, Value::Null);
+            self.notify(&router, &id, event.clone());
         }
         if !paused {
             self.request_keyframe(now, pk, out);
@@ -587,7 +590,7 @@ impl WorkerCore {
 
     /// Closes a consumer; `reason` is the event notified for it when the close was not
     /// requested for this consumer itself.
-    pub(crate) fn close_consumer(&mut self, ck: ConsumerKey, reason: Option<&'static str>) {
+    pub(crate) fn close_consumer(&mut self, ck: ConsumerKey, reason: Option<Event>) {
         if !self.consumers.contains(ck) {
             return;
         }
@@ -612,13 +615,13 @@ impl WorkerCore {
             router = Some(t.router.clone());
         }
         if let (Some(event), Some(router)) = (reason, router) {
-            self.notify(&router, &c.id().0, event, Value::Null);
+            self.notify(&router, &c.id().0, event);
         }
         tracing::info!(consumer = %c.id(), "consumer closed");
     }
 
     /// Closes a producer and, with a `producerclose` notification each, its consumers.
-    pub(crate) fn close_producer(&mut self, pk: ProducerKey, reason: Option<&'static str>) {
+    pub(crate) fn close_producer(&mut self, pk: ProducerKey, reason: Option<Event>) {
         if !self.producers.contains(pk) {
             return;
         }
@@ -626,7 +629,7 @@ impl WorkerCore {
         self.producer_ids.remove(p.id());
         for ck in p.consumers() {
             // Detach first so close_consumer does not look for the removed producer.
-            self.close_consumer(*ck, Some("producerclose"));
+            self.close_consumer(*ck, Some(Event::ProducerClose));
         }
         if let Some(t) = self.transports.get_mut(p.transport()) {
             t.producers.retain(|k| *k != pk);
@@ -640,7 +643,7 @@ impl WorkerCore {
             }
         }
         if let Some(event) = reason {
-            self.notify(p.router(), &p.id().0, event, Value::Null);
+            self.notify(p.router(), &p.id().0, event);
         }
         tracing::info!(producer = %p.id(), "producer closed");
     }
@@ -651,7 +654,7 @@ impl WorkerCore {
         &mut self,
         now: Instant,
         tk: TransportKey,
-        reason: Option<&'static str>,
+        reason: Option<Event>,
         out: &mut SendBatch,
     ) {
         let Some(t) = self.transports.get(tk) else {
@@ -659,10 +662,10 @@ impl WorkerCore {
         };
         let (producers, consumers) = (t.producers.clone(), t.consumers.clone());
         for ck in consumers {
-            self.close_consumer(ck, Some("transportclose"));
+            self.close_consumer(ck, Some(Event::TransportClose));
         }
         for pk in producers {
-            self.close_producer(pk, Some("transportclose"));
+            self.close_producer(pk, Some(Event::TransportClose));
         }
         self.unmap_transport(tk);
         let mut t = self.transports.remove(tk);
@@ -678,7 +681,7 @@ impl WorkerCore {
             r.transports.retain(|k| *k != tk);
         }
         if let Some(event) = reason {
-            self.notify(&t.router, &t.id.0, event, Value::Null);
+            self.notify(&t.router, &t.id.0, event);
         }
         tracing::info!(transport = %t.id, "transport closed");
     }
@@ -689,7 +692,7 @@ impl WorkerCore {
             return;
         };
         for tk in r.transports.clone() {
-            self.close_transport(now, tk, Some("routerclose"), out);
+            self.close_transport(now, tk, Some(Event::RouterClose), out);
         }
         self.routers.remove(rid);
         tracing::info!(router = %rid, "router closed");
@@ -720,7 +723,7 @@ impl WorkerCore {
         let routers: Vec<RouterId> = self.routers.keys().cloned().collect();
         let mut out = std::mem::take(&mut self.control_out);
         for rid in routers {
-            self.notify(&rid, &rid.0, "workerclose", Value::Null);
+            self.notify(&rid, &rid.0, Event::WorkerClose);
             self.close_router(now, &rid, &mut out);
         }
         self.control_out = out;

@@ -20,11 +20,10 @@ use glommio::sync::Semaphore;
 use glommio::{Latency, LocalExecutorBuilder, Placement, Shares};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use serde_json::json;
 
 use crate::batch::{RecvBatch, SendBatch};
 use crate::channel::framing::{encode, Frame, FrameDecoder};
-use crate::channel::{parse_request, ControlError, Notification, Response};
+use crate::channel::{parse_request, ControlError, Event, Notification};
 use crate::dtls::DtlsIdentity;
 use crate::router::ConnId;
 use crate::worker::core::{CoreConfig, WorkerCore};
@@ -539,13 +538,12 @@ async fn serve_connection(
     tracing::info!(conn, ?role, "control connection opened");
     tx.send(encode_json(&Notification {
         target: format!("worker-{index}"),
-        event: "ready",
-        data: json!({
-            "worker": index,
-            "workers": workers,
-            "pid": std::process::id(),
-            "admin": role == ConnRole::Admin,
-        }),
+        event: Event::Ready {
+            worker: index,
+            workers,
+            pid: std::process::id(),
+            admin: role == ConnRole::Admin,
+        },
     }));
 
     let mut decoder = FrameDecoder::default();
@@ -567,13 +565,13 @@ async fn serve_connection(
         decoder.push(buf.get(..n).unwrap_or_default(), &mut frames);
         for frame in frames.drain(..) {
             let response = match frame {
-                Frame::Oversized(len) => Response::error(None, &ControlError::Oversized(len)),
+                Frame::Oversized(len) => ControlError::Oversized(len).response(None),
                 Frame::Body(body) => match parse_request(&body) {
                     Ok(req) => shared
                         .core
                         .borrow_mut()
                         .handle_request(Instant::now(), conn, req),
-                    Err((id, e)) => Response::error(id, &e),
+                    Err((id, e)) => e.response(id),
                 },
             };
             tx.send(encode_json(&response));

@@ -2,7 +2,7 @@
 //! peers built on str0m (an independent WebRTC implementation) talking real UDP.
 #![allow(dead_code, unreachable_pub)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -10,6 +10,19 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use sfu_control::params::{
+    self, DtlsFingerprint, DtlsParameters, DtlsRole, DtlsState, IceParameters, RtcpFeedback,
+    RtcpParameters, RtpCapabilities, RtpCodecCapability, RtpCodecParameters, RtpEncodingParameters,
+    RtpParameters,
+};
+use sfu_control::requests::{
+    MethodVisitor, RouterCreate, TransportConnect, TransportConsume, TransportCreate,
+    TransportProduce,
+};
+use sfu_control::responses::TransportCreated;
+use sfu_control::{
+    decode_response, request_frame, Method, Notification, Refusal, Request, Response,
+};
 use str0m::config::{DtlsVersion, Fingerprint};
 use str0m::format::Codec;
 use str0m::ice::IceCreds;
@@ -111,21 +124,24 @@ impl Drop for Daemon {
     }
 }
 
-/// A blocking control-channel client.
+/// A blocking control-channel client: sfu-control's framing, typed requests
+/// ([`Control::request`]) and, for tests of what the worker does with any JSON, raw ones
+/// ([`Control::call`]). Notifications read while waiting for a response are kept.
 pub struct Control {
-    pub stream: UnixStream,
+    client: sfu_control::client::Client,
     next_id: u64,
     pub notifications: Vec<Value>,
 }
 
 impl Control {
     pub fn connect(path: &PathBuf) -> Self {
-        let stream = UnixStream::connect(path).expect("connect control socket");
-        stream
+        let client = sfu_control::client::Client::connect(path).expect("connect control socket");
+        client
+            .stream()
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         let mut c = Self {
-            stream,
+            client,
             next_id: 1,
             notifications: Vec::new(),
         };
@@ -134,29 +150,26 @@ impl Control {
         c
     }
 
+    /// The socket (e.g. for its read timeout).
+    pub fn stream(&self) -> &UnixStream {
+        self.client.stream()
+    }
+
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).unwrap();
+        self.client.send_raw(bytes).unwrap();
     }
 
     pub fn send_frame(&mut self, body: &[u8]) {
-        let mut v = (body.len() as u32).to_be_bytes().to_vec();
-        v.extend_from_slice(body);
-        self.send_raw(&v);
+        self.client.send_frame(body).unwrap();
     }
 
     pub fn try_read_frame(&mut self) -> Option<Value> {
-        let mut len = [0u8; 4];
-        self.stream.read_exact(&mut len).ok()?;
-        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-        self.stream.read_exact(&mut body).ok()?;
+        let body = self.client.read_frame().ok()?;
         serde_json::from_slice(&body).ok()
     }
 
     pub fn read_frame(&mut self) -> Value {
-        let mut len = [0u8; 4];
-        self.stream.read_exact(&mut len).expect("frame header");
-        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-        self.stream.read_exact(&mut body).expect("frame body");
+        let body = self.client.read_frame().expect("a frame");
         serde_json::from_slice(&body).expect("frame is JSON")
     }
 
@@ -166,6 +179,7 @@ impl Control {
         loop {
             let v = self.read_frame();
             if v.get("event").is_some() {
+                check_notification(&v);
                 self.notifications.push(v);
             } else {
                 return v;
@@ -173,10 +187,57 @@ impl Control {
         }
     }
 
-    /// Sends a request and returns its whole response.
-    pub fn call(&mut self, method: &str, target: Option<&str>, data: Value) -> Value {
+    fn next_id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
+        id
+    }
+
+    /// Sends a typed request; the worker's answer, refusals included.
+    pub fn try_request<R: Request>(&mut self, request: &R) -> Result<R::Response, Refusal> {
+        let id = self.next_id();
+        let frame = request_frame(id, request).unwrap();
+        self.send_frame(&serde_json::to_vec(&frame).unwrap());
+        let resp = self.read_response();
+        assert_eq!(resp["id"], json!(id), "response id: {resp}");
+        let resp: Response = serde_json::from_value(resp).expect("a response");
+        let data = resp.into_result()?;
+        check_response(R::METHOD, &data);
+        Ok(decode_response::<R>(data.clone())
+            .unwrap_or_else(|e| panic!("{} answered {data}: {e}", R::METHOD)))
+    }
+
+    /// Sends a typed request that must succeed.
+    pub fn request<R: Request>(&mut self, request: &R) -> R::Response {
+        self.try_request(request)
+            .unwrap_or_else(|e| panic!("{} failed: {e}", R::METHOD))
+    }
+
+    /// Creates a router; its id.
+    pub fn create_router(&mut self) -> String {
+        self.request(&RouterCreate::default()).router_id.0
+    }
+
+    /// Creates a transport in `router` (not connected).
+    pub fn create_transport(&mut self, router: &str) -> TransportCreated {
+        self.request(&TransportCreate {
+            router_id: router.into(),
+            app_data: Value::Null,
+        })
+    }
+
+    /// Sends a typed request that must be refused; the refusal.
+    pub fn refused<R: Request>(&mut self, request: &R) -> Refusal {
+        match self.try_request(request) {
+            Ok(r) => panic!("{} was accepted: {r:?}", R::METHOD),
+            Err(e) => e,
+        }
+    }
+
+    /// Sends any JSON as a request and returns the whole response (for tests of what the
+    /// worker does with data no typed request would carry).
+    pub fn call(&mut self, method: &str, target: Option<&str>, data: Value) -> Value {
+        let id = self.next_id();
         let mut req = json!({ "id": id, "method": method, "data": data });
         if let Some(t) = target {
             req["target"] = json!(t);
@@ -187,14 +248,20 @@ impl Control {
         resp
     }
 
-    /// Sends a request that must succeed and returns its data.
+    /// [`Self::call`] that must succeed; its data, checked to be exactly what the
+    /// method's sfu-control response type describes (every test that reads a response
+    /// this way also guards the daemon's answers against drifting from the contract).
     pub fn ok(&mut self, method: &str, target: Option<&str>, data: Value) -> Value {
         let resp = self.call(method, target, data);
         assert_eq!(resp["accepted"], json!(true), "{method} failed: {resp}");
-        resp.get("data").cloned().unwrap_or(Value::Null)
+        let data = resp.get("data").cloned().unwrap_or(Value::Null);
+        if let Some(m) = Method::parse(method) {
+            check_response(m, &data);
+        }
+        data
     }
 
-    /// for a notification matching `pred` (already received ones count). Gives up
+    /// Waits for a notification matching `pred` (already received ones count). Gives up
     /// (panics naming `what`) when nothing arrives for the socket's read timeout.
     pub fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         if let Some(pos) = self.notifications.iter().position(&pred) {
@@ -204,6 +271,7 @@ impl Control {
             let v = self
                 .try_read_frame()
                 .unwrap_or_else(|| panic!("no {what}; seen {:?}", self.notifications));
+            check_notification(&v);
             if pred(&v) {
                 return v;
             }
@@ -217,6 +285,40 @@ impl Control {
             v["target"] == t.as_str() && v["event"] == e.as_str()
         })
     }
+}
+
+/// Asserts that a notification is exactly what sfu-control's `Notification` describes.
+fn check_notification(v: &Value) {
+    let n: Notification =
+        serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("notification {v}: {e}"));
+    assert_eq!(
+        &serde_json::to_value(&n).unwrap(),
+        v,
+        "notification drifted from sfu-control"
+    );
+}
+
+/// Asserts that an accepted response's data is exactly what the method's sfu-control
+/// response type describes: no field missing, none extra, every value of its type.
+struct CheckResponse<'a>(&'a Value);
+
+impl MethodVisitor for CheckResponse<'_> {
+    type Output = ();
+    fn visit<R: Request>(self) {
+        let data = self.0;
+        let r = decode_response::<R>(data.clone())
+            .unwrap_or_else(|e| panic!("{} answered {data}: {e}", R::METHOD));
+        assert_eq!(
+            &serde_json::to_value(&r).unwrap(),
+            data,
+            "{} answer drifted from sfu-control",
+            R::METHOD
+        );
+    }
+}
+
+fn check_response(method: Method, data: &Value) {
+    method.visit(CheckResponse(data));
 }
 
 /// A remote WebRTC peer: str0m in RTP mode over a real UDP socket.
@@ -273,34 +375,35 @@ impl Peer {
     }
 
     /// Our certificate fingerprint in mediasoup's DtlsParameters shape.
-    pub fn dtls_parameters(&mut self) -> Value {
+    pub fn dtls_parameters(&mut self) -> DtlsParameters {
         let fp = self.rtc.direct_api().local_dtls_fingerprint().to_string();
         let (alg, value) = fp.split_once(' ').unwrap();
-        json!({ "role": "client", "fingerprints": [{ "algorithm": alg, "value": value }] })
+        DtlsParameters {
+            role: DtlsRole::Client,
+            fingerprints: vec![DtlsFingerprint {
+                algorithm: alg.into(),
+                value: value.into(),
+            }],
+        }
     }
 
     /// Points the peer at a transport created by the daemon and starts ICE + DTLS.
-    pub fn connect_to(&mut self, transport: &Value) {
-        let ice = &transport["iceParameters"];
-        let cand = &transport["iceCandidates"][0];
-        let addr: SocketAddr = format!("{}:{}", cand["ip"].as_str().unwrap(), cand["port"])
-            .parse()
-            .unwrap();
+    pub fn connect_to(&mut self, transport: &TransportCreated) {
+        let cand = &transport.ice_candidates[0];
+        let addr: SocketAddr = format!("{}:{}", cand.ip, cand.port).parse().unwrap();
         self.connect_with(
-            ice,
+            &transport.ice_parameters,
             addr,
-            transport["dtlsParameters"]["fingerprints"][0]["value"]
-                .as_str()
-                .unwrap(),
+            &transport.dtls_parameters.fingerprints[0].value,
         );
     }
 
-    pub fn connect_with(&mut self, ice: &Value, addr: SocketAddr, fingerprint: &str) {
+    pub fn connect_with(&mut self, ice: &IceParameters, addr: SocketAddr, fingerprint: &str) {
         let mut api = self.rtc.direct_api();
         api.set_ice_controlling(true);
         api.set_remote_ice_credentials(IceCreds {
-            ufrag: ice["usernameFragment"].as_str().unwrap().into(),
-            pass: ice["password"].as_str().unwrap().into(),
+            ufrag: ice.username_fragment.clone(),
+            pass: ice.password.clone(),
         });
         let fp: Fingerprint = format!("sha-256 {fingerprint}").parse().unwrap();
         api.set_remote_fingerprint(fp);
@@ -321,15 +424,33 @@ impl Peer {
     }
 
     /// mediasoup-style RtpCapabilities for what this peer can receive.
-    pub fn rtp_capabilities(&self) -> Value {
-        json!({
-            "codecs": [
-                { "kind": "audio", "mimeType": "audio/opus", "preferredPayloadType": self.pt(Codec::Opus), "clockRate": 48000, "channels": 2 },
-                { "kind": "video", "mimeType": "video/VP8", "preferredPayloadType": self.pt(Codec::Vp8), "clockRate": 90000,
-                  "rtcpFeedback": [{ "type": "nack", "parameter": "pli" }, { "type": "ccm", "parameter": "fir" }] }
+    pub fn rtp_capabilities(&self) -> RtpCapabilities {
+        RtpCapabilities {
+            codecs: vec![
+                RtpCodecCapability {
+                    kind: params::MediaKind::Audio,
+                    mime_type: "audio/opus".into(),
+                    preferred_payload_type: self.pt(Codec::Opus),
+                    clock_rate: 48000,
+                    channels: Some(2),
+                    parameters: Default::default(),
+                    rtcp_feedback: vec![],
+                },
+                RtpCodecCapability {
+                    kind: params::MediaKind::Video,
+                    mime_type: "video/VP8".into(),
+                    preferred_payload_type: self.pt(Codec::Vp8),
+                    clock_rate: 90000,
+                    channels: None,
+                    parameters: Default::default(),
+                    rtcp_feedback: vec![
+                        RtcpFeedback::new("nack", "pli"),
+                        RtcpFeedback::new("ccm", "fir"),
+                    ],
+                },
             ],
-            "headerExtensions": []
-        })
+            header_extensions: vec![],
+        }
     }
 
     /// Drives the peer until `deadline` or until `done` holds.
@@ -506,30 +627,22 @@ impl Room {
     /// Creates a transport for `peer`, points the peer at it and connects it; returns
     /// the transport id.
     pub fn transport(&mut self, peer: &mut Peer) -> String {
-        self.transport_full(peer)["transportId"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        self.transport_full(peer).transport_id.0
     }
 
     /// [`Self::transport`], returning the whole `transport.create` response.
-    pub fn transport_full(&mut self, peer: &mut Peer) -> Value {
-        let t = self
-            .ctl
-            .ok("transport.create", Some(&self.router), json!({}));
-        assert_eq!(t["iceParameters"]["iceLite"], true);
-        assert_eq!(
-            t["dtlsParameters"]["fingerprints"][0]["algorithm"],
-            "sha-256"
-        );
+    pub fn transport_full(&mut self, peer: &mut Peer) -> TransportCreated {
+        let t = self.ctl.request(&TransportCreate {
+            router_id: self.router.as_str().into(),
+            app_data: Value::Null,
+        });
+        assert!(t.ice_parameters.ice_lite);
+        assert_eq!(t.dtls_parameters.fingerprints[0].algorithm, "sha-256");
         peer.connect_to(&t);
-        let id = t["transportId"].as_str().unwrap().to_owned();
-        let dtls = peer.dtls_parameters();
-        self.ctl.ok(
-            "transport.connect",
-            Some(&id),
-            json!({ "dtlsParameters": dtls }),
-        );
+        self.ctl.request(&TransportConnect {
+            transport_id: t.transport_id.clone(),
+            dtls_parameters: peer.dtls_parameters(),
+        });
         t
     }
 }
@@ -543,18 +656,35 @@ pub fn produce(
     rate: u32,
     ssrc: u32,
 ) -> String {
-    let mut codec = json!({ "mimeType": mime, "payloadType": pt, "clockRate": rate,
-        "rtcpFeedback": [{"type": "nack", "parameter": "pli"}] });
-    if kind == "audio" {
-        codec["channels"] = json!(2);
-    }
-    let data = ctl.ok(
-        "transport.produce",
-        Some(transport),
-        json!({ "kind": kind, "rtpParameters": {
-            "mid": kind, "codecs": [codec], "encodings": [{ "ssrc": ssrc }], "rtcp": { "cname": "pub" } } }),
-    );
-    data["producerId"].as_str().unwrap().to_owned()
+    let kind: params::MediaKind = serde_json::from_value(json!(kind)).expect("audio or video");
+    let codec = RtpCodecParameters {
+        mime_type: mime.into(),
+        payload_type: pt,
+        clock_rate: rate,
+        channels: (kind == params::MediaKind::Audio).then_some(2),
+        parameters: Default::default(),
+        rtcp_feedback: vec![RtcpFeedback::new("nack", "pli")],
+    };
+    let created = ctl.request(&TransportProduce {
+        transport_id: transport.into(),
+        kind,
+        rtp_parameters: RtpParameters {
+            mid: Some(kind.as_str().into()),
+            codecs: vec![codec],
+            header_extensions: vec![],
+            encodings: vec![RtpEncodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            }],
+            rtcp: RtcpParameters {
+                cname: Some("pub".into()),
+                ..Default::default()
+            },
+        },
+        paused: false,
+        app_data: Value::Null,
+    });
+    created.producer_id.0
 }
 
 pub fn consume(
@@ -565,15 +695,17 @@ pub fn consume(
     mid: &str,
     kind: MediaKind,
 ) -> (String, u32) {
-    let caps = peer.rtp_capabilities();
-    let c = ctl.ok(
-        "transport.consume",
-        Some(transport),
-        json!({ "producerId": producer, "rtpCapabilities": caps }),
-    );
-    let ssrc = c["rtpParameters"]["encodings"][0]["ssrc"].as_u64().unwrap() as u32;
+    let c = ctl.request(&TransportConsume {
+        transport_id: transport.into(),
+        producer_id: producer.into(),
+        rtp_capabilities: peer.rtp_capabilities(),
+        paused: false,
+        mid: None,
+        app_data: Value::Null,
+    });
+    let ssrc = c.rtp_parameters.encodings[0].ssrc.unwrap();
     peer.recv_stream(mid, kind, ssrc);
-    (c["consumerId"].as_str().unwrap().to_owned(), ssrc)
+    (c.consumer_id.0, ssrc)
 }
 
 pub fn wait_connected(peers: &mut [&mut Peer]) {
@@ -585,11 +717,15 @@ pub fn wait_connected(peers: &mut [&mut Peer]) {
 
 pub fn wait_dtls_connected(ctl: &mut Control, transport: &str) {
     let n = ctl.wait_event(transport, "dtlsstatechange");
-    let state = n["data"]["dtlsState"].as_str().unwrap().to_owned();
-    if state == "connecting" {
-        wait_dtls_connected(ctl, transport);
-    } else {
-        assert_eq!(state, "connected", "{n}");
+    let n: Notification = serde_json::from_value(n).unwrap();
+    match n.event {
+        sfu_control::Event::DtlsStateChange {
+            dtls_state: DtlsState::Connecting,
+        } => wait_dtls_connected(ctl, transport),
+        sfu_control::Event::DtlsStateChange {
+            dtls_state: DtlsState::Connected,
+        } => {}
+        other => panic!("DTLS did not connect: {other:?}"),
     }
 }
 
@@ -634,21 +770,15 @@ impl Call {
         config: impl Fn(str0m::RtcConfig) -> str0m::RtcConfig,
     ) -> Self {
         let mut ctl = daemon.control(0);
-        let router = ctl.ok("router.create", None, json!({}))["routerId"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let router = ctl.request(&RouterCreate::default()).router_id.0;
         let (mut publisher, mut sub) = (Peer::with_config(&config), Peer::with_config(&config));
         let mut room = Room {
             ctl,
             router: router.clone(),
         };
         let t = room.transport_full(&mut publisher);
-        let tp = t["transportId"].as_str().unwrap().to_owned();
-        let publisher_ufrag = t["iceParameters"]["usernameFragment"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let tp = t.transport_id.0;
+        let publisher_ufrag = t.ice_parameters.username_fragment;
         let ts = room.transport(&mut sub);
         let mut ctl = room.ctl;
         let (opus, vp8) = (publisher.pt(Codec::Opus), publisher.pt(Codec::Vp8));

@@ -36,8 +36,7 @@ pub fn flood_unread(stream: &mut UnixStream, max: u64) -> Flood {
         let n = CHUNK.min(max - sent);
         for id in sent..sent + n {
             let body = format!(r#"{{"id":{id},"method":"worker.getStats"}}"#);
-            buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
-            buf.extend_from_slice(body.as_bytes());
+            buf.extend(sfu_control::framing::encode(body.as_bytes()));
         }
         match stream.write_all(&buf) {
             Ok(()) => sent += n,

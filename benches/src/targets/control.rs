@@ -1,27 +1,29 @@
-//! A blocking client for the daemon's control channel (docs/PROTOCOL.md: 4-byte
-//! big-endian length + JSON per frame), also spoken by the floor.
+//! The control channel client of the targets: sfu-control's blocking client, with typed
+//! requests for the daemon and raw ones for the floor (which speaks the same framing
+//! with methods of its own).
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use sfu_control::client::Client;
+use sfu_control::{Request, Response};
 
 pub(crate) struct Control {
-    stream: UnixStream,
+    client: Client,
     next_id: u64,
 }
 
 impl Control {
     /// Connects and consumes the `ready` notification.
     pub(crate) fn connect(path: &Path) -> Result<Self, String> {
-        let stream =
-            UnixStream::connect(path).map_err(|e| format!("connect {}: {e}", path.display()))?;
-        stream
+        let client =
+            Client::connect(path).map_err(|e| format!("connect {}: {e}", path.display()))?;
+        client
+            .stream()
             .set_read_timeout(Some(Duration::from_secs(30)))
             .map_err(|e| e.to_string())?;
-        let mut c = Self { stream, next_id: 1 };
+        let mut c = Self { client, next_id: 1 };
         let ready = c.read_frame()?;
         if ready["event"] != "ready" {
             return Err(format!("expected ready, got {ready}"));
@@ -30,19 +32,24 @@ impl Control {
     }
 
     fn read_frame(&mut self) -> Result<Value, String> {
-        let mut len = [0u8; 4];
-        self.stream
-            .read_exact(&mut len)
-            .map_err(|e| format!("control read: {e}"))?;
-        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-        self.stream
-            .read_exact(&mut body)
+        let body = self
+            .client
+            .read_frame()
             .map_err(|e| format!("control read: {e}"))?;
         serde_json::from_slice(&body).map_err(|e| format!("control JSON: {e}"))
     }
 
-    /// Sends a request and returns its `data`; notifications in between are skipped (the
-    /// generator learns session state from the wire, not from events).
+    /// Sends a typed request to the daemon and returns its response; notifications in
+    /// between are dropped (the generator learns session state from the wire, not from
+    /// events).
+    pub(crate) fn request<R: Request>(&mut self, request: &R) -> Result<R::Response, String> {
+        let result = self.client.request(request).map_err(|e| e.to_string());
+        drop(self.client.take_events());
+        result
+    }
+
+    /// Sends a request by method name and returns its `data` (the floor's methods);
+    /// notifications in between are skipped.
     pub(crate) fn call(
         &mut self,
         method: &str,
@@ -56,23 +63,20 @@ impl Control {
             req["target"] = json!(t);
         }
         let body = serde_json::to_vec(&req).map_err(|e| e.to_string())?;
-        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&body);
-        self.stream
-            .write_all(&frame)
+        self.client
+            .send_frame(&body)
             .map_err(|e| format!("control write: {e}"))?;
         loop {
             let v = self.read_frame()?;
             if v.get("event").is_some() {
                 continue;
             }
-            if v["id"] != json!(id) {
+            let r: Response =
+                serde_json::from_value(v.clone()).map_err(|e| format!("response {v}: {e}"))?;
+            if r.id != Some(id) {
                 return Err(format!("response to another request: {v}"));
             }
-            if v["accepted"] != json!(true) {
-                return Err(format!("{method} failed: {v}"));
-            }
-            return Ok(v.get("data").cloned().unwrap_or(Value::Null));
+            return r.into_result().map_err(|e| format!("{method} failed: {e}"));
         }
     }
 }

@@ -6,6 +6,14 @@ use std::net::SocketAddr;
 use std::process::{Child, Stdio};
 
 use serde_json::{json, Value};
+use sfu_control::params::{
+    DtlsFingerprint, DtlsParameters, DtlsRole, MediaKind, RtcpFeedback, RtcpParameters,
+    RtpCapabilities, RtpCodecCapability, RtpCodecParameters, RtpEncodingParameters, RtpParameters,
+};
+use sfu_control::requests::{
+    RouterCreate, TransportConnect, TransportConsume, TransportCreate, TransportProduce,
+    WorkerGetLatency, WorkerGetStats,
+};
 
 use super::control::{read_ready_line, Control};
 use super::{child_pid, kill_child, Env, PubSpec, Signalled, SubSpec, Target, TargetStats};
@@ -66,12 +74,13 @@ impl Sfu {
         if let Some(r) = self.routers.get(&room) {
             return Ok(r.clone());
         }
-        let r = self.ctl.call(
-            "router.create",
-            None,
-            json!({ "appData": { "room": room } }),
-        )?;
-        let id = r["routerId"].as_str().ok_or("no routerId")?.to_owned();
+        let id = self
+            .ctl
+            .request(&RouterCreate {
+                app_data: json!({ "room": room }),
+            })?
+            .router_id
+            .0;
         self.routers.insert(room, id.clone());
         Ok(id)
     }
@@ -79,53 +88,89 @@ impl Sfu {
     /// transport.create + transport.connect; returns (transport id, remote).
     fn transport(&mut self, room: usize, fingerprint: &str) -> Result<(String, Remote), String> {
         let router = self.router(room)?;
-        let t = self
-            .ctl
-            .call("transport.create", Some(&router), json!({}))?;
-        let id = t["transportId"]
-            .as_str()
-            .ok_or("no transportId")?
-            .to_owned();
-        let cand = &t["iceCandidates"][0];
-        let addr: SocketAddr = format!(
-            "{}:{}",
-            cand["ip"].as_str().unwrap_or_default(),
-            cand["port"]
-        )
-        .parse()
-        .map_err(|e| format!("candidate: {e}"))?;
+        let t = self.ctl.request(&TransportCreate {
+            router_id: router.into(),
+            app_data: Value::Null,
+        })?;
+        let cand = t.ice_candidates.first().ok_or("no ICE candidate")?;
+        let addr: SocketAddr = format!("{}:{}", cand.ip, cand.port)
+            .parse()
+            .map_err(|e| format!("candidate: {e}"))?;
         let remote = Remote {
             addr,
-            ufrag: t["iceParameters"]["usernameFragment"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            pwd: t["iceParameters"]["password"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
+            ufrag: t.ice_parameters.username_fragment,
+            pwd: t.ice_parameters.password,
             dtls_client: true,
         };
-        let dtls = json!({ "role": "client", "fingerprints": [{ "algorithm": "sha-256", "value": fingerprint }] });
-        self.ctl.call(
-            "transport.connect",
-            Some(&id),
-            json!({ "dtlsParameters": dtls }),
-        )?;
-        Ok((id, remote))
+        self.ctl.request(&TransportConnect {
+            transport_id: t.transport_id.clone(),
+            dtls_parameters: DtlsParameters {
+                role: DtlsRole::Client,
+                fingerprints: vec![DtlsFingerprint {
+                    algorithm: "sha-256".into(),
+                    value: fingerprint.into(),
+                }],
+            },
+        })?;
+        Ok((t.transport_id.0, remote))
     }
 }
 
-fn produce_params(kind: &str, ssrc: u32) -> Value {
-    let codec = if kind == "audio" {
-        json!({ "mimeType": "audio/opus", "payloadType": AUDIO_PT, "clockRate": 48000, "channels": 2 })
-    } else {
-        json!({ "mimeType": "video/VP8", "payloadType": VIDEO_PT, "clockRate": 90000,
-                "rtcpFeedback": [{ "type": "nack", "parameter": "pli" }, { "type": "ccm", "parameter": "fir" }] })
-    };
-    json!({ "kind": kind, "rtpParameters": {
-        "mid": if kind == "audio" { "0" } else { "1" },
-        "codecs": [codec], "encodings": [{ "ssrc": ssrc }], "rtcp": { "cname": "loadgen", "reducedSize": true } } })
+/// What a subscriber can receive (and a publisher sends): Opus and VP8 with PLI/FIR.
+fn codec(kind: MediaKind) -> RtpCodecCapability {
+    match kind {
+        MediaKind::Audio => RtpCodecCapability {
+            kind,
+            mime_type: "audio/opus".into(),
+            preferred_payload_type: AUDIO_PT,
+            clock_rate: 48000,
+            channels: Some(2),
+            parameters: Default::default(),
+            rtcp_feedback: vec![],
+        },
+        MediaKind::Video => RtpCodecCapability {
+            kind,
+            mime_type: "video/VP8".into(),
+            preferred_payload_type: VIDEO_PT,
+            clock_rate: 90000,
+            channels: None,
+            parameters: Default::default(),
+            rtcp_feedback: vec![
+                RtcpFeedback::new("nack", "pli"),
+                RtcpFeedback::new("ccm", "fir"),
+            ],
+        },
+    }
+}
+
+fn produce(transport: &str, kind: MediaKind, ssrc: u32) -> TransportProduce {
+    let c = codec(kind);
+    TransportProduce {
+        transport_id: transport.into(),
+        kind,
+        rtp_parameters: RtpParameters {
+            mid: Some(if kind == MediaKind::Audio { "0" } else { "1" }.into()),
+            codecs: vec![RtpCodecParameters {
+                mime_type: c.mime_type,
+                payload_type: c.preferred_payload_type,
+                clock_rate: c.clock_rate,
+                channels: c.channels,
+                parameters: c.parameters,
+                rtcp_feedback: c.rtcp_feedback,
+            }],
+            header_extensions: vec![],
+            encodings: vec![RtpEncodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            }],
+            rtcp: RtcpParameters {
+                cname: Some("loadgen".into()),
+                ..Default::default()
+            },
+        },
+        paused: false,
+        app_data: Value::Null,
+    }
 }
 
 impl Target for Sfu {
@@ -135,38 +180,35 @@ impl Target for Sfu {
 
     fn add_publisher(&mut self, p: &PubSpec) -> Result<Signalled, String> {
         let (t, remote) = self.transport(p.room, &p.fingerprint)?;
-        let a = self.ctl.call(
-            "transport.produce",
-            Some(&t),
-            produce_params("audio", p.audio_ssrc),
-        )?;
-        let v = self.ctl.call(
-            "transport.produce",
-            Some(&t),
-            produce_params("video", p.video_ssrc),
-        )?;
-        let id = |x: &Value| x["producerId"].as_str().unwrap_or_default().to_owned();
-        self.producers.insert(p.index, (id(&a), id(&v)));
+        let a = self
+            .ctl
+            .request(&produce(&t, MediaKind::Audio, p.audio_ssrc))?;
+        let v = self
+            .ctl
+            .request(&produce(&t, MediaKind::Video, p.video_ssrc))?;
+        self.producers
+            .insert(p.index, (a.producer_id.0, v.producer_id.0));
         Ok(Signalled::Ice(remote))
     }
 
     fn add_subscriber(&mut self, s: &SubSpec) -> Result<Signalled, String> {
         let (t, remote) = self.transport(s.room, &s.fingerprint)?;
-        let caps = json!({
-            "codecs": [
-                { "kind": "audio", "mimeType": "audio/opus", "preferredPayloadType": AUDIO_PT, "clockRate": 48000, "channels": 2 },
-                { "kind": "video", "mimeType": "video/VP8", "preferredPayloadType": VIDEO_PT, "clockRate": 90000,
-                  "rtcpFeedback": [{ "type": "nack", "parameter": "pli" }, { "type": "ccm", "parameter": "fir" }] }],
-            "headerExtensions": [] });
+        let caps = RtpCapabilities {
+            codecs: vec![codec(MediaKind::Audio), codec(MediaKind::Video)],
+            header_extensions: vec![],
+        };
         let mut mid = 0;
         for p in &s.publishers {
             let (a, v) = self.producers.get(p).cloned().ok_or("unknown publisher")?;
             for producer in [a, v] {
-                self.ctl.call(
-                    "transport.consume",
-                    Some(&t),
-                    json!({ "producerId": producer, "mid": mid.to_string(), "rtpCapabilities": caps }),
-                )?;
+                self.ctl.request(&TransportConsume {
+                    transport_id: t.as_str().into(),
+                    producer_id: producer.into(),
+                    rtp_capabilities: caps.clone(),
+                    paused: false,
+                    mid: Some(mid.to_string()),
+                    app_data: Value::Null,
+                })?;
                 mid += 1;
             }
         }
@@ -174,13 +216,13 @@ impl Target for Sfu {
     }
 
     fn stats(&mut self, reset: bool) -> Result<TargetStats, String> {
-        let latency = self
-            .ctl
-            .call("worker.getLatency", None, json!({ "reset": reset }))?;
+        let latency = self.ctl.request(&WorkerGetLatency { reset })?;
+        let latency = serde_json::to_value(latency).map_err(|e| e.to_string())?;
         let extra = if reset {
             Value::Null
         } else {
-            self.ctl.call("worker.getStats", None, Value::Null)?
+            let stats = self.ctl.request(&WorkerGetStats::default())?;
+            serde_json::to_value(stats).map_err(|e| e.to_string())?
         };
         Ok(TargetStats {
             latency: Some(latency),

@@ -1,5 +1,5 @@
-//! One control connection to one worker: a writer task that numbers requests, a reader
-//! task that matches responses to them by id and dispatches notifications to whoever
+//! One control connection to one worker, on `sfu-control`'s async client: typed
+//! requests with a deadline, and the worker's notifications dispatched to whoever
 //! subscribed to the target entity (the room that created it).
 
 use std::collections::HashMap;
@@ -8,36 +8,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::UnixStream;
-use tokio::sync::{mpsc, oneshot};
+use sfu_control::client::{AsyncClient, Events};
+use sfu_control::{ClientError, Event, Notification, Request};
+use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use super::params::Notification;
 use super::DaemonError;
 
-/// The daemon's frame limit (docs/PROTOCOL.md); a larger announced length means the
-/// stream is out of sync.
-const MAX_FRAME: usize = 1 << 20;
 /// A worker answers in microseconds; this only bounds a hung daemon.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Requests slower than this are logged: the daemon normally answers in microseconds.
 const SLOW_REQUEST: Duration = Duration::from_millis(100);
 
-type Reply = oneshot::Sender<Result<Value, DaemonError>>;
-type Pending = Arc<Mutex<HashMap<u64, (&'static str, Reply)>>>;
 /// Subscribers by entity id.
 type Subscribers = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Notification>>>>;
-
-struct Call {
-    method: &'static str,
-    target: Option<String>,
-    data: Option<Value>,
-    reply: Reply,
-}
 
 /// What a worker says first on every connection.
 #[derive(Debug, Clone, Copy)]
@@ -49,20 +34,18 @@ pub struct Ready {
 /// A handle to one worker's control connection; cheap to clone.
 #[derive(Clone)]
 pub struct WorkerClient {
-    calls: mpsc::Sender<Call>,
+    client: AsyncClient,
     conn: Arc<Conn>,
 }
 
-/// What the handles and the reader and writer tasks share. (The tasks hold this, not a
-/// handle: the writer ends when the last handle is dropped.)
+/// What the handles and the dispatching task share.
 struct Conn {
     index: usize,
     subscribers: Subscribers,
-    pending: Pending,
     lost: AtomicBool,
     lost_events: mpsc::UnboundedSender<usize>,
-    /// The reader and writer tasks, aborted by [`WorkerClient::close`].
-    tasks: Mutex<Vec<AbortHandle>>,
+    /// The task dispatching notifications, aborted by [`WorkerClient::close`].
+    dispatcher: Mutex<Option<AbortHandle>>,
 }
 
 impl std::fmt::Debug for WorkerClient {
@@ -77,25 +60,35 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-async fn read_frame(rd: &mut OwnedReadHalf) -> Result<Value, DaemonError> {
-    let len = rd.read_u32().await.map_err(|_| DaemonError::Lost)? as usize;
-    if len > MAX_FRAME {
-        return Err(DaemonError::Protocol(format!("frame of {len} bytes")));
+impl From<ClientError> for DaemonError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Io(_) | ClientError::Closed => Self::Lost,
+            ClientError::Refused { method, refusal } => Self::Refused {
+                method: method.name(),
+                kind: refusal.kind,
+                reason: refusal.reason,
+            },
+            ClientError::Protocol(m) => Self::Protocol(m),
+        }
     }
-    let mut body = vec![0; len];
-    rd.read_exact(&mut body)
-        .await
-        .map_err(|_| DaemonError::Lost)?;
-    serde_json::from_slice(&body).map_err(|e| DaemonError::Protocol(e.to_string()))
 }
 
-async fn write_frame(wr: &mut OwnedWriteHalf, v: &Value) -> std::io::Result<()> {
-    let body = serde_json::to_vec(v)?;
-    let len = u32::try_from(body.len()).map_err(std::io::Error::other)?;
-    let mut frame = Vec::with_capacity(body.len() + 4);
-    frame.extend_from_slice(&len.to_be_bytes());
-    frame.extend_from_slice(&body);
-    wr.write_all(&frame).await
+/// Waits for the `ready` notification every worker sends first.
+async fn ready(events: &mut Events, path: &Path) -> Result<Ready, DaemonError> {
+    let first = tokio::time::timeout(REQUEST_TIMEOUT, events.recv())
+        .await
+        .map_err(|_| DaemonError::Connect(format!("{}: no ready notification", path.display())))?
+        .ok_or(DaemonError::Lost)?;
+    match first.event {
+        Event::Ready {
+            worker, workers, ..
+        } => Ok(Ready { worker, workers }),
+        other => Err(DaemonError::Protocol(format!(
+            "expected a ready notification, got {}",
+            other.name()
+        ))),
+    }
 }
 
 impl WorkerClient {
@@ -105,39 +98,26 @@ impl WorkerClient {
         path: &Path,
         lost_events: mpsc::UnboundedSender<usize>,
     ) -> Result<(Self, Ready), DaemonError> {
-        let stream = UnixStream::connect(path)
+        let (client, mut events) = AsyncClient::connect(path)
             .await
             .map_err(|e| DaemonError::Connect(format!("{}: {e}", path.display())))?;
-        let (mut rd, wr) = stream.into_split();
-        let first = tokio::time::timeout(REQUEST_TIMEOUT, read_frame(&mut rd))
-            .await
-            .map_err(|_| {
-                DaemonError::Connect(format!("{}: no ready notification", path.display()))
-            })??;
-        let ready = match (first.get("event"), first.get("data")) {
-            (Some(e), Some(d)) if e == "ready" => Ready {
-                worker: d.get("worker").and_then(Value::as_u64).unwrap_or(0) as usize,
-                workers: d.get("workers").and_then(Value::as_u64).unwrap_or(1) as usize,
-            },
-            _ => {
-                return Err(DaemonError::Protocol(format!(
-                    "expected a ready notification, got {first}"
-                )))
+        let ready = match ready(&mut events, path).await {
+            Ok(r) => r,
+            Err(e) => {
+                client.close();
+                return Err(e);
             }
         };
-        let (tx, rx) = mpsc::channel(1024);
         let conn = Arc::new(Conn {
             index: ready.worker,
             subscribers: Subscribers::default(),
-            pending: Pending::default(),
             lost: AtomicBool::new(false),
             lost_events,
-            tasks: Mutex::default(),
+            dispatcher: Mutex::default(),
         });
-        let w = tokio::spawn(writer(rx, wr, conn.clone()));
-        let r = tokio::spawn(reader(rd, conn.clone()));
-        lock(&conn.tasks).extend([w.abort_handle(), r.abort_handle()]);
-        Ok((Self { calls: tx, conn }, ready))
+        let task = tokio::spawn(dispatch(events, conn.clone()));
+        *lock(&conn.dispatcher) = Some(task.abort_handle());
+        Ok((Self { client, conn }, ready))
     }
 
     /// The worker's index.
@@ -150,25 +130,17 @@ impl WorkerClient {
         self.conn.lost.load(Ordering::Relaxed)
     }
 
-    /// Sends a request and waits for its response's `data` (Null when there is none).
-    pub async fn request(
-        &self,
-        method: &'static str,
-        target: Option<&str>,
-        data: Option<Value>,
-    ) -> Result<Value, DaemonError> {
-        let (reply, rx) = oneshot::channel();
-        let call = Call {
-            method,
-            target: target.map(str::to_owned),
-            data,
-            reply,
-        };
+    /// Sends a request and waits for its response.
+    pub async fn request<R: Request>(&self, request: &R) -> Result<R::Response, DaemonError> {
+        let method = R::METHOD.name();
+        if self.is_lost() {
+            return Err(DaemonError::Lost);
+        }
+        tracing::trace!(?request, "daemon request");
         let started = std::time::Instant::now();
-        self.calls.send(call).await.map_err(|_| DaemonError::Lost)?;
-        let result = match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(DaemonError::Lost),
+        let result = match tokio::time::timeout(REQUEST_TIMEOUT, self.client.request(request)).await
+        {
+            Ok(result) => result.map_err(DaemonError::from),
             Err(_) => Err(DaemonError::Timeout(method)),
         };
         let took = started.elapsed();
@@ -198,16 +170,16 @@ impl WorkerClient {
             tracing::debug!(worker = self.index(), "closing the control connection");
         }
         self.conn.mark_lost();
-        for handle in lock(&self.conn.tasks).drain(..) {
+        self.client.close();
+        if let Some(handle) = lock(&self.conn.dispatcher).take() {
             handle.abort();
         }
     }
 }
 
 impl Conn {
-    /// Marks the connection lost (first caller only: the reader at EOF, the writer on a
-    /// failed write, or `close`), before failing what is pending, so that whoever gets
-    /// an error from it can tell it was a loss.
+    /// Marks the connection lost (first caller only: the dispatcher when the events end,
+    /// or `close`).
     fn mark_lost(&self) {
         if self.lost.swap(true, Ordering::Relaxed) {
             return;
@@ -217,101 +189,17 @@ impl Conn {
         // Nobody will be notified about these entities any more; the rooms learn of the
         // loss from the daemon's state (see `Daemon::watch`).
         lock(&self.subscribers).clear();
-        for (_, (_, reply)) in lock(&self.pending).drain() {
-            let _ = reply.send(Err(DaemonError::Lost));
-        }
     }
 }
 
-async fn writer(mut calls: mpsc::Receiver<Call>, mut wr: OwnedWriteHalf, conn: Arc<Conn>) {
-    let pending = &conn.pending;
-    let lost = &conn.lost;
-    let mut next_id: u64 = 1;
-    while let Some(call) = calls.recv().await {
-        if lost.load(Ordering::Relaxed) {
-            let _ = call.reply.send(Err(DaemonError::Lost));
-            continue;
+/// Hands each notification to the subscriber of its target until the connection ends.
+async fn dispatch(mut events: Events, conn: Arc<Conn>) {
+    while let Some(n) = events.recv().await {
+        tracing::trace!(target = %n.target, event = n.event.name(), "daemon notification");
+        let tx = lock(&conn.subscribers).get(&n.target).cloned();
+        if let Some(tx) = tx {
+            let _ = tx.send(n);
         }
-        let id = next_id;
-        next_id += 1;
-        let mut req = json!({ "id": id, "method": call.method });
-        if let Some(t) = call.target {
-            req["target"] = Value::String(t);
-        }
-        if let Some(d) = call.data {
-            req["data"] = d;
-        }
-        tracing::trace!(%req, "daemon request");
-        // Registered before writing: the response cannot overtake its registration.
-        lock(pending).insert(id, (call.method, call.reply));
-        if lost.load(Ordering::Relaxed) {
-            // Lost between the check above and the registration: mark_lost may have
-            // drained the map already, so fail this one here.
-            if let Some((_, reply)) = lock(pending).remove(&id) {
-                let _ = reply.send(Err(DaemonError::Lost));
-            }
-            continue;
-        }
-        if let Err(e) = write_frame(&mut wr, &req).await {
-            // The daemon is gone (the reader sees EOF shortly): say so first, then this
-            // request fails with the others.
-            tracing::warn!(worker = conn.index, error = %e, "cannot write to the daemon");
-            conn.mark_lost();
-        }
-    }
-}
-
-async fn reader(mut rd: OwnedReadHalf, conn: Arc<Conn>) {
-    let pending = &conn.pending;
-    loop {
-        let msg = match read_frame(&mut rd).await {
-            Ok(m) => m,
-            Err(e) => {
-                if !matches!(e, DaemonError::Lost) {
-                    tracing::error!(error = %e, "unreadable frame from the daemon");
-                }
-                break;
-            }
-        };
-        tracing::trace!(%msg, "daemon message");
-        if msg.get("event").is_some() {
-            match serde_json::from_value::<Notification>(msg) {
-                Ok(n) => {
-                    let tx = lock(&conn.subscribers).get(&n.target).cloned();
-                    if let Some(tx) = tx {
-                        let _ = tx.send(n);
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "unreadable daemon notification"),
-            }
-            continue;
-        }
-        let Some(id) = msg.get("id").and_then(Value::as_u64) else {
-            tracing::warn!(%msg, "daemon response without an id");
-            continue;
-        };
-        let Some((method, reply)) = lock(pending).remove(&id) else {
-            tracing::warn!(id, "daemon response to no pending request");
-            continue;
-        };
-        let result = if msg.get("accepted").and_then(Value::as_bool) == Some(true) {
-            Ok(msg.get("data").cloned().unwrap_or(Value::Null))
-        } else {
-            Err(DaemonError::Refused {
-                method,
-                kind: msg
-                    .get("error")
-                    .and_then(Value::as_str)
-                    .unwrap_or("Unknown")
-                    .to_owned(),
-                reason: msg
-                    .get("reason")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-            })
-        };
-        let _ = reply.send(result);
     }
     conn.mark_lost();
 }

@@ -6,7 +6,6 @@
 //! routers are gone and when they can re-create them.
 
 mod client;
-pub mod params;
 mod spawn;
 mod supervisor;
 
@@ -15,13 +14,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sfu_control::requests::WorkerLoad;
+use sfu_control::ErrorKind;
 use tokio::sync::{mpsc, watch};
 
 pub use client::WorkerClient;
 pub use spawn::{sfu_beside_current_exe, SpawnOptions};
 pub use supervisor::{DaemonSource, Supervisor};
-
-use params::WorkerLoad;
 
 /// A failure talking to the daemon.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -35,7 +34,7 @@ pub enum DaemonError {
     #[error("the media server refused {method}: {kind}: {reason}")]
     Refused {
         method: &'static str,
-        kind: String,
+        kind: ErrorKind,
         reason: String,
     },
     #[error("unexpected message from the media server: {0}")]
@@ -99,12 +98,9 @@ impl Daemon {
         let mut last_err = DaemonError::Lost;
         // Sequential: a handful of workers, each answering in microseconds.
         for w in state.workers.iter().filter(|w| !w.is_lost()) {
-            match w.request("worker.load", None, None).await {
-                Ok(v) => match serde_json::from_value::<WorkerLoad>(v) {
-                    Ok(l) if best.is_none_or(|(b, _)| l.load < b) => best = Some((l.load, w)),
-                    Ok(_) => {}
-                    Err(e) => last_err = DaemonError::Protocol(e.to_string()),
-                },
+            match w.request(&WorkerLoad::default()).await {
+                Ok(l) if best.is_none_or(|(b, _)| l.load < b) => best = Some((l.load, w)),
+                Ok(_) => {}
                 Err(e) => last_err = e,
             }
         }

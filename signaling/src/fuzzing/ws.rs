@@ -18,10 +18,6 @@ use std::io::Cursor;
 
 use serde_json::Value;
 
-use crate::daemon::params::{
-    MediaKind, RtcpParameters, RtpCapabilities, RtpCodecCapability, RtpCodecParameters,
-    RtpEncodingParameters, RtpHeaderExtensionParameters, RtpParameters, RtxParameters,
-};
 use crate::names::{validate_name, validate_room};
 use crate::protocol::{ClientMessage, ErrorCode, Join, ProtocolError, ServerMessage};
 use crate::room::recv::{ConsumerSlot, RecvSession};
@@ -29,6 +25,10 @@ use crate::sdp::capabilities::{receive_capabilities, Negotiation};
 use crate::sdp::offer::read_recv_answer;
 use crate::sdp::parse::parse;
 use crate::token::{self, Claims};
+use sfu_control::params::{
+    MediaKind, RtcpParameters, RtpCapabilities, RtpCodecCapability, RtpCodecParameters,
+    RtpEncodingParameters, RtpHeaderExtensionParameters, RtpParameters, RtxParameters,
+};
 
 use super::{frames, sdp::answer_offer, transport};
 
@@ -244,15 +244,18 @@ impl Session {
                 .map(|e| RtpHeaderExtensionParameters {
                     uri: e.uri.clone(),
                     id: e.preferred_id,
+                    encrypt: false,
+                    parameters: Default::default(),
                 })
                 .collect(),
             encodings: vec![RtpEncodingParameters {
                 ssrc: Some(ssrc),
                 rtx: rtx.map(|_| RtxParameters { ssrc: !ssrc }),
+                ..RtpEncodingParameters::default()
             }],
             rtcp: RtcpParameters {
                 cname: Some(format!("cname-{ssrc}")),
-                reduced_size: true,
+                ..RtcpParameters::default()
             },
         };
         let producer = byte(1) % 4;

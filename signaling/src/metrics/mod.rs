@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sfu_control::requests::WorkerGetStats;
 use tokio::task::JoinSet;
 
 use crate::daemon::Daemon;
@@ -40,8 +41,8 @@ pub async fn scrape(src: &Sources) -> String {
     for w in state.workers.iter().filter(|w| !w.is_lost()) {
         let w = w.clone();
         asks.spawn(async move {
-            let r = tokio::time::timeout(WORKER_TIMEOUT, w.request("worker.getStats", None, None))
-                .await;
+            let r =
+                tokio::time::timeout(WORKER_TIMEOUT, w.request(&WorkerGetStats::default())).await;
             (w.index(), r)
         });
     }
@@ -51,13 +52,14 @@ pub async fn scrape(src: &Sources) -> String {
             continue;
         };
         let stats = match r {
-            Ok(Ok(v)) => Some(v),
+            // The exposition reads the stats by their wire names.
+            Ok(Ok(stats)) => serde_json::to_value(stats).ok(),
             Ok(Err(err)) => {
-                tracing::warn!(worker = index, error = %err, "worker.getStats failed");
+                tracing::warn!(worker = index, error = %err, "asking the worker for its stats failed");
                 None
             }
             Err(_) => {
-                tracing::warn!(worker = index, "worker.getStats timed out");
+                tracing::warn!(worker = index, "the worker did not send its stats in time");
                 None
             }
         };

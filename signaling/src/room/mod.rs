@@ -14,10 +14,10 @@ use std::time::Instant;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::daemon::params::{MediaKind, RtpCapabilities};
 use crate::daemon::Daemon;
 use crate::protocol::{ErrorCode, ProtocolError, ServerMessage};
 use crate::sdp::capabilities::Negotiation;
+use sfu_control::params::{MediaKind, RtpCapabilities};
 
 /// Commands queued per room; a session waits when its room is this far behind.
 const ROOM_QUEUE: usize = 256;

@@ -9,9 +9,11 @@
 //!   after the answer (this serialises negotiation per participant, so there is no glare:
 //!   the browser never offers on this peer connection).
 
-use crate::daemon::params::{MediaKind, RtpParameters, TransportInfo};
+use sfu_control::params::{MediaKind, RtpParameters};
+
 use crate::protocol::ConsumerView;
 use crate::sdp::offer::{build_recv_offer, OfferedMedia};
+use sfu_control::responses::TransportCreated;
 
 /// A consumer shown in an m-line.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,7 +71,7 @@ pub struct OutgoingOffer {
 /// The receive side of one participant.
 #[derive(Debug)]
 pub struct RecvSession {
-    pub transport: Option<TransportInfo>,
+    pub transport: Option<TransportCreated>,
     /// `transport.connect` done (after the first answer).
     pub connected: bool,
     slots: Vec<Slot>,
@@ -310,12 +312,15 @@ impl RecvSession {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::params::{DtlsParameters, IceCandidate, IceParameters};
     use crate::sdp::parse::parse;
+    use sfu_control::params::{DtlsParameters, IceCandidate, IceParameters};
 
-    fn transport() -> TransportInfo {
-        TransportInfo {
+    fn transport() -> TransportCreated {
+        TransportCreated {
             transport_id: "t".into(),
+            ice_role: sfu_control::responses::IceRole::Controlled,
+            ice_state: sfu_control::params::IceState::New,
+            dtls_state: sfu_control::params::DtlsState::New,
             ice_parameters: IceParameters {
                 username_fragment: "ufrag".into(),
                 password: "pwdpwdpwdpwdpwdpwdpwdpwd".into(),
@@ -325,12 +330,13 @@ mod tests {
                 foundation: "udpcandidate".into(),
                 priority: 2130706431,
                 ip: "127.0.0.1".into(),
+                address: "127.0.0.1".into(),
                 protocol: "udp".into(),
                 port: 40000,
                 kind: "host".into(),
             }],
             dtls_parameters: DtlsParameters {
-                role: "auto".into(),
+                role: sfu_control::params::DtlsRole::Auto,
                 fingerprints: vec![],
             },
         }

@@ -7,11 +7,12 @@ use super::capabilities::{
 };
 use super::parse::{fmtp_to_parameters, Description, Direction, MediaSection, SdpCodec};
 use super::{attr, flag, media_port, media_section, push_candidates, session, SdpError};
-use crate::daemon::params::{
-    CodecParameters, DtlsParameters, MediaKind, RtcpFeedback, RtcpParameters, RtpCodecParameters,
-    RtpEncodingParameters, RtpHeaderExtensionParameters, RtpParameters, RtxParameters,
-    TransportInfo,
+use sfu_control::params::{
+    CodecParameters, DtlsParameters, DtlsRole, MediaKind, RtcpFeedback, RtcpParameters,
+    RtpCodecParameters, RtpEncodingParameters, RtpHeaderExtensionParameters, RtpParameters,
+    RtxParameters,
 };
+use sfu_control::responses::TransportCreated;
 
 /// Most tracks one browser may publish at once (a camera, a microphone, a screen...).
 pub const MAX_SEND_TRACKS: usize = 4;
@@ -59,7 +60,7 @@ pub(crate) fn client_dtls(
         )));
     }
     Ok(DtlsParameters {
-        role: "client".into(),
+        role: DtlsRole::Client,
         fingerprints,
     })
 }
@@ -115,7 +116,7 @@ fn offered_rtx<'a>(
 /// peer connection in `o=`.
 pub fn answer_send_offer(
     offer: &Description,
-    transport: &TransportInfo,
+    transport: &TransportCreated,
     policy: &Negotiation,
     session_id: u64,
 ) -> Result<SendAnswer, SdpError> {
@@ -224,6 +225,8 @@ pub fn answer_send_offer(
                         out.push(RtpHeaderExtensionParameters {
                             uri: e.uri.clone(),
                             id: e.id,
+                            encrypt: false,
+                            parameters: CodecParameters::new(),
                         });
                     }
                     out
@@ -301,10 +304,13 @@ pub fn answer_send_offer(
                 encodings: vec![RtpEncodingParameters {
                     ssrc: Some(ssrc),
                     rtx: rtx.map(|(_, ssrc)| RtxParameters { ssrc }),
+                    ..RtpEncodingParameters::default()
                 }],
                 rtcp: RtcpParameters {
                     cname: m.cname(ssrc).map(str::to_owned),
                     reduced_size: m.rtcp_rsize,
+                    // BUNDLE offers without rtcp-mux are refused (parse.rs).
+                    mux: true,
                 },
             },
         });

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::parse::{fmtp_pairs, SdpCodec};
 use crate::config::VideoCodec;
-use crate::daemon::params::{
+use sfu_control::params::{
     CodecParameters, MediaKind, RtcpFeedback, RtpCapabilities, RtpCodecCapability,
     RtpHeaderExtensionCapability,
 };
@@ -279,6 +279,8 @@ pub fn receive_capabilities(
             kind: *kind,
             uri: (*uri).into(),
             preferred_id: *id,
+            preferred_encrypt: false,
+            direction: None,
         })
         .collect();
     RtpCapabilities {

@@ -21,7 +21,7 @@ use sdp::description::media::{MediaName, RangedPort};
 use sdp::description::session::{Origin, SessionDescription, TimeDescription, Timing};
 use sdp::MediaDescription;
 
-use crate::daemon::params::TransportInfo;
+use sfu_control::responses::TransportCreated;
 
 /// Why a description from a browser was refused. The text is shown to that client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,7 +83,7 @@ fn media_section(
     kind: &str,
     port: u16,
     formats: Vec<String>,
-    transport: &TransportInfo,
+    transport: &TransportCreated,
     setup: &str,
 ) -> MediaDescription {
     let ip = transport
@@ -128,7 +128,7 @@ fn media_section(
 
 /// The worker's host candidates (RFC 8839 section 5.1 syntax) and end-of-candidates:
 /// an ICE-lite server has nothing to trickle.
-fn push_candidates(m: &mut MediaDescription, transport: &TransportInfo) {
+fn push_candidates(m: &mut MediaDescription, transport: &TransportCreated) {
     for c in &transport.ice_candidates {
         m.attributes.push(attr(
             "candidate",
@@ -142,6 +142,6 @@ fn push_candidates(m: &mut MediaDescription, transport: &TransportInfo) {
 }
 
 /// The port of the worker's first candidate (what m-lines carry).
-fn media_port(transport: &TransportInfo) -> u16 {
+fn media_port(transport: &TransportCreated) -> u16 {
     transport.ice_candidates.first().map_or(9, |c| c.port)
 }

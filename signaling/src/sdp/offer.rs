@@ -4,7 +4,8 @@
 use super::answer::{client_dtls, rtcp_fb};
 use super::parse::{parameters_to_fmtp, Description};
 use super::{attr, flag, media_port, media_section, push_candidates, session, SdpError};
-use crate::daemon::params::{DtlsParameters, MediaKind, RtpParameters, TransportInfo};
+use sfu_control::params::{DtlsParameters, MediaKind, RtpParameters};
+use sfu_control::responses::TransportCreated;
 
 /// What one m-line of a receive-side offer shows.
 #[derive(Debug, Clone, Copy)]
@@ -48,7 +49,7 @@ fn codec_name(mime: &str) -> &str {
 
 /// Builds the offer. `version` must grow with every offer of this session (`o=` line).
 pub fn build_recv_offer(
-    transport: &TransportInfo,
+    transport: &TransportCreated,
     session_id: u64,
     version: u64,
     media: &[OfferedMedia<'_>],

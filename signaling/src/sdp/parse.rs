@@ -8,7 +8,7 @@ use sdp::SessionDescription;
 use serde_json::Value;
 
 use super::SdpError;
-use crate::daemon::params::{CodecParameters, DtlsFingerprint, MediaKind};
+use sfu_control::params::{CodecParameters, DtlsFingerprint, MediaKind};
 
 /// Largest SDP accepted (a Chromium offer with audio and video is about 6 KB).
 pub const MAX_SDP_LEN: usize = 32 * 1024;

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use sfu_control::requests::WorkerLoad;
+use sfu_control::responses::Load;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -187,56 +189,40 @@ impl Drop for Daemon {
     }
 }
 
-/// A blocking control-channel client.
+/// A blocking control-channel client (sfu-control's), with the worker's `ready` read.
 pub struct Control {
-    s: UnixStream,
-    next: u64,
+    client: sfu_control::client::Client,
 }
 
 impl Control {
     pub fn connect(path: &Path) -> Self {
-        let s = UnixStream::connect(path).unwrap();
-        s.set_read_timeout(Some(DEADLINE)).unwrap();
-        let mut c = Self { s, next: 1 };
-        assert_eq!(c.read()["event"], "ready");
+        let client = sfu_control::client::Client::connect(path).unwrap();
+        client.stream().set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut c = Self { client };
+        let ready = c.client.next_event().unwrap();
+        assert!(
+            matches!(ready.event, sfu_control::Event::Ready { .. }),
+            "{ready:?}"
+        );
         c
     }
 
-    fn read(&mut self) -> Value {
-        let mut len = [0u8; 4];
-        self.s.read_exact(&mut len).unwrap();
-        let mut body = vec![0; u32::from_be_bytes(len) as usize];
-        self.s.read_exact(&mut body).unwrap();
-        serde_json::from_slice(&body).unwrap()
-    }
-
-    pub fn request(&mut self, method: &str) -> Value {
-        let id = self.next;
-        self.next += 1;
-        let body = serde_json::to_vec(&json!({ "id": id, "method": method })).unwrap();
-        self.s
-            .write_all(&(body.len() as u32).to_be_bytes())
-            .unwrap();
-        self.s.write_all(&body).unwrap();
-        loop {
-            let v = self.read();
-            if v["id"] == id {
-                return v["data"].clone();
-            }
-        }
+    /// `worker.load`.
+    pub fn load(&mut self) -> Load {
+        self.client.request(&WorkerLoad::default()).unwrap()
     }
 
     /// Waits (with a deadline, no fixed sleep) until `worker.load` satisfies `f`.
-    pub fn wait_load(&mut self, within: Duration, f: impl Fn(&Value) -> bool) -> Value {
+    pub fn wait_load(&mut self, within: Duration, f: impl Fn(&Load) -> bool) -> Load {
         let start = Instant::now();
         loop {
-            let load = self.request("worker.load");
+            let load = self.load();
             if f(&load) {
                 return load;
             }
             assert!(
                 start.elapsed() < within,
-                "worker.load never matched: {load}"
+                "worker.load never matched: {load:?}"
             );
             std::thread::yield_now();
         }

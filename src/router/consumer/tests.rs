@@ -147,7 +147,7 @@ fn retransmission_gets_the_transports_next_transport_wide_number() {
     assert_eq!(sent[3].0, RTX_SSRC, "resent on the RTX stream");
     assert_eq!(s.bwe.stats().packets_sent, 4);
     assert_eq!(s.rtp_out.packets, 4);
-    assert_eq!(c.stats_json()["retransmittedPacketsSent"], 1);
+    assert_eq!(c.stats().retransmitted_packets_sent, 1);
     assert_eq!(
         c.traffic().packets,
         3,

@@ -9,19 +9,24 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use serde_json::json;
+use sfu_control::requests::{
+    ConsumerClose, ConsumerResume, ProducerPause, ProducerResume, RouterClose, RouterCreate,
+    TransportClose, TransportConnect, TransportConsume, TransportCreate,
+};
+use sfu_control::{ErrorKind, Event, Request};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use super::recv::{ConsumerSlot, RecvSession};
 use super::{JoinRequest, PeerStats, RoomCmd, RoomSettings, RoomStats, Rooms};
-use crate::daemon::params::{
-    ConsumerInfo, MediaKind, Notification, RtpCapabilities, TransportInfo,
-};
 use crate::daemon::{Daemon, DaemonError, DaemonState, WorkerClient};
 use crate::protocol::{Direction, ErrorCode, PeerInfo, ProducerInfo, ProtocolError, ServerMessage};
 use crate::sdp::offer::read_recv_answer;
 use crate::sdp::parse::parse;
+use sfu_control::params::{DtlsState, MediaKind, RtpCapabilities};
+use sfu_control::responses::{ConsumerCreated, TransportCreated};
+use sfu_control::Notification;
 
 /// What a daemon entity id belongs to, for routing its notifications.
 #[derive(Debug, Clone)]
@@ -52,7 +57,7 @@ struct Peer {
     name: String,
     out: mpsc::Sender<ServerMessage>,
     caps: RtpCapabilities,
-    send: Option<TransportInfo>,
+    send: Option<TransportCreated>,
     recv: RecvSession,
     audio_muted: bool,
     video_muted: bool,
@@ -233,8 +238,8 @@ impl Room {
     async fn close(&mut self) {
         if let (Some(w), Some(r)) = (&self.worker, &self.router_id) {
             if !w.is_lost() {
-                if let Err(e) = w.request("router.close", Some(r), None).await {
-                    tracing::warn!(error = %e, "router.close failed");
+                if let Err(e) = w.request(&RouterClose::new(r.as_str())).await {
+                    tracing::warn!(error = %e, "closing the router failed");
                 }
             }
             w.unsubscribe(r);
@@ -291,14 +296,8 @@ impl Room {
         self.worker.as_ref().ok_or(DaemonError::Lost)
     }
 
-    async fn request(
-        &self,
-        method: &'static str,
-        target: &str,
-        data: Value,
-    ) -> Result<Value, DaemonError> {
-        let data = if data.is_null() { None } else { Some(data) };
-        self.worker()?.request(method, Some(target), data).await
+    async fn request<R: Request>(&self, request: &R) -> Result<R::Response, DaemonError> {
+        self.worker()?.request(request).await
     }
 
     fn track(&mut self, id: &str, entity: Entity) {
@@ -403,12 +402,11 @@ impl Room {
     /// Creates the room's router on the least-loaded worker.
     async fn create_router(&mut self) -> Result<(), DaemonError> {
         let (worker, generation) = self.daemon.least_loaded().await?;
-        let data = json!({ "appData": { "room": self.name } });
-        let v = worker.request("router.create", None, Some(data)).await?;
-        let id = v
-            .get("routerId")
-            .and_then(Value::as_str)
-            .ok_or_else(|| DaemonError::Protocol("router.create returned no routerId".into()))?;
+        let create = RouterCreate {
+            app_data: json!({ "room": self.name }),
+        };
+        let created = worker.request(&create).await?;
+        let id = created.router_id.0.as_str();
         tracing::info!(
             worker = worker.index(),
             router = id,
@@ -515,25 +513,19 @@ impl Room {
         &mut self,
         peer_id: &str,
         direction: Direction,
-    ) -> Result<TransportInfo, ProtocolError> {
+    ) -> Result<TransportCreated, ProtocolError> {
         let router = self.router_id.clone().unwrap_or_default();
         let dir = match direction {
             Direction::Send => "send",
             Direction::Recv => "recv",
         };
-        let data = json!({ "appData": { "peer": peer_id, "direction": dir } });
-        let v = self
-            .request("transport.create", &router, data)
-            .await
-            .map_err(|e| server_error(&e))?;
-        let info: TransportInfo = serde_json::from_value(v).map_err(|e| {
-            ProtocolError::new(
-                ErrorCode::ServerError,
-                format!("bad transport.create answer: {e}"),
-            )
-        })?;
+        let create = TransportCreate {
+            router_id: router.into(),
+            app_data: json!({ "peer": peer_id, "direction": dir }),
+        };
+        let info = self.request(&create).await.map_err(|e| server_error(&e))?;
         self.track(
-            &info.transport_id,
+            &info.transport_id.0,
             Entity::Transport {
                 peer_id: peer_id.to_owned(),
                 direction,
@@ -562,24 +554,21 @@ impl Room {
             .map(|t| t.transport_id.clone())
             .unwrap_or_default();
         let mid = peer.recv.next_mid();
-        let data = json!({
-            "producerId": producer_id,
-            "rtpCapabilities": peer.caps,
-            "mid": mid,
-            "paused": true,
-        });
-        let result = self.request("transport.consume", &transport_id, data).await;
-        let info: ConsumerInfo = match result.map(serde_json::from_value::<ConsumerInfo>) {
-            Ok(Ok(info)) => info,
-            Ok(Err(e)) => {
-                self.error_to(
-                    peer_id,
-                    ProtocolError::new(ErrorCode::ServerError, e.to_string()),
-                    "join",
-                );
-                return;
-            }
-            Err(DaemonError::Refused { kind, reason, .. }) if kind == "Unsupported" => {
+        let consume = TransportConsume {
+            transport_id,
+            producer_id: producer_id.into(),
+            rtp_capabilities: peer.caps.clone(),
+            paused: true,
+            mid: Some(mid.clone()),
+            app_data: serde_json::Value::Null,
+        };
+        let info: ConsumerCreated = match self.request(&consume).await {
+            Ok(info) => info,
+            Err(DaemonError::Refused {
+                kind: ErrorKind::Unsupported,
+                reason,
+                ..
+            }) => {
                 let who = self
                     .peer(&owner.peer_id)
                     .map(|p| p.name.clone())
@@ -600,7 +589,7 @@ impl Room {
             }
         };
         self.track(
-            &info.consumer_id,
+            &info.consumer_id.0,
             Entity::Consumer {
                 peer_id: peer_id.to_owned(),
             },
@@ -609,7 +598,7 @@ impl Room {
             return;
         };
         let slot = ConsumerSlot {
-            consumer_id: info.consumer_id,
+            consumer_id: info.consumer_id.0,
             producer_id: producer_id.to_owned(),
             peer_id: owner.peer_id,
             kind: info.kind,
@@ -626,17 +615,9 @@ impl Room {
     }
 
     /// A daemon `score` notification: kept, and relayed to whom it concerns.
-    fn on_score(&mut self, entity: &Entity, id: &str, data: &Value) {
+    fn on_score(&mut self, entity: &Entity, id: &str, score: u8, producer_score: Option<u8>) {
         // From the daemon, so trusted, but a bad value must not take the room down.
-        let read = |key: &str| {
-            data.get(key)
-                .and_then(Value::as_u64)
-                .map(|v| v.min(10) as u8)
-        };
-        let Some(score) = read("score") else {
-            tracing::debug!(%id, %data, "score notification without a score");
-            return;
-        };
+        let score = score.min(10);
         match entity {
             Entity::Producer => {
                 let Some(p) = self.producers.get_mut(id) else {
@@ -671,7 +652,6 @@ impl Room {
                 }
             }
             Entity::Consumer { peer_id } => {
-                let producer_score = read("producerScore");
                 let Some(c) = self.peer_mut(peer_id).and_then(|p| p.recv.consumer_mut(id)) else {
                     return;
                 };
@@ -679,6 +659,7 @@ impl Room {
                 let producer_id = c.producer_id.clone();
                 let c = c.clone();
                 let producer_score = producer_score
+                    .map(|s| s.min(10))
                     .or_else(|| self.producers.get(&producer_id).map(|p| p.score))
                     .unwrap_or(0);
                 let to = peer_id.clone();
@@ -718,13 +699,11 @@ impl Room {
             .map(|t| t.transport_id.clone())
             .unwrap_or_default();
         if !connected {
-            self.request(
-                "transport.connect",
-                &transport_id,
-                json!({ "dtlsParameters": answer.dtls }),
-            )
-            .await
-            .map_err(|e| server_error(&e))?;
+            let connect = TransportConnect {
+                transport_id,
+                dtls_parameters: answer.dtls,
+            };
+            self.request(&connect).await.map_err(|e| server_error(&e))?;
         }
         let Some(peer) = self.peer_mut(peer_id) else {
             return Ok(());
@@ -743,7 +722,7 @@ impl Room {
             if let Some(p) = self.peer_mut(peer_id) {
                 p.recv.remove(&cid);
             }
-            let _ = self.request("consumer.close", &cid, Value::Null).await;
+            let _ = self.request(&ConsumerClose::new(cid.as_str())).await;
             self.untrack(&cid);
         }
         for cid in done.to_resume {
@@ -753,13 +732,15 @@ impl Room {
             if !live {
                 continue;
             }
-            match self.request("consumer.resume", &cid, Value::Null).await {
+            match self.request(&ConsumerResume::new(cid.as_str())).await {
                 Ok(_) => {
                     if let Some(p) = self.peer_mut(peer_id) {
                         p.recv.set_resumed(&cid);
                     }
                 }
-                Err(e) => tracing::warn!(consumer = %cid, error = %e, "consumer.resume failed"),
+                Err(e) => {
+                    tracing::warn!(consumer = %cid, error = %e, "resuming the consumer failed")
+                }
             }
         }
         Ok(())
@@ -788,14 +769,12 @@ impl Room {
             .find(|(_, p)| p.peer_id == peer_id && p.info.kind == kind)
             .map(|(id, _)| id.clone());
         if let Some(pid) = producer {
-            let method = if muted {
-                "producer.pause"
+            let result = if muted {
+                self.request(&ProducerPause::new(pid)).await
             } else {
-                "producer.resume"
+                self.request(&ProducerResume::new(pid)).await
             };
-            self.request(method, &pid, Value::Null)
-                .await
-                .map_err(|e| server_error(&e))?;
+            result.map_err(|e| server_error(&e))?;
         }
         self.broadcast(
             peer_id,
@@ -884,21 +863,24 @@ impl Room {
             .send
             .iter()
             .chain(peer.recv.transport.iter())
-            .map(|t| t.transport_id.clone())
+            .map(|t| t.transport_id.0.clone())
             .collect();
         for tid in transports {
             self.untrack(&tid);
             if let Some(w) = self.worker.clone().filter(|w| !w.is_lost()) {
                 tokio::spawn(async move {
-                    match w.request("transport.close", Some(&tid), None).await {
-                        Ok(_) => {}
+                    match w.request(&TransportClose::new(tid.as_str())).await {
+                        Ok(()) => {}
                         // The room closed its router first (it was the last participant),
                         // which closed the transport already.
-                        Err(DaemonError::Refused { kind, .. }) if kind == "NotFound" => {
+                        Err(DaemonError::Refused {
+                            kind: ErrorKind::NotFound,
+                            ..
+                        }) => {
                             tracing::debug!(transport = %tid, "transport already closed");
                         }
                         Err(e) => {
-                            tracing::warn!(transport = %tid, error = %e, "transport.close failed");
+                            tracing::warn!(transport = %tid, error = %e, "closing the transport failed");
                         }
                     }
                 });
@@ -908,7 +890,7 @@ impl Room {
     }
 
     async fn on_notification(&mut self, n: Notification) {
-        if n.event == "workerclose" && self.router_id.as_deref() == Some(n.target.as_str()) {
+        if n.event == Event::WorkerClose && self.router_id.as_deref() == Some(n.target.as_str()) {
             // The daemon is stopping (restart): the next generation gets the media back.
             self.drop_media("the media server is stopping", self.router_generation);
             return;
@@ -916,31 +898,31 @@ impl Room {
         let Some(entity) = self.entities.get(&n.target).cloned() else {
             return;
         };
-        match (entity, n.event.as_str()) {
-            (Entity::Transport { .. }, "routerclose") => {
+        match (entity, n.event) {
+            (Entity::Transport { .. }, Event::RouterClose) => {
                 // Closed under us while the daemon runs on: re-create it right away.
                 let generation = self.router_generation.saturating_sub(1);
                 self.drop_media("the media server closed this room's router", generation);
             }
-            (Entity::Consumer { peer_id }, "producerclose" | "transportclose") => {
+            (Entity::Consumer { peer_id }, Event::ProducerClose | Event::TransportClose) => {
                 self.untrack(&n.target);
                 if let Some(p) = self.peer_mut(&peer_id) {
                     p.recv.remove(&n.target);
                 }
             }
-            (Entity::Transport { peer_id, direction }, "icestatechange" | "dtlsstatechange") => {
-                let ice_state = n
-                    .data
-                    .get("iceState")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-                let dtls_state = n
-                    .data
-                    .get("dtlsState")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
+            (
+                Entity::Transport { peer_id, direction },
+                event @ (Event::IceStateChange { .. } | Event::DtlsStateChange { .. }),
+            ) => {
+                let (ice_state, dtls_state) = match event {
+                    Event::IceStateChange { ice_state } => {
+                        (Some(ice_state.name().to_owned()), None)
+                    }
+                    Event::DtlsStateChange { dtls_state } => (None, Some(dtls_state)),
+                    _ => (None, None),
+                };
                 tracing::debug!(peer = %peer_id, ?direction, ?ice_state, ?dtls_state, "transport state");
-                if dtls_state.as_deref() == Some("failed") {
+                if dtls_state == Some(DtlsState::Failed) {
                     let e = ProtocolError::new(
                         ErrorCode::TransportFailed,
                         "the secure media connection failed (DTLS)",
@@ -952,12 +934,18 @@ impl Room {
                     ServerMessage::TransportState {
                         direction,
                         ice_state,
-                        dtls_state,
+                        dtls_state: dtls_state.map(|s| s.name().to_owned()),
                     },
                 );
             }
-            (entity, "score") => self.on_score(&entity, &n.target, &n.data),
-            (Entity::Producer, "transportclose") => {
+            (
+                entity,
+                Event::Score {
+                    score,
+                    producer_score,
+                },
+            ) => self.on_score(&entity, &n.target, score, producer_score),
+            (Entity::Producer, Event::TransportClose) => {
                 self.producers.remove(&n.target);
                 self.untrack(&n.target);
             }

@@ -1,14 +1,17 @@
 //! The send side: a participant's offer becomes a send transport and one producer per
 //! m-line, answered; the others then consume the new producers.
 
-use serde_json::{json, Value};
+use serde_json::json;
+use sfu_control::requests::{TransportClose, TransportConnect, TransportProduce};
+use sfu_control::ErrorKind;
 
 use super::{random_id, server_error, Entity, Produced, Room};
-use crate::daemon::params::{MediaKind, TransportInfo};
 use crate::daemon::DaemonError;
 use crate::protocol::{Direction, ErrorCode, ProducerInfo, ProtocolError, ServerMessage};
 use crate::sdp::answer::answer_send_offer;
 use crate::sdp::parse::{parse, Description};
+use sfu_control::params::MediaKind;
+use sfu_control::responses::TransportCreated;
 
 impl Room {
     pub(super) async fn on_offer(
@@ -57,8 +60,8 @@ impl Room {
                 Ok(())
             }
             Err(e) => {
-                let _ = self.request("transport.close", &tid, Value::Null).await;
-                self.untrack(&tid);
+                let _ = self.request(&TransportClose::new(tid.clone())).await;
+                self.untrack(&tid.0);
                 let gone: Vec<String> = self
                     .producers
                     .iter()
@@ -78,18 +81,16 @@ impl Room {
         &mut self,
         peer_id: &str,
         desc: &Description,
-        transport: &TransportInfo,
+        transport: &TransportCreated,
     ) -> Result<(), ProtocolError> {
         let session_id = rand::random::<u32>().into();
         let answer = answer_send_offer(desc, transport, &self.settings.negotiation, session_id)?;
         let tid = &transport.transport_id;
-        self.request(
-            "transport.connect",
-            tid,
-            json!({ "dtlsParameters": answer.dtls }),
-        )
-        .await
-        .map_err(|e| server_error(&e))?;
+        let connect = TransportConnect {
+            transport_id: tid.clone(),
+            dtls_parameters: answer.dtls,
+        };
+        self.request(&connect).await.map_err(|e| server_error(&e))?;
         let (audio_muted, video_muted) = self
             .peer(peer_id)
             .map_or((false, false), |p| (p.audio_muted, p.video_muted));
@@ -99,30 +100,22 @@ impl Room {
                 MediaKind::Audio => audio_muted,
                 MediaKind::Video => video_muted,
             };
-            let data = json!({
-                "kind": p.kind,
-                "rtpParameters": p.rtp_parameters,
-                "paused": paused,
-                "appData": { "peer": peer_id },
-            });
-            let v = self
-                .request("transport.produce", tid, data)
-                .await
-                .map_err(|e| match &e {
-                    DaemonError::Refused { kind, reason, .. }
-                        if kind == "Unsupported" || kind == "InvalidData" =>
-                    {
-                        ProtocolError::new(ErrorCode::Unsupported, reason.clone())
-                    }
-                    _ => server_error(&e),
-                })?;
-            let producer_id = v
-                .get("producerId")
-                .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    ProtocolError::new(ErrorCode::ServerError, "produce returned no producerId")
-                })?
-                .to_owned();
+            let produce = TransportProduce {
+                transport_id: tid.clone(),
+                kind: p.kind,
+                rtp_parameters: p.rtp_parameters.clone(),
+                paused,
+                app_data: json!({ "peer": peer_id }),
+            };
+            let created = self.request(&produce).await.map_err(|e| match &e {
+                DaemonError::Refused {
+                    kind: ErrorKind::Unsupported | ErrorKind::InvalidData,
+                    reason,
+                    ..
+                } => ProtocolError::new(ErrorCode::Unsupported, reason.clone()),
+                _ => server_error(&e),
+            })?;
+            let producer_id = created.producer_id.0;
             let info = ProducerInfo {
                 producer_id: producer_id.clone(),
                 kind: p.kind,
@@ -175,10 +168,13 @@ impl Room {
 }
 
 /// A transport with dummy values, to validate an offer before creating a real one.
-fn placeholder_transport() -> TransportInfo {
-    use crate::daemon::params::{DtlsParameters, IceCandidate, IceParameters};
-    TransportInfo {
-        transport_id: random_id(),
+fn placeholder_transport() -> TransportCreated {
+    use sfu_control::params::{DtlsParameters, IceCandidate, IceParameters};
+    TransportCreated {
+        transport_id: random_id().into(),
+        ice_role: sfu_control::responses::IceRole::Controlled,
+        ice_state: sfu_control::params::IceState::New,
+        dtls_state: sfu_control::params::DtlsState::New,
         ice_parameters: IceParameters {
             username_fragment: "placeholder".into(),
             password: "placeholderplaceholder".into(),
@@ -188,12 +184,13 @@ fn placeholder_transport() -> TransportInfo {
             foundation: "0".into(),
             priority: 1,
             ip: "127.0.0.1".into(),
+            address: "127.0.0.1".into(),
             protocol: "udp".into(),
             port: 9,
             kind: "host".into(),
         }],
         dtls_parameters: DtlsParameters {
-            role: "auto".into(),
+            role: sfu_control::params::DtlsRole::Auto,
             fingerprints: vec![],
         },
     }

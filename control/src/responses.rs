@@ -1,0 +1,286 @@
+//! The `data` of each method's response.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
+use crate::params::{
+    DtlsParameters, DtlsState, IceCandidate, IceParameters, IceState, MediaKind, RtpParameters,
+    TransportTuple,
+};
+
+/// The `type` of a stats object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StatsType {
+    Worker,
+    Router,
+    WebrtcTransport,
+    InboundRtp,
+    OutboundRtp,
+}
+
+/// `worker.load`: what placement compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Load {
+    pub worker: usize,
+    pub workers: usize,
+    pub routers: usize,
+    pub transports: usize,
+    pub producers: usize,
+    pub consumers: usize,
+    /// Forwarded streams: what the least-loaded choice compares.
+    pub load: u64,
+}
+
+/// Datagrams the worker discarded, by class (docs/PROTOCOL.md, `worker.getStats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DropCounts {
+    pub unknown_protocol: u64,
+    pub malformed: u64,
+    pub stun_unknown_ufrag: u64,
+    pub stun_invalid: u64,
+    pub unknown_source: u64,
+    pub dtls_error: u64,
+    pub not_ready: u64,
+    pub srtp_auth: u64,
+    pub srtp_replay: u64,
+    pub unknown_ssrc: u64,
+    pub rtcp_malformed: u64,
+    pub srtp_ssrc_limit: u64,
+    pub protect_failed: u64,
+    pub send_failed: u64,
+}
+
+/// One cumulative latency bucket: datagrams at or below `le` microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatencyBucket {
+    pub le: u64,
+    pub count: u64,
+}
+
+/// `worker.getLatency`, and `forwardingLatency` in `worker.getStats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyReport {
+    /// Always "us".
+    pub unit: String,
+    pub count: u64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+    pub mean: f64,
+    /// The exact sum of microseconds.
+    pub sum: u64,
+    pub buckets: Vec<LatencyBucket>,
+}
+
+/// What the packet loop is doing or awaiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoopPhase {
+    Receive,
+    Send,
+    Flush,
+    Yield,
+}
+
+/// `packetLoop` in `worker.getStats`: tells a stuck loop from a silent network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PacketLoop {
+    pub iterations: u64,
+    pub phase: LoopPhase,
+    pub phase_ms: u64,
+    /// None before the first receive batch.
+    pub last_receive_ms_ago: Option<u64>,
+    pub timer_ticks: u64,
+    pub last_tick_ms_ago: Option<u64>,
+}
+
+/// `worker.getStats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerStats {
+    #[serde(rename = "type")]
+    pub kind: StatsType,
+    pub worker: usize,
+    pub listen: String,
+    pub rtp_packets_received: u64,
+    pub rtp_bytes_received: u64,
+    pub rtp_packets_sent: u64,
+    pub rtp_bytes_sent: u64,
+    pub dropped: DropCounts,
+    pub dropped_total: u64,
+    pub load: Load,
+    pub forwarding_latency: LatencyReport,
+    pub transports_created: u64,
+    pub dtls_failures: u64,
+    pub pli_received: u64,
+    pub fir_received: u64,
+    pub nack_received: u64,
+    pub key_frame_requests_sent: u64,
+    pub udp_datagrams_sent: u64,
+    pub udp_send_calls: u64,
+    pub udp_gso_datagrams: u64,
+    pub udp_send_errors: u64,
+    pub udp_send_blocked: u64,
+    pub udp_receive_batches: u64,
+    pub udp_datagrams_received: u64,
+    pub control_clients_dropped: u64,
+    /// The current producers' loss (RFC 3550 cumulative lost).
+    pub packets_lost: u64,
+    pub packet_loop: PacketLoop,
+}
+
+/// `router.create`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouterCreated {
+    pub router_id: RouterId,
+}
+
+/// `router.getStats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouterStats {
+    #[serde(rename = "type")]
+    pub kind: StatsType,
+    pub id: RouterId,
+    pub app_data: Value,
+    pub transports: Vec<TransportStats>,
+}
+
+/// The ICE role of the daemon's transports: always controlled (ICE-lite).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IceRole {
+    Controlled,
+}
+
+/// `transport.create`: everything SDP needs about the server side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransportCreated {
+    pub transport_id: TransportId,
+    pub ice_role: IceRole,
+    pub ice_parameters: IceParameters,
+    pub ice_candidates: Vec<IceCandidate>,
+    pub ice_state: IceState,
+    pub dtls_parameters: DtlsParameters,
+    pub dtls_state: DtlsState,
+}
+
+/// `transport.getStats` (and each of `router.getStats`' transports).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransportStats {
+    #[serde(rename = "type")]
+    pub kind: StatsType,
+    pub id: TransportId,
+    pub ice_state: IceState,
+    pub dtls_state: DtlsState,
+    /// None until ICE selected a tuple.
+    pub ice_selected_tuple: Option<TransportTuple>,
+    /// The SRTP protection profile once DTLS connected.
+    pub srtp_profile: Option<String>,
+    pub rtp_packets_received: u64,
+    pub rtp_bytes_received: u64,
+    pub rtp_packets_sent: u64,
+    pub rtp_bytes_sent: u64,
+    pub rtcp_packets_received: u64,
+    pub rtcp_packets_sent: u64,
+    pub packets_dropped: u64,
+    pub producers: usize,
+    pub consumers: usize,
+    /// Bits/s, once a consumer negotiated transport-wide-cc.
+    pub available_outgoing_bitrate: Option<u64>,
+    pub transport_cc_feedback_received: Option<u64>,
+    /// RTP packets (forwarded and retransmitted) the outgoing estimate has a record of.
+    pub transport_cc_packets_sent: Option<u64>,
+    /// The REMB value sent to a publisher without transport-cc.
+    pub available_incoming_bitrate: Option<u64>,
+    pub transport_cc_feedback_sent: Option<u64>,
+}
+
+/// `transport.produce`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProducerCreated {
+    pub producer_id: ProducerId,
+}
+
+/// The kind of consumer; only simple (one encoding in, one out) today.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsumerType {
+    Simple,
+}
+
+/// `transport.consume`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerCreated {
+    pub consumer_id: ConsumerId,
+    pub producer_id: ProducerId,
+    pub kind: MediaKind,
+    #[serde(rename = "type")]
+    pub consumer_type: ConsumerType,
+    pub producer_paused: bool,
+    pub rtp_parameters: RtpParameters,
+}
+
+/// `producer.getStats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProducerStats {
+    #[serde(rename = "type")]
+    pub kind: StatsType,
+    pub id: ProducerId,
+    #[serde(rename = "kind")]
+    pub media_kind: MediaKind,
+    pub ssrc: u32,
+    pub paused: bool,
+    pub packets_received: u64,
+    pub bytes_received: u64,
+    /// RFC 3550 cumulative number of packets lost.
+    pub packets_lost: u64,
+    pub jitter: u32,
+    pub key_frame_requests_sent: u64,
+    pub rtx_packets_received: u64,
+    pub duplicate_packets_received: u64,
+    pub nack_count: u64,
+    pub packets_recovered: u64,
+    pub packets_given_up: u64,
+    pub score: u8,
+    pub consumers: usize,
+}
+
+/// `consumer.getStats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerStats {
+    #[serde(rename = "type")]
+    pub kind: StatsType,
+    pub id: ConsumerId,
+    #[serde(rename = "kind")]
+    pub media_kind: MediaKind,
+    pub ssrc: u32,
+    pub paused: bool,
+    pub producer_paused: bool,
+    pub packets_sent: u64,
+    pub bytes_sent: u64,
+    pub pli_count: u64,
+    pub fir_count: u64,
+    pub nack_count: u64,
+    /// Milliseconds, from the subscriber's receiver reports; None before the first.
+    pub round_trip_time: Option<f64>,
+    /// The last receiver report's fraction lost (0-255, RFC 3550 6.4.1).
+    pub fraction_lost: u8,
+    pub packets_lost: u32,
+    pub rtx_ssrc: Option<u32>,
+    pub retransmitted_packets_sent: u64,
+    pub score: u8,
+}
