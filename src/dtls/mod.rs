@@ -155,33 +155,9 @@ pub fn check_records(datagram: &[u8]) -> Result<(), RecordCheck> {
     Ok(())
 }
 
-/// DTLS state as reported to the control client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DtlsState {
-    New,
-    Connecting,
-    Connected,
-    Failed,
-    Closed,
-}
-
-impl DtlsState {
-    /// The state as the control protocol has it.
-    pub fn wire(self) -> sfu_control::params::DtlsState {
-        match self {
-            Self::New => sfu_control::params::DtlsState::New,
-            Self::Connecting => sfu_control::params::DtlsState::Connecting,
-            Self::Connected => sfu_control::params::DtlsState::Connected,
-            Self::Failed => sfu_control::params::DtlsState::Failed,
-            Self::Closed => sfu_control::params::DtlsState::Closed,
-        }
-    }
-
-    /// The wire name.
-    pub fn name(self) -> &'static str {
-        self.wire().name()
-    }
-}
+/// A transport's DTLS state: the control protocol's type, so what the daemon tracks is
+/// what it reports.
+pub use sfu_control::params::DtlsState;
 
 /// What a DTLS input led to.
 #[derive(Debug)]

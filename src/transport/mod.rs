@@ -211,7 +211,7 @@ impl WebRtcTransport {
             kind: StatsType::WebrtcTransport,
             id: self.id.clone(),
             ice_state: ice_state(self.ice.state()),
-            dtls_state: self.dtls.state().wire(),
+            dtls_state: self.dtls.state(),
             ice_selected_tuple: self.tuple(local),
             srtp_profile: self.srtp_out.as_ref().map(|c| format!("{:?}", c.profile())),
             rtp_packets_received: self.rtp_in.packets,

@@ -424,13 +424,7 @@ impl WorkerCore {
         if state == DtlsState::Failed {
             self.totals.dtls_failures += 1;
         }
-        self.notify(
-            router,
-            id,
-            Event::DtlsStateChange {
-                dtls_state: state.wire(),
-            },
-        );
+        self.notify(router, id, Event::DtlsStateChange { dtls_state: state });
         if state == DtlsState::Connected {
             // Subscribers can decrypt from now on: get them a keyframe.
             let producers: Vec<ProducerKey> = self

@@ -349,7 +349,7 @@ impl WorkerCore {
                     value: self.identity.fingerprint_sha256().to_owned(),
                 }],
             },
-            dtls_state: sfu_control::params::DtlsState::New,
+            dtls_state: DtlsState::New,
         }))
     }
 
