@@ -100,6 +100,33 @@ pub struct PacketLoop {
     pub last_tick_ms_ago: Option<u64>,
 }
 
+/// Worker-wide counters that only grow (entities come and go; these outlive them). The
+/// daemon counts into this very struct; `worker.getStats` carries it flattened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerTotals {
+    pub transports_created: u64,
+    pub dtls_failures: u64,
+    pub pli_received: u64,
+    pub fir_received: u64,
+    pub nack_received: u64,
+    pub key_frame_requests_sent: u64,
+    /// UDP datagrams the kernel accepted, the send calls that took them, how many went
+    /// in UDP GSO super-datagrams (fan-out efficiency), and datagrams it refused.
+    pub udp_datagrams_sent: u64,
+    pub udp_send_calls: u64,
+    pub udp_gso_datagrams: u64,
+    pub udp_send_errors: u64,
+    /// Datagrams that met a full send buffer and waited for room.
+    pub udp_send_blocked: u64,
+    /// Receive batches (`recvmmsg` calls that returned datagrams) and their datagrams.
+    pub udp_receive_batches: u64,
+    pub udp_datagrams_received: u64,
+    /// Control connections disconnected because they did not read what was queued for
+    /// them (the daemon's writer-queue bound).
+    pub control_clients_dropped: u64,
+}
+
 /// `worker.getStats`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -116,20 +143,8 @@ pub struct WorkerStats {
     pub dropped_total: u64,
     pub load: Load,
     pub forwarding_latency: LatencyReport,
-    pub transports_created: u64,
-    pub dtls_failures: u64,
-    pub pli_received: u64,
-    pub fir_received: u64,
-    pub nack_received: u64,
-    pub key_frame_requests_sent: u64,
-    pub udp_datagrams_sent: u64,
-    pub udp_send_calls: u64,
-    pub udp_gso_datagrams: u64,
-    pub udp_send_errors: u64,
-    pub udp_send_blocked: u64,
-    pub udp_receive_batches: u64,
-    pub udp_datagrams_received: u64,
-    pub control_clients_dropped: u64,
+    #[serde(flatten)]
+    pub totals: WorkerTotals,
     /// The current producers' loss (RFC 3550 cumulative lost).
     pub packets_lost: u64,
     pub packet_loop: PacketLoop,

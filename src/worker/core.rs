@@ -31,30 +31,9 @@ use crate::worker::liveness::Liveness;
 use crate::worker::ownership::AdminConns;
 use crate::worker::timers::{TimerKey, Timers};
 
-/// Worker-wide counters that outlive the entities they count.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct WorkerTotals {
-    pub dtls_failures: u64,
-    pub plis_received: u64,
-    pub firs_received: u64,
-    pub nacks_received: u64,
-    pub keyframe_requests_sent: u64,
-    pub transports_created: u64,
-    /// Control connections disconnected because they did not read what was queued for
-    /// them (the shell's writer-queue bound).
-    pub control_clients_dropped: u64,
-    /// UDP datagrams the kernel accepted, the send calls that took them, how many went
-    /// in UDP GSO super-datagrams (fan-out efficiency), and datagrams it refused.
-    pub udp_datagrams_sent: u64,
-    pub udp_send_calls: u64,
-    pub udp_gso_datagrams: u64,
-    pub udp_send_errors: u64,
-    /// Datagrams that met a full send buffer and waited for room (`SendReport::blocked`).
-    pub udp_send_blocked: u64,
-    /// Receive batches (`recvmmsg` calls that returned datagrams) and their datagrams.
-    pub udp_receive_batches: u64,
-    pub udp_datagrams_received: u64,
-}
+/// Worker-wide counters that outlive the entities they count (reported as they are by
+/// `worker.getStats`).
+pub use sfu_control::responses::WorkerTotals;
 
 /// Interval of sender/receiver reports per transport (RFC 3550 6.2 allows this for a
 /// few streams per session; browsers send about once a second too).

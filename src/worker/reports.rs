@@ -57,7 +57,7 @@ impl WorkerCore {
                     return;
                 };
                 c.on_pli();
-                self.totals.plis_received += 1;
+                self.totals.pli_received += 1;
                 let pk = c.producer();
                 self.request_keyframe(now, pk, out);
             }
@@ -71,7 +71,7 @@ impl WorkerCore {
                         continue;
                     };
                     c.on_fir();
-                    self.totals.firs_received += 1;
+                    self.totals.fir_received += 1;
                     let pk = c.producer();
                     self.request_keyframe(now, pk, out);
                 }
@@ -84,7 +84,7 @@ impl WorkerCore {
                 };
                 if let Some(c) = self.consumers.get_mut(ck) {
                     c.on_nack();
-                    self.totals.nacks_received += 1;
+                    self.totals.nack_received += 1;
                 }
                 self.retransmit(now, ck, &lost, out);
             }
@@ -149,7 +149,7 @@ impl WorkerCore {
             self.reschedule_producer(pk);
             return;
         }
-        self.totals.keyframe_requests_sent += 1;
+        self.totals.key_frame_requests_sent += 1;
         let media_ssrc = p.ssrc();
         let (use_fir, fir_seq) = p.keyframe_request_form();
         let Some(t) = self.transports.get_mut(p.transport()) else {
