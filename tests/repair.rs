@@ -27,34 +27,7 @@ fn five_percent_loss_each_way_is_repaired() {
     let ts = room.transport(&mut sub);
     let mut ctl = room.ctl;
 
-    let vp8 = publisher.pt(Codec::Vp8);
-    let params = publisher
-        .rtc
-        .codec_config()
-        .iter()
-        .find(|p| p.spec().codec == Codec::Vp8)
-        .cloned()
-        .unwrap();
-    let rtx = *params.resend().expect("str0m offers RTX for VP8");
-    {
-        let mut api = publisher.rtc.direct_api();
-        api.declare_media("v".into(), MediaKind::Video);
-        api.declare_stream_tx(VIDEO_SSRC.into(), Some(RTX_SSRC.into()), "v".into(), None);
-    }
-    let nack_fb = json!([{ "type": "nack" }, { "type": "nack", "parameter": "pli" }]);
-    let pv = ctl.ok(
-        "transport.produce",
-        Some(&tp),
-        json!({ "kind": "video", "rtpParameters": {
-            "mid": "v",
-            "codecs": [
-                { "mimeType": "video/VP8", "payloadType": vp8, "clockRate": 90000, "rtcpFeedback": nack_fb },
-                { "mimeType": "video/rtx", "payloadType": rtx, "clockRate": 90000, "parameters": { "apt": vp8 } }],
-            "encodings": [{ "ssrc": VIDEO_SSRC, "rtx": { "ssrc": RTX_SSRC } }] } }),
-    )["producerId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (pv, vp8) = produce_vp8_with_rtx(&mut ctl, &mut publisher, &tp);
 
     let (sub_vp8, sub_rtx) = (sub.pt(Codec::Vp8), {
         let p = sub
@@ -67,7 +40,7 @@ fn five_percent_loss_each_way_is_repaired() {
         *p.resend().unwrap()
     });
     let caps = json!({ "codecs": [
-        { "kind": "video", "mimeType": "video/VP8", "preferredPayloadType": sub_vp8, "clockRate": 90000, "rtcpFeedback": nack_fb },
+        { "kind": "video", "mimeType": "video/VP8", "preferredPayloadType": sub_vp8, "clockRate": 90000, "rtcpFeedback": nack_fb() },
         { "kind": "video", "mimeType": "video/rtx", "preferredPayloadType": sub_rtx, "clockRate": 90000, "parameters": { "apt": sub_vp8 } }] });
     let c = ctl.ok(
         "transport.consume",
@@ -228,33 +201,7 @@ fn retransmission_carries_the_subscribers_transport_wide_sequence() {
 
     // The publisher sends no transport-wide numbers the daemon knows of: every number
     // the subscriber sees is the daemon's own.
-    let vp8 = publisher.pt(Codec::Vp8);
-    let rtx = *publisher
-        .rtc
-        .codec_config()
-        .iter()
-        .find(|p| p.spec().codec == Codec::Vp8)
-        .and_then(|p| p.resend())
-        .expect("str0m offers RTX for VP8");
-    {
-        let mut api = publisher.rtc.direct_api();
-        api.declare_media("v".into(), MediaKind::Video);
-        api.declare_stream_tx(VIDEO_SSRC.into(), Some(RTX_SSRC.into()), "v".into(), None);
-    }
-    let nack_fb = json!([{ "type": "nack" }, { "type": "nack", "parameter": "pli" }]);
-    let pv = ctl.ok(
-        "transport.produce",
-        Some(&tp),
-        json!({ "kind": "video", "rtpParameters": {
-            "mid": "v",
-            "codecs": [
-                { "mimeType": "video/VP8", "payloadType": vp8, "clockRate": 90000, "rtcpFeedback": nack_fb },
-                { "mimeType": "video/rtx", "payloadType": rtx, "clockRate": 90000, "parameters": { "apt": vp8 } }],
-            "encodings": [{ "ssrc": VIDEO_SSRC, "rtx": { "ssrc": RTX_SSRC } }] } }),
-    )["producerId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (pv, vp8) = produce_vp8_with_rtx(&mut ctl, &mut publisher, &tp);
 
     let sub_vp8 = sub.pt(Codec::Vp8);
     let sub_rtx = *sub
@@ -393,4 +340,41 @@ fn retransmission_carries_the_subscribers_transport_wide_sequence() {
         "{sent} RTP packets ({} RTX, {repaired} repaired) numbered {first}..={last}; {t}",
         rtx_numbers.len()
     );
+}
+
+/// Publishes VP8 from `publisher` on transport `tp` with RTX (RFC 4588) and NACK/PLI
+/// feedback; returns the producer id and the VP8 payload type.
+fn produce_vp8_with_rtx(ctl: &mut Control, publisher: &mut Peer, tp: &str) -> (String, u8) {
+    let vp8 = publisher.pt(Codec::Vp8);
+    let rtx = *publisher
+        .rtc
+        .codec_config()
+        .iter()
+        .find(|p| p.spec().codec == Codec::Vp8)
+        .and_then(|p| p.resend())
+        .expect("str0m offers RTX for VP8");
+    {
+        let mut api = publisher.rtc.direct_api();
+        api.declare_media("v".into(), MediaKind::Video);
+        api.declare_stream_tx(VIDEO_SSRC.into(), Some(RTX_SSRC.into()), "v".into(), None);
+    }
+    let pv = ctl.ok(
+        "transport.produce",
+        Some(tp),
+        json!({ "kind": "video", "rtpParameters": {
+            "mid": "v",
+            "codecs": [
+                { "mimeType": "video/VP8", "payloadType": vp8, "clockRate": 90000, "rtcpFeedback": nack_fb() },
+                { "mimeType": "video/rtx", "payloadType": rtx, "clockRate": 90000, "parameters": { "apt": vp8 } }],
+            "encodings": [{ "ssrc": VIDEO_SSRC, "rtx": { "ssrc": RTX_SSRC } }] } }),
+    )["producerId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (pv, vp8)
+}
+
+/// The feedback both sides negotiate for video: NACK and PLI.
+fn nack_fb() -> serde_json::Value {
+    json!([{ "type": "nack" }, { "type": "nack", "parameter": "pli" }])
 }
