@@ -2,6 +2,8 @@
 //! with a `type`. Client messages are parsed in two steps so that each kind of bad input
 //! gets its own error code: JSON, then `type`, then the fields of that type.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -120,7 +122,7 @@ impl ClientMessage {
 }
 
 /// Error codes sent in `error` messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ErrorCode {
     /// The message is not JSON.
     BadJson,
@@ -181,7 +183,7 @@ impl From<crate::sdp::SdpError> for ProtocolError {
 }
 
 /// A participant as others see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PeerInfo {
     pub peer_id: String,
@@ -191,7 +193,7 @@ pub struct PeerInfo {
 }
 
 /// A published track.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProducerInfo {
     pub producer_id: String,
@@ -200,7 +202,7 @@ pub struct ProducerInfo {
 }
 
 /// A consumer in a receive-side offer: which m-line shows whose track.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsumerView {
     pub mid: String,
@@ -211,15 +213,16 @@ pub struct ConsumerView {
 }
 
 /// Which of a participant's two peer connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     Send,
     Recv,
 }
 
-/// Messages the server sends.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Messages the server sends. (Deserialize is for pages' counterparts in tests and the
+/// golden test of PROTOCOL.md's examples; the server only writes them.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(
     tag = "type",
     rename_all = "camelCase",
@@ -295,8 +298,8 @@ pub enum ServerMessage {
     Error {
         code: ErrorCode,
         message: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        in_reply_to: Option<&'static str>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        in_reply_to: Option<Cow<'static, str>>,
     },
 }
 
@@ -306,7 +309,7 @@ impl ServerMessage {
         Self::Error {
             code: e.code,
             message: e.message,
-            in_reply_to,
+            in_reply_to: in_reply_to.map(Cow::Borrowed),
         }
     }
 }
