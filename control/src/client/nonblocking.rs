@@ -27,10 +27,14 @@ pub type Events = mpsc::UnboundedReceiver<Notification>;
 
 type Reply = oneshot::Sender<Result<Value, ClientError>>;
 
+/// Requests queued for the writer at most: past it, `request` waits for the socket
+/// (backpressure toward the callers) instead of queueing without bound.
+const WRITE_QUEUE: usize = 1024;
+
 /// A handle to one control connection; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AsyncClient {
-    writes: mpsc::UnboundedSender<Vec<u8>>,
+    writes: mpsc::Sender<Vec<u8>>,
     shared: Arc<Shared>,
 }
 
@@ -73,7 +77,7 @@ impl AsyncClient {
     /// A client over a connected stream.
     pub fn new(stream: UnixStream) -> (Self, Events) {
         let (rd, wr) = stream.into_split();
-        let (writes, frames) = mpsc::unbounded_channel();
+        let (writes, frames) = mpsc::channel(WRITE_QUEUE);
         let (events_tx, events) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             next_id: AtomicU64::new(1),
@@ -93,7 +97,9 @@ impl AsyncClient {
         let (reply, rx) = oneshot::channel();
         // Registered before writing: the response cannot overtake its registration.
         lock(&self.shared.pending).insert(id, (R::METHOD, reply));
-        if self.shared.closed.load(Ordering::SeqCst) || self.writes.send(encode(&body)).is_err() {
+        if self.shared.closed.load(Ordering::SeqCst)
+            || self.writes.send(encode(&body)).await.is_err()
+        {
             lock(&self.shared.pending).remove(&id);
             return Err(ClientError::Closed);
         }
@@ -116,11 +122,7 @@ impl AsyncClient {
     }
 }
 
-async fn writer(
-    mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
-    mut wr: OwnedWriteHalf,
-    shared: Arc<Shared>,
-) {
+async fn writer(mut frames: mpsc::Receiver<Vec<u8>>, mut wr: OwnedWriteHalf, shared: Arc<Shared>) {
     while let Some(frame) = frames.recv().await {
         if wr.write_all(&frame).await.is_err() {
             break;
