@@ -42,21 +42,7 @@ fn five_percent_loss_each_way_is_repaired() {
     let caps = json!({ "codecs": [
         { "kind": "video", "mimeType": "video/VP8", "preferredPayloadType": sub_vp8, "clockRate": 90000, "rtcpFeedback": nack_fb() },
         { "kind": "video", "mimeType": "video/rtx", "preferredPayloadType": sub_rtx, "clockRate": 90000, "parameters": { "apt": sub_vp8 } }] });
-    let c = ctl.ok(
-        "transport.consume",
-        Some(&ts),
-        json!({ "producerId": pv, "rtpCapabilities": caps }),
-    );
-    let cv = c["consumerId"].as_str().unwrap().to_owned();
-    let ssrc = c["rtpParameters"]["encodings"][0]["ssrc"].as_u64().unwrap() as u32;
-    let rtx_ssrc = c["rtpParameters"]["encodings"][0]["rtx"]["ssrc"]
-        .as_u64()
-        .expect("consumer negotiated RTX") as u32;
-    {
-        let mut api = sub.rtc.direct_api();
-        api.declare_media("v".into(), MediaKind::Video);
-        api.expect_stream_rx(ssrc.into(), Some(rtx_ssrc.into()), "v".into(), None);
-    }
+    let (_, cv, ssrc, _) = consume_vp8_with_rtx(&mut ctl, &mut sub, &ts, &pv, caps);
     wait_connected(&mut [&mut publisher, &mut sub]);
     wait_dtls_connected(&mut ctl, &tp);
     wait_dtls_connected(&mut ctl, &ts);
@@ -221,25 +207,11 @@ fn retransmission_carries_the_subscribers_transport_wide_sequence() {
             { "kind": "video", "mimeType": "video/VP8", "preferredPayloadType": sub_vp8, "clockRate": 90000, "rtcpFeedback": sub_fb },
             { "kind": "video", "mimeType": "video/rtx", "preferredPayloadType": sub_rtx, "clockRate": 90000, "parameters": { "apt": sub_vp8 } }],
         "headerExtensions": [{ "kind": "video", "uri": TWCC, "preferredId": SUB_TWCC_ID }] });
-    let c = ctl.ok(
-        "transport.consume",
-        Some(&ts),
-        json!({ "producerId": pv, "rtpCapabilities": caps }),
-    );
+    let (c, cv, _, rtx_ssrc) = consume_vp8_with_rtx(&mut ctl, &mut sub, &ts, &pv, caps);
     assert_eq!(
         c["rtpParameters"]["headerExtensions"][0]["uri"], TWCC,
         "{c}"
     );
-    let cv = c["consumerId"].as_str().unwrap().to_owned();
-    let ssrc = c["rtpParameters"]["encodings"][0]["ssrc"].as_u64().unwrap() as u32;
-    let rtx_ssrc = c["rtpParameters"]["encodings"][0]["rtx"]["ssrc"]
-        .as_u64()
-        .expect("consumer negotiated RTX") as u32;
-    {
-        let mut api = sub.rtc.direct_api();
-        api.declare_media("v".into(), MediaKind::Video);
-        api.expect_stream_rx(ssrc.into(), Some(rtx_ssrc.into()), "v".into(), None);
-    }
     wait_connected(&mut [&mut publisher, &mut sub]);
     wait_dtls_connected(&mut ctl, &tp);
     wait_dtls_connected(&mut ctl, &ts);
@@ -381,4 +353,32 @@ fn produce_vp8_with_rtx(ctl: &mut Control, publisher: &mut Peer, tp: &str) -> (S
 /// The feedback both sides negotiate for video: NACK and PLI.
 fn nack_fb() -> serde_json::Value {
     json!([{ "type": "nack" }, { "type": "nack", "parameter": "pli" }])
+}
+
+/// Consumes producer `pv` on the subscriber's transport `ts` with `caps` (VP8 with RTX)
+/// and has the subscriber expect the stream; returns the response, the consumer id and
+/// its media and RTX SSRCs.
+fn consume_vp8_with_rtx(
+    ctl: &mut Control,
+    sub: &mut Peer,
+    ts: &str,
+    pv: &str,
+    caps: serde_json::Value,
+) -> (serde_json::Value, String, u32, u32) {
+    let c = ctl.ok(
+        "transport.consume",
+        Some(ts),
+        json!({ "producerId": pv, "rtpCapabilities": caps }),
+    );
+    let cv = c["consumerId"].as_str().unwrap().to_owned();
+    let ssrc = c["rtpParameters"]["encodings"][0]["ssrc"].as_u64().unwrap() as u32;
+    let rtx_ssrc = c["rtpParameters"]["encodings"][0]["rtx"]["ssrc"]
+        .as_u64()
+        .expect("consumer negotiated RTX") as u32;
+    {
+        let mut api = sub.rtc.direct_api();
+        api.declare_media("v".into(), MediaKind::Video);
+        api.expect_stream_rx(ssrc.into(), Some(rtx_ssrc.into()), "v".into(), None);
+    }
+    (c, cv, ssrc, rtx_ssrc)
 }
