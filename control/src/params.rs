@@ -167,6 +167,9 @@ pub struct RtpEncodingParameters {
     pub rtx: Option<RtxParameters>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_bitrate: Option<u32>,
+    /// Spatial and temporal layers, e.g. "L3T3" (a simulcast consumer's encoding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scalability_mode: Option<String>,
 }
 
 /// RTCP parameters of a stream. `reducedSize` and `mux` default to true, as in
