@@ -35,7 +35,7 @@ pub mod rtx;
 mod vp8;
 
 pub use extension::{find_extension, remap_extensions, ExtensionMap};
-pub use vp8::is_vp8_keyframe;
+pub use vp8::{is_vp8_keyframe, PictureId, Vp8Descriptor};
 
 /// Fixed part of the RTP header (RFC 3550 5.1).
 pub const FIXED_HEADER_LEN: usize = 12;
