@@ -9,6 +9,7 @@
 //! mediasoup's `SimpleConsumer` / `SimulcastConsumer` / `PipeConsumer`) is in the
 //! variant and dispatched by a `match`, never a trait object, on the packet path.
 
+mod counter_map;
 mod egress;
 mod simple;
 
