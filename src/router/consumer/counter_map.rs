@@ -59,6 +59,11 @@ impl CounterMap {
         }
     }
 
+    /// The counter width in bits.
+    pub(super) fn bits(&self) -> u32 {
+        self.bits
+    }
+
     fn mask(&self) -> u16 {
         ((1u32 << self.bits) - 1) as u16
     }
