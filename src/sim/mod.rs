@@ -22,6 +22,7 @@ mod trace;
 mod churn_tests;
 mod fanout_tests;
 mod scenarios;
+mod simulcast_tests;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
