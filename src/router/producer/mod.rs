@@ -59,6 +59,15 @@ pub struct Ingested {
     pub layer: u8,
 }
 
+/// Which of a producer's RTP streams a packet came on: an encoding's media stream, or
+/// (`rtx`) its RTX stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerStream {
+    /// The spatial layer (encoding, 0 = lowest).
+    pub layer: u8,
+    pub rtx: bool,
+}
+
 /// One incoming track.
 #[derive(Debug)]
 pub struct Producer {
@@ -316,14 +325,13 @@ impl Producer {
             .map(|(_, r)| *r)
     }
 
-    /// The ingest of one packet of layer `layer`'s media stream, or with `rtx` of its
-    /// RTX stream, unprotected and parsed as `hdr` in `buf[..len]`, arrived `micros`
+    /// The ingest of one packet of `stream` (an encoding's media or RTX stream),
+    /// unprotected and parsed as `hdr` in `buf[..len]`, arrived `micros`
     /// after the core's epoch: turns RTX back into the original packet (RFC 4588),
     /// drops duplicates, keeps it for retransmission and in the encoding's receive
     /// statistics. Returns the packet to forward, `Ok(None)` when there is nothing to
     /// forward (a duplicate, a padding-only probe, RTX for a stream whose SSRC is not
     /// known yet, a paused producer), or the reason for a counted drop.
-    #[allow(clippy::too_many_arguments)]
     pub fn receive_rtp(
         &mut self,
         now: Instant,
@@ -331,11 +339,10 @@ impl Producer {
         buf: &mut [u8],
         len: usize,
         hdr: RtpHeader,
-        layer: u8,
-        rtx: bool,
+        stream: LayerStream,
     ) -> Result<Option<Ingested>, DropReason> {
-        let (mut len, mut hdr) = (len, hdr);
-        if rtx {
+        let (mut len, mut hdr, layer) = (len, hdr, stream.layer);
+        if stream.rtx {
             let media_pt = self
                 .rtx_pts
                 .iter()
