@@ -21,7 +21,6 @@ use sfu_control::responses::{ProducerStats, StatsType};
 use crate::channel::params::{MediaKind, RtpParameters};
 use crate::ids::{ProducerId, RouterId};
 use crate::router::negotiate::{KeyframeCodec, ProducerStream, StreamIdExtensions};
-use crate::router::recv_stats::RecvStats;
 use crate::router::rtx_buffer::RetransmissionBuffer;
 use crate::router::{ConsumerKey, TransportKey};
 use crate::rtcp::ReportBlock;
@@ -265,19 +264,16 @@ impl Producer {
         self.consumers.retain(|k| *k != ck);
     }
 
-    /// Receive statistics of the lowest layer.
-    pub fn recv(&self) -> &RecvStats {
-        self.encodings
-            .first()
-            .map(Encoding::recv)
-            .unwrap_or(&EMPTY_RECV)
-    }
-
     /// Packets expected and received over all encodings (REMB's loss input).
     pub fn expected_and_received(&self) -> (u64, u64) {
         self.encodings.iter().fold((0, 0), |(e, r), x| {
             (e + x.recv().expected(), r + x.recv().received())
         })
+    }
+
+    /// RFC 3550 cumulative packets lost, over all encodings.
+    pub fn packets_lost(&self) -> u64 {
+        self.encodings.iter().map(|e| e.recv().lost()).sum()
     }
 
     /// Packets and bytes received on all encodings (RTX unwrapped, duplicates not
@@ -499,8 +495,8 @@ impl Producer {
             paused: self.paused,
             packets_received: traffic.packets,
             bytes_received: traffic.bytes,
-            packets_lost: sum(|e| e.recv().lost()),
-            jitter: self.recv().jitter(),
+            packets_lost: self.packets_lost(),
+            jitter: self.encodings.first().map_or(0, |e| e.recv().jitter()),
             key_frame_requests_sent: sum(Encoding::keyframe_requests_sent),
             rtx_packets_received: sum(Encoding::rtx_packets),
             duplicate_packets_received: sum(Encoding::duplicates),
@@ -518,9 +514,6 @@ impl Producer {
         }
     }
 }
-
-/// What a producer without encodings (which validation never creates) reports.
-static EMPTY_RECV: RecvStats = RecvStats::EMPTY;
 
 #[cfg(test)]
 mod tests;
