@@ -208,6 +208,7 @@ impl SimPeer {
             Event::KeyframeRequest(k) => records.push(Record::KeyframeRequest {
                 peer,
                 mid: k.mid.to_string(),
+                rid: k.rid.map(|r| r.to_string()),
             }),
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 let bps = estimate.as_u64();

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use sfu_control::params::{self, RtpParameters};
-use sfu_control::requests::{ProducerGetStats, TransportProduce, WorkerGetStats};
+use sfu_control::requests::{
+    ProducerGetStats, ProducerPause, ProducerResume, TransportProduce, WorkerGetStats,
+};
 use str0m::format::Codec;
 
 use super::*;
@@ -160,4 +162,21 @@ fn rid_only_simulcast_is_latched_and_repaired_per_encoding() {
         trace.nacked("pub", false) > 0,
         "the core NACKs the publisher"
     );
+
+    // A resumed producer asks for a keyframe of its lowest layer: the PLI carries the SSRC
+    // learnt for rid "q", which str0m maps back to that rid.
+    let requests = |sim: &Sim| -> Vec<Option<String>> {
+        sim.trace()
+            .records()
+            .filter_map(|r| match r {
+                Record::KeyframeRequest { peer, rid, .. } if peer == "pub" => Some(rid.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let before = requests(&sim).len();
+    sim.ok(&ProducerPause::new(producer.as_str()));
+    sim.ok(&ProducerResume::new(producer.as_str()));
+    sim.run_for(Duration::from_millis(100));
+    assert_eq!(requests(&sim)[before..], [Some("q".to_owned())]);
 }
