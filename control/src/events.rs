@@ -4,6 +4,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+use crate::ids::ProducerId;
 use crate::params::{DtlsState, IceState, TransportTuple};
 
 /// Every event a worker notifies (docs/PROTOCOL.md, "Notifications").
@@ -55,6 +56,11 @@ pub enum Event {
     },
     /// The worker is stopping; everything in the router is closed.
     WorkerClose,
+    /// An active-speaker observer's dominant speaker changed (target: the observer).
+    DominantSpeaker {
+        #[serde(rename = "producerId")]
+        producer_id: ProducerId,
+    },
 }
 
 impl Event {
@@ -72,6 +78,7 @@ impl Event {
             Self::ProducerResume => "producerresume",
             Self::Score { .. } => "score",
             Self::WorkerClose => "workerclose",
+            Self::DominantSpeaker { .. } => "dominantspeaker",
         }
     }
 }

@@ -24,11 +24,17 @@ pub enum Method {
     ConsumerClose,
     ConsumerGetStats,
     ConsumerRequestKeyFrame,
+    RouterCreateActiveSpeakerObserver,
+    RtpObserverAddProducer,
+    RtpObserverRemoveProducer,
+    RtpObserverPause,
+    RtpObserverResume,
+    RtpObserverClose,
 }
 
 impl Method {
     /// Every method with its wire name.
-    pub const ALL: [(&'static str, Self); 21] = [
+    pub const ALL: [(&'static str, Self); 27] = [
         ("worker.load", Self::WorkerLoad),
         ("worker.getStats", Self::WorkerGetStats),
         ("worker.getLatency", Self::WorkerGetLatency),
@@ -50,6 +56,18 @@ impl Method {
         ("consumer.close", Self::ConsumerClose),
         ("consumer.getStats", Self::ConsumerGetStats),
         ("consumer.requestKeyFrame", Self::ConsumerRequestKeyFrame),
+        (
+            "router.createActiveSpeakerObserver",
+            Self::RouterCreateActiveSpeakerObserver,
+        ),
+        ("rtpObserver.addProducer", Self::RtpObserverAddProducer),
+        (
+            "rtpObserver.removeProducer",
+            Self::RtpObserverRemoveProducer,
+        ),
+        ("rtpObserver.pause", Self::RtpObserverPause),
+        ("rtpObserver.resume", Self::RtpObserverResume),
+        ("rtpObserver.close", Self::RtpObserverClose),
     ];
 
     /// Parses a wire name.

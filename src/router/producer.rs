@@ -18,6 +18,7 @@ use crate::router::rtx_buffer::RetransmissionBuffer;
 use crate::router::score::ScoreTracker;
 use crate::router::{ConsumerKey, TransportKey};
 use crate::rtcp::ReportBlock;
+use crate::rtp::audio_level::{AudioLevel, AudioLevels};
 use crate::rtp::rtx::unwrap_rtx;
 use crate::rtp::{is_vp8_keyframe, RtpHeader};
 use crate::stats::{DropReason, Traffic};
@@ -89,6 +90,8 @@ pub struct Producer {
     rtx_buffer: Option<RetransmissionBuffer>,
     duplicates: u64,
     score: ScoreTracker,
+    /// The publisher's audio levels (RFC 6464), for active-speaker detection.
+    audio_levels: AudioLevels,
 }
 
 impl Producer {
@@ -103,6 +106,7 @@ impl Producer {
             })
         };
         let uses_fir = !accepts("nack", "pli") && accepts("ccm", "fir");
+        let audio_levels = AudioLevels::new(p.kind, &p.rtp_parameters);
         Self {
             id: p.id,
             kind: p.kind,
@@ -129,6 +133,7 @@ impl Producer {
             rtx_buffer: (p.kind == MediaKind::Video).then(RetransmissionBuffer::default),
             duplicates: 0,
             score: ScoreTracker::new(0),
+            audio_levels,
         }
     }
 
@@ -290,6 +295,12 @@ impl Producer {
         }))
     }
 
+    /// The publisher's audio levels, read from each packet it forwards
+    /// (`worker::rtp_observers`).
+    pub fn audio_levels_mut(&mut self) -> &mut AudioLevels {
+        &mut self.audio_levels
+    }
+
     /// The packets kept for answering consumers' NACKs (video producers).
     pub fn retransmission_buffer(&self) -> Option<&RetransmissionBuffer> {
         self.rtx_buffer.as_ref()
@@ -397,6 +408,7 @@ impl Producer {
             packets_given_up: self.nack.as_ref().map_or(0, |n| n.stats().given_up),
             score: self.score.current(),
             consumers: self.consumers.len(),
+            audio_level: self.audio_levels.last().map(AudioLevel::dbov),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! A transport's deadline is the earliest of its ICE consent expiry, DTLS
 //! retransmission, next RTCP report, transport-cc feedback and REMB; a producer's the
 //! earliest of its NACK (first request or retry) and its deferred keyframe request
-//! (`Producer::poll_timeout`). Whatever can make a deadline earlier lowers it where it
+//! (`Producer::poll_timeout`); an active-speaker observer's its next comparison. Whatever can make a deadline earlier lowers it where it
 //! happens: the packet path (a gap to NACK, transport-cc packets pending), STUN and DTLS
 //! datagrams, a throttled keyframe request. A control request can change any entity, so
 //! it asks for one rescan of all of them at the next timeout, which it makes due at
@@ -25,7 +25,7 @@ use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use crate::batch::SendBatch;
-use crate::router::{Producer, ProducerKey, TransportKey};
+use crate::router::{Producer, ProducerKey, RtpObserverKey, TransportKey};
 use crate::transport::WebRtcTransport;
 use crate::worker::core::WorkerCore;
 
@@ -34,6 +34,8 @@ use crate::worker::core::WorkerCore;
 pub(crate) enum TimerKey {
     Transport(TransportKey),
     Producer(ProducerKey),
+    /// An active-speaker observer's next comparison (`worker::rtp_observers`).
+    RtpObserver(RtpObserverKey),
 }
 
 /// A deadline that was still due right after its entity ran (work it could not do, for
@@ -48,6 +50,7 @@ pub(crate) struct Timers {
     /// The deadline each transport / producer (by slab key) is scheduled at.
     transports: Vec<Option<Instant>>,
     producers: Vec<Option<Instant>>,
+    observers: Vec<Option<Instant>>,
     /// A control request ran at this time: every deadline is recomputed at the next
     /// timeout.
     rescan: Option<Instant>,
@@ -60,6 +63,7 @@ impl Timers {
         let (slots, i) = match key {
             TimerKey::Transport(k) => (&mut self.transports, k),
             TimerKey::Producer(k) => (&mut self.producers, k),
+            TimerKey::RtpObserver(k) => (&mut self.observers, k),
         };
         if slots.len() <= i {
             slots.resize(i + 1, None);
@@ -161,6 +165,7 @@ impl WorkerCore {
             match key {
                 TimerKey::Transport(tk) => self.transport_timeout(now, tk, out),
                 TimerKey::Producer(pk) => self.producer_timeout(now, pk, out),
+                TimerKey::RtpObserver(ok) => self.rtp_observer_timeout(now, ok),
             }
         }
         for &key in &due {
@@ -170,6 +175,7 @@ impl WorkerCore {
                     .get(tk)
                     .and_then(|t| transport_deadline(t, now)),
                 TimerKey::Producer(pk) => self.producers.get(pk).and_then(Producer::poll_timeout),
+                TimerKey::RtpObserver(ok) => self.rtp_observers.deadline(ok),
             };
             let at = at.map(|at| at.max(now + RETRY_DUE));
             self.timers.set(key, at);
@@ -186,6 +192,9 @@ impl WorkerCore {
         }
         for (pk, p) in &self.producers {
             self.timers.set(TimerKey::Producer(pk), p.poll_timeout());
+        }
+        for (ok, o) in &self.rtp_observers.slab {
+            self.timers.set(TimerKey::RtpObserver(ok), o.poll_timeout());
         }
     }
 
