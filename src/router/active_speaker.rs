@@ -53,6 +53,7 @@ const MEDIUM_FRAMES: usize = 5;
 const LONG_BLOCKS: usize = 10;
 /// The history kept per speaker: one long window (1 s).
 const HISTORY: usize = MEDIUM_FRAMES * LONG_BLOCKS;
+const HISTORY_SPAN: Duration = Duration::from_millis(20 * HISTORY as u64);
 /// Loudness steps of an immediate (N1 in the paper) and the width of one.
 const STEPS: u8 = 13;
 const STEP_WIDTH: u8 = 10;
@@ -165,12 +166,14 @@ impl Speaker {
         self.next = (self.next + 1) % HISTORY;
     }
 
-    fn on_level(&mut self, now: Instant, level: AudioLevel) {
+    /// Records one packet's level; whether it is a sound (above the noise floor).
+    fn on_level(&mut self, now: Instant, level: AudioLevel) -> bool {
         self.fill_silence(now);
         let loudness = 127 - level.attenuation.min(127);
         self.noise.on_frame(loudness);
         self.push(loudness);
         self.last_frame = now;
+        self.step(0) > 0
     }
 
     /// Silent frames for the time nothing came (at most a history's worth).
@@ -232,6 +235,10 @@ pub struct ActiveSpeakerObserver {
     speakers: HashMap<ProducerKey, Speaker>,
     dominant: Option<ProducerKey>,
     next_tick: Instant,
+    /// Comparisons can change something until then: the last sound any speaker made is
+    /// still in its history. After that the observer needs no timer (a silent room
+    /// costs nothing) until the next sound.
+    heard_until: Option<Instant>,
     /// A new dominant speaker not yet taken by `poll_event`.
     changed: bool,
 }
@@ -247,6 +254,7 @@ impl ActiveSpeakerObserver {
             speakers: HashMap::new(),
             dominant: None,
             next_tick: now + interval,
+            heard_until: None,
             changed: false,
         }
     }
@@ -313,19 +321,41 @@ impl ActiveSpeakerObserver {
     }
 
     /// One packet's level of producer `pk` (ignored when `pk` is not observed).
-    pub fn on_level(&mut self, now: Instant, pk: ProducerKey, level: AudioLevel) {
+    /// Returns the next comparison's time when this sound wakes an observer that had
+    /// none scheduled (the caller's timer must then be lowered to it).
+    #[must_use]
+    pub fn on_level(
+        &mut self,
+        now: Instant,
+        pk: ProducerKey,
+        level: AudioLevel,
+    ) -> Option<Instant> {
         if self.paused {
-            return;
+            return None;
         }
-        if let Some(s) = self.speakers.get_mut(&pk) {
-            s.on_level(now, level);
+        let sound = self
+            .speakers
+            .get_mut(&pk)
+            .is_some_and(|s| s.on_level(now, level));
+        if !sound {
+            return None;
         }
+        let before = self.poll_timeout();
+        if before.is_none() && self.next_tick <= now {
+            // Back from a quiet spell: the grid starts again from here.
+            self.next_tick = now + self.interval;
+        }
+        self.heard_until = Some(now + HISTORY_SPAN + self.interval);
+        let after = self.poll_timeout();
+        (after != before).then_some(after).flatten()
     }
 
-    /// When the next comparison is due; none while paused.
+    /// When the next comparison is due; none while paused or while nothing was heard
+    /// for longer than a comparison looks back.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        (!self.paused).then_some(self.next_tick)
+        let heard = self.heard_until.is_some_and(|t| self.next_tick <= t);
+        (!self.paused && heard).then_some(self.next_tick)
     }
 
     /// Compares the speakers if the interval is over.
@@ -334,9 +364,9 @@ impl ActiveSpeakerObserver {
             return;
         }
         // On the interval's grid; a late timer does not make the next one late too.
-        while self.next_tick <= now {
-            self.next_tick += self.interval;
-        }
+        let behind = now.saturating_duration_since(self.next_tick).as_nanos();
+        let intervals = behind / self.interval.as_nanos().max(1) + 1;
+        self.next_tick += self.interval * u32::try_from(intervals).unwrap_or(u32::MAX);
         for s in self.speakers.values_mut() {
             s.fill_silence(now);
         }
@@ -571,10 +601,30 @@ mod tests {
     fn the_observer_ticks_on_its_interval_and_bounds_its_speakers() {
         let now = Instant::now();
         let mut obs = ActiveSpeakerObserver::new("o".into(), "r".into(), MIN_INTERVAL, now);
-        assert_eq!(obs.poll_timeout(), Some(now + MIN_INTERVAL));
+        assert!(obs.add_producer(now, 7));
+        assert_eq!(obs.poll_timeout(), None, "nothing heard: no timer");
+        // Silence does not wake it; a sound does, once.
+        assert_eq!(obs.on_level(now, 7, QUIET), None);
+        assert_eq!(obs.on_level(now, 7, LOUD), Some(now + MIN_INTERVAL));
+        assert_eq!(obs.on_level(now, 7, LOUD), None, "already scheduled");
         // A late timer keeps the grid.
         obs.handle_timeout(now + MIN_INTERVAL * 3 + Duration::from_millis(5));
         assert_eq!(obs.poll_timeout(), Some(now + MIN_INTERVAL * 4));
+        // Once the sound has left every history, the observer sleeps again.
+        let mut at = now + MIN_INTERVAL * 4;
+        while let Some(next) = obs.poll_timeout() {
+            assert!(
+                next <= now + Duration::from_secs(2),
+                "still ticking at {next:?}"
+            );
+            obs.handle_timeout(next);
+            at = next;
+        }
+        assert!(
+            at >= now + HISTORY_SPAN,
+            "ticked while the sound could matter"
+        );
+        let mut obs = ActiveSpeakerObserver::new("o".into(), "r".into(), MIN_INTERVAL, now);
         for pk in 0..MAX_SPEAKERS {
             assert!(obs.add_producer(now, pk));
         }

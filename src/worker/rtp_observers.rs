@@ -27,6 +27,7 @@ use crate::router::active_speaker::{
 };
 use crate::router::{Ingested, ProducerKey, RtpObserverKey};
 use crate::worker::core::WorkerCore;
+use crate::worker::timers::TimerKey;
 
 /// The longest id a client may choose for an observer.
 const MAX_ID_LEN: usize = 64;
@@ -243,8 +244,12 @@ impl WorkerCore {
             return;
         };
         for &ok in &r.observers {
-            if let Some(o) = self.rtp_observers.slab.get_mut(ok) {
-                o.on_level(now, pk, level);
+            let Some(o) = self.rtp_observers.slab.get_mut(ok) else {
+                continue;
+            };
+            // A sound wakes an observer that slept through silence.
+            if let Some(at) = o.on_level(now, pk, level) {
+                self.timers.lower(TimerKey::RtpObserver(ok), at);
             }
         }
     }

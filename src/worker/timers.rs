@@ -5,11 +5,15 @@
 //! A transport's deadline is the earliest of its ICE consent expiry, DTLS
 //! retransmission, next RTCP report, transport-cc feedback and REMB; a producer's the
 //! earliest of its NACK (first request or retry) and its deferred keyframe request
-//! (`Producer::poll_timeout`); an active-speaker observer's its next comparison. Whatever can make a deadline earlier lowers it where it
+//! (`Producer::poll_timeout`). Whatever can make a deadline earlier lowers it where it
 //! happens: the packet path (a gap to NACK, transport-cc packets pending), STUN and DTLS
 //! datagrams, a throttled keyframe request. A control request can change any entity, so
 //! it asks for one rescan of all of them at the next timeout, which it makes due at
 //! once: control requests are rare next to packets, and one scan serves a burst of them.
+//!
+//! An active-speaker observer's deadline is its next comparison, none while it heard
+//! nothing but silence for a second; the packet path lowers it at the next sound
+//! (`worker::rtp_observers`).
 //!
 //! Where an entity's whole deadline is recomputed (after it ran, after STUN or DTLS
 //! input, after feedback or NACKs went out from the packet path) it is set exactly;
