@@ -54,7 +54,7 @@ pub const OPUS_PT: u8 = 111;
 pub const ABS_SEND_TIME_ID: u8 = 2;
 pub const MID_ID: u8 = 4;
 /// The audio producer's RFC 6464 audio level (its active-speaker observer hears it).
-pub const AUDIO_LEVEL_ID: u8 = 1;
+const AUDIO_LEVEL_ID: u8 = 1;
 
 /// One step of the `worker` target.
 #[derive(Debug, Clone, PartialEq, Eq)]
