@@ -25,7 +25,7 @@ use crate::router::active_speaker::{
     ActiveSpeakerObserver, DEFAULT_INTERVAL, MAX_INTERVAL, MAX_OBSERVERS_PER_ROUTER, MAX_SPEAKERS,
     MIN_INTERVAL,
 };
-use crate::router::{Ingested, ProducerKey, RtpObserverKey};
+use crate::router::{Ingested, Producer, ProducerKey, RtpObserverKey};
 use crate::worker::core::WorkerCore;
 use crate::worker::timers::TimerKey;
 
@@ -69,6 +69,14 @@ fn invalid(method: Method, reason: impl Into<String>) -> ControlError {
 }
 
 impl WorkerCore {
+    /// The producer the active-speaker observers of `router` last named dominant
+    /// ([`crate::router::Router::active_speaker`], by id), for whoever ranks its
+    /// streams.
+    pub fn active_speaker(&self, router: &RouterId) -> Option<&ProducerId> {
+        let pk = self.routers.get(router)?.active_speaker()?;
+        self.producers.get(pk).map(Producer::id)
+    }
+
     /// The observer methods (`router.createActiveSpeakerObserver`, `rtpObserver.*`).
     pub(crate) fn rtp_observer_request(
         &mut self,
