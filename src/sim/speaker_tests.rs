@@ -326,3 +326,33 @@ fn observer_requests_are_checked_and_bounded() {
         .err();
     assert_eq!(closed.map(|e| e.kind), Some(ErrorKind::NotFound));
 }
+
+#[test]
+fn only_audio_producers_are_observed() {
+    use sfu_control::ErrorKind;
+
+    let mut call = Call::new(
+        134,
+        CallConfig {
+            subscribers: 0,
+            ..CallConfig::default()
+        },
+    );
+    let observer = call
+        .sim
+        .ok(&RouterCreateActiveSpeakerObserver {
+            router_id: call.router.as_str().into(),
+            rtp_observer_id: None,
+            interval: None,
+        })
+        .rtp_observer_id;
+    let add = |producer: &str| RtpObserverAddProducer {
+        rtp_observer_id: observer.clone(),
+        producer_id: producer.into(),
+    };
+    let video = call.video_producer.clone();
+    let refused = call.sim.request(&add(&video)).err();
+    assert_eq!(refused.map(|e| e.kind), Some(ErrorKind::InvalidData));
+    let audio = call.audio_producer.clone();
+    call.sim.ok(&add(&audio));
+}
