@@ -47,10 +47,12 @@
 //! first packet (the send history, [`HISTORY`] entries, is allocated then).
 
 mod acked;
+pub mod allocation;
 mod trendline;
 
 use std::time::{Duration, Instant};
 
+pub use allocation::{Allocation, BandwidthAllocator, LayerBitrates, Layers, VideoDemand};
 pub use trendline::DelayState;
 
 use crate::rtcp::twcc::TwccFeedback;
