@@ -476,12 +476,7 @@ fn ladder(
         // Nothing measured yet: the lowest layer, whatever it costs.
         w.len = 1;
     }
-    w.kept = basis.and_then(|c| {
-        w.steps
-            .get(..w.len)?
-            .iter()
-            .rposition(|l| *l <= c)
-    });
+    w.kept = basis.and_then(|c| w.steps.get(..w.len)?.iter().rposition(|l| *l <= c));
     w
 }
 

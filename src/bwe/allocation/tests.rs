@@ -45,9 +45,11 @@ fn a_narrowing_drops_temporal_layers_before_spatial_ones() {
     let mut d = demand(7);
     let mut seen = Vec::new();
     // Each allocation 100 ms after the last, the consumer following its target at once.
-    for (i, est) in [3_000_000, 1_200_000, 800_000, 600_000, 400_000, 250_000, 200_000]
-        .into_iter()
-        .enumerate()
+    for (i, est) in [
+        3_000_000, 1_200_000, 800_000, 600_000, 400_000, 250_000, 200_000,
+    ]
+    .into_iter()
+    .enumerate()
     {
         let now = t0 + Duration::from_millis(100 * i as u64);
         let got = a.allocate(now, est, AUDIO, &[d])[0];
@@ -61,7 +63,15 @@ fn a_narrowing_drops_temporal_layers_before_spatial_ones() {
     let l = Layers::new;
     assert_eq!(
         seen,
-        [l(2, 2), l(2, 1), l(2, 0), l(1, 2), l(1, 1), l(1, 0), l(0, 2)],
+        [
+            l(2, 2),
+            l(2, 1),
+            l(2, 0),
+            l(1, 2),
+            l(1, 1),
+            l(1, 0),
+            l(0, 2)
+        ],
         "from the top layer, each narrowing first takes a temporal layer"
     );
 }
@@ -71,7 +81,11 @@ fn the_lowest_layer_and_audio_stay_when_nothing_fits() {
     let mut a = BandwidthAllocator::new();
     let got = a.allocate(Instant::now(), 30_000, AUDIO, &[demand(1), demand(2)]);
     assert_eq!(targets(got), [Some(Layers::new(0, 0)); 2]);
-    assert_eq!(a.allocated_bps(), AUDIO + 2 * 60_000, "audio always reserved");
+    assert_eq!(
+        a.allocated_bps(),
+        AUDIO + 2 * 60_000,
+        "audio always reserved"
+    );
 }
 
 #[test]
