@@ -47,6 +47,8 @@ pub struct DropCounts {
     pub srtp_auth: u64,
     pub srtp_replay: u64,
     pub unknown_ssrc: u64,
+    #[serde(default)]
+    pub unknown_rid: u64,
     pub rtcp_malformed: u64,
     pub srtp_ssrc_limit: u64,
     pub protect_failed: u64,
@@ -271,6 +273,38 @@ pub struct ProducerStats {
     pub packets_given_up: u64,
     pub score: u8,
     pub consumers: usize,
+    /// Per encoding (simulcast layer), lowest spatial layer first; one entry for a
+    /// producer with one encoding. The fields above sum them (counters) or are the
+    /// lowest layer's (`ssrc`, `jitter`) or the best of them (`score`).
+    #[serde(default)]
+    pub encodings: Vec<EncodingStats>,
+}
+
+/// One encoding of a producer in `producer.getStats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EncodingStats {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rid: Option<String>,
+    /// The media SSRC, once signalled or learnt from the first packet with the rid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssrc: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtx_ssrc: Option<u32>,
+    /// 0 = the lowest.
+    pub spatial_layer: u8,
+    pub temporal_layers: u8,
+    pub packets_received: u64,
+    pub bytes_received: u64,
+    /// Bits per second received over about the last second.
+    pub bitrate: u32,
+    pub packets_lost: u64,
+    pub jitter: u32,
+    pub score: u8,
+    pub nack_count: u64,
+    pub rtx_packets_received: u64,
+    pub key_frame_requests_sent: u64,
+    pub keyframes_received: u64,
 }
 
 /// `consumer.getStats`.

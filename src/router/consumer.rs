@@ -78,8 +78,13 @@ impl ConsumerKind {
 #[derive(Debug, Clone, Copy)]
 pub enum Transmission {
     /// A producer packet fanned out: `arrival` in the producer's RTP clock units,
-    /// `keyframe` when it starts one.
-    Forward { arrival: u32, keyframe: bool },
+    /// `keyframe` when it starts one, `layer` the spatial layer (encoding, 0 = lowest)
+    /// of the producer packet.
+    Forward {
+        arrival: u32,
+        keyframe: bool,
+        layer: u8,
+    },
     /// A buffered producer packet resent for the subscriber's NACK of `out_seq`
     /// (RFC 4585), over RTX when negotiated (RFC 4588).
     Retransmit { out_seq: u16 },
@@ -366,7 +371,9 @@ impl Consumer {
         // Which packets go out, and how they are numbered: by the kind's policy when
         // forwarded, as first sent when retransmitted.
         let numbering = match how {
-            Transmission::Forward { arrival, keyframe } => {
+            Transmission::Forward {
+                arrival, keyframe, ..
+            } => {
                 if !self.active() {
                     return;
                 }

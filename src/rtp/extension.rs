@@ -262,6 +262,16 @@ pub fn read_extension_u16(buf: &[u8], header: &RtpHeader, id: u8) -> Option<u16>
     Some(u16::from_be_bytes([a, b]))
 }
 
+/// Reads a string-valued element such as the MID (RFC 8843 15.2), RID or repaired RID
+/// (RFC 8852 3.1, 3.2), in either RFC 8285 form, as the bytes of the packet (no
+/// allocation). Trailing 0 bytes are cut off (some senders pad the value rather than
+/// the block). `None` when absent, malformed, or empty.
+pub fn read_extension_str<'a>(buf: &'a [u8], header: &RtpHeader, id: u8) -> Option<&'a [u8]> {
+    let data = find_extension(buf, header, id)?;
+    let end = data.iter().rposition(|&b| b != 0)? + 1;
+    data.get(..end)
+}
+
 /// Overwrites the value of an existing 2-byte element `id` in place (e.g. our own
 /// transport-wide sequence number over the publisher's, after the ids were
 /// remapped). Returns `false`, changing nothing, if there is no such element or it

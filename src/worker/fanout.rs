@@ -51,6 +51,8 @@ pub(crate) struct Job {
     /// Arrival time in the producer's RTP clock units (for the munger's gap handling).
     pub(crate) arrival: u32,
     pub(crate) keyframe: bool,
+    /// The spatial layer (encoding, 0 = lowest) of the producer packet.
+    pub(crate) layer: u8,
 }
 
 /// The jobs of the batch being received or fanned out, and where the fan-out is.
@@ -186,7 +188,7 @@ fn run_end<K: PartialEq>(jobs: &[Job], start: usize, key: impl Fn(&Job) -> K) ->
 fn live_producer<'p>(producers: &'p Slab<Producer>, job: &Job) -> Option<&'p Producer> {
     producers
         .get(job.producer)
-        .filter(|p| p.ssrc() == job.hdr.ssrc)
+        .filter(|p| p.layer_ssrc(job.layer) == Some(job.hdr.ssrc))
 }
 
 /// Queues one consumer's copies of a producer group, through its egress
@@ -204,6 +206,7 @@ fn copy_group<'a>(
             let how = Transmission::Forward {
                 arrival: job.arrival,
                 keyframe: job.keyframe,
+                layer: job.layer,
             };
             c.send_rtp(now, &mut egress, pkt, &job.hdr, how);
         }

@@ -30,7 +30,7 @@ use crate::router::{
 };
 use crate::rtcp::remb::{RembConfig, RembEstimator};
 use crate::rtcp::twcc::TwccRecorder;
-use crate::transport::WebRtcTransport;
+use crate::transport::{SsrcRoute, WebRtcTransport};
 use crate::worker::core::WorkerCore;
 use sfu_control::responses::{
     ConsumerCreated, IceRole, Load, ProducerCreated, RouterCreated, RouterStats, StatsType,
@@ -191,7 +191,7 @@ impl WorkerCore {
                     .producers
                     .get(pk)
                     .ok_or_else(|| not_found("producer", target))?;
-                Ok(response_data(&p.stats()))
+                Ok(response_data(&p.stats(now)))
             }
             Method::ConsumerPause | Method::ConsumerResume => {
                 let ck = self.consumer_key(target)?;
@@ -214,7 +214,7 @@ impl WorkerCore {
             Method::ConsumerRequestKeyFrame => {
                 let ck = self.consumer_key(target)?;
                 if let Some(pk) = self.consumers.get(ck).map(Consumer::producer) {
-                    self.request_keyframe(now, pk, out);
+                    self.request_keyframe(now, pk, 0, out);
                 }
                 Ok(Value::Null)
             }
@@ -381,7 +381,7 @@ impl WorkerCore {
             .transports
             .get(tk)
             .ok_or_else(|| not_found("transport", ""))?;
-        for ssrc in std::iter::once(stream.ssrc).chain(stream.rtx_ssrc) {
+        for ssrc in stream.signalled_ssrcs() {
             if t.producers_by_ssrc.contains_key(&ssrc) {
                 return Err(ControlError::InvalidData {
                     method: "transport.produce",
@@ -395,7 +395,19 @@ impl WorkerCore {
         }));
         let twcc_id = stream.twcc_id;
         let remb = stream.remb;
-        let (ssrc, rtx_ssrc) = (stream.ssrc, stream.rtx_ssrc);
+        let routes: Vec<(u32, u8, bool)> = stream
+            .encodings
+            .iter()
+            .enumerate()
+            .flat_map(|(layer, e)| {
+                let layer = layer as u8;
+                let media = e.ssrc.map(|s| (s, layer, false));
+                media
+                    .into_iter()
+                    .chain(e.rtx_ssrc.map(|s| (s, layer, true)))
+            })
+            .collect();
+        let (layers, mid) = (stream.encodings.len(), d.rtp_parameters.mid.clone());
         let pk = self.producers.insert(Producer::new(ProducerParams {
             id: id.clone(),
             router: router.clone(),
@@ -418,12 +430,16 @@ impl WorkerCore {
                 _ => {}
             }
             t.producers.push(pk);
-            t.producers_by_ssrc.insert(ssrc, pk);
-            if let Some(rtx) = rtx_ssrc {
-                t.producers_by_ssrc.insert(rtx, pk);
+            for (ssrc, layer, rtx) in routes {
+                let route = SsrcRoute {
+                    producer: pk,
+                    layer,
+                    rtx,
+                };
+                t.producers_by_ssrc.insert(ssrc, route);
             }
         }
-        tracing::info!(producer = %id, router = %router, kind = ?d.kind, ssrc, "producer created");
+        tracing::info!(producer = %id, router = %router, kind = ?d.kind, layers, ?mid, "producer created");
         Ok(response_data(&ProducerCreated { producer_id: id }))
     }
 
@@ -489,7 +505,7 @@ impl WorkerCore {
                 stream,
                 paused: d.paused,
                 producer_paused,
-                producer_vp8: p.vp8(),
+                producer_vp8: p.keyframes_detectable(),
                 app_data: d.app_data,
             },
             &mut self.rng,
@@ -510,7 +526,7 @@ impl WorkerCore {
         }
         if !d.paused && !producer_paused && kind == MediaKind::Video {
             // A new subscriber needs a keyframe to start decoding.
-            self.request_keyframe(now, pk, out);
+            self.request_keyframe(now, pk, 0, out);
         }
         tracing::info!(consumer = %id, producer = %d.producer_id, ssrc, "consumer created");
         Ok(response_data(&ConsumerCreated {
@@ -551,7 +567,7 @@ impl WorkerCore {
             self.notify(&router, &id, event.clone());
         }
         if !paused {
-            self.request_keyframe(now, pk, out);
+            self.request_keyframe(now, pk, 0, out);
         }
     }
 
@@ -571,7 +587,7 @@ impl WorkerCore {
         // Resumed (from a keyframe, see `Consumer::set_paused`): get the subscriber one.
         if c.media_kind() == MediaKind::Video && !c.producer_paused() {
             let pk = c.producer();
-            self.request_keyframe(now, pk, out);
+            self.request_keyframe(now, pk, 0, out);
         }
     }
 
@@ -620,11 +636,12 @@ impl WorkerCore {
         }
         if let Some(t) = self.transports.get_mut(p.transport()) {
             t.producers.retain(|k| *k != pk);
-            t.producers_by_ssrc.retain(|_, k| *k != pk);
-            // Likewise the inbound state of its streams, so that a publisher that
-            // republishes again and again never fills the inbound context's cap.
+            t.producers_by_ssrc.retain(|_, r| r.producer != pk);
+            // Likewise the inbound state of its streams (signalled or learnt), so that a
+            // publisher that republishes again and again never fills the inbound
+            // context's cap.
             if let Some(srtp) = t.srtp_in.as_mut() {
-                for ssrc in std::iter::once(p.ssrc()).chain(p.rtx_ssrc()) {
+                for ssrc in p.ssrcs() {
                     srtp.remove_ssrc(ssrc);
                 }
             }

@@ -120,6 +120,7 @@ fn forward(c: &mut Consumer, s: &mut Subscriber, now: Instant, seq: u16, keyfram
     let how = Transmission::Forward {
         arrival: u32::from(seq) * 3000,
         keyframe,
+        layer: 0,
     };
     c.send_rtp(now, &mut s.egress(), &pkt, &hdr, how);
 }
