@@ -229,11 +229,29 @@ pub struct ProducerCreated {
     pub producer_id: ProducerId,
 }
 
-/// The kind of consumer; only simple (one encoding in, one out) today.
+/// The kind of consumer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConsumerType {
+    /// One encoding in, the same one out.
     Simple,
+    /// A producer with several encodings in; one spatial and temporal layer of them out.
+    Simulcast,
+}
+
+/// A simulcast consumer's spatial layer (encoding, 0 = lowest) and temporal layer:
+/// `consumer.setPreferredLayers`, the `layerschange` notification and stats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerLayers {
+    pub spatial_layer: u8,
+    pub temporal_layer: u8,
+}
+
+/// `consumer.setPriority`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerPriority {
+    pub priority: u8,
 }
 
 /// `transport.consume`.
@@ -332,4 +350,15 @@ pub struct ConsumerStats {
     pub rtx_ssrc: Option<u32>,
     pub retransmitted_packets_sent: u64,
     pub score: u8,
+    /// A simulcast consumer's layers: asked for (`consumer.setPreferredLayers`), being
+    /// forwarded (absent while it forwards nothing), and being switched to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_layers: Option<ConsumerLayers>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_layers: Option<ConsumerLayers>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_layers: Option<ConsumerLayers>,
+    /// The consumer's weight in its transport's bandwidth allocation (1-255).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
 }

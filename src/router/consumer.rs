@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use serde_json::Value;
-use sfu_control::responses::{ConsumerStats, ConsumerType, StatsType};
+use sfu_control::responses::{ConsumerLayers, ConsumerStats, ConsumerType, StatsType};
 
 use crate::channel::params::{MediaKind, RtpParameters};
 use crate::ids::ConsumerId;
@@ -127,6 +127,8 @@ pub struct Consumer {
     twcc_id: Option<u8>,
     /// The last fan-out pass that served this consumer (`worker::fanout`).
     fanout_pass: u64,
+    /// Its weight when the transport's bandwidth is shared among its consumers (1-255).
+    priority: u8,
     kind: ConsumerKind,
 }
 
@@ -166,6 +168,7 @@ impl Consumer {
             score: ScoreTracker::new(10),
             twcc_id: p.stream.twcc_id,
             fanout_pass: 0,
+            priority: 1,
             kind: ConsumerKind::Simple(SimpleConsumer::new(
                 SeqTsMunger::new_random(p.ssrc, rng),
                 keyframe_gated,
@@ -247,6 +250,32 @@ impl Consumer {
     fn resume_stream(&mut self) {
         match &mut self.kind {
             ConsumerKind::Simple(s) => s.resume(),
+        }
+    }
+
+    /// Its weight in the transport's bandwidth allocation (`consumer.setPriority`).
+    pub fn priority(&self) -> u8 {
+        self.priority
+    }
+
+    /// Sets the weight; 0 is not a weight (the control arm refuses it).
+    pub fn set_priority(&mut self, priority: u8) {
+        self.priority = priority.max(1);
+    }
+
+    /// `consumer.setPreferredLayers`: the layers to forward when the path allows,
+    /// clamped to what the producer sends; None for a consumer without layers to choose
+    /// from (simple).
+    pub fn set_preferred_layers(
+        &mut self,
+        spatial: u8,
+        temporal: Option<u8>,
+    ) -> Option<ConsumerLayers> {
+        match &mut self.kind {
+            ConsumerKind::Simple(_) => {
+                let _ = (spatial, temporal);
+                None
+            }
         }
     }
 
@@ -527,6 +556,10 @@ impl Consumer {
             rtx_ssrc: self.rtx.map(|(ssrc, _)| ssrc),
             retransmitted_packets_sent: self.retransmissions,
             score: self.score.current(),
+            preferred_layers: None,
+            current_layers: None,
+            target_layers: None,
+            priority: Some(self.priority),
         }
     }
 }

@@ -21,6 +21,7 @@ mod trace;
 
 mod churn_tests;
 mod fanout_tests;
+mod layers_tests;
 mod scenarios;
 
 use std::collections::HashMap;

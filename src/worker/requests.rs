@@ -15,8 +15,8 @@ use crate::channel::params::{
     DtlsFingerprint, DtlsParameters, DtlsRole, IceCandidate, IceParameters, MediaKind,
 };
 use crate::channel::requests::{
-    RouterCreate, TransportConnect, TransportConsume, TransportCreate, TransportProduce,
-    WorkerGetLatency,
+    ConsumerSetPreferredLayers, ConsumerSetPriority, RouterCreate, TransportConnect,
+    TransportConsume, TransportCreate, TransportProduce, WorkerGetLatency,
 };
 use crate::channel::{
     parse_data, parse_method, response_data, ControlError, Event, Method, RequestFrame, Response,
@@ -33,8 +33,8 @@ use crate::rtcp::twcc::TwccRecorder;
 use crate::transport::{SsrcRoute, WebRtcTransport};
 use crate::worker::core::WorkerCore;
 use sfu_control::responses::{
-    ConsumerCreated, IceRole, Load, ProducerCreated, RouterCreated, RouterStats, StatsType,
-    TransportCreated, WorkerStats,
+    ConsumerCreated, ConsumerPriority, IceRole, Load, ProducerCreated, RouterCreated, RouterStats,
+    StatsType, TransportCreated, WorkerStats,
 };
 
 type Result<T> = std::result::Result<T, ControlError>;
@@ -217,6 +217,38 @@ impl WorkerCore {
                     self.request_keyframe(now, pk, 0, out);
                 }
                 Ok(Value::Null)
+            }
+            Method::ConsumerSetPreferredLayers => {
+                let ck = self.consumer_key(target)?;
+                let d: ConsumerSetPreferredLayers = parse_data(data)?;
+                let c = self
+                    .consumers
+                    .get_mut(ck)
+                    .ok_or_else(|| not_found("consumer", target))?;
+                let Some(layers) = c.set_preferred_layers(d.spatial_layer, d.temporal_layer) else {
+                    return Err(ControlError::InvalidState(
+                        "a simple consumer has one layer: consumer.setPreferredLayers applies to simulcast consumers".into(),
+                    ));
+                };
+                Ok(response_data(&layers))
+            }
+            Method::ConsumerSetPriority => {
+                let ck = self.consumer_key(target)?;
+                let d: ConsumerSetPriority = parse_data(data)?;
+                if d.priority == 0 {
+                    return Err(ControlError::InvalidData {
+                        method: "consumer.setPriority",
+                        reason: "priority must be 1-255".into(),
+                    });
+                }
+                let c = self
+                    .consumers
+                    .get_mut(ck)
+                    .ok_or_else(|| not_found("consumer", target))?;
+                c.set_priority(d.priority);
+                Ok(response_data(&ConsumerPriority {
+                    priority: c.priority(),
+                }))
             }
         }
     }
