@@ -22,10 +22,11 @@
 //!    allocator says what total rate would let it happen ([`BandwidthAllocator::probe_target`]):
 //!    the probe controller (`probe.rs`) tests that rate before the estimate can claim it.
 //!
-//! A subscriber that cannot take its current layer (it keeps asking for keyframes or
-//! reports heavy loss: [`VideoDemand::struggling`]) is capped below its current spatial
-//! layer for [`STRUGGLE_HOLD`], rather than dragging every subscriber of the publisher
-//! through keyframes.
+//! A subscriber that cannot take its current layer (it keeps asking for keyframes:
+//! [`STRUGGLE_REQUESTS`] within [`STRUGGLE_WINDOW`], counted from
+//! [`VideoDemand::keyframe_requests`]) is capped below its current spatial layer for
+//! [`STRUGGLE_HOLD`], rather than dragging every subscriber of the publisher through
+//! keyframes.
 //!
 //! Sans-IO and allocation-free after the first call: buffers are reused.
 
@@ -38,7 +39,11 @@ pub const MAX_TEMPORAL: usize = 4;
 pub const UP_MARGIN: f64 = 0.15;
 /// No upward step for a consumer this long after it moved down.
 pub const UP_HOLD: Duration = Duration::from_secs(3);
-/// How long a struggling consumer stays capped below the layer it struggled with.
+/// A subscriber asking for this many keyframes within [`STRUGGLE_WINDOW`] cannot take
+/// its layer...
+pub const STRUGGLE_REQUESTS: u64 = 3;
+pub const STRUGGLE_WINDOW: Duration = Duration::from_secs(4);
+/// ...and stays capped below the layer it struggled with this long.
 pub const STRUGGLE_HOLD: Duration = Duration::from_secs(10);
 /// Re-allocate at least this often, and whenever the estimate moved by more than
 /// [`REALLOCATE_CHANGE`] since the last allocation or fell below what was allocated.
@@ -161,8 +166,33 @@ pub struct VideoDemand {
     pub current: Option<Layers>,
     /// Paused (by the subscriber or its producer): nothing is allocated.
     pub paused: bool,
-    /// The subscriber cannot take its current layer (see the module docs).
-    pub struggling: bool,
+    /// Keyframe requests (PLI, FIR) the subscriber sent for this consumer so far: a
+    /// burst of them means it cannot take its current layer (see the module docs).
+    pub keyframe_requests: u64,
+}
+
+impl VideoDemand {
+    /// What, when it changes, calls for a new allocation at once.
+    fn shape(&self) -> Shape {
+        Shape {
+            key: self.key,
+            paused: self.paused,
+            preferred: self.preferred,
+            priority: self.priority,
+            active_speaker: self.active_speaker,
+            layers: (self.bitrates.spatial, self.bitrates.temporal),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    key: usize,
+    paused: bool,
+    preferred: Layers,
+    priority: u8,
+    active_speaker: bool,
+    layers: (u8, u8),
 }
 
 /// The allocator's answer for one consumer.
@@ -179,6 +209,9 @@ pub struct Allocation {
 #[derive(Debug, Clone, Copy)]
 struct History {
     key: usize,
+    shape: Shape,
+    /// Keyframe requests counted at the start of the current window, and when it began.
+    requests: (u64, Instant),
     /// When it last moved down (starts [`UP_HOLD`]).
     moved_down: Option<Instant>,
     /// Capped below this spatial layer until then.
@@ -229,10 +262,11 @@ impl BandwidthAllocator {
         Self::default()
     }
 
-    /// Whether an allocation is due at `now` for `estimate_bps`: never ran, the tick
-    /// came, the estimate moved by more than [`REALLOCATE_CHANGE`] or fell below what
-    /// is allocated.
-    pub fn due(&self, now: Instant, estimate_bps: u64) -> bool {
+    /// Whether an allocation is due at `now` for `estimate_bps` and `demands`: never
+    /// ran, the tick came, the estimate moved by more than [`REALLOCATE_CHANGE`] or
+    /// fell below what is allocated, or a consumer came, went, paused, resumed or
+    /// changed its preferred layers or priority.
+    pub fn due(&self, now: Instant, estimate_bps: u64, demands: &[VideoDemand]) -> bool {
         let Some((at, est)) = self.last else {
             return true;
         };
@@ -240,6 +274,11 @@ impl BandwidthAllocator {
         now >= at + REALLOCATE_INTERVAL
             || change > REALLOCATE_CHANGE
             || estimate_bps < self.allocated_bps
+            || demands.len() != self.history.len()
+            || demands
+                .iter()
+                .zip(&self.history)
+                .any(|(d, h)| d.shape() != h.shape)
     }
 
     /// When the periodic re-allocation is due (None before the first).
@@ -276,6 +315,13 @@ impl BandwidthAllocator {
         self.last = Some((now, estimate_bps));
         self.history
             .retain(|h| demands.iter().any(|d| d.key == h.key));
+        // In the demands' order, so `due` compares them pairwise.
+        self.history.sort_by_key(|h| {
+            demands
+                .iter()
+                .position(|d| d.key == h.key)
+                .unwrap_or(usize::MAX)
+        });
         self.work.clear();
         self.result.clear();
         self.probe_target = None;
@@ -286,26 +332,37 @@ impl BandwidthAllocator {
                 target: None,
                 bps: 0,
             });
-            if d.paused {
-                continue;
-            }
             let h = match self.history.iter().position(|h| h.key == d.key) {
                 Some(p) => &mut self.history[p],
                 None => {
-                    self.history.push(History {
-                        key: d.key,
-                        moved_down: None,
-                        capped: None,
-                        target: None,
-                    });
-                    let last = self.history.len() - 1;
-                    &mut self.history[last]
+                    // Every earlier demand is in place before it.
+                    let at = i.min(self.history.len());
+                    self.history.insert(
+                        at,
+                        History {
+                            key: d.key,
+                            shape: d.shape(),
+                            requests: (d.keyframe_requests, now),
+                            moved_down: None,
+                            capped: None,
+                            target: None,
+                        },
+                    );
+                    &mut self.history[at]
                 }
             };
-            if d.struggling {
+            h.shape = d.shape();
+            if d.paused {
+                continue;
+            }
+            let (base, since) = h.requests;
+            if d.keyframe_requests.saturating_sub(base) >= STRUGGLE_REQUESTS {
                 if let Some(cur) = d.current.filter(|c| c.spatial > 0) {
                     h.capped = Some((cur.spatial, now + STRUGGLE_HOLD));
                 }
+                h.requests = (d.keyframe_requests, now);
+            } else if now >= since + STRUGGLE_WINDOW {
+                h.requests = (d.keyframe_requests, now);
             }
             if h.capped.is_some_and(|(_, until)| now >= until) {
                 h.capped = None;

@@ -51,6 +51,7 @@
 mod acked;
 pub mod allocation;
 pub mod budget;
+pub mod control;
 pub mod probe;
 mod trendline;
 
@@ -58,6 +59,7 @@ use std::time::{Duration, Instant};
 
 pub use allocation::{Allocation, BandwidthAllocator, LayerBitrates, Layers, VideoDemand};
 pub use budget::RetransmitBudget;
+pub use control::CongestionControl;
 pub use probe::{ProbeController, ProbeResult, ProbeState, ProbeStats};
 pub use trendline::DelayState;
 

@@ -18,7 +18,7 @@ fn demand(key: usize) -> VideoDemand {
         bitrates: simulcast(),
         current: None,
         paused: false,
-        struggling: false,
+        keyframe_requests: 0,
     }
 }
 
@@ -201,11 +201,18 @@ fn a_struggling_subscriber_is_moved_below_its_layer_for_a_while() {
     let mut a = BandwidthAllocator::new();
     let mut d = demand(1);
     d.current = Some(Layers::new(2, 2));
-    d.struggling = true;
     let got = a.allocate(t0, 10_000_000, AUDIO, &[d])[0];
+    assert_eq!(got.target, Some(Layers::new(2, 2)));
+    // Two keyframe requests in a window are loss it may recover from...
+    d.keyframe_requests = 2;
+    let got = a.allocate(t0 + Duration::from_secs(1), 10_000_000, AUDIO, &[d])[0];
+    assert_eq!(got.target, Some(Layers::new(2, 2)));
+    // ...a third is a subscriber that cannot take the layer.
+    d.keyframe_requests = 3;
+    let got = a.allocate(t0 + Duration::from_secs(2), 10_000_000, AUDIO, &[d])[0];
     assert_eq!(got.target, Some(Layers::new(1, 2)));
     d.current = got.target;
-    d.struggling = false;
+    let t0 = t0 + Duration::from_secs(2);
     let got = a.allocate(t0 + Duration::from_secs(5), 10_000_000, AUDIO, &[d])[0];
     assert_eq!(got.target, Some(Layers::new(1, 2)), "still capped");
     let got = a.allocate(t0 + STRUGGLE_HOLD, 10_000_000, AUDIO, &[d])[0];
@@ -213,16 +220,33 @@ fn a_struggling_subscriber_is_moved_below_its_layer_for_a_while() {
 }
 
 #[test]
-fn reallocation_is_due_on_the_tick_a_changed_estimate_or_an_overshoot() {
+fn reallocation_is_due_on_the_tick_a_changed_estimate_an_overshoot_or_changed_consumers() {
     let t0 = Instant::now();
     let mut a = BandwidthAllocator::new();
-    assert!(a.due(t0, 1_000_000));
-    a.allocate(t0, 1_000_000, AUDIO, &[demand(1)]);
-    assert!(!a.due(t0, 1_020_000));
-    assert!(a.due(t0, 1_100_000));
-    assert!(a.due(t0 + REALLOCATE_INTERVAL, 1_000_000));
+    let ds = [demand(1), demand(2)];
+    assert!(a.due(t0, 1_000_000, &ds));
+    a.allocate(t0, 1_000_000, AUDIO, &ds);
+    assert!(!a.due(t0, 1_020_000, &ds));
+    assert!(a.due(t0, 1_100_000, &ds));
+    assert!(a.due(t0 + REALLOCATE_INTERVAL, 1_000_000, &ds));
     assert_eq!(a.poll_timeout(), Some(t0 + REALLOCATE_INTERVAL));
-    assert!(a.due(t0, a.allocated_bps() - 1));
+    assert!(a.due(t0, a.allocated_bps() - 1, &ds));
+    assert!(a.due(t0, 1_000_000, &ds[..1]), "a consumer went");
+    let mut changed = ds;
+    changed[1].paused = true;
+    assert!(a.due(t0, 1_000_000, &changed));
+    changed = ds;
+    changed[0].priority = 2;
+    assert!(a.due(t0, 1_000_000, &changed));
+    changed = ds;
+    changed[0].preferred = Layers::new(0, 0);
+    assert!(a.due(t0, 1_000_000, &changed));
+    changed = ds;
+    changed[1].current = Some(Layers::new(1, 1));
+    assert!(
+        !a.due(t0, 1_000_000, &changed),
+        "a switch completing is no change"
+    );
 }
 
 #[test]
