@@ -32,6 +32,7 @@
 pub mod extension;
 mod h264;
 pub mod munger;
+pub mod padding;
 pub mod rtx;
 mod vp8;
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 use rand::Rng;
 use serde_json::Value;
 
-use crate::bwe::SendSideEstimator;
+use crate::bwe::{CongestionControl, SendSideEstimator};
 use sfu_control::responses::{StatsType, TransportStats};
 
 use crate::channel::params::{DtlsFingerprint, TransportTuple};
@@ -75,6 +75,9 @@ pub struct WebRtcTransport {
     /// negotiated the extension).
     pub twcc_out_seq: u16,
     pub bwe: Option<SendSideEstimator>,
+    /// What is done with the estimate: layer allocation, probing, the retransmission
+    /// budget (used while `bwe` is present).
+    pub cc: CongestionControl,
 }
 
 impl std::fmt::Debug for DtlsServer {
@@ -124,6 +127,7 @@ impl WebRtcTransport {
             remb: None,
             twcc_out_seq: 0,
             bwe: None,
+            cc: CongestionControl::default(),
         }
     }
 
