@@ -1,0 +1,134 @@
+//! Per-subscriber congestion control in the core: each subscriber transport's estimate
+//! (`bwe::SendSideEstimator`) allocated to its video consumers' layers
+//! (`bwe::allocation`), probes before an upgrade the estimate does not cover yet
+//! (`bwe::probe`, padding through a consumer's egress), run after every transport-cc
+//! feedback from the subscriber and at the transport's congestion deadline (the next
+//! padding slice, the periodic re-allocation).
+
+use std::time::Instant;
+
+use crate::batch::SendBatch;
+use crate::bwe::{Allocation, LayerBitrates, Layers, VideoDemand};
+use crate::channel::params::MediaKind;
+use crate::router::{Consumer, ConsumerKey, ConsumerKind, Egress, Producer, TransportKey};
+use crate::worker::core::WorkerCore;
+use crate::worker::timers::TimerKey;
+
+impl WorkerCore {
+    /// Runs a subscriber transport's congestion control at `now`: takes a probe
+    /// cluster's result, re-allocates when due (`BandwidthAllocator::due`) and hands
+    /// each consumer its layers, starts a probe when an upgrade waits for one, and
+    /// sends the padding due. Nothing without an estimate (no consumer negotiated
+    /// transport-cc).
+    pub(crate) fn congestion_control(
+        &mut self,
+        now: Instant,
+        tk: TransportKey,
+        out: &mut SendBatch,
+    ) {
+        let Self {
+            transports,
+            consumers,
+            producers,
+            rtp_out,
+            drops,
+            ..
+        } = self;
+        let Some(t) = transports.get_mut(tk) else {
+            return;
+        };
+        let Some(bwe) = t.bwe.as_mut() else {
+            return;
+        };
+        if let Some(result) = bwe.take_probe_result() {
+            t.cc.probe.on_result(now, result);
+        }
+        let estimate = bwe.estimate_bps();
+
+        let mut demands = std::mem::take(&mut t.cc.demands);
+        demands.clear();
+        let mut audio_bps = 0;
+        for &ck in &t.consumers {
+            let Some(c) = consumers.get(ck) else {
+                continue;
+            };
+            let Some(p) = producers.get(c.producer()) else {
+                continue;
+            };
+            match c.media_kind() {
+                MediaKind::Audio => {
+                    if c.active() {
+                        audio_bps += u64::from(p.layer_bitrate(0, now));
+                    }
+                }
+                MediaKind::Video => demands.push(video_demand(now, ck, c, p)),
+            }
+        }
+        if t.cc.allocator.due(now, estimate, &demands) {
+            for a in t.cc.allocator.allocate(now, estimate, audio_bps, &demands) {
+                if let Some(c) = consumers.get_mut(a.key) {
+                    apply_allocation(c, a);
+                }
+            }
+        }
+        t.cc.demands = demands;
+
+        if let Some(target) = t.cc.allocator.probe_target() {
+            let media = t.cc.allocator.allocated_bps();
+            if t.cc.probe.start(now, target, estimate, media) {
+                bwe.start_probe();
+            }
+        }
+        let (padding, ended) = t.cc.probe.poll_padding(now);
+        if ended {
+            bwe.end_probe();
+        }
+        if padding > 0 {
+            // Any consumer that can carry it: the transport's packets all share one
+            // transport-wide numbering, which is what the probe measures.
+            let carrier = t
+                .consumers
+                .iter()
+                .copied()
+                .find(|ck| consumers.get(*ck).is_some_and(Consumer::can_pad));
+            if let Some(c) = carrier.and_then(|ck| consumers.get_mut(ck)) {
+                c.send_padding(now, &mut Egress::new(t, out, rtp_out, drops), padding);
+            }
+        }
+        if let Some(at) = t.cc.poll_timeout() {
+            self.timers.lower(TimerKey::Transport(tk), at);
+        }
+    }
+}
+
+/// A video consumer as the allocator sees it.
+fn video_demand(now: Instant, ck: ConsumerKey, c: &Consumer, p: &Producer) -> VideoDemand {
+    let (bitrates, preferred, current) = match c.kind() {
+        // One stream: its layer is whatever the producer's first encoding sends.
+        ConsumerKind::Simple(_) => (
+            LayerBitrates::single(p.layer_bitrate(0, now)),
+            Layers::default(),
+            Some(Layers::default()),
+        ),
+    };
+    VideoDemand {
+        key: ck,
+        priority: c.priority(),
+        active_speaker: false,
+        preferred,
+        bitrates,
+        current,
+        paused: !c.active(),
+        keyframe_requests: c.plis_received(),
+    }
+}
+
+/// Hands a consumer the layers the allocation gave it.
+fn apply_allocation(c: &mut Consumer, a: &Allocation) {
+    match c.kind() {
+        // A simple consumer has one layer: nothing to choose.
+        ConsumerKind::Simple(_) => {
+            let _ = a;
+        }
+    }
+}
