@@ -53,6 +53,9 @@ pub const OPUS_PT: u8 = 111;
 /// Publisher extension ids (abs-send-time, mid); the subscriber negotiates other ids.
 pub const ABS_SEND_TIME_ID: u8 = 2;
 pub const MID_ID: u8 = 4;
+/// The simulcast producer's RID and repaired RID extension ids.
+const RID_ID: u8 = 10;
+const REPAIRED_RID_ID: u8 = 11;
 
 /// One step of the `worker` target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -400,6 +403,16 @@ impl Session {
                 .as_u64()
                 .unwrap_or_default() as u32;
         }
+        // A simulcast producer whose encodings are named by rid only: packets from SSRCs
+        // nobody signalled (the unknown-SSRC stream of `Op::Media`, any `Op::Srtp`) reach
+        // the MID/RID latching (`transport::latch`) with fuzzed extensions.
+        request(
+            &mut core,
+            &mut ids,
+            "transport.produce",
+            Some(ID_TRANSPORT_A),
+            simulcast_produce(),
+        );
         let [a, b] =
             <[RemotePeer; 2]>::try_from(peers).unwrap_or_else(|_| unreachable!("two transports"));
         let mut s = Self {
@@ -763,6 +776,21 @@ fn video_produce() -> Value {
             { "uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "id": MID_ID },
             { "uri": "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", "id": ABS_SEND_TIME_ID }],
         "encodings": [{ "ssrc": VIDEO_SSRC, "rtx": { "ssrc": VIDEO_RTX_SSRC } }],
+        "rtcp": { "cname": "fuzz", "reducedSize": true } } })
+}
+
+fn simulcast_produce() -> Value {
+    json!({ "kind": "video", "rtpParameters": {
+        "mid": "s",
+        "codecs": [
+            { "mimeType": "video/VP8", "payloadType": VP8_PT, "clockRate": 90000,
+              "rtcpFeedback": [{ "type": "nack" }, { "type": "nack", "parameter": "pli" }] },
+            { "mimeType": "video/rtx", "payloadType": RTX_PT, "clockRate": 90000, "parameters": { "apt": VP8_PT } }],
+        "headerExtensions": [
+            { "uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "id": MID_ID },
+            { "uri": "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id", "id": RID_ID },
+            { "uri": "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id", "id": REPAIRED_RID_ID }],
+        "encodings": [{ "rid": "l", "maxBitrate": 100000 }, { "rid": "h", "maxBitrate": 900000 }],
         "rtcp": { "cname": "fuzz", "reducedSize": true } } })
 }
 

@@ -770,6 +770,33 @@ mod tests {
         assert_eq!(stamp(&p, 3, 1), Err(RtpError::MalformedExtension));
     }
 
+    /// MID and RID values (RFC 8852) read in place in both forms; trailing 0 bytes
+    /// cut; empty, absent or malformed elements give None.
+    #[test]
+    fn string_elements_in_both_forms() {
+        // One-byte form: id 4 "v" then id 10 "hi\0" (padded value), then a 0 pad byte.
+        let p = one_byte_packet(&[0x40, b'v', 0xA2, b'h', b'i', 0, 0]);
+        let h = RtpHeader::parse(&p).unwrap();
+        assert_eq!(read_extension_str(&p, &h, 4), Some(&b"v"[..]));
+        assert_eq!(read_extension_str(&p, &h, 10), Some(&b"hi"[..]));
+        assert_eq!(read_extension_str(&p, &h, 11), None);
+        // A value of only 0 bytes is no value.
+        let p = one_byte_packet(&[0x40, 0]);
+        let h = RtpHeader::parse(&p).unwrap();
+        assert_eq!(read_extension_str(&p, &h, 4), None);
+        // Two-byte form (0x1000 profile): id 20, length 3 "low"; id 21 length 0.
+        let mut p = vec![0x90, 96, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0x10, 0x00, 0, 2];
+        p.extend_from_slice(&[20, 3, b'l', b'o', b'w', 21, 0, 0]);
+        p.extend_from_slice(b"payload");
+        let h = RtpHeader::parse(&p).unwrap();
+        assert_eq!(read_extension_str(&p, &h, 20), Some(&b"low"[..]));
+        assert_eq!(read_extension_str(&p, &h, 21), None);
+        // A length running past the block.
+        let p = one_byte_packet(&[0x4F, b'v']);
+        let h = RtpHeader::parse(&p).unwrap();
+        assert_eq!(read_extension_str(&p, &h, 4), None);
+    }
+
     #[test]
     fn extension_stamping_errors() {
         let p = one_byte_packet(&[0x10, 0xAA]);

@@ -194,6 +194,7 @@ impl SimPeer {
             Event::KeyframeRequest(k) => records.push(Record::KeyframeRequest {
                 peer,
                 mid: k.mid.to_string(),
+                rid: k.rid.map(|r| r.to_string()),
             }),
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 let bps = estimate.as_u64();
@@ -279,6 +280,17 @@ impl SimPeer {
             api.declare_media(mid.into(), kind);
         }
         api.declare_stream_tx(ssrc.into(), rtx.map(Into::into), mid.into(), None);
+    }
+
+    /// Declares an outgoing simulcast encoding `rid` of video media `mid` with its RTX
+    /// SSRC: str0m then sends the MID and RID header extensions until our receiver
+    /// reports acknowledge the SSRC, and its retransmissions carry the repaired RID.
+    pub(crate) fn send_rid_stream(&mut self, mid: &str, ssrc: u32, rtx: u32, rid: &str) {
+        let mut api = self.rtc.direct_api();
+        if self.mids.insert(mid.to_owned()) {
+            api.declare_media(mid.into(), MediaKind::Video);
+        }
+        api.declare_stream_tx(ssrc.into(), Some(rtx.into()), mid.into(), Some(rid.into()));
     }
 
     /// Declares an incoming stream named `name` in media `mid` (declared once per mid).

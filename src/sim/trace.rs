@@ -42,7 +42,12 @@ pub(crate) enum Record {
     /// A peer got a sender report for its incoming media `mid`.
     SenderReport { peer: String, mid: String },
     /// A peer was asked for a keyframe of `mid`.
-    KeyframeRequest { peer: String, mid: String },
+    KeyframeRequest {
+        peer: String,
+        mid: String,
+        /// The simulcast encoding asked for, when the stream has a rid.
+        rid: Option<String>,
+    },
     /// A peer's send-side bandwidth estimate changed.
     Estimate { peer: String, bps: u64 },
     /// A peer's ICE + DTLS came up.
@@ -254,7 +259,13 @@ impl fmt::Display for Record {
                 write!(f, "{peer} {dir} {kind:?}")
             }
             Self::SenderReport { peer, mid } => write!(f, "{peer} sender report {mid}"),
-            Self::KeyframeRequest { peer, mid } => write!(f, "{peer} keyframe request {mid}"),
+            Self::KeyframeRequest { peer, mid, rid } => {
+                write!(f, "{peer} keyframe request {mid}")?;
+                match rid {
+                    Some(rid) => write!(f, " rid {rid}"),
+                    None => Ok(()),
+                }
+            }
             Self::Estimate { peer, bps } => write!(f, "{peer} estimate {bps} bps"),
             Self::Connected { peer } => write!(f, "{peer} connected"),
             Self::Request {

@@ -98,3 +98,219 @@ pub fn latch_ssrc(
         rtx,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::channel::params::{MediaKind, RtpParameters};
+    use crate::ids::{ProducerId, RouterId};
+    use crate::router::negotiate::validate_producer;
+    use crate::router::ProducerParams;
+
+    const MID: u8 = 4;
+    const RID: u8 = 10;
+    const RRID: u8 = 11;
+
+    fn producer(mid: Option<&str>, rids: &[&str]) -> Producer {
+        let encodings: Vec<Value> = rids.iter().map(|r| json!({"rid": r})).collect();
+        let params: RtpParameters = serde_json::from_value(json!({
+            "mid": mid,
+            "codecs": [
+                {"mimeType": "video/VP8", "payloadType": 96, "clockRate": 90000},
+                {"mimeType": "video/rtx", "payloadType": 97, "clockRate": 90000, "parameters": {"apt": 96}}
+            ],
+            "headerExtensions": [
+                {"uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "id": MID},
+                {"uri": "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id", "id": RID},
+                {"uri": "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id", "id": RRID}
+            ],
+            "encodings": encodings
+        }))
+        .expect("parameters");
+        let stream = validate_producer(MediaKind::Video, &params).expect("valid");
+        Producer::new(ProducerParams {
+            id: ProducerId(mid.unwrap_or("none").into()),
+            router: RouterId("r".into()),
+            transport: 0,
+            kind: MediaKind::Video,
+            rtp_parameters: params,
+            stream,
+            paused: false,
+            app_data: Value::Null,
+        })
+    }
+
+    /// An RTP packet from `ssrc` with one-byte extension elements `(id, value)`.
+    fn packet(ssrc: u32, elements: &[(u8, &[u8])]) -> Vec<u8> {
+        let mut ext = Vec::new();
+        for (id, value) in elements {
+            ext.push((id << 4) | (value.len() as u8 - 1));
+            ext.extend_from_slice(value);
+        }
+        while ext.len() % 4 != 0 {
+            ext.push(0);
+        }
+        let mut p = vec![0x90, 96, 0, 1, 0, 0, 0, 1];
+        p.extend(ssrc.to_be_bytes());
+        p.extend([0xbe, 0xde]);
+        p.extend(((ext.len() / 4) as u16).to_be_bytes());
+        p.extend(ext);
+        p.extend([0x10, 0, 0, 0]);
+        p
+    }
+
+    fn latch(
+        keys: &[ProducerKey],
+        producers: &mut Slab<Producer>,
+        pkt: &[u8],
+    ) -> Result<SsrcRoute, DropReason> {
+        let hdr = RtpHeader::parse(pkt).expect("parses");
+        latch_ssrc(keys, producers, pkt, &hdr)
+    }
+
+    #[test]
+    fn mid_then_rid_or_repaired_rid_names_the_stream() {
+        let mut producers = Slab::new();
+        let audio_like = producers.insert(producer(Some("a"), &["x"]));
+        let video = producers.insert(producer(Some("v"), &["lo", "hi"]));
+        let keys = [audio_like, video];
+        let route = latch(
+            &keys,
+            &mut producers,
+            &packet(7, &[(MID, b"v"), (RID, b"hi")]),
+        );
+        assert_eq!(
+            route,
+            Ok(SsrcRoute {
+                producer: video,
+                layer: 1,
+                rtx: false
+            })
+        );
+        let route = latch(
+            &keys,
+            &mut producers,
+            &packet(8, &[(MID, b"v"), (RRID, b"hi")]),
+        );
+        assert_eq!(route.map(|r| (r.layer, r.rtx)), Ok((1, true)));
+        // RID padded with a 0 byte, as some senders do.
+        let route = latch(
+            &keys,
+            &mut producers,
+            &packet(9, &[(MID, b"v"), (RID, b"lo\0")]),
+        );
+        assert_eq!(route.map(|r| r.layer), Ok(0));
+        assert_eq!(producers[video].layer_ssrc(1), Some(7));
+        assert_eq!(producers[video].layer_ssrc(0), Some(9));
+    }
+
+    /// At most one media and one RTX SSRC per encoding: a second stream claiming a
+    /// learnt RID, an unknown RID or MID, or none, is dropped as `unknownRid`; once
+    /// nothing waits, unknown SSRCs are `unknownSsrc` without looking further.
+    #[test]
+    fn latching_is_bounded_and_refuses_conflicts() {
+        let mut producers = Slab::new();
+        let video = producers.insert(producer(Some("v"), &["lo"]));
+        let keys = [video];
+        assert!(latch(
+            &keys,
+            &mut producers,
+            &packet(7, &[(MID, b"v"), (RID, b"lo")])
+        )
+        .is_ok());
+        for (ssrc, elements) in [
+            (8, vec![(MID, &b"v"[..]), (RID, &b"lo"[..])]),
+            (9, vec![(MID, &b"v"[..]), (RID, &b"zz"[..])]),
+            (10, vec![(MID, &b"w"[..]), (RID, &b"lo"[..])]),
+            (11, vec![(MID, &b"v"[..])]),
+            (12, vec![]),
+        ] {
+            assert_eq!(
+                latch(&keys, &mut producers, &packet(ssrc, &elements)),
+                Err(DropReason::UnknownRid),
+                "ssrc {ssrc}"
+            );
+        }
+        assert!(latch(&keys, &mut producers, &packet(13, &[(RRID, b"lo")])).is_ok());
+        assert!(!producers[video].awaits_ssrcs());
+        assert_eq!(
+            latch(
+                &keys,
+                &mut producers,
+                &packet(14, &[(MID, b"v"), (RID, b"lo")])
+            ),
+            Err(DropReason::UnknownSsrc)
+        );
+        assert_eq!(producers[video].ssrcs().collect::<Vec<_>>(), [7, 13]);
+    }
+
+    /// Without MID: the only producer waiting is meant, or else the only one that
+    /// declared no mid; with a MID nobody has, that one too.
+    #[test]
+    fn a_missing_or_unknown_mid_falls_back_to_the_only_candidate() {
+        let mut producers = Slab::new();
+        let with_mid = producers.insert(producer(Some("v"), &["lo"]));
+        let keys = [with_mid];
+        let route = latch(&keys, &mut producers, &packet(7, &[(RID, b"lo")]));
+        assert_eq!(route.map(|r| r.producer), Ok(with_mid));
+
+        let mut producers = Slab::new();
+        let a = producers.insert(producer(Some("v"), &["lo"]));
+        let b = producers.insert(producer(None, &["lo"]));
+        let keys = [a, b];
+        let route = latch(&keys, &mut producers, &packet(7, &[(RID, b"lo")]));
+        assert_eq!(route.map(|r| r.producer), Ok(b), "no MID: the one without");
+        let route = latch(
+            &keys,
+            &mut producers,
+            &packet(8, &[(MID, b"9"), (RRID, b"lo")]),
+        );
+        assert_eq!(route.map(|r| (r.producer, r.rtx)), Ok((b, true)));
+        let route = latch(
+            &keys,
+            &mut producers,
+            &packet(9, &[(MID, b"v"), (RID, b"lo")]),
+        );
+        assert_eq!(route.map(|r| r.producer), Ok(a));
+    }
+
+    /// Fuzz-safety: random extension blocks (bad lengths, two-byte forms, id 15) never
+    /// panic and never latch more than the encodings have room for.
+    #[test]
+    fn malformed_extensions_are_survived() {
+        let mut rng = StdRng::seed_from_u64(13);
+        let mut producers = Slab::new();
+        let video = producers.insert(producer(Some("v"), &["a", "b", "c", "d"]));
+        let keys = [video];
+        for i in 0..20_000u32 {
+            let words = rng.gen_range(0..4usize);
+            let mut p = vec![0x90, 96, 0, 1, 0, 0, 0, 1];
+            p.extend(i.to_be_bytes());
+            let profile: u16 = if rng.gen_bool(0.5) { 0xbede } else { 0x1000 };
+            p.extend(profile.to_be_bytes());
+            p.extend((words as u16).to_be_bytes());
+            for _ in 0..words * 4 {
+                // Mostly plausible ids and lengths, with values the RIDs use.
+                p.push(match rng.gen_range(0..4) {
+                    0 => rng.gen(),
+                    1 => (RID << 4) | rng.gen_range(0..2),
+                    2 => b"abcdv"[rng.gen_range(0..5)],
+                    _ => (MID << 4) | rng.gen_range(0..2),
+                });
+            }
+            if rng.gen_bool(0.2) {
+                p.truncate(rng.gen_range(0..p.len()));
+            }
+            let Ok(hdr) = RtpHeader::parse(&p) else {
+                continue;
+            };
+            let _ = read_extension_str(&p, &hdr, RID);
+            let _ = latch_ssrc(&keys, &mut producers, &p, &hdr);
+        }
+        assert!(producers[video].ssrcs().count() <= 8);
+    }
+}
