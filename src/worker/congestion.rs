@@ -10,6 +10,7 @@ use std::time::Instant;
 use crate::batch::SendBatch;
 use crate::bwe::{Allocation, LayerBitrates, Layers, VideoDemand};
 use crate::channel::params::MediaKind;
+use crate::router::consumer::Layers as SimulcastLayers;
 use crate::router::{Consumer, ConsumerKey, ConsumerKind, Egress, Producer, TransportKey};
 use crate::worker::core::WorkerCore;
 use crate::worker::timers::TimerKey;
@@ -64,7 +65,8 @@ impl WorkerCore {
                 MediaKind::Video => demands.push(video_demand(now, ck, c, p)),
             }
         }
-        if t.cc.allocator.due(now, estimate, &demands) {
+        let allocated = t.cc.allocator.due(now, estimate, &demands);
+        if allocated {
             for a in t.cc.allocator.allocate(now, estimate, audio_bps, &demands) {
                 if let Some(c) = consumers.get_mut(a.key) {
                     apply_allocation(c, a);
@@ -95,7 +97,18 @@ impl WorkerCore {
                 c.send_padding(now, &mut Egress::new(t, out, rtp_out, drops), padding);
             }
         }
-        if let Some(at) = t.cc.poll_timeout() {
+        let at = t.cc.poll_timeout();
+        // A consumer given new layers may want a keyframe of its new target encoding
+        // and have its `layerschange` to notify.
+        let changed: Vec<ConsumerKey> = if allocated {
+            t.cc.demands.iter().map(|d| d.key).collect()
+        } else {
+            Vec::new()
+        };
+        for ck in changed {
+            self.follow_consumer(now, ck, out);
+        }
+        if let Some(at) = at {
             self.timers.lower(TimerKey::Transport(tk), at);
         }
     }
@@ -110,6 +123,14 @@ fn video_demand(now: Instant, ck: ConsumerKey, c: &Consumer, p: &Producer) -> Vi
             Layers::default(),
             Some(Layers::default()),
         ),
+        ConsumerKind::Simulcast(s) => {
+            let layers = |l: SimulcastLayers| Layers::new(l.spatial, l.temporal);
+            (
+                producer_bitrates(now, p),
+                layers(s.preferred()),
+                s.current().map(layers),
+            )
+        }
     };
     VideoDemand {
         key: ck,
@@ -123,12 +144,22 @@ fn video_demand(now: Instant, ck: ConsumerKey, c: &Consumer, p: &Producer) -> Vi
     }
 }
 
-/// Hands a consumer the layers the allocation gave it.
-fn apply_allocation(c: &mut Consumer, a: &Allocation) {
-    match c.kind() {
-        // A simple consumer has one layer: nothing to choose.
-        ConsumerKind::Simple(_) => {
-            let _ = a;
+/// What each of a producer's layers costs: each active encoding's received bitrate,
+/// split over its temporal layers by the usual shares.
+fn producer_bitrates(now: Instant, p: &Producer) -> LayerBitrates {
+    let mut b = LayerBitrates::new(p.spatial_layers(), p.temporal_layers());
+    for layer in 0..p.spatial_layers() {
+        if p.layer_active(layer, now) {
+            b.set_encoding(layer, p.layer_bitrate(layer, now));
         }
+    }
+    b
+}
+
+/// Hands a consumer the layers the allocation gave it (a simple consumer has one layer
+/// and ignores it). A paused consumer keeps its cap: it gets a new one when it resumes.
+fn apply_allocation(c: &mut Consumer, a: &Allocation) {
+    if let Some(l) = a.target {
+        c.set_target_layers(Some((l.spatial, l.temporal)));
     }
 }

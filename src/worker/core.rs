@@ -406,18 +406,19 @@ impl WorkerCore {
         self.notify(router, id, Event::DtlsStateChange { dtls_state: state });
         if state == DtlsState::Connected {
             // Subscribers can decrypt from now on: get them a keyframe.
-            let producers: Vec<ProducerKey> = self
+            let producers: Vec<(ProducerKey, u8)> = self
                 .transports
                 .get(tk)
                 .map(|t| {
                     t.consumers
                         .iter()
-                        .filter_map(|c| self.consumers.get(*c).map(Consumer::producer))
+                        .filter_map(|c| self.consumers.get(*c))
+                        .map(|c| (c.producer(), c.keyframe_layer()))
                         .collect()
                 })
                 .unwrap_or_default();
-            for pk in producers {
-                self.request_keyframe(now, pk, 0, out);
+            for (pk, layer) in producers {
+                self.request_keyframe(now, pk, layer, out);
             }
         }
     }

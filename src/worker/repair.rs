@@ -72,15 +72,13 @@ impl WorkerCore {
         let Some(c) = consumers.get_mut(ck) else {
             return;
         };
-        let Some(buffer) = producers
-            .get(c.producer())
-            .and_then(|p| p.retransmission_buffer(0))
-        else {
+        let Some(p) = producers.get(c.producer()) else {
             return;
         };
         let Some(t) = transports.get_mut(c.transport()) else {
             return;
         };
+        let buffer = |layer| p.retransmission_buffer(layer);
         c.retransmit(now, buffer, lost, &mut Egress::new(t, out, rtp_out, drops));
     }
 }

@@ -58,8 +58,8 @@ impl WorkerCore {
                 };
                 c.on_pli();
                 self.totals.pli_received += 1;
-                let pk = c.producer();
-                self.request_keyframe(now, pk, 0, out);
+                let (pk, layer) = (c.producer(), c.keyframe_layer());
+                self.request_keyframe(now, pk, layer, out);
             }
             Feedback::Fir { media_ssrcs, .. } => {
                 let targets: Vec<ConsumerKey> = media_ssrcs
@@ -72,8 +72,8 @@ impl WorkerCore {
                     };
                     c.on_fir();
                     self.totals.fir_received += 1;
-                    let pk = c.producer();
-                    self.request_keyframe(now, pk, 0, out);
+                    let (pk, layer) = (c.producer(), c.keyframe_layer());
+                    self.request_keyframe(now, pk, layer, out);
                 }
             }
             Feedback::Nack {
@@ -199,7 +199,7 @@ impl WorkerCore {
             let (in_ts, out_ts, at) = (info.in_ts, info.out_ts, info.at);
             let p = self.producers.get(c.producer());
             let rate = f64::from(info.clock_rate.max(1));
-            let (ntp, rtp) = match p.and_then(|p| p.last_sr(0)) {
+            let (ntp, rtp) = match p.and_then(|p| p.last_sr(info.layer)) {
                 // Keep the publisher's NTP/RTP mapping so that audio and video of one
                 // publisher stay in sync in the subscriber (lip-sync, RFC 3550 6.4.1).
                 Some((sr_ntp, sr_rtp, sr_at)) => {

@@ -230,6 +230,7 @@ impl WorkerCore {
                         "a simple consumer has one layer: consumer.setPreferredLayers applies to simulcast consumers".into(),
                     ));
                 };
+                self.follow_consumer(now, ck, out);
                 Ok(response_data(&layers))
             }
             Method::ConsumerSetPriority => {
@@ -538,6 +539,11 @@ impl WorkerCore {
                 paused: d.paused,
                 producer_paused,
                 producer_vp8: p.keyframes_detectable(),
+                spatial_layers: p.spatial_layers(),
+                temporal_layers: p.temporal_layers(),
+                preferred_layers: d
+                    .preferred_layers
+                    .map(|l| (l.spatial_layer, l.temporal_layer)),
                 app_data: d.app_data,
             },
             &mut self.rng,
@@ -557,8 +563,13 @@ impl WorkerCore {
             }
         }
         if !d.paused && !producer_paused && kind == MediaKind::Video {
-            // A new subscriber needs a keyframe to start decoding.
-            self.request_keyframe(now, pk, 0, out);
+            // A new subscriber needs a keyframe to start decoding (of the layer it
+            // starts with, for a simulcast consumer).
+            let layer = self.consumers.get_mut(ck).map_or(0, |c| {
+                c.take_keyframe_request()
+                    .unwrap_or_else(|| c.keyframe_layer())
+            });
+            self.request_keyframe(now, pk, layer, out);
         }
         tracing::info!(consumer = %id, producer = %d.producer_id, ssrc, "consumer created");
         Ok(response_data(&ConsumerCreated {
@@ -584,6 +595,7 @@ impl WorkerCore {
         if !p.set_paused(paused) {
             return;
         }
+        let simulcast = p.spatial_layers() > 1;
         let (router, consumers) = (p.router().clone(), p.consumers().to_vec());
         let event = if paused {
             Event::ProducerPause
@@ -597,8 +609,10 @@ impl WorkerCore {
             c.set_producer_paused(paused);
             let id = c.id().0.clone();
             self.notify(&router, &id, event.clone());
+            // A simulcast consumer asks for its own layer's keyframe on resume.
+            self.follow_consumer(now, ck, out);
         }
-        if !paused {
+        if !paused && !simulcast {
             self.request_keyframe(now, pk, 0, out);
         }
     }
@@ -613,13 +627,39 @@ impl WorkerCore {
         let Some(c) = self.consumers.get_mut(ck) else {
             return;
         };
-        if !c.set_paused(paused) || paused {
+        if !c.set_paused(paused) {
+            return;
+        }
+        if c.is_simulcast() {
+            // Its keyframe request (resumed) and `layerschange` (paused: null).
+            self.follow_consumer(now, ck, out);
             return;
         }
         // Resumed (from a keyframe, see `Consumer::set_paused`): get the subscriber one.
-        if c.media_kind() == MediaKind::Video && !c.producer_paused() {
+        if !paused && c.media_kind() == MediaKind::Video && !c.producer_paused() {
             let pk = c.producer();
             self.request_keyframe(now, pk, 0, out);
+        }
+    }
+
+    /// Does what a change to a simulcast consumer (its preferred or allocated layers,
+    /// a pause or resume) asks of the core: a keyframe of the encoding it now waits for,
+    /// while it forwards, and a `layerschange` notification when its forwarded layers
+    /// changed.
+    pub(crate) fn follow_consumer(&mut self, now: Instant, ck: ConsumerKey, out: &mut SendBatch) {
+        let Some(c) = self.consumers.get_mut(ck) else {
+            return;
+        };
+        let keyframe = c.take_keyframe_request().filter(|_| c.active());
+        let change = c.take_layers_change();
+        let (pk, id, tk) = (c.producer(), c.id().0.clone(), c.transport());
+        if let Some(layer) = keyframe {
+            self.request_keyframe(now, pk, layer, out);
+        }
+        if let Some(layers) = change {
+            if let Some(router) = self.transports.get(tk).map(|t| t.router.clone()) {
+                self.notify(&router, &id, Event::LayersChange(layers));
+            }
         }
     }
 

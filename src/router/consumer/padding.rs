@@ -27,7 +27,7 @@ impl Consumer {
         let (Some((rtx_ssrc, rtx_pt)), Some(twcc_id)) = (self.rtx, self.twcc_id) else {
             return 0;
         };
-        let timestamp = self.last_forwarded.map_or(0, |(_, ts, _)| ts);
+        let timestamp = self.last_forwarded.map_or(0, |(_, ts, _, _)| ts);
         let Some((dest, srtp)) = egress.path.as_mut() else {
             return 0;
         };
