@@ -180,10 +180,24 @@ impl SimPeer {
                     .first_seq
                     .entry(stream.clone())
                     .or_insert(p.header.sequence_number);
+                let index = payload_index(&p.payload);
+                let vp8 = crate::rtp::Vp8Descriptor::parse(&p.payload);
+                if let Some((d, pid)) = vp8.and_then(|d| Some((d, d.picture_id?))) {
+                    records.push(Record::Vp8 {
+                        peer: peer.clone(),
+                        stream: stream.clone(),
+                        index,
+                        seq: p.header.sequence_number,
+                        picture_id: pid.value,
+                        tl0_pic_idx: d.tl0_pic_idx,
+                        tid: d.tid,
+                        keyframe: crate::rtp::is_vp8_keyframe(&p.payload),
+                    });
+                }
                 records.push(Record::Rtp {
                     peer,
                     stream,
-                    index: payload_index(&p.payload),
+                    index,
                     seq: p.header.sequence_number.wrapping_sub(first),
                 });
             }

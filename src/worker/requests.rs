@@ -525,7 +525,6 @@ impl WorkerCore {
             self.consumer_ids.contains_key(&ConsumerId(s.to_owned()))
         }));
         let (kind, producer_paused) = (p.kind(), p.paused());
-        let rtp_parameters = stream.rtp_parameters.clone();
         let twcc = stream.twcc_id.is_some();
         let consumer = Consumer::new(
             ConsumerParams {
@@ -549,6 +548,8 @@ impl WorkerCore {
             &mut self.rng,
         );
         let consumer_type = consumer.kind().wire();
+        // As the consumer made them (a simulcast consumer's scalabilityMode).
+        let rtp_parameters = consumer.rtp_parameters().clone();
         let ck = self.consumers.insert(consumer);
         self.consumer_ids.insert(id.clone(), ck);
         if let Some(p) = self.producers.get_mut(pk) {
