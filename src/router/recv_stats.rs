@@ -28,20 +28,6 @@ pub struct RecvStats {
 }
 
 impl RecvStats {
-    /// A stream that received nothing.
-    pub const EMPTY: Self = Self {
-        started: false,
-        max_seq: 0,
-        cycles: 0,
-        base_seq: 0,
-        received: 0,
-        expected_prior: 0,
-        received_prior: 0,
-        jitter_q4: 0,
-        last_transit: None,
-        last_sr: None,
-    };
-
     /// Records one packet. `arrival` is the arrival time in the stream's RTP clock units.
     pub fn on_packet(&mut self, seq: u16, rtp_ts: u32, arrival: u32) {
         if !self.started {

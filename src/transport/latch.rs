@@ -12,6 +12,7 @@
 
 use slab::Slab;
 
+use crate::router::producer::LayerStream;
 use crate::router::{Producer, ProducerKey};
 use crate::rtp::{read_extension_str, RtpHeader};
 use crate::stats::DropReason;
@@ -24,6 +25,16 @@ pub struct SsrcRoute {
     pub layer: u8,
     /// Whether it is the encoding's RTX stream.
     pub rtx: bool,
+}
+
+impl SsrcRoute {
+    /// The producer's stream it is.
+    pub fn stream(&self) -> LayerStream {
+        LayerStream {
+            layer: self.layer,
+            rtx: self.rtx,
+        }
+    }
 }
 
 /// Finds the producer and encoding of a packet whose SSRC is unknown by its MID and

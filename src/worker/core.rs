@@ -540,7 +540,7 @@ impl WorkerCore {
         rtp_in.add(len);
         let pk = route.producer;
         let p = producers.get_mut(pk)?;
-        match p.receive_rtp(now, micros, buf, len, hdr, route.layer, route.rtx) {
+        match p.receive_rtp(now, micros, buf, len, hdr, route.stream()) {
             Ok(packet) => packet.map(|packet| (pk, packet)),
             Err(reason) => drop(t, reason),
         }

@@ -315,7 +315,7 @@ impl WorkerCore {
             forwarding_latency: self.latency.report(),
             totals: self.totals,
             // Loss as the publishers' streams show it now (current producers only).
-            packets_lost: self.producers.iter().map(|(_, p)| p.recv().lost()).sum(),
+            packets_lost: self.producers.iter().map(|(_, p)| p.packets_lost()).sum(),
             packet_loop: self.liveness.report(now),
         }
     }

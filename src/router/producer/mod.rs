@@ -21,7 +21,6 @@ use sfu_control::responses::{ProducerStats, StatsType};
 use crate::channel::params::{MediaKind, RtpParameters};
 use crate::ids::{ProducerId, RouterId};
 use crate::router::negotiate::{KeyframeCodec, ProducerStream, StreamIdExtensions};
-use crate::router::recv_stats::RecvStats;
 use crate::router::rtx_buffer::RetransmissionBuffer;
 use crate::router::{ConsumerKey, TransportKey};
 use crate::rtcp::ReportBlock;
@@ -57,6 +56,15 @@ pub struct Ingested {
     pub keyframe: bool,
     /// The spatial layer (encoding, 0 = lowest) the packet belongs to.
     pub layer: u8,
+}
+
+/// Which of a producer's RTP streams a packet came on: an encoding's media stream, or
+/// (`rtx`) its RTX stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerStream {
+    /// The spatial layer (encoding, 0 = lowest).
+    pub layer: u8,
+    pub rtx: bool,
 }
 
 /// One incoming track.
@@ -256,19 +264,16 @@ impl Producer {
         self.consumers.retain(|k| *k != ck);
     }
 
-    /// Receive statistics of the lowest layer.
-    pub fn recv(&self) -> &RecvStats {
-        self.encodings
-            .first()
-            .map(Encoding::recv)
-            .unwrap_or(&EMPTY_RECV)
-    }
-
     /// Packets expected and received over all encodings (REMB's loss input).
     pub fn expected_and_received(&self) -> (u64, u64) {
         self.encodings.iter().fold((0, 0), |(e, r), x| {
             (e + x.recv().expected(), r + x.recv().received())
         })
+    }
+
+    /// RFC 3550 cumulative packets lost, over all encodings.
+    pub fn packets_lost(&self) -> u64 {
+        self.encodings.iter().map(|e| e.recv().lost()).sum()
     }
 
     /// Packets and bytes received on all encodings (RTX unwrapped, duplicates not
@@ -316,14 +321,13 @@ impl Producer {
             .map(|(_, r)| *r)
     }
 
-    /// The ingest of one packet of layer `layer`'s media stream, or with `rtx` of its
-    /// RTX stream, unprotected and parsed as `hdr` in `buf[..len]`, arrived `micros`
+    /// The ingest of one packet of `stream` (an encoding's media or RTX stream),
+    /// unprotected and parsed as `hdr` in `buf[..len]`, arrived `micros`
     /// after the core's epoch: turns RTX back into the original packet (RFC 4588),
     /// drops duplicates, keeps it for retransmission and in the encoding's receive
     /// statistics. Returns the packet to forward, `Ok(None)` when there is nothing to
     /// forward (a duplicate, a padding-only probe, RTX for a stream whose SSRC is not
     /// known yet, a paused producer), or the reason for a counted drop.
-    #[allow(clippy::too_many_arguments)]
     pub fn receive_rtp(
         &mut self,
         now: Instant,
@@ -331,11 +335,10 @@ impl Producer {
         buf: &mut [u8],
         len: usize,
         hdr: RtpHeader,
-        layer: u8,
-        rtx: bool,
+        stream: LayerStream,
     ) -> Result<Option<Ingested>, DropReason> {
-        let (mut len, mut hdr) = (len, hdr);
-        if rtx {
+        let (mut len, mut hdr, layer) = (len, hdr, stream.layer);
+        if stream.rtx {
             let media_pt = self
                 .rtx_pts
                 .iter()
@@ -492,8 +495,8 @@ impl Producer {
             paused: self.paused,
             packets_received: traffic.packets,
             bytes_received: traffic.bytes,
-            packets_lost: sum(|e| e.recv().lost()),
-            jitter: self.recv().jitter(),
+            packets_lost: self.packets_lost(),
+            jitter: self.encodings.first().map_or(0, |e| e.recv().jitter()),
             key_frame_requests_sent: sum(Encoding::keyframe_requests_sent),
             rtx_packets_received: sum(Encoding::rtx_packets),
             duplicate_packets_received: sum(Encoding::duplicates),
@@ -511,9 +514,6 @@ impl Producer {
         }
     }
 }
-
-/// What a producer without encodings (which validation never creates) reports.
-static EMPTY_RECV: RecvStats = RecvStats::EMPTY;
 
 #[cfg(test)]
 mod tests;

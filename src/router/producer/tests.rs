@@ -66,7 +66,14 @@ fn receive_on(
 ) -> Result<Option<Ingested>, DropReason> {
     let len = buf.len();
     let hdr = RtpHeader::parse(&buf).expect("test packet parses");
-    p.receive_rtp(now, 1_000_000, &mut buf, len, hdr, layer, rtx)
+    p.receive_rtp(
+        now,
+        1_000_000,
+        &mut buf,
+        len,
+        hdr,
+        LayerStream { layer, rtx },
+    )
 }
 
 fn receive(p: &mut Producer, buf: Vec<u8>) -> Result<Option<Ingested>, DropReason> {
