@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
+use crate::ids::{ConsumerId, ProducerId, RouterId, RtpObserverId, TransportId};
 use crate::params::{
     DtlsParameters, DtlsState, IceCandidate, IceParameters, IceState, MediaKind, RtpParameters,
     TransportTuple,
@@ -157,6 +157,13 @@ pub struct WorkerStats {
 #[serde(rename_all = "camelCase")]
 pub struct RouterCreated {
     pub router_id: RouterId,
+}
+
+/// `router.createActiveSpeakerObserver`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RtpObserverCreated {
+    pub rtp_observer_id: RtpObserverId,
 }
 
 /// `router.getStats`.
@@ -318,6 +325,10 @@ pub struct ProducerStats {
     pub packets_given_up: u64,
     pub score: u8,
     pub consumers: usize,
+    /// The last audio level the publisher sent (RFC 6464 ssrc-audio-level), in dBov
+    /// (-127 to 0): audio producers whose packets carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_level: Option<i8>,
     /// Per encoding (simulcast layer), lowest spatial layer first; one entry for a
     /// producer with one encoding. The fields above sum them (counters) or are the
     /// lowest layer's (`ssrc`, `jitter`) or the best of them (`score`).

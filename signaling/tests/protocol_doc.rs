@@ -69,6 +69,7 @@ fn every_server_message_example_round_trips_through_server_message() {
         "muteChanged",
         "transportState",
         "score",
+        "activeSpeaker",
         "restart",
         "left",
         "error",

@@ -11,7 +11,7 @@ use crate::batch::SendBatch;
 use crate::bwe::{Allocation, LayerBitrates, Layers, VideoDemand};
 use crate::channel::params::MediaKind;
 use crate::router::consumer::Layers as SimulcastLayers;
-use crate::router::{Consumer, ConsumerKey, ConsumerKind, Egress, Producer, TransportKey};
+use crate::router::{Consumer, ConsumerKey, ConsumerKind, Egress, Producer, Router, TransportKey};
 use crate::worker::core::WorkerCore;
 use crate::worker::timers::TimerKey;
 
@@ -28,6 +28,7 @@ impl WorkerCore {
         out: &mut SendBatch,
     ) {
         let Self {
+            routers,
             transports,
             consumers,
             producers,
@@ -45,6 +46,13 @@ impl WorkerCore {
             t.cc.probe.on_result(now, result);
         }
         let estimate = bwe.estimate_bps();
+        // The active speaker's video: that of the publisher (transport) whose audio
+        // producer the router's observers last named dominant.
+        let speaker = routers
+            .get(&t.router)
+            .and_then(Router::active_speaker)
+            .and_then(|pk| producers.get(pk))
+            .map(Producer::transport);
 
         let mut demands = std::mem::take(&mut t.cc.demands);
         demands.clear();
@@ -62,7 +70,10 @@ impl WorkerCore {
                         audio_bps += u64::from(p.layer_bitrate(0, now));
                     }
                 }
-                MediaKind::Video => demands.push(video_demand(now, ck, c, p)),
+                MediaKind::Video => {
+                    let speaking = speaker == Some(p.transport());
+                    demands.push(video_demand(now, ck, c, p, speaking));
+                }
             }
         }
         let allocated = t.cc.allocator.due(now, estimate, &demands);
@@ -115,7 +126,13 @@ impl WorkerCore {
 }
 
 /// A video consumer as the allocator sees it.
-fn video_demand(now: Instant, ck: ConsumerKey, c: &Consumer, p: &Producer) -> VideoDemand {
+fn video_demand(
+    now: Instant,
+    ck: ConsumerKey,
+    c: &Consumer,
+    p: &Producer,
+    active_speaker: bool,
+) -> VideoDemand {
     let (bitrates, preferred, current) = match c.kind() {
         // One stream: its layer is whatever the producer's first encoding sends.
         ConsumerKind::Simple(_) => (
@@ -135,7 +152,7 @@ fn video_demand(now: Instant, ck: ConsumerKey, c: &Consumer, p: &Producer) -> Vi
     VideoDemand {
         key: ck,
         priority: c.priority(),
-        active_speaker: false,
+        active_speaker,
         preferred,
         bitrates,
         current,
