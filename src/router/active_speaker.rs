@@ -459,7 +459,8 @@ mod tests {
                 self.now += FRAME;
                 for &pk in &speakers {
                     if let Some(level) = level_of(pk) {
-                        self.obs.on_level(self.now, pk, level);
+                        // The loop asks poll_timeout every frame anyway.
+                        let _wake = self.obs.on_level(self.now, pk, level);
                     }
                 }
                 if self.obs.poll_timeout().is_some_and(|at| at <= self.now) {
