@@ -499,10 +499,11 @@ impl Consumer {
 
     /// Sends one packet of the producer's stream (`pkt`, parsed as `hdr`) to the
     /// subscriber: the consumer's whole egress pipeline, for fan-out and retransmission
-    /// alike. A packet that fails to rewrite or protect is a counted drop; one the
-    /// consumer's policy does not send (paused, waiting for a keyframe, payload type
-    /// not negotiated, a duplicate, resent too recently) is neither sent nor counted.
-    /// No allocation.
+    /// alike. A packet that fails to rewrite or protect, or whose VP8 descriptor a
+    /// simulcast consumer cannot read, is a counted drop; one the consumer's policy
+    /// does not send (paused, waiting for a keyframe, payload type not negotiated, a
+    /// duplicate, resent too recently, another spatial layer or a temporal layer above
+    /// the current one) is neither sent nor counted. No allocation.
     #[inline]
     pub fn send_rtp(
         &mut self,

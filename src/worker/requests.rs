@@ -602,13 +602,13 @@ impl WorkerCore {
         if !p.set_paused(paused) {
             return;
         }
-        let simulcast = p.spatial_layers() > 1;
         let (router, consumers) = (p.router().clone(), p.consumers().to_vec());
         let event = if paused {
             Event::ProducerPause
         } else {
             Event::ProducerResume
         };
+        let mut wanted = 0u8;
         for ck in consumers {
             let Some(c) = self.consumers.get_mut(ck) else {
                 continue;
@@ -616,11 +616,21 @@ impl WorkerCore {
             c.set_producer_paused(paused);
             let id = c.id().0.clone();
             self.notify(&router, &id, event.clone());
-            // A simulcast consumer asks for its own layer's keyframe on resume.
-            self.follow_consumer(now, ck, out);
+            // A simulcast consumer waits for its own layer's keyframe on resume.
+            // (Producers have at most 4 encodings: the mask holds them.)
+            if let Some(layer) = self.consumer_changed(ck).filter(|l| *l < 8) {
+                wanted |= 1 << layer;
+            }
         }
-        if !paused && !simulcast {
-            self.request_keyframe(now, pk, 0, out);
+        if !paused {
+            // The lowest encoding's, and each one a consumer waits for: each once (a
+            // second request inside the throttle would be deferred and answered again).
+            wanted |= 1;
+            for layer in 0..8u8 {
+                if wanted & (1 << layer) != 0 {
+                    self.request_keyframe(now, pk, layer, out);
+                }
+            }
         }
     }
 
@@ -654,20 +664,24 @@ impl WorkerCore {
     /// while it forwards, and a `layerschange` notification when its forwarded layers
     /// changed.
     pub(crate) fn follow_consumer(&mut self, now: Instant, ck: ConsumerKey, out: &mut SendBatch) {
-        let Some(c) = self.consumers.get_mut(ck) else {
-            return;
-        };
-        let keyframe = c.take_keyframe_request().filter(|_| c.active());
-        let change = c.take_layers_change();
-        let (pk, id, tk) = (c.producer(), c.id().0.clone(), c.transport());
-        if let Some(layer) = keyframe {
+        let pk = self.consumers.get(ck).map(Consumer::producer);
+        if let (Some(layer), Some(pk)) = (self.consumer_changed(ck), pk) {
             self.request_keyframe(now, pk, layer, out);
         }
-        if let Some(layers) = change {
+    }
+
+    /// Notifies a consumer's `layerschange` if its forwarded layers changed, and returns
+    /// the encoding it wants a keyframe of (while it forwards), for the caller to ask.
+    fn consumer_changed(&mut self, ck: ConsumerKey) -> Option<u8> {
+        let c = self.consumers.get_mut(ck)?;
+        let keyframe = c.take_keyframe_request().filter(|_| c.active());
+        if let Some(layers) = c.take_layers_change() {
+            let (id, tk) = (c.id().0.clone(), c.transport());
             if let Some(router) = self.transports.get(tk).map(|t| t.router.clone()) {
                 self.notify(&router, &id, Event::LayersChange(layers));
             }
         }
+        keyframe
     }
 
     /// Closes a consumer; `reason` is the event notified for it when the close was not
