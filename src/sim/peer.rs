@@ -348,6 +348,11 @@ impl SimPeer {
         }
     }
 
+    /// Forgets an outgoing stream, keeping its media section.
+    pub(crate) fn forget_send_stream_ssrc(&mut self, ssrc: u32) {
+        self.rtc.direct_api().remove_stream_tx(ssrc.into());
+    }
+
     /// Forgets an incoming stream and its media section `mid` (its consumer closed).
     pub(crate) fn forget_stream(&mut self, mid: &str, ssrc: u32) {
         let mut api = self.rtc.direct_api();

@@ -12,6 +12,7 @@ use sfu_control::requests::{
 use str0m::format::Codec;
 
 use super::*;
+use crate::srtp::MAX_SSRCS;
 
 /// (rid, media SSRC, RTX SSRC) of the publisher's encodings, lowest first.
 const LAYERS: [(&str, u32, u32); 3] = [
@@ -59,9 +60,11 @@ fn vp8(i: u32, keyframe: bool, len: usize) -> Vec<u8> {
 /// encoding's SSRC and RTX SSRC is learnt from its first packets, loss on the
 /// publisher's uplink is NACKed per encoding and repaired from that encoding's RTX, and
 /// `producer.getStats` counts each encoding on its own.
-#[test]
-fn rid_only_simulcast_is_latched_and_repaired_per_encoding() {
-    let mut sim = Sim::new(131);
+/// A connected publisher "pub" with the [`LAYERS`] declared, and its rid-only
+/// producer: the simulation, the publisher, its transport and producer ids, and the VP8
+/// payload type.
+fn simulcast_publisher(seed: u64) -> (Sim, PeerId, String, String, u8) {
+    let mut sim = Sim::new(seed);
     let router = sim.create_router();
     let publisher = sim.add_peer("pub", |b| b);
     let transport = sim.connect(publisher, &router);
@@ -81,6 +84,12 @@ fn rid_only_simulcast_is_latched_and_repaired_per_encoding() {
         .producer_id
         .0;
     sim.run_until_connected(&[publisher], Duration::from_secs(5));
+    (sim, publisher, transport, producer, vp8_pt)
+}
+
+#[test]
+fn rid_only_simulcast_is_latched_and_repaired_per_encoding() {
+    let (mut sim, publisher, _, producer, vp8_pt) = simulcast_publisher(131);
 
     // 3 s of three encodings with 5 % loss on the uplink, then clean for a while (a lost
     // last packet is only noticed when a later one arrives).
@@ -179,4 +188,58 @@ fn rid_only_simulcast_is_latched_and_repaired_per_encoding() {
     sim.ok(&ProducerResume::new(producer.as_str()));
     sim.run_for(Duration::from_millis(100));
     assert_eq!(requests(&sim)[before..], [Some("q".to_owned())]);
+}
+
+/// What a publisher can make us hold by naming encodings is bounded: streams from new
+/// SSRCs that claim an encoding which already learnt its SSRC are dropped as
+/// `unknownRid`, far more of them than the inbound SRTP context has room for, and keep
+/// no SRTP state, while the producer still waits for its other encodings (so every one
+/// of them goes through the MID/RID lookup); the real stream is heard before and after.
+/// (str0m sends one stream per mid and rid, so the real one is set aside meanwhile.)
+#[test]
+fn streams_claiming_a_learnt_rid_hold_nothing() {
+    let (mut sim, publisher, transport, producer, vp8_pt) = simulcast_publisher(132);
+    let (q_rid, q_ssrc, q_rtx) = LAYERS[0];
+    let send_q = |sim: &mut Sim, i: u32| {
+        let now = sim.now();
+        let payload = vp8(i, i == 0, 100);
+        sim.peer(publisher)
+            .write(now, q_ssrc, vp8_pt, u64::from(i), i * 900, payload);
+        sim.run_for(Duration::from_millis(10));
+    };
+    for i in 0..10 {
+        send_q(&mut sim, i);
+    }
+    sim.peer(publisher).forget_send_stream_ssrc(q_ssrc);
+    let n = MAX_SSRCS as u32 + 50;
+    for i in 0..n {
+        let (ssrc, rtx) = (0x7000_0000 + 2 * i, 0x7000_0001 + 2 * i);
+        sim.peer(publisher).send_rid_stream("v", ssrc, rtx, q_rid);
+        let now = sim.now();
+        let payload = vp8(i, false, 100);
+        sim.peer(publisher).write(now, ssrc, vp8_pt, 1, 0, payload);
+        sim.run_for(Duration::from_millis(1));
+        sim.peer(publisher).forget_send_stream_ssrc(ssrc);
+        sim.run_for(Duration::from_millis(1));
+    }
+    sim.peer(publisher)
+        .send_rid_stream("v", q_ssrc, q_rtx, q_rid);
+    for i in 10..20 {
+        send_q(&mut sim, i);
+    }
+    sim.run_for(Duration::from_millis(100));
+
+    let dropped = sim.ok(&WorkerGetStats::default()).dropped;
+    assert_eq!(dropped.unknown_rid, u64::from(n), "{dropped:?}");
+    assert_eq!(dropped.unknown_ssrc, 0, "{dropped:?}");
+    let state = sim.transport_state(&transport);
+    assert_eq!(
+        state.srtp_in.map(|c| c.0),
+        Some(1),
+        "only the learnt SSRC keeps inbound state"
+    );
+    let stats = sim.ok(&ProducerGetStats::new(producer.as_str()));
+    let q = &stats.encodings[0];
+    assert_eq!((q.ssrc, q.packets_received), (Some(q_ssrc), 20), "{q:?}");
+    assert!(stats.encodings[1..].iter().all(|e| e.ssrc.is_none()));
 }

@@ -236,3 +236,24 @@ fn rtx_before_its_media_ssrc_is_not_forwarded() {
     ));
     assert_eq!(p.stats(Instant::now()).encodings[0].rtx_packets_received, 1);
 }
+
+/// Sender reports and receiver report blocks are per encoding: each layer keeps its
+/// own NTP/RTP mapping, and our receiver report has a block for each layer that
+/// received, under that layer's SSRC.
+#[test]
+fn sender_reports_and_report_blocks_are_per_encoding() {
+    let mut p = simulcast();
+    assert!(p.latch(0, 10, false) && p.latch(2, 12, false));
+    let t0 = Instant::now();
+    p.on_sender_report(2, 0x1234_0000_0000_0000, 9000, t0);
+    assert_eq!(p.last_sr(2), Some((0x1234_0000_0000_0000, 9000, t0)));
+    assert_eq!((p.last_sr(0), p.last_sr(1)), (None, None));
+
+    for (layer, ssrc) in [(0, 10), (2, 12)] {
+        receive_on(&mut p, t0, packet_from(ssrc, 96, 1), layer, false).expect("accepted");
+    }
+    let mut blocks = Vec::new();
+    p.report(t0 + Duration::from_secs(1), &mut blocks);
+    let ssrcs: Vec<u32> = blocks.iter().map(|b| b.ssrc).collect();
+    assert_eq!(ssrcs, [10, 12], "layer 1 received nothing");
+}
