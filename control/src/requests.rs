@@ -283,6 +283,7 @@ pub struct ConsumerSetPriority {
     pub priority: u8,
 }
 request!(ConsumerSetPriority, ConsumerSetPriority, ConsumerPriority, target consumer_id);
+
 /// `router.createActiveSpeakerObserver`: an observer of the router's audio producers
 /// that notifies `dominantspeaker` when the dominant speaker changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

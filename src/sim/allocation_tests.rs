@@ -12,7 +12,7 @@ use sfu_control::params::{
     RtpParameters,
 };
 use sfu_control::requests::{
-    ConsumerGetStats, TransportConsume, TransportGetStats, TransportProduce,
+    ConsumerGetStats, ConsumerSetPriority, TransportConsume, TransportGetStats, TransportProduce,
 };
 use sfu_control::responses::{ConsumerLayers, ConsumerType, ProbeStatus};
 use str0m::format::Codec;
@@ -108,39 +108,59 @@ fn layer_of(p: &Vp8Seen) -> u8 {
     (p.index >> 24) as u8
 }
 
-/// A simulcast publisher and one subscriber with transport-cc.
+/// One simulcast publisher: its peer, VP8 payload type and encoders.
+struct Publisher {
+    peer: PeerId,
+    vp8: u8,
+    encoders: [Encoder; 3],
+}
+
+/// Simulcast publishers and one subscriber with transport-cc consuming each of them:
+/// consumer `i` of publisher `i`, received as stream `v{i}`.
 struct CappedCall {
     sim: Sim,
-    publisher: PeerId,
+    publishers: Vec<Publisher>,
     subscriber: PeerId,
-    vp8: u8,
-    consumer: String,
+    consumers: Vec<String>,
     transport: String,
-    encoders: [Encoder; 3],
     frames: u32,
 }
 
 impl CappedCall {
-    fn new(seed: u64) -> Self {
+    fn new(seed: u64, publishers: usize) -> Self {
         let mut sim = Sim::new(seed);
         let router = sim.create_router();
-        let publisher = sim.add_peer("pub", |b| b);
-        let pub_transport = sim.connect(publisher, &router);
-        let (vp8, rtx) = sim.peer(publisher).pt(Codec::Vp8);
-        let rtx = rtx.expect("str0m pairs VP8 with RTX");
-        for (rid, ssrc, rtx) in LAYERS {
-            sim.peer(publisher).send_rid_stream("v", ssrc, rtx, rid);
+        let mut pubs = Vec::new();
+        let mut producers = Vec::new();
+        for i in 0..publishers {
+            let peer = sim.add_peer(&format!("pub{i}"), |b| b);
+            let pub_transport = sim.connect(peer, &router);
+            let (vp8, rtx) = sim.peer(peer).pt(Codec::Vp8);
+            let rtx = rtx.expect("str0m pairs VP8 with RTX");
+            for (rid, ssrc, rtx) in LAYERS {
+                sim.peer(peer).send_rid_stream("v", ssrc, rtx, rid);
+            }
+            let producer = sim
+                .ok(&TransportProduce {
+                    transport_id: pub_transport.as_str().into(),
+                    kind: params::MediaKind::Video,
+                    rtp_parameters: simulcast_video(vp8, rtx),
+                    paused: false,
+                    app_data: Value::Null,
+                })
+                .producer_id
+                .0;
+            producers.push(producer);
+            pubs.push(Publisher {
+                peer,
+                vp8,
+                encoders: [0u16, 10_000, 20_000].map(|p| Encoder {
+                    picture_id: 0x7ff0 - p,
+                    tl0: 200,
+                    seq: 1000 + u64::from(p),
+                }),
+            });
         }
-        let producer = sim
-            .ok(&TransportProduce {
-                transport_id: pub_transport.as_str().into(),
-                kind: params::MediaKind::Video,
-                rtp_parameters: simulcast_video(vp8, rtx),
-                paused: false,
-                app_data: Value::Null,
-            })
-            .producer_id
-            .0;
         let subscriber = sim.add_peer("sub", |b| b);
         let transport = sim.connect(subscriber, &router);
         sim.peer(subscriber).rtc.direct_api().enable_twcc_feedback();
@@ -181,72 +201,80 @@ impl CappedCall {
                 direction: None,
             }],
         };
-        let c = sim.ok(&TransportConsume {
-            transport_id: transport.as_str().into(),
-            producer_id: producer.as_str().into(),
-            rtp_capabilities: caps,
-            paused: false,
-            mid: None,
-            preferred_layers: None,
-            app_data: Value::Null,
-        });
-        assert_eq!(c.consumer_type, ConsumerType::Simulcast);
-        let enc = c.rtp_parameters.encodings.first().expect("one encoding");
-        let (ssrc, rtx) = (enc.ssrc.expect("ssrc"), enc.rtx.map(|r| r.ssrc));
-        sim.label(&c.consumer_id.0, "sub-v-consumer");
-        sim.peer(subscriber)
-            .recv_stream("v", "v", MediaKind::Video, ssrc, rtx);
-        sim.run_until_connected(&[publisher, subscriber], Duration::from_secs(5));
+        let mut consumers = Vec::new();
+        for (i, producer) in producers.iter().enumerate() {
+            let c = sim.ok(&TransportConsume {
+                transport_id: transport.as_str().into(),
+                producer_id: producer.as_str().into(),
+                rtp_capabilities: caps.clone(),
+                paused: false,
+                mid: None,
+                preferred_layers: None,
+                app_data: Value::Null,
+            });
+            assert_eq!(c.consumer_type, ConsumerType::Simulcast);
+            let enc = c.rtp_parameters.encodings.first().expect("one encoding");
+            let (ssrc, rtx) = (enc.ssrc.expect("ssrc"), enc.rtx.map(|r| r.ssrc));
+            let mid = c
+                .rtp_parameters
+                .mid
+                .clone()
+                .unwrap_or_else(|| format!("{i}"));
+            sim.label(&c.consumer_id.0, &format!("sub-v{i}-consumer"));
+            sim.peer(subscriber)
+                .recv_stream(&format!("v{i}"), &mid, MediaKind::Video, ssrc, rtx);
+            consumers.push(c.consumer_id.0);
+        }
+        let mut peers: Vec<PeerId> = pubs.iter().map(|p| p.peer).collect();
+        peers.push(subscriber);
+        sim.run_until_connected(&peers, Duration::from_secs(5));
         Self {
             sim,
-            publisher,
+            publishers: pubs,
             subscriber,
-            vp8,
-            consumer: c.consumer_id.0,
+            consumers,
             transport,
-            encoders: [0u16, 10_000, 20_000].map(|p| Encoder {
-                picture_id: 0x7ff0 - p,
-                tl0: 200,
-                seq: 1000 + u64::from(p),
-            }),
             frames: 0,
         }
     }
 
-    /// One frame on every layer (30 frames/s), the layers' keyframes staggered.
+    /// One frame on every layer of every publisher (30 frames/s), the layers' keyframes
+    /// staggered.
     fn frame(&mut self) {
         let frame = self.frames;
         self.frames += 1;
         let start = self.sim.now();
-        for (layer, (_, ssrc, _)) in LAYERS.iter().enumerate() {
-            let keyframe = (frame + 10 * layer as u32) % KEYFRAME_EVERY == 0;
-            let e = &mut self.encoders[layer];
-            if frame > 0 {
-                e.picture_id = e.picture_id.wrapping_add(1) & 0x7fff;
-                if keyframe || frame % KEYFRAME_EVERY % 4 == 0 {
-                    e.tl0 = e.tl0.wrapping_add(1);
+        for p in 0..self.publishers.len() {
+            for (layer, (_, ssrc, _)) in LAYERS.iter().enumerate() {
+                let keyframe = (frame + 10 * layer as u32) % KEYFRAME_EVERY == 0;
+                let (peer, vp8) = (self.publishers[p].peer, self.publishers[p].vp8);
+                let e = &mut self.publishers[p].encoders[layer];
+                if frame > 0 {
+                    e.picture_id = e.picture_id.wrapping_add(1) & 0x7fff;
+                    if keyframe || frame % KEYFRAME_EVERY % 4 == 0 {
+                        e.tl0 = e.tl0.wrapping_add(1);
+                    }
                 }
+                let (packets, _) = PACKETS[layer];
+                for k in 0..packets {
+                    let e = &mut self.publishers[p].encoders[layer];
+                    let payload = vp8_packet(layer as u8, frame, k, e, keyframe);
+                    e.seq += 1;
+                    let (seq, ts) = (e.seq, frame * 3000 + 1_000_000 * layer as u32);
+                    let now = self.sim.now();
+                    self.sim.peer(peer).write(now, *ssrc, vp8, seq, ts, payload);
+                }
+                // One stream per instant (str0m picks among streams due together in
+                // a random order).
+                self.sim.run_for(Duration::from_millis(3));
             }
-            let (packets, _) = PACKETS[layer];
-            for k in 0..packets {
-                let e = &mut self.encoders[layer];
-                let payload = vp8_packet(layer as u8, frame, k, e, keyframe);
-                e.seq += 1;
-                let (seq, ts) = (e.seq, frame * 3000 + 1_000_000 * layer as u32);
-                let now = self.sim.now();
-                self.sim
-                    .peer(self.publisher)
-                    .write(now, *ssrc, self.vp8, seq, ts, payload);
-            }
-            // One stream per instant (str0m picks among streams due together in a
-            // random order).
-            self.sim.run_for(Duration::from_millis(3));
         }
         let elapsed = self.sim.now() - start;
         self.sim.run_for(FRAME.saturating_sub(elapsed));
     }
 
-    /// Runs `d` of frames; returns, every 100 ms, (time, packets received so far).
+    /// Runs `d` of frames; records, every 100 ms, (time, packets of stream `v0`
+    /// received so far).
     fn run(&mut self, d: Duration, marks: &mut Vec<(Instant, usize)>) {
         let until = self.sim.now() + d;
         while self.sim.now() < until {
@@ -255,7 +283,7 @@ impl CappedCall {
                 .last()
                 .is_none_or(|(at, _)| self.sim.now() >= *at + Duration::from_millis(100))
             {
-                marks.push((self.sim.now(), self.sim.trace().vp8("sub", "v").len()));
+                marks.push((self.sim.now(), self.sim.trace().vp8("sub", "v0").len()));
             }
         }
     }
@@ -268,9 +296,9 @@ impl CappedCall {
         self.sim.set_downlink(self.subscriber, link);
     }
 
-    fn target(&mut self) -> Option<ConsumerLayers> {
+    fn target(&mut self, i: usize) -> Option<ConsumerLayers> {
         self.sim
-            .ok(&ConsumerGetStats::new(self.consumer.as_str()))
+            .ok(&ConsumerGetStats::new(self.consumers[i].as_str()))
             .target_layers
     }
 }
@@ -295,7 +323,7 @@ fn first_arrival(
 /// stream stays one sequence space with continuous VP8 PictureIDs.
 #[test]
 fn a_narrowing_downlink_moves_the_subscriber_down_and_back_up() {
-    let mut call = CappedCall::new(171);
+    let mut call = CappedCall::new(171, 1);
     let mut marks = Vec::new();
     call.cap_downlink(3_000_000);
     call.run(Duration::from_secs(8), &mut marks);
@@ -310,15 +338,15 @@ fn a_narrowing_downlink_moves_the_subscriber_down_and_back_up() {
         spatial_layer: 2,
         temporal_layer: 2,
     };
-    assert_eq!(call.target(), Some(top), "{stats:?}");
-    let got = call.sim.trace().vp8("sub", "v");
+    assert_eq!(call.target(0), Some(top), "{stats:?}");
+    let got = call.sim.trace().vp8("sub", "v0");
     assert_eq!(got.last().map(layer_of), Some(2), "the top layer flows");
 
     // Narrow: down within 2 s (the next keyframe of the lower layer included).
     let narrowed = call.sim.now();
     call.cap_downlink(300_000);
     call.run(Duration::from_secs(8), &mut marks);
-    let got = call.sim.trace().vp8("sub", "v");
+    let got = call.sim.trace().vp8("sub", "v0");
     let down =
         first_arrival(&got, &marks, narrowed, |p| layer_of(p) < 2).expect("a lower layer arrives");
     assert!(
@@ -326,7 +354,7 @@ fn a_narrowing_downlink_moves_the_subscriber_down_and_back_up() {
         "down after {:?}",
         down - narrowed
     );
-    let target = call.target().expect("a target");
+    let target = call.target(0).expect("a target");
     assert!(target.spatial_layer < 2, "{target:?}");
     let stats = call
         .sim
@@ -347,9 +375,9 @@ fn a_narrowing_downlink_moves_the_subscriber_down_and_back_up() {
     let widened = call.sim.now();
     call.cap_downlink(3_000_000);
     let top_again = |call: &mut CappedCall, marks: &[(Instant, usize)]| {
-        let got = call.sim.trace().vp8("sub", "v");
+        let got = call.sim.trace().vp8("sub", "v0");
         let arrived = first_arrival(&got, marks, widened, |p| layer_of(p) == 2);
-        arrived.filter(|_| call.target() == Some(top))
+        arrived.filter(|_| call.target(0) == Some(top))
     };
     let deadline = widened + Duration::from_secs(15);
     while top_again(&mut call, &marks).is_none() && call.sim.now() < deadline {
@@ -360,7 +388,7 @@ fn a_narrowing_downlink_moves_the_subscriber_down_and_back_up() {
         "the top layer (at every frame rate) again within 15 s"
     );
     call.run(Duration::from_secs(1), &mut marks);
-    let got = call.sim.trace().vp8("sub", "v");
+    let got = call.sim.trace().vp8("sub", "v0");
     assert_eq!(got.last().map(layer_of), Some(2));
     let stats = call
         .sim
@@ -407,4 +435,80 @@ fn a_narrowing_downlink_moves_the_subscriber_down_and_back_up() {
         "{missing} sequence numbers never arrived of {}",
         got.len()
     );
+}
+
+/// Packets of stream `name` the subscriber received after the first `from`.
+fn received_since(call: &CappedCall, name: &str, from: usize) -> Vec<Vp8Seen> {
+    call.sim
+        .trace()
+        .vp8("sub", name)
+        .into_iter()
+        .skip(from)
+        .collect()
+}
+
+/// Regression test for issue 13 (allocation across several consumers of one
+/// subscriber): two simulcast publishers share one subscriber's 1.2 Mbit/s downlink;
+/// the consumer the page gave a higher priority (a larger tile) gets the higher layer,
+/// the other still gets video, and together they fit the link. On 250 kbit/s both keep
+/// their lowest layer at a reduced frame rate: never nothing.
+#[test]
+fn several_consumers_of_one_subscriber_share_its_downlink_by_priority() {
+    let mut call = CappedCall::new(172, 2);
+    let big = ConsumerSetPriority {
+        consumer_id: call.consumers[0].as_str().into(),
+        priority: 3,
+    };
+    call.sim.ok(&big);
+    call.cap_downlink(1_200_000);
+    let mut marks = Vec::new();
+    call.run(Duration::from_secs(10), &mut marks);
+    let key = |l: Option<ConsumerLayers>| l.map(|l| (l.spatial_layer, l.temporal_layer));
+    let (big, small) = (call.target(0), call.target(1));
+    let stats = call
+        .sim
+        .ok(&TransportGetStats::new(call.transport.as_str()));
+    assert!(
+        key(big) > key(small) && small.is_some(),
+        "{big:?} {small:?} {stats:?}"
+    );
+    assert!(
+        big.is_some_and(|l| l.spatial_layer >= 1),
+        "{big:?} {stats:?}"
+    );
+    assert!(
+        stats.allocated_bitrate.is_some_and(|a| a <= 1_200_000),
+        "{stats:?}"
+    );
+    let seen = [
+        call.sim.trace().vp8("sub", "v0").len(),
+        call.sim.trace().vp8("sub", "v1").len(),
+    ];
+    call.run(Duration::from_secs(2), &mut marks);
+    for (i, from) in seen.into_iter().enumerate() {
+        let got = received_since(&call, &format!("v{i}"), from);
+        assert!(got.len() > 20, "stream {i} flows: {}", got.len());
+    }
+
+    // Narrow: both keep their lowest layer, at its base frame rate or more.
+    call.cap_downlink(250_000);
+    call.run(Duration::from_secs(6), &mut marks);
+    let seen = [
+        call.sim.trace().vp8("sub", "v0").len(),
+        call.sim.trace().vp8("sub", "v1").len(),
+    ];
+    call.run(Duration::from_secs(2), &mut marks);
+    let stats = call
+        .sim
+        .ok(&TransportGetStats::new(call.transport.as_str()));
+    for (i, from) in seen.into_iter().enumerate() {
+        let target = call.target(i).expect("a target");
+        assert_eq!(target.spatial_layer, 0, "stream {i}: {target:?} {stats:?}");
+        let got = received_since(&call, &format!("v{i}"), from);
+        assert!(
+            got.len() >= 10 && got.iter().all(|p| layer_of(p) == 0),
+            "stream {i} keeps its lowest layer: {} packets",
+            got.len()
+        );
+    }
 }
