@@ -15,6 +15,10 @@ use crate::router::{Consumer, ConsumerKey, ConsumerKind, Egress, Producer, Route
 use crate::worker::core::WorkerCore;
 use crate::worker::timers::TimerKey;
 
+/// No probe while the estimator's last loss sample is this high (GCC's increase
+/// threshold: above it the estimate itself holds).
+const PROBE_MAX_LOSS: f64 = 0.02;
+
 impl WorkerCore {
     /// Runs a subscriber transport's congestion control at `now`: takes a probe
     /// cluster's result, re-allocates when due (`BandwidthAllocator::due`) and hands
@@ -86,7 +90,13 @@ impl WorkerCore {
         }
         t.cc.demands = demands;
 
-        if let Some(target) = t.cc.allocator.probe_target() {
+        // Probe only a path that is not congested now: a probe into a queue or into
+        // loss measures nothing but the congestion and adds to it (GCC probes from a
+        // steady state too).
+        let stats = bwe.stats();
+        let calm =
+            !stats.delay.is_overusing() && stats.loss_fraction.is_none_or(|l| l < PROBE_MAX_LOSS);
+        if let Some(target) = t.cc.allocator.probe_target().filter(|_| calm) {
             let media = t.cc.allocator.allocated_bps();
             if t.cc.probe.start(now, target, estimate, media) {
                 bwe.start_probe();
