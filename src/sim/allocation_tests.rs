@@ -11,16 +11,22 @@ use sfu_control::params::{
     self, RtcpFeedback, RtpCapabilities, RtpCodecCapability, RtpHeaderExtensionCapability,
     RtpParameters,
 };
+use sfu_control::params::{
+    RtcpParameters, RtpCodecParameters, RtpEncodingParameters, RtpHeaderExtensionParameters,
+};
 use sfu_control::requests::{
-    ConsumerGetStats, ConsumerSetPriority, TransportConsume, TransportGetStats, TransportProduce,
+    ConsumerGetStats, ConsumerSetPriority, RouterCreateActiveSpeakerObserver,
+    RtpObserverAddProducer, TransportConsume, TransportGetStats, TransportProduce,
 };
 use sfu_control::responses::{ConsumerLayers, ConsumerType, ProbeStatus};
 use str0m::format::Codec;
 use str0m::media::MediaKind;
+use str0m::rtp::{ExtensionValues, RtpWrite};
 
 use super::call::TWCC_URI;
 use super::trace::Vp8Seen;
 use super::*;
+use crate::rtp::audio_level::AUDIO_LEVEL_URI;
 
 /// (rid, media SSRC, RTX SSRC) of the publisher's encodings, lowest first.
 const LAYERS: [(&str, u32, u32); 3] = [
@@ -38,6 +44,13 @@ const FRAME: Duration = Duration::from_millis(33);
 /// Chrome's (and str0m's) transport-wide-cc extension id.
 const TWCC_ID: u8 = 3;
 const MID_ID: u8 = 4;
+/// str0m's (and Chrome's) audio level extension id.
+const AUDIO_LEVEL_ID: u8 = 1;
+/// Every publisher's Opus SSRC (each on its own transport).
+const AUDIO_SSRC: u32 = 0x7a00_0001;
+/// Speech, and a microphone nobody talks into (dBov).
+const TALKING: i8 = -25;
+const QUIET: i8 = -110;
 const RID_ID: u8 = 10;
 const RRID_ID: u8 = 11;
 
@@ -97,6 +110,42 @@ fn vp8_packet(layer: u8, frame: u32, k: u32, e: &Encoder, keyframe: bool) -> Vec
     indexed(p, (u32::from(layer) << 24) | (frame << 4) | k)
 }
 
+/// An Opus producer whose parameters list the audio level extension.
+fn produce_audio(sim: &mut Sim, transport: &str, opus: u8) -> String {
+    let p = sim.ok(&TransportProduce {
+        transport_id: transport.into(),
+        kind: params::MediaKind::Audio,
+        rtp_parameters: RtpParameters {
+            mid: Some("a".into()),
+            codecs: vec![RtpCodecParameters {
+                mime_type: "audio/opus".into(),
+                payload_type: opus,
+                clock_rate: 48000,
+                channels: Some(2),
+                parameters: Default::default(),
+                rtcp_feedback: vec![],
+            }],
+            header_extensions: vec![RtpHeaderExtensionParameters {
+                uri: AUDIO_LEVEL_URI.into(),
+                id: AUDIO_LEVEL_ID,
+                encrypt: false,
+                parameters: Default::default(),
+            }],
+            encodings: vec![RtpEncodingParameters {
+                ssrc: Some(AUDIO_SSRC),
+                ..Default::default()
+            }],
+            rtcp: RtcpParameters {
+                cname: Some("pub".into()),
+                ..Default::default()
+            },
+        },
+        paused: false,
+        app_data: Value::Null,
+    });
+    p.producer_id.0
+}
+
 /// A layer's numbering, as its encoder keeps it.
 struct Encoder {
     picture_id: u16,
@@ -113,6 +162,8 @@ struct Publisher {
     peer: PeerId,
     vp8: u8,
     encoders: [Encoder; 3],
+    /// Opus payload type and the level (dBov) its packets carry, when it sends audio.
+    audio: Option<(u8, i8)>,
 }
 
 /// Simulcast publishers and one subscriber with transport-cc consuming each of them:
@@ -127,11 +178,15 @@ struct CappedCall {
 }
 
 impl CappedCall {
-    fn new(seed: u64, publishers: usize) -> Self {
+    /// `publishers` simulcast publishers; with `audio`, each also sends Opus with the
+    /// RFC 6464 level (silence until [`Self::talk`]), heard by an active-speaker
+    /// observer of the router.
+    fn new(seed: u64, publishers: usize, audio: bool) -> Self {
         let mut sim = Sim::new(seed);
         let router = sim.create_router();
         let mut pubs = Vec::new();
         let mut producers = Vec::new();
+        let mut audio_producers = Vec::new();
         for i in 0..publishers {
             let peer = sim.add_peer(&format!("pub{i}"), |b| b);
             let pub_transport = sim.connect(peer, &router);
@@ -140,6 +195,13 @@ impl CappedCall {
             for (rid, ssrc, rtx) in LAYERS {
                 sim.peer(peer).send_rid_stream("v", ssrc, rtx, rid);
             }
+            let audio = audio.then(|| {
+                let (opus, _) = sim.peer(peer).pt(Codec::Opus);
+                sim.peer(peer)
+                    .send_stream("a", MediaKind::Audio, AUDIO_SSRC, None);
+                audio_producers.push(produce_audio(&mut sim, &pub_transport, opus));
+                (opus, QUIET)
+            });
             let producer = sim
                 .ok(&TransportProduce {
                     transport_id: pub_transport.as_str().into(),
@@ -159,6 +221,7 @@ impl CappedCall {
                     tl0: 200,
                     seq: 1000 + u64::from(p),
                 }),
+                audio,
             });
         }
         let subscriber = sim.add_peer("sub", |b| b);
@@ -228,6 +291,23 @@ impl CappedCall {
         let mut peers: Vec<PeerId> = pubs.iter().map(|p| p.peer).collect();
         peers.push(subscriber);
         sim.run_until_connected(&peers, Duration::from_secs(5));
+        if audio {
+            let observer = sim
+                .ok(&RouterCreateActiveSpeakerObserver {
+                    router_id: router.as_str().into(),
+                    rtp_observer_id: None,
+                    interval: None,
+                })
+                .rtp_observer_id
+                .0;
+            sim.label(&observer, "observer");
+            for producer in &audio_producers {
+                sim.ok(&RtpObserverAddProducer {
+                    rtp_observer_id: observer.as_str().into(),
+                    producer_id: producer.as_str().into(),
+                });
+            }
+        }
         Self {
             sim,
             publishers: pubs,
@@ -245,6 +325,29 @@ impl CappedCall {
         self.frames += 1;
         let start = self.sim.now();
         for p in 0..self.publishers.len() {
+            if let Some((opus, level)) = self.publishers[p].audio {
+                let peer = self.publishers[p].peer;
+                let now = self.sim.now();
+                let ext = ExtensionValues {
+                    audio_level: Some(level),
+                    voice_activity: Some(level > -60),
+                    ..Default::default()
+                };
+                let payload = indexed(vec![0xfc; 61], frame);
+                let write = RtpWrite::new(
+                    opus.into(),
+                    (u64::from(frame) + 1).into(),
+                    frame * 1584,
+                    now,
+                    payload,
+                );
+                let mut api = self.sim.peer(peer).rtc.direct_api();
+                let stream = api
+                    .stream_tx(&AUDIO_SSRC.into())
+                    .expect("a declared stream");
+                stream.write_rtp(write.ext_vals(ext));
+                self.sim.run_for(Duration::from_millis(1));
+            }
             for (layer, (_, ssrc, _)) in LAYERS.iter().enumerate() {
                 let keyframe = (frame + 10 * layer as u32) % KEYFRAME_EVERY == 0;
                 let (peer, vp8) = (self.publishers[p].peer, self.publishers[p].vp8);
@@ -288,6 +391,15 @@ impl CappedCall {
         }
     }
 
+    /// Publisher `who` talks, the others are quiet.
+    fn talk(&mut self, who: usize) {
+        for (i, p) in self.publishers.iter_mut().enumerate() {
+            if let Some((_, level)) = p.audio.as_mut() {
+                *level = if i == who { TALKING } else { QUIET };
+            }
+        }
+    }
+
     fn cap_downlink(&mut self, bps: u64) {
         let link = Link {
             bandwidth_bps: Some(bps),
@@ -323,7 +435,7 @@ fn first_arrival(
 /// stream stays one sequence space with continuous VP8 PictureIDs.
 #[test]
 fn a_narrowing_downlink_moves_the_subscriber_down_and_back_up() {
-    let mut call = CappedCall::new(171, 1);
+    let mut call = CappedCall::new(171, 1, false);
     let mut marks = Vec::new();
     call.cap_downlink(3_000_000);
     call.run(Duration::from_secs(8), &mut marks);
@@ -454,7 +566,7 @@ fn received_since(call: &CappedCall, name: &str, from: usize) -> Vec<Vp8Seen> {
 /// their lowest layer at a reduced frame rate: never nothing.
 #[test]
 fn several_consumers_of_one_subscriber_share_its_downlink_by_priority() {
-    let mut call = CappedCall::new(172, 2);
+    let mut call = CappedCall::new(172, 2, false);
     let big = ConsumerSetPriority {
         consumer_id: call.consumers[0].as_str().into(),
         priority: 3,
@@ -511,4 +623,30 @@ fn several_consumers_of_one_subscriber_share_its_downlink_by_priority() {
             got.len()
         );
     }
+}
+
+/// The active speaker's video first (issue 13, items 3 and 7): two publishers of equal
+/// priority share a subscriber's 1.2 Mbit/s link; the one the router's active-speaker
+/// observer names dominant gets the higher layer, and when the other starts talking
+/// the layers follow.
+#[test]
+fn the_active_speakers_video_gets_the_higher_layer() {
+    let mut call = CappedCall::new(173, 2, true);
+    call.cap_downlink(1_200_000);
+    call.talk(1);
+    let mut marks = Vec::new();
+    call.run(Duration::from_secs(10), &mut marks);
+    let key = |l: Option<ConsumerLayers>| l.map(|l| (l.spatial_layer, l.temporal_layer));
+    let (quiet, talking) = (call.target(0), call.target(1));
+    assert!(
+        key(talking) > key(quiet) && quiet.is_some(),
+        "{talking:?} over {quiet:?}"
+    );
+    call.talk(0);
+    call.run(Duration::from_secs(12), &mut marks);
+    let (talking, quiet) = (call.target(0), call.target(1));
+    assert!(
+        key(talking) > key(quiet) && quiet.is_some(),
+        "{talking:?} over {quiet:?}"
+    );
 }
