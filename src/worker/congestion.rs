@@ -20,31 +20,47 @@ use crate::worker::timers::TimerKey;
 const PROBE_MAX_LOSS: f64 = 0.02;
 
 impl WorkerCore {
-    /// Runs a subscriber transport's congestion control at `now`: takes a probe
-    /// cluster's result, re-allocates when due (`BandwidthAllocator::due`) and hands
-    /// each consumer its layers, starts a probe when an upgrade waits for one, and
-    /// sends the padding due. Nothing without an estimate (no consumer negotiated
-    /// transport-cc).
+    /// Runs a subscriber transport's congestion control at `now`: re-allocates its
+    /// estimate when due ([`Self::allocate_bandwidth`]), probes when an upgrade waits
+    /// for one ([`Self::probe_bandwidth`]), then has each consumer given layers follow
+    /// them (the keyframe a spatial switch needs, `layerschange`). Nothing without an
+    /// estimate (no consumer negotiated transport-cc).
     pub(crate) fn congestion_control(
         &mut self,
         now: Instant,
         tk: TransportKey,
         out: &mut SendBatch,
     ) {
+        let allocated = self.allocate_bandwidth(now, tk);
+        self.probe_bandwidth(now, tk, out);
+        if !allocated {
+            return;
+        }
+        let Some(t) = self.transports.get(tk) else {
+            return;
+        };
+        let given: Vec<ConsumerKey> = t.cc.demands.iter().map(|d| d.key).collect();
+        for ck in given {
+            self.follow_consumer(now, ck, out);
+        }
+    }
+
+    /// Takes a probe cluster's result, and allocates the transport's estimate to its
+    /// consumers' layers if an allocation is due (`BandwidthAllocator::due`). Returns
+    /// whether it allocated.
+    fn allocate_bandwidth(&mut self, now: Instant, tk: TransportKey) -> bool {
         let Self {
             routers,
             transports,
             consumers,
             producers,
-            rtp_out,
-            drops,
             ..
         } = self;
         let Some(t) = transports.get_mut(tk) else {
-            return;
+            return false;
         };
         let Some(bwe) = t.bwe.as_mut() else {
-            return;
+            return false;
         };
         if let Some(result) = bwe.take_probe_result() {
             t.cc.probe.on_result(now, result);
@@ -57,7 +73,6 @@ impl WorkerCore {
             .and_then(Router::active_speaker)
             .and_then(|pk| producers.get(pk))
             .map(Producer::transport);
-
         let mut demands = std::mem::take(&mut t.cc.demands);
         demands.clear();
         let mut audio_bps = 0;
@@ -80,8 +95,8 @@ impl WorkerCore {
                 }
             }
         }
-        let allocated = t.cc.allocator.due(now, estimate, &demands);
-        if allocated {
+        let due = t.cc.allocator.due(now, estimate, &demands);
+        if due {
             for a in t.cc.allocator.allocate(now, estimate, audio_bps, &demands) {
                 if let Some(c) = consumers.get_mut(a.key) {
                     apply_allocation(c, a);
@@ -89,16 +104,47 @@ impl WorkerCore {
             }
         }
         t.cc.demands = demands;
+        due
+    }
 
+    /// Starts a probe cluster when the last allocation waits for one and the path is
+    /// calm, sends the padding due, and schedules the transport's next congestion
+    /// deadline.
+    fn probe_bandwidth(&mut self, now: Instant, tk: TransportKey, out: &mut SendBatch) {
+        let Self {
+            transports,
+            consumers,
+            rtp_out,
+            drops,
+            timers,
+            ..
+        } = self;
+        let Some(t) = transports.get_mut(tk) else {
+            return;
+        };
+        let Some(bwe) = t.bwe.as_mut() else {
+            return;
+        };
+        // Any consumer that can carry padding: the transport's packets all share one
+        // transport-wide numbering, which is what the probe measures.
+        let carrier = t
+            .consumers
+            .iter()
+            .copied()
+            .find(|ck| consumers.get(*ck).is_some_and(Consumer::can_pad));
         // Probe only a path that is not congested now: a probe into a queue or into
         // loss measures nothing but the congestion and adds to it (GCC probes from a
         // steady state too).
         let stats = bwe.stats();
         let calm =
             !stats.delay.is_overusing() && stats.loss_fraction.is_none_or(|l| l < PROBE_MAX_LOSS);
-        if let Some(target) = t.cc.allocator.probe_target().filter(|_| calm) {
+        if let Some(target) =
+            t.cc.allocator
+                .probe_target()
+                .filter(|_| calm && carrier.is_some())
+        {
             let media = t.cc.allocator.allocated_bps();
-            if t.cc.probe.start(now, target, estimate, media) {
+            if t.cc.probe.start(now, target, bwe.estimate_bps(), media) {
                 bwe.start_probe();
             }
         }
@@ -107,30 +153,12 @@ impl WorkerCore {
             bwe.end_probe();
         }
         if padding > 0 {
-            // Any consumer that can carry it: the transport's packets all share one
-            // transport-wide numbering, which is what the probe measures.
-            let carrier = t
-                .consumers
-                .iter()
-                .copied()
-                .find(|ck| consumers.get(*ck).is_some_and(Consumer::can_pad));
             if let Some(c) = carrier.and_then(|ck| consumers.get_mut(ck)) {
                 c.send_padding(now, &mut Egress::new(t, out, rtp_out, drops), padding);
             }
         }
-        let at = t.cc.poll_timeout();
-        // A consumer given new layers may want a keyframe of its new target encoding
-        // and have its `layerschange` to notify.
-        let changed: Vec<ConsumerKey> = if allocated {
-            t.cc.demands.iter().map(|d| d.key).collect()
-        } else {
-            Vec::new()
-        };
-        for ck in changed {
-            self.follow_consumer(now, ck, out);
-        }
-        if let Some(at) = at {
-            self.timers.lower(TimerKey::Transport(tk), at);
+        if let Some(at) = t.cc.poll_timeout() {
+            timers.lower(TimerKey::Transport(tk), at);
         }
     }
 }
