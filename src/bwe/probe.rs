@@ -196,7 +196,11 @@ impl ProbeController {
                 let last = self.last_padding.unwrap_or(now);
                 let until = now.min(ends);
                 let dt = until.saturating_duration_since(last).as_secs_f64();
-                self.owed += target_bps.saturating_sub(self.media_bps) as f64 / 8.0 * dt;
+                let rate = target_bps.saturating_sub(self.media_bps) as f64 / 8.0;
+                // Paced, not caught up: a late timer does not turn into a burst (at most
+                // two slices' worth at once).
+                let most = rate * 2.0 * PADDING_SLICE.as_secs_f64();
+                self.owed = (self.owed + rate * dt).min(most);
                 self.last_padding = Some(until);
                 let bytes = self.owed.max(0.0) as usize;
                 self.owed -= bytes as f64;
@@ -418,6 +422,17 @@ mod tests {
         );
         assert_eq!(p.state(), ProbeState::Idle);
         assert_eq!(p.stats().succeeded, 1);
+    }
+
+    #[test]
+    fn a_late_timer_does_not_burst_the_padding() {
+        let t0 = Instant::now();
+        let mut p = ProbeController::new();
+        assert!(p.start(t0, 2_000_000, 1_000_000, 0));
+        // 100 ms late: two 5 ms slices of 2 Mbps, not 100 ms of it.
+        let (bytes, ended) = p.poll_padding(ms(t0, 100));
+        assert!(!ended);
+        assert_eq!(bytes, 2_000_000 / 8 / 100);
     }
 
     #[test]
