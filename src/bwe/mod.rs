@@ -47,6 +47,12 @@
 //!
 //! Sans-IO: the caller passes `now` and owns the clock; nothing allocates after the
 //! first packet (the send history, [`HISTORY`] entries, is allocated then).
+//!
+//! What is done with the estimate, per subscriber transport
+//! ([`CongestionControl`], driven by `worker/congestion.rs`): `allocation.rs` shares
+//! it among the transport's video consumers' layers, `probe.rs` tests a higher rate
+//! before the allocation may use it (and measures probe clusters inside the
+//! estimator), `budget.rs` holds retransmissions to a share of it.
 
 mod acked;
 pub mod allocation;

@@ -11,7 +11,7 @@
 //! - [`ProbeController`] (one per transport) decides when to probe, for how long and
 //!   at what rate, and paces the padding in [`PADDING_SLICE`] slices from the
 //!   transport's timer;
-//! - [`ProbeMeasurement`] (inside the estimator) marks the packets sent while a
+//! - `ProbeMeasurement` (inside the estimator) marks the packets sent while a
 //!   cluster is open and, from the feedback about them, computes the rate the path
 //!   carried: the lower of the send rate and the receive rate over the cluster
 //!   (libwebrtc's rule: a path cannot deliver faster than we sent), once at least
