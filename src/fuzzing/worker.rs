@@ -100,7 +100,7 @@ pub enum Op {
 }
 
 /// The structured control requests: (method, index of the target id, data).
-const ACTIONS: [(&str, usize, &str); 19] = [
+const ACTIONS: [(&str, usize, &str); 24] = [
     ("producer.pause", ID_VIDEO_PRODUCER, "null"),
     ("producer.resume", ID_VIDEO_PRODUCER, "null"),
     ("consumer.pause", ID_VIDEO_CONSUMER, "null"),
@@ -120,6 +120,25 @@ const ACTIONS: [(&str, usize, &str); 19] = [
     ("rtpObserver.pause", ID_OBSERVER, "null"),
     ("rtpObserver.resume", ID_OBSERVER, "null"),
     ("rtpObserver.close", ID_OBSERVER, "null"),
+    // The simulcast consumer's layers: down, up beyond what the producer has, its
+    // temporal layers, its stats; a priority on the simple one.
+    (
+        "consumer.setPreferredLayers",
+        ID_SIMULCAST_CONSUMER,
+        r#"{"spatialLayer": 0, "temporalLayer": 0}"#,
+    ),
+    (
+        "consumer.setPreferredLayers",
+        ID_SIMULCAST_CONSUMER,
+        r#"{"spatialLayer": 9}"#,
+    ),
+    ("consumer.pause", ID_SIMULCAST_CONSUMER, "null"),
+    ("consumer.resume", ID_SIMULCAST_CONSUMER, "null"),
+    (
+        "consumer.setPriority",
+        ID_VIDEO_CONSUMER,
+        r#"{"priority": 7}"#,
+    ),
 ];
 
 /// Positions in [`Session::ids`] after setup.
@@ -129,9 +148,10 @@ const ID_TRANSPORT_B: usize = 2;
 const ID_VIDEO_PRODUCER: usize = 3;
 const ID_AUDIO_PRODUCER: usize = 4;
 const ID_VIDEO_CONSUMER: usize = 5;
-/// After the audio consumer (6) and the rid-only simulcast producer (7): the
-/// active-speaker observer hearing the audio producer.
-const ID_OBSERVER: usize = 8;
+/// The consumer of the rid-only simulcast producer (after the audio consumer and it).
+const ID_SIMULCAST_CONSUMER: usize = 8;
+/// After it: the active-speaker observer hearing the audio producer.
+const ID_OBSERVER: usize = 9;
 
 impl<'a> Arbitrary<'a> for Op {
     fn arbitrary(u: &mut Unstructured<'a>) -> ArbResult<Self> {
@@ -427,6 +447,17 @@ impl Session {
             Some(ID_TRANSPORT_A),
             simulcast_produce(),
         );
+        // Its simulcast consumer, on the subscriber's transport: the latched encodings'
+        // packets go through the layer selection and VP8 descriptor rewriting.
+        let data = json!({ "producerId": ids[ID_SIMULCAST_CONSUMER - 1], "rtpCapabilities": subscriber_capabilities() });
+        request(
+            &mut core,
+            &mut ids,
+            "transport.consume",
+            Some(ID_TRANSPORT_B),
+            data,
+        );
+        assert_eq!(ids.len(), ID_SIMULCAST_CONSUMER + 1, "setup ids: {ids:?}");
         request(
             &mut core,
             &mut ids,

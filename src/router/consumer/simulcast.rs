@@ -203,7 +203,7 @@ impl SimulcastConsumer {
     }
 
     /// The bandwidth allocation's cap on the layers (None: no cap). The target is the
-    /// lower of it and the preferred layers.
+    /// lower of it and the preferred layers, spatial and temporal each.
     pub fn set_allocation(&mut self, cap: Option<(u8, u8)>) {
         self.allocation = cap.map(|(s, t)| self.clamp(s, t));
         self.retarget();
@@ -217,10 +217,14 @@ impl SimulcastConsumer {
     }
 
     fn retarget(&mut self) {
-        let target = match self.allocation {
-            Some(cap) => cap.min(self.preferred),
-            None => self.preferred,
-        };
+        // Neither above what the subscriber asked for nor above what its path carries,
+        // layer by layer (a low-frame-rate tile stays at its frame rate on a lower
+        // spatial layer too).
+        let p = self.preferred;
+        let target = self.allocation.map_or(p, |cap| Layers {
+            spatial: cap.spatial.min(p.spatial),
+            temporal: cap.temporal.min(p.temporal),
+        });
         // A keyframe of a new target layer, or of the target while nothing is forwarded;
         // not again for each unchanged target while a switch waits (the allocator sets
         // it often).

@@ -509,3 +509,24 @@ fn random_input_never_panics() {
         let _ = c.take_layers_change();
     }
 }
+
+#[test]
+fn the_target_is_the_lower_of_preference_and_allocation_layer_by_layer() {
+    let mut c = SimulcastConsumer::new(3, 3, true, 90_000, Some((2, Some(0))), 0, 0);
+    let l = |spatial, temporal| Layers { spatial, temporal };
+    assert_eq!(c.target(), l(2, 0));
+    c.set_allocation(Some((1, 2)));
+    assert_eq!(
+        c.target(),
+        l(1, 0),
+        "the tile's frame rate kept on a lower layer"
+    );
+    c.set_allocation(Some((9, 9)));
+    assert_eq!(c.target(), l(2, 0), "never above the preference");
+    c.set_preferred(2, None);
+    c.set_allocation(Some((0, 1)));
+    assert_eq!(c.target(), l(0, 1));
+    c.set_allocation(None);
+    assert_eq!(c.target(), l(2, 2));
+    assert_eq!(c.preferred(), l(2, 2));
+}
