@@ -41,6 +41,7 @@ struct Speaker {
 /// A router with `names.len()` audio publishers, all observed by one observer.
 struct Room {
     sim: Sim,
+    router: String,
     speakers: Vec<Speaker>,
     observer: String,
 }
@@ -86,6 +87,7 @@ impl Room {
         }
         Self {
             sim,
+            router,
             speakers,
             observer,
         }
@@ -106,6 +108,11 @@ impl Room {
             self.sim.run_until(frame_start + FRAME);
         }
         self.sim.run_until(end);
+    }
+
+    /// The router's active speaker as the core exposes it to bandwidth allocation.
+    fn active_speaker(&self) -> Option<String> {
+        self.sim.core.active_speaker(&self.router)
     }
 
     fn send(&mut self, i: usize, level: i8) {
@@ -192,6 +199,7 @@ fn the_louder_publisher_is_notified_and_the_other_takes_over_when_it_talks() {
     );
     assert_eq!(room.dominant_speakers(), ["ada-audio"]);
     let ada = room.speakers[0].producer.clone();
+    assert_eq!(room.active_speaker().as_ref(), Some(&ada));
     let stats = room.sim.ok(&ProducerGetStats::new(ada.as_str()));
     assert_eq!(
         stats.audio_level,
@@ -228,12 +236,22 @@ fn a_paused_observer_is_silent_and_a_closed_speaker_is_let_go() {
     room.sim.ok(&RtpObserverResume::new(observer.as_str()));
     // Ada, the dominant speaker, leaves; Cyd is the next to speak.
     let ada = room.speakers[0].producer.clone();
+    assert_eq!(room.active_speaker().as_ref(), Some(&ada));
     room.sim.ok(&ProducerClose::new(ada.as_str()));
+    assert_eq!(
+        room.active_speaker(),
+        None,
+        "a closed producer is nobody's speaker"
+    );
     room.talk(
         Duration::from_secs(2),
         |i| if i == 2 { TALKING } else { QUIET },
     );
     assert_eq!(room.dominant_speakers(), ["ada-audio", "cyd-audio"]);
+    assert_eq!(
+        room.active_speaker(),
+        Some(room.speakers[2].producer.clone())
+    );
 }
 
 #[test]
@@ -307,4 +325,34 @@ fn observer_requests_are_checked_and_bounded() {
         .request(&RtpObserverPause::new(observer.as_str()))
         .err();
     assert_eq!(closed.map(|e| e.kind), Some(ErrorKind::NotFound));
+}
+
+#[test]
+fn only_audio_producers_are_observed() {
+    use sfu_control::ErrorKind;
+
+    let mut call = Call::new(
+        134,
+        CallConfig {
+            subscribers: 0,
+            ..CallConfig::default()
+        },
+    );
+    let observer = call
+        .sim
+        .ok(&RouterCreateActiveSpeakerObserver {
+            router_id: call.router.as_str().into(),
+            rtp_observer_id: None,
+            interval: None,
+        })
+        .rtp_observer_id;
+    let add = |producer: &str| RtpObserverAddProducer {
+        rtp_observer_id: observer.clone(),
+        producer_id: producer.into(),
+    };
+    let video = call.video_producer.clone();
+    let refused = call.sim.request(&add(&video)).err();
+    assert_eq!(refused.map(|e| e.kind), Some(ErrorKind::InvalidData));
+    let audio = call.audio_producer.clone();
+    call.sim.ok(&add(&audio));
 }

@@ -25,7 +25,7 @@ use crate::router::active_speaker::{
     ActiveSpeakerObserver, DEFAULT_INTERVAL, MAX_INTERVAL, MAX_OBSERVERS_PER_ROUTER, MAX_SPEAKERS,
     MIN_INTERVAL,
 };
-use crate::router::{Ingested, ProducerKey, RtpObserverKey};
+use crate::router::{Ingested, Producer, ProducerKey, RtpObserverKey};
 use crate::worker::core::WorkerCore;
 use crate::worker::timers::TimerKey;
 
@@ -69,6 +69,14 @@ fn invalid(method: Method, reason: impl Into<String>) -> ControlError {
 }
 
 impl WorkerCore {
+    /// The producer the active-speaker observers of `router` last named dominant
+    /// ([`crate::router::Router::active_speaker`], by id), for whoever ranks its
+    /// streams.
+    pub fn active_speaker(&self, router: &RouterId) -> Option<&ProducerId> {
+        let pk = self.routers.get(router)?.active_speaker()?;
+        self.producers.get(pk).map(Producer::id)
+    }
+
     /// The observer methods (`router.createActiveSpeakerObserver`, `rtpObserver.*`).
     pub(crate) fn rtp_observer_request(
         &mut self,
@@ -89,11 +97,11 @@ impl WorkerCore {
         match method {
             Method::RtpObserverAddProducer => {
                 let d: RtpObserverAddProducer = parse_data(data)?;
-                self.observe_producer(now, method, ok, &d.producer_id, true)?;
+                self.add_observed_producer(now, ok, &d.producer_id)?;
             }
             Method::RtpObserverRemoveProducer => {
                 let d: RtpObserverRemoveProducer = parse_data(data)?;
-                self.observe_producer(now, method, ok, &d.producer_id, false)?;
+                self.remove_observed_producer(ok, &d.producer_id)?;
             }
             Method::RtpObserverPause | Method::RtpObserverResume => {
                 if let Some(o) = self.rtp_observers.slab.get_mut(ok) {
@@ -176,36 +184,40 @@ impl WorkerCore {
         }))
     }
 
-    /// `rtpObserver.addProducer` (`add`) or `removeProducer`.
-    fn observe_producer(
+    /// The observer `ok` and the producer `producer` of its router (a producer of
+    /// another router is as unknown here as one that does not exist).
+    fn observer_and_producer(
         &mut self,
-        now: Instant,
-        method: Method,
         ok: RtpObserverKey,
         producer: &ProducerId,
-        add: bool,
-    ) -> Result<(), ControlError> {
+    ) -> Result<(&mut ActiveSpeakerObserver, ProducerKey, &Producer), ControlError> {
         let o = self
             .rtp_observers
             .slab
             .get_mut(ok)
             .ok_or_else(|| not_found("rtpObserver", ""))?;
-        // A producer of another router is as unknown here as one that does not exist.
         let (pk, p) = self
             .producer_ids
             .get(producer)
             .and_then(|pk| Some((*pk, self.producers.get(*pk)?)))
             .filter(|(_, p)| p.router() == o.router())
             .ok_or_else(|| not_found("producer", &producer.0))?;
-        if !add {
-            if !o.remove_producer(pk) {
-                return Err(not_found("producer", &producer.0));
-            }
-            self.refresh_dominant_speaker(&p.router().clone());
-            return Ok(());
-        }
+        Ok((o, pk, p))
+    }
+
+    /// `rtpObserver.addProducer`: an audio producer of the observer's router, once.
+    fn add_observed_producer(
+        &mut self,
+        now: Instant,
+        ok: RtpObserverKey,
+        producer: &ProducerId,
+    ) -> Result<(), ControlError> {
+        let (o, pk, p) = self.observer_and_producer(ok, producer)?;
         if p.kind() != MediaKind::Audio {
-            return Err(invalid(method, "only audio producers can be observed"));
+            return Err(invalid(
+                Method::RtpObserverAddProducer,
+                "only audio producers can be observed",
+            ));
         }
         if o.observes(pk) {
             return Err(ControlError::InvalidState(format!(
@@ -218,6 +230,21 @@ impl WorkerCore {
                 "the observer has its maximum of {MAX_SPEAKERS} producers"
             )));
         }
+        Ok(())
+    }
+
+    /// `rtpObserver.removeProducer`: one the observer observes.
+    fn remove_observed_producer(
+        &mut self,
+        ok: RtpObserverKey,
+        producer: &ProducerId,
+    ) -> Result<(), ControlError> {
+        let (o, pk, p) = self.observer_and_producer(ok, producer)?;
+        let router = p.router().clone();
+        if !o.remove_producer(pk) {
+            return Err(not_found("producer", &producer.0));
+        }
+        self.refresh_dominant_speaker(&router);
         Ok(())
     }
 
