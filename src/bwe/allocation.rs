@@ -488,8 +488,9 @@ fn step(
 }
 
 /// A consumer's ladder: its active spatial layers up to what it prefers (and below a
-/// struggle cap), each with its temporal layers in order (all of them below the
-/// preferred spatial layer, up to the preferred temporal layer on it).
+/// struggle cap), each with its temporal layers in order up to the preferred one (a
+/// tile that asks for a low frame rate keeps it on every spatial layer, as the
+/// simulcast consumer caps each dimension on its own).
 fn ladder(
     demand: usize,
     d: &VideoDemand,
@@ -517,11 +518,7 @@ fn ladder(
         } else if cap.is_some_and(|c| s >= c) {
             break;
         }
-        let top_temporal = if s == top_spatial {
-            d.preferred.temporal.min(b.temporal - 1)
-        } else {
-            b.temporal - 1
-        };
+        let top_temporal = d.preferred.temporal.min(b.temporal - 1);
         for t in 0..=top_temporal {
             if let Some(slot) = w.steps.get_mut(w.len) {
                 *slot = Layers::new(s, t);

@@ -262,3 +262,14 @@ fn a_single_layer_consumer_takes_its_stream() {
     let got = a.allocate(Instant::now(), 300_000, AUDIO, &[d])[0];
     assert_eq!(got.target, Some(Layers::new(0, 0)));
 }
+
+#[test]
+fn a_preferred_low_frame_rate_holds_on_every_spatial_layer() {
+    let mut a = BandwidthAllocator::new();
+    let mut d = demand(1);
+    d.preferred = Layers::new(2, 0);
+    // 300 kbps: spatial 1 at its base rate (200 kbps), never spatial 0 at full rate.
+    let got = a.allocate(Instant::now(), 300_000, AUDIO, &[d])[0];
+    assert_eq!(got.target, Some(Layers::new(1, 0)));
+    assert_eq!(got.bps, 200_000);
+}
