@@ -536,14 +536,14 @@ fn a_narrowing_downlink_moves_the_subscriber_down_and_back_up() {
         usize::from(l.seq.wrapping_sub(f.seq)) + 1 - got.len()
     });
     // Holes are packets the link lost and nobody resent (the queue overflowed for the
-    // moment the estimate took to narrow, and repairs were held to the budget), never
-    // numbers the consumer skipped.
+    // moment the estimate took to narrow, or under a probe that failed, and repairs
+    // were held to the budget), never numbers the consumer skipped.
     assert!(
         missing <= call.sim.trace().dropped("sfu", "sub"),
         "{missing} sequence numbers never sent"
     );
     assert!(
-        missing * 20 < got.len(),
+        missing * 10 < got.len(),
         "{missing} sequence numbers never arrived of {}",
         got.len()
     );

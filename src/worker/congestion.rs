@@ -48,7 +48,7 @@ impl WorkerCore {
     /// Takes a probe cluster's result, and allocates the transport's estimate to its
     /// consumers' layers if an allocation is due (`BandwidthAllocator::due`). Returns
     /// whether it allocated.
-    fn allocate_bandwidth(&mut self, now: Instant, tk: TransportKey) -> bool {
+    pub(crate) fn allocate_bandwidth(&mut self, now: Instant, tk: TransportKey) -> bool {
         let Self {
             routers,
             transports,
