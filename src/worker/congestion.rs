@@ -45,10 +45,37 @@ impl WorkerCore {
         }
     }
 
+    /// At `transport.consume`: the transport's allocation with the new consumer `new`
+    /// in it, so the first keyframe it asks for (the caller's) is of the layer it will
+    /// get; the other consumers follow what they were given.
+    pub(crate) fn allocate_for_new_consumer(
+        &mut self,
+        now: Instant,
+        tk: TransportKey,
+        new: ConsumerKey,
+        out: &mut SendBatch,
+    ) {
+        if !self.allocate_bandwidth(now, tk) {
+            return;
+        }
+        let Some(t) = self.transports.get(tk) else {
+            return;
+        };
+        let others: Vec<ConsumerKey> =
+            t.cc.demands
+                .iter()
+                .map(|d| d.key)
+                .filter(|ck| *ck != new)
+                .collect();
+        for ck in others {
+            self.follow_consumer(now, ck, out);
+        }
+    }
+
     /// Takes a probe cluster's result, and allocates the transport's estimate to its
     /// consumers' layers if an allocation is due (`BandwidthAllocator::due`). Returns
     /// whether it allocated.
-    pub(crate) fn allocate_bandwidth(&mut self, now: Instant, tk: TransportKey) -> bool {
+    fn allocate_bandwidth(&mut self, now: Instant, tk: TransportKey) -> bool {
         let Self {
             routers,
             transports,
