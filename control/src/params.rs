@@ -167,6 +167,10 @@ pub struct RtpEncodingParameters {
     pub rtx: Option<RtxParameters>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_bitrate: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scalability_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_resolution_down_by: Option<f64>,
 }
 
 /// RTCP parameters of a stream. `reducedSize` and `mux` default to true, as in

@@ -83,8 +83,14 @@ pub(super) fn answer_offer(
     // Like publish.rs's placeholder: no fingerprint yet.
     let mut placeholder = super::transport(false);
     placeholder.dtls_parameters.fingerprints.clear();
-    let checked = answer_send_offer(offer, &placeholder, policy, 0);
-    let answered = answer_send_offer(offer, &super::transport(ipv6), policy, u32::MAX.into());
+    let checked = answer_send_offer(offer, &placeholder, policy, 0, &Default::default());
+    let answered = answer_send_offer(
+        offer,
+        &super::transport(ipv6),
+        policy,
+        u32::MAX.into(),
+        &Default::default(),
+    );
     assert_eq!(
         checked.as_ref().err(),
         answered.as_ref().err(),

@@ -137,7 +137,10 @@ impl Session {
             }
             ClientMessage::Answer(a) => self.answer(a.offer_id, &a.sdp),
             // What these do is daemon requests and room bookkeeping, nothing to run here.
-            ClientMessage::Mute(_) | ClientMessage::Leave => Ok(()),
+            ClientMessage::Mute(_)
+            | ClientMessage::PreferredLayers(_)
+            | ClientMessage::PauseConsumer(_)
+            | ClientMessage::Leave => Ok(()),
         }
     }
 
@@ -267,6 +270,9 @@ impl Session {
             rtp,
             resumed: false,
             score: 10,
+            hidden: false,
+            preferred_spatial: None,
+            preferred_temporal: None,
         });
         // The room asks the daemon for a consumer at next_mid() (room/actor/mod.rs).
         assert_eq!(assigned, mid, "the consumer got another mid than announced");
