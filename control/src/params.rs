@@ -155,7 +155,9 @@ pub struct RtxParameters {
     pub ssrc: u32,
 }
 
-/// One encoding (one SSRC) of a stream.
+/// One encoding of a stream: one RTP stream, named by its SSRC or by its RID
+/// (RFC 8851/8852: the SSRC is then learnt from the first packets carrying the RID).
+/// A simulcast producer has several, each a spatial layer.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RtpEncodingParameters {
@@ -165,10 +167,14 @@ pub struct RtpEncodingParameters {
     pub rid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtx: Option<RtxParameters>,
+    /// Bits per second the publisher may send on this encoding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_bitrate: Option<u32>,
+    /// The W3C webrtc-svc scalability mode, e.g. "L1T3": one spatial layer, three
+    /// temporal layers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scalability_mode: Option<String>,
+    /// How much smaller than the captured picture this encoding is (1 = full size).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_resolution_down_by: Option<f64>,
 }
