@@ -53,8 +53,14 @@ async fn a_hidden_tile_pauses_its_consumer_apart_from_the_publishers_mute() {
     bob.send(json!({"type": "pauseConsumer", "consumerId": "nobody", "paused": true}))
         .await;
     bob.expect_error("NotFound").await;
-    assert!(!control.consumer_stats(&audio).paused, "audio never resumed");
-    assert!(control.consumer_stats(&video).paused, "the hidden tile's video was resumed");
+    assert!(
+        !control.consumer_stats(&audio).paused,
+        "audio never resumed"
+    );
+    assert!(
+        control.consumer_stats(&video).paused,
+        "the hidden tile's video was resumed"
+    );
 
     // Ada turns her camera off and on: her producer pauses, Bob's own pause stays.
     ada.send(json!({"type": "mute", "kind": "video", "muted": true}))
@@ -102,15 +108,42 @@ async fn layer_and_pause_requests_are_checked() {
     let audio = consumer(&offer, "audio");
     for (msg, code) in [
         // Not Ada's to steer: Bob's consumers are Bob's.
-        (json!({"type": "preferredLayers", "consumerId": "0123456789abcdef", "spatialLayer": 0}), "NotFound"),
-        (json!({"type": "pauseConsumer", "consumerId": "x".repeat(5000), "paused": true}), "NotFound"),
-        (json!({"type": "preferredLayers", "consumerId": audio, "spatialLayer": 0}), "BadMessage"),
-        (json!({"type": "preferredLayers", "consumerId": video, "spatialLayer": 4}), "BadMessage"),
-        (json!({"type": "preferredLayers", "consumerId": video, "spatialLayer": 1, "temporalLayer": 300}), "BadMessage"),
-        (json!({"type": "preferredLayers", "consumerId": video, "spatialLayer": -1}), "BadMessage"),
-        (json!({"type": "preferredLayers", "consumerId": video}), "BadMessage"),
-        (json!({"type": "pauseConsumer", "consumerId": video, "paused": "yes"}), "BadMessage"),
-        (json!({"type": "pauseConsumer", "consumerId": video, "paused": true, "extra": 1}), "BadMessage"),
+        (
+            json!({"type": "preferredLayers", "consumerId": "0123456789abcdef", "spatialLayer": 0}),
+            "NotFound",
+        ),
+        (
+            json!({"type": "pauseConsumer", "consumerId": "x".repeat(5000), "paused": true}),
+            "NotFound",
+        ),
+        (
+            json!({"type": "preferredLayers", "consumerId": audio, "spatialLayer": 0}),
+            "BadMessage",
+        ),
+        (
+            json!({"type": "preferredLayers", "consumerId": video, "spatialLayer": 4}),
+            "BadMessage",
+        ),
+        (
+            json!({"type": "preferredLayers", "consumerId": video, "spatialLayer": 1, "temporalLayer": 300}),
+            "BadMessage",
+        ),
+        (
+            json!({"type": "preferredLayers", "consumerId": video, "spatialLayer": -1}),
+            "BadMessage",
+        ),
+        (
+            json!({"type": "preferredLayers", "consumerId": video}),
+            "BadMessage",
+        ),
+        (
+            json!({"type": "pauseConsumer", "consumerId": video, "paused": "yes"}),
+            "BadMessage",
+        ),
+        (
+            json!({"type": "pauseConsumer", "consumerId": video, "paused": true, "extra": 1}),
+            "BadMessage",
+        ),
     ] {
         bob.send(msg.clone()).await;
         bob.expect_error(code).await;
@@ -139,17 +172,29 @@ async fn simulcast_descriptions_in_offer_are_checked() {
     let enc = |list: Value| json!({"type": "offer", "sdp": sdp, "encodings": {"1": list}});
     for (msg, code) in [
         (enc(json!([{"rid": "q!"}])), "BadMessage"),
-        (enc(json!([{"rid": "q", "scaleResolutionDownBy": 0.5}])), "BadMessage"),
+        (
+            enc(json!([{"rid": "q", "scaleResolutionDownBy": 0.5}])),
+            "BadMessage",
+        ),
         (enc(json!([{"rid": "q", "maxBitrate": 0}])), "BadMessage"),
         (enc(json!([{"rid": "q", "maxBitrate": 1e12}])), "BadMessage"),
-        (enc(json!([{"rid": "q", "scalabilityMode": "L9T9"}])), "BadMessage"),
+        (
+            enc(json!([{"rid": "q", "scalabilityMode": "L9T9"}])),
+            "BadMessage",
+        ),
         (enc(json!([{"rid": "q", "priority": "high"}])), "BadMessage"),
-        (enc(json!([{"rid": "a"}, {"rid": "b"}, {"rid": "c"}, {"rid": "d"}, {"rid": "e"}])), "BadMessage"),
+        (
+            enc(json!([{"rid": "a"}, {"rid": "b"}, {"rid": "c"}, {"rid": "d"}, {"rid": "e"}])),
+            "BadMessage",
+        ),
         (enc(json!([])), "BadMessage"),
         // Well-formed, but about a rid the offer does not send.
         (enc(json!([{"rid": "z"}])), "BadSdp"),
         // About the audio m-line.
-        (json!({"type": "offer", "sdp": sdp, "encodings": {"0": [{"rid": "q"}]}}), "BadSdp"),
+        (
+            json!({"type": "offer", "sdp": sdp, "encodings": {"0": [{"rid": "q"}]}}),
+            "BadSdp",
+        ),
     ] {
         ada.send(msg.clone()).await;
         let e = ada.expect_error(code).await;

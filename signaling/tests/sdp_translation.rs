@@ -1058,13 +1058,7 @@ fn mangled_sdp_never_panics() {
         for cut in (0..bytes.len()).step_by(7) {
             let s = String::from_utf8_lossy(&bytes[..cut]);
             if let Ok(d) = parse(&s) {
-                let _ = answer_send_offer(
-                    &d,
-                    &transport(),
-                    &policy(VideoCodec::Vp8),
-                    1,
-                    &hints,
-                );
+                let _ = answer_send_offer(&d, &transport(), &policy(VideoCodec::Vp8), 1, &hints);
                 let _ = read_recv_answer(&d, &[("0".into(), true), ("1".into(), true)]);
             }
         }
@@ -1074,13 +1068,8 @@ fn mangled_sdp_never_panics() {
                 m[i] = b;
                 let s = String::from_utf8_lossy(&m);
                 if let Ok(d) = parse(&s) {
-                    let _ = answer_send_offer(
-                        &d,
-                        &transport(),
-                        &policy(VideoCodec::H264),
-                        1,
-                        &hints,
-                    );
+                    let _ =
+                        answer_send_offer(&d, &transport(), &policy(VideoCodec::H264), 1, &hints);
                 }
             }
         }

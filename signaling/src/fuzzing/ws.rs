@@ -131,7 +131,12 @@ impl Session {
         match msg {
             ClientMessage::Join(j) => self.join(j),
             ClientMessage::Offer(o) => {
-                answer_offer(&parse(&o.sdp)?, &Negotiation::default(), false)?;
+                answer_offer(
+                    &parse(&o.sdp)?,
+                    &Negotiation::default(),
+                    false,
+                    &o.encodings,
+                )?;
                 self.report.published += 1;
                 Ok(())
             }

@@ -54,7 +54,7 @@ pub fn valid_rid(rid: &str) -> bool {
 }
 
 /// Parses an `a=rid` value.
-pub fn parse_rid(value: &str) -> Option<RidLine> {
+pub(crate) fn parse_rid(value: &str) -> Option<RidLine> {
     let mut parts = value.split_whitespace();
     let id = parts.next()?;
     let send = match parts.next()? {
@@ -70,7 +70,7 @@ pub fn parse_rid(value: &str) -> Option<RidLine> {
 
 /// Parses an `a=simulcast` value into its send streams; `Ok(None)` when it has no send
 /// direction. Accepts the draft form `send rid=q;h;f` that older Firefox wrote.
-pub fn parse_simulcast(value: &str) -> Result<Option<Vec<SimulcastStream>>, ()> {
+pub(crate) fn parse_simulcast(value: &str) -> Result<Option<Vec<SimulcastStream>>, ()> {
     let mut parts = value.split_whitespace();
     let mut send = None;
     while let Some(dir) = parts.next() {
