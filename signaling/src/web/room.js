@@ -24,8 +24,9 @@ const RECONNECT_MAX_MS = 5000;
 const RETRY_JOIN = new Set(['NameTaken', 'ServerError', 'RoomFull']);
 // Quality indicator: the lowest 0-10 score that lights each of its bars.
 const QUALITY_BARS = [1, 4, 7, 9];
-// The camera's simulcast encodings, lowest first: for a 640x480 camera 160x120, 320x240
-// and 640x480; for 720p 320x180, 640x360 and 1280x720. The bitrates suit those sizes.
+// The camera's simulcast encodings, lowest first: for 720p 320x180, 640x360 and 1280x720.
+// The bitrates suit those sizes. A smaller camera sends the top ones only (see
+// simulcastLayers): for 640x480, h and f (320x240 and 640x480).
 const CAMERA_ENCODINGS = [
   { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
   { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
@@ -569,12 +570,26 @@ function temporalLayersSupported() {
     && Array.isArray(c.scalabilityModes) && c.scalabilityModes.includes(TEMPORAL_MODE)));
 }
 
+/**
+ * How many simulcast layers a camera of this size gets: what Chromium's encoder sends at
+ * most (3 from 960x540 on, 2 from 480x270, else 1; it drops the top layers beyond that, so
+ * asking for more would lose the full-size picture). Unknown size: all.
+ */
+function simulcastLayers(track) {
+  const { width = 0, height = 0 } = track.getSettings ? track.getSettings() : {};
+  const pixels = width * height;
+  if (!pixels || pixels >= 960 * 540) return CAMERA_ENCODINGS.length;
+  return pixels >= 480 * 270 ? 2 : 1;
+}
+
 /** The camera as simulcast (with temporal layers where supported), falling back step by step. */
 function addSendTransceiver(pc, track, init) {
-  if (track.kind === 'video' && state.simulcast) {
+  const layers = track.kind === 'video' && state.simulcast ? simulcastLayers(track) : 1;
+  if (layers > 1) {
+    const encodings = CAMERA_ENCODINGS.slice(CAMERA_ENCODINGS.length - layers);
     const tries = temporalLayersSupported()
-      ? [CAMERA_ENCODINGS.map((e) => ({ ...e, scalabilityMode: TEMPORAL_MODE })), CAMERA_ENCODINGS]
-      : [CAMERA_ENCODINGS];
+      ? [encodings.map((e) => ({ ...e, scalabilityMode: TEMPORAL_MODE })), encodings]
+      : [encodings];
     for (const sendEncodings of tries) {
       try {
         return pc.addTransceiver(track, { ...init, sendEncodings: sendEncodings.map((e) => ({ ...e })) });
@@ -808,7 +823,7 @@ function showReceived(peerId) {
     parts.push(r.temporalLayer === null || r.temporalLayer === undefined ? `S${r.spatialLayer}` : `S${r.spatialLayer}T${r.temporalLayer}`);
   }
   if (r.height) parts.push(`${r.height}p`);
-  parts.push(`${r.kbps} kbit/s`);
+  if (r.kbps !== null) parts.push(`${r.kbps} kbit/s`);
   t.layer.textContent = parts.join(' · ');
   t.layer.title = 'Layer, height and bitrate received';
 }
@@ -842,10 +857,11 @@ setInterval(async () => {
       const prev = lastBytes.get(c.consumerId);
       const bytes = s.bytesReceived || 0;
       lastBytes.set(c.consumerId, { bytes, at: s.timestamp });
-      const kbps = prev && s.timestamp > prev.at ? Math.round((8 * (bytes - prev.bytes)) / (s.timestamp - prev.at)) : 0;
+      // Known from the second measurement on.
+      const kbps = prev && s.timestamp > prev.at ? Math.max(0, Math.round((8 * (bytes - prev.bytes)) / (s.timestamp - prev.at))) : null;
       const layers = state.layers.get(c.consumerId) || { spatialLayer: null, temporalLayer: null };
       state.received.set(c.peerId, {
-        consumerId: c.consumerId, ...layers, kbps: Math.max(0, kbps), width: s.frameWidth || 0, height: s.frameHeight || 0,
+        consumerId: c.consumerId, ...layers, kbps, width: s.frameWidth || 0, height: s.frameHeight || 0,
       });
       showReceived(c.peerId);
     }
