@@ -563,11 +563,15 @@ async function publish() {
   send(msg);
 }
 
-/** Whether this browser's VP8 encoder can make temporal layers (L1T3). */
+/**
+ * Whether to ask for temporal layers (L1T3): unless the browser lists VP8's scalability
+ * modes without it. (Chromium lists none yet takes L1T3; a browser that refuses it makes
+ * addTransceiver throw, and the page tries again without.)
+ */
 function temporalLayersSupported() {
   const caps = window.RTCRtpSender && RTCRtpSender.getCapabilities && RTCRtpSender.getCapabilities('video');
-  return Boolean(caps && caps.codecs.some((c) => /\/vp8$/i.test(c.mimeType)
-    && Array.isArray(c.scalabilityModes) && c.scalabilityModes.includes(TEMPORAL_MODE)));
+  const vp8 = caps && caps.codecs.find((c) => /\/vp8$/i.test(c.mimeType));
+  return !vp8 || !Array.isArray(vp8.scalabilityModes) || vp8.scalabilityModes.includes(TEMPORAL_MODE);
 }
 
 /**
