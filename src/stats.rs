@@ -29,6 +29,10 @@ pub enum DropReason {
     SrtpReplay,
     /// RTP whose SSRC or payload type belongs to no producer of the transport.
     UnknownSsrc,
+    /// RTP from an SSRC nobody signalled whose MID and RID (RFC 8852) name no encoding
+    /// still to learn its SSRC: unknown MID or RID, none at all, or an encoding that
+    /// already learnt another SSRC (`transport::latch`).
+    UnknownRid,
     /// RTCP that did not parse.
     RtcpMalformed,
     /// An SRTP/SRTCP context at its SSRC cap ([`crate::srtp::MAX_SSRCS`]) refused a new
@@ -44,7 +48,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, for reporting all counters (including zeros).
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::UnknownProtocol,
         Self::Malformed,
         Self::StunUnknownUfrag,
@@ -55,6 +59,7 @@ impl DropReason {
         Self::SrtpAuth,
         Self::SrtpReplay,
         Self::UnknownSsrc,
+        Self::UnknownRid,
         Self::RtcpMalformed,
         Self::SrtpSsrcLimit,
         Self::ProtectFailed,
@@ -74,6 +79,7 @@ impl DropReason {
             Self::SrtpAuth => "srtpAuth",
             Self::SrtpReplay => "srtpReplay",
             Self::UnknownSsrc => "unknownSsrc",
+            Self::UnknownRid => "unknownRid",
             Self::RtcpMalformed => "rtcpMalformed",
             Self::SrtpSsrcLimit => "srtpSsrcLimit",
             Self::ProtectFailed => "protectFailed",
@@ -133,6 +139,7 @@ impl DropCounters {
                 DropReason::SrtpAuth => &mut c.srtp_auth,
                 DropReason::SrtpReplay => &mut c.srtp_replay,
                 DropReason::UnknownSsrc => &mut c.unknown_ssrc,
+                DropReason::UnknownRid => &mut c.unknown_rid,
                 DropReason::RtcpMalformed => &mut c.rtcp_malformed,
                 DropReason::SrtpSsrcLimit => &mut c.srtp_ssrc_limit,
                 DropReason::ProtectFailed => &mut c.protect_failed,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::params::{DtlsState, IceState, TransportTuple};
+use crate::responses::ConsumerLayers;
 
 /// Every event a worker notifies (docs/PROTOCOL.md, "Notifications").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +54,8 @@ pub enum Event {
         )]
         producer_score: Option<u8>,
     },
+    /// A simulcast consumer's forwarded layers changed; `null` when it forwards nothing.
+    LayersChange(Option<ConsumerLayers>),
     /// The worker is stopping; everything in the router is closed.
     WorkerClose,
 }
@@ -71,6 +74,7 @@ impl Event {
             Self::ProducerPause => "producerpause",
             Self::ProducerResume => "producerresume",
             Self::Score { .. } => "score",
+            Self::LayersChange(_) => "layerschange",
             Self::WorkerClose => "workerclose",
         }
     }

@@ -24,11 +24,13 @@ pub enum Method {
     ConsumerClose,
     ConsumerGetStats,
     ConsumerRequestKeyFrame,
+    ConsumerSetPreferredLayers,
+    ConsumerSetPriority,
 }
 
 impl Method {
     /// Every method with its wire name.
-    pub const ALL: [(&'static str, Self); 21] = [
+    pub const ALL: [(&'static str, Self); 23] = [
         ("worker.load", Self::WorkerLoad),
         ("worker.getStats", Self::WorkerGetStats),
         ("worker.getLatency", Self::WorkerGetLatency),
@@ -50,6 +52,11 @@ impl Method {
         ("consumer.close", Self::ConsumerClose),
         ("consumer.getStats", Self::ConsumerGetStats),
         ("consumer.requestKeyFrame", Self::ConsumerRequestKeyFrame),
+        (
+            "consumer.setPreferredLayers",
+            Self::ConsumerSetPreferredLayers,
+        ),
+        ("consumer.setPriority", Self::ConsumerSetPriority),
     ];
 
     /// Parses a wire name.

@@ -14,8 +14,9 @@ use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
 use crate::method::Method;
 use crate::params::{DtlsParameters, MediaKind, RtpCapabilities, RtpParameters};
 use crate::responses::{
-    ConsumerCreated, ConsumerStats, LatencyReport, Load, ProducerCreated, ProducerStats,
-    RouterCreated, RouterStats, TransportCreated, TransportStats, WorkerStats,
+    ConsumerCreated, ConsumerLayers, ConsumerPriority, ConsumerStats, LatencyReport, Load,
+    ProducerCreated, ProducerStats, RouterCreated, RouterStats, TransportCreated, TransportStats,
+    WorkerStats,
 };
 
 /// A control request: its method, its response type and its target.
@@ -193,10 +194,24 @@ pub struct TransportConsume {
     /// The MID the consumer's m-line uses, copied into the returned rtpParameters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mid: Option<String>,
+    /// A simulcast consumer's layers to start with (the highest when absent); ignored
+    /// for a simple consumer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_layers: Option<PreferredLayers>,
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub app_data: Value,
 }
 request!(TransportConsume, TransportConsume, ConsumerCreated, target transport_id);
+
+/// The layers a simulcast consumer should forward when the path allows: a spatial layer
+/// (encoding, 0 = lowest) and a temporal layer (the highest when absent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PreferredLayers {
+    pub spatial_layer: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporal_layer: Option<u8>,
+}
 
 dataless_request!(
     /// `transport.close`.
@@ -243,6 +258,31 @@ dataless_request!(
     ConsumerRequestKeyFrame, ConsumerRequestKeyFrame, (), target consumer_id: ConsumerId
 );
 
+/// `consumer.setPreferredLayers`: the layers a simulcast consumer forwards when the
+/// path allows (clamped to what the producer sends).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConsumerSetPreferredLayers {
+    #[serde(skip)]
+    pub consumer_id: ConsumerId,
+    pub spatial_layer: u8,
+    /// The highest when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporal_layer: Option<u8>,
+}
+request!(ConsumerSetPreferredLayers, ConsumerSetPreferredLayers, ConsumerLayers, target consumer_id);
+
+/// `consumer.setPriority`: the consumer's weight when its transport's bandwidth is
+/// shared among its consumers (1-255, default 1).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConsumerSetPriority {
+    #[serde(skip)]
+    pub consumer_id: ConsumerId,
+    pub priority: u8,
+}
+request!(ConsumerSetPriority, ConsumerSetPriority, ConsumerPriority, target consumer_id);
+
 /// Something done with the request type of a method known only at run time, e.g. checking
 /// a message of any method against its types.
 pub trait MethodVisitor {
@@ -276,6 +316,8 @@ impl Method {
             Self::ConsumerClose => visitor.visit::<ConsumerClose>(),
             Self::ConsumerGetStats => visitor.visit::<ConsumerGetStats>(),
             Self::ConsumerRequestKeyFrame => visitor.visit::<ConsumerRequestKeyFrame>(),
+            Self::ConsumerSetPreferredLayers => visitor.visit::<ConsumerSetPreferredLayers>(),
+            Self::ConsumerSetPriority => visitor.visit::<ConsumerSetPriority>(),
         }
     }
 }

@@ -47,6 +47,8 @@ pub struct DropCounts {
     pub srtp_auth: u64,
     pub srtp_replay: u64,
     pub unknown_ssrc: u64,
+    #[serde(default)]
+    pub unknown_rid: u64,
     pub rtcp_malformed: u64,
     pub srtp_ssrc_limit: u64,
     pub protect_failed: u64,
@@ -227,11 +229,29 @@ pub struct ProducerCreated {
     pub producer_id: ProducerId,
 }
 
-/// The kind of consumer; only simple (one encoding in, one out) today.
+/// The kind of consumer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConsumerType {
+    /// One encoding in, the same one out.
     Simple,
+    /// A producer with several encodings in; one spatial and temporal layer of them out.
+    Simulcast,
+}
+
+/// A simulcast consumer's spatial layer (encoding, 0 = lowest) and temporal layer:
+/// `consumer.setPreferredLayers`, the `layerschange` notification and stats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerLayers {
+    pub spatial_layer: u8,
+    pub temporal_layer: u8,
+}
+
+/// `consumer.setPriority`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerPriority {
+    pub priority: u8,
 }
 
 /// `transport.consume`.
@@ -271,6 +291,38 @@ pub struct ProducerStats {
     pub packets_given_up: u64,
     pub score: u8,
     pub consumers: usize,
+    /// Per encoding (simulcast layer), lowest spatial layer first; one entry for a
+    /// producer with one encoding. The fields above sum them (counters) or are the
+    /// lowest layer's (`ssrc`, `jitter`) or the best of them (`score`).
+    #[serde(default)]
+    pub encodings: Vec<EncodingStats>,
+}
+
+/// One encoding of a producer in `producer.getStats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EncodingStats {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rid: Option<String>,
+    /// The media SSRC, once signalled or learnt from the first packet with the rid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssrc: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtx_ssrc: Option<u32>,
+    /// 0 = the lowest.
+    pub spatial_layer: u8,
+    pub temporal_layers: u8,
+    pub packets_received: u64,
+    pub bytes_received: u64,
+    /// Bits per second received over about the last second.
+    pub bitrate: u32,
+    pub packets_lost: u64,
+    pub jitter: u32,
+    pub score: u8,
+    pub nack_count: u64,
+    pub rtx_packets_received: u64,
+    pub key_frame_requests_sent: u64,
+    pub keyframes_received: u64,
 }
 
 /// `consumer.getStats`.
@@ -298,4 +350,15 @@ pub struct ConsumerStats {
     pub rtx_ssrc: Option<u32>,
     pub retransmitted_packets_sent: u64,
     pub score: u8,
+    /// A simulcast consumer's layers: asked for (`consumer.setPreferredLayers`), being
+    /// forwarded (absent while it forwards nothing), and being switched to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_layers: Option<ConsumerLayers>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_layers: Option<ConsumerLayers>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_layers: Option<ConsumerLayers>,
+    /// The consumer's weight in its transport's bandwidth allocation (1-255).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
 }

@@ -116,6 +116,7 @@ fn every_control_example_round_trips_through_its_type() {
         "producerpause",
         "producerresume",
         "score",
+        "layerschange",
         "workerclose",
     ] {
         assert!(seen_events.contains(name), "no example of the {name} event");

@@ -39,12 +39,15 @@ export function removeTmpDirs() {
 /**
  * A Chromium browser context (its own profile) with fake camera and microphone.
  * `extraArgs` are added to (or, for the same flag, replace) the default flags.
+ * `executablePath` may be a wrapper (lib/netlab.mjs enters a namespace); `loopback: false`
+ * leaves out --allow-loopback-in-peer-connection, for pages on a non-loopback address.
  */
-export async function launchChromium(extraArgs = []) {
+export async function launchChromium(extraArgs = [], { executablePath = CHROMIUM, loopback = true } = {}) {
   const flag = (a) => a.split('=')[0];
-  const args = [...CHROMIUM_ARGS.filter((a) => !extraArgs.some((x) => flag(x) === flag(a))), ...extraArgs];
+  const base = loopback ? CHROMIUM_ARGS : CHROMIUM_ARGS.filter((a) => a !== '--allow-loopback-in-peer-connection');
+  const args = [...base.filter((a) => !extraArgs.some((x) => flag(x) === flag(a))), ...extraArgs];
   return chromium.launchPersistentContext(tmp('e2e-chromium-'), {
-    executablePath: CHROMIUM,
+    executablePath,
     headless: true,
     args,
     viewport: { width: 1280, height: 800 },

@@ -13,7 +13,8 @@ use crate::ice::{self, IceCredentials, IceLite};
 use crate::rtcp::{self, Feedback, ReportBlock};
 use crate::rtp::munger::SeqTsMunger;
 use crate::rtp::{
-    find_extension, is_vp8_keyframe, remap_extensions, rewrite, ExtensionMap, RtpHeader,
+    find_extension, is_h264_keyframe, is_vp8_keyframe, read_extension_str, remap_extensions,
+    rewrite, ExtensionMap, RtpHeader, Vp8Descriptor,
 };
 use crate::srtp::{contexts_from_keying_material, SrtpContext, SrtpError, SrtpProfile};
 
@@ -134,8 +135,18 @@ pub fn rtp(data: &[u8]) {
     assert!(hdr.header_len <= hdr.payload_end && hdr.payload_end <= pkt.len());
     let payload = hdr.payload(pkt);
     let _ = is_vp8_keyframe(payload);
+    let _ = is_h264_keyframe(payload);
+    if let Some(d) = Vp8Descriptor::parse(payload) {
+        // A simulcast consumer's rewrite keeps the descriptor's shape.
+        let mut copy = payload.to_vec();
+        assert!(d.rewrite(&mut copy, Some(0x7fff), Some(0xff), Some(0x1f)));
+        assert_eq!(Vp8Descriptor::parse(&copy).map(|r| r.len), Some(d.len));
+    }
     for id in [1, 2, 5, 14, 15, 200] {
         let _ = find_extension(pkt, &hdr, id);
+        if let Some(s) = read_extension_str(pkt, &hdr, id) {
+            assert!(!s.is_empty() && s.last() != Some(&0));
+        }
     }
 
     let map = extension_map(sel);

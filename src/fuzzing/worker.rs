@@ -53,6 +53,9 @@ pub const OPUS_PT: u8 = 111;
 /// Publisher extension ids (abs-send-time, mid); the subscriber negotiates other ids.
 pub const ABS_SEND_TIME_ID: u8 = 2;
 pub const MID_ID: u8 = 4;
+/// The simulcast producer's RID and repaired RID extension ids.
+const RID_ID: u8 = 10;
+const REPAIRED_RID_ID: u8 = 11;
 
 /// One step of the `worker` target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +98,7 @@ pub enum Op {
 }
 
 /// The structured control requests: (method, index of the target id, data).
-const ACTIONS: [(&str, usize, &str); 16] = [
+const ACTIONS: [(&str, usize, &str); 21] = [
     ("producer.pause", ID_VIDEO_PRODUCER, "null"),
     ("producer.resume", ID_VIDEO_PRODUCER, "null"),
     ("consumer.pause", ID_VIDEO_CONSUMER, "null"),
@@ -112,6 +115,25 @@ const ACTIONS: [(&str, usize, &str); 16] = [
     ("consumer.getStats", ID_VIDEO_CONSUMER, "null"),
     ("router.getStats", ID_ROUTER, "null"),
     ("worker.getLatency", usize::MAX, r#"{"reset": true}"#),
+    // The simulcast consumer's layers: down, up beyond what the producer has, its
+    // temporal layers, its stats; a priority on the simple one.
+    (
+        "consumer.setPreferredLayers",
+        ID_SIMULCAST_CONSUMER,
+        r#"{"spatialLayer": 0, "temporalLayer": 0}"#,
+    ),
+    (
+        "consumer.setPreferredLayers",
+        ID_SIMULCAST_CONSUMER,
+        r#"{"spatialLayer": 9}"#,
+    ),
+    ("consumer.pause", ID_SIMULCAST_CONSUMER, "null"),
+    ("consumer.resume", ID_SIMULCAST_CONSUMER, "null"),
+    (
+        "consumer.setPriority",
+        ID_VIDEO_CONSUMER,
+        r#"{"priority": 7}"#,
+    ),
 ];
 
 /// Positions in [`Session::ids`] after setup.
@@ -121,6 +143,8 @@ const ID_TRANSPORT_B: usize = 2;
 const ID_VIDEO_PRODUCER: usize = 3;
 const ID_AUDIO_PRODUCER: usize = 4;
 const ID_VIDEO_CONSUMER: usize = 5;
+/// The consumer of the rid-only simulcast producer (after the audio consumer and it).
+const ID_SIMULCAST_CONSUMER: usize = 8;
 
 impl<'a> Arbitrary<'a> for Op {
     fn arbitrary(u: &mut Unstructured<'a>) -> ArbResult<Self> {
@@ -400,6 +424,27 @@ impl Session {
                 .as_u64()
                 .unwrap_or_default() as u32;
         }
+        // A simulcast producer whose encodings are named by rid only: packets from SSRCs
+        // nobody signalled (the unknown-SSRC stream of `Op::Media`, any `Op::Srtp`) reach
+        // the MID/RID latching (`transport::latch`) with fuzzed extensions.
+        request(
+            &mut core,
+            &mut ids,
+            "transport.produce",
+            Some(ID_TRANSPORT_A),
+            simulcast_produce(),
+        );
+        // Its simulcast consumer, on the subscriber's transport: the latched encodings'
+        // packets go through the layer selection and VP8 descriptor rewriting.
+        let data = json!({ "producerId": ids[ID_SIMULCAST_CONSUMER - 1], "rtpCapabilities": subscriber_capabilities() });
+        request(
+            &mut core,
+            &mut ids,
+            "transport.consume",
+            Some(ID_TRANSPORT_B),
+            data,
+        );
+        assert_eq!(ids.len(), ID_SIMULCAST_CONSUMER + 1, "setup ids: {ids:?}");
         let [a, b] =
             <[RemotePeer; 2]>::try_from(peers).unwrap_or_else(|_| unreachable!("two transports"));
         let mut s = Self {
@@ -763,6 +808,21 @@ fn video_produce() -> Value {
             { "uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "id": MID_ID },
             { "uri": "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", "id": ABS_SEND_TIME_ID }],
         "encodings": [{ "ssrc": VIDEO_SSRC, "rtx": { "ssrc": VIDEO_RTX_SSRC } }],
+        "rtcp": { "cname": "fuzz", "reducedSize": true } } })
+}
+
+fn simulcast_produce() -> Value {
+    json!({ "kind": "video", "rtpParameters": {
+        "mid": "s",
+        "codecs": [
+            { "mimeType": "video/VP8", "payloadType": VP8_PT, "clockRate": 90000,
+              "rtcpFeedback": [{ "type": "nack" }, { "type": "nack", "parameter": "pli" }] },
+            { "mimeType": "video/rtx", "payloadType": RTX_PT, "clockRate": 90000, "parameters": { "apt": VP8_PT } }],
+        "headerExtensions": [
+            { "uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "id": MID_ID },
+            { "uri": "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id", "id": RID_ID },
+            { "uri": "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id", "id": REPAIRED_RID_ID }],
+        "encodings": [{ "rid": "l", "maxBitrate": 100000 }, { "rid": "h", "maxBitrate": 900000 }],
         "rtcp": { "cname": "fuzz", "reducedSize": true } } })
 }
 

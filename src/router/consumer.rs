@@ -5,21 +5,26 @@
 //! protect, commit to the send batch, send-side estimator and counters).
 //!
 //! State common to every kind of consumer lives in [`Consumer`]; what differs per kind
-//! (today only [`ConsumerKind::Simple`]; simulcast and pipe consumers next, as
-//! mediasoup's `SimpleConsumer` / `SimulcastConsumer` / `PipeConsumer`) is in the
-//! variant and dispatched by a `match`, never a trait object, on the packet path.
+//! ([`ConsumerKind::Simple`], [`ConsumerKind::Simulcast`], as mediasoup's
+//! `SimpleConsumer` / `SimulcastConsumer`) is in the variant and dispatched by a
+//! `match`, never a trait object, on the packet path.
 
+mod counter_map;
 mod egress;
 mod simple;
+mod simulcast;
 
 pub use egress::Egress;
 pub use simple::SimpleConsumer;
+pub use simulcast::{LayerClock, Layers, SimulcastConsumer, MAX_SPATIAL_LAYERS};
+
+use simulcast::{Planned, Verdict};
 
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 use serde_json::Value;
-use sfu_control::responses::{ConsumerStats, ConsumerType, StatsType};
+use sfu_control::responses::{ConsumerLayers, ConsumerStats, ConsumerType, StatsType};
 
 use crate::channel::params::{MediaKind, RtpParameters};
 use crate::ids::ConsumerId;
@@ -53,8 +58,15 @@ pub struct ConsumerParams {
     pub stream: ConsumerStream,
     pub paused: bool,
     pub producer_paused: bool,
-    /// Whether the producer's keyframes are detectable (VP8), so video starts on one.
+    /// Whether the producer's keyframes are detectable (VP8, H264), so video starts on
+    /// one.
     pub producer_vp8: bool,
+    /// The producer's spatial layers (encodings) and temporal layers: more than one
+    /// spatial layer makes a simulcast consumer.
+    pub spatial_layers: u8,
+    pub temporal_layers: u8,
+    /// A simulcast consumer's preferred spatial and temporal layer to start with.
+    pub preferred_layers: Option<(u8, Option<u8>)>,
     pub app_data: Value,
 }
 
@@ -62,6 +74,9 @@ pub struct ConsumerParams {
 #[derive(Debug)]
 pub enum ConsumerKind {
     Simple(SimpleConsumer),
+    /// Boxed: its state (numbering history, VP8 counters) is large, and most consumers
+    /// are simple.
+    Simulcast(Box<SimulcastConsumer>),
 }
 
 impl ConsumerKind {
@@ -69,6 +84,7 @@ impl ConsumerKind {
     pub fn wire(&self) -> ConsumerType {
         match self {
             Self::Simple(_) => ConsumerType::Simple,
+            Self::Simulcast(_) => ConsumerType::Simulcast,
         }
     }
 }
@@ -78,8 +94,13 @@ impl ConsumerKind {
 #[derive(Debug, Clone, Copy)]
 pub enum Transmission {
     /// A producer packet fanned out: `arrival` in the producer's RTP clock units,
-    /// `keyframe` when it starts one.
-    Forward { arrival: u32, keyframe: bool },
+    /// `keyframe` when it starts one, `layer` the spatial layer (encoding, 0 = lowest)
+    /// of the producer packet.
+    Forward {
+        arrival: u32,
+        keyframe: bool,
+        layer: u8,
+    },
     /// A buffered producer packet resent for the subscriber's NACK of `out_seq`
     /// (RFC 4585), over RTX when negotiated (RFC 4588).
     Retransmit { out_seq: u16 },
@@ -102,9 +123,9 @@ pub struct Consumer {
     producer_paused: bool,
     app_data: Value,
     traffic: Traffic,
-    /// Last forwarded packet: (input RTP ts, output RTP ts, when). Maps the producer's
-    /// timeline to ours for sender reports.
-    last_forwarded: Option<(u32, u32, Instant)>,
+    /// Last forwarded packet: (input RTP ts, output RTP ts, when, its spatial layer).
+    /// Maps the producer's timeline (that layer's) to ours for sender reports.
+    last_forwarded: Option<(u32, u32, Instant, u8)>,
     plis_received: u64,
     firs_received: u64,
     nacks_received: u64,
@@ -122,18 +143,47 @@ pub struct Consumer {
     twcc_id: Option<u8>,
     /// The last fan-out pass that served this consumer (`worker::fanout`).
     fanout_pass: u64,
+    /// Its weight when the transport's bandwidth is shared among its consumers (1-255).
+    priority: u8,
     kind: ConsumerKind,
 }
 
 impl Consumer {
-    /// A simple consumer for a negotiated `transport.consume`; `rng` draws its initial
-    /// sequence numbers and timestamp (RFC 3550 5.1, RFC 4588).
+    /// A consumer for a negotiated `transport.consume`: simulcast for a video producer
+    /// with several encodings, else simple; `rng` draws its initial sequence numbers and
+    /// timestamp (RFC 3550 5.1, RFC 4588).
     pub fn new<R: Rng + ?Sized>(p: ConsumerParams, rng: &mut R) -> Self {
         let mut ext_map = ExtensionMap::new();
         for (from, to) in &p.stream.ext_map {
             ext_map.insert(*from, *to);
         }
-        let keyframe_gated = p.media_kind == MediaKind::Video && p.producer_vp8;
+        let video = p.media_kind == MediaKind::Video;
+        let keyframe_gated = video && p.producer_vp8;
+        let mut rtp_parameters = p.stream.rtp_parameters;
+        let kind = if video && p.spatial_layers > 1 {
+            let vp8 = rtp_parameters
+                .codecs
+                .first()
+                .is_some_and(|c| c.mime_type.eq_ignore_ascii_case("video/VP8"));
+            let s = SimulcastConsumer::new(
+                p.spatial_layers,
+                p.temporal_layers,
+                vp8,
+                p.stream.clock_rate,
+                p.preferred_layers,
+                rng.gen(),
+                rng.gen(),
+            );
+            if let Some(e) = rtp_parameters.encodings.first_mut() {
+                e.scalability_mode = Some(s.scalability_mode());
+            }
+            ConsumerKind::Simulcast(Box::new(s))
+        } else {
+            ConsumerKind::Simple(SimpleConsumer::new(
+                SeqTsMunger::new_random(p.ssrc, rng),
+                keyframe_gated,
+            ))
+        };
         Self {
             id: p.id,
             media_kind: p.media_kind,
@@ -161,11 +211,9 @@ impl Consumer {
             score: ScoreTracker::new(10),
             twcc_id: p.stream.twcc_id,
             fanout_pass: 0,
-            kind: ConsumerKind::Simple(SimpleConsumer::new(
-                SeqTsMunger::new_random(p.ssrc, rng),
-                keyframe_gated,
-            )),
-            rtp_parameters: p.stream.rtp_parameters,
+            priority: 1,
+            kind,
+            rtp_parameters,
         }
     }
 
@@ -225,7 +273,9 @@ impl Consumer {
             return false;
         }
         self.paused = paused;
-        if !paused {
+        if paused {
+            self.stop_stream();
+        } else {
             self.resume_stream();
         }
         true
@@ -234,15 +284,110 @@ impl Consumer {
     /// Follows its producer's pause state.
     pub fn set_producer_paused(&mut self, paused: bool) {
         self.producer_paused = paused;
-        if !paused {
+        if paused {
+            self.stop_stream();
+        } else {
             self.resume_stream();
         }
     }
 
+    fn stop_stream(&mut self) {
+        match &mut self.kind {
+            ConsumerKind::Simple(_) => {}
+            ConsumerKind::Simulcast(s) => s.stop(),
+        }
+    }
+
     fn resume_stream(&mut self) {
+        if !self.active() {
+            return;
+        }
         match &mut self.kind {
             ConsumerKind::Simple(s) => s.resume(),
+            ConsumerKind::Simulcast(s) => s.resume(),
         }
+    }
+
+    /// Its weight in the transport's bandwidth allocation (`consumer.setPriority`).
+    pub fn priority(&self) -> u8 {
+        self.priority
+    }
+
+    /// Sets the weight; 0 is not a weight (the control arm refuses it).
+    pub fn set_priority(&mut self, priority: u8) {
+        self.priority = priority.max(1);
+    }
+
+    /// `consumer.setPreferredLayers`: the layers to forward when the path allows,
+    /// clamped to what the producer sends; None for a consumer without layers to choose
+    /// from (simple).
+    pub fn set_preferred_layers(
+        &mut self,
+        spatial: u8,
+        temporal: Option<u8>,
+    ) -> Option<ConsumerLayers> {
+        match &mut self.kind {
+            ConsumerKind::Simple(_) => None,
+            ConsumerKind::Simulcast(s) => {
+                let l = s.set_preferred(spatial, temporal);
+                Some(ConsumerLayers {
+                    spatial_layer: l.spatial,
+                    temporal_layer: l.temporal,
+                })
+            }
+        }
+    }
+
+    /// The bandwidth allocation's cap on a simulcast consumer's layers (spatial,
+    /// temporal; None: no cap): the layers it switches to are the lower of this and
+    /// the preferred ones. Nothing for a simple consumer.
+    pub fn set_target_layers(&mut self, cap: Option<(u8, u8)>) {
+        if let ConsumerKind::Simulcast(s) = &mut self.kind {
+            s.set_allocation(cap);
+        }
+    }
+
+    /// The spatial layer a keyframe for this consumer is asked for on: the one it
+    /// forwards (or waits for); 0 for a simple consumer.
+    pub fn keyframe_layer(&self) -> u8 {
+        match &self.kind {
+            ConsumerKind::Simple(_) => 0,
+            ConsumerKind::Simulcast(s) => s.keyframe_layer(),
+        }
+    }
+
+    /// The encoding a keyframe is wanted on, once (a simulcast consumer whose target
+    /// changed, that starts or resumes): the core sends the request upstream.
+    pub fn take_keyframe_request(&mut self) -> Option<u8> {
+        match &mut self.kind {
+            ConsumerKind::Simple(_) => None,
+            ConsumerKind::Simulcast(s) => s.take_keyframe_request(),
+        }
+    }
+
+    /// The forwarded layers when they changed since last asked, for the `layerschange`
+    /// notification (inner None: it forwards nothing). Always None for a simple consumer.
+    #[inline]
+    pub fn take_layers_change(&mut self) -> Option<Option<ConsumerLayers>> {
+        match &mut self.kind {
+            ConsumerKind::Simple(_) => None,
+            ConsumerKind::Simulcast(s) => s.take_layers_change().map(|l| l.map(wire_layers)),
+        }
+    }
+
+    /// Gives a simulcast consumer its producer's encodings' sender-report clocks (it
+    /// places a new layer's timestamps on the old one's timeline with them).
+    #[inline]
+    pub fn set_layer_clocks(&mut self, clocks: &[Option<LayerClock>; MAX_SPATIAL_LAYERS]) {
+        if let ConsumerKind::Simulcast(s) = &mut self.kind {
+            s.set_clocks(clocks);
+        }
+    }
+
+    /// Whether it forwards a choice of the producer's layers.
+    #[inline]
+    pub fn is_simulcast(&self) -> bool {
+        matches!(self.kind, ConsumerKind::Simulcast(_))
     }
 
     /// Marks the consumer served by fan-out pass `pass`; false if it already was.
@@ -297,8 +442,9 @@ impl Consumer {
     /// What a sender report for this stream needs: the clock rate, the last forwarded
     /// packet's (input ts, output ts, when), and packets and bytes sent.
     pub fn sender_info(&self) -> Option<SenderInfo> {
-        let (in_ts, out_ts, at) = self.last_forwarded?;
+        let (in_ts, out_ts, at, layer) = self.last_forwarded?;
         Some(SenderInfo {
+            layer,
             ssrc: self.ssrc,
             clock_rate: self.clock_rate,
             in_ts,
@@ -325,20 +471,22 @@ impl Consumer {
     }
 
     /// Answers a subscriber's NACK for `lost` (sequence numbers in the consumer's own
-    /// numbering) from the producer's retransmission `buffer`. Each packet is resent at
-    /// most once per the consumer's RTT (duplicate and late NACKs).
-    pub fn retransmit(
+    /// numbering) from the producer's retransmission buffers (`buffer(layer)`, the
+    /// encoding each packet came from). Each packet is resent at most once per the
+    /// consumer's RTT (duplicate and late NACKs).
+    pub fn retransmit<'b>(
         &mut self,
         now: Instant,
-        buffer: &RetransmissionBuffer,
+        buffer: impl Fn(u8) -> Option<&'b RetransmissionBuffer>,
         lost: &[u16],
         egress: &mut Egress<'_>,
     ) {
         for &out_seq in lost {
-            let in_seq = match &self.kind {
-                ConsumerKind::Simple(s) => s.original_seq(out_seq),
+            let original = match &self.kind {
+                ConsumerKind::Simple(s) => s.original_seq(out_seq).map(|seq| (0, seq)),
+                ConsumerKind::Simulcast(s) => s.original(out_seq),
             };
-            let Some(pkt) = in_seq.and_then(|seq| buffer.get(now, seq)) else {
+            let Some(pkt) = original.and_then(|(layer, seq)| buffer(layer)?.get(now, seq)) else {
                 continue;
             };
             let Ok(hdr) = RtpHeader::parse(pkt) else {
@@ -350,10 +498,11 @@ impl Consumer {
 
     /// Sends one packet of the producer's stream (`pkt`, parsed as `hdr`) to the
     /// subscriber: the consumer's whole egress pipeline, for fan-out and retransmission
-    /// alike. A packet that fails to rewrite or protect is a counted drop; one the
-    /// consumer's policy does not send (paused, waiting for a keyframe, payload type
-    /// not negotiated, a duplicate, resent too recently) is neither sent nor counted.
-    /// No allocation.
+    /// alike. A packet that fails to rewrite or protect, or whose VP8 descriptor a
+    /// simulcast consumer cannot read, is a counted drop; one the consumer's policy
+    /// does not send (paused, waiting for a keyframe, payload type not negotiated, a
+    /// duplicate, resent too recently, another spatial layer or a temporal layer above
+    /// the current one) is neither sent nor counted. No allocation.
     #[inline]
     pub fn send_rtp(
         &mut self,
@@ -365,27 +514,6 @@ impl Consumer {
     ) {
         // Which packets go out, and how they are numbered: by the kind's policy when
         // forwarded, as first sent when retransmitted.
-        let numbering = match how {
-            Transmission::Forward { arrival, keyframe } => {
-                if !self.active() {
-                    return;
-                }
-                let admitted = match &mut self.kind {
-                    ConsumerKind::Simple(s) => s.admit(keyframe),
-                };
-                if !admitted {
-                    return;
-                }
-                Numbering::Map { arrival }
-            }
-            Transmission::Retransmit { out_seq } => {
-                let ts = match &self.kind {
-                    ConsumerKind::Simple(s) => s.output_ts(hdr.timestamp),
-                };
-                let Some(ts) = ts else { return };
-                Numbering::Fixed { seq: out_seq, ts }
-            }
-        };
         let out_pt = self
             .pt_map
             .get(usize::from(hdr.payload_type))
@@ -394,6 +522,62 @@ impl Consumer {
         if out_pt == NO_PT {
             return;
         }
+        let numbering = match how {
+            Transmission::Forward {
+                arrival,
+                keyframe,
+                layer,
+            } => {
+                if !self.active() {
+                    return;
+                }
+                match &mut self.kind {
+                    ConsumerKind::Simple(s) => {
+                        if !s.admit(keyframe) {
+                            return;
+                        }
+                        Numbering::Map { arrival }
+                    }
+                    // The simulcast policy decides before the copy: most packets of a
+                    // producer's other layers are not for this consumer.
+                    ConsumerKind::Simulcast(s) => {
+                        let payload = hdr.payload(pkt);
+                        match s.forward(
+                            layer,
+                            hdr.sequence,
+                            hdr.timestamp,
+                            payload,
+                            keyframe,
+                            arrival,
+                        ) {
+                            Verdict::Send(planned) => Numbering::Planned(planned),
+                            Verdict::Skip => return,
+                            Verdict::Malformed => {
+                                return drop_outgoing(
+                                    egress.transport_drops,
+                                    egress.worker_drops,
+                                    DropReason::Malformed,
+                                )
+                            }
+                        }
+                    }
+                }
+            }
+            Transmission::Retransmit { out_seq } => match &self.kind {
+                ConsumerKind::Simple(s) => {
+                    let Some(ts) = s.output_ts(hdr.timestamp) else {
+                        return;
+                    };
+                    Numbering::Fixed { seq: out_seq, ts }
+                }
+                ConsumerKind::Simulcast(s) => {
+                    let Some(planned) = s.retransmission(out_seq, hdr.payload(pkt)) else {
+                        return;
+                    };
+                    Numbering::Planned(planned)
+                }
+            },
+        };
         if let Transmission::Retransmit { out_seq } = how {
             let rtt = self.rtt_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0));
             if !self.limiter.allow(now, out_seq, retransmit_interval(rtt)) {
@@ -432,9 +616,17 @@ impl Consumer {
         }
         let (seq, ts) = match numbering {
             Numbering::Fixed { seq, ts } => (seq, ts),
+            Numbering::Planned(p) => {
+                if let Some((desc, f)) = p.vp8 {
+                    let payload = slot.get_mut(hdr.header_len..).unwrap_or_default();
+                    desc.rewrite(payload, f.picture_id, f.tl0_pic_idx, f.key_idx);
+                }
+                (p.seq, p.ts)
+            }
             Numbering::Map { arrival } => {
                 let mapped = match &mut self.kind {
                     ConsumerKind::Simple(s) => s.forward(hdr.sequence, hdr.timestamp, arrival),
+                    ConsumerKind::Simulcast(_) => None,
                 };
                 let Some(mapped) = mapped else {
                     out.commit(0);
@@ -482,9 +674,9 @@ impl Consumer {
                 egress.transport_rtp_out.add(n);
                 egress.worker_rtp_out.add(n);
                 match how {
-                    Transmission::Forward { .. } => {
+                    Transmission::Forward { layer, .. } => {
                         self.traffic.add(n);
-                        self.last_forwarded = Some((hdr.timestamp, ts, now));
+                        self.last_forwarded = Some((hdr.timestamp, ts, now, layer));
                     }
                     Transmission::Retransmit { .. } => self.retransmissions += 1,
                 }
@@ -497,6 +689,13 @@ impl Consumer {
                     protect_drop_reason(e),
                 );
             }
+        }
+    }
+
+    fn simulcast(&self) -> Option<&SimulcastConsumer> {
+        match &self.kind {
+            ConsumerKind::Simulcast(s) => Some(s),
+            ConsumerKind::Simple(_) => None,
         }
     }
 
@@ -520,6 +719,10 @@ impl Consumer {
             rtx_ssrc: self.rtx.map(|(ssrc, _)| ssrc),
             retransmitted_packets_sent: self.retransmissions,
             score: self.score.current(),
+            preferred_layers: self.simulcast().map(|s| wire_layers(s.preferred())),
+            current_layers: self.simulcast().and_then(|s| s.current()).map(wire_layers),
+            target_layers: self.simulcast().map(|s| wire_layers(s.target())),
+            priority: Some(self.priority),
         }
     }
 }
@@ -529,13 +732,25 @@ impl Consumer {
 enum Numbering {
     /// Mapped by the consumer kind's policy (forwarding).
     Map { arrival: u32 },
-    /// The numbers it was first sent with (retransmission).
+    /// The numbers it was first sent with (a simple consumer's retransmission).
     Fixed { seq: u16, ts: u32 },
+    /// Decided by a simulcast consumer's policy before the copy, with its VP8
+    /// descriptor rewrite (forwarding and retransmission).
+    Planned(Planned),
+}
+
+fn wire_layers(l: Layers) -> ConsumerLayers {
+    ConsumerLayers {
+        spatial_layer: l.spatial,
+        temporal_layer: l.temporal,
+    }
 }
 
 /// What a sender report about a consumer's stream is built from.
 #[derive(Debug, Clone, Copy)]
 pub struct SenderInfo {
+    /// The producer's spatial layer (encoding) `in_ts` belongs to.
+    pub layer: u8,
     pub ssrc: u32,
     pub clock_rate: u32,
     /// The last forwarded packet: producer timestamp, ours, and when.

@@ -14,7 +14,9 @@ pub mod recv_stats;
 pub mod rtx_buffer;
 pub mod score;
 
-pub use consumer::{Consumer, ConsumerKind, ConsumerParams, Egress, Transmission};
+pub use consumer::{
+    Consumer, ConsumerKind, ConsumerParams, Egress, LayerClock, Transmission, MAX_SPATIAL_LAYERS,
+};
 pub use producer::{Ingested, Producer, ProducerParams, KEYFRAME_REQUEST_INTERVAL};
 
 use serde_json::Value;

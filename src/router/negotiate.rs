@@ -1,6 +1,7 @@
 //! Validating a producer's RtpParameters and deriving a consumer's from them and the
-//! consuming endpoint's RtpCapabilities (the role of mediasoup's ortc.ts, simplified to
-//! one encoding per producer).
+//! consuming endpoint's RtpCapabilities (the role of mediasoup's ortc.ts). A video
+//! producer may have several encodings (simulcast), ordered here into spatial layers; a
+//! consumer gets one stream.
 
 use crate::channel::params::{
     CodecParameters, MediaKind, RtcpFeedback, RtcpParameters, RtpCapabilities, RtpCodecCapability,
@@ -13,12 +14,7 @@ use crate::channel::ControlError;
 /// publisher's transport or m-line (MID/RID), or are transport-wide (transport-cc), so
 /// copying them to a subscriber would be wrong. The browser demultiplexes forwarded
 /// streams by SSRC instead.
-const NOT_FORWARDED: [&str; 4] = [
-    "urn:ietf:params:rtp-hdrext:sdes:mid",
-    "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
-    "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
-    TWCC_URI,
-];
+const NOT_FORWARDED: [&str; 4] = [MID_URI, RID_URI, REPAIRED_RID_URI, TWCC_URI];
 
 /// The transport-wide sequence number extension (draft-holmer-rmcat-transport-wide-cc-
 /// extensions-01). Publishers' values are consumed by the worker (transport-cc feedback);
@@ -42,15 +38,59 @@ fn invalid(reason: impl Into<String>) -> ControlError {
     }
 }
 
+/// The RTP stream id extensions (RFC 8852 3.1, 3.2) and the MID extension (RFC 8843
+/// 15.2): how a publisher names the encoding of a packet whose SSRC it never signalled.
+pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+pub const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+pub const REPAIRED_RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
+
+/// Most encodings a video producer may have (browsers send up to three; mediasoup
+/// accepts four).
+pub const MAX_ENCODINGS: usize = 4;
+
+/// Longest rid (RFC 8851 10: rid-syntax is 1*255 alphanumerics, browsers use one to
+/// three characters); also bounds the bytes compared per packet while latching.
+pub const MAX_RID_LEN: usize = 16;
+
+/// The codec whose keyframes the ingest recognises, so that a consumer can wait for
+/// one (and a simulcast consumer switch at one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyframeCodec {
+    Vp8,
+    H264,
+    /// Audio, or a codec whose keyframes we do not parse.
+    None,
+}
+
+/// One validated encoding, as it sits in its producer's layer order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodingStream {
+    /// The media SSRC if signalled; else learnt from the first packet with `rid`.
+    pub ssrc: Option<u32>,
+    pub rtx_ssrc: Option<u32>,
+    pub rid: Option<String>,
+    /// Temporal layers of the encoding (`scalabilityMode` LxTy: y), 1 when not given.
+    pub temporal_layers: u8,
+    pub max_bitrate: Option<u32>,
+}
+
+/// Header extension ids a producer's ingest reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamIdExtensions {
+    pub mid: Option<u8>,
+    pub rid: Option<u8>,
+    pub repaired_rid: Option<u8>,
+}
+
 /// What the daemon needs to know of a validated producer.
 #[derive(Debug, Clone)]
 pub struct ProducerStream {
-    pub ssrc: u32,
-    pub rtx_ssrc: Option<u32>,
+    /// The encodings as spatial layers, lowest first (see [`order_layers`]).
+    pub encodings: Vec<EncodingStream>,
     /// Payload types of media codecs with their clock rate.
     pub media_pts: Vec<(u8, u32)>,
-    /// Whether the first media codec is VP8 (keyframes detectable, see `rtp`).
-    pub vp8: bool,
+    /// Whose keyframes the first media codec has (see `rtp`).
+    pub keyframes: KeyframeCodec,
     /// RTX payload type -> the media payload type it repairs (RFC 4588 "apt").
     pub rtx_pts: Vec<(u8, u8)>,
     /// Whether the publisher accepts generic NACK (RFC 4585), so we may ask for
@@ -60,6 +100,17 @@ pub struct ProducerStream {
     pub twcc_id: Option<u8>,
     /// Whether the publisher accepts REMB (goog-remb) feedback.
     pub remb: bool,
+    /// Where the MID and RID of a packet are, for learning rid-only encodings' SSRCs.
+    pub stream_ids: StreamIdExtensions,
+}
+
+impl ProducerStream {
+    /// Every SSRC the publisher signalled (media and RTX of every encoding).
+    pub fn signalled_ssrcs(&self) -> impl Iterator<Item = u32> + '_ {
+        self.encodings
+            .iter()
+            .flat_map(|e| e.ssrc.into_iter().chain(e.rtx_ssrc))
+    }
 }
 
 /// Validates `transport.produce` parameters.
@@ -97,19 +148,19 @@ pub fn validate_producer(
             return Err(invalid(format!("header extension {} has id 0", e.uri)));
         }
     }
-    let [encoding] = params.encodings.as_slice() else {
-        return Err(ControlError::Unsupported(format!(
-            "exactly one encoding is supported (simulcast is not), got {}",
-            params.encodings.len()
-        )));
+    let ext_id = |uri: &str| {
+        params
+            .header_extensions
+            .iter()
+            .find(|e| e.uri == uri)
+            .map(|e| e.id)
     };
-    let Some(ssrc) = encoding.ssrc else {
-        return Err(invalid("rtpParameters.encodings[0].ssrc is required"));
+    let stream_ids = StreamIdExtensions {
+        mid: ext_id(MID_URI),
+        rid: ext_id(RID_URI),
+        repaired_rid: ext_id(REPAIRED_RID_URI),
     };
-    let rtx_ssrc = encoding.rtx.map(|r| r.ssrc);
-    if rtx_ssrc == Some(ssrc) {
-        return Err(invalid("rtx ssrc equals the media ssrc"));
-    }
+    let encodings = validate_encodings(kind, &params.encodings, stream_ids)?;
     let rtx_pts = params
         .codecs
         .iter()
@@ -121,27 +172,152 @@ pub fn validate_producer(
             .iter()
             .any(|f| f.kind == "nack" && f.parameter.is_empty())
     });
-    let twcc_id = params
-        .header_extensions
-        .iter()
-        .find(|e| e.uri == TWCC_URI)
-        .map(|e| e.id);
     let remb = media
         .iter()
         .any(|c| c.rtcp_feedback.iter().any(|f| f.kind == "goog-remb"));
+    let keyframes = if first.mime_type.eq_ignore_ascii_case("video/VP8") {
+        KeyframeCodec::Vp8
+    } else if first.mime_type.eq_ignore_ascii_case("video/H264") {
+        KeyframeCodec::H264
+    } else {
+        KeyframeCodec::None
+    };
     Ok(ProducerStream {
-        twcc_id,
+        encodings: order_layers(encodings),
+        twcc_id: ext_id(TWCC_URI),
         remb,
         rtx_pts,
         nack,
-        ssrc,
-        rtx_ssrc,
         media_pts: media
             .iter()
             .map(|c| (c.payload_type, c.clock_rate))
             .collect(),
-        vp8: first.mime_type.eq_ignore_ascii_case("video/VP8"),
+        keyframes,
+        stream_ids,
     })
+}
+
+/// An encoding as given, with what orders it among its siblings.
+#[derive(Debug, Clone)]
+pub struct GivenEncoding {
+    pub stream: EncodingStream,
+    pub scale_down: Option<f64>,
+}
+
+/// Checks each encoding and the set of them: 1..=[`MAX_ENCODINGS`] for video (one for
+/// audio), each named by an SSRC or a RID (a RID alone only when the publisher sends
+/// the rtp-stream-id extension), no SSRC or RID used twice.
+fn validate_encodings(
+    kind: MediaKind,
+    encodings: &[RtpEncodingParameters],
+    ids: StreamIdExtensions,
+) -> Result<Vec<GivenEncoding>, ControlError> {
+    let max = match kind {
+        MediaKind::Audio => 1,
+        MediaKind::Video => MAX_ENCODINGS,
+    };
+    if encodings.is_empty() || encodings.len() > max {
+        return Err(invalid(format!(
+            "rtpParameters.encodings has {} entries; a {} producer takes 1..={max}",
+            encodings.len(),
+            kind_name(kind)
+        )));
+    }
+    let mut ssrcs: Vec<u32> = Vec::new();
+    let mut rids: Vec<&str> = Vec::new();
+    let mut out = Vec::with_capacity(encodings.len());
+    for (i, e) in encodings.iter().enumerate() {
+        let at = |what: &str| format!("rtpParameters.encodings[{i}]: {what}");
+        for ssrc in e.ssrc.into_iter().chain(e.rtx.map(|r| r.ssrc)) {
+            if ssrcs.contains(&ssrc) {
+                return Err(invalid(at(&format!("ssrc {ssrc} is used twice"))));
+            }
+            ssrcs.push(ssrc);
+        }
+        if let Some(rid) = e.rid.as_deref() {
+            if rid.is_empty()
+                || rid.len() > MAX_RID_LEN
+                || !rid
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(invalid(at(&format!(
+                    "rid {rid:?} is not 1..={MAX_RID_LEN} letters, digits, '-' or '_'"
+                ))));
+            }
+            if rids.contains(&rid) {
+                return Err(invalid(at(&format!("rid {rid:?} is used twice"))));
+            }
+            rids.push(rid);
+        }
+        match (e.ssrc, e.rid.is_some()) {
+            (None, false) => return Err(invalid(at("neither ssrc nor rid"))),
+            (None, true) if kind == MediaKind::Audio => {
+                return Err(invalid(at("an audio encoding needs its ssrc")))
+            }
+            (None, true) if ids.rid.is_none() => {
+                return Err(invalid(at(&format!(
+                    "rid without ssrc needs the {RID_URI} header extension"
+                ))))
+            }
+            _ => {}
+        }
+        let temporal_layers = match e.scalability_mode.as_deref() {
+            None => 1,
+            Some(mode) => temporal_layers(mode).ok_or_else(|| {
+                invalid(at(&format!(
+                    "scalabilityMode {mode:?} is not L1T1, L1T2 or L1T3"
+                )))
+            })?,
+        };
+        if let Some(by) = e.scale_resolution_down_by {
+            if !(by.is_finite() && by >= 1.0) {
+                return Err(invalid(at(&format!(
+                    "scaleResolutionDownBy {by} is not a number >= 1"
+                ))));
+            }
+        }
+        out.push(GivenEncoding {
+            stream: EncodingStream {
+                ssrc: e.ssrc,
+                rtx_ssrc: e.rtx.map(|r| r.ssrc),
+                rid: e.rid.clone(),
+                temporal_layers,
+                max_bitrate: e.max_bitrate,
+            },
+            scale_down: e.scale_resolution_down_by,
+        });
+    }
+    Ok(out)
+}
+
+/// Temporal layers of a W3C webrtc-svc scalability mode with one spatial layer per
+/// encoding ("L1T3" -> 3; simulcast carries the spatial layers as encodings). The
+/// "_KEY"/"h" variants describe spatial dependencies and do not apply here.
+pub fn temporal_layers(mode: &str) -> Option<u8> {
+    let t = mode.strip_prefix("L1T")?;
+    match t {
+        "1" => Some(1),
+        "2" => Some(2),
+        "3" => Some(3),
+        _ => None,
+    }
+}
+
+/// Orders encodings into spatial layers, lowest first (mediasoup's convention): by
+/// `maxBitrate` ascending when every encoding has one, else by
+/// `scaleResolutionDownBy` descending when every encoding has one, else as given. The
+/// sort is stable, so equal keys keep their given order.
+pub fn order_layers(mut given: Vec<GivenEncoding>) -> Vec<EncodingStream> {
+    if given.iter().all(|e| e.stream.max_bitrate.is_some()) {
+        given.sort_by_key(|e| e.stream.max_bitrate);
+    } else if given.iter().all(|e| e.scale_down.is_some()) {
+        given.sort_by(|a, b| {
+            let (a, b) = (a.scale_down.unwrap_or(1.0), b.scale_down.unwrap_or(1.0));
+            b.total_cmp(&a)
+        });
+    }
+    given.into_iter().map(|e| e.stream).collect()
 }
 
 fn is_rtx(mime: &str) -> bool {
@@ -399,22 +575,158 @@ mod tests {
     #[test]
     fn producer_validation() {
         let s = validate_producer(MediaKind::Video, &vp8_producer()).unwrap();
-        assert_eq!(s.ssrc, 1111);
-        assert_eq!(s.rtx_ssrc, Some(2222));
-        assert!(s.vp8);
+        assert_eq!(s.encodings.len(), 1);
+        assert_eq!(s.encodings[0].ssrc, Some(1111));
+        assert_eq!(s.encodings[0].rtx_ssrc, Some(2222));
+        assert_eq!(s.encodings[0].temporal_layers, 1);
+        assert_eq!(s.keyframes, KeyframeCodec::Vp8);
         assert_eq!(s.media_pts, vec![(96, 90000)]);
         assert_eq!(s.rtx_pts, vec![(97, 96)]);
+        assert_eq!(s.stream_ids.mid, Some(4));
         assert!(!s.nack, "the producer's VP8 offers only nack pli");
         assert!(validate_producer(MediaKind::Audio, &vp8_producer()).is_err());
         let mut no_ssrc = vp8_producer();
         no_ssrc.encodings[0].ssrc = None;
         assert!(validate_producer(MediaKind::Video, &no_ssrc).is_err());
-        let mut simulcast = vp8_producer();
-        simulcast.encodings.push(Default::default());
-        assert!(matches!(
-            validate_producer(MediaKind::Video, &simulcast),
-            Err(ControlError::Unsupported(_))
-        ));
+    }
+
+    /// Three rid-only encodings with RTX by repaired RID, as a browser publishes
+    /// simulcast: given highest first ("f", "h", "q"), ordered lowest first.
+    fn simulcast_producer() -> RtpParameters {
+        let mut p = vp8_producer();
+        p.header_extensions.extend([
+            RtpHeaderExtensionParameters {
+                uri: RID_URI.into(),
+                id: 10,
+                encrypt: false,
+                parameters: Default::default(),
+            },
+            RtpHeaderExtensionParameters {
+                uri: REPAIRED_RID_URI.into(),
+                id: 11,
+                encrypt: false,
+                parameters: Default::default(),
+            },
+        ]);
+        p.encodings = serde_json::from_value(json!([
+            {"rid": "f", "maxBitrate": 1500000, "scalabilityMode": "L1T3"},
+            {"rid": "h", "maxBitrate": 500000, "scalabilityMode": "L1T3", "scaleResolutionDownBy": 2.0},
+            {"rid": "q", "maxBitrate": 150000, "scalabilityMode": "L1T2", "scaleResolutionDownBy": 4.0}
+        ]))
+        .unwrap();
+        p
+    }
+
+    fn refusal(kind: MediaKind, params: &RtpParameters) -> String {
+        match validate_producer(kind, params) {
+            Err(ControlError::InvalidData { reason, .. }) => reason,
+            other => panic!("expected InvalidData, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn simulcast_encodings_are_ordered_lowest_first() {
+        let s = validate_producer(MediaKind::Video, &simulcast_producer()).unwrap();
+        let rids: Vec<_> = s.encodings.iter().map(|e| e.rid.as_deref()).collect();
+        assert_eq!(rids, [Some("q"), Some("h"), Some("f")], "by maxBitrate");
+        let temporal: Vec<_> = s.encodings.iter().map(|e| e.temporal_layers).collect();
+        assert_eq!(temporal, [2, 3, 3]);
+        assert_eq!(
+            s.stream_ids,
+            StreamIdExtensions {
+                mid: Some(4),
+                rid: Some(10),
+                repaired_rid: Some(11)
+            }
+        );
+
+        // Without bitrates: by scaleResolutionDownBy, largest first.
+        let mut by_scale = simulcast_producer();
+        for (e, by) in by_scale.encodings.iter_mut().zip([1.0, 2.0, 4.0]) {
+            e.max_bitrate = None;
+            e.scale_resolution_down_by = Some(by);
+        }
+        let s = validate_producer(MediaKind::Video, &by_scale).unwrap();
+        let rids: Vec<_> = s.encodings.iter().map(|e| e.rid.as_deref()).collect();
+        assert_eq!(rids, [Some("q"), Some("h"), Some("f")]);
+
+        // With neither on every encoding: as given.
+        by_scale.encodings[0].scale_resolution_down_by = None;
+        let s = validate_producer(MediaKind::Video, &by_scale).unwrap();
+        let rids: Vec<_> = s.encodings.iter().map(|e| e.rid.as_deref()).collect();
+        assert_eq!(rids, [Some("f"), Some("h"), Some("q")]);
+    }
+
+    #[test]
+    fn bad_encodings_are_refused_with_the_reason() {
+        let mut p = simulcast_producer();
+        p.encodings[1].rid = Some("f".into());
+        assert!(refusal(MediaKind::Video, &p).contains("rid \"f\" is used twice"));
+
+        let mut p = simulcast_producer();
+        p.encodings[0].ssrc = Some(5);
+        p.encodings[2].rtx = Some(RtxParameters { ssrc: 5 });
+        assert!(refusal(MediaKind::Video, &p).contains("ssrc 5 is used twice"));
+
+        let mut p = simulcast_producer();
+        p.encodings[2].rid = None;
+        assert!(refusal(MediaKind::Video, &p).contains("neither ssrc nor rid"));
+
+        let mut p = simulcast_producer();
+        p.encodings.extend(p.encodings.clone());
+        assert!(refusal(MediaKind::Video, &p).contains("takes 1..=4"));
+        p.encodings.clear();
+        assert!(refusal(MediaKind::Video, &p).contains("has 0 entries"));
+
+        let mut p = simulcast_producer();
+        p.encodings[0].scalability_mode = Some("L3T3".into());
+        assert!(refusal(MediaKind::Video, &p).contains("scalabilityMode"));
+
+        let mut p = simulcast_producer();
+        p.encodings[0].scale_resolution_down_by = Some(0.5);
+        assert!(refusal(MediaKind::Video, &p).contains("scaleResolutionDownBy"));
+
+        let mut p = simulcast_producer();
+        p.encodings[0].rid = Some("a b".into());
+        assert!(refusal(MediaKind::Video, &p).contains("is not 1..=16"));
+
+        let mut p = simulcast_producer();
+        p.header_extensions.retain(|e| e.uri != RID_URI);
+        assert!(refusal(MediaKind::Video, &p).contains(RID_URI));
+        // ...unless the SSRCs are signalled.
+        for (i, e) in p.encodings.iter_mut().enumerate() {
+            e.ssrc = Some(100 + i as u32);
+        }
+        assert!(validate_producer(MediaKind::Video, &p).is_ok());
+    }
+
+    #[test]
+    fn audio_takes_one_encoding_with_its_ssrc() {
+        let opus: RtpParameters = serde_json::from_value(json!({
+            "codecs": [{"mimeType": "audio/opus", "payloadType": 111, "clockRate": 48000, "channels": 2}],
+            "headerExtensions": [{"uri": RID_URI, "id": 10}],
+            "encodings": [{"ssrc": 1}, {"ssrc": 2}]
+        }))
+        .unwrap();
+        assert!(refusal(MediaKind::Audio, &opus).contains("takes 1..=1"));
+        let mut one = opus.clone();
+        one.encodings.truncate(1);
+        let s = validate_producer(MediaKind::Audio, &one).unwrap();
+        assert_eq!(s.keyframes, KeyframeCodec::None);
+        one.encodings[0] = RtpEncodingParameters {
+            rid: Some("a".into()),
+            ..Default::default()
+        };
+        assert!(refusal(MediaKind::Audio, &one).contains("needs its ssrc"));
+    }
+
+    #[test]
+    fn scalability_modes() {
+        assert_eq!(temporal_layers("L1T1"), Some(1));
+        assert_eq!(temporal_layers("L1T3"), Some(3));
+        assert_eq!(temporal_layers("L1T4"), None);
+        assert_eq!(temporal_layers("L2T2"), None);
+        assert_eq!(temporal_layers(""), None);
     }
 
     #[test]

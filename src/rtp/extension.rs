@@ -262,6 +262,16 @@ pub fn read_extension_u16(buf: &[u8], header: &RtpHeader, id: u8) -> Option<u16>
     Some(u16::from_be_bytes([a, b]))
 }
 
+/// Reads a string-valued element such as the MID (RFC 8843 15.2), RID or repaired RID
+/// (RFC 8852 3.1, 3.2), in either RFC 8285 form, as the bytes of the packet (no
+/// allocation). Trailing 0 bytes are cut off (some senders pad the value rather than
+/// the block). `None` when absent, malformed, or empty.
+pub fn read_extension_str<'a>(buf: &'a [u8], header: &RtpHeader, id: u8) -> Option<&'a [u8]> {
+    let data = find_extension(buf, header, id)?;
+    let end = data.iter().rposition(|&b| b != 0)? + 1;
+    data.get(..end)
+}
+
 /// Overwrites the value of an existing 2-byte element `id` in place (e.g. our own
 /// transport-wide sequence number over the publisher's, after the ids were
 /// remapped). Returns `false`, changing nothing, if there is no such element or it
@@ -758,6 +768,33 @@ mod tests {
         assert_eq!(&p[16..21], &[0x30, 0x01, 0x51, 0xFF, 0xEE]);
         // An existing element of the wrong size is not stamped over.
         assert_eq!(stamp(&p, 3, 1), Err(RtpError::MalformedExtension));
+    }
+
+    /// MID and RID values (RFC 8852) read in place in both forms; trailing 0 bytes
+    /// cut; empty, absent or malformed elements give None.
+    #[test]
+    fn string_elements_in_both_forms() {
+        // One-byte form: id 4 "v" then id 10 "hi\0" (padded value), then a 0 pad byte.
+        let p = one_byte_packet(&[0x40, b'v', 0xA2, b'h', b'i', 0, 0]);
+        let h = RtpHeader::parse(&p).unwrap();
+        assert_eq!(read_extension_str(&p, &h, 4), Some(&b"v"[..]));
+        assert_eq!(read_extension_str(&p, &h, 10), Some(&b"hi"[..]));
+        assert_eq!(read_extension_str(&p, &h, 11), None);
+        // A value of only 0 bytes is no value.
+        let p = one_byte_packet(&[0x40, 0]);
+        let h = RtpHeader::parse(&p).unwrap();
+        assert_eq!(read_extension_str(&p, &h, 4), None);
+        // Two-byte form (0x1000 profile): id 20, length 3 "low"; id 21 length 0.
+        let mut p = vec![0x90, 96, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0x10, 0x00, 0, 2];
+        p.extend_from_slice(&[20, 3, b'l', b'o', b'w', 21, 0, 0]);
+        p.extend_from_slice(b"payload");
+        let h = RtpHeader::parse(&p).unwrap();
+        assert_eq!(read_extension_str(&p, &h, 20), Some(&b"low"[..]));
+        assert_eq!(read_extension_str(&p, &h, 21), None);
+        // A length running past the block.
+        let p = one_byte_packet(&[0x4F, b'v']);
+        let h = RtpHeader::parse(&p).unwrap();
+        assert_eq!(read_extension_str(&p, &h, 4), None);
     }
 
     #[test]

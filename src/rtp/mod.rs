@@ -30,12 +30,14 @@
 //! [`RtpError`] (or `None` / `false`) and never a panic.
 
 pub mod extension;
+mod h264;
 pub mod munger;
 pub mod rtx;
 mod vp8;
 
-pub use extension::{find_extension, remap_extensions, ExtensionMap};
-pub use vp8::is_vp8_keyframe;
+pub use extension::{find_extension, read_extension_str, remap_extensions, ExtensionMap};
+pub use h264::is_h264_keyframe;
+pub use vp8::{is_vp8_keyframe, PictureId, Vp8Descriptor};
 
 /// Fixed part of the RTP header (RFC 3550 5.1).
 pub const FIXED_HEADER_LEN: usize = 12;

@@ -190,6 +190,7 @@ impl Call {
             rtp_capabilities,
             paused: false,
             mid: None,
+            preferred_layers: None,
             app_data: Value::Null,
         });
         let enc = c.rtp_parameters.encodings.first();

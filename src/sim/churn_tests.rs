@@ -83,6 +83,7 @@ fn a_subscriber_at_the_srtp_cap_counts_every_copy_it_cannot_protect() {
             rtp_capabilities: caps.clone(),
             paused: false,
             mid: None,
+            preferred_layers: None,
             app_data: Value::Null,
         });
     }

@@ -21,7 +21,10 @@ mod trace;
 
 mod churn_tests;
 mod fanout_tests;
+mod layers_tests;
 mod scenarios;
+mod simulcast_consumer_tests;
+mod simulcast_tests;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

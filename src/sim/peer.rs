@@ -180,10 +180,24 @@ impl SimPeer {
                     .first_seq
                     .entry(stream.clone())
                     .or_insert(p.header.sequence_number);
+                let index = payload_index(&p.payload);
+                let vp8 = crate::rtp::Vp8Descriptor::parse(&p.payload);
+                if let Some((d, pid)) = vp8.and_then(|d| Some((d, d.picture_id?))) {
+                    records.push(Record::Vp8 {
+                        peer: peer.clone(),
+                        stream: stream.clone(),
+                        index,
+                        seq: p.header.sequence_number,
+                        picture_id: pid.value,
+                        tl0_pic_idx: d.tl0_pic_idx,
+                        tid: d.tid,
+                        keyframe: crate::rtp::is_vp8_keyframe(&p.payload),
+                    });
+                }
                 records.push(Record::Rtp {
                     peer,
                     stream,
-                    index: payload_index(&p.payload),
+                    index,
                     seq: p.header.sequence_number.wrapping_sub(first),
                 });
             }
@@ -194,6 +208,7 @@ impl SimPeer {
             Event::KeyframeRequest(k) => records.push(Record::KeyframeRequest {
                 peer,
                 mid: k.mid.to_string(),
+                rid: k.rid.map(|r| r.to_string()),
             }),
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 let bps = estimate.as_u64();
@@ -281,6 +296,17 @@ impl SimPeer {
         api.declare_stream_tx(ssrc.into(), rtx.map(Into::into), mid.into(), None);
     }
 
+    /// Declares an outgoing simulcast encoding `rid` of video media `mid` with its RTX
+    /// SSRC: str0m then sends the MID and RID header extensions until our receiver
+    /// reports acknowledge the SSRC, and its retransmissions carry the repaired RID.
+    pub(crate) fn send_rid_stream(&mut self, mid: &str, ssrc: u32, rtx: u32, rid: &str) {
+        let mut api = self.rtc.direct_api();
+        if self.mids.insert(mid.to_owned()) {
+            api.declare_media(mid.into(), MediaKind::Video);
+        }
+        api.declare_stream_tx(ssrc.into(), Some(rtx.into()), mid.into(), Some(rid.into()));
+    }
+
     /// Declares an incoming stream named `name` in media `mid` (declared once per mid).
     pub(crate) fn recv_stream(
         &mut self,
@@ -320,6 +346,11 @@ impl SimPeer {
         if self.mids.remove(mid) {
             api.remove_media(mid.into());
         }
+    }
+
+    /// Forgets an outgoing stream, keeping its media section.
+    pub(crate) fn forget_send_stream_ssrc(&mut self, ssrc: u32) {
+        self.rtc.direct_api().remove_stream_tx(ssrc.into());
     }
 
     /// Forgets an incoming stream and its media section `mid` (its consumer closed).

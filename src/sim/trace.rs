@@ -31,6 +31,19 @@ pub(crate) enum Record {
         index: u32,
         seq: u16,
     },
+    /// Beside `Rtp`, for a VP8 payload whose descriptor has a PictureID (the simulcast
+    /// tests' streams): the descriptor as the peer got it, its full sequence number, and
+    /// whether it starts a keyframe.
+    Vp8 {
+        peer: String,
+        stream: String,
+        index: u32,
+        seq: u16,
+        picture_id: u16,
+        tl0_pic_idx: Option<u8>,
+        tid: Option<u8>,
+        keyframe: bool,
+    },
     /// A peer received a retransmission (RFC 4588) on `stream`'s RTX SSRC.
     Rtx { peer: String, stream: String },
     /// RTCP feedback a peer received (`sent` false) or sent.
@@ -42,7 +55,12 @@ pub(crate) enum Record {
     /// A peer got a sender report for its incoming media `mid`.
     SenderReport { peer: String, mid: String },
     /// A peer was asked for a keyframe of `mid`.
-    KeyframeRequest { peer: String, mid: String },
+    KeyframeRequest {
+        peer: String,
+        mid: String,
+        /// The simulcast encoding asked for, when the stream has a rid.
+        rid: Option<String>,
+    },
     /// A peer's send-side bandwidth estimate changed.
     Estimate { peer: String, bps: u64 },
     /// A peer's ICE + DTLS came up.
@@ -55,6 +73,17 @@ pub(crate) enum Record {
     },
     /// A notification of the core, its target named as the test named the entity.
     Notification { target: String, event: String },
+}
+
+/// A VP8 packet as a peer received it ([`Record::Vp8`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Vp8Seen {
+    pub(crate) index: u32,
+    pub(crate) seq: u16,
+    pub(crate) picture_id: u16,
+    pub(crate) tl0_pic_idx: Option<u8>,
+    pub(crate) tid: Option<u8>,
+    pub(crate) keyframe: bool,
 }
 
 /// Why the network dropped a datagram.
@@ -103,6 +132,33 @@ impl Trace {
                     index,
                     ..
                 } if p == peer && s == stream => Some(*index),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The VP8 packets `peer` received on `stream` (see [`Record::Vp8`]), in arrival
+    /// order.
+    pub(crate) fn vp8(&self, peer: &str, stream: &str) -> Vec<Vp8Seen> {
+        self.records()
+            .filter_map(|r| match r {
+                Record::Vp8 {
+                    peer: p,
+                    stream: s,
+                    index,
+                    seq,
+                    picture_id,
+                    tl0_pic_idx,
+                    tid,
+                    keyframe,
+                } if p == peer && s == stream => Some(Vp8Seen {
+                    index: *index,
+                    seq: *seq,
+                    picture_id: *picture_id,
+                    tl0_pic_idx: *tl0_pic_idx,
+                    tid: *tid,
+                    keyframe: *keyframe,
+                }),
                 _ => None,
             })
             .collect()
@@ -248,13 +304,32 @@ impl fmt::Display for Record {
                 index,
                 seq,
             } => write!(f, "{peer} rtp {stream} #{index} seq+{seq}"),
+            Self::Vp8 {
+                peer,
+                stream,
+                index,
+                seq,
+                picture_id,
+                tl0_pic_idx,
+                tid,
+                keyframe,
+            } => write!(
+                f,
+                "{peer} vp8 {stream} #{index} seq {seq} picture {picture_id} tl0 {tl0_pic_idx:?} tid {tid:?} key {keyframe}"
+            ),
             Self::Rtx { peer, stream } => write!(f, "{peer} rtx {stream}"),
             Self::Feedback { peer, sent, kind } => {
                 let dir = if *sent { "sent" } else { "got" };
                 write!(f, "{peer} {dir} {kind:?}")
             }
             Self::SenderReport { peer, mid } => write!(f, "{peer} sender report {mid}"),
-            Self::KeyframeRequest { peer, mid } => write!(f, "{peer} keyframe request {mid}"),
+            Self::KeyframeRequest { peer, mid, rid } => {
+                write!(f, "{peer} keyframe request {mid}")?;
+                match rid {
+                    Some(rid) => write!(f, " rid {rid}"),
+                    None => Ok(()),
+                }
+            }
             Self::Estimate { peer, bps } => write!(f, "{peer} estimate {bps} bps"),
             Self::Connected { peer } => write!(f, "{peer} connected"),
             Self::Request {

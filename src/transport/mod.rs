@@ -21,7 +21,9 @@ use crate::rtcp::twcc::TwccRecorder;
 use crate::srtp::{contexts_from_keying_material, SrtpContext};
 use crate::stats::Traffic;
 
+mod latch;
 mod ssrc;
+pub use latch::{latch_ssrc, SsrcRoute};
 pub use ssrc::SsrcAllocator;
 
 /// At most this many addresses may be validated by STUN for one transport (a browser
@@ -48,7 +50,9 @@ pub struct WebRtcTransport {
     pub connected: bool,
     /// `transport.connect` may be called once.
     pub dtls_connect_called: bool,
-    pub producers_by_ssrc: HashMap<u32, ProducerKey>,
+    /// Every producer SSRC, signalled or learnt from a RID (`latch`), with its
+    /// producer, spatial layer and whether it is RTX.
+    pub producers_by_ssrc: HashMap<u32, SsrcRoute>,
     pub consumers_by_ssrc: HashMap<u32, ConsumerKey>,
     /// Where consumer SSRCs come from: never one this transport used before.
     pub consumer_ssrcs: SsrcAllocator,

@@ -25,7 +25,7 @@ use crate::rtp::extension::read_extension_u16;
 use crate::rtp::RtpHeader;
 use crate::srtp::SrtpError;
 use crate::stats::{DropCounters, DropReason, LatencyHistogram, Traffic};
-use crate::transport::{ice_state_name, WebRtcTransport};
+use crate::transport::{ice_state_name, latch_ssrc, WebRtcTransport};
 use crate::worker::fanout::{FanOut, Job};
 use crate::worker::liveness::Liveness;
 use crate::worker::ownership::AdminConns;
@@ -406,18 +406,19 @@ impl WorkerCore {
         self.notify(router, id, Event::DtlsStateChange { dtls_state: state });
         if state == DtlsState::Connected {
             // Subscribers can decrypt from now on: get them a keyframe.
-            let producers: Vec<ProducerKey> = self
+            let producers: Vec<(ProducerKey, u8)> = self
                 .transports
                 .get(tk)
                 .map(|t| {
                     t.consumers
                         .iter()
-                        .filter_map(|c| self.consumers.get(*c).map(Consumer::producer))
+                        .filter_map(|c| self.consumers.get(*c))
+                        .map(|c| (c.producer(), c.keyframe_layer()))
                         .collect()
                 })
                 .unwrap_or_default();
-            for pk in producers {
-                self.request_keyframe(now, pk, out);
+            for (pk, layer) in producers {
+                self.request_keyframe(now, pk, layer, out);
             }
         }
     }
@@ -451,6 +452,7 @@ impl WorkerCore {
             hdr: packet.hdr,
             arrival: packet.arrival,
             keyframe: packet.keyframe,
+            layer: packet.layer,
         });
         // NACKs due now go at once; a gap still inside the reordering delay (or a
         // retry) is the producer's timer.
@@ -511,20 +513,34 @@ impl WorkerCore {
         if let Some(remb) = t.remb.as_mut() {
             remb.on_packet(len);
         }
-        let Some(&pk) = t.producers_by_ssrc.get(&hdr.ssrc) else {
-            // Keep inbound SRTP state only for SSRCs a producer owns: a stream that goes
-            // on after its producer closed (or before one exists) must not hold one of
-            // the context's MAX_SSRCS places. Its packets are dropped anyway, so losing
-            // its replay window protects nothing.
-            if let Some(srtp) = t.srtp_in.as_mut() {
-                srtp.remove_ssrc(hdr.ssrc);
+        let route = match t.producers_by_ssrc.get(&hdr.ssrc) {
+            Some(&route) => route,
+            None => {
+                let pkt = buf.get(..len).unwrap_or_default();
+                match latch_ssrc(&t.producers, producers, pkt, &hdr) {
+                    Ok(route) => {
+                        t.producers_by_ssrc.insert(hdr.ssrc, route);
+                        route
+                    }
+                    Err(reason) => {
+                        // Keep inbound SRTP state only for SSRCs a producer owns: a
+                        // stream that goes on after its producer closed (or before one
+                        // exists, or that names no encoding) must not hold one of the
+                        // context's MAX_SSRCS places. Its packets are dropped anyway, so
+                        // losing its replay window protects nothing.
+                        if let Some(srtp) = t.srtp_in.as_mut() {
+                            srtp.remove_ssrc(hdr.ssrc);
+                        }
+                        return drop(t, reason);
+                    }
+                }
             }
-            return drop(t, DropReason::UnknownSsrc);
         };
         t.rtp_in.add(len);
         rtp_in.add(len);
+        let pk = route.producer;
         let p = producers.get_mut(pk)?;
-        match p.receive_rtp(now, micros, buf, len, hdr) {
+        match p.receive_rtp(now, micros, buf, len, hdr, route.stream()) {
             Ok(packet) => packet.map(|packet| (pk, packet)),
             Err(reason) => drop(t, reason),
         }

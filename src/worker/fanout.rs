@@ -11,6 +11,11 @@
 //! by packet instead interleaves every subscriber's datagrams, and once a flush holds
 //! fewer datagrams than there are subscribers no two of them share a destination.
 //!
+//! A simulcast consumer's forwarded layers change in its egress (a switch at a keyframe,
+//! a temporal step): the changes are collected here and notified (`layerschange`) once
+//! the step is done, and each such consumer is handed its producer's encodings'
+//! sender-report clocks with the group, for placing a new layer's timestamps.
+//!
 //! This module only decides the order. Each copy is the consumer's own egress,
 //! [`Consumer::send_rtp`], over the subscriber transport's [`Egress`] borrowed once per
 //! consumer and group, so a copy costs no lookup, allocation or dynamic dispatch.
@@ -31,8 +36,14 @@ use std::time::Instant;
 
 use slab::Slab;
 
+use sfu_control::responses::ConsumerLayers;
+
 use crate::batch::SendBatch;
-use crate::router::{Consumer, Egress, Producer, ProducerKey, Transmission, TransportKey};
+use crate::channel::Event;
+use crate::router::{
+    Consumer, ConsumerKey, Egress, LayerClock, Producer, ProducerKey, Transmission, TransportKey,
+    MAX_SPATIAL_LAYERS,
+};
 use crate::rtp::RtpHeader;
 use crate::worker::core::WorkerCore;
 
@@ -51,6 +62,8 @@ pub(crate) struct Job {
     /// Arrival time in the producer's RTP clock units (for the munger's gap handling).
     pub(crate) arrival: u32,
     pub(crate) keyframe: bool,
+    /// The spatial layer (encoding, 0 = lowest) of the producer packet.
+    pub(crate) layer: u8,
 }
 
 /// The jobs of the batch being received or fanned out, and where the fan-out is.
@@ -67,6 +80,8 @@ pub(crate) struct FanOut {
     topology: u64,
     /// Identifies this batch's fan-out; consumers served in it carry it.
     pass: u64,
+    /// Simulcast consumers whose forwarded layers changed in this step, to notify.
+    layer_changes: Vec<(ConsumerKey, Option<ConsumerLayers>)>,
 }
 
 impl FanOut {
@@ -85,8 +100,36 @@ impl WorkerCore {
     /// consumer, consumer by consumer, until done or `out` holds at least `limit`
     /// datagrams (checked between consumers). `packet(slot)` returns the receive buffer a
     /// job's plaintext is in. Returns true when every job is done; call again after
-    /// sending `out` otherwise. No allocation.
+    /// sending `out` otherwise. No allocation (but for a `layerschange` notification).
     pub fn fan_out<'a>(
+        &mut self,
+        now: Instant,
+        packet: impl Fn(usize) -> Option<&'a [u8]>,
+        out: &mut SendBatch,
+        limit: usize,
+    ) -> bool {
+        let done = self.fan_out_step(now, packet, out, limit);
+        self.notify_layer_changes();
+        done
+    }
+
+    /// Notifies `layerschange` for the simulcast consumers whose layers changed.
+    fn notify_layer_changes(&mut self) {
+        let mut changes = std::mem::take(&mut self.fanout.layer_changes);
+        for (ck, layers) in changes.drain(..) {
+            let Some(c) = self.consumers.get(ck) else {
+                continue;
+            };
+            let Some(router) = self.transports.get(c.transport()).map(|t| t.router.clone()) else {
+                continue;
+            };
+            let id = c.id().0.clone();
+            self.notify(&router, &id, Event::LayersChange(layers));
+        }
+        self.fanout.layer_changes = changes;
+    }
+
+    fn fan_out_step<'a>(
         &mut self,
         now: Instant,
         packet: impl Fn(usize) -> Option<&'a [u8]>,
@@ -124,9 +167,8 @@ impl WorkerCore {
             let group = f.jobs.get(f.group..end).unwrap_or_default();
             // This publisher's later producer groups, served per subscriber transport.
             let span_end = run_end(&f.jobs, f.group, |j| j.publisher);
-            let consumers_of = live_producer(producers, first)
-                .map(Producer::consumers)
-                .unwrap_or_default();
+            let producer = live_producer(producers, first);
+            let consumers_of = producer.map(Producer::consumers).unwrap_or_default();
             while let Some(&ck) = consumers_of.get(f.next) {
                 f.next += 1;
                 let Some(c) = consumers.get_mut(ck) else {
@@ -138,24 +180,35 @@ impl WorkerCore {
                 let Some(t) = transports.get_mut(c.transport()) else {
                     continue;
                 };
-                copy_group(now, c, Egress::new(t, out, rtp_out, drops), group, &packet);
+                let egress = Egress::new(t, out, rtp_out, drops);
+                copy_group(now, c, egress, group, &packet, producer);
+                if let Some(change) = c.take_layers_change() {
+                    f.layer_changes.push((ck, change));
+                }
                 // The same subscriber's consumers of the publisher's other producers.
                 let mut h = end;
                 while h < span_end {
                     let h_end = run_end(&f.jobs, h, |j| j.producer);
                     let later = f.jobs.get(h..h_end).unwrap_or_default();
+                    let later_producer = later.first().and_then(|j| live_producer(producers, j));
                     let hp = later
                         .first()
-                        .filter(|j| live_producer(producers, j).is_some())
+                        .filter(|_| later_producer.is_some())
                         .map(|j| j.producer);
                     let follower = t.consumers.iter().copied().find(|&k| {
                         consumers
                             .get(k)
                             .is_some_and(|x| Some(x.producer()) == hp && !x.served_in(f.pass))
                     });
-                    if let Some(fc) = follower.and_then(|k| consumers.get_mut(k)) {
+                    if let Some((fk, fc)) =
+                        follower.and_then(|k| consumers.get_mut(k).map(|c| (k, c)))
+                    {
                         fc.mark_served(f.pass);
-                        copy_group(now, fc, Egress::new(t, out, rtp_out, drops), later, &packet);
+                        let egress = Egress::new(t, out, rtp_out, drops);
+                        copy_group(now, fc, egress, later, &packet, later_producer);
+                        if let Some(change) = fc.take_layers_change() {
+                            f.layer_changes.push((fk, change));
+                        }
                     }
                     h = h_end;
                 }
@@ -186,11 +239,12 @@ fn run_end<K: PartialEq>(jobs: &[Job], start: usize, key: impl Fn(&Job) -> K) ->
 fn live_producer<'p>(producers: &'p Slab<Producer>, job: &Job) -> Option<&'p Producer> {
     producers
         .get(job.producer)
-        .filter(|p| p.ssrc() == job.hdr.ssrc)
+        .filter(|p| p.layer_ssrc(job.layer) == Some(job.hdr.ssrc))
 }
 
 /// Queues one consumer's copies of a producer group, through its egress
-/// ([`Consumer::send_rtp`]).
+/// ([`Consumer::send_rtp`]); a simulcast consumer first gets the producer's encodings'
+/// sender-report clocks.
 #[inline]
 fn copy_group<'a>(
     now: Instant,
@@ -198,14 +252,30 @@ fn copy_group<'a>(
     mut egress: Egress<'_>,
     group: &[Job],
     packet: &impl Fn(usize) -> Option<&'a [u8]>,
+    producer: Option<&Producer>,
 ) {
+    if let (true, Some(p)) = (c.is_simulcast(), producer) {
+        c.set_layer_clocks(&layer_clocks(p));
+    }
     for job in group {
         if let Some(pkt) = packet(job.slot).and_then(|b| b.get(..job.len)) {
             let how = Transmission::Forward {
                 arrival: job.arrival,
                 keyframe: job.keyframe,
+                layer: job.layer,
             };
             c.send_rtp(now, &mut egress, pkt, &job.hdr, how);
         }
     }
+}
+
+/// A producer's encodings' NTP/RTP mappings from their last sender reports.
+fn layer_clocks(p: &Producer) -> [Option<LayerClock>; MAX_SPATIAL_LAYERS] {
+    let mut clocks = [None; MAX_SPATIAL_LAYERS];
+    for (layer, clock) in clocks.iter_mut().enumerate() {
+        *clock = p
+            .last_sr(layer as u8)
+            .map(|(ntp, rtp, _)| LayerClock { ntp, rtp });
+    }
+    clocks
 }

@@ -62,9 +62,10 @@ impl WorkerCore {
         let (mut expected, mut received) = (0, 0);
         let mut ssrcs = Vec::with_capacity(t.producers.len());
         for p in t.producers.iter().filter_map(|pk| self.producers.get(*pk)) {
-            expected += p.recv().expected();
-            received += p.recv().received();
-            ssrcs.push(p.ssrc());
+            let (e, r) = p.expected_and_received();
+            expected += e;
+            received += r;
+            ssrcs.extend(p.encodings().iter().filter_map(|e| e.ssrc()));
         }
         let Some(bps) = remb.poll_remb(now, expected, received) else {
             return;

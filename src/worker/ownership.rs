@@ -94,7 +94,9 @@ impl WorkerCore {
             | ConsumerResume
             | ConsumerClose
             | ConsumerGetStats
-            | ConsumerRequestKeyFrame => {
+            | ConsumerRequestKeyFrame
+            | ConsumerSetPreferredLayers
+            | ConsumerSetPriority => {
                 let ck = self.consumer_ids.get(&ConsumerId(target.to_owned()))?;
                 let c = self.consumers.get(*ck)?;
                 let t = self.transports.get(c.transport())?;

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use crate::batch::SendBatch;
-use crate::router::{ConsumerKey, Egress, ProducerKey};
+use crate::router::{ConsumerKey, Egress, Producer, ProducerKey};
 use crate::rtcp;
 use crate::worker::core::{send_rtcp, WorkerCore};
 
@@ -14,17 +14,31 @@ use crate::worker::core::{send_rtcp, WorkerCore};
 const MAX_NACKS_PER_PACKET: usize = 200;
 
 impl WorkerCore {
-    /// Sends the NACKs that are due for a producer's stream to its publisher, and asks
-    /// for a keyframe when losses were given up on.
+    /// Sends the NACKs that are due for a producer's streams to its publisher, each
+    /// encoding's for its own SSRC, and asks for a keyframe of an encoding whose losses
+    /// were given up on.
     pub(crate) fn send_nacks(&mut self, now: Instant, pk: ProducerKey, out: &mut SendBatch) {
+        let layers = self.producers.get(pk).map_or(0, Producer::spatial_layers);
+        for layer in 0..layers {
+            if self
+                .producers
+                .get(pk)
+                .is_some_and(|p| p.nack_due(layer, now))
+            {
+                self.send_layer_nacks(now, pk, layer, out);
+            }
+        }
+    }
+
+    fn send_layer_nacks(&mut self, now: Instant, pk: ProducerKey, layer: u8, out: &mut SendBatch) {
         let mut lost = std::mem::take(&mut self.nack_scratch);
         lost.clear();
         let Some(p) = self.producers.get_mut(pk) else {
             return;
         };
-        let keyframe = p.poll_nacks(now, &mut lost);
-        let media_ssrc = p.ssrc();
-        if let Some(t) = self.transports.get_mut(p.transport()) {
+        let keyframe = p.poll_nacks(layer, now, &mut lost);
+        let media_ssrc = p.layer_ssrc(layer);
+        if let (Some(t), Some(media_ssrc)) = (self.transports.get_mut(p.transport()), media_ssrc) {
             for chunk in lost.chunks(MAX_NACKS_PER_PACKET) {
                 self.scratch.clear();
                 rtcp::write_nack(&mut self.scratch, t.rtcp_ssrc, media_ssrc, chunk);
@@ -33,7 +47,7 @@ impl WorkerCore {
         }
         self.nack_scratch = lost;
         if keyframe {
-            self.request_keyframe(now, pk, out);
+            self.request_keyframe(now, pk, layer, out);
         }
     }
 
@@ -58,15 +72,13 @@ impl WorkerCore {
         let Some(c) = consumers.get_mut(ck) else {
             return;
         };
-        let Some(buffer) = producers
-            .get(c.producer())
-            .and_then(|p| p.retransmission_buffer())
-        else {
+        let Some(p) = producers.get(c.producer()) else {
             return;
         };
         let Some(t) = transports.get_mut(c.transport()) else {
             return;
         };
+        let buffer = |layer| p.retransmission_buffer(layer);
         c.retransmit(now, buffer, lost, &mut Egress::new(t, out, rtp_out, drops));
     }
 }

@@ -58,8 +58,8 @@ impl WorkerCore {
                 };
                 c.on_pli();
                 self.totals.pli_received += 1;
-                let pk = c.producer();
-                self.request_keyframe(now, pk, out);
+                let (pk, layer) = (c.producer(), c.keyframe_layer());
+                self.request_keyframe(now, pk, layer, out);
             }
             Feedback::Fir { media_ssrcs, .. } => {
                 let targets: Vec<ConsumerKey> = media_ssrcs
@@ -72,8 +72,8 @@ impl WorkerCore {
                     };
                     c.on_fir();
                     self.totals.fir_received += 1;
-                    let pk = c.producer();
-                    self.request_keyframe(now, pk, out);
+                    let (pk, layer) = (c.producer(), c.keyframe_layer());
+                    self.request_keyframe(now, pk, layer, out);
                 }
             }
             Feedback::Nack {
@@ -94,12 +94,13 @@ impl WorkerCore {
                 rtp_time,
                 ..
             } => {
-                if let Some(p) = t
-                    .producers_by_ssrc
-                    .get(&ssrc)
-                    .and_then(|pk| self.producers.get_mut(*pk))
-                {
-                    p.on_sender_report(ntp_time, rtp_time, now);
+                // Each encoding's own mapping (an RTX stream's reports say nothing of the
+                // media timeline).
+                let Some(&route) = t.producers_by_ssrc.get(&ssrc).filter(|r| !r.rtx) else {
+                    return;
+                };
+                if let Some(p) = self.producers.get_mut(route.producer) {
+                    p.on_sender_report(route.layer, ntp_time, rtp_time, now);
                 }
             }
             Feedback::ReceiverReport { reports, .. } => {
@@ -137,21 +138,31 @@ impl WorkerCore {
         }
     }
 
-    /// Asks a producer's publisher for a keyframe, at most once per
-    /// [`crate::router::KEYFRAME_REQUEST_INTERVAL`]; a request inside the interval is
-    /// deferred to the timer, not lost.
-    pub(crate) fn request_keyframe(&mut self, now: Instant, pk: ProducerKey, out: &mut SendBatch) {
+    /// Asks a producer's publisher for a keyframe of spatial layer `layer` (a PLI or
+    /// FIR for that encoding's SSRC), at most once per
+    /// [`crate::router::KEYFRAME_REQUEST_INTERVAL`] per encoding; a request inside the
+    /// interval is deferred to the timer, not lost. Nothing while the encoding's SSRC
+    /// is not known yet (nothing of it arrived, so nobody waits for its keyframe).
+    pub(crate) fn request_keyframe(
+        &mut self,
+        now: Instant,
+        pk: ProducerKey,
+        layer: u8,
+        out: &mut SendBatch,
+    ) {
         let Some(p) = self.producers.get_mut(pk) else {
             return;
         };
-        if !p.want_keyframe(now) {
+        let Some(media_ssrc) = p.layer_ssrc(layer) else {
+            return;
+        };
+        if !p.want_keyframe(now, layer) {
             // Deferred: the producer's timer sends it when the throttle opens.
             self.reschedule_producer(pk);
             return;
         }
         self.totals.key_frame_requests_sent += 1;
-        let media_ssrc = p.ssrc();
-        let (use_fir, fir_seq) = p.keyframe_request_form();
+        let (use_fir, fir_seq) = p.keyframe_request_form(layer);
         let Some(t) = self.transports.get_mut(p.transport()) else {
             return;
         };
@@ -187,7 +198,7 @@ impl WorkerCore {
             let (in_ts, out_ts, at) = (info.in_ts, info.out_ts, info.at);
             let p = self.producers.get(c.producer());
             let rate = f64::from(info.clock_rate.max(1));
-            let (ntp, rtp) = match p.and_then(Producer::last_sr) {
+            let (ntp, rtp) = match p.and_then(|p| p.last_sr(info.layer)) {
                 // Keep the publisher's NTP/RTP mapping so that audio and video of one
                 // publisher stay in sync in the subscriber (lip-sync, RFC 3550 6.4.1).
                 Some((sr_ntp, sr_rtp, sr_at)) => {
@@ -226,11 +237,9 @@ impl WorkerCore {
             if !p.has_received() {
                 continue;
             }
-            let (block, score) = p.report(now);
-            if let Some(score) = score {
+            if let Some(score) = p.report(now, &mut blocks) {
                 scores.push((p.id().0.clone(), score));
             }
-            blocks.push(block);
         }
         // RFC 3550 allows at most 31 report blocks per RR.
         for chunk in blocks.chunks(31) {

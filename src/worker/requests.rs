@@ -15,8 +15,8 @@ use crate::channel::params::{
     DtlsFingerprint, DtlsParameters, DtlsRole, IceCandidate, IceParameters, MediaKind,
 };
 use crate::channel::requests::{
-    RouterCreate, TransportConnect, TransportConsume, TransportCreate, TransportProduce,
-    WorkerGetLatency,
+    ConsumerSetPreferredLayers, ConsumerSetPriority, RouterCreate, TransportConnect,
+    TransportConsume, TransportCreate, TransportProduce, WorkerGetLatency,
 };
 use crate::channel::{
     parse_data, parse_method, response_data, ControlError, Event, Method, RequestFrame, Response,
@@ -30,11 +30,11 @@ use crate::router::{
 };
 use crate::rtcp::remb::{RembConfig, RembEstimator};
 use crate::rtcp::twcc::TwccRecorder;
-use crate::transport::WebRtcTransport;
+use crate::transport::{SsrcRoute, WebRtcTransport};
 use crate::worker::core::WorkerCore;
 use sfu_control::responses::{
-    ConsumerCreated, IceRole, Load, ProducerCreated, RouterCreated, RouterStats, StatsType,
-    TransportCreated, WorkerStats,
+    ConsumerCreated, ConsumerPriority, IceRole, Load, ProducerCreated, RouterCreated, RouterStats,
+    StatsType, TransportCreated, WorkerStats,
 };
 
 type Result<T> = std::result::Result<T, ControlError>;
@@ -191,7 +191,7 @@ impl WorkerCore {
                     .producers
                     .get(pk)
                     .ok_or_else(|| not_found("producer", target))?;
-                Ok(response_data(&p.stats()))
+                Ok(response_data(&p.stats(now)))
             }
             Method::ConsumerPause | Method::ConsumerResume => {
                 let ck = self.consumer_key(target)?;
@@ -214,9 +214,42 @@ impl WorkerCore {
             Method::ConsumerRequestKeyFrame => {
                 let ck = self.consumer_key(target)?;
                 if let Some(pk) = self.consumers.get(ck).map(Consumer::producer) {
-                    self.request_keyframe(now, pk, out);
+                    self.request_keyframe(now, pk, 0, out);
                 }
                 Ok(Value::Null)
+            }
+            Method::ConsumerSetPreferredLayers => {
+                let ck = self.consumer_key(target)?;
+                let d: ConsumerSetPreferredLayers = parse_data(data)?;
+                let c = self
+                    .consumers
+                    .get_mut(ck)
+                    .ok_or_else(|| not_found("consumer", target))?;
+                let Some(layers) = c.set_preferred_layers(d.spatial_layer, d.temporal_layer) else {
+                    return Err(ControlError::InvalidState(
+                        "a simple consumer has one layer: consumer.setPreferredLayers applies to simulcast consumers".into(),
+                    ));
+                };
+                self.follow_consumer(now, ck, out);
+                Ok(response_data(&layers))
+            }
+            Method::ConsumerSetPriority => {
+                let ck = self.consumer_key(target)?;
+                let d: ConsumerSetPriority = parse_data(data)?;
+                if d.priority == 0 {
+                    return Err(ControlError::InvalidData {
+                        method: "consumer.setPriority",
+                        reason: "priority must be 1-255".into(),
+                    });
+                }
+                let c = self
+                    .consumers
+                    .get_mut(ck)
+                    .ok_or_else(|| not_found("consumer", target))?;
+                c.set_priority(d.priority);
+                Ok(response_data(&ConsumerPriority {
+                    priority: c.priority(),
+                }))
             }
         }
     }
@@ -282,7 +315,7 @@ impl WorkerCore {
             forwarding_latency: self.latency.report(),
             totals: self.totals,
             // Loss as the publishers' streams show it now (current producers only).
-            packets_lost: self.producers.iter().map(|(_, p)| p.recv().lost()).sum(),
+            packets_lost: self.producers.iter().map(|(_, p)| p.packets_lost()).sum(),
             packet_loop: self.liveness.report(now),
         }
     }
@@ -381,7 +414,7 @@ impl WorkerCore {
             .transports
             .get(tk)
             .ok_or_else(|| not_found("transport", ""))?;
-        for ssrc in std::iter::once(stream.ssrc).chain(stream.rtx_ssrc) {
+        for ssrc in stream.signalled_ssrcs() {
             if t.producers_by_ssrc.contains_key(&ssrc) {
                 return Err(ControlError::InvalidData {
                     method: "transport.produce",
@@ -395,7 +428,19 @@ impl WorkerCore {
         }));
         let twcc_id = stream.twcc_id;
         let remb = stream.remb;
-        let (ssrc, rtx_ssrc) = (stream.ssrc, stream.rtx_ssrc);
+        let routes: Vec<(u32, u8, bool)> = stream
+            .encodings
+            .iter()
+            .enumerate()
+            .flat_map(|(layer, e)| {
+                let layer = layer as u8;
+                let media = e.ssrc.map(|s| (s, layer, false));
+                media
+                    .into_iter()
+                    .chain(e.rtx_ssrc.map(|s| (s, layer, true)))
+            })
+            .collect();
+        let (layers, mid) = (stream.encodings.len(), d.rtp_parameters.mid.clone());
         let pk = self.producers.insert(Producer::new(ProducerParams {
             id: id.clone(),
             router: router.clone(),
@@ -418,12 +463,16 @@ impl WorkerCore {
                 _ => {}
             }
             t.producers.push(pk);
-            t.producers_by_ssrc.insert(ssrc, pk);
-            if let Some(rtx) = rtx_ssrc {
-                t.producers_by_ssrc.insert(rtx, pk);
+            for (ssrc, layer, rtx) in routes {
+                let route = SsrcRoute {
+                    producer: pk,
+                    layer,
+                    rtx,
+                };
+                t.producers_by_ssrc.insert(ssrc, route);
             }
         }
-        tracing::info!(producer = %id, router = %router, kind = ?d.kind, ssrc, "producer created");
+        tracing::info!(producer = %id, router = %router, kind = ?d.kind, layers, ?mid, "producer created");
         Ok(response_data(&ProducerCreated { producer_id: id }))
     }
 
@@ -476,7 +525,6 @@ impl WorkerCore {
             self.consumer_ids.contains_key(&ConsumerId(s.to_owned()))
         }));
         let (kind, producer_paused) = (p.kind(), p.paused());
-        let rtp_parameters = stream.rtp_parameters.clone();
         let twcc = stream.twcc_id.is_some();
         let consumer = Consumer::new(
             ConsumerParams {
@@ -489,12 +537,19 @@ impl WorkerCore {
                 stream,
                 paused: d.paused,
                 producer_paused,
-                producer_vp8: p.vp8(),
+                producer_vp8: p.keyframes_detectable(),
+                spatial_layers: p.spatial_layers(),
+                temporal_layers: p.temporal_layers(),
+                preferred_layers: d
+                    .preferred_layers
+                    .map(|l| (l.spatial_layer, l.temporal_layer)),
                 app_data: d.app_data,
             },
             &mut self.rng,
         );
         let consumer_type = consumer.kind().wire();
+        // As the consumer made them (a simulcast consumer's scalabilityMode).
+        let rtp_parameters = consumer.rtp_parameters().clone();
         let ck = self.consumers.insert(consumer);
         self.consumer_ids.insert(id.clone(), ck);
         if let Some(p) = self.producers.get_mut(pk) {
@@ -509,8 +564,13 @@ impl WorkerCore {
             }
         }
         if !d.paused && !producer_paused && kind == MediaKind::Video {
-            // A new subscriber needs a keyframe to start decoding.
-            self.request_keyframe(now, pk, out);
+            // A new subscriber needs a keyframe to start decoding (of the layer it
+            // starts with, for a simulcast consumer).
+            let layer = self.consumers.get_mut(ck).map_or(0, |c| {
+                c.take_keyframe_request()
+                    .unwrap_or_else(|| c.keyframe_layer())
+            });
+            self.request_keyframe(now, pk, layer, out);
         }
         tracing::info!(consumer = %id, producer = %d.producer_id, ssrc, "consumer created");
         Ok(response_data(&ConsumerCreated {
@@ -542,6 +602,7 @@ impl WorkerCore {
         } else {
             Event::ProducerResume
         };
+        let mut wanted = 0u8;
         for ck in consumers {
             let Some(c) = self.consumers.get_mut(ck) else {
                 continue;
@@ -549,9 +610,21 @@ impl WorkerCore {
             c.set_producer_paused(paused);
             let id = c.id().0.clone();
             self.notify(&router, &id, event.clone());
+            // A simulcast consumer waits for its own layer's keyframe on resume.
+            // (Producers have at most 4 encodings: the mask holds them.)
+            if let Some(layer) = self.consumer_changed(ck).filter(|l| *l < 8) {
+                wanted |= 1 << layer;
+            }
         }
         if !paused {
-            self.request_keyframe(now, pk, out);
+            // The lowest encoding's, and each one a consumer waits for: each once (a
+            // second request inside the throttle would be deferred and answered again).
+            wanted |= 1;
+            for layer in 0..8u8 {
+                if wanted & (1 << layer) != 0 {
+                    self.request_keyframe(now, pk, layer, out);
+                }
+            }
         }
     }
 
@@ -565,14 +638,44 @@ impl WorkerCore {
         let Some(c) = self.consumers.get_mut(ck) else {
             return;
         };
-        if !c.set_paused(paused) || paused {
+        if !c.set_paused(paused) {
+            return;
+        }
+        if c.is_simulcast() {
+            // Its keyframe request (resumed) and `layerschange` (paused: null).
+            self.follow_consumer(now, ck, out);
             return;
         }
         // Resumed (from a keyframe, see `Consumer::set_paused`): get the subscriber one.
-        if c.media_kind() == MediaKind::Video && !c.producer_paused() {
+        if !paused && c.media_kind() == MediaKind::Video && !c.producer_paused() {
             let pk = c.producer();
-            self.request_keyframe(now, pk, out);
+            self.request_keyframe(now, pk, 0, out);
         }
+    }
+
+    /// Does what a change to a simulcast consumer (its preferred or allocated layers,
+    /// a pause or resume) asks of the core: a keyframe of the encoding it now waits for,
+    /// while it forwards, and a `layerschange` notification when its forwarded layers
+    /// changed.
+    pub(crate) fn follow_consumer(&mut self, now: Instant, ck: ConsumerKey, out: &mut SendBatch) {
+        let pk = self.consumers.get(ck).map(Consumer::producer);
+        if let (Some(layer), Some(pk)) = (self.consumer_changed(ck), pk) {
+            self.request_keyframe(now, pk, layer, out);
+        }
+    }
+
+    /// Notifies a consumer's `layerschange` if its forwarded layers changed, and returns
+    /// the encoding it wants a keyframe of (while it forwards), for the caller to ask.
+    fn consumer_changed(&mut self, ck: ConsumerKey) -> Option<u8> {
+        let c = self.consumers.get_mut(ck)?;
+        let keyframe = c.take_keyframe_request().filter(|_| c.active());
+        if let Some(layers) = c.take_layers_change() {
+            let (id, tk) = (c.id().0.clone(), c.transport());
+            if let Some(router) = self.transports.get(tk).map(|t| t.router.clone()) {
+                self.notify(&router, &id, Event::LayersChange(layers));
+            }
+        }
+        keyframe
     }
 
     /// Closes a consumer; `reason` is the event notified for it when the close was not
@@ -620,11 +723,12 @@ impl WorkerCore {
         }
         if let Some(t) = self.transports.get_mut(p.transport()) {
             t.producers.retain(|k| *k != pk);
-            t.producers_by_ssrc.retain(|_, k| *k != pk);
-            // Likewise the inbound state of its streams, so that a publisher that
-            // republishes again and again never fills the inbound context's cap.
+            t.producers_by_ssrc.retain(|_, r| r.producer != pk);
+            // Likewise the inbound state of its streams (signalled or learnt), so that a
+            // publisher that republishes again and again never fills the inbound
+            // context's cap.
             if let Some(srtp) = t.srtp_in.as_mut() {
-                for ssrc in std::iter::once(p.ssrc()).chain(p.rtx_ssrc()) {
+                for ssrc in p.ssrcs() {
                     srtp.remove_ssrc(ssrc);
                 }
             }

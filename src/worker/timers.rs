@@ -4,8 +4,8 @@
 //!
 //! A transport's deadline is the earliest of its ICE consent expiry, DTLS
 //! retransmission, next RTCP report, transport-cc feedback and REMB; a producer's the
-//! earliest of its NACK (first request or retry) and its deferred keyframe request
-//! (`Producer::poll_timeout`). Whatever can make a deadline earlier lowers it where it
+//! earliest of its encodings' NACKs (first request or retry) and deferred keyframe
+//! requests (`Producer::poll_timeout`). Whatever can make a deadline earlier lowers it where it
 //! happens: the packet path (a gap to NACK, transport-cc packets pending), STUN and DTLS
 //! datagrams, a throttled keyframe request. A control request can change any entity, so
 //! it asks for one rescan of all of them at the next timeout, which it makes due at
@@ -208,18 +208,19 @@ impl WorkerCore {
         self.timers.set(TimerKey::Producer(pk), at);
     }
 
-    /// A producer's due work: its deferred keyframe request, its NACKs.
+    /// A producer's due work, per encoding: its deferred keyframe request, its NACKs.
     fn producer_timeout(&mut self, now: Instant, pk: ProducerKey, out: &mut SendBatch) {
-        let Some(p) = self.producers.get(pk) else {
-            return;
-        };
-        let (keyframe, nack) = (p.keyframe_pending(), p.nack_due(now));
-        if keyframe {
-            self.request_keyframe(now, pk, out);
+        let layers = self.producers.get(pk).map_or(0, Producer::spatial_layers);
+        for layer in 0..layers {
+            if self
+                .producers
+                .get(pk)
+                .is_some_and(|p| p.keyframe_pending(layer))
+            {
+                self.request_keyframe(now, pk, layer, out);
+            }
         }
-        if nack {
-            self.send_nacks(now, pk, out);
-        }
+        self.send_nacks(now, pk, out);
     }
 }
 

@@ -701,6 +701,7 @@ pub fn consume(
         rtp_capabilities: peer.rtp_capabilities(),
         paused: false,
         mid: None,
+        preferred_layers: None,
         app_data: Value::Null,
     });
     let ssrc = c.rtp_parameters.encodings[0].ssrc.unwrap();

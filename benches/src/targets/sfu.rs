@@ -207,6 +207,7 @@ impl Target for Sfu {
                     rtp_capabilities: caps.clone(),
                     paused: false,
                     mid: Some(mid.to_string()),
+                    preferred_layers: None,
                     app_data: Value::Null,
                 })?;
                 mid += 1;

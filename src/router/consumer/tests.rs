@@ -11,6 +11,7 @@ use super::*;
 use crate::batch::SendBatch;
 use crate::bwe::{BweConfig, SendSideEstimator};
 use crate::rtp::extension::read_extension_u16;
+use crate::rtp::Vp8Descriptor;
 use crate::srtp::{contexts_from_keying_material, SrtpContext, SrtpProfile};
 use crate::stats::DropCounters;
 
@@ -42,6 +43,9 @@ fn consumer(media_kind: MediaKind, producer_vp8: bool, rtx: bool) -> Consumer {
             paused: false,
             producer_paused: false,
             producer_vp8,
+            spatial_layers: 1,
+            temporal_layers: 1,
+            preferred_layers: None,
             app_data: Value::Null,
         },
         &mut StdRng::seed_from_u64(1),
@@ -120,6 +124,7 @@ fn forward(c: &mut Consumer, s: &mut Subscriber, now: Instant, seq: u16, keyfram
     let how = Transmission::Forward {
         arrival: u32::from(seq) * 3000,
         keyframe,
+        layer: 0,
     };
     c.send_rtp(now, &mut s.egress(), &pkt, &hdr, how);
 }
@@ -138,7 +143,7 @@ fn retransmission_gets_the_transports_next_transport_wide_number() {
     }
     let forwarded = s.sent();
     let (_, second, _) = forwarded[1];
-    c.retransmit(now, &buffer, &[second], &mut s.egress());
+    c.retransmit(now, |_| Some(&buffer), &[second], &mut s.egress());
 
     let sent = s.sent();
     assert_eq!(sent.len(), 4, "{sent:?}");
@@ -165,11 +170,11 @@ fn retransmission_without_rtx_resends_the_packet_under_a_new_transport_number() 
     buffer.insert(now, 1, &packet(1));
     forward(&mut c, &mut s, now, 1, false);
     let (_, seq, _) = s.sent()[0];
-    c.retransmit(now, &buffer, &[seq], &mut s.egress());
+    c.retransmit(now, |_| Some(&buffer), &[seq], &mut s.egress());
     // A second NACK within the RTT is not answered again.
     c.retransmit(
         now + Duration::from_millis(1),
-        &buffer,
+        |_| Some(&buffer),
         &[seq],
         &mut s.egress(),
     );
@@ -201,4 +206,164 @@ fn simple_consumer_starts_and_resumes_on_a_keyframe() {
     assert_eq!(seqs.len(), 3, "{seqs:?}");
     assert_eq!(seqs[1], seqs[0].wrapping_add(1));
     assert_eq!(seqs[2], seqs[1].wrapping_add(1), "no gap across the pause");
+}
+
+/// A simulcast consumer of a two-layer VP8 producer.
+fn simulcast_consumer() -> Consumer {
+    let mut rtp_parameters = RtpParameters::default();
+    rtp_parameters.encodings.push(Default::default());
+    rtp_parameters
+        .codecs
+        .push(crate::channel::params::RtpCodecParameters {
+            mime_type: "video/VP8".into(),
+            payload_type: CONSUMER_PT,
+            clock_rate: 90_000,
+            channels: None,
+            parameters: Default::default(),
+            rtcp_feedback: Vec::new(),
+        });
+    Consumer::new(
+        ConsumerParams {
+            id: ConsumerId("s".into()),
+            producer: 0,
+            transport: 0,
+            media_kind: MediaKind::Video,
+            ssrc: SSRC,
+            rtx_ssrc: RTX_SSRC,
+            stream: ConsumerStream {
+                rtp_parameters,
+                pt_map: vec![(PRODUCER_PT, CONSUMER_PT)],
+                ext_map: Vec::new(),
+                clock_rate: 90_000,
+                rtx_pt: None,
+                twcc_id: None,
+            },
+            paused: false,
+            producer_paused: false,
+            producer_vp8: true,
+            spatial_layers: 2,
+            temporal_layers: 1,
+            preferred_layers: Some((1, None)),
+            app_data: Value::Null,
+        },
+        &mut StdRng::seed_from_u64(2),
+    )
+}
+
+/// A packet of layer `layer` with a VP8 descriptor (15-bit PictureID `pid`, TL0PICIDX
+/// `tl0`), starting a keyframe or not.
+fn vp8_packet(layer: u8, seq: u16, pid: u16, tl0: u8, keyframe: bool) -> Vec<u8> {
+    let mut p = vec![0x80, PRODUCER_PT];
+    p.extend(seq.to_be_bytes());
+    p.extend((u32::from(pid) * 3000).to_be_bytes());
+    p.extend((0x5eed_0100 + u32::from(layer)).to_be_bytes());
+    let [hi, lo] = pid.to_be_bytes();
+    p.extend([0x90, 0xc0, 0x80 | hi, lo, tl0]);
+    if keyframe {
+        p.extend([0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a]);
+    } else {
+        p.extend([0x31, 0x02, 0x00, 0x11, 0x22, 0x33]);
+    }
+    p.extend([layer; 50]);
+    p
+}
+
+/// The egress of a simulcast consumer: the policy decides before the copy (other
+/// layers cost nothing), the VP8 descriptor is rewritten in the copy, the stream the
+/// subscriber decrypts is continuous across the switch, and its NACK is answered from
+/// the right layer's buffer with the same bytes.
+#[test]
+fn simulcast_egress_rewrites_the_descriptor_and_resends_from_the_layers_buffer() {
+    let now = Instant::now();
+    let mut c = simulcast_consumer();
+    assert_eq!(c.kind().wire(), ConsumerType::Simulcast);
+    assert_eq!(
+        c.rtp_parameters().encodings[0].scalability_mode.as_deref(),
+        Some("L2T1")
+    );
+    assert_eq!(c.take_keyframe_request(), Some(1));
+    let mut s = Subscriber::new();
+    let mut buffers = [
+        RetransmissionBuffer::default(),
+        RetransmissionBuffer::default(),
+    ];
+    let mut send = |c: &mut Consumer, s: &mut Subscriber, layer: u8, seq, pid, tl0, key| {
+        let pkt = vp8_packet(layer, seq, pid, tl0, key);
+        buffers[usize::from(layer)].insert(now, seq, &pkt);
+        let hdr = RtpHeader::parse(&pkt).expect("test packet parses");
+        let how = Transmission::Forward {
+            arrival: u32::from(pid) * 3000,
+            keyframe: key,
+            layer,
+        };
+        c.send_rtp(now, &mut s.egress(), &pkt, &hdr, how);
+    };
+    // Layer 0 starts (below the target), layer 1 takes over at its keyframe.
+    send(&mut c, &mut s, 1, 500, 9000, 40, false);
+    send(&mut c, &mut s, 0, 100, 20, 7, true);
+    send(&mut c, &mut s, 1, 501, 9001, 41, false);
+    send(&mut c, &mut s, 0, 101, 21, 8, false);
+    send(&mut c, &mut s, 1, 502, 9002, 42, true);
+    send(&mut c, &mut s, 0, 102, 22, 9, false);
+    send(&mut c, &mut s, 1, 503, 9003, 43, false);
+    assert_eq!(s.out.len(), 4, "layer 0 twice, then layer 1 twice");
+    assert_eq!(
+        c.take_layers_change(),
+        Some(Some(ConsumerLayers {
+            spatial_layer: 1,
+            temporal_layer: 0
+        }))
+    );
+
+    let profile = SrtpProfile::AeadAes128Gcm;
+    let material = vec![7; profile.keying_material_len()];
+    // A fresh context per datagram: the retransmission reuses its SRTP index.
+    let decrypt = |d: &[u8]| {
+        let (_, mut subscriber) =
+            contexts_from_keying_material(profile, &material, true).expect("subscriber contexts");
+        let mut buf = d.to_vec();
+        let n = subscriber.unprotect_rtp(&mut buf).expect("decrypts");
+        buf.truncate(n);
+        let hdr = RtpHeader::parse(&buf).expect("RTP");
+        let desc = Vp8Descriptor::parse(hdr.payload(&buf)).expect("VP8");
+        let pid = desc.picture_id.map(|p| p.value);
+        (
+            hdr.sequence,
+            pid,
+            desc.tl0_pic_idx,
+            hdr.payload(&buf)[desc.len + 6],
+        )
+    };
+    let got: Vec<_> = s.out.iter().map(|(_, d)| decrypt(d)).collect();
+    let (seq0, pid0, tl0) = (got[0].0, got[0].1.expect("pid"), got[0].2.expect("tl0"));
+    let expect: Vec<_> = (0..4u16)
+        .map(|i| {
+            let layer = u8::from(i >= 2);
+            (
+                seq0.wrapping_add(i),
+                Some(pid0 + i),
+                Some(tl0.wrapping_add(i as u8)),
+                layer,
+            )
+        })
+        .collect();
+    assert_eq!(got, expect);
+
+    // The subscriber lost the first layer-1 packet: resent from layer 1's buffer, as
+    // first sent (its own sequence number and rewritten descriptor).
+    let lost = seq0.wrapping_add(2);
+    let sent_before = s.out.len();
+    c.retransmit(
+        now,
+        |l| buffers.get(usize::from(l)),
+        &[lost],
+        &mut s.egress(),
+    );
+    let again: Vec<_> = s
+        .out
+        .iter()
+        .skip(sent_before)
+        .map(|(_, d)| decrypt(d))
+        .collect();
+    assert_eq!(again, [expect[2]]);
 }

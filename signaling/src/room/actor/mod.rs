@@ -594,6 +594,7 @@ impl Room {
             rtp_capabilities: peer.caps.clone(),
             paused: true,
             mid: Some(mid.clone()),
+            preferred_layers: None,
             app_data: serde_json::Value::Null,
         };
         let info: ConsumerCreated = match self.request(&consume).await {

@@ -1,0 +1,252 @@
+// Quality on real networks (issue 13): three Chromium participants, each in its own
+// network namespace behind its own link (lib/netlab.mjs), publishing a camera-like noisy
+// 640x480 clip as the web client does by default (VP8 simulcast, three encodings).
+//
+//  (a) One participant's downlink is 400 kbit/s. It still decodes every other
+//      participant's video for at least 90 % of the seconds measured, at a lower
+//      resolution; the two unconstrained participants receive each other's top layer; and
+//      no publisher encodes more than one keyframe per 2 s on any encoding (a weak
+//      subscriber must not make everyone send keyframes).
+//  (b) A participant whose window (so its tiles) is made small receives a lower layer;
+//      when every subscriber of a publisher shows it small, the publisher stops sending
+//      its top encoding (dynacast), and sends it again when a tile grows.
+//  (c) One participant's link has 5 % loss and 50 ms delay each way. The video it
+//      receives is frozen (Chromium's totalFreezesDuration) less than 3 % of the time.
+//
+// Seconds "decoding" are 1-s windows in which framesDecoded grew. All numbers are
+// printed, so a failing run says by how much.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { NetLab, canMakeNamespaces } from '../lib/netlab.mjs';
+import { inbound, recordConsole, removeTmpDirs } from '../lib/browsers.mjs';
+import { waitFor, waitForMedia } from '../lib/wait.mjs';
+import { writeNoiseY4m } from '../lib/y4m.mjs';
+
+const MEASURE_S = 30;
+const logs = [];
+let dir;
+let y4m;
+
+before(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-quality-'));
+  y4m = path.join(dir, 'noise-640x480.y4m');
+  // 20 fps, as a laptop camera; 2 s looped.
+  writeNoiseY4m(y4m, { width: 640, height: 480, fps: 20, frames: 40 });
+});
+
+after(() => {
+  removeTmpDirs();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  if (process.exitCode) for (const l of logs) console.error(l);
+});
+
+/** A call: the lab, the server, and one joined page per participant spec. */
+async function call(label, specs) {
+  const lab = new NetLab();
+  const people = [];
+  try {
+    await lab.server();
+    const room = `e2e-q-${label}-${process.pid}`;
+    for (const spec of specs) {
+      const client = lab.client(spec.name, spec.link);
+      const ctx = await lab.chromium(client, ['--use-fake-device-for-media-stream',
+        `--use-file-for-fake-video-capture=${y4m}`]);
+      const page = await ctx.newPage();
+      recordConsole(page, `${label}/${spec.name}`, logs);
+      await page.goto(`${lab.url}/r/${room}?name=${spec.name}`);
+      await page.waitForFunction(() => window.sfu.state.joined, null, { timeout: 30000 });
+      const id = await page.evaluate(() => window.sfu.state.peerId);
+      people.push({ ...spec, ctx, page, id });
+    }
+  } catch (e) {
+    await hangUp({ lab, people });
+    throw e;
+  }
+  return { lab, people };
+}
+
+async function hangUp({ lab, people }) {
+  for (const p of people) await p.ctx.close().catch(() => {});
+  await lab.close();
+}
+
+/** What the page receives now, per publisher: decoded frames, size, freezes. */
+function received(page) {
+  return page.evaluate(async () => {
+    const out = {};
+    const pc = window.sfu.state.recvPc;
+    if (!pc) return out;
+    for (const tr of pc.getTransceivers()) {
+      const c = tr.mid && window.sfu.state.consumers.get(tr.mid);
+      if (!c || c.kind !== 'video') continue;
+      for (const s of (await tr.receiver.getStats()).values()) {
+        if (s.type !== 'inbound-rtp') continue;
+        out[c.peerId] = {
+          framesDecoded: s.framesDecoded || 0,
+          height: s.frameHeight || 0,
+          width: s.frameWidth || 0,
+          freezeS: s.totalFreezesDuration || 0,
+          keyFrames: s.keyFramesDecoded || 0,
+          bytes: s.bytesReceived || 0,
+        };
+      }
+    }
+    return out;
+  });
+}
+
+/** What the page's camera sends now, per encoding (rid): keyframes, bytes, size. */
+function sent(page) {
+  return page.evaluate(async () => {
+    const out = {};
+    const pc = window.sfu.state.sendPc;
+    if (!pc) return out;
+    for (const s of (await pc.getStats()).values()) {
+      if (s.type !== 'outbound-rtp' || s.kind !== 'video') continue;
+      out[s.rid || '-'] = {
+        keyFrames: s.keyFramesEncoded || 0,
+        bytes: s.bytesSent || 0,
+        height: s.frameHeight || 0,
+        active: s.active !== false,
+      };
+    }
+    return out;
+  });
+}
+
+/**
+ * Samples every page once a second for `seconds`; returns per page the series of
+ * `received` and `sent` snapshots.
+ */
+async function sample(people, seconds) {
+  const series = new Map(people.map((p) => [p.name, []]));
+  const start = Date.now();
+  for (let i = 0; i <= seconds; i += 1) {
+    for (const p of people) {
+      series.get(p.name).push({ t: Date.now() - start, recv: await received(p.page), sent: await sent(p.page) });
+    }
+    const next = start + (i + 1) * 1000;
+    // Paced sampling, not synchronisation: the assertions hold on whatever was sampled.
+    await new Promise((r) => setTimeout(r, Math.max(0, next - Date.now())));
+  }
+  return series;
+}
+
+/** Share of 1-s windows in which frames of `from` were decoded, from a page's series. */
+function decodingShare(series, from) {
+  let windows = 0;
+  let decoding = 0;
+  for (let i = 1; i < series.length; i += 1) {
+    const a = series[i - 1].recv[from];
+    const b = series[i].recv[from];
+    windows += 1;
+    if (a && b && b.framesDecoded > a.framesDecoded) decoding += 1;
+  }
+  return windows ? decoding / windows : 0;
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor(s.length / 2)] : 0;
+}
+
+test('quality: a 400 kbit/s subscriber sees everyone at a lower layer; the others get the top layer; no keyframe storm',
+  { skip: !canMakeNamespaces() && 'needs root for network namespaces', timeout: 240000 }, async () => {
+    const c = await call('narrow', [
+      { name: 'Ann' }, { name: 'Bob' }, { name: 'Cat', link: { downKbit: 400 } },
+    ]);
+    try {
+      const [ann, bob, cat] = c.people;
+      for (const p of [ann, bob]) {
+        await waitForMedia(p.page, c.people.filter((o) => o !== p).map((o) => o.id), `${p.name} media`, 45000);
+      }
+      // Let the estimates settle (the narrow subscriber's first seconds probe the link).
+      await waitFor('Cat decoding both', () => inbound(cat.page), (s) => [ann, bob].every((o) => s[o.id]
+        && s[o.id].video && s[o.id].video.framesDecoded > 40), { timeout: 45000 });
+      const series = await sample(c.people, MEASURE_S);
+      const report = {};
+      for (const from of [ann, bob]) {
+        const s = series.get('Cat');
+        report[`Cat<-${from.name}`] = {
+          decodingShare: decodingShare(s, from.id),
+          medianHeight: median(s.map((x) => (x.recv[from.id] || {}).height || 0)),
+        };
+      }
+      report['Ann<-Bob'] = { medianHeight: median(series.get('Ann').map((x) => (x.recv[bob.id] || {}).height || 0)) };
+      report['Bob<-Ann'] = { medianHeight: median(series.get('Bob').map((x) => (x.recv[ann.id] || {}).height || 0)) };
+      for (const p of c.people) {
+        const s = series.get(p.name);
+        const first = s[0].sent;
+        const last = s[s.length - 1].sent;
+        const seconds = (s[s.length - 1].t - s[0].t) / 1000;
+        report[`${p.name} keyframes/s`] = Object.fromEntries(Object.keys(last).map((rid) =>
+          [rid, (last[rid].keyFrames - ((first[rid] || {}).keyFrames || 0)) / seconds]));
+      }
+      console.log('quality (a):', JSON.stringify(report));
+      for (const from of [ann, bob]) {
+        const r = report[`Cat<-${from.name}`];
+        assert.ok(r.decodingShare >= 0.9, `Cat decodes ${from.name} ${(100 * r.decodingShare).toFixed(0)} % of the time`);
+        assert.ok(r.medianHeight > 0 && r.medianHeight < 480, `Cat receives ${from.name} at ${r.medianHeight} rows`);
+      }
+      assert.equal(report['Ann<-Bob'].medianHeight, 480, 'Ann receives Bob\'s top layer');
+      assert.equal(report['Bob<-Ann'].medianHeight, 480, 'Bob receives Ann\'s top layer');
+      for (const p of c.people) {
+        for (const [rid, rate] of Object.entries(report[`${p.name} keyframes/s`])) {
+          assert.ok(rate < 0.5, `${p.name} encoding ${rid}: ${rate.toFixed(2)} keyframes/s`);
+        }
+      }
+
+      // (b) Small tiles: Ann's window shrinks, so her tiles do; she gets a lower layer.
+      await ann.page.setViewportSize({ width: 360, height: 240 });
+      await waitFor('Ann receives Bob at a lower layer', () => received(ann.page),
+        (r) => r[bob.id] && r[bob.id].height > 0 && r[bob.id].height < 480, { timeout: 20000 });
+      // Cat's tiles are small too: nobody needs Bob's top encoding, so he stops sending it.
+      await cat.page.setViewportSize({ width: 360, height: 240 });
+      const top = async () => {
+        const a = await sent(bob.page);
+        await new Promise((r) => setTimeout(r, 1000));
+        const b = await sent(bob.page);
+        const rid = Object.keys(b).sort((x, y) => (b[y].height || 0) - (b[x].height || 0))[0];
+        return { rid, bytesPerS: b[rid] && a[rid] ? b[rid].bytes - a[rid].bytes : null, active: b[rid] && b[rid].active };
+      };
+      await waitFor('Bob stops sending his top encoding', top, (t) => t.active === false || t.bytesPerS === 0,
+        { timeout: 30000, interval: 0 });
+      await ann.page.setViewportSize({ width: 1280, height: 800 });
+      await waitFor('Ann receives Bob\'s top layer again', () => received(ann.page),
+        (r) => r[bob.id] && r[bob.id].height === 480, { timeout: 30000 });
+      for (const p of c.people) assert.deepEqual(await p.page.evaluate(() => window.sfu.state.errors), [], `${p.name}: page errors`);
+    } finally {
+      await hangUp(c);
+    }
+  });
+
+test('quality: with 5 % loss and 50 ms delay on one link, what it receives is frozen < 3 % of the time',
+  { skip: !canMakeNamespaces() && 'needs root for network namespaces', timeout: 240000 }, async () => {
+    const c = await call('lossy', [
+      { name: 'Ann' }, { name: 'Bob' }, { name: 'Dan', link: { delayMs: 50, lossPct: 5 } },
+    ]);
+    try {
+      const [ann, bob, dan] = c.people;
+      await waitForMedia(dan.page, [ann.id, bob.id], 'Dan media', 45000);
+      const series = await sample(c.people, MEASURE_S);
+      const s = series.get('Dan');
+      const report = {};
+      for (const from of [ann, bob]) {
+        const a = s[0].recv[from.id] || { freezeS: 0 };
+        const b = s[s.length - 1].recv[from.id] || { freezeS: 0 };
+        const seconds = (s[s.length - 1].t - s[0].t) / 1000;
+        report[`Dan<-${from.name}`] = { frozenShare: (b.freezeS - a.freezeS) / seconds, decodingShare: decodingShare(s, from.id),
+          medianHeight: median(s.map((x) => (x.recv[from.id] || {}).height || 0)) };
+      }
+      console.log('quality (c):', JSON.stringify(report));
+      for (const from of [ann, bob]) {
+        const r = report[`Dan<-${from.name}`];
+        assert.ok(r.frozenShare < 0.03, `Dan's picture of ${from.name} frozen ${(100 * r.frozenShare).toFixed(1)} % of the time`);
+      }
+    } finally {
+      await hangUp(c);
+    }
+  });

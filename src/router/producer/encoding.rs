@@ -1,0 +1,314 @@
+//! One encoding of a producer: one RTP stream from the publisher (a simulcast layer, or
+//! the whole track when there is one) with its RTX stream. It owns everything that is
+//! per stream on the receiving side: receive statistics and score (its receiver report
+//! block), the NACK generator and retransmission buffer, the sender report mapping, the
+//! keyframe request throttle and the receive rate.
+
+use std::time::{Duration, Instant};
+
+use sfu_control::responses::EncodingStats;
+
+use crate::router::nack::{NackGenerator, PacketKind};
+use crate::router::negotiate::EncodingStream;
+use crate::router::recv_stats::RecvStats;
+use crate::router::rtx_buffer::RetransmissionBuffer;
+use crate::router::score::ScoreTracker;
+use crate::rtcp::ReportBlock;
+use crate::stats::Traffic;
+
+use super::rate::RateMeter;
+
+/// PLI/FIR toward a publisher at most this often per encoding (keyframes are
+/// expensive).
+pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
+
+/// An encoding that received nothing for this long is inactive (the publisher stopped
+/// sending it: bandwidth, or the page deactivated it).
+pub const ACTIVE_WINDOW: Duration = Duration::from_secs(1);
+
+/// What becomes of a packet of the encoding's stream after the per-stream ingest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receipt {
+    /// New: forward it.
+    New,
+    /// Already received (a retransmission that crossed the original): drop it.
+    Duplicate,
+}
+
+/// One encoding's receive state.
+#[derive(Debug)]
+pub struct Encoding {
+    /// The media SSRC: signalled, or learnt from the first packet naming the RID.
+    ssrc: Option<u32>,
+    rtx_ssrc: Option<u32>,
+    rid: Option<String>,
+    temporal_layers: u8,
+    recv: RecvStats,
+    traffic: Traffic,
+    rate: RateMeter,
+    last_packet: Option<Instant>,
+    /// Gap detection and NACKs toward the publisher, when it accepts generic NACK.
+    nack: Option<NackGenerator>,
+    /// Recent packets for answering consumers' NACKs (video only).
+    rtx_buffer: Option<RetransmissionBuffer>,
+    score: ScoreTracker,
+    /// NTP time (64-bit) and RTP time of this stream's last sender report, and when it
+    /// came: consumer sender reports keep the publisher's mapping (lip-sync).
+    last_sr: Option<(u64, u32, Instant)>,
+    /// Last PLI/FIR sent for this stream, and whether one waits for the throttle.
+    last_keyframe_request: Option<Instant>,
+    keyframe_pending: bool,
+    keyframe_requests_sent: u64,
+    keyframes_received: u64,
+    rtx_packets: u64,
+    duplicates: u64,
+}
+
+impl Encoding {
+    /// The state of one validated encoding; `video` gives it a retransmission buffer,
+    /// `nack` a NACK generator.
+    pub fn new(stream: EncodingStream, video: bool, nack: bool) -> Self {
+        Self {
+            ssrc: stream.ssrc,
+            rtx_ssrc: stream.rtx_ssrc,
+            rid: stream.rid,
+            temporal_layers: stream.temporal_layers.max(1),
+            recv: RecvStats::default(),
+            traffic: Traffic::default(),
+            rate: RateMeter::default(),
+            last_packet: None,
+            nack: nack.then(NackGenerator::default),
+            rtx_buffer: video.then(RetransmissionBuffer::default),
+            score: ScoreTracker::new(0),
+            last_sr: None,
+            last_keyframe_request: None,
+            keyframe_pending: false,
+            keyframe_requests_sent: 0,
+            keyframes_received: 0,
+            rtx_packets: 0,
+            duplicates: 0,
+        }
+    }
+
+    /// The media SSRC, once known.
+    pub fn ssrc(&self) -> Option<u32> {
+        self.ssrc
+    }
+
+    pub fn rtx_ssrc(&self) -> Option<u32> {
+        self.rtx_ssrc
+    }
+
+    pub fn rid(&self) -> Option<&str> {
+        self.rid.as_deref()
+    }
+
+    pub fn temporal_layers(&self) -> u8 {
+        self.temporal_layers
+    }
+
+    /// Learns the media (or, with `rtx`, the RTX) SSRC of a rid-named encoding. At
+    /// most one of each per encoding: returns false, changing nothing, when that SSRC
+    /// is already known and differs (a second stream claiming the same RID).
+    pub fn latch(&mut self, ssrc: u32, rtx: bool) -> bool {
+        let slot = if rtx {
+            &mut self.rtx_ssrc
+        } else {
+            &mut self.ssrc
+        };
+        match *slot {
+            Some(known) => known == ssrc,
+            None => {
+                *slot = Some(ssrc);
+                true
+            }
+        }
+    }
+
+    pub fn recv(&self) -> &RecvStats {
+        &self.recv
+    }
+
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
+    }
+
+    /// Counts an RTX packet (before it is unwrapped).
+    pub fn on_rtx(&mut self) {
+        self.rtx_packets += 1;
+    }
+
+    /// The per-stream ingest of a media packet (RTX already unwrapped): NACK
+    /// bookkeeping and duplicate detection, the retransmission buffer, receive
+    /// statistics and rate. `arrival` is in the stream's RTP clock units.
+    pub fn on_packet(
+        &mut self,
+        now: Instant,
+        seq: u16,
+        timestamp: u32,
+        arrival: u32,
+        pkt: &[u8],
+    ) -> Receipt {
+        if let Some(nack) = self.nack.as_mut() {
+            if nack.on_packet(now, seq) == PacketKind::Duplicate {
+                self.duplicates += 1;
+                return Receipt::Duplicate;
+            }
+        }
+        if let Some(b) = self.rtx_buffer.as_mut() {
+            b.insert(now, seq, pkt);
+        }
+        self.traffic.add(pkt.len());
+        self.rate.add(now, pkt.len());
+        self.last_packet = Some(now);
+        self.recv.on_packet(seq, timestamp, arrival);
+        Receipt::New
+    }
+
+    /// Counts a keyframe start received on this stream.
+    pub fn on_keyframe(&mut self) {
+        self.keyframes_received += 1;
+    }
+
+    /// Bits per second received over about the last second.
+    pub fn bitrate(&self, now: Instant) -> u32 {
+        self.rate.bitrate(now)
+    }
+
+    /// Whether a packet arrived within [`ACTIVE_WINDOW`].
+    pub fn active(&self, now: Instant) -> bool {
+        self.last_packet
+            .is_some_and(|at| now.saturating_duration_since(at) < ACTIVE_WINDOW)
+    }
+
+    pub fn retransmission_buffer(&self) -> Option<&RetransmissionBuffer> {
+        self.rtx_buffer.as_ref()
+    }
+
+    /// When NACKs toward the publisher are next due (newly missing packets, or retries).
+    pub fn nack_deadline(&self) -> Option<Instant> {
+        self.nack.as_ref().and_then(NackGenerator::poll_timeout)
+    }
+
+    /// The encoding's earliest deadline: its NACKs, or a deferred keyframe request when
+    /// the throttle opens.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let keyframe = self
+            .keyframe_pending
+            .then_some(self.last_keyframe_request)
+            .flatten()
+            .map(|t| t + KEYFRAME_REQUEST_INTERVAL);
+        self.nack_deadline().into_iter().chain(keyframe).min()
+    }
+
+    /// Puts the sequence numbers to NACK now into `lost`; returns whether losses were
+    /// given up on, so that a keyframe is needed.
+    pub fn poll_nacks(&mut self, now: Instant, lost: &mut Vec<u16>) -> bool {
+        let Some(nack) = self.nack.as_mut() else {
+            return false;
+        };
+        // The publisher's RTT is unknown (we only send it receiver reports); the
+        // generator then retries at its default interval.
+        nack.poll_nacks(now, None, lost);
+        nack.take_keyframe_request()
+    }
+
+    /// Records that a keyframe is wanted. Returns true when a request should go out
+    /// now; otherwise it is due when the throttle opens ([`Self::poll_timeout`]).
+    pub fn want_keyframe(&mut self, now: Instant) -> bool {
+        let open = self
+            .last_keyframe_request
+            .is_none_or(|t| now.saturating_duration_since(t) >= KEYFRAME_REQUEST_INTERVAL);
+        if open {
+            self.last_keyframe_request = Some(now);
+            self.keyframe_pending = false;
+            self.keyframe_requests_sent += 1;
+        } else {
+            self.keyframe_pending = true;
+        }
+        open
+    }
+
+    /// Whether a keyframe request waits for the throttle to open.
+    pub fn keyframe_pending(&self) -> bool {
+        self.keyframe_pending
+    }
+
+    /// Keyframe requests sent for this stream (the FIR command sequence number, RFC
+    /// 5104 4.3.1.1, is its low byte).
+    pub fn keyframe_requests_sent(&self) -> u64 {
+        self.keyframe_requests_sent
+    }
+
+    /// A sender report from the publisher for this stream.
+    pub fn on_sender_report(&mut self, ntp_time: u64, rtp_time: u32, now: Instant) {
+        self.last_sr = Some((ntp_time, rtp_time, now));
+        self.recv.on_sender_report(ntp_time, now);
+    }
+
+    pub fn last_sr(&self) -> Option<(u64, u32, Instant)> {
+        self.last_sr
+    }
+
+    /// Whether anything was received on this stream yet.
+    pub fn has_received(&self) -> bool {
+        self.traffic.packets > 0
+    }
+
+    /// The report block of our next receiver report for this stream, and the new score
+    /// when it changed. `clock_rate` converts its jitter to milliseconds.
+    pub fn report(&mut self, now: Instant, clock_rate: u32) -> Option<(ReportBlock, Option<u8>)> {
+        let ssrc = self.ssrc?;
+        let block = self.recv.report_block(ssrc, now);
+        let jitter_ms = f64::from(block.jitter) * 1000.0 / f64::from(clock_rate.max(1));
+        let score = self
+            .score
+            .update(f64::from(block.fraction_lost) / 256.0, jitter_ms);
+        Some((block, score))
+    }
+
+    pub fn score(&self) -> u8 {
+        self.score.current()
+    }
+
+    pub fn nack_count(&self) -> u64 {
+        self.nack.as_ref().map_or(0, |n| n.stats().requested)
+    }
+
+    pub fn packets_recovered(&self) -> u64 {
+        self.nack.as_ref().map_or(0, |n| n.stats().recovered)
+    }
+
+    pub fn packets_given_up(&self) -> u64 {
+        self.nack.as_ref().map_or(0, |n| n.stats().given_up)
+    }
+
+    pub fn rtx_packets(&self) -> u64 {
+        self.rtx_packets
+    }
+
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+
+    /// This encoding's entry of `producer.getStats`; `layer` is its spatial layer.
+    pub fn stats(&self, layer: u8, now: Instant) -> EncodingStats {
+        EncodingStats {
+            rid: self.rid.clone(),
+            ssrc: self.ssrc,
+            rtx_ssrc: self.rtx_ssrc,
+            spatial_layer: layer,
+            temporal_layers: self.temporal_layers,
+            packets_received: self.traffic.packets,
+            bytes_received: self.traffic.bytes,
+            bitrate: self.bitrate(now),
+            packets_lost: self.recv.lost(),
+            jitter: self.recv.jitter(),
+            score: self.score(),
+            nack_count: self.nack_count(),
+            rtx_packets_received: self.rtx_packets,
+            key_frame_requests_sent: self.keyframe_requests_sent,
+            keyframes_received: self.keyframes_received,
+        }
+    }
+}
