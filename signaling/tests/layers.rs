@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use common::{answer_for, fixture, Client, Daemon, Signaling};
@@ -200,4 +202,101 @@ async fn simulcast_descriptions_in_offer_are_checked() {
         let e = ada.expect_error(code).await;
         assert!(!e["message"].as_str().unwrap().is_empty(), "{e}");
     }
+}
+
+/// The web client's camera encodings for `offer`'s `encodings`, by mid.
+fn page_encodings() -> Value {
+    json!({"1": [
+        {"rid": "q", "scaleResolutionDownBy": 4, "maxBitrate": 150000, "scalabilityMode": "L1T3"},
+        {"rid": "h", "scaleResolutionDownBy": 2, "maxBitrate": 500000, "scalabilityMode": "L1T3"},
+        {"rid": "f", "scaleResolutionDownBy": 1, "maxBitrate": 1500000, "scalabilityMode": "L1T3"}]})
+}
+
+fn active(m: &Value) -> Vec<(String, bool)> {
+    m["encodings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["rid"].as_str().unwrap().to_owned(),
+                e["active"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// A Chromium simulcast publisher through the real daemon: its subscribers' preferred
+/// layers reach their simulcast consumers, and dynacast turns the publisher's upper
+/// encodings off when no tile needs them (after the delay) and on at once when one does.
+#[tokio::test]
+async fn simulcast_preferred_layers_and_dynacast() {
+    let daemon = Daemon::start();
+    let dir = daemon.dir.path().to_str().unwrap().to_owned();
+    let srv = Signaling::start(&["--daemon", &dir]);
+    let mut control = daemon.admin();
+
+    let mut ada = Client::connect(&srv.ws_url()).await;
+    ada.join("simulcast", "ada").await;
+    ada.send(
+        json!({"type": "offer", "sdp": fixture("chromium-simulcast-offer.sdp"),
+                    "encodings": page_encodings()}),
+    )
+    .await;
+    let answer = ada.until("answer").await;
+    let sdp = answer["sdp"].as_str().unwrap();
+    assert!(sdp.contains("a=simulcast:recv q;h;f\r\n"), "{sdp}");
+    let video_producer = answer["producers"][1]["producerId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let mut bob = Client::connect(&srv.ws_url()).await;
+    bob.join("simulcast", "bob").await;
+    let offer = bob.until("offer").await;
+    let video = consumer(&offer, "video");
+    let sdp = offer["sdp"].as_str().unwrap();
+    bob.send(json!({"type": "answer", "offerId": offer["offerId"], "sdp": answer_for(sdp)}))
+        .await;
+    let started = std::time::Instant::now();
+    // Bob's tile is small: layer 0 (the daemon has it as his preference).
+    bob.send(json!({"type": "preferredLayers", "consumerId": video, "spatialLayer": 0}))
+        .await;
+    bob.send(json!({"type": "pauseConsumer", "consumerId": "nobody", "paused": true}))
+        .await;
+    bob.expect_error("NotFound").await;
+    let stats = control.consumer_stats(&video);
+    assert_eq!(
+        stats.preferred_layers.map(|l| l.spatial_layer),
+        Some(0),
+        "{stats:?}"
+    );
+    // Nobody needs h and f: Ada is told to stop them, not before the delay.
+    let off = ada.until("setEncodings").await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(off["producerId"], video_producer.as_str());
+    assert_eq!(
+        active(&off),
+        [("q".into(), true), ("h".into(), false), ("f".into(), false)]
+    );
+    // Bob's tile grows: f is needed again, at once.
+    bob.send(json!({"type": "preferredLayers", "consumerId": video, "spatialLayer": 2}))
+        .await;
+    let on = ada.until("setEncodings").await;
+    assert_eq!(
+        active(&on),
+        [("q".into(), true), ("h".into(), true), ("f".into(), true)]
+    );
+    // His tile goes off-screen: a paused consumer needs nothing, but q stays.
+    bob.send(json!({"type": "pauseConsumer", "consumerId": video, "paused": true}))
+        .await;
+    let off = ada.until("setEncodings").await;
+    assert_eq!(
+        active(&off),
+        [("q".into(), true), ("h".into(), false), ("f".into(), false)]
+    );
 }

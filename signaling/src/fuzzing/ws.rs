@@ -278,6 +278,7 @@ impl Session {
             hidden: false,
             preferred_spatial: None,
             preferred_temporal: None,
+            simulcast: false,
         });
         // The room asks the daemon for a consumer at next_mid() (room/actor/mod.rs).
         assert_eq!(assigned, mid, "the consumer got another mid than announced");

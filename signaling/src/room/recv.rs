@@ -34,6 +34,8 @@ pub struct ConsumerSlot {
     /// The layers its page asked for (`preferredLayers`), if it did.
     pub preferred_spatial: Option<u8>,
     pub preferred_temporal: Option<u8>,
+    /// A simulcast consumer (the daemon takes preferred layers for it).
+    pub simulcast: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -360,6 +362,7 @@ mod tests {
             hidden: false,
             preferred_spatial: None,
             preferred_temporal: None,
+            simulcast: false,
         }
     }
 

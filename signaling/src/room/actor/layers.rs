@@ -4,13 +4,16 @@
 
 use std::time::Instant;
 
-use sfu_control::requests::{ConsumerPause, ConsumerResume};
+use sfu_control::requests::{ConsumerPause, ConsumerResume, ConsumerSetPreferredLayers};
+use sfu_control::responses::ConsumerLayers;
 
 use super::super::dynacast::Need;
 use super::super::recv::ConsumerSlot;
 use super::{server_error, Room};
+use crate::daemon::DaemonError;
 use crate::protocol::{ErrorCode, ProtocolError, ServerMessage};
 use sfu_control::params::MediaKind;
+use sfu_control::ErrorKind;
 
 fn not_found(consumer_id: &str) -> ProtocolError {
     let shown: String = consumer_id.chars().take(32).collect();
@@ -18,6 +21,18 @@ fn not_found(consumer_id: &str) -> ProtocolError {
         ErrorCode::NotFound,
         format!("no consumer {shown:?} of yours (closed, or never yours)"),
     )
+}
+
+/// A daemon refusal about a consumer: `NotFound` when the daemon has closed it already
+/// (its `producerclose` is on its way), else a server error.
+fn consumer_error(e: &DaemonError, consumer_id: &str) -> ProtocolError {
+    match e {
+        DaemonError::Refused {
+            kind: ErrorKind::NotFound,
+            ..
+        } => not_found(consumer_id),
+        e => server_error(e),
+    }
 }
 
 /// What `c` needs of its producer's encodings.
@@ -29,7 +44,8 @@ pub(super) fn need(c: &ConsumerSlot) -> Need {
 }
 
 impl Room {
-    /// `preferredLayers`: kept for dynacast and passed on to the daemon.
+    /// `preferredLayers`: kept for dynacast and, for a simulcast consumer, passed on to
+    /// the daemon (a simple consumer has one layer to forward).
     pub(super) async fn on_preferred_layers(
         &mut self,
         peer_id: &str,
@@ -54,7 +70,41 @@ impl Room {
         }
         c.preferred_spatial = Some(spatial);
         c.preferred_temporal = temporal;
-        Ok(())
+        if !c.simulcast {
+            return Ok(());
+        }
+        let request = ConsumerSetPreferredLayers {
+            consumer_id: consumer_id.into(),
+            spatial_layer: spatial,
+            temporal_layer: temporal,
+        };
+        self.request(&request)
+            .await
+            .map(|_| ())
+            .map_err(|e| consumer_error(&e, consumer_id))
+    }
+
+    /// The daemon's `layerschange` of a consumer of `peer_id`: relayed to its page.
+    pub(super) fn on_layers_change(
+        &mut self,
+        peer_id: &str,
+        consumer_id: &str,
+        layers: Option<ConsumerLayers>,
+    ) {
+        let Some(c) = self
+            .peer(peer_id)
+            .and_then(|p| p.recv.consumers().find(|c| c.consumer_id == consumer_id))
+        else {
+            return;
+        };
+        let msg = ServerMessage::LayersChanged {
+            consumer_id: consumer_id.to_owned(),
+            producer_id: c.producer_id.clone(),
+            peer_id: c.peer_id.clone(),
+            spatial_layer: layers.map(|l| l.spatial_layer),
+            temporal_layer: layers.map(|l| l.temporal_layer),
+        };
+        self.send_to(peer_id, msg);
     }
 
     /// `pauseConsumer`: the page stops (or restarts) receiving one of its consumers. This
@@ -93,7 +143,7 @@ impl Room {
             {
                 c.hidden = !paused;
             }
-            return Err(server_error(&e));
+            return Err(consumer_error(&e, consumer_id));
         }
         Ok(())
     }

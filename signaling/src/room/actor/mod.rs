@@ -27,7 +27,7 @@ use crate::protocol::{Direction, ErrorCode, PeerInfo, ProducerInfo, ProtocolErro
 use crate::sdp::offer::read_recv_answer;
 use crate::sdp::parse::parse;
 use sfu_control::params::{DtlsState, MediaKind, RtpCapabilities};
-use sfu_control::responses::{ConsumerCreated, TransportCreated};
+use sfu_control::responses::{ConsumerCreated, ConsumerType, TransportCreated};
 use sfu_control::Notification;
 
 /// What a daemon entity id belongs to, for routing its notifications.
@@ -643,6 +643,7 @@ impl Room {
             hidden: false,
             preferred_spatial: None,
             preferred_temporal: None,
+            simulcast: info.consumer_type == ConsumerType::Simulcast,
         };
         // The daemon notifies scores only when they change: the page learns the
         // starting point here (a perfect downlink keeps it forever).
@@ -993,6 +994,9 @@ impl Room {
                     producer_score,
                 },
             ) => self.on_score(&entity, &n.target, score, producer_score),
+            (Entity::Consumer { peer_id }, Event::LayersChange(layers)) => {
+                self.on_layers_change(&peer_id, &n.target, layers);
+            }
             (Entity::Producer, Event::TransportClose) => {
                 self.producers.remove(&n.target);
                 self.untrack(&n.target);
