@@ -7,6 +7,10 @@
 //! layers each time). The lowest encoding always stays active: a new subscriber gets a
 //! picture at once, and a subscriber whose path narrows always has a layer to fall back to.
 //!
+//! A consumer needs what its page prefers, not what the daemon forwards now: a subscriber
+//! held on a lower layer by its bandwidth must find the upper encoding sent when its path
+//! widens, or its allocator could never move up.
+//!
 //! Pure bookkeeping with the time passed in: the room feeds it and sends what it returns.
 
 use std::collections::HashMap;

@@ -33,8 +33,14 @@ const CAMERA_ENCODINGS = [
   { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1500000 },
 ];
 const TEMPORAL_MODE = 'L1T3';
-// A tile up to this many CSS pixels high needs spatial layer 0, 1; higher ones layer 2.
+// Before the server said which layer a tile receives: a tile up to this many CSS pixels
+// high needs spatial layer 0, 1; higher ones layer 2.
 const LAYER_HEIGHTS = [180, 360];
+// A layer this much smaller than its tile still looks sharp enough (a little upscaling).
+const LAYER_SLACK = 0.9;
+// Tiles' width : height, and the gap between them (CSS pixels, as style.css).
+const TILE_ASPECT = 4 / 3;
+const TILE_GAP = 10;
 // How often each tile's received layer and bitrate are measured.
 const TILE_STATS_MS = 1000;
 
@@ -169,6 +175,7 @@ function tileFor(peerId, name, self = false) {
   $('grid').append(el);
   t = { el, video, audio, badges, avatar, quality, layer, self, height: null, onScreen: null };
   tiles.set(peerId, t);
+  fitGrid();
   if (!self) watchTile(t);
   updateTile(peerId);
   return t;
@@ -235,6 +242,7 @@ function removeTile(peerId) {
   unwatchTile(t);
   t.el.remove();
   tiles.delete(peerId);
+  fitGrid();
 }
 
 function hasTrack(kind) {
@@ -772,11 +780,47 @@ function videoConsumer(peerId) {
   return null;
 }
 
-/** The spatial layer a tile this many CSS pixels high needs. */
-function layerForHeight(height) {
+/**
+ * The spatial layer a tile this many CSS pixels high needs. Once a layer is received,
+ * from its height: each layer below is half as high (as the web client publishes), so the
+ * lowest layer at least about as high as the tile is chosen (the server clamps a layer
+ * above the top to the top). Before that, fixed heights (LAYER_HEIGHTS).
+ */
+function layerForHeight(height, c) {
+  const now = c && state.layers.get(c.consumerId);
+  const r = c && state.received.get(c.peerId);
+  if (now && now.spatialLayer !== null && r && r.consumerId === c.consumerId && r.height > 0) {
+    const want = height * LAYER_SLACK;
+    let layer = 0;
+    while (layer < now.spatialLayer + 4 && r.height * 2 ** (layer - now.spatialLayer) < want) layer += 1;
+    return layer;
+  }
   const i = LAYER_HEIGHTS.findIndex((h) => height <= h);
   return i === -1 ? LAYER_HEIGHTS.length : i;
 }
+
+/**
+ * Lays the tiles out to fill the grid without scrolling: the column count that makes
+ * them largest at TILE_ASPECT. A smaller window makes smaller tiles (which then ask for
+ * lower layers) rather than tiles out of sight.
+ */
+function fitGrid() {
+  const grid = $('grid');
+  const n = grid.children.length;
+  const width = grid.clientWidth - 2 * TILE_GAP;
+  const height = grid.clientHeight - 2 * TILE_GAP;
+  if (!n || width <= 0 || height <= 0) return;
+  let best = { cols: 1, tile: 0 };
+  for (let cols = 1; cols <= n; cols += 1) {
+    const rows = Math.ceil(n / cols);
+    const w = Math.min((width - (cols - 1) * TILE_GAP) / cols, ((height - (rows - 1) * TILE_GAP) / rows) * TILE_ASPECT);
+    if (w > best.tile) best = { cols, tile: w };
+  }
+  const px = `${Math.max(40, Math.floor(best.tile))}px`;
+  grid.style.gridTemplateColumns = `repeat(${best.cols}, ${px})`;
+}
+
+new ResizeObserver(fitGrid).observe($('grid'));
 
 /**
  * Tells the server what the tile of `peerId` needs, when that changed: the spatial layer
@@ -789,7 +833,7 @@ function syncTile(peerId) {
   const c = t && !t.self && state.joined ? videoConsumer(peerId) : null;
   if (!c) return;
   const req = state.layerRequests.get(c.consumerId) || {};
-  const spatialLayer = layerForHeight(t.height === null ? t.el.clientHeight : t.height);
+  const spatialLayer = layerForHeight(t.height === null ? t.el.clientHeight : t.height, c);
   if (req.spatialLayer !== spatialLayer) {
     send({ type: 'preferredLayers', consumerId: c.consumerId, spatialLayer });
     req.spatialLayer = spatialLayer;
@@ -811,6 +855,7 @@ function onLayersChanged(msg) {
     Object.assign(r, state.layers.get(msg.consumerId));
     showReceived(msg.peerId);
   }
+  syncTile(msg.peerId);
 }
 
 /** On another participant's tile: the layer received, its height and bitrate. */
@@ -868,6 +913,7 @@ setInterval(async () => {
         consumerId: c.consumerId, ...layers, kbps, width: s.frameWidth || 0, height: s.frameHeight || 0,
       });
       showReceived(c.peerId);
+      syncTile(c.peerId);
     }
   }
   for (const id of lastBytes.keys()) {
