@@ -4,4 +4,4 @@
 //! parsers and maps already name them.) The ids are part of the control protocol, so
 //! they are defined once, in `sfu-control`.
 
-pub use sfu_control::{ConsumerId, ProducerId, RouterId, TransportId};
+pub use sfu_control::{ConsumerId, ProducerId, RouterId, RtpObserverId, TransportId};

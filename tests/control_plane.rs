@@ -113,6 +113,19 @@ fn a_connection_acts_only_on_its_own_routers_unless_admin() {
     let mut sub = Peer::new();
     let (consumer, _) = consume(&mut a, &ts, &producer, &mut sub, "a", MediaKind::Audio);
     let caps = sub.rtp_capabilities();
+    let observer = a.ok(
+        "router.createActiveSpeakerObserver",
+        Some(&router),
+        json!({}),
+    )["rtpObserverId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    a.ok(
+        "rtpObserver.addProducer",
+        Some(&observer),
+        json!({ "producerId": producer }),
+    );
 
     // Connection B, on the same (group) socket, sees none of it: the same NotFound a
     // missing id gets.
@@ -141,6 +154,14 @@ fn a_connection_acts_only_on_its_own_routers_unless_admin() {
         ("consumer.requestKeyFrame", &consumer, json!(null)),
         ("consumer.getStats", &consumer, json!(null)),
         ("consumer.close", &consumer, json!(null)),
+        ("router.createActiveSpeakerObserver", &router, json!({})),
+        (
+            "rtpObserver.removeProducer",
+            &observer,
+            json!({ "producerId": producer }),
+        ),
+        ("rtpObserver.pause", &observer, json!(null)),
+        ("rtpObserver.close", &observer, json!(null)),
     ];
     for (method, target, data) in &attempts {
         assert_eq!(
@@ -168,6 +189,21 @@ fn a_connection_acts_only_on_its_own_routers_unless_admin() {
             json!({ "producerId": producer, "rtpCapabilities": sub.rtp_capabilities() })
         ),
         "NotFound"
+    );
+    let own_observer = b.ok("router.createActiveSpeakerObserver", Some(&own), json!({}))
+        ["rtpObserverId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        error_of(
+            &mut b,
+            "rtpObserver.addProducer",
+            &own_observer,
+            json!({ "producerId": producer })
+        ),
+        "NotFound",
+        "an observer hears only producers of its own router"
     );
 
     // Nothing of A's was touched.
@@ -199,6 +235,7 @@ fn a_connection_acts_only_on_its_own_routers_unless_admin() {
     );
     admin.ok("router.close", Some(&router), json!(null));
     a.wait_event(&tp, "routerclose");
+    a.wait_event(&observer, "routerclose");
     assert_eq!(
         error_of(&mut a, "router.getStats", &router, json!(null)),
         "NotFound"

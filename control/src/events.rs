@@ -4,6 +4,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+use crate::ids::ProducerId;
 use crate::params::{DtlsState, IceState, TransportTuple};
 use crate::responses::ConsumerLayers;
 
@@ -58,6 +59,11 @@ pub enum Event {
     LayersChange(Option<ConsumerLayers>),
     /// The worker is stopping; everything in the router is closed.
     WorkerClose,
+    /// An active-speaker observer's dominant speaker changed (target: the observer).
+    DominantSpeaker {
+        #[serde(rename = "producerId")]
+        producer_id: ProducerId,
+    },
 }
 
 impl Event {
@@ -76,6 +82,7 @@ impl Event {
             Self::Score { .. } => "score",
             Self::LayersChange(_) => "layerschange",
             Self::WorkerClose => "workerclose",
+            Self::DominantSpeaker { .. } => "dominantspeaker",
         }
     }
 }

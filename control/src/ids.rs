@@ -54,3 +54,7 @@ entity_id!(
     /// A consumer (one outgoing track for one subscriber).
     ConsumerId
 );
+entity_id!(
+    /// An RTP observer (an active-speaker observer of one router).
+    RtpObserverId
+);

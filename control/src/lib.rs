@@ -24,7 +24,7 @@ pub mod responses;
 
 pub use error::{ClientError, ErrorKind, Refusal};
 pub use events::{Event, Notification};
-pub use ids::{ConsumerId, ProducerId, RouterId, TransportId};
+pub use ids::{ConsumerId, ProducerId, RouterId, RtpObserverId, TransportId};
 pub use message::{
     decode_request, decode_response, request_frame, Message, RequestFrame, Response,
 };

@@ -26,11 +26,17 @@ pub enum Method {
     ConsumerRequestKeyFrame,
     ConsumerSetPreferredLayers,
     ConsumerSetPriority,
+    RouterCreateActiveSpeakerObserver,
+    RtpObserverAddProducer,
+    RtpObserverRemoveProducer,
+    RtpObserverPause,
+    RtpObserverResume,
+    RtpObserverClose,
 }
 
 impl Method {
     /// Every method with its wire name.
-    pub const ALL: [(&'static str, Self); 23] = [
+    pub const ALL: [(&'static str, Self); 29] = [
         ("worker.load", Self::WorkerLoad),
         ("worker.getStats", Self::WorkerGetStats),
         ("worker.getLatency", Self::WorkerGetLatency),
@@ -57,6 +63,18 @@ impl Method {
             Self::ConsumerSetPreferredLayers,
         ),
         ("consumer.setPriority", Self::ConsumerSetPriority),
+        (
+            "router.createActiveSpeakerObserver",
+            Self::RouterCreateActiveSpeakerObserver,
+        ),
+        ("rtpObserver.addProducer", Self::RtpObserverAddProducer),
+        (
+            "rtpObserver.removeProducer",
+            Self::RtpObserverRemoveProducer,
+        ),
+        ("rtpObserver.pause", Self::RtpObserverPause),
+        ("rtpObserver.resume", Self::RtpObserverResume),
+        ("rtpObserver.close", Self::RtpObserverClose),
     ];
 
     /// Parses a wire name.

@@ -10,9 +10,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
+use crate::ids::{ConsumerId, ProducerId, RouterId, RtpObserverId, TransportId};
 use crate::method::Method;
 use crate::params::{DtlsParameters, MediaKind, RtpCapabilities, RtpParameters};
+use crate::responses::RtpObserverCreated;
 use crate::responses::{
     ConsumerCreated, ConsumerLayers, ConsumerPriority, ConsumerStats, LatencyReport, Load,
     ProducerCreated, ProducerStats, RouterCreated, RouterStats, TransportCreated, TransportStats,
@@ -282,6 +283,59 @@ pub struct ConsumerSetPriority {
     pub priority: u8,
 }
 request!(ConsumerSetPriority, ConsumerSetPriority, ConsumerPriority, target consumer_id);
+/// `router.createActiveSpeakerObserver`: an observer of the router's audio producers
+/// that notifies `dominantspeaker` when the dominant speaker changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouterCreateActiveSpeakerObserver {
+    #[serde(skip)]
+    pub router_id: RouterId,
+    /// The observer's id; the worker chooses one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtp_observer_id: Option<RtpObserverId>,
+    /// How often, in milliseconds, the speakers are compared (default 300, 100-10000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<u32>,
+}
+request!(
+    RouterCreateActiveSpeakerObserver,
+    RouterCreateActiveSpeakerObserver,
+    RtpObserverCreated,
+    target router_id
+);
+
+/// `rtpObserver.addProducer`: an audio producer of the observer's router to observe.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RtpObserverAddProducer {
+    #[serde(skip)]
+    pub rtp_observer_id: RtpObserverId,
+    pub producer_id: ProducerId,
+}
+request!(RtpObserverAddProducer, RtpObserverAddProducer, (), target rtp_observer_id);
+
+/// `rtpObserver.removeProducer`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RtpObserverRemoveProducer {
+    #[serde(skip)]
+    pub rtp_observer_id: RtpObserverId,
+    pub producer_id: ProducerId,
+}
+request!(RtpObserverRemoveProducer, RtpObserverRemoveProducer, (), target rtp_observer_id);
+
+dataless_request!(
+    /// `rtpObserver.pause`: stops observing (levels are ignored, nothing is notified).
+    RtpObserverPause, RtpObserverPause, (), target rtp_observer_id: RtpObserverId
+);
+dataless_request!(
+    /// `rtpObserver.resume`.
+    RtpObserverResume, RtpObserverResume, (), target rtp_observer_id: RtpObserverId
+);
+dataless_request!(
+    /// `rtpObserver.close`.
+    RtpObserverClose, RtpObserverClose, (), target rtp_observer_id: RtpObserverId
+);
 
 /// Something done with the request type of a method known only at run time, e.g. checking
 /// a message of any method against its types.
@@ -318,6 +372,14 @@ impl Method {
             Self::ConsumerRequestKeyFrame => visitor.visit::<ConsumerRequestKeyFrame>(),
             Self::ConsumerSetPreferredLayers => visitor.visit::<ConsumerSetPreferredLayers>(),
             Self::ConsumerSetPriority => visitor.visit::<ConsumerSetPriority>(),
+            Self::RouterCreateActiveSpeakerObserver => {
+                visitor.visit::<RouterCreateActiveSpeakerObserver>()
+            }
+            Self::RtpObserverAddProducer => visitor.visit::<RtpObserverAddProducer>(),
+            Self::RtpObserverRemoveProducer => visitor.visit::<RtpObserverRemoveProducer>(),
+            Self::RtpObserverPause => visitor.visit::<RtpObserverPause>(),
+            Self::RtpObserverResume => visitor.visit::<RtpObserverResume>(),
+            Self::RtpObserverClose => visitor.visit::<RtpObserverClose>(),
         }
     }
 }

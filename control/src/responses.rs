@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
+use crate::ids::{ConsumerId, ProducerId, RouterId, RtpObserverId, TransportId};
 use crate::params::{
     DtlsParameters, DtlsState, IceCandidate, IceParameters, IceState, MediaKind, RtpParameters,
     TransportTuple,
@@ -159,6 +159,13 @@ pub struct RouterCreated {
     pub router_id: RouterId,
 }
 
+/// `router.createActiveSpeakerObserver`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RtpObserverCreated {
+    pub rtp_observer_id: RtpObserverId,
+}
+
 /// `router.getStats`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -296,6 +303,10 @@ pub struct ProducerStats {
     /// lowest layer's (`ssrc`, `jitter`) or the best of them (`score`).
     #[serde(default)]
     pub encodings: Vec<EncodingStats>,
+    /// The last audio level the publisher sent (RFC 6464 ssrc-audio-level), in dBov
+    /// (-127 to 0): audio producers whose packets carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_level: Option<i8>,
 }
 
 /// One encoding of a producer in `producer.getStats`.

@@ -118,6 +118,7 @@ fn every_control_example_round_trips_through_its_type() {
         "score",
         "layerschange",
         "workerclose",
+        "dominantspeaker",
     ] {
         assert!(seen_events.contains(name), "no example of the {name} event");
     }

@@ -373,6 +373,12 @@ pub enum ServerMessage {
         producer_id: String,
         encodings: Vec<EncodingActive>,
     },
+    /// The participant the media server hears as the dominant speaker now (its
+    /// active-speaker observer, from the audio levels browsers send): the page
+    /// highlights its tile. Sent on every change and to a participant who joins.
+    ActiveSpeaker {
+        peer_id: String,
+    },
     /// The media server was lost and the room's media re-created: close both peer
     /// connections, publish again on a new one (an `offer` with this `epoch`) and answer
     /// the receive-side offers that follow on another new one.

@@ -71,6 +71,7 @@ fn every_server_message_example_round_trips_through_server_message() {
         "score",
         "layersChanged",
         "setEncodings",
+        "activeSpeaker",
         "restart",
         "left",
         "error",

@@ -11,6 +11,7 @@ use sha1::Sha1;
 
 use crate::ice::{self, IceCredentials, IceLite};
 use crate::rtcp::{self, Feedback, ReportBlock};
+use crate::rtp::audio_level::read_audio_level;
 use crate::rtp::munger::SeqTsMunger;
 use crate::rtp::{
     find_extension, is_h264_keyframe, is_vp8_keyframe, read_extension_str, remap_extensions,
@@ -123,8 +124,8 @@ fn set_stun_len(m: &mut [u8], extra: usize) {
 // rtp: header view, extension remapping, rewriting, munger, VP8 keyframes
 // ---------------------------------------------------------------------------------------
 
-/// `rtp` target: `[extension map selector][RTP packet]`; the payload bytes then drive a
-/// sequence/timestamp munger.
+/// `rtp` target: `[extension map selector][RTP packet]` (its extensions read, audio
+/// levels included); the payload bytes then drive a sequence/timestamp munger.
 pub fn rtp(data: &[u8]) {
     let Some((&sel, pkt)) = data.split_first() else {
         return;
@@ -146,6 +147,9 @@ pub fn rtp(data: &[u8]) {
         let _ = find_extension(pkt, &hdr, id);
         if let Some(s) = read_extension_str(pkt, &hdr, id) {
             assert!(!s.is_empty() && s.last() != Some(&0));
+        }
+        if let Some(level) = read_audio_level(pkt, &hdr, id) {
+            assert!(level.attenuation <= 127 && level.dbov() <= 0);
         }
     }
 

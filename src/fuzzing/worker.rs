@@ -56,6 +56,8 @@ pub const MID_ID: u8 = 4;
 /// The simulcast producer's RID and repaired RID extension ids.
 const RID_ID: u8 = 10;
 const REPAIRED_RID_ID: u8 = 11;
+/// The audio producer's RFC 6464 audio level (its active-speaker observer hears it).
+const AUDIO_LEVEL_ID: u8 = 1;
 
 /// One step of the `worker` target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +100,7 @@ pub enum Op {
 }
 
 /// The structured control requests: (method, index of the target id, data).
-const ACTIONS: [(&str, usize, &str); 21] = [
+const ACTIONS: [(&str, usize, &str); 24] = [
     ("producer.pause", ID_VIDEO_PRODUCER, "null"),
     ("producer.resume", ID_VIDEO_PRODUCER, "null"),
     ("consumer.pause", ID_VIDEO_CONSUMER, "null"),
@@ -134,6 +136,9 @@ const ACTIONS: [(&str, usize, &str); 21] = [
         ID_VIDEO_CONSUMER,
         r#"{"priority": 7}"#,
     ),
+    ("rtpObserver.pause", ID_OBSERVER, "null"),
+    ("rtpObserver.resume", ID_OBSERVER, "null"),
+    ("rtpObserver.close", ID_OBSERVER, "null"),
 ];
 
 /// Positions in [`Session::ids`] after setup.
@@ -145,6 +150,8 @@ const ID_AUDIO_PRODUCER: usize = 4;
 const ID_VIDEO_CONSUMER: usize = 5;
 /// The consumer of the rid-only simulcast producer (after the audio consumer and it).
 const ID_SIMULCAST_CONSUMER: usize = 8;
+/// After the simulcast consumer: the active-speaker observer hearing the audio producer.
+const ID_OBSERVER: usize = 9;
 
 impl<'a> Arbitrary<'a> for Op {
     fn arbitrary(u: &mut Unstructured<'a>) -> ArbResult<Self> {
@@ -338,7 +345,13 @@ impl Session {
                 resp.reason
             );
             let data = resp.data.unwrap_or_default();
-            for key in ["routerId", "transportId", "producerId", "consumerId"] {
+            for key in [
+                "routerId",
+                "transportId",
+                "producerId",
+                "consumerId",
+                "rtpObserverId",
+            ] {
                 if let Some(id) = data.get(key).and_then(Value::as_str) {
                     // A consume response names its producer too: keep ids unique so the
                     // ID_* positions hold.
@@ -445,6 +458,21 @@ impl Session {
             data,
         );
         assert_eq!(ids.len(), ID_SIMULCAST_CONSUMER + 1, "setup ids: {ids:?}");
+        request(
+            &mut core,
+            &mut ids,
+            "router.createActiveSpeakerObserver",
+            Some(ID_ROUTER),
+            json!({ "interval": 100 }),
+        );
+        let audio = json!({ "producerId": ids[ID_AUDIO_PRODUCER] });
+        request(
+            &mut core,
+            &mut ids,
+            "rtpObserver.addProducer",
+            Some(ID_OBSERVER),
+            audio,
+        );
         let [a, b] =
             <[RemotePeer; 2]>::try_from(peers).unwrap_or_else(|_| unreachable!("two transports"));
         let mut s = Self {
@@ -830,7 +858,8 @@ fn audio_produce() -> Value {
     json!({ "kind": "audio", "rtpParameters": {
         "mid": "a",
         "codecs": [{ "mimeType": "audio/opus", "payloadType": OPUS_PT, "clockRate": 48000, "channels": 2 }],
-        "headerExtensions": [{ "uri": "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", "id": ABS_SEND_TIME_ID }],
+        "headerExtensions": [{ "uri": "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", "id": ABS_SEND_TIME_ID },
+            { "uri": "urn:ietf:params:rtp-hdrext:ssrc-audio-level", "id": AUDIO_LEVEL_ID }],
         "encodings": [{ "ssrc": AUDIO_SSRC }],
         "rtcp": { "cname": "fuzz" } } })
 }

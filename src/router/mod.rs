@@ -6,6 +6,7 @@
 //! (`consumer`); the forwarding policy per consumer is its kind (simple today: one
 //! stream in, one out, sequence/timestamp rewriting by `rtp::munger`).
 
+pub mod active_speaker;
 pub mod consumer;
 pub mod nack;
 pub mod negotiate;
@@ -29,6 +30,8 @@ pub type TransportKey = usize;
 pub type ProducerKey = usize;
 /// Slab key of a consumer.
 pub type ConsumerKey = usize;
+/// Slab key of an RTP observer.
+pub type RtpObserverKey = usize;
 /// Identifies one control connection (notifications go to the router's owner).
 pub type ConnId = u64;
 
@@ -39,6 +42,10 @@ pub struct Router {
     pub owner: ConnId,
     pub transports: Vec<TransportKey>,
     pub app_data: Value,
+    /// Its active-speaker observers (keys in the core's `RtpObservers`).
+    pub observers: Vec<RtpObserverKey>,
+    /// The dominant speaker its observers last chose (see [`Self::active_speaker`]).
+    pub dominant_speaker: Option<ProducerKey>,
 }
 
 impl Router {
@@ -49,6 +56,15 @@ impl Router {
             owner,
             transports: Vec::new(),
             app_data,
+            observers: Vec::new(),
+            dominant_speaker: None,
         }
+    }
+
+    /// The audio producer its active-speaker observers last named dominant, for
+    /// whoever ranks the room's streams (bandwidth allocation); `None` before anyone
+    /// spoke, without an observer, or once that producer closed.
+    pub fn active_speaker(&self) -> Option<ProducerKey> {
+        self.dominant_speaker
     }
 }

@@ -29,6 +29,7 @@
 //! `first_chunk` and all offset arithmetic is checked, so malformed input yields an
 //! [`RtpError`] (or `None` / `false`) and never a panic.
 
+pub mod audio_level;
 pub mod extension;
 mod h264;
 pub mod munger;

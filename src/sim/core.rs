@@ -202,6 +202,12 @@ impl SimCore {
             consumers: t.consumers.len(),
         })
     }
+
+    /// The producer a router's active-speaker observers last named (its id).
+    pub(crate) fn active_speaker(&self, router: &str) -> Option<String> {
+        let router = crate::ids::RouterId(router.to_owned());
+        self.core.active_speaker(&router).map(|p| p.0.clone())
+    }
 }
 
 /// What [`SimCore::transport_state`] reports.

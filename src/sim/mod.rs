@@ -25,6 +25,7 @@ mod layers_tests;
 mod scenarios;
 mod simulcast_consumer_tests;
 mod simulcast_tests;
+mod speaker_tests;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -367,10 +368,12 @@ impl Sim {
     fn take_notifications(&mut self) {
         for n in self.core.take_notifications() {
             let target = self.label_of(&n.target);
-            self.record(Record::Notification {
-                target,
-                event: n.event,
-            });
+            // A notification about a producer (`dominantspeaker`) names it too.
+            let event = match n.data.get("producerId").and_then(Value::as_str) {
+                Some(producer) => format!("{} {}", n.event, self.label_of(producer)),
+                None => n.event,
+            };
+            self.record(Record::Notification { target, event });
         }
     }
 

@@ -29,6 +29,7 @@ use crate::transport::{ice_state_name, latch_ssrc, WebRtcTransport};
 use crate::worker::fanout::{FanOut, Job};
 use crate::worker::liveness::Liveness;
 use crate::worker::ownership::AdminConns;
+use crate::worker::rtp_observers::RtpObservers;
 use crate::worker::timers::{TimerKey, Timers};
 
 /// Worker-wide counters that outlive the entities they count (reported as they are by
@@ -94,6 +95,8 @@ pub struct WorkerCore {
     pub(crate) rng: StdRng,
     /// The shell's loops' liveness (fed by the shell, reported by `worker.getStats`).
     pub(crate) liveness: Liveness,
+    /// Active-speaker observers (`worker::rtp_observers`).
+    pub(crate) rtp_observers: RtpObservers,
 }
 
 impl WorkerCore {
@@ -137,6 +140,7 @@ impl WorkerCore {
             timers: Timers::default(),
             rng,
             liveness: Liveness::new(now),
+            rtp_observers: RtpObservers::default(),
         }
     }
 
@@ -440,6 +444,7 @@ impl WorkerCore {
         let Some((pk, packet)) = ingested else {
             return;
         };
+        self.observe_audio_level(now, pk, buf, &packet);
         let Some(p) = self.producers.get(pk) else {
             return;
         };

@@ -1,5 +1,6 @@
 //! Workers: one per core. `core` is the sans-IO state and packet path, `requests` the
-//! control methods on it, `ownership` who may call them on what, `shell` the glommio
+//! control methods on it, `ownership` who may call them on what, `rtp_observers` the
+//! active-speaker observers' methods, levels and timers, `shell` the glommio
 //! executor around it (`writer_queue` bounds what it holds for each control connection),
 //! `udp` its batched socket.
 
@@ -11,6 +12,7 @@ pub mod ownership;
 mod repair;
 mod reports;
 pub mod requests;
+mod rtp_observers;
 pub mod shell;
 mod timers;
 pub mod udp;

@@ -76,7 +76,7 @@ impl WorkerCore {
         use Method::*;
         match method {
             WorkerLoad | WorkerGetStats | WorkerGetLatency | RouterCreate => None,
-            RouterClose | RouterGetStats | TransportCreate => {
+            RouterClose | RouterGetStats | TransportCreate | RouterCreateActiveSpeakerObserver => {
                 Some(("router", RouterId(target.to_owned())))
             }
             TransportConnect | TransportProduce | TransportConsume | TransportClose
@@ -102,6 +102,11 @@ impl WorkerCore {
                 let t = self.transports.get(c.transport())?;
                 Some(("consumer", t.router.clone()))
             }
+            RtpObserverAddProducer
+            | RtpObserverRemoveProducer
+            | RtpObserverPause
+            | RtpObserverResume
+            | RtpObserverClose => Some(("rtpObserver", self.rtp_observers.router_of(target)?)),
         }
     }
 }

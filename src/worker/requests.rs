@@ -251,6 +251,12 @@ impl WorkerCore {
                     priority: c.priority(),
                 }))
             }
+            Method::RouterCreateActiveSpeakerObserver
+            | Method::RtpObserverAddProducer
+            | Method::RtpObserverRemoveProducer
+            | Method::RtpObserverPause
+            | Method::RtpObserverResume
+            | Method::RtpObserverClose => self.rtp_observer_request(now, method, target, data),
         }
     }
 
@@ -717,6 +723,7 @@ impl WorkerCore {
         }
         let p = self.producers.remove(pk);
         self.producer_ids.remove(p.id());
+        self.unobserve_producer(pk, p.router());
         for ck in p.consumers() {
             // Detach first so close_consumer does not look for the removed producer.
             self.close_consumer(*ck, Some(Event::ProducerClose));
@@ -785,6 +792,7 @@ impl WorkerCore {
         for tk in r.transports.clone() {
             self.close_transport(now, tk, Some(Event::RouterClose), out);
         }
+        self.close_router_observers(rid);
         self.routers.remove(rid);
         tracing::info!(router = %rid, "router closed");
     }

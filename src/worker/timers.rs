@@ -11,6 +11,10 @@
 //! it asks for one rescan of all of them at the next timeout, which it makes due at
 //! once: control requests are rare next to packets, and one scan serves a burst of them.
 //!
+//! An active-speaker observer's deadline is its next comparison, none while it heard
+//! nothing but silence for a second; the packet path lowers it at the next sound
+//! (`worker::rtp_observers`).
+//!
 //! Where an entity's whole deadline is recomputed (after it ran, after STUN or DTLS
 //! input, after feedback or NACKs went out from the packet path) it is set exactly;
 //! where only one of its timers is known (the packet path noting a NACK or feedback
@@ -25,7 +29,7 @@ use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use crate::batch::SendBatch;
-use crate::router::{Producer, ProducerKey, TransportKey};
+use crate::router::{Producer, ProducerKey, RtpObserverKey, TransportKey};
 use crate::transport::WebRtcTransport;
 use crate::worker::core::WorkerCore;
 
@@ -34,6 +38,8 @@ use crate::worker::core::WorkerCore;
 pub(crate) enum TimerKey {
     Transport(TransportKey),
     Producer(ProducerKey),
+    /// An active-speaker observer's next comparison (`worker::rtp_observers`).
+    RtpObserver(RtpObserverKey),
 }
 
 /// A deadline that was still due right after its entity ran (work it could not do, for
@@ -48,6 +54,7 @@ pub(crate) struct Timers {
     /// The deadline each transport / producer (by slab key) is scheduled at.
     transports: Vec<Option<Instant>>,
     producers: Vec<Option<Instant>>,
+    observers: Vec<Option<Instant>>,
     /// A control request ran at this time: every deadline is recomputed at the next
     /// timeout.
     rescan: Option<Instant>,
@@ -60,6 +67,7 @@ impl Timers {
         let (slots, i) = match key {
             TimerKey::Transport(k) => (&mut self.transports, k),
             TimerKey::Producer(k) => (&mut self.producers, k),
+            TimerKey::RtpObserver(k) => (&mut self.observers, k),
         };
         if slots.len() <= i {
             slots.resize(i + 1, None);
@@ -161,6 +169,7 @@ impl WorkerCore {
             match key {
                 TimerKey::Transport(tk) => self.transport_timeout(now, tk, out),
                 TimerKey::Producer(pk) => self.producer_timeout(now, pk, out),
+                TimerKey::RtpObserver(ok) => self.rtp_observer_timeout(now, ok),
             }
         }
         for &key in &due {
@@ -170,6 +179,7 @@ impl WorkerCore {
                     .get(tk)
                     .and_then(|t| transport_deadline(t, now)),
                 TimerKey::Producer(pk) => self.producers.get(pk).and_then(Producer::poll_timeout),
+                TimerKey::RtpObserver(ok) => self.rtp_observers.deadline(ok),
             };
             let at = at.map(|at| at.max(now + RETRY_DUE));
             self.timers.set(key, at);
@@ -186,6 +196,9 @@ impl WorkerCore {
         }
         for (pk, p) in &self.producers {
             self.timers.set(TimerKey::Producer(pk), p.poll_timeout());
+        }
+        for (ok, o) in &self.rtp_observers.slab {
+            self.timers.set(TimerKey::RtpObserver(ok), o.poll_timeout());
         }
     }
 

@@ -100,6 +100,8 @@ const state = {
   /** Measured per other participant's video: peerId -> {consumerId, spatialLayer, temporalLayer, kbps, width, height}. */
   received: new Map(),
   errors: [],
+  /** The media server's dominant speaker (`activeSpeaker`), whose tile is highlighted. */
+  activeSpeaker: null,
 };
 window.sfu = { state, inboundStats };
 
@@ -172,6 +174,7 @@ function tileFor(peerId, name, self = false) {
   layer.className = 'layer';
   el.append(video, avatar, audio, label, layer);
   if (self) el.classList.add('self');
+  if (peerId === state.activeSpeaker) el.classList.add('speaking');
   $('grid').append(el);
   t = { el, video, audio, badges, avatar, quality, layer, self, height: null, onScreen: null };
   tiles.set(peerId, t);
@@ -447,6 +450,7 @@ async function handle(msg) {
     case 'score': return onScore(msg);
     case 'layersChanged': return onLayersChanged(msg);
     case 'setEncodings': return onSetEncodings(msg);
+    case 'activeSpeaker': return onActiveSpeaker(msg);
     case 'restart': return onRestart(msg);
     case 'left': return onLeft();
     case 'error': return onError(msg);
@@ -942,9 +946,12 @@ $('cam').addEventListener('click', () => setMuted('video', !state.camOff));
 $('leave').addEventListener('click', () => send({ type: 'leave' }));
 $('rejoin').addEventListener('click', () => location.reload());
 
-// ---------------------------------------------------------------- active speaker
+// ---------------------------------------------------------------- receive stats
 
-/** Per other participant: the inbound-rtp stats of each kind, from the receive side. */
+/**
+ * Per other participant: the inbound-rtp stats of each kind, from the receive side
+ * (`window.sfu.inboundStats`, read by the browser tests).
+ */
 async function inboundStats() {
   const out = {};
   const pc = state.recvPc;
@@ -972,20 +979,16 @@ async function inboundStats() {
   return out;
 }
 
-setInterval(async () => {
-  if (!state.joined || !state.recvPc) return;
-  let best = null;
-  let bestLevel = 0.02; // below this, nobody is speaking
-  const stats = await inboundStats().catch(() => ({}));
-  for (const [peerId, s] of Object.entries(stats)) {
-    const p = state.peers.get(peerId);
-    if (s.audio && s.audio.audioLevel > bestLevel && !(p && p.audioMuted)) {
-      best = peerId;
-      bestLevel = s.audio.audioLevel;
-    }
-  }
-  for (const [peerId, t] of tiles) t.el.classList.toggle('speaking', peerId === best);
-}, 500);
+// ---------------------------------------------------------------- active speaker
+
+/**
+ * `activeSpeaker`: the participant the media server hears as the dominant speaker (from
+ * the audio levels every browser sends); its tile is highlighted until another one is.
+ */
+function onActiveSpeaker(msg) {
+  state.activeSpeaker = msg.peerId;
+  for (const [peerId, t] of tiles) t.el.classList.toggle('speaking', peerId === msg.peerId);
+}
 
 // ---------------------------------------------------------------- start
 

@@ -24,6 +24,7 @@ use crate::router::negotiate::{KeyframeCodec, ProducerStream, StreamIdExtensions
 use crate::router::rtx_buffer::RetransmissionBuffer;
 use crate::router::{ConsumerKey, TransportKey};
 use crate::rtcp::ReportBlock;
+use crate::rtp::audio_level::{AudioLevel, AudioLevels};
 use crate::rtp::rtx::unwrap_rtx;
 use crate::rtp::{is_h264_keyframe, is_vp8_keyframe, RtpHeader};
 use crate::stats::{DropReason, Traffic};
@@ -92,6 +93,8 @@ pub struct Producer {
     app_data: Value,
     /// The score last reported (the best of the encodings').
     score: u8,
+    /// The publisher's audio levels (RFC 6464), for active-speaker detection.
+    audio_levels: AudioLevels,
 }
 
 impl Producer {
@@ -106,6 +109,7 @@ impl Producer {
             })
         };
         let uses_fir = !accepts("nack", "pli") && accepts("ccm", "fir");
+        let audio_levels = AudioLevels::new(p.kind, &p.rtp_parameters);
         let video = p.kind == MediaKind::Video;
         let nack = p.stream.nack;
         let encodings = p
@@ -130,6 +134,7 @@ impl Producer {
             consumers: Vec::new(),
             app_data: p.app_data,
             score: 0,
+            audio_levels,
         }
     }
 
@@ -394,6 +399,12 @@ impl Producer {
         }))
     }
 
+    /// The publisher's audio levels, read from each packet it forwards
+    /// (`worker::rtp_observers`).
+    pub fn audio_levels_mut(&mut self) -> &mut AudioLevels {
+        &mut self.audio_levels
+    }
+
     /// The packets of layer `layer` kept for answering consumers' NACKs (video
     /// producers).
     pub fn retransmission_buffer(&self, layer: u8) -> Option<&RetransmissionBuffer> {
@@ -511,6 +522,7 @@ impl Producer {
                 .enumerate()
                 .map(|(i, e)| e.stats(i as u8, now))
                 .collect(),
+            audio_level: self.audio_levels.last().map(AudioLevel::dbov),
         }
     }
 }

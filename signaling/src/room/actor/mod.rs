@@ -5,6 +5,7 @@
 mod layers;
 mod publish;
 mod restart;
+mod speaker;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -41,6 +42,8 @@ enum Entity {
     Consumer {
         peer_id: String,
     },
+    /// The room's active-speaker observer (`speaker`).
+    SpeakerObserver,
 }
 
 /// A published track.
@@ -116,6 +119,9 @@ struct Room {
     next_seq: u64,
     /// Which simulcast encodings publishers send.
     dynacast: Dynacast,
+    /// The router's active-speaker observer, and the participant it last named.
+    speaker_observer: Option<String>,
+    active_speaker: Option<String>,
 }
 
 pub(super) fn spawn(
@@ -148,6 +154,8 @@ pub(super) fn spawn(
         slow: Vec::new(),
         next_seq: 0,
         dynacast: Dynacast::default(),
+        speaker_observer: None,
+        active_speaker: None,
     };
     tokio::spawn(room.run(rx, notify_rx).instrument(span));
 }
@@ -452,6 +460,7 @@ impl Room {
         self.router_id = Some(id.to_owned());
         self.router_generation = generation;
         self.worker = Some(worker);
+        self.create_speaker_observer().await;
         Ok(())
     }
 
@@ -516,6 +525,7 @@ impl Room {
             },
         );
         let _ = reply.send(Ok(()));
+        self.active_speaker_for_newcomer(&peer_id);
         self.broadcast(&peer_id, &ServerMessage::PeerJoined { peer: info });
         let mut existing: Vec<(u64, String)> = self
             .producers
@@ -704,7 +714,7 @@ impl Room {
                 let to = peer_id.clone();
                 self.send_to(&to, consumer_score(&c, producer_score));
             }
-            Entity::Transport { .. } => {}
+            Entity::Transport { .. } | Entity::SpeakerObserver => {}
         }
     }
 
@@ -844,6 +854,7 @@ impl Room {
             return;
         };
         let peer = self.peers.remove(idx);
+        self.speaker_left(peer_id);
         self.rooms.counters().peers.fetch_sub(1, Ordering::Relaxed);
         tracing::info!(peer = %peer_id, name = %peer.name, ?how, "left");
         let own: Vec<(String, ProducerInfo)> = self
@@ -948,7 +959,10 @@ impl Room {
             return;
         };
         match (entity, n.event) {
-            (Entity::Transport { .. }, Event::RouterClose) => {
+            (Entity::SpeakerObserver, Event::DominantSpeaker { producer_id }) => {
+                self.on_dominant_speaker(&producer_id.0);
+            }
+            (Entity::Transport { .. } | Entity::SpeakerObserver, Event::RouterClose) => {
                 // Closed under us while the daemon runs on: re-create it right away.
                 let generation = self.router_generation.saturating_sub(1);
                 self.drop_media("the media server closed this room's router", generation);

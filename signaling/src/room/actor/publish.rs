@@ -128,6 +128,9 @@ impl Room {
                 _ => server_error(&e),
             })?;
             let producer_id = created.producer_id.0;
+            if p.kind == MediaKind::Audio {
+                self.observe_speaker(&producer_id).await;
+            }
             let info = ProducerInfo {
                 producer_id: producer_id.clone(),
                 kind: p.kind,

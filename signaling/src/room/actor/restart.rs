@@ -61,6 +61,7 @@ impl Room {
         }
         self.entities.clear();
         self.producers.clear();
+        self.forget_speaker_observer();
         self.router_id = None;
         self.worker = None;
         for p in &mut self.peers {
