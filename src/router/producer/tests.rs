@@ -208,19 +208,30 @@ fn encodings_keep_their_own_stream_state() {
     assert!(!p.layer_active(2, later + ACTIVE_WINDOW));
 }
 
-/// Keyframe requests are throttled per encoding: asking for layer 1 right after
-/// layer 0 goes out at once, a second one for layer 0 waits for its throttle.
+/// Keyframe requests are per encoding: asking for layer 1 right after layer 0 goes out
+/// at once, a second one for layer 0 is served by the request on its way, repeated if
+/// no keyframe of layer 0 arrives; a keyframe of layer 0 answers it.
 #[test]
-fn keyframe_requests_are_throttled_per_encoding() {
+fn keyframe_requests_are_per_encoding() {
     let mut p = simulcast();
+    assert!(p.latch(0, 10, false));
     let t0 = Instant::now();
-    assert!(p.want_keyframe(t0, 0));
-    assert!(p.want_keyframe(t0, 1));
-    assert!(!p.want_keyframe(t0, 0));
-    assert!(p.keyframe_pending(0) && !p.keyframe_pending(1));
-    assert_eq!(p.poll_timeout(), Some(t0 + KEYFRAME_REQUEST_INTERVAL));
-    assert!(p.want_keyframe(t0 + KEYFRAME_REQUEST_INTERVAL, 0));
-    assert!(!p.want_keyframe(t0, 7), "no such layer");
+    assert!(p.want_keyframe(t0, 0, KeyframeNeed::Start));
+    assert!(p.want_keyframe(t0, 1, KeyframeNeed::Repair));
+    assert!(!p.want_keyframe(t0, 0, KeyframeNeed::Start));
+    assert_eq!(p.poll_timeout(), Some(t0 + KEYFRAME_REPEAT_FIRST));
+    let repeat = t0 + KEYFRAME_REPEAT_FIRST;
+    assert!(p.keyframe_request_due(0, repeat) && p.keyframe_request_due(1, repeat));
+    // Layer 0 is sent (active), so its repeat goes out; nobody waits for layer 1's.
+    let mut delta = packet_from(10, 96, 1);
+    delta[13] |= 0x01; // the VP8 frame tag's P bit: an interframe
+    receive_on(&mut p, repeat, delta, 0, false).expect("accepted");
+    assert!(p.poll_keyframe_request(0, repeat, true));
+    assert!(!p.poll_keyframe_request(1, repeat, false));
+    receive_on(&mut p, repeat, packet_from(10, 96, 2), 0, false).expect("accepted");
+    assert_eq!(p.poll_timeout(), None, "answered, and layer 1 forgotten");
+    assert_eq!(p.stats(repeat).encodings[0].key_frame_requests_sent, 2);
+    assert!(!p.want_keyframe(t0, 7, KeyframeNeed::Start), "no such layer");
 }
 
 /// RTX of an encoding whose media SSRC is not known yet cannot be turned back into
