@@ -231,7 +231,10 @@ fn keyframe_requests_are_per_encoding() {
     receive_on(&mut p, repeat, packet_from(10, 96, 2), 0, false).expect("accepted");
     assert_eq!(p.poll_timeout(), None, "answered, and layer 1 forgotten");
     assert_eq!(p.stats(repeat).encodings[0].key_frame_requests_sent, 2);
-    assert!(!p.want_keyframe(t0, 7, KeyframeNeed::Start), "no such layer");
+    assert!(
+        !p.want_keyframe(t0, 7, KeyframeNeed::Start),
+        "no such layer"
+    );
 }
 
 /// RTX of an encoding whose media SSRC is not known yet cannot be turned back into
