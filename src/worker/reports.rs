@@ -144,7 +144,7 @@ impl WorkerCore {
 
     /// Asks a producer's publisher for a keyframe of spatial layer `layer` (a PLI or
     /// FIR for that encoding's SSRC) for `need`, as that encoding's request state says
-    /// ([`crate::router::producer::KeyframeRequests`]): at once, served by the request
+    /// (`router::producer::KeyframeRequests`): at once, served by the request
     /// on its way, or deferred to the producer's timer, which also repeats a request no
     /// keyframe answered. Nothing while the encoding's SSRC is not known yet (nothing of
     /// it arrived, so nobody waits for its keyframe) or the publisher's transport cannot
@@ -252,6 +252,7 @@ impl WorkerCore {
             }
         }
     }
+
     /// The periodic reports of a transport: a sender report per consumer that has sent
     /// media, a receiver report covering its producers, as compound RTCP packets of at
     /// most [`MAX_RTCP_DATAGRAM`] bytes each (a subscriber with a thousand consumers

@@ -5,11 +5,12 @@
 //! A transport's deadline is the earliest of its ICE consent expiry, DTLS
 //! retransmission, next RTCP report, transport-cc feedback and REMB; a producer's the
 //! earliest of its encodings' NACKs (first request or retry) and deferred or repeated
-//! keyframe requests (`Producer::poll_timeout`). Whatever can make a deadline earlier lowers it where it
-//! happens: the packet path (a gap to NACK, transport-cc packets pending), STUN and DTLS
-//! datagrams, a keyframe request deferred or left to repeat. A control request can change any entity, so
-//! it asks for one rescan of all of them at the next timeout, which it makes due at
-//! once: control requests are rare next to packets, and one scan serves a burst of them.
+//! keyframe requests (`Producer::poll_timeout`). Whatever can make a deadline earlier
+//! lowers it where it happens: the packet path (a gap to NACK, transport-cc packets
+//! pending), STUN and DTLS datagrams, a keyframe request deferred or left to repeat. A
+//! control request can change any entity, so it asks for one rescan of all of them at
+//! the next timeout, which it makes due at once: control requests are rare next to
+//! packets, and one scan serves a burst of them.
 //!
 //! An active-speaker observer's deadline is its next comparison, none while it heard
 //! nothing but silence for a second; the packet path lowers it at the next sound
@@ -147,9 +148,9 @@ fn transport_deadline(t: &WebRtcTransport, now: Instant) -> Option<Instant> {
 impl WorkerCore {
     /// When [`Self::handle_timeout`] next has work: the earliest deadline of any
     /// transport (ICE consent, DTLS retransmission, RTCP report, transport-cc feedback,
-    /// REMB) or producer (NACK, deferred or repeated keyframe request); `None` while nothing is
-    /// scheduled. Cheap (no scan). Ask again after every input and request: they can
-    /// move it earlier. It may be early (nothing due then), never late.
+    /// REMB) or producer (NACK, deferred or repeated keyframe request); `None` while
+    /// nothing is scheduled. Cheap (no scan). Ask again after every input and request:
+    /// they can move it earlier. It may be early (nothing due then), never late.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next()

@@ -232,11 +232,6 @@ impl Encoding {
             .is_some_and(|at| at <= now)
     }
 
-    /// This stream's keyframe request state.
-    pub fn keyframe_requests(&self) -> &KeyframeRequests {
-        &self.keyframe_requests
-    }
-
     /// Keyframe requests sent for this stream (the FIR command sequence number, RFC
     /// 5104 4.3.1.1, is its low byte).
     pub fn keyframe_requests_sent(&self) -> u64 {

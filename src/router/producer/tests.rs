@@ -18,12 +18,16 @@ fn encoding(ssrc: Option<u32>, rtx_ssrc: Option<u32>, rid: Option<&str>) -> Enco
 }
 
 fn producer_with(encodings: Vec<EncodingStream>) -> Producer {
+    producer_of(encodings, RtpParameters::default())
+}
+
+fn producer_of(encodings: Vec<EncodingStream>, rtp_parameters: RtpParameters) -> Producer {
     Producer::new(ProducerParams {
         id: ProducerId("p".into()),
         router: RouterId("r".into()),
         transport: 0,
         kind: MediaKind::Video,
-        rtp_parameters: RtpParameters::default(),
+        rtp_parameters,
         stream: ProducerStream {
             encodings,
             media_pts: vec![(96, 90_000)],
@@ -270,4 +274,40 @@ fn sender_reports_and_report_blocks_are_per_encoding() {
     p.report(t0 + Duration::from_secs(1), &mut blocks);
     let ssrcs: Vec<u32> = blocks.iter().map(|b| b.ssrc).collect();
     assert_eq!(ssrcs, [10, 12], "layer 1 received nothing");
+}
+
+/// A publisher that accepts only FIR gets one, and each repeat of an unanswered request
+/// is a new command (RFC 5104 4.3.1.1 sequence number one higher): libwebrtc ignores a
+/// FIR whose number it has seen, so a repeat under the old number would not bring the
+/// keyframe that was lost.
+#[test]
+fn a_repeated_fir_is_a_new_command() {
+    let fir_only = serde_json::from_value(serde_json::json!({
+        "codecs": [{"mimeType": "video/VP8", "payloadType": 96, "clockRate": 90000,
+                    "rtcpFeedback": [{"type": "ccm", "parameter": "fir"}]}]
+    }))
+    .expect("parameters");
+    let mut p = producer_of(vec![encoding(Some(SSRC), Some(RTX_SSRC), None)], fir_only);
+    let t0 = Instant::now();
+    assert!(p.want_keyframe(t0, 0, KeyframeNeed::Start));
+    assert_eq!(p.keyframe_request_form(0), (true, 1));
+    let repeat = t0 + KEYFRAME_REPEAT_FIRST;
+    receive_on(&mut p, repeat, packet_from(SSRC, 96, 1), 0, false).expect("accepted");
+    assert_eq!(
+        p.poll_timeout(),
+        None,
+        "the packet was a keyframe: answered"
+    );
+    assert!(p.want_keyframe(repeat + KEYFRAME_REQUEST_INTERVAL, 0, KeyframeNeed::Repair));
+    let later = repeat + KEYFRAME_REQUEST_INTERVAL + KEYFRAME_REPEAT_FIRST;
+    assert!(p.keyframe_request_due(0, later));
+    let mut delta = packet_from(SSRC, 96, 2);
+    delta[13] |= 0x01;
+    receive_on(&mut p, later, delta, 0, false).expect("accepted");
+    assert!(p.poll_keyframe_request(0, later, true));
+    assert_eq!(
+        p.keyframe_request_form(0),
+        (true, 3),
+        "the repeat's own number"
+    );
 }
