@@ -16,8 +16,8 @@
 //!   joins up to that pace all start at once.
 //! - **Repeated.** A request can be lost (RTCP toward a lossy publisher) or answered by
 //!   a keyframe that is lost: with no keyframe [`KEYFRAME_REPEAT_FIRST`] after the
-//!   request, it is sent again, then at doubling intervals up to [`KEYFRAME_REPEAT_MAX`],
-//!   as long as someone waits (the producer's timer asks, `Producer::poll_keyframe_request`).
+//!   request, it is sent again, then at doubling intervals up to [`KEYFRAME_REPEAT_MAX`]
+//!   (a new need restarts the backoff), as long as someone waits (the producer's timer asks, `Producer::poll_keyframe_request`).
 //!   Each repeat is a new request (a new FIR sequence number): a publisher that got the
 //!   last one and whose keyframe was lost ignores a repeated number (libwebrtc's
 //!   `RTCPReceiver::HandleFir`). While the publisher sends nothing of the encoding, the
@@ -58,6 +58,8 @@ pub enum KeyframeNeed {
 struct Unanswered {
     /// Repeats so far (sent, or put off while the stream was idle).
     repeats: u32,
+    /// When it (or its last repeat) went out.
+    sent_at: Instant,
     /// When to repeat it.
     next: Instant,
 }
@@ -100,10 +102,12 @@ impl KeyframeRequests {
             self.send(now, false);
             return true;
         }
-        if self.unanswered.is_some() {
-            // The keyframe on its way serves this need; if none comes, the request is
-            // renewed when the interval ends (the repeat may be further off).
-            self.deferred = true;
+        if let Some(u) = self.unanswered.as_mut() {
+            // The keyframe on its way serves this need. Should none come, a new need
+            // restarts the backoff: the repeat is due a first repeat's time after the
+            // last send, not seconds later.
+            u.repeats = 0;
+            u.next = u.next.min(u.sent_at + KEYFRAME_REPEAT_FIRST);
             return false;
         }
         if need == KeyframeNeed::Start && slot_open(self.last_early, now) {
@@ -179,6 +183,7 @@ impl KeyframeRequests {
         };
         self.unanswered = Some(Unanswered {
             repeats,
+            sent_at: now,
             next: now + backoff(repeats),
         });
     }
@@ -241,6 +246,10 @@ mod tests {
         }
         assert_eq!(gaps, [500, 1000, 2000, 2000, 2000]);
         assert_eq!(k.sent(), 6);
+        // A new need restarts the backoff: the next repeat a first repeat's time after
+        // the last send, not the capped wait.
+        assert!(!k.want(at + 100 * MS, KeyframeNeed::Repair));
+        assert_eq!(k.poll_timeout(), Some(at + KEYFRAME_REPEAT_FIRST));
         k.on_keyframe();
         assert_eq!(k.poll_timeout(), None, "answered: nothing more");
         assert!(!k.unanswered());
