@@ -529,7 +529,9 @@ impl Consumer {
                 keyframe,
                 layer,
             } => {
-                if !self.active() {
+                // Not before the transport can send: a keyframe taken now would start a
+                // stream the subscriber never gets the start of.
+                if !self.active() || egress.path.is_none() {
                     return;
                 }
                 match &mut self.kind {

@@ -18,7 +18,7 @@ pub mod score;
 pub use consumer::{
     Consumer, ConsumerKind, ConsumerParams, Egress, LayerClock, Transmission, MAX_SPATIAL_LAYERS,
 };
-pub use producer::{Ingested, Producer, ProducerParams, KEYFRAME_REQUEST_INTERVAL};
+pub use producer::{Ingested, KeyframeNeed, Producer, ProducerParams, KEYFRAME_REQUEST_INTERVAL};
 
 use serde_json::Value;
 

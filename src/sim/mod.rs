@@ -22,6 +22,7 @@ mod trace;
 mod allocation_tests;
 mod churn_tests;
 mod fanout_tests;
+mod keyframe_tests;
 mod layers_tests;
 mod scenarios;
 mod simulcast_consumer_tests;
@@ -99,6 +100,11 @@ impl Sim {
 
     pub(crate) fn now(&self) -> Instant {
         self.now
+    }
+
+    /// Virtual time since the start (the trace's clock).
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.now - self.start
     }
 
     pub(crate) fn trace(&self) -> &Trace {

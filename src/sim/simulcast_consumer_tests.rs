@@ -12,7 +12,7 @@ use sfu_control::requests::{
 };
 use sfu_control::responses::{ConsumerLayers, ConsumerType};
 use str0m::format::Codec;
-use str0m::media::MediaKind;
+use str0m::media::{KeyframeRequestKind, MediaKind};
 
 use super::trace::Vp8Seen;
 use super::*;
@@ -378,4 +378,44 @@ fn losses_across_switches_are_repaired_from_the_right_encoding() {
         "{layers:?}"
     );
     assert_continuous(&got);
+}
+
+/// A subscriber's PLI asks the publisher for a keyframe of the encoding it receives
+/// only (issue 13: a weak subscriber's PLIs must not cost every layer a keyframe): of
+/// the top layer while it gets that one, of the lowest once moved down to it.
+#[test]
+fn a_subscribers_pli_asks_only_for_the_encoding_it_receives() {
+    let mut call = SimulcastCall::new(153);
+    call.frames(60);
+    let requests = |sim: &Sim| -> Vec<Option<String>> {
+        sim.trace()
+            .records()
+            .filter_map(|r| match r {
+                Record::KeyframeRequest { peer, rid, .. } if peer == "pub" => Some(rid.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let pli = |call: &mut SimulcastCall| {
+        let ssrc = call
+            .sim
+            .ok(&ConsumerGetStats::new(call.consumer.as_str()))
+            .ssrc;
+        call.sim
+            .peer(call.subscriber)
+            .request_keyframe(ssrc, KeyframeRequestKind::Pli);
+    };
+    assert_eq!(call.received().last().map(layer_of), Some(2));
+    let before = requests(&call.sim).len();
+    pli(&mut call);
+    call.frames(3);
+    assert_eq!(requests(&call.sim)[before..], [Some("f".to_owned())]);
+
+    call.prefer(0, None);
+    call.frames(30);
+    assert_eq!(call.received().last().map(layer_of), Some(0));
+    let before = requests(&call.sim).len();
+    pli(&mut call);
+    call.frames(3);
+    assert_eq!(requests(&call.sim)[before..], [Some("q".to_owned())]);
 }

@@ -118,6 +118,11 @@ impl Trace {
         self.records.iter().map(|(_, r)| r)
     }
 
+    /// The records with their times since the run's start.
+    pub(crate) fn timed_records(&self) -> impl Iterator<Item = (Duration, &Record)> + '_ {
+        self.records.iter().map(|(at, r)| (*at, r))
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.records.len()
     }

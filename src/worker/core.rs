@@ -409,20 +409,23 @@ impl WorkerCore {
         }
         self.notify(router, id, Event::DtlsStateChange { dtls_state: state });
         if state == DtlsState::Connected {
-            // Subscribers can decrypt from now on: get them a keyframe.
-            let producers: Vec<(ProducerKey, u8)> = self
+            // Subscribers can decrypt from now on: get their video consumers a keyframe,
+            // early (they have no picture, and the requests made at their creation were
+            // held back for this).
+            let starting: Vec<(ConsumerKey, u8)> = self
                 .transports
                 .get(tk)
                 .map(|t| {
                     t.consumers
                         .iter()
-                        .filter_map(|c| self.consumers.get(*c))
-                        .map(|c| (c.producer(), c.keyframe_layer()))
+                        .filter_map(|&ck| self.consumers.get(ck).map(|c| (ck, c)))
+                        .filter(|(_, c)| c.media_kind() == MediaKind::Video && c.active())
+                        .map(|(ck, c)| (ck, c.keyframe_layer()))
                         .collect()
                 })
                 .unwrap_or_default();
-            for (pk, layer) in producers {
-                self.request_keyframe(now, pk, layer, out);
+            for (ck, layer) in starting {
+                self.request_start_keyframe(now, ck, layer, out);
             }
         }
     }

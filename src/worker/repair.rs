@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use crate::batch::SendBatch;
-use crate::router::{ConsumerKey, Egress, Producer, ProducerKey};
+use crate::router::{ConsumerKey, Egress, KeyframeNeed, Producer, ProducerKey};
 use crate::rtcp;
 use crate::worker::core::{send_rtcp, WorkerCore};
 
@@ -47,7 +47,7 @@ impl WorkerCore {
         }
         self.nack_scratch = lost;
         if keyframe {
-            self.request_keyframe(now, pk, layer, out);
+            self.request_keyframe(now, pk, layer, KeyframeNeed::Repair, out);
         }
     }
 

@@ -1,12 +1,16 @@
 //! RTCP on both sides of the worker: feedback from peers (PLI, FIR, NACK, SR, RR,
-//! transport-cc) acted on, keyframe requests toward publishers (throttled), and the
-//! periodic sender and receiver reports (RFC 3550 6.4) with scores.
+//! transport-cc) acted on, keyframe requests toward publishers (per encoding:
+//! aggregated, throttled, early for a consumer that starts, repeated until answered;
+//! `router::producer::keyframe`), and the periodic sender and receiver reports (RFC 3550
+//! 6.4) with scores.
 
 use std::time::{Duration, Instant};
 
 use crate::batch::SendBatch;
 use crate::channel::Event;
-use crate::router::{ConsumerKey, Producer, ProducerKey, TransportKey};
+use crate::router::{
+    Consumer, ConsumerKey, ConsumerKind, KeyframeNeed, Producer, ProducerKey, TransportKey,
+};
 use crate::rtcp::{self, Feedback};
 use crate::stats::DropReason;
 use crate::worker::core::{send_rtcp, srtp_drop_reason, WorkerCore};
@@ -59,7 +63,7 @@ impl WorkerCore {
                 c.on_pli();
                 self.totals.pli_received += 1;
                 let (pk, layer) = (c.producer(), c.keyframe_layer());
-                self.request_keyframe(now, pk, layer, out);
+                self.request_keyframe(now, pk, layer, KeyframeNeed::Repair, out);
             }
             Feedback::Fir { media_ssrcs, .. } => {
                 let targets: Vec<ConsumerKey> = media_ssrcs
@@ -73,7 +77,7 @@ impl WorkerCore {
                     c.on_fir();
                     self.totals.fir_received += 1;
                     let (pk, layer) = (c.producer(), c.keyframe_layer());
-                    self.request_keyframe(now, pk, layer, out);
+                    self.request_keyframe(now, pk, layer, KeyframeNeed::Repair, out);
                 }
             }
             Feedback::Nack {
@@ -140,28 +144,71 @@ impl WorkerCore {
     }
 
     /// Asks a producer's publisher for a keyframe of spatial layer `layer` (a PLI or
-    /// FIR for that encoding's SSRC), at most once per
-    /// [`crate::router::KEYFRAME_REQUEST_INTERVAL`] per encoding; a request inside the
-    /// interval is deferred to the timer, not lost. Nothing while the encoding's SSRC
-    /// is not known yet (nothing of it arrived, so nobody waits for its keyframe).
+    /// FIR for that encoding's SSRC) for `need`, as that encoding's request state says
+    /// (`router::producer::KeyframeRequests`): at once, served by the request
+    /// on its way, or deferred to the producer's timer, which also repeats a request no
+    /// keyframe answered. Nothing while the encoding's SSRC is not known yet (nothing of
+    /// it arrived, so nobody waits for its keyframe) or the publisher's transport cannot
+    /// send RTCP yet (its encoder starts with a keyframe).
     pub(crate) fn request_keyframe(
         &mut self,
         now: Instant,
         pk: ProducerKey,
         layer: u8,
+        need: KeyframeNeed,
         out: &mut SendBatch,
     ) {
         let Some(p) = self.producers.get_mut(pk) else {
             return;
         };
+        let connected = self
+            .transports
+            .get(p.transport())
+            .is_some_and(|t| t.srtp_out.is_some());
+        if !connected || p.layer_ssrc(layer).is_none() {
+            return;
+        }
+        if p.want_keyframe(now, layer, need) {
+            self.send_keyframe_request(pk, layer, out);
+        }
+        // Deferred, or sent and repeated unless answered: the producer's timer.
+        self.reschedule_producer(pk);
+    }
+
+    /// A keyframe for consumer `ck`, which has no picture yet (new, resumed, or its
+    /// transport just connected): of `layer`, early if need be. Nothing while its
+    /// transport cannot send: the request made when its DTLS connects serves it, and a
+    /// keyframe before that would be wasted.
+    pub(crate) fn request_start_keyframe(
+        &mut self,
+        now: Instant,
+        ck: ConsumerKey,
+        layer: u8,
+        out: &mut SendBatch,
+    ) {
+        let Some(c) = self.consumers.get(ck) else {
+            return;
+        };
+        let sendable = self
+            .transports
+            .get(c.transport())
+            .is_some_and(|t| t.srtp_out.is_some());
+        if sendable {
+            let pk = c.producer();
+            self.request_keyframe(now, pk, layer, KeyframeNeed::Start, out);
+        }
+    }
+
+    /// Sends the producer's publisher a keyframe request for layer `layer` (the request
+    /// state has counted it): FIR when the publisher accepts only that, with the
+    /// encoding's next command sequence number, else PLI.
+    fn send_keyframe_request(&mut self, pk: ProducerKey, layer: u8, out: &mut SendBatch) {
+        let Some(p) = self.producers.get(pk) else {
+            return;
+        };
         let Some(media_ssrc) = p.layer_ssrc(layer) else {
             return;
         };
-        if !p.want_keyframe(now, layer) {
-            // Deferred: the producer's timer sends it when the throttle opens.
-            self.reschedule_producer(pk);
-            return;
-        }
         self.totals.key_frame_requests_sent += 1;
         let (use_fir, fir_seq) = p.keyframe_request_form(layer);
         let Some(t) = self.transports.get_mut(p.transport()) else {
@@ -174,6 +221,37 @@ impl WorkerCore {
             rtcp::write_pli(&mut self.scratch, t.rtcp_ssrc, media_ssrc);
         }
         send_rtcp(t, &mut self.scratch, out, &mut self.drops);
+    }
+
+    /// The producer's timer for its keyframe requests: each encoding's deferred request
+    /// or repeat that is due goes out while a consumer still waits for that keyframe.
+    pub(crate) fn keyframe_requests_due(
+        &mut self,
+        now: Instant,
+        pk: ProducerKey,
+        out: &mut SendBatch,
+    ) {
+        let layers = self.producers.get(pk).map_or(0, Producer::spatial_layers);
+        for layer in 0..layers {
+            let Some(p) = self.producers.get(pk) else {
+                return;
+            };
+            if !p.keyframe_request_due(layer, now) {
+                continue;
+            }
+            let waiting = !p.paused()
+                && p.consumers()
+                    .iter()
+                    .filter_map(|ck| self.consumers.get(*ck))
+                    .any(|c| waits_for_keyframe_of(c, layer));
+            let send = self
+                .producers
+                .get_mut(pk)
+                .is_some_and(|p| p.poll_keyframe_request(layer, now, waiting));
+            if send {
+                self.send_keyframe_request(pk, layer, out);
+            }
+        }
     }
 
     /// The periodic reports of a transport: a sender report per consumer that has sent
@@ -264,6 +342,19 @@ impl WorkerCore {
                 },
             );
         }
+    }
+}
+
+/// Whether a keyframe of spatial layer `layer` is of use to consumer `c`: it forwards
+/// (it can be asked for by a subscriber that lost its picture) or waits for that layer,
+/// and is not paused.
+fn waits_for_keyframe_of(c: &Consumer, layer: u8) -> bool {
+    if !c.active() {
+        return false;
+    }
+    match c.kind() {
+        ConsumerKind::Simple(_) => layer == 0,
+        ConsumerKind::Simulcast(s) => c.keyframe_layer() == layer || s.target().spatial == layer,
     }
 }
 

@@ -25,8 +25,8 @@ use crate::dtls::DtlsState;
 use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
 use crate::router::negotiate::{consumer_stream, validate_producer};
 use crate::router::{
-    ConnId, Consumer, ConsumerKey, ConsumerParams, Producer, ProducerKey, ProducerParams, Router,
-    TransportKey,
+    ConnId, Consumer, ConsumerKey, ConsumerKind, ConsumerParams, KeyframeNeed, Producer,
+    ProducerKey, ProducerParams, Router, TransportKey,
 };
 use crate::rtcp::remb::{RembConfig, RembEstimator};
 use crate::rtcp::twcc::TwccRecorder;
@@ -213,8 +213,9 @@ impl WorkerCore {
             }
             Method::ConsumerRequestKeyFrame => {
                 let ck = self.consumer_key(target)?;
-                if let Some(pk) = self.consumers.get(ck).map(Consumer::producer) {
-                    self.request_keyframe(now, pk, 0, out);
+                if let Some(c) = self.consumers.get(ck) {
+                    let (pk, layer) = (c.producer(), c.keyframe_layer());
+                    self.request_keyframe(now, pk, layer, KeyframeNeed::Repair, out);
                 }
                 Ok(Value::Null)
             }
@@ -579,7 +580,7 @@ impl WorkerCore {
                 c.take_keyframe_request()
                     .unwrap_or_else(|| c.keyframe_layer())
             });
-            self.request_keyframe(now, pk, layer, out);
+            self.request_start_keyframe(now, ck, layer, out);
         }
         tracing::info!(consumer = %id, producer = %d.producer_id, ssrc, "consumer created");
         Ok(response_data(&ConsumerCreated {
@@ -631,7 +632,7 @@ impl WorkerCore {
             wanted |= 1;
             for layer in 0..8u8 {
                 if wanted & (1 << layer) != 0 {
-                    self.request_keyframe(now, pk, layer, out);
+                    self.request_keyframe(now, pk, layer, KeyframeNeed::Start, out);
                 }
             }
         }
@@ -657,8 +658,7 @@ impl WorkerCore {
         }
         // Resumed (from a keyframe, see `Consumer::set_paused`): get the subscriber one.
         if !paused && c.media_kind() == MediaKind::Video && !c.producer_paused() {
-            let pk = c.producer();
-            self.request_keyframe(now, pk, 0, out);
+            self.request_start_keyframe(now, ck, 0, out);
         }
     }
 
@@ -667,9 +667,15 @@ impl WorkerCore {
     /// while it forwards, and a `layerschange` notification when its forwarded layers
     /// changed.
     pub(crate) fn follow_consumer(&mut self, now: Instant, ck: ConsumerKey, out: &mut SendBatch) {
-        let pk = self.consumers.get(ck).map(Consumer::producer);
-        if let (Some(layer), Some(pk)) = (self.consumer_changed(ck), pk) {
-            self.request_keyframe(now, pk, layer, out);
+        let Some(c) = self.consumers.get(ck) else {
+            return;
+        };
+        // One that forwards nothing yet starts (early); one that forwards switches.
+        let (pk, starts) = (c.producer(), forwards_nothing(c));
+        match self.consumer_changed(ck) {
+            Some(layer) if starts => self.request_start_keyframe(now, ck, layer, out),
+            Some(layer) => self.request_keyframe(now, pk, layer, KeyframeNeed::Repair, out),
+            None => {}
         }
     }
 
@@ -835,5 +841,14 @@ impl WorkerCore {
     pub fn transport_dtls_state(&self, id: &str) -> Option<DtlsState> {
         let tk = self.transport_ids.get(&TransportId(id.to_owned()))?;
         self.transports.get(*tk).map(|t| t.dtls.state())
+    }
+}
+
+/// Whether a consumer forwards nothing yet (a simulcast consumer before its first
+/// keyframe or after a pause; a simple one is asked only when it starts).
+fn forwards_nothing(c: &Consumer) -> bool {
+    match c.kind() {
+        ConsumerKind::Simple(_) => true,
+        ConsumerKind::Simulcast(s) => s.current().is_none(),
     }
 }

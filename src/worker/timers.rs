@@ -4,12 +4,13 @@
 //!
 //! A transport's deadline is the earliest of its ICE consent expiry, DTLS
 //! retransmission, next RTCP report, transport-cc feedback and REMB; a producer's the
-//! earliest of its encodings' NACKs (first request or retry) and deferred keyframe
-//! requests (`Producer::poll_timeout`). Whatever can make a deadline earlier lowers it where it
-//! happens: the packet path (a gap to NACK, transport-cc packets pending), STUN and DTLS
-//! datagrams, a throttled keyframe request. A control request can change any entity, so
-//! it asks for one rescan of all of them at the next timeout, which it makes due at
-//! once: control requests are rare next to packets, and one scan serves a burst of them.
+//! earliest of its encodings' NACKs (first request or retry) and deferred or repeated
+//! keyframe requests (`Producer::poll_timeout`). Whatever can make a deadline earlier
+//! lowers it where it happens: the packet path (a gap to NACK, transport-cc packets
+//! pending), STUN and DTLS datagrams, a keyframe request deferred or left to repeat. A
+//! control request can change any entity, so it asks for one rescan of all of them at
+//! the next timeout, which it makes due at once: control requests are rare next to
+//! packets, and one scan serves a burst of them.
 //!
 //! An active-speaker observer's deadline is its next comparison, none while it heard
 //! nothing but silence for a second; the packet path lowers it at the next sound
@@ -149,9 +150,9 @@ fn transport_deadline(t: &WebRtcTransport, now: Instant) -> Option<Instant> {
 impl WorkerCore {
     /// When [`Self::handle_timeout`] next has work: the earliest deadline of any
     /// transport (ICE consent, DTLS retransmission, RTCP report, transport-cc feedback,
-    /// REMB) or producer (NACK, deferred keyframe request); `None` while nothing is
-    /// scheduled. Cheap (no scan). Ask again after every input and request: they can
-    /// move it earlier. It may be early (nothing due then), never late.
+    /// REMB) or producer (NACK, deferred or repeated keyframe request); `None` while
+    /// nothing is scheduled. Cheap (no scan). Ask again after every input and request:
+    /// they can move it earlier. It may be early (nothing due then), never late.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next()
@@ -159,7 +160,7 @@ impl WorkerCore {
 
     /// Runs the timers that are due at `now` and nothing else: ICE consent, DTLS
     /// retransmissions, RTCP reports, transport-cc feedback and REMB of due transports;
-    /// NACKs and deferred keyframe requests of due producers.
+    /// NACKs and deferred or repeated keyframe requests of due producers.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut SendBatch) {
         if self.timers.rescan.is_some_and(|at| at <= now) {
             self.timers.rescan = None;
@@ -216,25 +217,17 @@ impl WorkerCore {
         self.timers.set(TimerKey::Transport(tk), at);
     }
 
-    /// Schedules a producer at what its state asks for now (a throttled keyframe
-    /// request, NACKs sent from the packet path).
+    /// Schedules a producer at what its state asks for now (a keyframe request deferred
+    /// or left to repeat, NACKs sent from the packet path).
     pub(crate) fn reschedule_producer(&mut self, pk: ProducerKey) {
         let at = self.producers.get(pk).and_then(Producer::poll_timeout);
         self.timers.set(TimerKey::Producer(pk), at);
     }
 
-    /// A producer's due work, per encoding: its deferred keyframe request, its NACKs.
+    /// A producer's due work, per encoding: its deferred or repeated keyframe
+    /// request, its NACKs.
     fn producer_timeout(&mut self, now: Instant, pk: ProducerKey, out: &mut SendBatch) {
-        let layers = self.producers.get(pk).map_or(0, Producer::spatial_layers);
-        for layer in 0..layers {
-            if self
-                .producers
-                .get(pk)
-                .is_some_and(|p| p.keyframe_pending(layer))
-            {
-                self.request_keyframe(now, pk, layer, out);
-            }
-        }
+        self.keyframe_requests_due(now, pk, out);
         self.send_nacks(now, pk, out);
     }
 }

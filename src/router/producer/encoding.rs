@@ -1,8 +1,8 @@
 //! One encoding of a producer: one RTP stream from the publisher (a simulcast layer, or
 //! the whole track when there is one) with its RTX stream. It owns everything that is
 //! per stream on the receiving side: receive statistics and score (its receiver report
-//! block), the NACK generator and retransmission buffer, the sender report mapping, the
-//! keyframe request throttle and the receive rate.
+//! block), the NACK generator and retransmission buffer, the sender report mapping, its
+//! keyframe requests toward the publisher (`keyframe`) and the receive rate.
 
 use std::time::{Duration, Instant};
 
@@ -16,11 +16,8 @@ use crate::router::score::ScoreTracker;
 use crate::rtcp::ReportBlock;
 use crate::stats::Traffic;
 
+use super::keyframe::{KeyframeNeed, KeyframeRequests};
 use super::rate::RateMeter;
-
-/// PLI/FIR toward a publisher at most this often per encoding (keyframes are
-/// expensive).
-pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 
 /// An encoding that received nothing for this long is inactive (the publisher stopped
 /// sending it: bandwidth, or the page deactivated it).
@@ -55,10 +52,8 @@ pub struct Encoding {
     /// NTP time (64-bit) and RTP time of this stream's last sender report, and when it
     /// came: consumer sender reports keep the publisher's mapping (lip-sync).
     last_sr: Option<(u64, u32, Instant)>,
-    /// Last PLI/FIR sent for this stream, and whether one waits for the throttle.
-    last_keyframe_request: Option<Instant>,
-    keyframe_pending: bool,
-    keyframe_requests_sent: u64,
+    /// PLI/FIR toward the publisher for this stream: aggregated, throttled, repeated.
+    keyframe_requests: KeyframeRequests,
     keyframes_received: u64,
     rtx_packets: u64,
     duplicates: u64,
@@ -66,8 +61,14 @@ pub struct Encoding {
 
 impl Encoding {
     /// The state of one validated encoding; `video` gives it a retransmission buffer,
-    /// `nack` a NACK generator.
-    pub fn new(stream: EncodingStream, video: bool, nack: bool) -> Self {
+    /// `nack` a NACK generator; `keyframes_detectable` (VP8, H264) lets its keyframe
+    /// requests be known answered, so aggregated and repeated.
+    pub fn new(
+        stream: EncodingStream,
+        video: bool,
+        nack: bool,
+        keyframes_detectable: bool,
+    ) -> Self {
         Self {
             ssrc: stream.ssrc,
             rtx_ssrc: stream.rtx_ssrc,
@@ -81,9 +82,7 @@ impl Encoding {
             rtx_buffer: video.then(RetransmissionBuffer::default),
             score: ScoreTracker::new(0),
             last_sr: None,
-            last_keyframe_request: None,
-            keyframe_pending: false,
-            keyframe_requests_sent: 0,
+            keyframe_requests: KeyframeRequests::new(keyframes_detectable),
             keyframes_received: 0,
             rtx_packets: 0,
             duplicates: 0,
@@ -165,9 +164,11 @@ impl Encoding {
         Receipt::New
     }
 
-    /// Counts a keyframe start received on this stream.
+    /// Counts a keyframe start received on this stream; it answers the keyframe
+    /// requests so far.
     pub fn on_keyframe(&mut self) {
         self.keyframes_received += 1;
+        self.keyframe_requests.on_keyframe();
     }
 
     /// Bits per second received over about the last second.
@@ -190,14 +191,10 @@ impl Encoding {
         self.nack.as_ref().and_then(NackGenerator::poll_timeout)
     }
 
-    /// The encoding's earliest deadline: its NACKs, or a deferred keyframe request when
-    /// the throttle opens.
+    /// The encoding's earliest deadline: its NACKs, a deferred or repeated keyframe
+    /// request.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let keyframe = self
-            .keyframe_pending
-            .then_some(self.last_keyframe_request)
-            .flatten()
-            .map(|t| t + KEYFRAME_REQUEST_INTERVAL);
+        let keyframe = self.keyframe_requests.poll_timeout();
         self.nack_deadline().into_iter().chain(keyframe).min()
     }
 
@@ -213,31 +210,32 @@ impl Encoding {
         nack.take_keyframe_request()
     }
 
-    /// Records that a keyframe is wanted. Returns true when a request should go out
-    /// now; otherwise it is due when the throttle opens ([`Self::poll_timeout`]).
-    pub fn want_keyframe(&mut self, now: Instant) -> bool {
-        let open = self
-            .last_keyframe_request
-            .is_none_or(|t| now.saturating_duration_since(t) >= KEYFRAME_REQUEST_INTERVAL);
-        if open {
-            self.last_keyframe_request = Some(now);
-            self.keyframe_pending = false;
-            self.keyframe_requests_sent += 1;
-        } else {
-            self.keyframe_pending = true;
-        }
-        open
+    /// Records that a keyframe is wanted for `need`. Returns true when a request
+    /// should go out now; otherwise the unanswered request serves it, or it is due at
+    /// [`Self::poll_timeout`] ([`KeyframeRequests::want`]).
+    pub fn want_keyframe(&mut self, now: Instant, need: KeyframeNeed) -> bool {
+        self.keyframe_requests.want(now, need)
     }
 
-    /// Whether a keyframe request waits for the throttle to open.
-    pub fn keyframe_pending(&self) -> bool {
-        self.keyframe_pending
+    /// At the producer's timer: whether a deferred or repeated keyframe request goes out
+    /// now; `waiting`: whether a consumer still waits for a keyframe of this stream. A
+    /// repeat waits while the publisher sends nothing of it ([`KeyframeRequests::poll`]).
+    pub fn poll_keyframe_request(&mut self, now: Instant, waiting: bool) -> bool {
+        let active = self.active(now);
+        self.keyframe_requests.poll(now, waiting, active)
+    }
+
+    /// Whether the keyframe requests have something due at or before `now`.
+    pub fn keyframe_request_due(&self, now: Instant) -> bool {
+        self.keyframe_requests
+            .poll_timeout()
+            .is_some_and(|at| at <= now)
     }
 
     /// Keyframe requests sent for this stream (the FIR command sequence number, RFC
     /// 5104 4.3.1.1, is its low byte).
     pub fn keyframe_requests_sent(&self) -> u64 {
-        self.keyframe_requests_sent
+        self.keyframe_requests.sent()
     }
 
     /// A sender report from the publisher for this stream.
@@ -307,7 +305,7 @@ impl Encoding {
             score: self.score(),
             nack_count: self.nack_count(),
             rtx_packets_received: self.rtx_packets,
-            key_frame_requests_sent: self.keyframe_requests_sent,
+            key_frame_requests_sent: self.keyframe_requests.sent(),
             keyframes_received: self.keyframes_received,
         }
     }

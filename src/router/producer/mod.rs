@@ -4,13 +4,15 @@
 //! or by MID/RID, `transport::latch`): RTX unwrapping (RFC 4588), then the packet's
 //! encoding (`encoding`): NACK bookkeeping and duplicate drop (RFC 4585), the
 //! retransmission buffer its consumers' NACKs are answered from, receive statistics,
-//! sender report mapping and keyframe request throttle, all per encoding. It also
+//! sender report mapping and keyframe requests toward the publisher (aggregated,
+//! throttled and repeated until answered, `keyframe`), all per encoding. It also
 //! recognises keyframes (VP8, H264).
 //!
 //! Encodings are spatial layers, index 0 the lowest (`negotiate::order_layers`). A
 //! producer with one encoding is layer 0 throughout.
 
 mod encoding;
+mod keyframe;
 mod rate;
 
 use std::time::Instant;
@@ -29,7 +31,11 @@ use crate::rtp::rtx::unwrap_rtx;
 use crate::rtp::{is_h264_keyframe, is_vp8_keyframe, RtpHeader};
 use crate::stats::{DropReason, Traffic};
 
-pub use encoding::{Encoding, Receipt, ACTIVE_WINDOW, KEYFRAME_REQUEST_INTERVAL};
+pub use encoding::{Encoding, Receipt, ACTIVE_WINDOW};
+pub use keyframe::{
+    KeyframeNeed, KeyframeRequests, KEYFRAME_REPEAT_FIRST, KEYFRAME_REPEAT_MAX,
+    KEYFRAME_REQUEST_INTERVAL,
+};
 pub use rate::RateMeter;
 
 /// What `transport.produce` establishes: who the producer is and what it sends.
@@ -112,11 +118,12 @@ impl Producer {
         let audio_levels = AudioLevels::new(p.kind, &p.rtp_parameters);
         let video = p.kind == MediaKind::Video;
         let nack = p.stream.nack;
+        let detectable = p.stream.keyframes != KeyframeCodec::None;
         let encodings = p
             .stream
             .encodings
             .into_iter()
-            .map(|e| Encoding::new(e, video, nack))
+            .map(|e| Encoding::new(e, video, nack, detectable))
             .collect();
         Self {
             id: p.id,
@@ -427,8 +434,8 @@ impl Producer {
             .is_some_and(|at| at <= now)
     }
 
-    /// The producer's earliest deadline: any encoding's NACKs or deferred keyframe
-    /// request.
+    /// The producer's earliest deadline: any encoding's NACKs, deferred or repeated
+    /// keyframe request.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.encodings
             .iter()
@@ -443,17 +450,27 @@ impl Producer {
             .is_some_and(|e| e.poll_nacks(now, lost))
     }
 
-    /// Records that a keyframe of layer `layer` is wanted. Returns true when a PLI
-    /// should go out now; otherwise it is sent by the timer when that encoding's
-    /// throttle opens.
-    pub fn want_keyframe(&mut self, now: Instant, layer: u8) -> bool {
+    /// Records that a keyframe of layer `layer` is wanted for `need`. Returns true when
+    /// a request should go out now; otherwise the request on its way serves it, or the
+    /// producer's timer sends it ([`Self::poll_keyframe_request`]).
+    pub fn want_keyframe(&mut self, now: Instant, layer: u8, need: KeyframeNeed) -> bool {
         self.encoding_mut(layer)
-            .is_some_and(|e| e.want_keyframe(now))
+            .is_some_and(|e| e.want_keyframe(now, need))
     }
 
-    /// Whether a keyframe request for layer `layer` waits for the throttle to open.
-    pub fn keyframe_pending(&self, layer: u8) -> bool {
-        self.encoding(layer).is_some_and(Encoding::keyframe_pending)
+    /// Whether layer `layer`'s keyframe requests have something due at `now` (a
+    /// deferred request, a repeat).
+    pub fn keyframe_request_due(&self, layer: u8, now: Instant) -> bool {
+        self.encoding(layer)
+            .is_some_and(|e| e.keyframe_request_due(now))
+    }
+
+    /// At the timer: whether a deferred or repeated keyframe request of layer `layer`
+    /// goes out now. `waiting`: whether a consumer still waits for that keyframe (else
+    /// the request is forgotten).
+    pub fn poll_keyframe_request(&mut self, layer: u8, now: Instant, waiting: bool) -> bool {
+        self.encoding_mut(layer)
+            .is_some_and(|e| e.poll_keyframe_request(now, waiting))
     }
 
     /// Whether keyframes are asked for with FIR rather than PLI, and the FIR command

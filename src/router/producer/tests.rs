@@ -18,12 +18,16 @@ fn encoding(ssrc: Option<u32>, rtx_ssrc: Option<u32>, rid: Option<&str>) -> Enco
 }
 
 fn producer_with(encodings: Vec<EncodingStream>) -> Producer {
+    producer_of(encodings, RtpParameters::default())
+}
+
+fn producer_of(encodings: Vec<EncodingStream>, rtp_parameters: RtpParameters) -> Producer {
     Producer::new(ProducerParams {
         id: ProducerId("p".into()),
         router: RouterId("r".into()),
         transport: 0,
         kind: MediaKind::Video,
-        rtp_parameters: RtpParameters::default(),
+        rtp_parameters,
         stream: ProducerStream {
             encodings,
             media_pts: vec![(96, 90_000)],
@@ -208,19 +212,33 @@ fn encodings_keep_their_own_stream_state() {
     assert!(!p.layer_active(2, later + ACTIVE_WINDOW));
 }
 
-/// Keyframe requests are throttled per encoding: asking for layer 1 right after
-/// layer 0 goes out at once, a second one for layer 0 waits for its throttle.
+/// Keyframe requests are per encoding: asking for layer 1 right after layer 0 goes out
+/// at once, a second one for layer 0 is served by the request on its way, repeated if
+/// no keyframe of layer 0 arrives; a keyframe of layer 0 answers it.
 #[test]
-fn keyframe_requests_are_throttled_per_encoding() {
+fn keyframe_requests_are_per_encoding() {
     let mut p = simulcast();
+    assert!(p.latch(0, 10, false));
     let t0 = Instant::now();
-    assert!(p.want_keyframe(t0, 0));
-    assert!(p.want_keyframe(t0, 1));
-    assert!(!p.want_keyframe(t0, 0));
-    assert!(p.keyframe_pending(0) && !p.keyframe_pending(1));
-    assert_eq!(p.poll_timeout(), Some(t0 + KEYFRAME_REQUEST_INTERVAL));
-    assert!(p.want_keyframe(t0 + KEYFRAME_REQUEST_INTERVAL, 0));
-    assert!(!p.want_keyframe(t0, 7), "no such layer");
+    assert!(p.want_keyframe(t0, 0, KeyframeNeed::Start));
+    assert!(p.want_keyframe(t0, 1, KeyframeNeed::Repair));
+    assert!(!p.want_keyframe(t0, 0, KeyframeNeed::Start));
+    assert_eq!(p.poll_timeout(), Some(t0 + KEYFRAME_REPEAT_FIRST));
+    let repeat = t0 + KEYFRAME_REPEAT_FIRST;
+    assert!(p.keyframe_request_due(0, repeat) && p.keyframe_request_due(1, repeat));
+    // Layer 0 is sent (active), so its repeat goes out; nobody waits for layer 1's.
+    let mut delta = packet_from(10, 96, 1);
+    delta[13] |= 0x01; // the VP8 frame tag's P bit: an interframe
+    receive_on(&mut p, repeat, delta, 0, false).expect("accepted");
+    assert!(p.poll_keyframe_request(0, repeat, true));
+    assert!(!p.poll_keyframe_request(1, repeat, false));
+    receive_on(&mut p, repeat, packet_from(10, 96, 2), 0, false).expect("accepted");
+    assert_eq!(p.poll_timeout(), None, "answered, and layer 1 forgotten");
+    assert_eq!(p.stats(repeat).encodings[0].key_frame_requests_sent, 2);
+    assert!(
+        !p.want_keyframe(t0, 7, KeyframeNeed::Start),
+        "no such layer"
+    );
 }
 
 /// RTX of an encoding whose media SSRC is not known yet cannot be turned back into
@@ -256,4 +274,40 @@ fn sender_reports_and_report_blocks_are_per_encoding() {
     p.report(t0 + Duration::from_secs(1), &mut blocks);
     let ssrcs: Vec<u32> = blocks.iter().map(|b| b.ssrc).collect();
     assert_eq!(ssrcs, [10, 12], "layer 1 received nothing");
+}
+
+/// A publisher that accepts only FIR gets one, and each repeat of an unanswered request
+/// is a new command (RFC 5104 4.3.1.1 sequence number one higher): libwebrtc ignores a
+/// FIR whose number it has seen, so a repeat under the old number would not bring the
+/// keyframe that was lost.
+#[test]
+fn a_repeated_fir_is_a_new_command() {
+    let fir_only = serde_json::from_value(serde_json::json!({
+        "codecs": [{"mimeType": "video/VP8", "payloadType": 96, "clockRate": 90000,
+                    "rtcpFeedback": [{"type": "ccm", "parameter": "fir"}]}]
+    }))
+    .expect("parameters");
+    let mut p = producer_of(vec![encoding(Some(SSRC), Some(RTX_SSRC), None)], fir_only);
+    let t0 = Instant::now();
+    assert!(p.want_keyframe(t0, 0, KeyframeNeed::Start));
+    assert_eq!(p.keyframe_request_form(0), (true, 1));
+    let repeat = t0 + KEYFRAME_REPEAT_FIRST;
+    receive_on(&mut p, repeat, packet_from(SSRC, 96, 1), 0, false).expect("accepted");
+    assert_eq!(
+        p.poll_timeout(),
+        None,
+        "the packet was a keyframe: answered"
+    );
+    assert!(p.want_keyframe(repeat + KEYFRAME_REQUEST_INTERVAL, 0, KeyframeNeed::Repair));
+    let later = repeat + KEYFRAME_REQUEST_INTERVAL + KEYFRAME_REPEAT_FIRST;
+    assert!(p.keyframe_request_due(0, later));
+    let mut delta = packet_from(SSRC, 96, 2);
+    delta[13] |= 0x01;
+    receive_on(&mut p, later, delta, 0, false).expect("accepted");
+    assert!(p.poll_keyframe_request(0, later, true));
+    assert_eq!(
+        p.keyframe_request_form(0),
+        (true, 3),
+        "the repeat's own number"
+    );
 }
