@@ -128,8 +128,8 @@ struct BenchArgs {
     #[arg(long)]
     benchmarks_md: Option<PathBuf>,
     /// Only these scenarios, comma-separated (layout names such as `fanout-1-915`, and
-    /// `capacity`, `capacity-simulcast`); all of them when absent. For before/after
-    /// comparisons of one change.
+    /// `capacity`, `capacity-simulcast`, `capacity-layers`); all of them (but
+    /// `capacity-layers`) when absent. For before/after comparisons of one change.
     #[arg(long)]
     scenarios: Option<String>,
 }
@@ -292,26 +292,29 @@ fn bench(a: BenchArgs) -> Result<(), String> {
         let v = bench::capacity(k, &o, "capacity", Layout::fanout, start, max, 0.1, trials);
         write(&a.out, &format!("capacity-{}", k.name()), &v)?;
     }
-    // The same search with the simulcast publisher: subscribers spread over its layers.
-    if kinds.contains(&Kind::Sfu) && wants("capacity-simulcast") {
+    // The same search with the simulcast publisher (subscribers spread over its layers),
+    // and with its baseline (the same streams as single-layer producers); the baseline's
+    // only when named, not in the full or smoke run.
+    let layered = [
+        ("capacity-simulcast", VideoShape::Simulcast),
+        ("capacity-layers", VideoShape::Layers),
+    ];
+    for (name, shape) in layered {
+        let named = wanted.as_ref().is_some_and(|w| w.contains(&name));
+        if !kinds.contains(&Kind::Sfu)
+            || !(named || (shape == VideoShape::Simulcast && wants(name)))
+        {
+            continue;
+        }
         let (start, max, trials) = if a.smoke {
             (6, 12, (1, 0))
         } else {
             (500, 5000, (6, 4))
         };
-        eprintln!("== capacity-simulcast on sfu");
-        let layout = |n| Layout::layered(n, VideoShape::Simulcast);
-        let v = bench::capacity(
-            Kind::Sfu,
-            &o,
-            "capacity-simulcast",
-            layout,
-            start,
-            max,
-            0.1,
-            trials,
-        );
-        write(&a.out, "capacity-simulcast-sfu", &v)?;
+        eprintln!("== {name} on sfu");
+        let layout = |n| Layout::layered(n, shape);
+        let v = bench::capacity(Kind::Sfu, &o, name, layout, start, max, 0.1, trials);
+        write(&a.out, &format!("{name}-sfu"), &v)?;
     }
     let ok = report_cmd(ReportArgs {
         results: a.out.clone(),
@@ -325,7 +328,7 @@ fn bench(a: BenchArgs) -> Result<(), String> {
 }
 
 /// The capacity searches `--scenarios` may name.
-const CAPACITY: [&str; 2] = ["capacity", "capacity-simulcast"];
+const CAPACITY: [&str; 3] = ["capacity", "capacity-simulcast", "capacity-layers"];
 
 fn report_cmd(a: ReportArgs) -> Result<(), String> {
     let results = report::load(&a.results)?;

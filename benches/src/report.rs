@@ -244,8 +244,8 @@ pub(crate) fn simulcast_table(results: &[(String, Value)]) -> String {
             continue;
         };
         if s.is_empty() {
-            s += "| subscribers | out pps (simulcast / baseline) | target CPU % | CPU us per forwarded packet | simulcast / baseline | in-daemon p50 / p99 (us) | loss |\n\
-                  |---:|---:|---:|---:|---:|---:|---:|\n";
+            s += "| subscribers | out pps (simulcast / baseline) | target CPU % | CPU us per forwarded packet | simulcast / baseline | in-daemon p50 / p99 (us), simulcast | in-daemon p50 / p99 (us), baseline | loss |\n\
+                  |---:|---:|---:|---:|---:|---:|---:|---:|\n";
         }
         let us = |r: &Value| cpu_us_per_packet(r).map_or("-".into(), |x| format!("{x:.3}"));
         let ratio = match (cpu_us_per_packet(sim), cpu_us_per_packet(base)) {
@@ -253,7 +253,7 @@ pub(crate) fn simulcast_table(results: &[(String, Value)]) -> String {
             _ => "-".into(),
         };
         s += &format!(
-            "| {n} | {} / {} | {} / {} | {} / {} | {ratio} | {} / {} | {:.3}% / {:.3}% |\n",
+            "| {n} | {} / {} | {} / {} | {} / {} | {ratio} | {} | {} | {:.3}% / {:.3}% |\n",
             int(&sim["delivered_out_pps"]),
             int(&base["delivered_out_pps"]),
             f(&sim["target_cpu_pct"], 0),
@@ -270,18 +270,23 @@ pub(crate) fn simulcast_table(results: &[(String, Value)]) -> String {
         if !s.is_empty() {
             s += "\n";
         }
-        s += "| capacity (one publisher) | subscribers (5 ms criterion) | out pps at capacity | target CPU % |\n|---|---:|---:|---:|\n";
+        s += "| capacity (one publisher) | subscribers (5 ms criterion) | out pps at capacity | target CPU % | CPU us per forwarded packet |\n|---|---:|---:|---:|---:|\n";
         for (name, r) in [
             ("simulcast, 3 layers", Some(c)),
+            (
+                "baseline: 3 single-layer producers",
+                find("capacity-layers"),
+            ),
             ("single layer, 1 Mbit/s", find("capacity")),
         ] {
             let Some(r) = r else { continue };
             s += &format!(
-                "| {name} | **{}** ({}) | {} | {} |\n",
+                "| {name} | **{}** ({}) | {} | {} | {} |\n",
                 int(&r["capacity_subscribers_relaxed"]),
                 int(&r["capacity_subscribers"]),
                 int(&r["delivered_out_pps"]),
                 f(&r["target_cpu_pct"], 0),
+                cpu_us_per_packet(r).map_or("-".into(), |x| format!("{x:.3}")),
             );
         }
     }
