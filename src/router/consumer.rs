@@ -37,6 +37,7 @@ use crate::rtp::extension::{
     insert_extension_u16, remap_extensions, set_extension_u16, ExtensionMap, MAX_EXTENSION_GROWTH,
 };
 use crate::rtp::munger::SeqTsMunger;
+use crate::rtp::red;
 use crate::rtp::rtx::{wrap_rtx, OSN_LEN};
 use crate::rtp::{rewrite, RtpHeader};
 use crate::stats::{DropReason, Traffic};
@@ -117,6 +118,9 @@ pub struct Consumer {
     rtp_parameters: RtpParameters,
     /// Producer payload type -> ours; [`NO_PT`] = not negotiated (dropped).
     pt_map: [u8; 128],
+    /// The producer's RED payload type when the subscriber did not negotiate RED
+    /// (RFC 2198): such packets go out as their primary block; [`NO_PT`] = none.
+    red_unwrap: u8,
     ext_map: ExtensionMap,
     clock_rate: u32,
     paused: bool,
@@ -191,6 +195,7 @@ impl Consumer {
             transport: p.transport,
             ssrc: p.ssrc,
             pt_map: pt_table(&p.stream.pt_map),
+            red_unwrap: p.stream.red_unwrap.unwrap_or(NO_PT),
             ext_map,
             clock_rate: p.stream.clock_rate,
             paused: p.paused,
@@ -514,11 +519,26 @@ impl Consumer {
     ) {
         // Which packets go out, and how they are numbered: by the kind's policy when
         // forwarded, as first sent when retransmitted.
-        let out_pt = self
-            .pt_map
-            .get(usize::from(hdr.payload_type))
-            .copied()
-            .unwrap_or(NO_PT);
+        let pt_of = |pt: u8| self.pt_map.get(usize::from(pt)).copied().unwrap_or(NO_PT);
+        // What is copied after the header: the payload with its padding, or, for RED
+        // toward a subscriber without it, the primary block alone (the redundant
+        // blocks only repeat earlier packets).
+        let (out_pt, body) = if hdr.payload_type == self.red_unwrap {
+            let Ok(block) = red::primary_block(hdr.payload(pkt)) else {
+                return drop_outgoing(
+                    egress.transport_drops,
+                    egress.worker_drops,
+                    DropReason::Malformed,
+                );
+            };
+            let at = hdr.header_len;
+            (
+                pt_of(block.payload_type),
+                at + block.range.start..at + block.range.end,
+            )
+        } else {
+            (pt_of(hdr.payload_type), hdr.header_len..pkt.len())
+        };
         if out_pt == NO_PT {
             return;
         }
@@ -588,7 +608,10 @@ impl Consumer {
             return;
         };
         let (dest, srtp, out) = (*dest, &mut **srtp, &mut *egress.out);
-        let len = pkt.len();
+        let (Some(head), Some(body)) = (pkt.get(..hdr.header_len), pkt.get(body)) else {
+            return;
+        };
+        let len = head.len() + body.len();
         let rtx_room = match how {
             Transmission::Forward { .. } => 0,
             Transmission::Retransmit { .. } => OSN_LEN,
@@ -603,7 +626,24 @@ impl Consumer {
                 DropReason::ProtectFailed,
             );
         };
-        dst.copy_from_slice(pkt);
+        let (dst_head, dst_body) = dst.split_at_mut(head.len());
+        dst_head.copy_from_slice(head);
+        dst_body.copy_from_slice(body);
+        // An unwrapped RED packet leaves its padding behind: the copy has none.
+        let unwrapped_hdr;
+        let hdr = if len == pkt.len() {
+            hdr
+        } else {
+            if let Some(b0) = dst_head.first_mut() {
+                *b0 &= !0x20;
+            }
+            unwrapped_hdr = RtpHeader {
+                payload_end: len,
+                padding_len: 0,
+                ..*hdr
+            };
+            &unwrapped_hdr
+        };
         // Extensions first: a packet that cannot be remapped is dropped before the munger
         // assigns it a sequence number, so it leaves no gap.
         if remap_extensions(slot, hdr, &self.ext_map).is_err() {
@@ -772,5 +812,7 @@ fn pt_table(pt_map: &[(u8, u8)]) -> [u8; 128] {
     t
 }
 
+#[cfg(test)]
+mod red_tests;
 #[cfg(test)]
 mod tests;
