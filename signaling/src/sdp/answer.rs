@@ -112,6 +112,22 @@ fn offered_rtx<'a>(
     Some((rtx, rtx_ssrc))
 }
 
+/// The offered RED codec (RFC 2198, `audio/red`) carrying `codec` (Opus): its fmtp
+/// names that payload type for every block (`a=fmtp:63 111/111`, RFC 2198 section 5),
+/// as Chromium offers it.
+fn offered_red<'a>(m: &'a MediaSection, codec: &SdpCodec) -> Option<&'a SdpCodec> {
+    m.codecs.iter().find(|c| {
+        c.name.eq_ignore_ascii_case("red")
+            && c.clock_rate == codec.clock_rate
+            && c.channels == codec.channels
+            && !c.fmtp.trim().is_empty()
+            && c.fmtp
+                .trim()
+                .split('/')
+                .all(|pt| pt.parse::<u8>().ok() == Some(codec.pt))
+    })
+}
+
 /// Answers a send-side offer on `transport`. `session_id` identifies our side of this
 /// peer connection in `o=`.
 pub fn answer_send_offer(
@@ -238,8 +254,14 @@ pub fn answer_send_offer(
             MediaKind::Video => offered_rtx(m, codec, ssrc),
             MediaKind::Audio => None,
         };
+        // RED first: Chromium sends RED only when the answer's first codec is RED.
+        let red = match kind {
+            MediaKind::Audio => offered_red(m, codec),
+            MediaKind::Video => None,
+        };
 
-        let mut formats = vec![codec.pt.to_string()];
+        let mut formats: Vec<String> = red.map(|r| r.pt.to_string()).into_iter().collect();
+        formats.push(codec.pt.to_string());
         formats.extend(rtx.map(|(c, _)| c.pt.to_string()));
         let mut md = media_section(
             kind.as_str(),
@@ -258,6 +280,11 @@ pub fn answer_send_offer(
             md.attributes
                 .push(attr("extmap", format!("{} {}", e.id, e.uri)));
         }
+        if let Some(r) = red {
+            md.attributes.push(attr("rtpmap", rtpmap(r)));
+            md.attributes
+                .push(attr("fmtp", format!("{} {}/{}", r.pt, codec.pt, codec.pt)));
+        }
         md.attributes.push(attr("rtpmap", rtpmap(codec)));
         for fb in &feedback {
             md.attributes.push(attr("rtcp-fb", rtcp_fb(codec.pt, fb)));
@@ -275,14 +302,25 @@ pub fn answer_send_offer(
         sd.media_descriptions.push(md);
         bundle.push(mid.clone());
 
-        let mut codecs = vec![RtpCodecParameters {
+        let mut codecs: Vec<RtpCodecParameters> = red
+            .map(|r| RtpCodecParameters {
+                mime_type: r.mime(kind),
+                payload_type: r.pt,
+                clock_rate: r.clock_rate,
+                channels: r.channels,
+                parameters: CodecParameters::new(),
+                rtcp_feedback: Vec::new(),
+            })
+            .into_iter()
+            .collect();
+        codecs.push(RtpCodecParameters {
             mime_type: codec.mime(kind),
             payload_type: codec.pt,
             clock_rate: codec.clock_rate,
             channels: codec.channels,
             parameters: fmtp_to_parameters(&codec.fmtp),
             rtcp_feedback: feedback,
-        }];
+        });
         if let Some((r, _)) = rtx {
             let mut parameters = CodecParameters::new();
             parameters.insert("apt".into(), codec.pt.into());
