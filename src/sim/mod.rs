@@ -22,6 +22,7 @@ mod trace;
 mod churn_tests;
 mod fanout_tests;
 mod layers_tests;
+mod red_tests;
 mod scenarios;
 mod simulcast_consumer_tests;
 mod simulcast_tests;
