@@ -11,10 +11,12 @@
 
 mod counter_map;
 mod egress;
+mod remote_loss;
 mod simple;
 mod simulcast;
 
 pub use egress::Egress;
+pub use remote_loss::{RemoteLoss, MAX_PASSED_ON};
 pub use simple::SimpleConsumer;
 pub use simulcast::{LayerClock, Layers, SimulcastConsumer, MAX_SPATIAL_LAYERS};
 
@@ -135,6 +137,8 @@ pub struct Consumer {
     nacks_received: u64,
     rtt_ms: Option<f64>,
     fraction_lost: u8,
+    /// The subscriber's loss kept for an audio producer's publisher (its RR).
+    remote_loss: RemoteLoss,
     packets_lost_reported: u32,
     /// RTX (SSRC, payload type) when the subscriber negotiated it (RFC 4588).
     rtx: Option<(u32, u8)>,
@@ -208,6 +212,7 @@ impl Consumer {
             nacks_received: 0,
             rtt_ms: None,
             fraction_lost: 0,
+            remote_loss: RemoteLoss::default(),
             packets_lost_reported: 0,
             rtx: p.stream.rtx_pt.map(|pt| (p.rtx_ssrc, pt)),
             rtx_seq: rng.gen(),
@@ -427,8 +432,14 @@ impl Consumer {
     /// Takes a report block of the subscriber's receiver report about this stream;
     /// `now_mid` is the middle 32 bits of the NTP time now. Returns the new score when
     /// it changed.
-    pub fn on_receiver_report(&mut self, block: &ReportBlock, now_mid: u32) -> Option<u8> {
+    pub fn on_receiver_report(
+        &mut self,
+        now: Instant,
+        block: &ReportBlock,
+        now_mid: u32,
+    ) -> Option<u8> {
         self.fraction_lost = block.fraction_lost;
+        self.remote_loss.on_report(now, block.fraction_lost);
         self.packets_lost_reported = block.total_lost;
         if block.last_sr != 0 {
             // RFC 3550 6.4.1: RTT = A - LSR - DLSR, in 1/65536 s.
@@ -442,6 +453,16 @@ impl Consumer {
         let jitter_ms = f64::from(block.jitter) * 1000.0 / f64::from(self.clock_rate.max(1));
         self.score
             .update(f64::from(block.fraction_lost) / 256.0, jitter_ms)
+    }
+
+    /// The subscriber's recent loss to pass on to the publisher of an audio producer
+    /// (`remote_loss`): 0 for video (its publisher repairs by NACK and keyframes, and
+    /// does not read it) and while paused (nothing is sent to lose).
+    pub fn loss_for_publisher(&self, now: Instant) -> u8 {
+        if self.media_kind != MediaKind::Audio || !self.active() {
+            return 0;
+        }
+        self.remote_loss.passed_on(now)
     }
 
     /// What a sender report for this stream needs: the clock rate, the last forwarded
