@@ -23,6 +23,7 @@ mod churn_tests;
 mod fanout_tests;
 mod layers_tests;
 mod red_tests;
+mod repair_tests;
 mod scenarios;
 mod simulcast_consumer_tests;
 mod simulcast_tests;
