@@ -171,7 +171,7 @@ pub struct RtpEncodingParameters {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_bitrate: Option<u32>,
     /// The W3C webrtc-svc scalability mode, e.g. "L1T3": one spatial layer, three
-    /// temporal layers.
+    /// temporal layers (a simulcast consumer's encoding: "L3T3").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scalability_mode: Option<String>,
     /// How much smaller than the captured picture this encoding is (1 = full size).

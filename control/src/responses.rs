@@ -227,6 +227,33 @@ pub struct TransportStats {
     /// The REMB value sent to a publisher without transport-cc.
     pub available_incoming_bitrate: Option<u64>,
     pub transport_cc_feedback_sent: Option<u64>,
+    /// Bits/s the last allocation of `available_outgoing_bitrate` gave the consumers
+    /// (audio and the video layers chosen); with the estimate.
+    pub allocated_bitrate: Option<u64>,
+    /// What the transport's prober is doing; with the estimate.
+    pub probing: Option<ProbeStatus>,
+    /// Probe clusters sent, those that confirmed their rate, and the last one's
+    /// measured rate (bits/s).
+    pub probe_clusters: Option<u64>,
+    pub probe_clusters_succeeded: Option<u64>,
+    pub probe_bitrate: Option<u64>,
+    /// NACKed packets not resent because retransmissions had used their share of the
+    /// estimate.
+    pub retransmissions_over_budget: Option<u64>,
+}
+
+/// A subscriber transport's bandwidth prober (`transport.getStats` `probing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeStatus {
+    /// Not probing: the estimate covers what the consumers want.
+    Idle,
+    /// Sending a probe cluster (media topped up with padding).
+    Probing,
+    /// The cluster was sent; waiting for the subscriber's feedback about it.
+    Measuring,
+    /// The last probe did not confirm its rate; the next waits.
+    Backoff,
 }
 
 /// `transport.produce`.

@@ -115,7 +115,8 @@ async function measure(label, serverArgs) {
     contexts.push(pubCtx);
     const pub = await pubCtx.newPage();
     recordConsole(pub, `${label}/publisher`, logs);
-    await pub.goto(`${srv.url}/r/${room}?name=Pub`);
+    // One encoding: this measures the estimate ramping one stream up (simulcast splits it).
+    await pub.goto(`${srv.url}/r/${room}?name=Pub&simulcast=0`);
     await pub.waitForFunction(() => window.sfu.state.joined, null, { timeout: 20000 });
     const pubId = await pub.evaluate(() => window.sfu.state.peerId);
     await pub.waitForFunction(() => window.sfu.state.sendPc && window.sfu.state.sendPc.connectionState === 'connected',

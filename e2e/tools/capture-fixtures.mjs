@@ -16,10 +16,21 @@ const server = http.createServer((req, res) => {
 await new Promise((r) => server.listen(0, '127.0.0.1', r));
 const url = `http://127.0.0.1:${server.address().port}/`;
 
-const capture = async () => {
+// `simulcast`: the camera with three rid encodings, as the web client publishes it.
+const capture = async (simulcast) => {
   const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
   const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
-  for (const t of stream.getTracks()) pc.addTransceiver(t, { direction: 'sendonly', streams: [stream] });
+  for (const t of stream.getTracks()) {
+    const init = { direction: 'sendonly', streams: [stream] };
+    if (simulcast && t.kind === 'video') {
+      init.sendEncodings = [
+        { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+        { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
+        { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1500000 },
+      ];
+    }
+    pc.addTransceiver(t, init);
+  }
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
   const caps = {
@@ -38,8 +49,9 @@ const ctx = await chromium.launchPersistentContext(chromeDir, {
 });
 const page = await ctx.newPage();
 await page.goto(url);
-const c = await page.evaluate(capture);
+const c = await page.evaluate(capture, false);
 fs.writeFileSync(path.join(out, 'chromium-send-offer.sdp'), c.sdp);
+fs.writeFileSync(path.join(out, 'chromium-simulcast-offer.sdp'), (await page.evaluate(capture, true)).sdp);
 fs.writeFileSync(path.join(out, 'chromium-recv-caps.json'), JSON.stringify(c.caps, null, 1));
 await ctx.close();
 
@@ -56,8 +68,9 @@ const ff = await puppeteer.launch({
 });
 const fpage = await ff.newPage();
 await fpage.goto(url);
-const f = await fpage.evaluate(capture);
+const f = await fpage.evaluate(capture, false);
 fs.writeFileSync(path.join(out, 'firefox-send-offer.sdp'), f.sdp);
+fs.writeFileSync(path.join(out, 'firefox-simulcast-offer.sdp'), (await fpage.evaluate(capture, true)).sdp);
 fs.writeFileSync(path.join(out, 'firefox-recv-caps.json'), JSON.stringify(f.caps, null, 1));
 await ff.close();
 server.close();

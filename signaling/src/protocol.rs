@@ -3,15 +3,30 @@
 //! gets its own error code: JSON, then `type`, then the fields of that type.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::sdp::answer::MAX_SEND_TRACKS;
 use crate::sdp::capabilities::BrowserCapabilities;
+use crate::sdp::simulcast::{check_hints, EncodingHint};
 use sfu_control::params::MediaKind;
 
 /// Message types a client may send.
-pub const CLIENT_TYPES: [&str; 5] = ["join", "offer", "answer", "mute", "leave"];
+pub const CLIENT_TYPES: [&str; 7] = [
+    "join",
+    "offer",
+    "answer",
+    "mute",
+    "preferredLayers",
+    "pauseConsumer",
+    "leave",
+];
+
+/// Highest spatial or temporal layer a client may name (layers count from 0; the
+/// daemon clamps to what the producer has).
+pub const MAX_LAYER: u8 = 3;
 
 /// `join`: enter a room.
 #[derive(Debug, Clone, Deserialize)]
@@ -34,6 +49,9 @@ pub struct Offer {
     /// The epoch of the `restart` this offer follows (0, or absent, before any).
     #[serde(default)]
     pub epoch: u64,
+    /// Per mid of a simulcast m-line: the page's `sendEncodings` (SDP has no bitrates).
+    #[serde(default)]
+    pub encodings: BTreeMap<String, Vec<EncodingHint>>,
 }
 
 /// `answer`: the answer to the server's receive-side offer `offerId`.
@@ -52,6 +70,26 @@ pub struct Mute {
     pub muted: bool,
 }
 
+/// `preferredLayers`: the layers one of one's own video consumers should receive at
+/// most (the rendered size of its tile needs no more).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PreferredLayers {
+    pub consumer_id: String,
+    pub spatial_layer: u8,
+    #[serde(default)]
+    pub temporal_layer: Option<u8>,
+}
+
+/// `pauseConsumer`: stop (or restart) receiving one of one's own consumers, e.g. while
+/// its tile is hidden.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PauseConsumer {
+    pub consumer_id: String,
+    pub paused: bool,
+}
+
 /// `leave`: leave the room (the WebSocket stays open; closing it also leaves).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,6 +102,8 @@ pub enum ClientMessage {
     Offer(Offer),
     Answer(Answer),
     Mute(Mute),
+    PreferredLayers(PreferredLayers),
+    PauseConsumer(PauseConsumer),
     Leave,
 }
 
@@ -92,9 +132,26 @@ impl ClientMessage {
         };
         Ok(match kind.as_str() {
             "join" => Self::Join(serde_json::from_value(v).map_err(fields)?),
-            "offer" => Self::Offer(serde_json::from_value(v).map_err(fields)?),
+            "offer" => {
+                let offer: Offer = serde_json::from_value(v).map_err(fields)?;
+                check_hints(&offer.encodings, MAX_SEND_TRACKS).map_err(|e| {
+                    ProtocolError::new(ErrorCode::BadMessage, format!("bad \"offer\" message: {e}"))
+                })?;
+                Self::Offer(offer)
+            }
             "answer" => Self::Answer(serde_json::from_value(v).map_err(fields)?),
             "mute" => Self::Mute(serde_json::from_value(v).map_err(fields)?),
+            "preferredLayers" => {
+                let p: PreferredLayers = serde_json::from_value(v).map_err(fields)?;
+                if p.spatial_layer > MAX_LAYER || p.temporal_layer.is_some_and(|t| t > MAX_LAYER) {
+                    return Err(ProtocolError::new(
+                        ErrorCode::BadMessage,
+                        format!("bad \"preferredLayers\" message: layers are 0 to {MAX_LAYER}"),
+                    ));
+                }
+                Self::PreferredLayers(p)
+            }
+            "pauseConsumer" => Self::PauseConsumer(serde_json::from_value(v).map_err(fields)?),
             "leave" => {
                 let _: Leave = serde_json::from_value(v).map_err(fields)?;
                 Self::Leave
@@ -116,6 +173,8 @@ impl ClientMessage {
             Self::Offer(_) => "offer",
             Self::Answer(_) => "answer",
             Self::Mute(_) => "mute",
+            Self::PreferredLayers(_) => "preferredLayers",
+            Self::PauseConsumer(_) => "pauseConsumer",
             Self::Leave => "leave",
         }
     }
@@ -146,7 +205,9 @@ pub enum ErrorCode {
     BadSdp,
     /// The SDP offers no codec the server supports.
     NoCommonCodec,
-    /// Valid but not supported (simulcast, data channels...).
+    /// A `consumerId` that is not (or no longer) one of the sender's consumers.
+    NotFound,
+    /// Valid but not supported (data channels, simulcast audio...).
     Unsupported,
     /// The media transport failed (e.g. DTLS fingerprint mismatch).
     TransportFailed,
@@ -210,6 +271,13 @@ pub struct ConsumerView {
     pub producer_id: String,
     pub peer_id: String,
     pub kind: MediaKind,
+}
+
+/// One encoding of a published simulcast track, in `setEncodings`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncodingActive {
+    pub rid: String,
+    pub active: bool,
 }
 
 /// Which of a participant's two peer connections.
@@ -286,6 +354,24 @@ pub enum ServerMessage {
         score: u8,
         #[serde(skip_serializing_if = "Option::is_none")]
         producer_score: Option<u8>,
+    },
+    /// The layers a consumer of this browser now forwards (the daemon's
+    /// `layerschange`; both absent: nothing is forwarded).
+    LayersChanged {
+        consumer_id: String,
+        producer_id: String,
+        /// The publishing participant.
+        peer_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        spatial_layer: Option<u8>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        temporal_layer: Option<u8>,
+    },
+    /// Dynacast: which encodings of one's own simulcast track anyone needs; the page
+    /// sets `RTCRtpSender` encodings' `active` to match (lowest first).
+    SetEncodings {
+        producer_id: String,
+        encodings: Vec<EncodingActive>,
     },
     /// The participant the media server hears as the dominant speaker now (its
     /// active-speaker observer, from the audio levels browsers send): the page

@@ -291,6 +291,7 @@ impl Session {
                 peer_id,
                 sdp: o.sdp,
                 epoch: o.epoch,
+                encodings: o.encodings,
             },
             ClientMessage::Answer(a) => RoomCmd::Answer {
                 peer_id,
@@ -301,6 +302,17 @@ impl Session {
                 peer_id,
                 kind: m.kind,
                 muted: m.muted,
+            },
+            ClientMessage::PreferredLayers(p) => RoomCmd::PreferredLayers {
+                peer_id,
+                consumer_id: p.consumer_id,
+                spatial_layer: p.spatial_layer,
+                temporal_layer: p.temporal_layer,
+            },
+            ClientMessage::PauseConsumer(p) => RoomCmd::PauseConsumer {
+                peer_id,
+                consumer_id: p.consumer_id,
+                paused: p.paused,
             },
             ClientMessage::Leave => {
                 j.leaving = true;

@@ -69,6 +69,8 @@ fn every_server_message_example_round_trips_through_server_message() {
         "muteChanged",
         "transportState",
         "score",
+        "layersChanged",
+        "setEncodings",
         "activeSpeaker",
         "restart",
         "left",

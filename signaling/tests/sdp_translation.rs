@@ -17,6 +17,7 @@ use sfu_signaling::sdp::answer::answer_send_offer;
 use sfu_signaling::sdp::capabilities::{receive_capabilities, BrowserCapabilities, Negotiation};
 use sfu_signaling::sdp::offer::{build_recv_offer, read_recv_answer, OfferedMedia};
 use sfu_signaling::sdp::parse::{parse, Direction};
+use sfu_signaling::sdp::simulcast::EncodingHint;
 use sfu_signaling::sdp::SdpError;
 
 use common::fixture;
@@ -143,7 +144,14 @@ fn check_transport_rules(sd: &SessionDescription, setup: &str) {
 #[test]
 fn chromium_offer_is_answered() {
     let offer = parse(&fixture("chromium-send-offer.sdp")).unwrap();
-    let a = answer_send_offer(&offer, &transport(), &policy(VideoCodec::Vp8), 42).unwrap();
+    let a = answer_send_offer(
+        &offer,
+        &transport(),
+        &policy(VideoCodec::Vp8),
+        42,
+        &Default::default(),
+    )
+    .unwrap();
     let sd = reparse(&a.sdp);
     check_transport_rules(&sd, "passive");
     assert_eq!(sd.attribute("group").unwrap(), "BUNDLE 0 1");
@@ -241,7 +249,14 @@ fn chromium_offer_is_answered() {
 fn without_bandwidth_feedback_publishers_get_no_transport_cc_or_remb() {
     for name in ["chromium-send-offer.sdp", "firefox-send-offer.sdp"] {
         let offer = parse(&fixture(name)).unwrap();
-        let a = answer_send_offer(&offer, &transport(), &no_feedback(), 42).unwrap();
+        let a = answer_send_offer(
+            &offer,
+            &transport(),
+            &no_feedback(),
+            42,
+            &Default::default(),
+        )
+        .unwrap();
         check_transport_rules(&reparse(&a.sdp), "passive");
         assert!(
             !a.sdp.contains("transport-cc")
@@ -281,7 +296,14 @@ fn rtx_needs_an_fid_group_and_a_matching_apt() {
     let chromium = fixture("chromium-send-offer.sdp");
     let answer = |sdp: &str| {
         let d = parse(sdp).unwrap();
-        answer_send_offer(&d, &transport(), &policy(VideoCodec::Vp8), 1).unwrap()
+        answer_send_offer(
+            &d,
+            &transport(),
+            &policy(VideoCodec::Vp8),
+            1,
+            &Default::default(),
+        )
+        .unwrap()
     };
     // No FID group: the RTX SSRC is unknown, so RTX is not negotiated (plain NACK stays).
     let no_fid: String = chromium
@@ -310,6 +332,212 @@ fn rtx_needs_an_fid_group_and_a_matching_apt() {
     assert_eq!(a.producers[1].rtp_parameters.encodings[0].rtx, None);
 }
 
+const EXT_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+const EXT_RID: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+const EXT_RRID: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
+
+/// The web client's camera encodings (room.js), by mid.
+fn page_encodings(mid: &str) -> std::collections::BTreeMap<String, Vec<EncodingHint>> {
+    let hints = serde_json::from_value(json!([
+        {"rid": "q", "scaleResolutionDownBy": 4, "maxBitrate": 150000, "scalabilityMode": "L1T3"},
+        {"rid": "h", "scaleResolutionDownBy": 2, "maxBitrate": 500000, "scalabilityMode": "L1T3"},
+        {"rid": "f", "scaleResolutionDownBy": 1, "maxBitrate": 1500000, "scalabilityMode": "L1T3"}
+    ]))
+    .unwrap();
+    [(mid.to_owned(), hints)].into_iter().collect()
+}
+
+#[test]
+fn chromium_simulcast_offer_is_answered_with_rids_and_encodings() {
+    let offer = parse(&fixture("chromium-simulcast-offer.sdp")).unwrap();
+    for codec in [VideoCodec::Vp8, VideoCodec::H264] {
+        let a = answer_send_offer(
+            &offer,
+            &transport(),
+            &policy(codec),
+            42,
+            &page_encodings("1"),
+        )
+        .unwrap();
+        let sd = reparse(&a.sdp);
+        check_transport_rules(&sd, "passive");
+        let video = &sd.media_descriptions[1];
+        assert_eq!(attrs(video, "rid"), ["q recv", "h recv", "f recv"]);
+        assert_eq!(attrs(video, "simulcast"), ["recv q;h;f"]);
+        let ext: Vec<String> = attrs(video, "extmap");
+        for uri in [EXT_MID, EXT_RID, EXT_RRID] {
+            assert!(ext.iter().any(|e| e.ends_with(uri)), "{uri} in {ext:?}");
+        }
+        let p = &a.producers[1].rtp_parameters;
+        assert_eq!(p.mid.as_deref(), Some("1"));
+        // RTX is negotiated without an SSRC: the daemon knows it by its repaired RID.
+        assert_eq!(p.codecs.len(), 2, "{codec:?}: media + rtx");
+        assert_eq!(p.codecs[1].mime_type, "video/rtx");
+        let expected = match codec {
+            VideoCodec::H264 => "video/H264",
+            _ => "video/VP8",
+        };
+        assert_eq!(p.codecs[0].mime_type, expected);
+        let rids: Vec<_> = p
+            .encodings
+            .iter()
+            .map(|e| e.rid.as_deref().unwrap())
+            .collect();
+        assert_eq!(rids, ["q", "h", "f"]);
+        assert!(p
+            .encodings
+            .iter()
+            .all(|e| e.ssrc.is_none() && e.rtx.is_none()));
+        assert_eq!(p.encodings[0].scale_resolution_down_by, Some(4.0));
+        assert_eq!(p.encodings[2].max_bitrate, Some(1_500_000));
+        assert_eq!(p.encodings[1].scalability_mode.as_deref(), Some("L1T3"));
+        assert!(
+            p.rtcp.cname.is_some(),
+            "the audio m-line's CNAME is the connection's"
+        );
+        // The audio track is untouched: no rid extensions, one SSRC.
+        let audio = &a.producers[0].rtp_parameters;
+        assert!(audio.encodings[0].ssrc.is_some());
+        assert!(!audio.header_extensions.iter().any(|e| e.uri == EXT_RID));
+    }
+    // The produce request carries mediasoup's field names.
+    let a = answer_send_offer(
+        &offer,
+        &transport(),
+        &policy(VideoCodec::Vp8),
+        1,
+        &page_encodings("1"),
+    )
+    .unwrap();
+    let enc = serde_json::to_value(&a.producers[1].rtp_parameters.encodings[0]).unwrap();
+    assert_eq!(
+        enc,
+        json!({"rid": "q", "maxBitrate": 150000, "scalabilityMode": "L1T3", "scaleResolutionDownBy": 4.0})
+    );
+    // Without the page's word: the a=simulcast order, nothing else.
+    let a = answer_send_offer(
+        &offer,
+        &transport(),
+        &policy(VideoCodec::Vp8),
+        1,
+        &Default::default(),
+    )
+    .unwrap();
+    let enc = &a.producers[1].rtp_parameters.encodings;
+    assert_eq!(enc.len(), 3);
+    assert_eq!(enc[0].rid.as_deref(), Some("q"));
+    assert_eq!(enc[0].max_bitrate, None);
+}
+
+#[test]
+fn simulcast_needs_the_rid_extension_and_hints_must_match() {
+    let chromium = fixture("chromium-simulcast-offer.sdp");
+    let without_rid: String = chromium
+        .lines()
+        .filter(|l| !l.ends_with(EXT_RID))
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    let d = parse(&without_rid).unwrap();
+    let e = answer_send_offer(
+        &d,
+        &transport(),
+        &policy(VideoCodec::Vp8),
+        1,
+        &Default::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&e, SdpError::Unsupported(m) if m.contains(EXT_RID)),
+        "{e}"
+    );
+    // Without repaired RID, RTX has no way to be told apart: not negotiated.
+    let without_rrid: String = chromium
+        .lines()
+        .filter(|l| !l.ends_with(EXT_RRID))
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    let d = parse(&without_rrid).unwrap();
+    let a = answer_send_offer(
+        &d,
+        &transport(),
+        &policy(VideoCodec::Vp8),
+        1,
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(a.producers[1].rtp_parameters.codecs.len(), 1);
+    assert!(!a.sdp.contains("rtx/90000"));
+    // Hints for the audio m-line, or for a rid the offer does not send, are refused.
+    let d = parse(&chromium).unwrap();
+    for hints in [page_encodings("0"), page_encodings("7")] {
+        let e =
+            answer_send_offer(&d, &transport(), &policy(VideoCodec::Vp8), 1, &hints).unwrap_err();
+        assert!(matches!(e, SdpError::Invalid(_)), "{e}");
+    }
+    let two_rids = chromium
+        .replace("a=rid:f send\r\n", "")
+        .replace("send q;h;f", "send q;h");
+    let d = parse(&two_rids).unwrap();
+    let e = answer_send_offer(
+        &d,
+        &transport(),
+        &policy(VideoCodec::Vp8),
+        1,
+        &page_encodings("1"),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&e, SdpError::Invalid(m) if m.contains("rid f")),
+        "{e}"
+    );
+    // A paused rid is left out of the answer (the browser never sends it).
+    let paused = chromium.replace("send q;h;f", "send q;h;~f");
+    let d = parse(&paused).unwrap();
+    let a = answer_send_offer(
+        &d,
+        &transport(),
+        &policy(VideoCodec::Vp8),
+        1,
+        &Default::default(),
+    )
+    .unwrap();
+    assert!(a.sdp.contains("a=simulcast:recv q;h\r\n"), "{}", a.sdp);
+    assert_eq!(a.producers[1].rtp_parameters.encodings.len(), 2);
+}
+
+#[test]
+fn firefox_simulcast_offer_is_answered() {
+    let offer = parse(&fixture("firefox-simulcast-offer.sdp")).unwrap();
+    let a = answer_send_offer(
+        &offer,
+        &transport(),
+        &policy(VideoCodec::Vp8),
+        42,
+        &page_encodings("1"),
+    )
+    .unwrap();
+    let sd = reparse(&a.sdp);
+    check_transport_rules(&sd, "passive");
+    let video = &sd.media_descriptions[1];
+    assert_eq!(attrs(video, "rid"), ["q recv", "h recv", "f recv"]);
+    assert_eq!(attrs(video, "simulcast"), ["recv q;h;f"]);
+    let ext = attrs(video, "extmap");
+    // Firefox marks the RID extensions sendonly: accepted (it sends them).
+    assert!(ext.contains(&format!("9 {EXT_RID}")), "{ext:?}");
+    assert!(ext.contains(&format!("10 {EXT_RRID}")), "{ext:?}");
+    let p = &a.producers[1].rtp_parameters;
+    let rids: Vec<_> = p
+        .encodings
+        .iter()
+        .map(|e| e.rid.as_deref().unwrap())
+        .collect();
+    assert_eq!(rids, ["q", "h", "f"]);
+    // Firefox lists an SSRC per encoding, but not which rid it belongs to: RIDs decide.
+    assert!(p.encodings.iter().all(|e| e.ssrc.is_none()));
+    assert_eq!(p.codecs[1].mime_type, "video/rtx");
+    assert!(p.rtcp.cname.as_deref().is_some_and(|c| c.starts_with('{')));
+}
+
 #[test]
 fn firefox_offer_with_bundle_only_video_is_answered() {
     let offer = parse(&fixture("firefox-send-offer.sdp")).unwrap();
@@ -317,7 +545,14 @@ fn firefox_offer_with_bundle_only_video_is_answered() {
         offer.media[1].port, 0,
         "the fixture has a bundle-only m-line"
     );
-    let a = answer_send_offer(&offer, &transport(), &policy(VideoCodec::Vp8), 42).unwrap();
+    let a = answer_send_offer(
+        &offer,
+        &transport(),
+        &policy(VideoCodec::Vp8),
+        42,
+        &Default::default(),
+    )
+    .unwrap();
     let sd = reparse(&a.sdp);
     check_transport_rules(&sd, "passive");
     let [audio, video] = sd.media_descriptions.as_slice() else {
@@ -380,7 +615,14 @@ fn firefox_offer_with_bundle_only_video_is_answered() {
 #[test]
 fn preferred_video_codecs_when_offered() {
     let chromium = parse(&fixture("chromium-send-offer.sdp")).unwrap();
-    let h264 = answer_send_offer(&chromium, &transport(), &policy(VideoCodec::H264), 1).unwrap();
+    let h264 = answer_send_offer(
+        &chromium,
+        &transport(),
+        &policy(VideoCodec::H264),
+        1,
+        &Default::default(),
+    )
+    .unwrap();
     let v = &h264.producers[1].rtp_parameters.codecs[0];
     assert_eq!(
         (v.mime_type.as_str(), v.payload_type),
@@ -397,7 +639,14 @@ fn preferred_video_codecs_when_offered() {
         "the RTX codec of the chosen H264: {}",
         h264.sdp
     );
-    let vp9 = answer_send_offer(&chromium, &transport(), &policy(VideoCodec::Vp9), 1).unwrap();
+    let vp9 = answer_send_offer(
+        &chromium,
+        &transport(),
+        &policy(VideoCodec::Vp9),
+        1,
+        &Default::default(),
+    )
+    .unwrap();
     let v = &vp9.producers[1].rtp_parameters.codecs[0];
     assert_eq!(
         (v.mime_type.as_str(), v.payload_type),
@@ -406,7 +655,14 @@ fn preferred_video_codecs_when_offered() {
     );
     // Firefox has no H264 here: VP8 instead.
     let firefox = parse(&fixture("firefox-send-offer.sdp")).unwrap();
-    let ff = answer_send_offer(&firefox, &transport(), &policy(VideoCodec::H264), 1).unwrap();
+    let ff = answer_send_offer(
+        &firefox,
+        &transport(),
+        &policy(VideoCodec::H264),
+        1,
+        &Default::default(),
+    )
+    .unwrap();
     assert_eq!(
         ff.producers[1].rtp_parameters.codecs[0].mime_type,
         "video/VP8"
@@ -713,7 +969,14 @@ fn receive_offer_carries_red_first_with_its_fmtp() {
 #[test]
 fn red_only_when_offered_for_the_chosen_opus() {
     let firefox = parse(&fixture("firefox-send-offer.sdp")).unwrap();
-    let a = answer_send_offer(&firefox, &transport(), &policy(VideoCodec::Vp8), 1).unwrap();
+    let a = answer_send_offer(
+        &firefox,
+        &transport(),
+        &policy(VideoCodec::Vp8),
+        1,
+        &Default::default(),
+    )
+    .unwrap();
     let mimes: Vec<&str> = a.producers[0]
         .rtp_parameters
         .codecs
@@ -727,6 +990,7 @@ fn red_only_when_offered_for_the_chosen_opus() {
         &transport(),
         &policy(VideoCodec::Vp8),
         1,
+        &Default::default(),
     )
     .unwrap();
     assert_eq!(a.producers[0].rtp_parameters.codecs.len(), 1);
@@ -744,7 +1008,15 @@ type Expect = fn(&SdpError) -> bool;
 fn bad_offers_are_refused_with_reasons() {
     let chromium = fixture("chromium-send-offer.sdp");
     let answer = |sdp: &str| {
-        parse(sdp).and_then(|d| answer_send_offer(&d, &transport(), &policy(VideoCodec::Vp8), 1))
+        parse(sdp).and_then(|d| {
+            answer_send_offer(
+                &d,
+                &transport(),
+                &policy(VideoCodec::Vp8),
+                1,
+                &Default::default(),
+            )
+        })
     };
     let cases: Vec<(&str, String, Expect)> = vec![
         ("garbage", "hello".into(), |e| {
@@ -805,9 +1077,21 @@ fn bad_offers_are_refused_with_reasons() {
             |e| matches!(e, SdpError::Invalid(m) if m.contains("ssrc")),
         ),
         (
-            "simulcast",
-            chromium.replace("a=sendonly\r\n", "a=sendonly\r\na=simulcast:send h;l\r\n"),
-            |e| matches!(e, SdpError::Unsupported(_)),
+            "simulcast audio",
+            chromium.replacen(
+                "a=sendonly\r\n",
+                "a=sendonly\r\na=simulcast:send h;l\r\n",
+                1,
+            ),
+            |e| matches!(e, SdpError::Unsupported(m) if m.contains("simulcast audio")),
+        ),
+        (
+            "simulcast of rids without a=rid lines",
+            chromium.replace(
+                "a=rtcp-xr:rcvr-rtt=all\r\na=rtpmap:96",
+                "a=simulcast:send h;l\r\na=rtpmap:96",
+            ),
+            |e| matches!(e, SdpError::Invalid(m) if m.contains("without an a=rid:h send line")),
         ),
         (
             "recvonly",
@@ -842,16 +1126,22 @@ fn bad_offers_are_refused_with_reasons() {
 }
 
 /// Untrusted SDP never panics: every truncation and a byte flip at every position of
-/// both fixtures.
+/// every fixture (the simulcast ones with the page's encodings).
 #[test]
 fn mangled_sdp_never_panics() {
-    for name in ["chromium-send-offer.sdp", "firefox-send-offer.sdp"] {
+    for name in [
+        "chromium-send-offer.sdp",
+        "firefox-send-offer.sdp",
+        "chromium-simulcast-offer.sdp",
+        "firefox-simulcast-offer.sdp",
+    ] {
+        let hints = page_encodings("1");
         let text = fixture(name);
         let bytes = text.as_bytes();
         for cut in (0..bytes.len()).step_by(7) {
             let s = String::from_utf8_lossy(&bytes[..cut]);
             if let Ok(d) = parse(&s) {
-                let _ = answer_send_offer(&d, &transport(), &policy(VideoCodec::Vp8), 1);
+                let _ = answer_send_offer(&d, &transport(), &policy(VideoCodec::Vp8), 1, &hints);
                 let _ = read_recv_answer(&d, &[("0".into(), true), ("1".into(), true)]);
             }
         }
@@ -861,7 +1151,8 @@ fn mangled_sdp_never_panics() {
                 m[i] = b;
                 let s = String::from_utf8_lossy(&m);
                 if let Ok(d) = parse(&s) {
-                    let _ = answer_send_offer(&d, &transport(), &policy(VideoCodec::H264), 1);
+                    let _ =
+                        answer_send_offer(&d, &transport(), &policy(VideoCodec::H264), 1, &hints);
                 }
             }
         }

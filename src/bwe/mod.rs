@@ -34,9 +34,11 @@
 //! - no additive increase near convergence (GCC 5.5's "near max" mode) and no link
 //!   capacity estimate: after a decrease we climb back multiplicatively, so the
 //!   estimate saw-tooths around the capacity somewhat more than libwebrtc's;
-//! - no probing (libwebrtc's padding/RTX probe clusters) and no ALR detection:
-//!   while subscribers receive less than the path could carry, the 1.5 x delivered
-//!   cap keeps the estimate from claiming capacity that was never tested;
+//! - no ALR detection: while subscribers receive less than the path could carry,
+//!   the 1.5 x delivered cap keeps the estimate from claiming capacity that was never
+//!   tested, until a probe cluster (`probe.rs`) tests it: a cluster's measured rate,
+//!   when above the estimate and neither delay nor loss objects, becomes the estimate
+//!   at once, as libwebrtc takes a probe result;
 //! - no RTT: the decrease interval is a fixed 200 ms (libwebrtc uses the RTT,
 //!   bounded to 10-200 ms), and there is no back-off when feedback stops coming
 //!   (the estimate is held);
@@ -45,16 +47,31 @@
 //!
 //! Sans-IO: the caller passes `now` and owns the clock; nothing allocates after the
 //! first packet (the send history, [`HISTORY`] entries, is allocated then).
+//!
+//! What is done with the estimate, per subscriber transport
+//! ([`CongestionControl`], driven by `worker/congestion.rs`): `allocation.rs` shares
+//! it among the transport's video consumers' layers, `probe.rs` tests a higher rate
+//! before the allocation may use it (and measures probe clusters inside the
+//! estimator), `budget.rs` holds retransmissions to a share of it.
 
 mod acked;
+pub mod allocation;
+pub mod budget;
+pub mod control;
+pub mod probe;
 mod trendline;
 
 use std::time::{Duration, Instant};
 
+pub use allocation::{Allocation, BandwidthAllocator, LayerBitrates, Layers, VideoDemand};
+pub use budget::RetransmitBudget;
+pub use control::CongestionControl;
+pub use probe::{ProbeController, ProbeResult, ProbeState, ProbeStats};
 pub use trendline::DelayState;
 
 use crate::rtcp::twcc::TwccFeedback;
 use acked::AckedRate;
+use probe::ProbeMeasurement;
 use trendline::DelayDetector;
 
 /// Sent packets remembered per transport (a power of two): 400 ms at 10,000
@@ -172,6 +189,8 @@ pub struct SendSideEstimator {
     feedback: u64,
     unknown: u64,
     sent: u64,
+    probe: ProbeMeasurement,
+    probe_result: Option<ProbeResult>,
 }
 
 impl Default for SendSideEstimator {
@@ -205,7 +224,26 @@ impl SendSideEstimator {
             feedback: 0,
             unknown: 0,
             sent: 0,
+            probe: ProbeMeasurement::default(),
+            probe_result: None,
         }
+    }
+
+    /// Opens a probe cluster: the packets sent from now on are measured together
+    /// (`probe.rs`), until [`Self::end_probe`].
+    pub fn start_probe(&mut self) {
+        self.probe.open();
+        self.probe_result = None;
+    }
+
+    /// Closes the probe cluster; its result comes with the feedback about it.
+    pub fn end_probe(&mut self) {
+        self.probe.close();
+    }
+
+    /// The last closed cluster's result, once its feedback came (taken once).
+    pub fn take_probe_result(&mut self) -> Option<ProbeResult> {
+        self.probe_result.take()
     }
 
     /// The available-bitrate estimate, bits/s.
@@ -252,6 +290,7 @@ impl SendSideEstimator {
         self.highest_sent = Some(self.highest_sent.map_or(ext, |h| h.max(ext)));
         let sent_us =
             u64::try_from(now.saturating_duration_since(epoch).as_micros()).unwrap_or(u64::MAX);
+        self.probe.on_sent(ext, sent_us, size as u64);
         if let Some(slot) = self.history.get_mut((ext & HISTORY_MASK) as usize) {
             *slot = Sent {
                 sent_us,
@@ -262,8 +301,8 @@ impl SendSideEstimator {
         }
     }
 
-    /// Index of the record of `seq`, if we still have it.
-    fn lookup(&self, seq: u16) -> Option<usize> {
+    /// Index of the record of `seq` and its extended number, if we still have it.
+    fn lookup(&self, seq: u16) -> Option<(usize, u64)> {
         let h = self.highest_sent?;
         let ext = h.wrapping_add_signed(i64::from(seq.wrapping_sub(h as u16) as i16));
         if ext > h || h - ext >= HISTORY as u64 {
@@ -271,7 +310,7 @@ impl SendSideEstimator {
         }
         let idx = (ext & HISTORY_MASK) as usize;
         let s = self.history.get(idx)?;
-        (s.seq == seq && s.fate != Fate::Empty).then_some(idx)
+        (s.seq == seq && s.fate != Fate::Empty).then_some((idx, ext))
     }
 
     /// Processes one transport-cc feedback from the subscriber, received at `now`,
@@ -296,7 +335,7 @@ impl SendSideEstimator {
         let base_us = reference * REFERENCE_TICK_US;
 
         for (seq, arrival) in feedback.packets() {
-            let Some(idx) = self.lookup(seq) else {
+            let Some((idx, ext)) = self.lookup(seq) else {
                 self.unknown += 1;
                 continue;
             };
@@ -306,6 +345,7 @@ impl SendSideEstimator {
             match (rec.fate, arrival) {
                 (Fate::Sent, None) => {
                     rec.fate = Fate::Lost;
+                    self.probe.on_report(ext, u64::from(rec.size), None);
                     self.short_loss.add(true);
                     self.long_loss.add(true);
                 }
@@ -314,6 +354,7 @@ impl SendSideEstimator {
                         // Reported lost before, received after all.
                         self.short_loss.take_back();
                         self.long_loss.take_back();
+                        self.probe.take_back_loss(ext);
                     } else {
                         self.short_loss.add(false);
                         self.long_loss.add(false);
@@ -322,6 +363,8 @@ impl SendSideEstimator {
                     let remote_us = base_us.saturating_add(at);
                     let sent_us = i64::try_from(rec.sent_us).unwrap_or(i64::MAX);
                     self.acked.add(remote_us, u64::from(rec.size));
+                    self.probe
+                        .on_report(ext, u64::from(rec.size), Some(remote_us));
                     self.delay.on_packet(sent_us, remote_us);
                 }
                 // Already known: a re-report.
@@ -329,6 +372,24 @@ impl SendSideEstimator {
             }
         }
         self.update(now);
+        if let Some(result) = self.probe.poll_result() {
+            self.on_probe_result(result);
+        }
+    }
+
+    /// A probe cluster's measured rate raises the estimate at once when neither the
+    /// delay detector nor recent loss objects.
+    fn on_probe_result(&mut self, result: ProbeResult) {
+        self.probe_result = Some(result);
+        let Some(bps) = result.bps else { return };
+        let loss = self.loss_fraction.unwrap_or(0.0);
+        if self.delay.state().is_overusing() || loss >= LOSS_INCREASE {
+            return;
+        }
+        self.estimate = self
+            .estimate
+            .max(bps as f64)
+            .clamp(self.cfg.min_bps as f64, self.cfg.max_bps as f64);
     }
 
     fn update(&mut self, now: Instant) {

@@ -35,6 +35,10 @@ struct Sim {
     feedback: VecDeque<(u64, Vec<u8>)>,
     /// Worst queueing delay seen since the last `take_max_queue`.
     max_queue_us: u64,
+    /// The sender has no more than this to send (application-limited)...
+    app_limit_bps: Option<f64>,
+    /// ...except while it sends a probe cluster at this rate.
+    probe_bps: Option<f64>,
 }
 
 impl Sim {
@@ -55,6 +59,8 @@ impl Sim {
             in_flight: BinaryHeap::new(),
             feedback: VecDeque::new(),
             max_queue_us: 0,
+            app_limit_bps: None,
+            probe_bps: None,
         }
     }
 
@@ -67,7 +73,11 @@ impl Sim {
         self.now_us += 1000;
         let now = self.at(self.now_us);
         // Sender: paced at the estimate.
-        self.budget += self.est.estimate_bps() as f64 / 8.0 / 1000.0;
+        let rate = self.probe_bps.unwrap_or_else(|| {
+            let est = self.est.estimate_bps() as f64;
+            self.app_limit_bps.map_or(est, |l| l.min(est))
+        });
+        self.budget += rate / 8.0 / 1000.0;
         while self.budget >= PACKET as f64 {
             self.budget -= PACKET as f64;
             self.seq = self.seq.wrapping_add(1);
@@ -394,4 +404,56 @@ fn garbage_feedback_never_panics() {
         let e = est.estimate_bps();
         assert!((30_000..=100_000_000).contains(&e));
     }
+}
+
+/// Sends a 500 ms probe cluster at `bps` and runs a second more for its feedback;
+/// returns the cluster's result.
+fn probe(sim: &mut Sim, bps: f64) -> Option<ProbeResult> {
+    sim.est.start_probe();
+    sim.probe_bps = Some(bps);
+    sim.run(500);
+    sim.est.end_probe();
+    sim.probe_bps = None;
+    sim.run(1_000);
+    sim.est.take_probe_result()
+}
+
+#[test]
+fn a_probe_that_gets_through_raises_an_application_limited_estimate_at_once() {
+    let cfg = BweConfig {
+        start_bps: 300_000,
+        ..BweConfig::default()
+    };
+    let mut sim = Sim::new(cfg, 5e6);
+    sim.app_limit_bps = Some(300_000.0);
+    sim.run(10_000);
+    // Application-limited: the estimate stays near 1.5 x what is sent.
+    let before = sim.est.estimate_bps();
+    assert!(before < 600_000, "{before}");
+    let result = probe(&mut sim, 2_000_000.0).expect("a result");
+    let bps = result.bps.expect("a rate");
+    assert!((1_800_000..=2_100_000).contains(&bps), "{bps}");
+    assert!(
+        sim.est.estimate_bps() >= 1_800_000,
+        "{}",
+        sim.est.estimate_bps()
+    );
+}
+
+#[test]
+fn a_probe_into_a_bottleneck_measures_the_bottleneck_not_the_target() {
+    let mut sim = Sim::new(BweConfig::default(), 1e6);
+    sim.app_limit_bps = Some(300_000.0);
+    sim.run(10_000);
+    let result = probe(&mut sim, 2_000_000.0).expect("a result");
+    // The queue may end up flagged as overuse (then no rate is applied); a rate, if
+    // any, is the bottleneck's.
+    if let Some(bps) = result.bps {
+        assert!(bps < 1_150_000, "{bps}");
+    }
+    assert!(
+        sim.est.estimate_bps() < 1_150_000,
+        "{}",
+        sim.est.estimate_bps()
+    );
 }

@@ -11,6 +11,7 @@
 
 mod counter_map;
 mod egress;
+mod padding;
 mod remote_loss;
 mod simple;
 mod simulcast;
@@ -623,6 +624,12 @@ impl Consumer {
             let rtt = self.rtt_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0));
             if !self.limiter.allow(now, out_seq, retransmit_interval(rtt)) {
                 return;
+            }
+            // Within what the path carries (counted by the budget when not).
+            if let Some(bwe) = egress.bwe.as_ref() {
+                if !egress.rtx_budget.allow(now, bwe.estimate_bps(), pkt.len()) {
+                    return;
+                }
             }
         }
         let Some((dest, srtp)) = egress.path.as_mut() else {

@@ -33,6 +33,7 @@ pub mod audio_level;
 pub mod extension;
 mod h264;
 pub mod munger;
+pub mod padding;
 pub mod red;
 pub mod rtx;
 mod vp8;

@@ -19,6 +19,7 @@ mod net;
 mod peer;
 mod trace;
 
+mod allocation_tests;
 mod churn_tests;
 mod fanout_tests;
 mod layers_tests;

@@ -8,8 +8,8 @@ use std::time::Instant;
 use rand::Rng;
 use serde_json::Value;
 
-use crate::bwe::SendSideEstimator;
-use sfu_control::responses::{StatsType, TransportStats};
+use crate::bwe::{CongestionControl, ProbeState, SendSideEstimator};
+use sfu_control::responses::{ProbeStatus, StatsType, TransportStats};
 
 use crate::channel::params::{DtlsFingerprint, TransportTuple};
 use crate::dtls::{DtlsIdentity, DtlsOutcome, DtlsServer, DtlsState};
@@ -75,6 +75,9 @@ pub struct WebRtcTransport {
     /// negotiated the extension).
     pub twcc_out_seq: u16,
     pub bwe: Option<SendSideEstimator>,
+    /// What is done with the estimate: layer allocation, probing, the retransmission
+    /// budget (used while `bwe` is present).
+    pub cc: CongestionControl,
 }
 
 impl std::fmt::Debug for DtlsServer {
@@ -124,6 +127,7 @@ impl WebRtcTransport {
             remb: None,
             twcc_out_seq: 0,
             bwe: None,
+            cc: CongestionControl::default(),
         }
     }
 
@@ -211,6 +215,8 @@ impl WebRtcTransport {
 
     /// Stats for `transport.getStats`.
     pub fn stats(&self, local: SocketAddr) -> TransportStats {
+        // Congestion control acts only with an estimate.
+        let cc = self.bwe.as_ref().map(|_| &self.cc);
         TransportStats {
             kind: StatsType::WebrtcTransport,
             id: self.id.clone(),
@@ -232,7 +238,23 @@ impl WebRtcTransport {
             transport_cc_packets_sent: self.bwe.as_ref().map(|b| b.stats().packets_sent),
             available_incoming_bitrate: self.remb.as_ref().map(RembEstimator::estimate_bps),
             transport_cc_feedback_sent: self.twcc_in.as_ref().map(|(_, r)| r.stats().feedback_sent),
+            allocated_bitrate: cc.map(|cc| cc.allocator.allocated_bps()),
+            probing: cc.map(|cc| probe_status(cc.probe.state())),
+            probe_clusters: cc.map(|cc| cc.probe.stats().clusters),
+            probe_clusters_succeeded: cc.map(|cc| cc.probe.stats().succeeded),
+            probe_bitrate: cc.and_then(|cc| cc.probe.stats().last_result_bps),
+            retransmissions_over_budget: cc.map(|cc| cc.rtx_budget.denied()),
         }
+    }
+}
+
+/// A prober's state as the control protocol has it.
+fn probe_status(s: ProbeState) -> ProbeStatus {
+    match s {
+        ProbeState::Idle => ProbeStatus::Idle,
+        ProbeState::Probing { .. } => ProbeStatus::Probing,
+        ProbeState::Measuring { .. } => ProbeStatus::Measuring,
+        ProbeState::Backoff { .. } => ProbeStatus::Backoff,
     }
 }
 

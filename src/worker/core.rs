@@ -587,6 +587,7 @@ impl WorkerCore {
         // Feedback also goes out from the packet path; the tick covers quiet periods.
         self.send_transport_cc(now, tk, out);
         self.send_remb(now, tk, out);
+        self.congestion_control(now, tk, out);
     }
 
     /// Forgets a transport's demultiplexing entries.

@@ -4,6 +4,7 @@
 //! executor around it (`writer_queue` bounds what it holds for each control connection),
 //! `udp` its batched socket.
 
+mod congestion;
 pub mod core;
 mod fanout;
 mod feedback;

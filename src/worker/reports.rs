@@ -132,6 +132,7 @@ impl WorkerCore {
             Feedback::TransportCc(fb) => {
                 if let Some(bwe) = self.transports.get_mut(tk).and_then(|t| t.bwe.as_mut()) {
                     bwe.on_feedback(now, &fb);
+                    self.congestion_control(now, tk, out);
                 }
             }
             // REMB from subscribers, SDES, BYE, APP: nothing to act on.

@@ -569,6 +569,9 @@ impl WorkerCore {
                 t.bwe = Some(SendSideEstimator::new(BweConfig::default()));
             }
         }
+        // Its layers from the transport's allocation at once, so the first keyframe
+        // asked for is of the layer it will get.
+        self.allocate_for_new_consumer(now, tk, ck, out);
         if !d.paused && !producer_paused && kind == MediaKind::Video {
             // A new subscriber needs a keyframe to start decoding (of the layer it
             // starts with, for a simulcast consumer).

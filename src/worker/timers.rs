@@ -138,6 +138,8 @@ fn transport_deadline(t: &WebRtcTransport, now: Instant) -> Option<Instant> {
         t.connected.then_some(t.next_rtcp),
         t.twcc_in.as_ref().and_then(|(_, r)| r.poll_timeout()),
         remb,
+        // Congestion control runs only with an estimate to allocate.
+        t.bwe.as_ref().and_then(|_| t.cc.poll_timeout()),
     ]
     .into_iter()
     .flatten()

@@ -7,6 +7,7 @@
 //! (`--no-bandwidth-feedback`), [`SDP_IPV6`] (the worker's address family) and
 //! [`SDP_FIXED_MIDS`] (which offer the text answers, see [`signaling_sdp`]).
 
+use std::collections::BTreeMap;
 use std::io::Cursor;
 
 use crate::config::VideoCodec;
@@ -14,6 +15,7 @@ use crate::sdp::answer::{answer_send_offer, SendAnswer};
 use crate::sdp::capabilities::Negotiation;
 use crate::sdp::offer::read_recv_answer;
 use crate::sdp::parse::{parse, Description};
+use crate::sdp::simulcast::EncodingHint;
 use crate::sdp::SdpError;
 
 /// `--video-codec vp9` (bits 0-1 = 1).
@@ -47,7 +49,7 @@ pub fn signaling_sdp(data: &[u8]) {
         },
         bandwidth_feedback: flags & SDP_NO_FEEDBACK == 0,
     };
-    let _ = answer_offer(&desc, &policy, flags & SDP_IPV6 != 0);
+    let _ = answer_offer(&desc, &policy, flags & SDP_IPV6 != 0, &BTreeMap::new());
 
     let offered: Vec<(String, bool)> = if flags & SDP_FIXED_MIDS != 0 {
         vec![("0".into(), true), ("1".into(), true)]
@@ -79,12 +81,19 @@ pub(super) fn answer_offer(
     offer: &Description,
     policy: &Negotiation,
     ipv6: bool,
+    hints: &BTreeMap<String, Vec<EncodingHint>>,
 ) -> Result<SendAnswer, SdpError> {
     // Like publish.rs's placeholder: no fingerprint yet.
     let mut placeholder = super::transport(false);
     placeholder.dtls_parameters.fingerprints.clear();
-    let checked = answer_send_offer(offer, &placeholder, policy, 0);
-    let answered = answer_send_offer(offer, &super::transport(ipv6), policy, u32::MAX.into());
+    let checked = answer_send_offer(offer, &placeholder, policy, 0, hints);
+    let answered = answer_send_offer(
+        offer,
+        &super::transport(ipv6),
+        policy,
+        u32::MAX.into(),
+        hints,
+    );
     assert_eq!(
         checked.as_ref().err(),
         answered.as_ref().err(),

@@ -131,13 +131,21 @@ impl Session {
         match msg {
             ClientMessage::Join(j) => self.join(j),
             ClientMessage::Offer(o) => {
-                answer_offer(&parse(&o.sdp)?, &Negotiation::default(), false)?;
+                answer_offer(
+                    &parse(&o.sdp)?,
+                    &Negotiation::default(),
+                    false,
+                    &o.encodings,
+                )?;
                 self.report.published += 1;
                 Ok(())
             }
             ClientMessage::Answer(a) => self.answer(a.offer_id, &a.sdp),
             // What these do is daemon requests and room bookkeeping, nothing to run here.
-            ClientMessage::Mute(_) | ClientMessage::Leave => Ok(()),
+            ClientMessage::Mute(_)
+            | ClientMessage::PreferredLayers(_)
+            | ClientMessage::PauseConsumer(_)
+            | ClientMessage::Leave => Ok(()),
         }
     }
 
@@ -267,6 +275,10 @@ impl Session {
             rtp,
             resumed: false,
             score: 10,
+            hidden: false,
+            preferred_spatial: None,
+            preferred_temporal: None,
+            simulcast: false,
         });
         // The room asks the daemon for a consumer at next_mid() (room/actor/mod.rs).
         assert_eq!(assigned, mid, "the consumer got another mid than announced");

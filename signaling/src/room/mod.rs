@@ -4,9 +4,10 @@
 //! reach it through channels.
 
 mod actor;
+pub mod dynacast;
 pub mod recv;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -17,6 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::daemon::Daemon;
 use crate::protocol::{ErrorCode, ProtocolError, ServerMessage};
 use crate::sdp::capabilities::Negotiation;
+use crate::sdp::simulcast::EncodingHint;
 use sfu_control::params::{MediaKind, RtpCapabilities};
 
 /// Commands queued per room; a session waits when its room is this far behind.
@@ -51,6 +53,8 @@ pub enum RoomCmd {
         sdp: String,
         /// The `restart` epoch the offer answers (0 before any).
         epoch: u64,
+        /// The page's simulcast encodings by mid (checked).
+        encodings: BTreeMap<String, Vec<EncodingHint>>,
     },
     Answer {
         peer_id: String,
@@ -61,6 +65,19 @@ pub enum RoomCmd {
         peer_id: String,
         kind: MediaKind,
         muted: bool,
+    },
+    /// The most a video consumer of the participant should receive.
+    PreferredLayers {
+        peer_id: String,
+        consumer_id: String,
+        spatial_layer: u8,
+        temporal_layer: Option<u8>,
+    },
+    /// The participant pauses (or resumes) one of its consumers (its tile is hidden).
+    PauseConsumer {
+        peer_id: String,
+        consumer_id: String,
+        paused: bool,
     },
     /// Explicit leave (`explicit`: the session stays and waits for `left`) or the
     /// WebSocket closed.

@@ -24,10 +24,18 @@ pub struct ConsumerSlot {
     pub peer_id: String,
     pub kind: MediaKind,
     pub rtp: RtpParameters,
-    /// Resumed after the browser's answer that first included it.
+    /// The browser's answer that first included it arrived (and it was resumed unless
+    /// `hidden`).
     pub resumed: bool,
     /// The daemon's last consumer score (0-10; a consumer starts at 10, as in mediasoup).
     pub score: u8,
+    /// Paused by its page (`pauseConsumer`: its tile is hidden).
+    pub hidden: bool,
+    /// The layers its page asked for (`preferredLayers`), if it did.
+    pub preferred_spatial: Option<u8>,
+    pub preferred_temporal: Option<u8>,
+    /// A simulcast consumer (the daemon takes preferred layers for it).
+    pub simulcast: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -351,6 +359,10 @@ mod tests {
             rtp: RtpParameters::default(),
             resumed: false,
             score: 10,
+            hidden: false,
+            preferred_spatial: None,
+            preferred_temporal: None,
+            simulcast: false,
         }
     }
 

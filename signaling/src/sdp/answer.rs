@@ -1,11 +1,14 @@
 //! The send side: a browser's offer of its tracks -> our answer and the
 //! `transport.produce` parameters of each track.
 
+use std::collections::BTreeMap;
+
 use super::capabilities::{
-    choose_send_codec, supported_summary, Negotiation, EXT_TRANSPORT_CC, FB_REMB, FB_TRANSPORT_CC,
-    SEND_EXTENSIONS, VIDEO_FEEDBACK,
+    choose_send_codec, supported_summary, Negotiation, EXT_MID, EXT_REPAIRED_RID, EXT_RID,
+    EXT_TRANSPORT_CC, FB_REMB, FB_TRANSPORT_CC, SEND_EXTENSIONS, VIDEO_FEEDBACK,
 };
 use super::parse::{fmtp_to_parameters, Description, Direction, MediaSection, SdpCodec};
+use super::simulcast::{simulcast_encodings, EncodingHint};
 use super::{attr, flag, media_port, media_section, push_candidates, session, SdpError};
 use sfu_control::params::{
     CodecParameters, DtlsParameters, DtlsRole, MediaKind, RtcpFeedback, RtcpParameters,
@@ -95,21 +98,25 @@ fn accepted_feedback(
         })
 }
 
-/// The offered RTX codec repairing `codec` (RFC 4588: `a=fmtp:<pt> apt=<codec pt>`) and
-/// the RTX SSRC of the m-line's FID group, when the browser offers both: without the
-/// SSRC the daemon could not tell RTX packets from unknown ones.
-fn offered_rtx<'a>(
-    m: &'a MediaSection,
-    codec: &SdpCodec,
-    ssrc: u32,
-) -> Option<(&'a SdpCodec, u32)> {
-    let rtx = m.codecs.iter().find(|c| {
+/// The offered RTX codec repairing `codec` (RFC 4588: `a=fmtp:<pt> apt=<codec pt>`).
+fn offered_rtx<'a>(m: &'a MediaSection, codec: &SdpCodec) -> Option<&'a SdpCodec> {
+    m.codecs.iter().find(|c| {
         c.name.eq_ignore_ascii_case("rtx")
             && c.clock_rate == codec.clock_rate
             && c.param("apt").and_then(|a| a.trim().parse::<u8>().ok()) == Some(codec.pt)
-    })?;
-    let rtx_ssrc = m.rtx_ssrc(ssrc)?;
-    Some((rtx, rtx_ssrc))
+    })
+}
+
+/// How the daemon will know a track's packets.
+enum Streams {
+    /// One SSRC (the first of an FID group) and the RTX SSRC of that group, if any.
+    Ssrc { ssrc: u32, rtx_ssrc: Option<u32> },
+    /// RID simulcast: the accepted rids in the offer's order (for the answer) and the
+    /// encodings, lowest first; the daemon learns the SSRCs from MID and RID.
+    Simulcast {
+        rids: Vec<String>,
+        encodings: Vec<RtpEncodingParameters>,
+    },
 }
 
 /// The offered RED codec (RFC 2198, `audio/red`) carrying `codec` (Opus): its fmtp
@@ -129,12 +136,15 @@ fn offered_red<'a>(m: &'a MediaSection, codec: &SdpCodec) -> Option<&'a SdpCodec
 }
 
 /// Answers a send-side offer on `transport`. `session_id` identifies our side of this
-/// peer connection in `o=`.
+/// peer connection in `o=`. `hints`: what the page said of the encodings of its
+/// simulcast m-lines, by mid (checked by [`super::simulcast::check_hints`]); every mid
+/// named must be a simulcast m-line of this offer.
 pub fn answer_send_offer(
     offer: &Description,
     transport: &TransportCreated,
     policy: &Negotiation,
     session_id: u64,
+    hints: &BTreeMap<String, Vec<EncodingHint>>,
 ) -> Result<SendAnswer, SdpError> {
     if offer.media.is_empty() {
         return Err(SdpError::Invalid("the offer has no m-line".into()));
@@ -145,6 +155,24 @@ pub fn answer_send_offer(
             offer.media.len()
         )));
     }
+    if let Some(mid) = hints.keys().find(|mid| {
+        !offer
+            .media
+            .iter()
+            .any(|m| m.mid.as_ref() == Some(*mid) && m.simulcast.is_some())
+    }) {
+        let shown: String = mid.chars().take(32).collect();
+        return Err(SdpError::Invalid(format!(
+            "encodings given for mid {shown:?}, which is no simulcast m-line of the offer"
+        )));
+    }
+    // The CNAME is the peer connection's: an m-line without a=ssrc lines (Chromium's
+    // simulcast) shares the one of the others.
+    let any_cname = offer
+        .media
+        .iter()
+        .flat_map(|m| m.ssrcs.iter())
+        .find_map(|(_, a)| a.strip_prefix("cname:"));
     let mut sd = session(session_id, 1);
     let mut producers = Vec::new();
     let mut bundle = Vec::new();
@@ -193,22 +221,38 @@ pub fn answer_send_offer(
                 "{where_} does not send: the send side's m-lines must be sendonly"
             )));
         }
-        if m.simulcast {
-            return Err(SdpError::Unsupported(format!(
-                "{where_}: simulcast is not supported"
-            )));
-        }
         let codec = choose_send_codec(kind, &m.codecs, policy.video_codec).ok_or_else(|| {
             SdpError::NoCommonCodec(format!(
                 "{where_} offers none of {}",
                 supported_summary(kind)
             ))
         })?;
-        let ssrc = m.primary_ssrc().ok_or_else(|| {
-            SdpError::Invalid(format!(
-                "{where_} has no a=ssrc: the server needs the SSRC of the track"
-            ))
-        })?;
+        let streams = match (&m.simulcast, kind) {
+            (Some(_), MediaKind::Audio) => {
+                return Err(SdpError::Unsupported(format!("{where_}: simulcast audio")))
+            }
+            (Some(send), MediaKind::Video) => {
+                let (rids, encodings) = simulcast_encodings(
+                    &where_,
+                    send,
+                    &m.rids,
+                    hints.get(&mid).map(Vec::as_slice),
+                )?;
+                Streams::Simulcast { rids, encodings }
+            }
+            (None, _) => {
+                let ssrc = m.primary_ssrc().ok_or_else(|| {
+                    SdpError::Invalid(format!(
+                        "{where_} has no a=ssrc: the server needs the SSRC of the track"
+                    ))
+                })?;
+                Streams::Ssrc {
+                    ssrc,
+                    rtx_ssrc: m.rtx_ssrc(ssrc),
+                }
+            }
+        };
+        let simulcast = matches!(streams, Streams::Simulcast { .. });
         let d = client_dtls(offer, m, true)?;
         match &dtls {
             None => dtls = Some(d),
@@ -233,6 +277,7 @@ pub fn answer_send_offer(
                     .any(|(k, uri)| *k == kind && e.uri == *uri)
             })
             .filter(|e| policy.bandwidth_feedback || e.uri != EXT_TRANSPORT_CC)
+            .filter(|e| simulcast || (e.uri != EXT_RID && e.uri != EXT_REPAIRED_RID))
             .fold(
                 Vec::new(),
                 |mut out: Vec<RtpHeaderExtensionParameters>, e| {
@@ -248,11 +293,24 @@ pub fn answer_send_offer(
                     out
                 },
             );
-        let transport_cc = extensions.iter().any(|e| e.uri == EXT_TRANSPORT_CC);
+        let has_ext = |uri: &str| extensions.iter().any(|e| e.uri == uri);
+        if simulcast && !(has_ext(EXT_MID) && has_ext(EXT_RID)) {
+            return Err(SdpError::Unsupported(format!(
+                "{where_}: simulcast needs the {EXT_MID} and {EXT_RID} header extensions"
+            )));
+        }
+        let transport_cc = has_ext(EXT_TRANSPORT_CC);
         let feedback = accepted_feedback(kind, codec, transport_cc, policy);
-        let rtx = match kind {
-            MediaKind::Video => offered_rtx(m, codec, ssrc),
-            MediaKind::Audio => None,
+        // RTX needs a way to tell its packets apart: the FID group's SSRC, or for
+        // simulcast the repaired-RID extension.
+        let rtx = match (&streams, kind) {
+            (_, MediaKind::Audio) => None,
+            (Streams::Ssrc { rtx_ssrc, .. }, MediaKind::Video) => {
+                rtx_ssrc.and_then(|_| offered_rtx(m, codec))
+            }
+            (Streams::Simulcast { .. }, MediaKind::Video) => {
+                offered_rtx(m, codec).filter(|_| has_ext(EXT_REPAIRED_RID))
+            }
         };
         // RED first: Chromium sends RED only when the answer's first codec is RED.
         let red = match kind {
@@ -262,7 +320,7 @@ pub fn answer_send_offer(
 
         let mut formats: Vec<String> = red.map(|r| r.pt.to_string()).into_iter().collect();
         formats.push(codec.pt.to_string());
-        formats.extend(rtx.map(|(c, _)| c.pt.to_string()));
+        formats.extend(rtx.map(|c| c.pt.to_string()));
         let mut md = media_section(
             kind.as_str(),
             media_port(transport),
@@ -293,10 +351,17 @@ pub fn answer_send_offer(
             md.attributes
                 .push(attr("fmtp", format!("{} {}", codec.pt, codec.fmtp)));
         }
-        if let Some((r, _)) = rtx {
+        if let Some(r) = rtx {
             md.attributes.push(attr("rtpmap", rtpmap(r)));
             md.attributes
                 .push(attr("fmtp", format!("{} apt={}", r.pt, codec.pt)));
+        }
+        if let Streams::Simulcast { rids, .. } = &streams {
+            for rid in rids {
+                md.attributes.push(attr("rid", format!("{rid} recv")));
+            }
+            md.attributes
+                .push(attr("simulcast", format!("recv {}", rids.join(";"))));
         }
         push_candidates(&mut md, transport);
         sd.media_descriptions.push(md);
@@ -321,7 +386,7 @@ pub fn answer_send_offer(
             parameters: fmtp_to_parameters(&codec.fmtp),
             rtcp_feedback: feedback,
         });
-        if let Some((r, _)) = rtx {
+        if let Some(r) = rtx {
             let mut parameters = CodecParameters::new();
             parameters.insert("apt".into(), codec.pt.into());
             codecs.push(RtpCodecParameters {
@@ -333,19 +398,26 @@ pub fn answer_send_offer(
                 rtcp_feedback: Vec::new(),
             });
         }
+        let (encodings, cname) = match streams {
+            Streams::Ssrc { ssrc, rtx_ssrc } => (
+                vec![RtpEncodingParameters {
+                    ssrc: Some(ssrc),
+                    rtx: rtx.and(rtx_ssrc).map(|ssrc| RtxParameters { ssrc }),
+                    ..RtpEncodingParameters::default()
+                }],
+                m.cname(ssrc),
+            ),
+            Streams::Simulcast { encodings, .. } => (encodings, any_cname),
+        };
         producers.push(ProduceParams {
             kind,
             rtp_parameters: RtpParameters {
                 mid: Some(mid),
                 codecs,
                 header_extensions: extensions,
-                encodings: vec![RtpEncodingParameters {
-                    ssrc: Some(ssrc),
-                    rtx: rtx.map(|(_, ssrc)| RtxParameters { ssrc }),
-                    ..RtpEncodingParameters::default()
-                }],
+                encodings,
                 rtcp: RtcpParameters {
-                    cname: m.cname(ssrc).map(str::to_owned),
+                    cname: cname.map(str::to_owned),
                     reduced_size: m.rtcp_rsize,
                     // BUNDLE offers without rtcp-mux are refused (parse.rs).
                     mux: true,

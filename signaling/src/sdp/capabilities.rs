@@ -24,6 +24,10 @@ use sfu_control::params::{
 
 /// Header extension URIs.
 pub const EXT_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+/// RID and repaired RID (RFC 8852): which simulcast encoding a packet, or the RTX packet
+/// repairing it, belongs to. Browsers send them (with MID) until the SSRCs are known.
+pub const EXT_RID: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+pub const EXT_REPAIRED_RID: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
 pub const EXT_AUDIO_LEVEL: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 pub const EXT_VIDEO_ORIENTATION: &str = "urn:3gpp:video-orientation";
 /// Transport-wide sequence numbers (draft-holmer-rmcat-transport-wide-cc-extensions-01):
@@ -63,14 +67,17 @@ impl Default for Negotiation {
 /// Header extensions accepted from publishers: MID (BUNDLE demultiplexing by the
 /// browser's own rules), audio level and video orientation (forwarded to subscribers);
 /// transport-wide-cc only with bandwidth feedback (the daemon reads it and sends
-/// transport-cc feedback; it is never forwarded).
-pub const SEND_EXTENSIONS: [(MediaKind, &str); 6] = [
+/// transport-cc feedback; it is never forwarded); RID and repaired RID on simulcast
+/// m-lines only (the daemon tells the encodings apart by them).
+pub const SEND_EXTENSIONS: [(MediaKind, &str); 8] = [
     (MediaKind::Audio, EXT_MID),
     (MediaKind::Audio, EXT_AUDIO_LEVEL),
     (MediaKind::Audio, EXT_TRANSPORT_CC),
     (MediaKind::Video, EXT_MID),
     (MediaKind::Video, EXT_VIDEO_ORIENTATION),
     (MediaKind::Video, EXT_TRANSPORT_CC),
+    (MediaKind::Video, EXT_RID),
+    (MediaKind::Video, EXT_REPAIRED_RID),
 ];
 
 /// Header extensions offered to subscribers, with their fixed ids (`None`: both kinds;

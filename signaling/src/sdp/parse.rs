@@ -7,6 +7,7 @@ use std::io::Cursor;
 use sdp::SessionDescription;
 use serde_json::Value;
 
+use super::simulcast::{parse_rid, parse_simulcast, RidLine, SimulcastStream, MAX_RID_LINES};
 use super::SdpError;
 use sfu_control::params::{CodecParameters, DtlsFingerprint, MediaKind};
 
@@ -115,7 +116,10 @@ pub struct MediaSection {
     pub ssrc_groups: Vec<(String, Vec<u32>)>,
     pub rtcp_mux: bool,
     pub rtcp_rsize: bool,
-    pub simulcast: bool,
+    /// `a=rid` lines (RFC 8851), in order.
+    pub rids: Vec<RidLine>,
+    /// The send streams of `a=simulcast` (RFC 8853), when there is one.
+    pub simulcast: Option<Vec<SimulcastStream>>,
     pub fingerprints: Vec<DtlsFingerprint>,
     pub setup: Option<String>,
 }
@@ -281,7 +285,8 @@ pub fn parse(text: &str) -> Result<Description, SdpError> {
             ssrc_groups: Vec::new(),
             rtcp_mux: false,
             rtcp_rsize: false,
-            simulcast: false,
+            rids: Vec::new(),
+            simulcast: None,
             fingerprints: Vec::new(),
             setup: None,
         };
@@ -314,7 +319,16 @@ pub fn parse(text: &str) -> Result<Description, SdpError> {
                 "bundle-only" => m.bundle_only = true,
                 "rtcp-mux" => m.rtcp_mux = true,
                 "rtcp-rsize" => m.rtcp_rsize = true,
-                "simulcast" | "rid" => m.simulcast = true,
+                "rid" => {
+                    if m.rids.len() >= MAX_RID_LINES {
+                        return Err(invalid(format!(
+                            "{}: more than {MAX_RID_LINES} a=rid lines",
+                            m.describe()
+                        )));
+                    }
+                    m.rids.push(parse_rid(v).ok_or_else(bad)?);
+                }
+                "simulcast" => m.simulcast = parse_simulcast(v).map_err(|()| bad())?,
                 "fingerprint" => m.fingerprints.push(parse_fingerprint(v)?),
                 "setup" => m.setup = Some(v.trim().to_owned()),
                 "extmap" => m.extmaps.push(parse_extmap(v).ok_or_else(bad)?),

@@ -2,6 +2,11 @@
 // - send: this browser offers its microphone and camera (sendonly), the server answers;
 // - recv: the server offers one sendonly m-line per track of the others, this browser
 //   answers; the server offers again whenever participants come and go.
+// Simulcast: the camera goes out as three encodings (q, h, f: a quarter, half and full
+// resolution), each with three temporal layers where the browser can; the server forwards
+// to each participant the layer its tile needs, pauses what a hidden tile would show, and
+// tells the publisher which encodings nobody needs (`setEncodings`). `?simulcast=0`
+// publishes a single encoding.
 // Nothing needs a reload: when the WebSocket closes (the server restarted) the page
 // reconnects with backoff and joins again under the same name; when the media server
 // restarted, the server sends `restart` and the page builds new peer connections.
@@ -19,6 +24,25 @@ const RECONNECT_MAX_MS = 5000;
 const RETRY_JOIN = new Set(['NameTaken', 'ServerError', 'RoomFull']);
 // Quality indicator: the lowest 0-10 score that lights each of its bars.
 const QUALITY_BARS = [1, 4, 7, 9];
+// The camera's simulcast encodings, lowest first: for 720p 320x180, 640x360 and 1280x720.
+// The bitrates suit those sizes. A smaller camera sends the top ones only (see
+// simulcastLayers): for 640x480, h and f (320x240 and 640x480).
+const CAMERA_ENCODINGS = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1500000 },
+];
+const TEMPORAL_MODE = 'L1T3';
+// Before the server said which layer a tile receives: a tile up to this many CSS pixels
+// high needs spatial layer 0, 1; higher ones layer 2.
+const LAYER_HEIGHTS = [180, 360];
+// A layer this much smaller than its tile still looks sharp enough (a little upscaling).
+const LAYER_SLACK = 0.9;
+// Tiles' width : height, and the gap between them (CSS pixels, as style.css).
+const TILE_ASPECT = 4 / 3;
+const TILE_GAP = 10;
+// How often each tile's received layer and bitrate are measured.
+const TILE_STATS_MS = 1000;
 
 const params = new URLSearchParams(location.search);
 const room = decodeURIComponent(location.pathname.split('/')[2] || '');
@@ -63,6 +87,18 @@ const state = {
    */
   scores: new Map(),
   ownScores: {},
+  /** Simulcast on this page (`?simulcast=0`: off; off too once the server refused it). */
+  simulcast: params.get('simulcast') !== '0',
+  /** One's own producers from the server's `answer`: producerId -> {producerId, kind, mid}. */
+  producers: new Map(),
+  /** From `setEncodings`: producerId -> {rid: active}. */
+  sendEncodings: {},
+  /** What this page asked for each consumer: consumerId -> {spatialLayer, paused}. */
+  layerRequests: new Map(),
+  /** From `layersChanged`: consumerId -> {spatialLayer, temporalLayer} (null: none). */
+  layers: new Map(),
+  /** Measured per other participant's video: peerId -> {consumerId, spatialLayer, temporalLayer, kbps, width, height}. */
+  received: new Map(),
   errors: [],
   /** The media server's dominant speaker (`activeSpeaker`), whose tile is highlighted. */
   activeSpeaker: null,
@@ -134,12 +170,16 @@ function tileFor(peerId, name, self = false) {
     quality.append(bar);
   }
   label.append(quality, nameEl, badges);
-  el.append(video, avatar, audio, label);
+  const layer = document.createElement('div');
+  layer.className = 'layer';
+  el.append(video, avatar, audio, label, layer);
   if (self) el.classList.add('self');
   if (peerId === state.activeSpeaker) el.classList.add('speaking');
   $('grid').append(el);
-  t = { el, video, audio, badges, avatar, quality, self };
+  t = { el, video, audio, badges, avatar, quality, layer, self, height: null, onScreen: null };
   tiles.set(peerId, t);
+  fitGrid();
+  if (!self) watchTile(t);
   updateTile(peerId);
   return t;
 }
@@ -202,8 +242,10 @@ function removeTile(peerId) {
   if (!t) return;
   t.video.srcObject = null;
   t.audio.srcObject = null;
+  unwatchTile(t);
   t.el.remove();
   tiles.delete(peerId);
+  fitGrid();
 }
 
 function hasTrack(kind) {
@@ -357,6 +399,11 @@ function closePeerConnections() {
   state.transports = { send: {}, recv: {} };
   state.scores.clear();
   state.ownScores = {};
+  state.producers.clear();
+  state.sendEncodings = {};
+  state.layerRequests.clear();
+  state.layers.clear();
+  state.received.clear();
   for (const [id, t] of tiles) {
     if (t.self) continue;
     t.video.srcObject = null;
@@ -375,7 +422,7 @@ function resetCall() {
 async function handle(msg) {
   switch (msg.type) {
     case 'joined': return onJoined(msg);
-    case 'answer': return state.sendPc && state.sendPc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+    case 'answer': return onAnswer(msg);
     case 'offer': return onOffer(msg);
     case 'peerJoined':
       state.peers.set(msg.peer.peerId, msg.peer);
@@ -384,6 +431,7 @@ async function handle(msg) {
     case 'peerLeft':
       state.peers.delete(msg.peerId);
       state.scores.delete(msg.peerId);
+      state.received.delete(msg.peerId);
       removeTile(msg.peerId);
       return undefined;
     case 'producerAdded':
@@ -400,6 +448,8 @@ async function handle(msg) {
       setStatus();
       return undefined;
     case 'score': return onScore(msg);
+    case 'layersChanged': return onLayersChanged(msg);
+    case 'setEncodings': return onSetEncodings(msg);
     case 'activeSpeaker': return onActiveSpeaker(msg);
     case 'restart': return onRestart(msg);
     case 'left': return onLeft();
@@ -424,6 +474,19 @@ function onScore(msg) {
 }
 
 function onError(msg) {
+  if (msg.inReplyTo === 'offer' && msg.code === 'Unsupported' && state.simulcast && state.sendPc) {
+    // A server without simulcast: publish a single encoding instead.
+    console.warn(`simulcast refused (${msg.message}): publishing one encoding`);
+    state.simulcast = false;
+    state.sendPc.close();
+    state.sendPc = null;
+    return state.localStream ? publish() : undefined;
+  }
+  if ((msg.inReplyTo === 'preferredLayers' || msg.inReplyTo === 'pauseConsumer') && msg.code === 'NotFound') {
+    // The consumer closed while the request was on its way: nothing to do.
+    console.debug(`${msg.inReplyTo}: ${msg.message}`);
+    return undefined;
+  }
   if (!state.joined && msg.inReplyTo === 'join' && state.everJoined && RETRY_JOIN.has(msg.code)) {
     // Rejoining after a reconnection: try again shortly (closing reconnects).
     state.ws.close();
@@ -496,12 +559,109 @@ async function publish() {
   state.sendPc = pc;
   pc.onconnectionstatechange = setStatus;
   for (const track of state.localStream.getTracks()) {
-    pc.addTransceiver(track, { direction: 'sendonly', streams: [state.localStream] });
+    addSendTransceiver(pc, track, { direction: 'sendonly', streams: [state.localStream] });
   }
   await pc.setLocalDescription(await pc.createOffer());
   // A restart may have come while the browser worked: this connection is stale then.
   if (state.sendPc !== pc) return;
-  send({ type: 'offer', sdp: pc.localDescription.sdp, epoch: state.epoch });
+  const msg = { type: 'offer', sdp: pc.localDescription.sdp, epoch: state.epoch };
+  // SDP has no bitrates or scales: the server learns them here, by mid.
+  const encodings = {};
+  for (const tr of pc.getTransceivers()) {
+    const list = simulcastEncodings(tr);
+    if (list && tr.mid) encodings[tr.mid] = list;
+  }
+  if (Object.keys(encodings).length) msg.encodings = encodings;
+  send(msg);
+}
+
+/**
+ * Whether to ask for temporal layers (L1T3): unless the browser lists VP8's scalability
+ * modes without it. (Chromium lists none yet takes L1T3; a browser that refuses it makes
+ * addTransceiver throw, and the page tries again without.)
+ */
+function temporalLayersSupported() {
+  const caps = window.RTCRtpSender && RTCRtpSender.getCapabilities && RTCRtpSender.getCapabilities('video');
+  const vp8 = caps && caps.codecs.find((c) => /\/vp8$/i.test(c.mimeType));
+  return !vp8 || !Array.isArray(vp8.scalabilityModes) || vp8.scalabilityModes.includes(TEMPORAL_MODE);
+}
+
+/**
+ * How many simulcast layers a camera of this size gets: what Chromium's encoder sends at
+ * most (3 from 960x540 on, 2 from 480x270, else 1; it drops the top layers beyond that, so
+ * asking for more would lose the full-size picture). Unknown size: all.
+ */
+function simulcastLayers(track) {
+  const { width = 0, height = 0 } = track.getSettings ? track.getSettings() : {};
+  const pixels = width * height;
+  if (!pixels || pixels >= 960 * 540) return CAMERA_ENCODINGS.length;
+  return pixels >= 480 * 270 ? 2 : 1;
+}
+
+/** The camera as simulcast (with temporal layers where supported), falling back step by step. */
+function addSendTransceiver(pc, track, init) {
+  const layers = track.kind === 'video' && state.simulcast ? simulcastLayers(track) : 1;
+  if (layers > 1) {
+    const encodings = CAMERA_ENCODINGS.slice(CAMERA_ENCODINGS.length - layers);
+    const tries = temporalLayersSupported()
+      ? [encodings.map((e) => ({ ...e, scalabilityMode: TEMPORAL_MODE })), encodings]
+      : [encodings];
+    for (const sendEncodings of tries) {
+      try {
+        return pc.addTransceiver(track, { ...init, sendEncodings: sendEncodings.map((e) => ({ ...e })) });
+      } catch (e) {
+        console.warn(`simulcast encodings refused by the browser: ${e}`);
+      }
+    }
+  }
+  return pc.addTransceiver(track, init);
+}
+
+/** A transceiver's simulcast encodings as the offer message describes them, or null. */
+function simulcastEncodings(tr) {
+  const encs = tr.sender.getParameters().encodings || [];
+  if (encs.length < 2 || !encs.every((e) => typeof e.rid === 'string')) return null;
+  return encs.map((e) => {
+    const out = { rid: e.rid };
+    if (Number.isFinite(e.maxBitrate) && e.maxBitrate > 0) out.maxBitrate = Math.round(e.maxBitrate);
+    if (Number.isFinite(e.scaleResolutionDownBy) && e.scaleResolutionDownBy >= 1) out.scaleResolutionDownBy = e.scaleResolutionDownBy;
+    if (e.scalabilityMode === TEMPORAL_MODE) out.scalabilityMode = e.scalabilityMode;
+    return out;
+  });
+}
+
+async function onAnswer(msg) {
+  if (!state.sendPc) return;
+  const pc = state.sendPc;
+  for (const p of msg.producers || []) state.producers.set(p.producerId, p);
+  await pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+  for (const p of msg.producers || []) {
+    const tr = pc.getTransceivers().find((x) => x.mid === p.mid);
+    const encs = tr ? tr.sender.getParameters().encodings || [] : [];
+    if (encs.length > 1) state.sendEncodings[p.producerId] = Object.fromEntries(encs.map((e) => [e.rid, e.active !== false]));
+  }
+  showOwnEncodings();
+}
+
+/** Dynacast: the server says which of one's own encodings anyone needs. */
+async function onSetEncodings(msg) {
+  const p = state.producers.get(msg.producerId);
+  const pc = state.sendPc;
+  if (!p || !pc || !Array.isArray(msg.encodings)) return;
+  const tr = pc.getTransceivers().find((x) => x.mid === p.mid);
+  if (!tr) return;
+  const params = tr.sender.getParameters();
+  let changed = false;
+  for (const e of params.encodings || []) {
+    const want = msg.encodings.find((x) => x.rid === e.rid);
+    if (want && e.active !== Boolean(want.active)) {
+      e.active = Boolean(want.active);
+      changed = true;
+    }
+  }
+  if (changed) await tr.sender.setParameters(params);
+  state.sendEncodings[msg.producerId] = Object.fromEntries((params.encodings || []).map((e) => [e.rid, e.active]));
+  showOwnEncodings();
 }
 
 function recvPc() {
@@ -534,6 +694,13 @@ async function onOffer(msg) {
   for (const [mid, c] of state.consumers) {
     if (!next.has(mid)) {
       state.closedConsumers.push(c);
+      state.layerRequests.delete(c.consumerId);
+      state.layers.delete(c.consumerId);
+      const r = state.received.get(c.peerId);
+      if (r && r.consumerId === c.consumerId) {
+        state.received.delete(c.peerId);
+        showReceived(c.peerId);
+      }
       const scores = state.scores.get(c.peerId);
       if (scores && scores[c.kind] && scores[c.kind].consumerId === c.consumerId) {
         delete scores[c.kind];
@@ -554,6 +721,8 @@ async function onOffer(msg) {
   await pc.setLocalDescription(await pc.createAnswer());
   send({ type: 'answer', offerId: msg.offerId, sdp: pc.localDescription.sdp });
   state.offersAnswered += 1;
+  // New consumers get their tile's layer and visibility at once.
+  for (const peerId of tiles.keys()) syncTile(peerId);
 }
 
 function closeMedia() {
@@ -574,6 +743,187 @@ function onLeft() {
   hideBanner();
   setStatus();
 }
+
+// ---------------------------------------------------------------- layers per tile
+
+const resizeObserver = new ResizeObserver((entries) => {
+  for (const e of entries) {
+    const t = tiles.get(e.target.dataset.peerId);
+    if (!t || t.el !== e.target) continue;
+    t.height = e.contentRect.height;
+    syncTile(e.target.dataset.peerId);
+  }
+});
+
+const intersectionObserver = new IntersectionObserver((entries) => {
+  for (const e of entries) {
+    const t = tiles.get(e.target.dataset.peerId);
+    if (!t || t.el !== e.target) continue;
+    t.onScreen = e.isIntersecting;
+    syncTile(e.target.dataset.peerId);
+  }
+});
+
+document.addEventListener('visibilitychange', () => {
+  for (const peerId of tiles.keys()) syncTile(peerId);
+});
+
+function watchTile(t) {
+  resizeObserver.observe(t.el);
+  intersectionObserver.observe(t.el);
+}
+
+function unwatchTile(t) {
+  resizeObserver.unobserve(t.el);
+  intersectionObserver.unobserve(t.el);
+}
+
+/** The video consumer showing `peerId`, if any. */
+function videoConsumer(peerId) {
+  for (const c of state.consumers.values()) if (c.peerId === peerId && c.kind === 'video') return c;
+  return null;
+}
+
+/**
+ * The spatial layer a tile this many CSS pixels high needs. Once a layer is received,
+ * from its height: each layer below is half as high (as the web client publishes), so the
+ * lowest layer at least about as high as the tile is chosen (the server clamps a layer
+ * above the top to the top). Before that, fixed heights (LAYER_HEIGHTS).
+ */
+function layerForHeight(height, c) {
+  const now = c && state.layers.get(c.consumerId);
+  const r = c && state.received.get(c.peerId);
+  if (now && now.spatialLayer !== null && r && r.consumerId === c.consumerId && r.height > 0) {
+    const want = height * LAYER_SLACK;
+    let layer = 0;
+    while (layer < now.spatialLayer + 4 && r.height * 2 ** (layer - now.spatialLayer) < want) layer += 1;
+    return layer;
+  }
+  const i = LAYER_HEIGHTS.findIndex((h) => height <= h);
+  return i === -1 ? LAYER_HEIGHTS.length : i;
+}
+
+/**
+ * Lays the tiles out to fill the grid without scrolling: the column count that makes
+ * them largest at TILE_ASPECT. A smaller window makes smaller tiles (which then ask for
+ * lower layers) rather than tiles out of sight.
+ */
+function fitGrid() {
+  const grid = $('grid');
+  const n = grid.children.length;
+  const width = grid.clientWidth - 2 * TILE_GAP;
+  const height = grid.clientHeight - 2 * TILE_GAP;
+  if (!n || width <= 0 || height <= 0) return;
+  let best = { cols: 1, tile: 0 };
+  for (let cols = 1; cols <= n; cols += 1) {
+    const rows = Math.ceil(n / cols);
+    const w = Math.min((width - (cols - 1) * TILE_GAP) / cols, ((height - (rows - 1) * TILE_GAP) / rows) * TILE_ASPECT);
+    if (w > best.tile) best = { cols, tile: w };
+  }
+  const px = `${Math.max(40, Math.floor(best.tile))}px`;
+  grid.style.gridTemplateColumns = `repeat(${best.cols}, ${px})`;
+}
+
+new ResizeObserver(fitGrid).observe($('grid'));
+
+/**
+ * Tells the server what the tile of `peerId` needs, when that changed: the spatial layer
+ * its size needs (`preferredLayers`), and whether it is seen at all (`pauseConsumer`: a
+ * tile off-screen, or the whole page hidden, receives nothing). This is the subscriber's
+ * own pause, apart from the publisher turning its camera off.
+ */
+function syncTile(peerId) {
+  const t = tiles.get(peerId);
+  const c = t && !t.self && state.joined ? videoConsumer(peerId) : null;
+  if (!c) return;
+  const req = state.layerRequests.get(c.consumerId) || {};
+  const spatialLayer = layerForHeight(t.height === null ? t.el.clientHeight : t.height, c);
+  if (req.spatialLayer !== spatialLayer) {
+    send({ type: 'preferredLayers', consumerId: c.consumerId, spatialLayer });
+    req.spatialLayer = spatialLayer;
+  }
+  const paused = document.visibilityState === 'hidden' || t.onScreen === false;
+  if (Boolean(req.paused) !== paused) {
+    send({ type: 'pauseConsumer', consumerId: c.consumerId, paused });
+    req.paused = paused;
+  }
+  state.layerRequests.set(c.consumerId, req);
+}
+
+/** The server's word on the layers a consumer of this page forwards. */
+function onLayersChanged(msg) {
+  const layer = (v) => (Number.isInteger(v) ? v : null);
+  state.layers.set(msg.consumerId, { spatialLayer: layer(msg.spatialLayer), temporalLayer: layer(msg.temporalLayer) });
+  const r = state.received.get(msg.peerId);
+  if (r && r.consumerId === msg.consumerId) {
+    Object.assign(r, state.layers.get(msg.consumerId));
+    showReceived(msg.peerId);
+  }
+  syncTile(msg.peerId);
+}
+
+/** On another participant's tile: the layer received, its height and bitrate. */
+function showReceived(peerId) {
+  const t = tiles.get(peerId);
+  const r = state.received.get(peerId);
+  if (!t || t.self) return;
+  if (!r) {
+    t.layer.textContent = '';
+    return;
+  }
+  const parts = [];
+  if (r.spatialLayer !== null && r.spatialLayer !== undefined) {
+    parts.push(r.temporalLayer === null || r.temporalLayer === undefined ? `S${r.spatialLayer}` : `S${r.spatialLayer}T${r.temporalLayer}`);
+  }
+  if (r.height) parts.push(`${r.height}p`);
+  if (r.kbps !== null) parts.push(`${r.kbps} kbit/s`);
+  t.layer.textContent = parts.join(' · ');
+  t.layer.title = 'Layer, height and bitrate received';
+}
+
+/** On one's own tile: which camera encodings go out (dynacast turns unneeded ones off). */
+function showOwnEncodings() {
+  const t = tiles.get(state.peerId);
+  if (!t) return;
+  const video = [...state.producers.values()].find((p) => p.kind === 'video');
+  const active = video && state.sendEncodings[video.producerId];
+  t.layer.textContent = active ? `sending ${Object.entries(active).filter(([, on]) => on).map(([rid]) => rid).join(' ')}` : '';
+  t.layer.title = 'Camera encodings sent';
+}
+
+/** Measures each received video: bytes and frame height from inbound-rtp. */
+const lastBytes = new Map(); // consumerId -> {bytes, at}
+setInterval(async () => {
+  const pc = state.recvPc;
+  if (!state.joined || !pc) return;
+  for (const tr of pc.getTransceivers()) {
+    const c = tr.mid && state.consumers.get(tr.mid);
+    if (!c || c.kind !== 'video') continue;
+    let report;
+    try {
+      report = await tr.receiver.getStats();
+    } catch {
+      continue;
+    }
+    for (const s of report.values()) {
+      if (s.type !== 'inbound-rtp') continue;
+      const prev = lastBytes.get(c.consumerId);
+      const bytes = s.bytesReceived || 0;
+      lastBytes.set(c.consumerId, { bytes, at: s.timestamp });
+      // Known from the second measurement on.
+      const kbps = prev && s.timestamp > prev.at ? Math.max(0, Math.round((8 * (bytes - prev.bytes)) / (s.timestamp - prev.at))) : null;
+      const layers = state.layers.get(c.consumerId) || { spatialLayer: null, temporalLayer: null };
+      state.received.set(c.peerId, {
+        consumerId: c.consumerId, ...layers, kbps, width: s.frameWidth || 0, height: s.frameHeight || 0,
+      });
+      showReceived(c.peerId);
+      syncTile(c.peerId);
+    }
+  }
+  for (const id of lastBytes.keys()) {
+    if (![...state.consumers.values()].some((c) => c.consumerId === id)) lastBytes.delete(id);
+  }
+}, TILE_STATS_MS);
 
 // ---------------------------------------------------------------- controls
 

@@ -180,6 +180,11 @@ impl Daemon {
     pub fn control(&self) -> Control {
         Control::connect(&self.dir.path().join("worker-0.sock"))
     }
+
+    /// An admin control connection: it may look at signaling's routers and consumers.
+    pub fn admin(&self) -> Control {
+        Control::connect(&self.dir.path().join("worker-0.admin.sock"))
+    }
 }
 
 impl Drop for Daemon {
@@ -210,6 +215,13 @@ impl Control {
     /// `worker.load`.
     pub fn load(&mut self) -> Load {
         self.client.request(&WorkerLoad::default()).unwrap()
+    }
+
+    /// `consumer.getStats` of `consumer_id`.
+    pub fn consumer_stats(&mut self, consumer_id: &str) -> sfu_control::responses::ConsumerStats {
+        self.client
+            .request(&sfu_control::requests::ConsumerGetStats::new(consumer_id))
+            .unwrap()
     }
 
     /// Waits (with a deadline, no fixed sleep) until `worker.load` satisfies `f`.

@@ -5,7 +5,7 @@
 //! retransmissions), so each copy costs no lookup.
 
 use crate::batch::SendBatch;
-use crate::bwe::SendSideEstimator;
+use crate::bwe::{RetransmitBudget, SendSideEstimator};
 use crate::srtp::SrtpContext;
 use crate::stats::{DropCounters, Traffic};
 use crate::transport::WebRtcTransport;
@@ -22,6 +22,8 @@ pub struct Egress<'a> {
     pub(super) transport_seq: &'a mut u16,
     /// Present once a consumer of the transport negotiated transport-wide-cc.
     pub(super) bwe: Option<&'a mut SendSideEstimator>,
+    /// Caps retransmissions to a share of the estimate (`bwe::budget`).
+    pub(super) rtx_budget: &'a mut RetransmitBudget,
     pub(super) transport_rtp_out: &'a mut Traffic,
     pub(super) transport_drops: &'a mut u64,
     pub(super) worker_rtp_out: &'a mut Traffic,
@@ -43,6 +45,7 @@ impl<'a> Egress<'a> {
             srtp_out,
             twcc_out_seq,
             bwe,
+            cc,
             rtp_out,
             drops,
             ..
@@ -51,6 +54,7 @@ impl<'a> Egress<'a> {
             path: ice.selected().zip(srtp_out.as_mut()),
             transport_seq: twcc_out_seq,
             bwe: bwe.as_mut(),
+            rtx_budget: &mut cc.rtx_budget,
             transport_rtp_out: rtp_out,
             transport_drops: drops,
             worker_rtp_out,

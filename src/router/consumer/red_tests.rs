@@ -10,6 +10,7 @@ use rand::SeedableRng;
 
 use super::*;
 use crate::batch::SendBatch;
+use crate::bwe::RetransmitBudget;
 use crate::srtp::{contexts_from_keying_material, SrtpContext, SrtpProfile};
 use crate::stats::DropCounters;
 
@@ -91,6 +92,7 @@ struct Subscriber {
     drops: u64,
     worker_rtp_out: Traffic,
     worker_drops: DropCounters,
+    rtx_budget: RetransmitBudget,
     out: SendBatch,
 }
 
@@ -110,6 +112,7 @@ impl Subscriber {
             drops: 0,
             worker_rtp_out: Traffic::default(),
             worker_drops: DropCounters::default(),
+            rtx_budget: RetransmitBudget::default(),
             out: SendBatch::new(),
         }
     }
@@ -124,6 +127,7 @@ impl Subscriber {
             transport_drops: &mut self.drops,
             worker_rtp_out: &mut self.worker_rtp_out,
             worker_drops: &mut self.worker_drops,
+            rtx_budget: &mut self.rtx_budget,
             out: &mut self.out,
         };
         let how = Transmission::Forward {

@@ -9,7 +9,7 @@ use rand::SeedableRng;
 
 use super::*;
 use crate::batch::SendBatch;
-use crate::bwe::{BweConfig, SendSideEstimator};
+use crate::bwe::{BweConfig, RetransmitBudget, SendSideEstimator};
 use crate::rtp::extension::read_extension_u16;
 use crate::rtp::Vp8Descriptor;
 use crate::srtp::{contexts_from_keying_material, SrtpContext, SrtpProfile};
@@ -68,6 +68,7 @@ struct Subscriber {
     srtp: SrtpContext,
     transport_seq: u16,
     bwe: SendSideEstimator,
+    rtx_budget: RetransmitBudget,
     rtp_out: Traffic,
     drops: u64,
     worker_rtp_out: Traffic,
@@ -85,6 +86,7 @@ impl Subscriber {
             srtp,
             transport_seq: 0,
             bwe: SendSideEstimator::new(BweConfig::default()),
+            rtx_budget: RetransmitBudget::default(),
             rtp_out: Traffic::default(),
             drops: 0,
             worker_rtp_out: Traffic::default(),
@@ -98,6 +100,7 @@ impl Subscriber {
             path: Some((DEST, &mut self.srtp)),
             transport_seq: &mut self.transport_seq,
             bwe: Some(&mut self.bwe),
+            rtx_budget: &mut self.rtx_budget,
             transport_rtp_out: &mut self.rtp_out,
             transport_drops: &mut self.drops,
             worker_rtp_out: &mut self.worker_rtp_out,
@@ -207,6 +210,62 @@ fn simple_consumer_starts_and_resumes_on_a_keyframe() {
     assert_eq!(seqs.len(), 3, "{seqs:?}");
     assert_eq!(seqs[1], seqs[0].wrapping_add(1));
     assert_eq!(seqs[2], seqs[1].wrapping_add(1), "no gap across the pause");
+}
+
+/// Probe padding goes out on the RTX stream, continuing the transport-wide numbering
+/// and recorded by the estimator, so the subscriber's feedback measures it.
+#[test]
+fn probe_padding_is_rtx_padding_numbered_and_recorded_like_media() {
+    let now = Instant::now();
+    let mut c = consumer(MediaKind::Video, false, true);
+    let mut s = Subscriber::new();
+    assert!(
+        !c.can_pad(),
+        "nothing forwarded yet: no timestamp to pad with"
+    );
+    forward(&mut c, &mut s, now, 1, false);
+    assert!(c.can_pad());
+    let sent = c.send_padding(now, &mut s.egress(), 1000);
+    assert!((1000..1400).contains(&sent), "{sent}");
+    let packets = s.sent();
+    assert_eq!(packets.len(), 5, "{packets:?}");
+    for (i, (ssrc, _, twcc)) in packets.iter().enumerate().skip(1) {
+        assert_eq!(*ssrc, RTX_SSRC);
+        assert_eq!(*twcc, Some(i as u16));
+    }
+    let rtx_seqs: Vec<u16> = packets[1..].iter().map(|p| p.1).collect();
+    assert!(rtx_seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)));
+    assert_eq!(s.bwe.stats().packets_sent, 5);
+    assert_eq!(c.traffic().packets, 1, "padding is not media");
+
+    let mut plain = consumer(MediaKind::Video, false, false);
+    forward(&mut plain, &mut s, now, 1, false);
+    assert!(!plain.can_pad(), "no RTX stream to pad on");
+}
+
+/// Regression test (issue 13: 6.85 Mbit/s of retransmissions into a 400 kbit/s link):
+/// a NACK storm is answered only within the transport's retransmission budget, the
+/// rest counted.
+#[test]
+fn retransmissions_beyond_the_budget_are_not_sent_and_counted() {
+    let now = Instant::now();
+    let mut c = consumer(MediaKind::Video, false, true);
+    let mut s = Subscriber::new();
+    let mut buffer = RetransmissionBuffer::default();
+    let mut lost = Vec::new();
+    for seq in 1..=300 {
+        buffer.insert(now, seq, &packet(seq));
+        forward(&mut c, &mut s, now, seq, false);
+    }
+    for (_, seq, _) in s.sent() {
+        lost.push(seq);
+    }
+    let before = s.sent().len();
+    c.retransmit(now, |_| Some(&buffer), &lost, &mut s.egress());
+    let resent = s.sent().len() - before;
+    // 1 Mbps estimate: 250 ms of 250 kbps = 7.8 KB, ~69 packets of 112 bytes.
+    assert!((60..=75).contains(&resent), "{resent}");
+    assert_eq!(s.rtx_budget.denied(), (300 - resent) as u64);
 }
 
 /// A simulcast consumer of a two-layer VP8 producer.

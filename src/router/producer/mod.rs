@@ -516,13 +516,13 @@ impl Producer {
             packets_given_up: sum(Encoding::packets_given_up),
             score: self.score,
             consumers: self.consumers.len(),
+            audio_level: self.audio_levels.last().map(AudioLevel::dbov),
             encodings: self
                 .encodings
                 .iter()
                 .enumerate()
                 .map(|(i, e)| e.stats(i as u8, now))
                 .collect(),
-            audio_level: self.audio_levels.last().map(AudioLevel::dbov),
         }
     }
 }

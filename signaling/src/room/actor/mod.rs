@@ -2,6 +2,7 @@
 //! receive-side offers that became due. When the media server is lost, the room keeps
 //! its participants and re-creates its media once the server is back (restart.rs).
 
+mod layers;
 mod publish;
 mod restart;
 mod speaker;
@@ -19,6 +20,7 @@ use sfu_control::{ErrorKind, Event, Request};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
+use super::dynacast::Dynacast;
 use super::recv::{ConsumerSlot, RecvSession};
 use super::{JoinRequest, PeerStats, RoomCmd, RoomSettings, RoomStats, Rooms};
 use crate::daemon::{Daemon, DaemonError, DaemonState, WorkerClient};
@@ -26,7 +28,7 @@ use crate::protocol::{Direction, ErrorCode, PeerInfo, ProducerInfo, ProtocolErro
 use crate::sdp::offer::read_recv_answer;
 use crate::sdp::parse::parse;
 use sfu_control::params::{DtlsState, MediaKind, RtpCapabilities};
-use sfu_control::responses::{ConsumerCreated, TransportCreated};
+use sfu_control::responses::{ConsumerCreated, ConsumerType, TransportCreated};
 use sfu_control::Notification;
 
 /// What a daemon entity id belongs to, for routing its notifications.
@@ -115,6 +117,8 @@ struct Room {
     /// Participants whose message queue overflowed, removed after the current step.
     slow: Vec<String>,
     next_seq: u64,
+    /// Which simulcast encodings publishers send.
+    dynacast: Dynacast,
     /// The router's active-speaker observer, and the participant it last named.
     speaker_observer: Option<String>,
     active_speaker: Option<String>,
@@ -149,6 +153,7 @@ pub(super) fn spawn(
         notify_tx,
         slow: Vec::new(),
         next_seq: 0,
+        dynacast: Dynacast::default(),
         speaker_observer: None,
         active_speaker: None,
     };
@@ -174,6 +179,14 @@ fn consumer_score(c: &ConsumerSlot, producer_score: u8) -> ServerMessage {
     }
 }
 
+/// Sleeps until `at`, or forever.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 fn random_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
@@ -187,13 +200,8 @@ impl Room {
         tracing::info!("room opened");
         loop {
             let mut daemon_rx = self.daemon_rx.clone();
-            let retry_at = self.retry_at;
-            let retry = async move {
-                match retry_at {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let retry = sleep_until(self.retry_at);
+            let dynacast = sleep_until(self.dynacast.poll_timeout());
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => self.handle(cmd).await,
@@ -204,6 +212,8 @@ impl Room {
                 // the process is stopping.)
                 Ok(()) = daemon_rx.changed() => {}
                 () = retry => self.retry_at = None,
+                // Handled in after_step.
+                () = dynacast => {}
             }
             self.check_daemon().await;
             self.after_step().await;
@@ -215,8 +225,9 @@ impl Room {
         self.rooms.actor_ended();
     }
 
-    /// Removes participants that fell behind, then sends due offers.
+    /// Updates dynacast, removes participants that fell behind, then sends due offers.
     async fn after_step(&mut self) {
+        self.update_dynacast(Instant::now());
         while let Some(id) = self.slow.pop() {
             tracing::warn!(peer = %id, "participant too slow to take its messages: removed");
             self.remove_peer(&id, Removal::Slow).await;
@@ -329,8 +340,9 @@ impl Room {
                 peer_id,
                 sdp,
                 epoch,
+                encodings,
             } => {
-                if let Err(e) = self.on_offer(&peer_id, &sdp, epoch).await {
+                if let Err(e) = self.on_offer(&peer_id, &sdp, epoch, &encodings).await {
                     self.error_to(&peer_id, e, "offer");
                 }
             }
@@ -350,6 +362,28 @@ impl Room {
             } => {
                 if let Err(e) = self.on_mute(&peer_id, kind, muted).await {
                     self.error_to(&peer_id, e, "mute");
+                }
+            }
+            RoomCmd::PreferredLayers {
+                peer_id,
+                consumer_id,
+                spatial_layer,
+                temporal_layer,
+            } => {
+                let result = self
+                    .on_preferred_layers(&peer_id, &consumer_id, spatial_layer, temporal_layer)
+                    .await;
+                if let Err(e) = result {
+                    self.error_to(&peer_id, e, "preferredLayers");
+                }
+            }
+            RoomCmd::PauseConsumer {
+                peer_id,
+                consumer_id,
+                paused,
+            } => {
+                if let Err(e) = self.on_pause_consumer(&peer_id, &consumer_id, paused).await {
+                    self.error_to(&peer_id, e, "pauseConsumer");
                 }
             }
             RoomCmd::Leave { peer_id, explicit } => {
@@ -616,6 +650,10 @@ impl Room {
             rtp: info.rtp_parameters,
             resumed: false,
             score: CONSUMER_INITIAL_SCORE,
+            hidden: false,
+            preferred_spatial: None,
+            preferred_temporal: None,
+            simulcast: info.consumer_type == ConsumerType::Simulcast,
         };
         // The daemon notifies scores only when they change: the page learns the
         // starting point here (a perfect downlink keeps it forever).
@@ -737,10 +775,20 @@ impl Room {
             self.untrack(&cid);
         }
         for cid in done.to_resume {
-            let live = self
-                .peer(peer_id)
-                .is_some_and(|p| p.recv.consumers().any(|c| c.consumer_id == cid));
-            if !live {
+            let Some(hidden) = self.peer(peer_id).and_then(|p| {
+                p.recv
+                    .consumers()
+                    .find(|c| c.consumer_id == cid)
+                    .map(|c| c.hidden)
+            }) else {
+                continue;
+            };
+            if hidden {
+                // Its page paused it before it was shown: it stays paused until the page
+                // resumes it (`pauseConsumer`).
+                if let Some(p) = self.peer_mut(peer_id) {
+                    p.recv.set_resumed(&cid);
+                }
                 continue;
             }
             match self.request(&ConsumerResume::new(cid.as_str())).await {
@@ -960,6 +1008,9 @@ impl Room {
                     producer_score,
                 },
             ) => self.on_score(&entity, &n.target, score, producer_score),
+            (Entity::Consumer { peer_id }, Event::LayersChange(layers)) => {
+                self.on_layers_change(&peer_id, &n.target, layers);
+            }
             (Entity::Producer, Event::TransportClose) => {
                 self.producers.remove(&n.target);
                 self.untrack(&n.target);

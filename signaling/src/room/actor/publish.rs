@@ -1,6 +1,8 @@
 //! The send side: a participant's offer becomes a send transport and one producer per
 //! m-line, answered; the others then consume the new producers.
 
+use std::collections::BTreeMap;
+
 use serde_json::json;
 use sfu_control::requests::{TransportClose, TransportConnect, TransportProduce};
 use sfu_control::ErrorKind;
@@ -10,6 +12,7 @@ use crate::daemon::DaemonError;
 use crate::protocol::{Direction, ErrorCode, ProducerInfo, ProtocolError, ServerMessage};
 use crate::sdp::answer::answer_send_offer;
 use crate::sdp::parse::{parse, Description};
+use crate::sdp::simulcast::EncodingHint;
 use sfu_control::params::MediaKind;
 use sfu_control::responses::TransportCreated;
 
@@ -19,6 +22,7 @@ impl Room {
         peer_id: &str,
         sdp: &str,
         epoch: u64,
+        hints: &BTreeMap<String, Vec<EncodingHint>>,
     ) -> Result<(), ProtocolError> {
         let Some(peer) = self.peer(peer_id) else {
             return Ok(());
@@ -49,10 +53,11 @@ impl Room {
             &placeholder_transport(),
             &self.settings.negotiation,
             0,
+            hints,
         )?;
         let transport = self.create_transport(peer_id, Direction::Send).await?;
         let tid = transport.transport_id.clone();
-        match self.publish(peer_id, &desc, &transport).await {
+        match self.publish(peer_id, &desc, &transport, hints).await {
             Ok(()) => {
                 if let Some(p) = self.peer_mut(peer_id) {
                     p.send = Some(transport);
@@ -82,9 +87,16 @@ impl Room {
         peer_id: &str,
         desc: &Description,
         transport: &TransportCreated,
+        hints: &BTreeMap<String, Vec<EncodingHint>>,
     ) -> Result<(), ProtocolError> {
         let session_id = rand::random::<u32>().into();
-        let answer = answer_send_offer(desc, transport, &self.settings.negotiation, session_id)?;
+        let answer = answer_send_offer(
+            desc,
+            transport,
+            &self.settings.negotiation,
+            session_id,
+            hints,
+        )?;
         let tid = &transport.transport_id;
         let connect = TransportConnect {
             transport_id: tid.clone(),
@@ -126,6 +138,13 @@ impl Room {
             };
             self.next_seq += 1;
             self.track(&producer_id, Entity::Producer);
+            let rids = p
+                .rtp_parameters
+                .encodings
+                .iter()
+                .filter_map(|e| e.rid.clone())
+                .collect();
+            self.dynacast.add(&producer_id, peer_id, rids);
             self.producers.insert(
                 producer_id,
                 Produced {

@@ -1,0 +1,111 @@
+// Simulcast from a Chromium publisher (issue 13, "How it is shown"): a tile made small
+// receives a lower layer, and the publisher stops sending an encoding nobody needs
+// (dynacast), then sends it again when a tile grows.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { server } from '../lib/server.mjs';
+import { launchChromium, recordConsole, removeTmpDirs } from '../lib/browsers.mjs';
+import { waitFor, waitForMedia } from '../lib/wait.mjs';
+
+let srv;
+const contexts = [];
+const logs = [];
+
+before(async () => {
+  srv = await server();
+});
+
+after(async () => {
+  for (const c of contexts) await c.close().catch(() => {});
+  if (srv) await srv.stop();
+  removeTmpDirs();
+  if (process.exitCode) for (const l of logs) console.error(l);
+});
+
+async function open(room, name) {
+  const ctx = await launchChromium();
+  contexts.push(ctx);
+  const page = await ctx.newPage();
+  recordConsole(page, name, logs);
+  await page.goto(`${srv.url}/r/${room}?name=${encodeURIComponent(name)}`);
+  await page.waitForFunction(() => window.sfu.state.joined, null, { timeout: 20000 });
+  return page;
+}
+
+/** What the subscriber's tile of `peerId` shows: the page's measurement of that video. */
+function received(page, peerId) {
+  return page.evaluate((id) => {
+    const r = window.sfu.state.received.get(id);
+    const el = document.querySelector(`.tile[data-peer-id="${id}"] .layer`);
+    return r ? { ...r, shown: el ? el.textContent : '' } : null;
+  }, peerId);
+}
+
+/** The publisher's camera encodings: rids lowest first, bytes sent so far by rid, and which are active. */
+function sent(page) {
+  return page.evaluate(async () => {
+    const pc = window.sfu.state.sendPc;
+    const out = { rids: [], bytes: {}, active: {} };
+    if (!pc) return out;
+    const tr = pc.getTransceivers().find((t) => t.sender.track && t.sender.track.kind === 'video');
+    if (!tr) return out;
+    for (const e of tr.sender.getParameters().encodings) {
+      out.rids.push(e.rid);
+      out.active[e.rid] = e.active;
+    }
+    for (const s of (await tr.sender.getStats()).values()) {
+      if (s.type === 'outbound-rtp' && s.rid) out.bytes[s.rid] = s.bytesSent || 0;
+    }
+    return out;
+  });
+}
+
+/** Makes every tile of the page `height` CSS pixels high (null: back to the layout's). */
+function tileHeight(page, height) {
+  return page.evaluate((h) => {
+    for (const t of document.querySelectorAll('.tile')) t.style.height = h === null ? '' : `${h}px`;
+    for (const t of document.querySelectorAll('.tile')) t.style.aspectRatio = h === null ? '' : 'auto';
+  }, height);
+}
+
+test('a small tile receives a lower layer; an encoding nobody needs stops and comes back', async () => {
+  const room = `e2e-simulcast-${process.pid}`;
+  const pub = await open(room, 'Pub');
+  const sub = await open(room, 'Sub');
+  const pubId = await pub.evaluate(() => window.sfu.state.peerId);
+  await waitForMedia(sub, [pubId], 'Sub receiving Pub');
+  const offered = await pub.evaluate(() => window.sfu.state.simulcast);
+  assert.equal(offered, true, 'the publisher kept simulcast (the server took it)');
+  // The fake camera is 640x480: two encodings, h (320x240) and f (640x480).
+  const { rids } = await sent(pub);
+  assert.ok(rids.length >= 2, `simulcast encodings ${rids}`);
+  const top = rids.length - 1;
+  const lowest = rids[0];
+
+  // A large tile: the top layer.
+  const big = await waitFor('Sub receiving the top layer', () => received(sub, pubId),
+    (r) => r && r.height >= 480 && r.spatialLayer === top, { timeout: 20000 });
+  assert.match(big.shown, new RegExp(`S${top}`));
+
+  // Small tiles: layer 0 on Sub's side...
+  await tileHeight(sub, 120);
+  const small = await waitFor('Sub receiving the lowest layer', () => received(sub, pubId),
+    (r) => r && r.spatialLayer === 0 && r.height > 0 && r.height < 480, { timeout: 20000 });
+  // ...and nobody needs the upper ones: Pub turns them off and stops sending them.
+  await waitFor('Pub told to stop its upper encodings', () => sent(pub),
+    (s) => s.rids.every((rid, i) => s.active[rid] === (i === 0)), { timeout: 15000 });
+  const a = await sent(pub);
+  await waitFor(`Pub sending ${lowest} only`, () => sent(pub),
+    (s) => s.bytes[lowest] > a.bytes[lowest] + 1000 && s.rids.slice(1).every((rid) => s.bytes[rid] === a.bytes[rid]),
+    { timeout: 10000 });
+  const own = await pub.evaluate(() => document.querySelector('.tile.self .layer').textContent);
+  assert.equal(own, `sending ${lowest}`);
+
+  // The tile grows back: the top encoding is sent again and Sub climbs back to it.
+  await tileHeight(sub, null);
+  await waitFor('Pub sending its top encoding again', () => sent(pub), (s) => s.active[s.rids[top]] === true, { timeout: 5000 });
+  const back = await waitFor('Sub back on the top layer', () => received(sub, pubId),
+    (r) => r && r.spatialLayer === top && r.height >= 480, { timeout: 30000 });
+  console.log(`# Sub: ${big.shown} -> ${small.shown} -> ${back.shown}; Pub's own tile said "${own}" meanwhile`);
+  for (const p of [pub, sub]) assert.deepEqual(await p.evaluate(() => window.sfu.state.errors), []);
+});

@@ -1,0 +1,247 @@
+//! Per-subscriber congestion control in the core: each subscriber transport's estimate
+//! (`bwe::SendSideEstimator`) allocated to its video consumers' layers
+//! (`bwe::allocation`), probes before an upgrade the estimate does not cover yet
+//! (`bwe::probe`, padding through a consumer's egress), run after every transport-cc
+//! feedback from the subscriber and at the transport's congestion deadline (the next
+//! padding slice, the periodic re-allocation).
+
+use std::time::Instant;
+
+use crate::batch::SendBatch;
+use crate::bwe::{Allocation, LayerBitrates, Layers, VideoDemand};
+use crate::channel::params::MediaKind;
+use crate::router::consumer::Layers as SimulcastLayers;
+use crate::router::{Consumer, ConsumerKey, ConsumerKind, Egress, Producer, Router, TransportKey};
+use crate::worker::core::WorkerCore;
+use crate::worker::timers::TimerKey;
+
+/// No probe while the estimator's last loss sample is this high (GCC's increase
+/// threshold: above it the estimate itself holds).
+const PROBE_MAX_LOSS: f64 = 0.02;
+
+impl WorkerCore {
+    /// Runs a subscriber transport's congestion control at `now`: re-allocates its
+    /// estimate when due ([`Self::allocate_bandwidth`]), probes when an upgrade waits
+    /// for one ([`Self::probe_bandwidth`]), then has each consumer given layers follow
+    /// them (the keyframe a spatial switch needs, `layerschange`). Nothing without an
+    /// estimate (no consumer negotiated transport-cc).
+    pub(crate) fn congestion_control(
+        &mut self,
+        now: Instant,
+        tk: TransportKey,
+        out: &mut SendBatch,
+    ) {
+        let allocated = self.allocate_bandwidth(now, tk);
+        self.probe_bandwidth(now, tk, out);
+        if !allocated {
+            return;
+        }
+        let Some(t) = self.transports.get(tk) else {
+            return;
+        };
+        let given: Vec<ConsumerKey> = t.cc.demands.iter().map(|d| d.key).collect();
+        for ck in given {
+            self.follow_consumer(now, ck, out);
+        }
+    }
+
+    /// At `transport.consume`: the transport's allocation with the new consumer `new`
+    /// in it, so the first keyframe it asks for (the caller's) is of the layer it will
+    /// get; the other consumers follow what they were given.
+    pub(crate) fn allocate_for_new_consumer(
+        &mut self,
+        now: Instant,
+        tk: TransportKey,
+        new: ConsumerKey,
+        out: &mut SendBatch,
+    ) {
+        if !self.allocate_bandwidth(now, tk) {
+            return;
+        }
+        let Some(t) = self.transports.get(tk) else {
+            return;
+        };
+        let others: Vec<ConsumerKey> =
+            t.cc.demands
+                .iter()
+                .map(|d| d.key)
+                .filter(|ck| *ck != new)
+                .collect();
+        for ck in others {
+            self.follow_consumer(now, ck, out);
+        }
+    }
+
+    /// Takes a probe cluster's result, and allocates the transport's estimate to its
+    /// consumers' layers if an allocation is due (`BandwidthAllocator::due`). Returns
+    /// whether it allocated.
+    fn allocate_bandwidth(&mut self, now: Instant, tk: TransportKey) -> bool {
+        let Self {
+            routers,
+            transports,
+            consumers,
+            producers,
+            ..
+        } = self;
+        let Some(t) = transports.get_mut(tk) else {
+            return false;
+        };
+        let Some(bwe) = t.bwe.as_mut() else {
+            return false;
+        };
+        if let Some(result) = bwe.take_probe_result() {
+            t.cc.probe.on_result(now, result);
+        }
+        let estimate = bwe.estimate_bps();
+        // The active speaker's video: that of the publisher (transport) whose audio
+        // producer the router's observers last named dominant.
+        let speaker = routers
+            .get(&t.router)
+            .and_then(Router::active_speaker)
+            .and_then(|pk| producers.get(pk))
+            .map(Producer::transport);
+        let mut demands = std::mem::take(&mut t.cc.demands);
+        demands.clear();
+        let mut audio_bps = 0;
+        for &ck in &t.consumers {
+            let Some(c) = consumers.get(ck) else {
+                continue;
+            };
+            let Some(p) = producers.get(c.producer()) else {
+                continue;
+            };
+            match c.media_kind() {
+                MediaKind::Audio => {
+                    if c.active() {
+                        audio_bps += u64::from(p.layer_bitrate(0, now));
+                    }
+                }
+                MediaKind::Video => {
+                    let speaking = speaker == Some(p.transport());
+                    demands.push(video_demand(now, ck, c, p, speaking));
+                }
+            }
+        }
+        let due = t.cc.allocator.due(now, estimate, &demands);
+        if due {
+            for a in t.cc.allocator.allocate(now, estimate, audio_bps, &demands) {
+                if let Some(c) = consumers.get_mut(a.key) {
+                    apply_allocation(c, a);
+                }
+            }
+        }
+        t.cc.demands = demands;
+        due
+    }
+
+    /// Starts a probe cluster when the last allocation waits for one and the path is
+    /// calm, sends the padding due, and schedules the transport's next congestion
+    /// deadline.
+    fn probe_bandwidth(&mut self, now: Instant, tk: TransportKey, out: &mut SendBatch) {
+        let Self {
+            transports,
+            consumers,
+            rtp_out,
+            drops,
+            timers,
+            ..
+        } = self;
+        let Some(t) = transports.get_mut(tk) else {
+            return;
+        };
+        let Some(bwe) = t.bwe.as_mut() else {
+            return;
+        };
+        // Any consumer that can carry padding: the transport's packets all share one
+        // transport-wide numbering, which is what the probe measures.
+        let carrier = t
+            .consumers
+            .iter()
+            .copied()
+            .find(|ck| consumers.get(*ck).is_some_and(Consumer::can_pad));
+        // Probe only a path that is not congested now: a probe into a queue or into
+        // loss measures nothing but the congestion and adds to it (GCC probes from a
+        // steady state too).
+        let stats = bwe.stats();
+        let calm =
+            !stats.delay.is_overusing() && stats.loss_fraction.is_none_or(|l| l < PROBE_MAX_LOSS);
+        if let Some(target) =
+            t.cc.allocator
+                .probe_target()
+                .filter(|_| calm && carrier.is_some())
+        {
+            let media = t.cc.allocator.allocated_bps();
+            if t.cc.probe.start(now, target, bwe.estimate_bps(), media) {
+                bwe.start_probe();
+            }
+        }
+        let (padding, ended) = t.cc.probe.poll_padding(now);
+        if ended {
+            bwe.end_probe();
+        }
+        if padding > 0 {
+            if let Some(c) = carrier.and_then(|ck| consumers.get_mut(ck)) {
+                c.send_padding(now, &mut Egress::new(t, out, rtp_out, drops), padding);
+            }
+        }
+        if let Some(at) = t.cc.poll_timeout() {
+            timers.lower(TimerKey::Transport(tk), at);
+        }
+    }
+}
+
+/// A video consumer as the allocator sees it.
+fn video_demand(
+    now: Instant,
+    ck: ConsumerKey,
+    c: &Consumer,
+    p: &Producer,
+    active_speaker: bool,
+) -> VideoDemand {
+    let (bitrates, preferred, current) = match c.kind() {
+        // One stream: its layer is whatever the producer's first encoding sends.
+        ConsumerKind::Simple(_) => (
+            LayerBitrates::single(p.layer_bitrate(0, now)),
+            Layers::default(),
+            Some(Layers::default()),
+        ),
+        ConsumerKind::Simulcast(s) => {
+            let layers = |l: SimulcastLayers| Layers::new(l.spatial, l.temporal);
+            (
+                producer_bitrates(now, p),
+                layers(s.preferred()),
+                s.current().map(layers),
+            )
+        }
+    };
+    VideoDemand {
+        key: ck,
+        priority: c.priority(),
+        active_speaker,
+        preferred,
+        bitrates,
+        current,
+        paused: !c.active(),
+        keyframe_requests: c.plis_received(),
+    }
+}
+
+/// What each of a producer's layers costs: each active encoding's received bitrate,
+/// split over its temporal layers by the usual shares.
+fn producer_bitrates(now: Instant, p: &Producer) -> LayerBitrates {
+    let mut b = LayerBitrates::new(p.spatial_layers(), p.temporal_layers());
+    for layer in 0..p.spatial_layers() {
+        if p.layer_active(layer, now) {
+            b.set_encoding(layer, p.layer_bitrate(layer, now));
+        }
+    }
+    b
+}
+
+/// Hands a consumer the layers the allocation gave it (a simple consumer has one layer
+/// and ignores it). A paused consumer keeps its cap: it gets a new one when it resumes.
+fn apply_allocation(c: &mut Consumer, a: &Allocation) {
+    if let Some(l) = a.target {
+        c.set_target_layers(Some((l.spatial, l.temporal)));
+    }
+}
