@@ -411,14 +411,23 @@ impl WorkerCore {
         if state == DtlsState::Connected {
             // Subscribers can decrypt from now on: get their video consumers a keyframe,
             // early (they have no picture, and the requests made at their creation were
-            // held back for this).
+            // held back for this). A publisher can be asked from now on: its producers'
+            // consumers that connected first had their requests held back too (a
+            // publisher that starts without a keyframe would leave them waiting).
             let starting: Vec<(ConsumerKey, u8)> = self
                 .transports
                 .get(tk)
                 .map(|t| {
+                    let published = t
+                        .producers
+                        .iter()
+                        .filter_map(|&pk| self.producers.get(pk))
+                        .flat_map(|p| p.consumers().iter().copied());
                     t.consumers
                         .iter()
-                        .filter_map(|&ck| self.consumers.get(ck).map(|c| (ck, c)))
+                        .copied()
+                        .chain(published)
+                        .filter_map(|ck| self.consumers.get(ck).map(|c| (ck, c)))
                         .filter(|(_, c)| c.media_kind() == MediaKind::Video && c.active())
                         .map(|(ck, c)| (ck, c.keyframe_layer()))
                         .collect()
