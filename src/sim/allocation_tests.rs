@@ -6,33 +6,28 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
-use sfu_control::params::{
-    self, RtcpFeedback, RtpCapabilities, RtpCodecCapability, RtpHeaderExtensionCapability,
-    RtpParameters,
-};
-use sfu_control::params::{
-    RtcpParameters, RtpCodecParameters, RtpEncodingParameters, RtpHeaderExtensionParameters,
-};
+use serde_json::Value;
 use sfu_control::requests::{
-    ConsumerGetStats, ConsumerSetPriority, RouterCreateActiveSpeakerObserver,
-    RtpObserverAddProducer, TransportConsume, TransportGetStats, TransportProduce,
+    ConsumerGetStats, ConsumerSetPriority, TransportConsume, TransportGetStats,
 };
 use sfu_control::responses::{ConsumerLayers, ConsumerType, ProbeStatus};
 use str0m::format::Codec;
 use str0m::media::MediaKind;
 use str0m::rtp::{ExtensionValues, RtpWrite};
 
-use super::call::TWCC_URI;
+use super::call::{observe_speakers, produce_leveled_opus};
+use super::simulcast::{
+    declare_layers, layers, produce_simulcast, vp8_capabilities, vp8_l1t3, Encoding, Layer,
+};
 use super::trace::Vp8Seen;
 use super::*;
-use crate::rtp::audio_level::AUDIO_LEVEL_URI;
 
-/// (rid, media SSRC, RTX SSRC) of the publisher's encodings, lowest first.
-const LAYERS: [(&str, u32, u32); 3] = [
-    ("q", 0x7100_0001, 0x7100_1001),
-    ("h", 0x7200_0002, 0x7200_1002),
-    ("f", 0x7300_0003, 0x7300_1003),
+/// Every publisher's encodings, lowest first.
+const LAYERS: [Layer; 3] = layers(0x7);
+const ENCODINGS: [Encoding; 3] = [
+    ("q", 150_000, None),
+    ("h", 500_000, None),
+    ("f", 1_500_000, None),
 ];
 /// Packets per frame and their payload size, per layer (30 frames/s: ~150, ~490 and
 /// ~1,450 kbit/s on the wire).
@@ -41,109 +36,26 @@ const PACKETS: [(u32, usize); 3] = [(1, 600), (2, 1000), (6, 1000)];
 /// switch waits for the next one, as with a publisher whose requests are throttled).
 const KEYFRAME_EVERY: u32 = 30;
 const FRAME: Duration = Duration::from_millis(33);
-/// Chrome's (and str0m's) transport-wide-cc extension id.
-const TWCC_ID: u8 = 3;
-const MID_ID: u8 = 4;
-/// str0m's (and Chrome's) audio level extension id.
-const AUDIO_LEVEL_ID: u8 = 1;
 /// Every publisher's Opus SSRC (each on its own transport).
 const AUDIO_SSRC: u32 = 0x7a00_0001;
 /// Speech, and a microphone nobody talks into (dBov).
 const TALKING: i8 = -25;
 const QUIET: i8 = -110;
-const RID_ID: u8 = 10;
-const RRID_ID: u8 = 11;
 
-fn simulcast_video(vp8: u8, rtx: u8) -> RtpParameters {
-    serde_json::from_value(json!({
-        "mid": "v",
-        "codecs": [
-            {"mimeType": "video/VP8", "payloadType": vp8, "clockRate": 90000,
-             "rtcpFeedback": [{"type": "nack"}, {"type": "nack", "parameter": "pli"}]},
-            {"mimeType": "video/rtx", "payloadType": rtx, "clockRate": 90000, "parameters": {"apt": vp8}}
-        ],
-        "headerExtensions": [
-            {"uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "id": MID_ID},
-            {"uri": "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id", "id": RID_ID},
-            {"uri": "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id", "id": RRID_ID}
-        ],
-        "encodings": [
-            {"rid": "q", "maxBitrate": 150_000, "scalabilityMode": "L1T3"},
-            {"rid": "h", "maxBitrate": 500_000, "scalabilityMode": "L1T3"},
-            {"rid": "f", "maxBitrate": 1_500_000, "scalabilityMode": "L1T3"}
-        ],
-        "rtcp": {"cname": "pub"}
-    }))
-    .expect("valid parameters")
-}
-
-/// Packet `k` of frame `frame` of `layer`: a VP8 descriptor (15-bit PictureID,
-/// TL0PICIDX, TID/Y in the L1T3 pattern 0, 2, 1, 2), the VP8 header on a frame's first
-/// packet, and an index naming layer, frame and packet.
+/// Packet `k` of frame `frame` of `layer`: the L1T3 descriptor ([`vp8_l1t3`], the VP8
+/// header on a frame's first packet), padded to the layer's size, and an index naming
+/// layer, frame and packet.
 fn vp8_packet(layer: u8, frame: u32, k: u32, e: &Encoder, keyframe: bool) -> Vec<u8> {
-    let n = frame % KEYFRAME_EVERY;
-    let tid = if keyframe {
-        0
-    } else {
-        [0u8, 2, 1, 2][(n % 4) as usize]
-    };
-    let sync = !keyframe && matches!(n % 4, 1 | 2);
-    let [hi, lo] = e.picture_id.to_be_bytes();
-    let start = if k == 0 { 0x10 } else { 0 };
-    let mut p = vec![
-        0x80 | start,
-        0xe0,
-        0x80 | hi,
-        lo,
+    let mut p = vp8_l1t3(
+        frame % KEYFRAME_EVERY,
+        e.picture_id,
         e.tl0,
-        (tid << 6) | (u8::from(sync) << 5),
-    ];
-    if k == 0 {
-        if keyframe {
-            p.extend_from_slice(&[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01]);
-        } else {
-            p.extend_from_slice(&[0x31, 0x02, 0x00, 0x11, 0x22, 0x33]);
-        }
-    }
+        keyframe,
+        k == 0,
+    );
     let (_, size) = PACKETS[usize::from(layer)];
     p.resize(size, layer);
     indexed(p, (u32::from(layer) << 24) | (frame << 4) | k)
-}
-
-/// An Opus producer whose parameters list the audio level extension.
-fn produce_audio(sim: &mut Sim, transport: &str, opus: u8) -> String {
-    let p = sim.ok(&TransportProduce {
-        transport_id: transport.into(),
-        kind: params::MediaKind::Audio,
-        rtp_parameters: RtpParameters {
-            mid: Some("a".into()),
-            codecs: vec![RtpCodecParameters {
-                mime_type: "audio/opus".into(),
-                payload_type: opus,
-                clock_rate: 48000,
-                channels: Some(2),
-                parameters: Default::default(),
-                rtcp_feedback: vec![],
-            }],
-            header_extensions: vec![RtpHeaderExtensionParameters {
-                uri: AUDIO_LEVEL_URI.into(),
-                id: AUDIO_LEVEL_ID,
-                encrypt: false,
-                parameters: Default::default(),
-            }],
-            encodings: vec![RtpEncodingParameters {
-                ssrc: Some(AUDIO_SSRC),
-                ..Default::default()
-            }],
-            rtcp: RtcpParameters {
-                cname: Some("pub".into()),
-                ..Default::default()
-            },
-        },
-        paused: false,
-        app_data: Value::Null,
-    });
-    p.producer_id.0
 }
 
 /// A layer's numbering, as its encoder keeps it.
@@ -190,28 +102,21 @@ impl CappedCall {
         for i in 0..publishers {
             let peer = sim.add_peer(&format!("pub{i}"), |b| b);
             let pub_transport = sim.connect(peer, &router);
-            let (vp8, rtx) = sim.peer(peer).pt(Codec::Vp8);
-            let rtx = rtx.expect("str0m pairs VP8 with RTX");
-            for (rid, ssrc, rtx) in LAYERS {
-                sim.peer(peer).send_rid_stream("v", ssrc, rtx, rid);
-            }
+            let (vp8, rtx) = declare_layers(&mut sim, peer, &LAYERS);
             let audio = audio.then(|| {
                 let (opus, _) = sim.peer(peer).pt(Codec::Opus);
                 sim.peer(peer)
                     .send_stream("a", MediaKind::Audio, AUDIO_SSRC, None);
-                audio_producers.push(produce_audio(&mut sim, &pub_transport, opus));
+                audio_producers.push(produce_leveled_opus(
+                    &mut sim,
+                    &pub_transport,
+                    opus,
+                    AUDIO_SSRC,
+                    "pub",
+                ));
                 (opus, QUIET)
             });
-            let producer = sim
-                .ok(&TransportProduce {
-                    transport_id: pub_transport.as_str().into(),
-                    kind: params::MediaKind::Video,
-                    rtp_parameters: simulcast_video(vp8, rtx),
-                    paused: false,
-                    app_data: Value::Null,
-                })
-                .producer_id
-                .0;
+            let producer = produce_simulcast(&mut sim, &pub_transport, vp8, rtx, &ENCODINGS);
             producers.push(producer);
             pubs.push(Publisher {
                 peer,
@@ -228,42 +133,7 @@ impl CappedCall {
         let transport = sim.connect(subscriber, &router);
         sim.peer(subscriber).rtc.direct_api().enable_twcc_feedback();
         let (sub_vp8, sub_rtx) = sim.peer(subscriber).pt(Codec::Vp8);
-        let video = |mime: &str, pt: u8, parameters, rtcp_feedback| RtpCodecCapability {
-            kind: params::MediaKind::Video,
-            mime_type: mime.into(),
-            preferred_payload_type: pt,
-            clock_rate: 90000,
-            channels: None,
-            parameters,
-            rtcp_feedback,
-        };
-        let caps = RtpCapabilities {
-            codecs: vec![
-                video(
-                    "video/VP8",
-                    sub_vp8,
-                    Default::default(),
-                    vec![
-                        RtcpFeedback::new("nack", ""),
-                        RtcpFeedback::new("nack", "pli"),
-                        RtcpFeedback::new("transport-cc", ""),
-                    ],
-                ),
-                video(
-                    "video/rtx",
-                    sub_rtx.expect("str0m pairs VP8 with RTX"),
-                    [("apt".to_owned(), Value::from(sub_vp8))].into(),
-                    vec![],
-                ),
-            ],
-            header_extensions: vec![RtpHeaderExtensionCapability {
-                kind: Some(params::MediaKind::Video),
-                uri: TWCC_URI.into(),
-                preferred_id: TWCC_ID,
-                preferred_encrypt: false,
-                direction: None,
-            }],
-        };
+        let caps = vp8_capabilities(sub_vp8, sub_rtx.expect("str0m pairs VP8 with RTX"), true);
         let mut consumers = Vec::new();
         for (i, producer) in producers.iter().enumerate() {
             let c = sim.ok(&TransportConsume {
@@ -292,21 +162,7 @@ impl CappedCall {
         peers.push(subscriber);
         sim.run_until_connected(&peers, Duration::from_secs(5));
         if audio {
-            let observer = sim
-                .ok(&RouterCreateActiveSpeakerObserver {
-                    router_id: router.as_str().into(),
-                    rtp_observer_id: None,
-                    interval: None,
-                })
-                .rtp_observer_id
-                .0;
-            sim.label(&observer, "observer");
-            for producer in &audio_producers {
-                sim.ok(&RtpObserverAddProducer {
-                    rtp_observer_id: observer.as_str().into(),
-                    producer_id: producer.as_str().into(),
-                });
-            }
+            observe_speakers(&mut sim, &router, &audio_producers);
         }
         Self {
             sim,

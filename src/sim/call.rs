@@ -10,12 +10,15 @@ use sfu_control::params::{
     RtpCodecParameters, RtpEncodingParameters, RtpHeaderExtensionCapability,
     RtpHeaderExtensionParameters, RtpParameters, RtxParameters,
 };
-use sfu_control::requests::{TransportConsume, TransportProduce};
+use sfu_control::requests::{
+    RouterCreateActiveSpeakerObserver, RtpObserverAddProducer, TransportConsume, TransportProduce,
+};
 use str0m::bwe::Bitrate;
 use str0m::format::Codec;
 use str0m::media::MediaKind;
 
 use super::{indexed, FeedbackKind, PeerId, Record, Sim};
+use crate::rtp::audio_level::AUDIO_LEVEL_URI;
 
 pub(crate) const AUDIO_SSRC: u32 = 0x1111_0001;
 pub(crate) const VIDEO_SSRC: u32 = 0x2222_0002;
@@ -23,7 +26,9 @@ pub(crate) const VIDEO_RTX_SSRC: u32 = 0x2222_0003;
 pub(crate) const TWCC_URI: &str =
     "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 /// str0m's standard extension map has transport-wide-cc at id 3.
-const TWCC_ID: u8 = 3;
+pub(crate) const TWCC_ID: u8 = 3;
+/// str0m's standard extension map sends the audio level with id 1, as Chrome does.
+const AUDIO_LEVEL_ID: u8 = 1;
 /// One video packet per this interval, one audio packet per two.
 pub(crate) const PACKET_INTERVAL: Duration = Duration::from_millis(10);
 /// Video payload size (so ~480 kbit/s of video at 100 packets/s).
@@ -298,7 +303,7 @@ impl Call {
             vp8,
             1000 + u64::from(i),
             i * 900,
-            indexed(vp8_payload(i, keyframe), i),
+            indexed(vp8_payload(i, keyframe, VIDEO_BYTES), i),
         );
         self.video_sent += 1;
         i
@@ -477,9 +482,73 @@ fn produce(
     p.producer_id.0
 }
 
-/// A VP8 payload: descriptor with S=1 PID=0, then a frame tag; keyframes carry the start
-/// code (RFC 6386 9.1), others have the P bit set.
-fn vp8_payload(i: u32, keyframe: bool) -> Vec<u8> {
+/// An Opus producer whose parameters list the audio level extension, as signaling's
+/// answer negotiates it.
+pub(crate) fn produce_leveled_opus(
+    sim: &mut Sim,
+    transport: &str,
+    opus: u8,
+    ssrc: u32,
+    cname: &str,
+) -> String {
+    let p = sim.ok(&TransportProduce {
+        transport_id: transport.into(),
+        kind: params::MediaKind::Audio,
+        rtp_parameters: RtpParameters {
+            mid: Some("a".into()),
+            codecs: vec![RtpCodecParameters {
+                mime_type: "audio/opus".into(),
+                payload_type: opus,
+                clock_rate: 48000,
+                channels: Some(2),
+                parameters: Default::default(),
+                rtcp_feedback: vec![],
+            }],
+            header_extensions: vec![RtpHeaderExtensionParameters {
+                uri: AUDIO_LEVEL_URI.into(),
+                id: AUDIO_LEVEL_ID,
+                encrypt: false,
+                parameters: Default::default(),
+            }],
+            encodings: vec![RtpEncodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            }],
+            rtcp: RtcpParameters {
+                cname: Some(cname.into()),
+                ..Default::default()
+            },
+        },
+        paused: false,
+        app_data: Value::Null,
+    });
+    p.producer_id.0
+}
+
+/// An active-speaker observer of `router` (labelled "observer") with `producers` added:
+/// its id.
+pub(crate) fn observe_speakers(sim: &mut Sim, router: &str, producers: &[String]) -> String {
+    let observer = sim
+        .ok(&RouterCreateActiveSpeakerObserver {
+            router_id: router.into(),
+            rtp_observer_id: None,
+            interval: None,
+        })
+        .rtp_observer_id
+        .0;
+    sim.label(&observer, "observer");
+    for producer in producers {
+        sim.ok(&RtpObserverAddProducer {
+            rtp_observer_id: observer.as_str().into(),
+            producer_id: producer.as_str().into(),
+        });
+    }
+    observer
+}
+
+/// A VP8 payload of `len` bytes after the header: descriptor with S=1 PID=0, then a
+/// frame tag; keyframes carry the start code (RFC 6386 9.1), others have the P bit set.
+pub(crate) fn vp8_payload(i: u32, keyframe: bool, len: usize) -> Vec<u8> {
     let mut p = vec![
         0x10,
         if keyframe { 0x00 } else { 0x01 },
@@ -489,6 +558,6 @@ fn vp8_payload(i: u32, keyframe: bool) -> Vec<u8> {
         0x01,
         0x2a,
     ];
-    p.extend(std::iter::repeat_n((i % 251) as u8, VIDEO_BYTES));
+    p.extend(std::iter::repeat_n((i % 251) as u8, len));
     p
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use sfu_control::requests::{ProducerGetStats, WorkerGetStats};
 use str0m::media::KeyframeRequestKind;
 
-use super::call::{PACKET_INTERVAL, VIDEO_SSRC};
+use super::call::{vp8_payload, PACKET_INTERVAL, VIDEO_SSRC};
 use super::*;
 use crate::router::KEYFRAME_REQUEST_INTERVAL;
 
@@ -35,7 +35,7 @@ impl Encoder {
             self.keyframes.push(i);
         }
         let now = call.sim.now();
-        let payload = indexed(vp8(i, keyframe), i);
+        let payload = indexed(vp8_payload(i, keyframe, 600), i);
         call.sim.peer(call.publisher).write(
             now,
             VIDEO_SSRC,
@@ -64,33 +64,26 @@ impl Encoder {
         while call.sim.now() < end {
             self.frame(call);
             call.sim.run_for(PACKET_INTERVAL);
-            let key = call
-                .sim
-                .trace()
-                .timed_records()
-                .find_map(|(at, r)| match r {
-                    Record::Rtp {
-                        peer: p,
-                        stream,
-                        index,
-                        ..
-                    } if p == peer && stream == "v" && self.keyframes.contains(index) => Some(at),
-                    _ => None,
-                });
+            let key = self.first_keyframe_at(&call.sim, peer);
             if key.is_some() {
                 return key;
             }
         }
         None
     }
-}
 
-/// A VP8 payload (S=1, PID=0): a keyframe has the start code (RFC 6386 9.1), any other
-/// frame the P bit.
-fn vp8(i: u32, keyframe: bool) -> Vec<u8> {
-    let mut p = vec![0x10, u8::from(!keyframe), 0x00, 0x00, 0x9d, 0x01, 0x2a];
-    p.extend(std::iter::repeat_n((i % 251) as u8, 600));
-    p
+    /// When `peer` received its first video packet that was one of our keyframes.
+    fn first_keyframe_at(&self, sim: &Sim, peer: &str) -> Option<Duration> {
+        sim.trace().timed_records().find_map(|(at, r)| match r {
+            Record::Rtp {
+                peer: p,
+                stream,
+                index,
+                ..
+            } if p == peer && stream == "v" && self.keyframes.contains(index) => Some(at),
+            _ => None,
+        })
+    }
 }
 
 /// When the publisher was asked for a keyframe of its video (virtual time since the
@@ -269,21 +262,7 @@ fn a_storm_of_joins_asks_the_publisher_at_most_twice_per_interval() {
     }
     let mut waits = Vec::new();
     for (name, joined) in joins {
-        let key = call
-            .sim
-            .trace()
-            .timed_records()
-            .find_map(|(at, r)| match r {
-                Record::Rtp {
-                    peer,
-                    stream,
-                    index,
-                    ..
-                } if *peer == name && stream == "v" && encoder.keyframes.contains(index) => {
-                    Some(at)
-                }
-                _ => None,
-            });
+        let key = encoder.first_keyframe_at(&call.sim, &name);
         let waited = key.map(|k| k - joined);
         waits.extend(waited);
         assert!(

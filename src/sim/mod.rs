@@ -27,6 +27,7 @@ mod layers_tests;
 mod red_tests;
 mod repair_tests;
 mod scenarios;
+mod simulcast;
 mod simulcast_consumer_tests;
 mod simulcast_tests;
 mod speaker_tests;

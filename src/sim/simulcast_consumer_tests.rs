@@ -5,79 +5,32 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
-use sfu_control::params::{self, RtcpFeedback, RtpCapabilities, RtpCodecCapability, RtpParameters};
-use sfu_control::requests::{
-    ConsumerGetStats, ConsumerSetPreferredLayers, TransportConsume, TransportProduce,
-};
+use serde_json::Value;
+use sfu_control::requests::{ConsumerGetStats, ConsumerSetPreferredLayers, TransportConsume};
 use sfu_control::responses::{ConsumerLayers, ConsumerType};
 use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaKind};
 
+use super::simulcast::{
+    declare_layers, layers, produce_simulcast, vp8_capabilities, vp8_l1t3, Encoding, Layer,
+};
 use super::trace::Vp8Seen;
 use super::*;
 
-/// (rid, media SSRC, RTX SSRC) of the publisher's encodings, lowest first.
-const LAYERS: [(&str, u32, u32); 3] = [
-    ("q", 0x6100_0001, 0x6100_1001),
-    ("h", 0x6200_0002, 0x6200_1002),
-    ("f", 0x6300_0003, 0x6300_1003),
+/// The publisher's encodings, lowest first.
+const LAYERS: [Layer; 3] = layers(0x6);
+const ENCODINGS: [Encoding; 3] = [
+    ("q", 150_000, None),
+    ("h", 500_000, None),
+    ("f", 1_500_000, None),
 ];
-/// str0m's standard extension ids (Chrome's).
-const MID_ID: u8 = 4;
-const RID_ID: u8 = 10;
-const RRID_ID: u8 = 11;
 /// Frames between a layer's keyframes (the publisher ignores keyframe requests).
 const KEYFRAME_EVERY: u32 = 24;
 
-fn simulcast_video(vp8: u8, rtx: u8) -> RtpParameters {
-    serde_json::from_value(json!({
-        "mid": "v",
-        "codecs": [
-            {"mimeType": "video/VP8", "payloadType": vp8, "clockRate": 90000,
-             "rtcpFeedback": [{"type": "nack"}, {"type": "nack", "parameter": "pli"}]},
-            {"mimeType": "video/rtx", "payloadType": rtx, "clockRate": 90000, "parameters": {"apt": vp8}}
-        ],
-        "headerExtensions": [
-            {"uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "id": MID_ID},
-            {"uri": "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id", "id": RID_ID},
-            {"uri": "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id", "id": RRID_ID}
-        ],
-        "encodings": [
-            {"rid": "q", "maxBitrate": 150_000, "scalabilityMode": "L1T3"},
-            {"rid": "h", "maxBitrate": 500_000, "scalabilityMode": "L1T3"},
-            {"rid": "f", "maxBitrate": 1_500_000, "scalabilityMode": "L1T3"}
-        ],
-        "rtcp": {"cname": "pub"}
-    }))
-    .expect("valid parameters")
-}
-
-/// The payload of frame `frame` of `layer`: a VP8 descriptor with a 15-bit PictureID,
-/// TL0PICIDX and TID/Y in the L1T3 pattern (TID 0, 2, 1, 2; Y on the first TL1 and TL2
-/// frame after a base frame), the VP8 header, and an index naming layer and frame.
+/// The payload of frame `frame` of `layer`, one packet: the L1T3 descriptor and VP8
+/// header ([`vp8_l1t3`]), and an index naming layer and frame.
 fn vp8_frame(layer: u8, frame: u32, picture_id: u16, tl0: u8, keyframe: bool) -> Vec<u8> {
-    let n = frame % KEYFRAME_EVERY;
-    let tid = if keyframe {
-        0
-    } else {
-        [0u8, 2, 1, 2][(n % 4) as usize]
-    };
-    let sync = !keyframe && matches!(n % 4, 1 | 2);
-    let [hi, lo] = picture_id.to_be_bytes();
-    let mut p = vec![
-        0x90,
-        0xe0,
-        0x80 | hi,
-        lo,
-        tl0,
-        (tid << 6) | (u8::from(sync) << 5),
-    ];
-    if keyframe {
-        p.extend_from_slice(&[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01]);
-    } else {
-        p.extend_from_slice(&[0x31, 0x02, 0x00, 0x11, 0x22, 0x33]);
-    }
+    let mut p = vp8_l1t3(frame % KEYFRAME_EVERY, picture_id, tl0, keyframe, true);
     p.extend(std::iter::repeat_n(layer, 150 * (usize::from(layer) + 1)));
     indexed(p, (u32::from(layer) << 24) | frame)
 }
@@ -105,50 +58,12 @@ impl SimulcastCall {
         let router = sim.create_router();
         let publisher = sim.add_peer("pub", |b| b);
         let transport = sim.connect(publisher, &router);
-        let (vp8, rtx) = sim.peer(publisher).pt(Codec::Vp8);
-        let rtx = rtx.expect("str0m pairs VP8 with RTX");
-        for (rid, ssrc, rtx) in LAYERS {
-            sim.peer(publisher).send_rid_stream("v", ssrc, rtx, rid);
-        }
-        let producer = sim
-            .ok(&TransportProduce {
-                transport_id: transport.as_str().into(),
-                kind: params::MediaKind::Video,
-                rtp_parameters: simulcast_video(vp8, rtx),
-                paused: false,
-                app_data: Value::Null,
-            })
-            .producer_id
-            .0;
+        let (vp8, rtx) = declare_layers(&mut sim, publisher, &LAYERS);
+        let producer = produce_simulcast(&mut sim, &transport, vp8, rtx, &ENCODINGS);
         let subscriber = sim.add_peer("sub", |b| b);
         let sub_transport = sim.connect(subscriber, &router);
         let (sub_vp8, sub_rtx) = sim.peer(subscriber).pt(Codec::Vp8);
-        let caps = RtpCapabilities {
-            codecs: vec![
-                RtpCodecCapability {
-                    kind: params::MediaKind::Video,
-                    mime_type: "video/VP8".into(),
-                    preferred_payload_type: sub_vp8,
-                    clock_rate: 90000,
-                    channels: None,
-                    parameters: Default::default(),
-                    rtcp_feedback: vec![
-                        RtcpFeedback::new("nack", ""),
-                        RtcpFeedback::new("nack", "pli"),
-                    ],
-                },
-                RtpCodecCapability {
-                    kind: params::MediaKind::Video,
-                    mime_type: "video/rtx".into(),
-                    preferred_payload_type: sub_rtx.expect("str0m pairs VP8 with RTX"),
-                    clock_rate: 90000,
-                    channels: None,
-                    parameters: [("apt".to_owned(), Value::from(sub_vp8))].into(),
-                    rtcp_feedback: vec![],
-                },
-            ],
-            header_extensions: vec![],
-        };
+        let caps = vp8_capabilities(sub_vp8, sub_rtx.expect("str0m pairs VP8 with RTX"), false);
         let c = sim.ok(&TransportConsume {
             transport_id: sub_transport.as_str().into(),
             producer_id: producer.as_str().into(),
@@ -387,15 +302,7 @@ fn losses_across_switches_are_repaired_from_the_right_encoding() {
 fn a_subscribers_pli_asks_only_for_the_encoding_it_receives() {
     let mut call = SimulcastCall::new(153);
     call.frames(60);
-    let requests = |sim: &Sim| -> Vec<Option<String>> {
-        sim.trace()
-            .records()
-            .filter_map(|r| match r {
-                Record::KeyframeRequest { peer, rid, .. } if peer == "pub" => Some(rid.clone()),
-                _ => None,
-            })
-            .collect()
-    };
+    let requests = |sim: &Sim| sim.trace().keyframe_request_rids("pub");
     let pli = |call: &mut SimulcastCall| {
         let ssrc = call
             .sim

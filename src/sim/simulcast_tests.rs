@@ -4,62 +4,27 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
-use sfu_control::params::{self, RtpParameters};
-use sfu_control::requests::{
-    ProducerGetStats, ProducerPause, ProducerResume, TransportProduce, WorkerGetStats,
-};
-use str0m::format::Codec;
+use sfu_control::requests::{ProducerGetStats, ProducerPause, ProducerResume, WorkerGetStats};
 
+use super::call::vp8_payload;
+use super::simulcast::{declare_layers, layers, produce_simulcast, Encoding, Layer};
 use super::*;
 use crate::srtp::MAX_SSRCS;
 
-/// (rid, media SSRC, RTX SSRC) of the publisher's encodings, lowest first.
-const LAYERS: [(&str, u32, u32); 3] = [
-    ("q", 0x5100_0001, 0x5100_1001),
-    ("h", 0x5200_0002, 0x5200_1002),
-    ("f", 0x5300_0003, 0x5300_1003),
-];
-/// str0m's standard extension ids (Chrome's).
-const MID_ID: u8 = 4;
-const RID_ID: u8 = 10;
-const RRID_ID: u8 = 11;
-
+/// The publisher's encodings, lowest first.
+const LAYERS: [Layer; 3] = layers(0x5);
 /// The encodings as a page gives them, highest first (`maxBitrate` orders them).
-fn rid_only_video(vp8: u8, rtx: u8) -> RtpParameters {
-    serde_json::from_value(json!({
-        "mid": "v",
-        "codecs": [
-            {"mimeType": "video/VP8", "payloadType": vp8, "clockRate": 90000,
-             "rtcpFeedback": [{"type": "nack"}, {"type": "nack", "parameter": "pli"}]},
-            {"mimeType": "video/rtx", "payloadType": rtx, "clockRate": 90000, "parameters": {"apt": vp8}}
-        ],
-        "headerExtensions": [
-            {"uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "id": MID_ID},
-            {"uri": "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id", "id": RID_ID},
-            {"uri": "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id", "id": RRID_ID}
-        ],
-        "encodings": [
-            {"rid": "f", "maxBitrate": 1_200_000, "scalabilityMode": "L1T3"},
-            {"rid": "h", "maxBitrate": 400_000, "scalabilityMode": "L1T3", "scaleResolutionDownBy": 2.0},
-            {"rid": "q", "maxBitrate": 120_000, "scalabilityMode": "L1T3", "scaleResolutionDownBy": 4.0}
-        ],
-        "rtcp": {"cname": "pub"}
-    }))
-    .expect("valid parameters")
-}
+const ENCODINGS: [Encoding; 3] = [
+    ("f", 1_200_000, None),
+    ("h", 400_000, Some(2.0)),
+    ("q", 120_000, Some(4.0)),
+];
 
-/// A VP8 payload (S=1, PID=0) carrying `i`; keyframes have the start code.
+/// A VP8 payload carrying `i`; keyframes have the start code.
 fn vp8(i: u32, keyframe: bool, len: usize) -> Vec<u8> {
-    let mut p = vec![0x10, u8::from(!keyframe), 0x00, 0x00, 0x9d, 0x01, 0x2a];
-    p.extend(std::iter::repeat_n((i % 251) as u8, len));
-    indexed(p, i)
+    indexed(vp8_payload(i, keyframe, len), i)
 }
 
-/// Regression test for issue 13 (a simulcast publisher could not publish at all): every
-/// encoding's SSRC and RTX SSRC is learnt from its first packets, loss on the
-/// publisher's uplink is NACKed per encoding and repaired from that encoding's RTX, and
-/// `producer.getStats` counts each encoding on its own.
 /// A connected publisher "pub" with the [`LAYERS`] declared, and its rid-only
 /// producer: the simulation, the publisher, its transport and producer ids, and the VP8
 /// payload type.
@@ -68,25 +33,16 @@ fn simulcast_publisher(seed: u64) -> (Sim, PeerId, String, String, u8) {
     let router = sim.create_router();
     let publisher = sim.add_peer("pub", |b| b);
     let transport = sim.connect(publisher, &router);
-    let (vp8_pt, rtx_pt) = sim.peer(publisher).pt(Codec::Vp8);
-    let rtx_pt = rtx_pt.expect("str0m pairs VP8 with RTX");
-    for (rid, ssrc, rtx) in LAYERS {
-        sim.peer(publisher).send_rid_stream("v", ssrc, rtx, rid);
-    }
-    let producer = sim
-        .ok(&TransportProduce {
-            transport_id: transport.as_str().into(),
-            kind: params::MediaKind::Video,
-            rtp_parameters: rid_only_video(vp8_pt, rtx_pt),
-            paused: false,
-            app_data: Value::Null,
-        })
-        .producer_id
-        .0;
+    let (vp8_pt, rtx_pt) = declare_layers(&mut sim, publisher, &LAYERS);
+    let producer = produce_simulcast(&mut sim, &transport, vp8_pt, rtx_pt, &ENCODINGS);
     sim.run_until_connected(&[publisher], Duration::from_secs(5));
     (sim, publisher, transport, producer, vp8_pt)
 }
 
+/// Regression test for issue 13 (a simulcast publisher could not publish at all): every
+/// encoding's SSRC and RTX SSRC is learnt from its first packets, loss on the
+/// publisher's uplink is NACKed per encoding and repaired from that encoding's RTX, and
+/// `producer.getStats` counts each encoding on its own.
 #[test]
 fn rid_only_simulcast_is_latched_and_repaired_per_encoding() {
     let (mut sim, publisher, _, producer, vp8_pt) = simulcast_publisher(131);
@@ -174,15 +130,7 @@ fn rid_only_simulcast_is_latched_and_repaired_per_encoding() {
 
     // A resumed producer asks for a keyframe of its lowest layer: the PLI carries the SSRC
     // learnt for rid "q", which str0m maps back to that rid.
-    let requests = |sim: &Sim| -> Vec<Option<String>> {
-        sim.trace()
-            .records()
-            .filter_map(|r| match r {
-                Record::KeyframeRequest { peer, rid, .. } if peer == "pub" => Some(rid.clone()),
-                _ => None,
-            })
-            .collect()
-    };
+    let requests = |sim: &Sim| sim.trace().keyframe_request_rids("pub");
     let before = requests(&sim).len();
     sim.ok(&ProducerPause::new(producer.as_str()));
     sim.ok(&ProducerResume::new(producer.as_str()));

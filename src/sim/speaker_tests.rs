@@ -5,24 +5,17 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-use sfu_control::params::{
-    self, RtcpParameters, RtpCodecParameters, RtpEncodingParameters, RtpHeaderExtensionParameters,
-    RtpParameters,
-};
 use sfu_control::requests::{
     ProducerClose, ProducerGetStats, RouterCreateActiveSpeakerObserver, RtpObserverAddProducer,
-    RtpObserverPause, RtpObserverResume, TransportProduce,
+    RtpObserverPause, RtpObserverResume,
 };
 use str0m::format::Codec;
 use str0m::media::MediaKind;
 use str0m::rtp::{ExtensionValues, RtpWrite};
 
+use super::call::{observe_speakers, produce_leveled_opus};
 use super::*;
-use crate::rtp::audio_level::AUDIO_LEVEL_URI;
 
-/// str0m's standard extension map sends the audio level with id 1, as Chrome does.
-const AUDIO_LEVEL_ID: u8 = 1;
 /// One Opus frame per 20 ms.
 const FRAME: Duration = Duration::from_millis(20);
 /// Speech, and the quiet of a microphone nobody talks into (dBov).
@@ -58,7 +51,7 @@ impl Room {
             let (opus, _) = sim.peer(peer).pt(Codec::Opus);
             sim.peer(peer)
                 .send_stream("a", MediaKind::Audio, ssrc, None);
-            let producer = produce_audio(&mut sim, &transport, opus, ssrc, name);
+            let producer = produce_leveled_opus(&mut sim, &transport, opus, ssrc, name);
             sim.label(&producer, &format!("{name}-audio"));
             speakers.push(Speaker {
                 peer,
@@ -70,21 +63,8 @@ impl Room {
         }
         let peers: Vec<PeerId> = speakers.iter().map(|s| s.peer).collect();
         sim.run_until_connected(&peers, Duration::from_secs(5));
-        let observer = sim
-            .ok(&RouterCreateActiveSpeakerObserver {
-                router_id: router.as_str().into(),
-                rtp_observer_id: None,
-                interval: None,
-            })
-            .rtp_observer_id
-            .0;
-        sim.label(&observer, "observer");
-        for s in &speakers {
-            sim.ok(&RtpObserverAddProducer {
-                rtp_observer_id: observer.as_str().into(),
-                producer_id: s.producer.as_str().into(),
-            });
-        }
+        let producers: Vec<String> = speakers.iter().map(|s| s.producer.clone()).collect();
+        let observer = observe_speakers(&mut sim, &router, &producers);
         Self {
             sim,
             router,
@@ -148,43 +128,6 @@ impl Room {
             })
             .collect()
     }
-}
-
-/// An Opus producer whose parameters list the audio level extension, as signaling's
-/// answer negotiates it.
-fn produce_audio(sim: &mut Sim, transport: &str, opus: u8, ssrc: u32, cname: &str) -> String {
-    let p = sim.ok(&TransportProduce {
-        transport_id: transport.into(),
-        kind: params::MediaKind::Audio,
-        rtp_parameters: RtpParameters {
-            mid: Some("a".into()),
-            codecs: vec![RtpCodecParameters {
-                mime_type: "audio/opus".into(),
-                payload_type: opus,
-                clock_rate: 48000,
-                channels: Some(2),
-                parameters: Default::default(),
-                rtcp_feedback: vec![],
-            }],
-            header_extensions: vec![RtpHeaderExtensionParameters {
-                uri: AUDIO_LEVEL_URI.into(),
-                id: AUDIO_LEVEL_ID,
-                encrypt: false,
-                parameters: Default::default(),
-            }],
-            encodings: vec![RtpEncodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            }],
-            rtcp: RtcpParameters {
-                cname: Some(cname.into()),
-                ..Default::default()
-            },
-        },
-        paused: false,
-        app_data: Value::Null,
-    });
-    p.producer_id.0
 }
 
 #[test]

@@ -190,6 +190,17 @@ impl Trace {
             .collect()
     }
 
+    /// The RID of each keyframe request `peer` received, in order (`None` for a stream
+    /// without one).
+    pub(crate) fn keyframe_request_rids(&self, peer: &str) -> Vec<Option<String>> {
+        self.records()
+            .filter_map(|r| match r {
+                Record::KeyframeRequest { peer: p, rid, .. } if p == peer => Some(rid.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Retransmissions `peer` received on `stream`.
     pub(crate) fn retransmissions(&self, peer: &str, stream: &str) -> usize {
         self.records()
