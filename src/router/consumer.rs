@@ -17,7 +17,7 @@ mod simulcast;
 
 pub use egress::Egress;
 pub use simple::SimpleConsumer;
-pub use simulcast::{LayerClock, Layers, SimulcastConsumer, MAX_SPATIAL_LAYERS};
+pub use simulcast::{LayerClock, LayerSwitches, Layers, SimulcastConsumer, MAX_SPATIAL_LAYERS};
 
 use simulcast::{Planned, Verdict};
 
@@ -373,6 +373,23 @@ impl Consumer {
         match &mut self.kind {
             ConsumerKind::Simple(_) => None,
             ConsumerKind::Simulcast(s) => s.take_layers_change().map(|l| l.map(wire_layers)),
+        }
+    }
+
+    /// A simulcast consumer's layer switches since last asked (none for a simple one).
+    pub fn take_layer_switches(&mut self) -> LayerSwitches {
+        match &mut self.kind {
+            ConsumerKind::Simple(_) => LayerSwitches::default(),
+            ConsumerKind::Simulcast(s) => s.take_switches(),
+        }
+    }
+
+    /// Whether the bandwidth allocation holds an active simulcast consumer below the
+    /// layers its subscriber prefers (its target is the lower of both).
+    pub fn limited_by_bandwidth(&self) -> bool {
+        match &self.kind {
+            ConsumerKind::Simple(_) => false,
+            ConsumerKind::Simulcast(s) => self.active() && s.target() != s.preferred(),
         }
     }
 
