@@ -21,7 +21,7 @@ if ip -o link show 2>/dev/null | grep -qv ': lo:'; then
   echo "e2e: warning: interfaces other than lo exist; prefer running inside 'unshare -n' (scripts/test.sh)" >&2
 fi
 
-cargo build --locked --offline -p sfu -p sfu-signaling -p sfu-impair
+cargo build --locked --offline -p sfu -p sfu-signaling
 
 work=$(mktemp -d /tmp/sfu-e2e.XXXXXX)
 server_pid=

@@ -11,7 +11,10 @@
 #   scripts/bench.sh --scenarios capacity,fanout-1-915 --targets sfu,floor
 #                               some scenarios and targets only; results under
 #                               target/bench-partial/<time>/ (or $BENCH_OUT), with their table
-#   scripts/bench.sh trial --target sfu --subscribers 900 --measure 20
+#   scripts/bench.sh --scenarios simulcast-1-600,layers-1-600,capacity-simulcast --targets sfu
+#                               the simulcast consumer against its single-layer baseline
+#                               (the layered scenarios run against our SFU only)
+#   scripts/bench.sh trial --target sfu --subscribers 900 --measure 20 [--video simulcast]
 #                               one scenario against one target, result JSON on stdout
 #                               (for profiling: see BENCHMARKS.md)
 #

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::gen::Generator;
-use crate::media::MediaSpec;
+use crate::media::{MediaSpec, VideoShape};
 use crate::sys;
 use crate::targets::{self, Env, PubSpec, SubSpec, Target};
 use crate::webrtc::ice_credentials;
@@ -42,7 +42,9 @@ impl Kind {
 
 /// A room layout: `rooms` rooms, each with `publishers` publishers and `subscribers`
 /// receive-only subscribers; with `mesh`, every publisher also subscribes to the others
-/// of its room (a call where everyone publishes).
+/// of its room (a call where everyone publishes). Publishers send their video as
+/// `video` says; with a layered shape, a room's subscribers are spread evenly over the
+/// layers (the i-th receives layer i mod 3).
 #[derive(Clone, Debug)]
 pub(crate) struct Layout {
     pub(crate) name: String,
@@ -50,6 +52,7 @@ pub(crate) struct Layout {
     pub(crate) publishers: usize,
     pub(crate) subscribers: usize,
     pub(crate) mesh: bool,
+    pub(crate) video: VideoShape,
 }
 
 impl Layout {
@@ -60,7 +63,29 @@ impl Layout {
             publishers: 1,
             subscribers: subs,
             mesh: false,
+            video: VideoShape::Single,
         }
+    }
+
+    /// One publisher of three layers and `subs` subscribers spread over them: as
+    /// simulcast (`simulcast-1-N`) or as three single-layer producers (`layers-1-N`, its
+    /// baseline).
+    pub(crate) fn layered(subs: usize, video: VideoShape) -> Self {
+        let kind = if video == VideoShape::Simulcast {
+            "simulcast"
+        } else {
+            "layers"
+        };
+        Self {
+            name: format!("{kind}-1-{subs}"),
+            video,
+            ..Self::fanout(subs)
+        }
+    }
+
+    /// Whether `kind` can run it: the layered shapes are signalled to our SFU only.
+    pub(crate) fn runs_on(&self, kind: Kind) -> bool {
+        kind == Kind::Sfu || !self.video.layered()
     }
 }
 
@@ -138,16 +163,17 @@ pub(crate) fn run_trial(kind: Kind, layout: &Layout, o: &Options) -> Result<Valu
     let mut t = start(kind, o)?;
     let mut g = Generator::new(o.gen_ip, o.spec, o.decrypt_every)?;
     let fp = g.fingerprint();
+    let layers = o.spec.video_layers(layout.video).len();
 
-    // Publishers: global index -> (audio stream, video stream).
-    let mut pubs: HashMap<usize, (u32, u32)> = HashMap::new();
+    // Publishers: global index -> (audio stream, video streams lowest layer first).
+    let mut pubs: HashMap<usize, (u32, Vec<u32>)> = HashMap::new();
     let mut by_room: Vec<Vec<usize>> = vec![Vec::new(); layout.rooms];
     for (room, members) in by_room.iter_mut().enumerate() {
         for _ in 0..layout.publishers {
             let index = pubs.len();
             let (socket, local) = g.socket()?;
             let (ufrag, pwd) = ice_credentials();
-            let (sa, sv, ssrc_a, ssrc_v) = g.new_tracks();
+            let tracks = g.new_tracks(layers);
             let spec = PubSpec {
                 room,
                 index,
@@ -155,12 +181,16 @@ pub(crate) fn run_trial(kind: Kind, layout: &Layout, o: &Options) -> Result<Valu
                 ufrag: ufrag.clone(),
                 pwd: pwd.clone(),
                 fingerprint: fp.clone(),
-                audio_ssrc: ssrc_a,
-                video_ssrc: ssrc_v,
+                audio_ssrc: tracks.audio.1,
+                video_ssrcs: tracks.video.iter().map(|v| v.1).collect(),
+                video: layout.video,
             };
             let sig = t.add_publisher(&spec)?;
-            g.add_publisher(socket, sig, ufrag, pwd, (sa, sv), (ssrc_a, ssrc_v))?;
-            pubs.insert(index, (sa, sv));
+            g.add_publisher(socket, sig, ufrag, pwd, &tracks, layout.video)?;
+            pubs.insert(
+                index,
+                (tracks.audio.0, tracks.video.iter().map(|v| v.0).collect()),
+            );
             members.push(index);
         }
     }
@@ -178,14 +208,15 @@ pub(crate) fn run_trial(kind: Kind, layout: &Layout, o: &Options) -> Result<Valu
     // Subscribers, in waves, media flowing meanwhile.
     let mut subs: Vec<SubSpec> = Vec::new();
     for (room, members) in by_room.iter().enumerate() {
+        let mut layer = (0..layers).cycle().map(|l| l as u8);
         if layout.mesh {
             for &me in members {
                 let others = members.iter().copied().filter(|p| *p != me).collect();
-                subs.push(sub_spec(room, others));
+                subs.push(sub_spec(room, others, layer.next().unwrap_or(0)));
             }
         }
         for _ in 0..layout.subscribers {
-            subs.push(sub_spec(room, members.clone()));
+            subs.push(sub_spec(room, members.clone(), layer.next().unwrap_or(0)));
         }
     }
     let subscriptions: usize = subs.iter().map(|s| s.publishers.len()).sum();
@@ -203,7 +234,11 @@ pub(crate) fn run_trial(kind: Kind, layout: &Layout, o: &Options) -> Result<Valu
             let expect = s
                 .publishers
                 .iter()
-                .flat_map(|p| [pubs[p].0, pubs[p].1])
+                .flat_map(|p| {
+                    let (audio, video) = &pubs[p];
+                    let layer = usize::from(s.layer).min(video.len().saturating_sub(1));
+                    std::iter::once(*audio).chain(video.get(layer).copied())
+                })
                 .collect();
             g.add_subscriber(socket, sig, ufrag, pwd, expect)?;
         }
@@ -236,7 +271,7 @@ pub(crate) fn run_trial(kind: Kind, layout: &Layout, o: &Options) -> Result<Valu
 
     let secs = s1.at.duration_since(s0.at).as_secs_f64().max(1e-3);
     let publishers = pubs.len();
-    let offered_in = publishers as f64 * o.spec.pps();
+    let offered_in = publishers as f64 * o.spec.pps_of(layout.video);
     let sent_in = m.counts.sent_packets as f64 / secs;
     let loss = if m.expected == 0 {
         1.0
@@ -304,7 +339,7 @@ pub(crate) fn run_trial(kind: Kind, layout: &Layout, o: &Options) -> Result<Valu
     }))
 }
 
-fn sub_spec(room: usize, publishers: Vec<usize>) -> SubSpec {
+fn sub_spec(room: usize, publishers: Vec<usize>, layer: u8) -> SubSpec {
     SubSpec {
         room,
         index: 0,
@@ -313,6 +348,7 @@ fn sub_spec(room: usize, publishers: Vec<usize>) -> SubSpec {
         pwd: String::new(),
         fingerprint: String::new(),
         publishers,
+        layer,
     }
 }
 
@@ -343,9 +379,15 @@ pub(crate) fn passes(r: &Value) -> (bool, bool, &'static str) {
 
 /// One capacity trial, recorded in `trials`: (meets the criterion, meets the
 /// relaxed one).
-fn capacity_trial(kind: Kind, o: &Options, n: usize, trials: &mut Vec<Value>) -> (bool, bool) {
+fn capacity_trial(
+    kind: Kind,
+    o: &Options,
+    layout: &Layout,
+    trials: &mut Vec<Value>,
+) -> (bool, bool) {
+    let n = layout.subscribers;
     eprintln!("capacity {}: trying {n} subscribers", kind.name());
-    let (strict, ok, why, mut s) = match run_trial(kind, &Layout::fanout(n), o) {
+    let (strict, ok, why, mut s) = match run_trial(kind, layout, o) {
         Ok(v) => {
             let (strict, ok, why) = passes(&v);
             (strict, ok, why.to_owned(), v)
@@ -378,14 +420,18 @@ fn bisect(lo: usize, hi: usize, resolution: f64) -> Option<usize> {
     })
 }
 
-/// Finds the largest fan-out of one publisher that passes: first the relaxed criterion
+/// Finds the largest fan-out of one publisher (`layout(n)` for n subscribers; reported
+/// as scenario `scenario`) that passes: first the relaxed criterion
 /// (doubling from `start` up to `max`, then bisection to within `resolution`, at most
 /// `budget.0` trials), then the criterion (bisection between the trials run so
 /// far, at most `budget.1` more). Returns the best relaxed trial with every trial in
 /// `search`, `capacity_subscribers_relaxed` and `capacity_subscribers` (the issue's).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn capacity(
     kind: Kind,
     o: &Options,
+    scenario: &str,
+    layout: impl Fn(usize) -> Layout,
     start: usize,
     max: usize,
     resolution: f64,
@@ -395,7 +441,7 @@ pub(crate) fn capacity(
     let (mut lo, mut hi) = (0usize, None::<usize>);
     let mut n = start.min(max).max(1);
     while trials.len() < budget.0 {
-        let (_, ok) = capacity_trial(kind, o, n, &mut trials);
+        let (_, ok) = capacity_trial(kind, o, &layout(n), &mut trials);
         if ok {
             lo = n;
         } else {
@@ -427,7 +473,7 @@ pub(crate) fn capacity(
         let Some(n) = shi.and_then(|h| bisect(slo, h, resolution)) else {
             break;
         };
-        let (strict, _) = capacity_trial(kind, o, n, &mut trials);
+        let (strict, _) = capacity_trial(kind, o, &layout(n), &mut trials);
         if strict {
             slo = n;
         } else {
@@ -439,7 +485,7 @@ pub(crate) fn capacity(
         .rfind(|t| t["pass"] == true && subs(t) == lo)
         .cloned();
     let mut out = best.unwrap_or_else(|| json!({ "subscribers": 0, "pass": false }));
-    out["scenario"] = json!("capacity");
+    out["scenario"] = json!(scenario);
     out["target"] = json!(kind.name());
     out["capacity_subscribers_relaxed"] = json!(lo);
     out["capacity_subscribers"] = json!(slo);

@@ -15,7 +15,8 @@ use hdrhistogram::Histogram;
 use rand::Rng;
 
 use crate::media::{
-    self, build_packet, histogram, read_trailer, rtp_seq_ssrc, MediaSpec, RxStream, Window,
+    self, build_packet, histogram, l1t3, read_trailer, rtp_seq_ssrc, LayerRate, MediaSpec,
+    RxStream, VideoShape, Vp8Head, Vp8Layering, Window,
 };
 use crate::sys::{self, Epoll, RecvBuf};
 use crate::targets::Signalled;
@@ -37,13 +38,38 @@ struct Track {
     ts: u32,
 }
 
+/// One video stream of a publisher (its only one, or a simulcast layer).
+struct VideoLayer {
+    track: Track,
+    rate: LayerRate,
+    /// Bytes owed to the pacing: a frame sends whole packets of what it accumulated.
+    budget: f64,
+    /// The extended VP8 descriptor's numbering (simulcast cameras write it): where this
+    /// encoder's PictureID and TL0PICIDX started.
+    layering: Option<(u16, u8)>,
+}
+
 struct Publisher {
     audio: Track,
-    video: Track,
+    /// Lowest layer first; a frame sends the highest first (see `send_due`).
+    video: Vec<VideoLayer>,
     next_frame: Instant,
     next_audio: Instant,
     frame: u32,
-    budget: f64,
+    /// TL0 (base temporal layer) frames sent: the TL0PICIDX of layered video.
+    tl0_frames: u32,
+}
+
+impl Publisher {
+    fn tracks(&self) -> impl Iterator<Item = &Track> {
+        std::iter::once(&self.audio).chain(self.video.iter().map(|v| &v.track))
+    }
+}
+
+/// A new publisher's streams: (stream id, SSRC) of its audio and of each video layer.
+pub(crate) struct NewTracks {
+    pub(crate) audio: (u32, u32),
+    pub(crate) video: Vec<(u32, u32)>,
 }
 
 struct Subscriber {
@@ -155,17 +181,22 @@ impl Generator {
         Ok((s, a))
     }
 
-    /// Two new stream ids (audio, video) with random SSRCs and base sequence numbers.
-    pub(crate) fn new_tracks(&mut self) -> (u32, u32, u32, u32) {
+    /// New stream ids with random SSRCs and base sequence numbers: audio and `video`
+    /// video streams.
+    pub(crate) fn new_tracks(&mut self, video: usize) -> NewTracks {
         let mut rng = rand::thread_rng();
-        let a = self.streams.len() as u32;
-        for _ in 0..2 {
+        let mut next = || {
+            let id = self.streams.len() as u32;
             self.streams.push(StreamInfo {
                 base_seq: rng.gen(),
                 window: None,
             });
+            (id, rng.gen())
+        };
+        NewTracks {
+            audio: next(),
+            video: (0..video).map(|_| next()).collect(),
         }
-        (a, a + 1, rng.gen(), rng.gen())
     }
 
     fn session(
@@ -214,7 +245,8 @@ impl Generator {
         Ok(idx)
     }
 
-    /// Adds a publisher whose tracks came from [`Self::new_tracks`].
+    /// Adds a publisher of `shape` whose tracks came from [`Self::new_tracks`] (one video
+    /// stream per layer of the shape).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn add_publisher(
         &mut self,
@@ -222,26 +254,36 @@ impl Generator {
         sig: Signalled,
         ufrag: String,
         pwd: String,
-        streams: (u32, u32),
-        ssrcs: (u32, u32),
+        tracks: &NewTracks,
+        shape: VideoShape,
     ) -> Result<usize, String> {
         let now = Instant::now();
         let session = self.session(sig, ufrag, pwd, now)?;
-        let track = |stream: u32, ssrc: u32, base: u16| Track {
+        let track = |(stream, ssrc): (u32, u32)| Track {
             ssrc,
             stream,
-            base_seq: base,
+            base_seq: self.streams[stream as usize].base_seq,
             next: 0,
             ts: rand::random(),
         };
-        let (a, v) = streams;
+        let video = tracks
+            .video
+            .iter()
+            .zip(self.spec.video_layers(shape))
+            .map(|(&t, rate)| VideoLayer {
+                track: track(t),
+                rate,
+                budget: 0.0,
+                layering: shape.layered().then(rand::random),
+            })
+            .collect();
         let p = Publisher {
-            audio: track(a, ssrcs.0, self.streams[a as usize].base_seq),
-            video: track(v, ssrcs.1, self.streams[v as usize].base_seq),
+            audio: track(tracks.audio),
+            video,
             next_frame: now,
             next_audio: now,
             frame: 0,
-            budget: 0.0,
+            tl0_frames: 0,
         };
         self.push(socket, session, Role::Publisher(p))
     }
@@ -322,7 +364,7 @@ impl Generator {
     pub(crate) fn open_window(&mut self) {
         for p in &self.peers {
             if let Role::Publisher(pb) = &p.role {
-                for t in [pb.audio, pb.video] {
+                for t in pb.tracks() {
                     self.streams[t.stream as usize].window = Some(Window {
                         start: t.next,
                         end: u32::MAX,
@@ -346,7 +388,7 @@ impl Generator {
     pub(crate) fn close_window(&mut self) {
         for p in &self.peers {
             if let Role::Publisher(pb) = &p.role {
-                for t in [pb.audio, pb.video] {
+                for t in pb.tracks() {
                     if let Some(w) = &mut self.streams[t.stream as usize].window {
                         w.end = t.next;
                     }
@@ -442,32 +484,55 @@ impl Generator {
             while pb.next_frame <= now {
                 let late = now.duration_since(pb.next_frame).as_micros() as u64;
                 let _ = self.lateness.record(late.max(1));
-                pb.budget += spec.video_bps as f64 / 8.0 / f64::from(spec.fps);
-                let n = ((pb.budget / spec.video_packet as f64) as usize).clamp(1, bufs.len());
-                pb.budget -= (n * spec.video_packet) as f64;
-                let key = pb.frame % spec.keyframe_every.max(1) == 0;
-                let mut lens = Vec::with_capacity(n);
-                let send_ns = sys::realtime_ns();
-                for (k, buf) in bufs.iter_mut().take(n).enumerate() {
-                    let t = &mut pb.video;
-                    let seq = t.base_seq.wrapping_add(t.next as u16);
-                    let len = build_packet(
-                        buf,
-                        spec.video_packet,
-                        media::VIDEO_PT,
-                        k + 1 == n,
-                        seq,
-                        t.ts,
-                        t.ssrc,
-                        t.stream,
-                        t.next,
-                        send_ns,
-                        Some((k == 0, key && k == 0)),
-                    );
-                    t.next = t.next.wrapping_add(1);
-                    lens.push(ctx.protect_rtp(buf, len).unwrap_or(0));
+                let phase = pb.frame % spec.keyframe_every.max(1);
+                let key = phase == 0;
+                // The temporal pattern restarts at each keyframe (a TL0 frame).
+                let (tid, layer_sync) = l1t3(phase);
+                if tid == 0 {
+                    pb.tl0_frames = pb.tl0_frames.wrapping_add(1);
                 }
-                pb.video.ts = pb.video.ts.wrapping_add(90_000 / spec.fps);
+                let capacity = bufs.len();
+                let mut lens = Vec::with_capacity(capacity);
+                let mut free = bufs.iter_mut();
+                let send_ns = sys::realtime_ns();
+                // Highest layer first, so a simulcast consumer waiting for its first
+                // keyframe meets its own layer's before a lower one's.
+                for v in pb.video.iter_mut().rev() {
+                    v.budget += v.rate.bps as f64 / 8.0 / f64::from(spec.fps);
+                    let n = ((v.budget / v.rate.packet as f64) as usize).clamp(1, capacity);
+                    v.budget -= (n * v.rate.packet) as f64;
+                    let layered = v.layering.map(|(pic0, tl0)| Vp8Layering {
+                        picture_id: pic0.wrapping_add(pb.frame as u16),
+                        tl0_pic_idx: tl0.wrapping_add(pb.tl0_frames as u8),
+                        tid,
+                        layer_sync,
+                    });
+                    for k in 0..n {
+                        let Some(buf) = free.next() else { break };
+                        let t = &mut v.track;
+                        let seq = t.base_seq.wrapping_add(t.next as u16);
+                        let len = build_packet(
+                            buf,
+                            v.rate.packet,
+                            media::VIDEO_PT,
+                            k + 1 == n,
+                            seq,
+                            t.ts,
+                            t.ssrc,
+                            t.stream,
+                            t.next,
+                            send_ns,
+                            Some(Vp8Head {
+                                first: k == 0,
+                                key: key && k == 0,
+                                layered,
+                            }),
+                        );
+                        t.next = t.next.wrapping_add(1);
+                        lens.push(ctx.protect_rtp(buf, len).unwrap_or(0));
+                    }
+                    v.track.ts = v.track.ts.wrapping_add(90_000 / spec.fps);
+                }
                 pb.frame += 1;
                 pb.next_frame += frame_dt;
                 let slices: Vec<&[u8]> = bufs

@@ -24,7 +24,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 
 use bench::{Kind, Layout, Options, Timing};
-use media::MediaSpec;
+use media::{MediaSpec, VideoShape};
 use targets::Env;
 
 #[derive(Parser)]
@@ -57,6 +57,10 @@ enum Cmd {
         /// Every publisher also subscribes to the others of its room.
         #[arg(long)]
         mesh: bool,
+        /// single (one 1 Mbit/s stream), simulcast (three layers, subscribers spread over
+        /// them) or layers (the same three streams as three single-layer producers).
+        #[arg(long, default_value = "single")]
+        video: String,
         #[arg(long, default_value_t = 2.0)]
         warmup: f64,
         #[arg(long, default_value_t = 5.0)]
@@ -124,7 +128,8 @@ struct BenchArgs {
     #[arg(long)]
     benchmarks_md: Option<PathBuf>,
     /// Only these scenarios, comma-separated (layout names such as `fanout-1-915`, and
-    /// `capacity`); all of them when absent. For before/after comparisons of one change.
+    /// `capacity`, `capacity-simulcast`, `capacity-layers`); all of them (but
+    /// `capacity-layers`) when absent. For before/after comparisons of one change.
     #[arg(long)]
     scenarios: Option<String>,
 }
@@ -210,9 +215,20 @@ fn bench(a: BenchArgs) -> Result<(), String> {
         publishers: size,
         subscribers: 0,
         mesh: true,
+        video: VideoShape::Single,
+    };
+    // Simulcast against its baseline: the same three streams in and the same packets
+    // out, through simulcast consumers of one producer or simple consumers of three.
+    let simulcast = |subs: usize| {
+        [
+            Layout::layered(subs, VideoShape::Simulcast),
+            Layout::layered(subs, VideoShape::Layers),
+        ]
     };
     let layouts: Vec<Layout> = if a.smoke {
-        vec![Layout::fanout(1), Layout::fanout(10), mesh(2, 3)]
+        let mut l = vec![Layout::fanout(1), Layout::fanout(10), mesh(2, 3)];
+        l.extend(simulcast(6));
+        l
     } else {
         // 915 subscribers ~ 150,000 packets/s out: half the capacity target, where the
         // in-daemon latency targets apply.
@@ -231,9 +247,14 @@ fn bench(a: BenchArgs) -> Result<(), String> {
                 publishers: 1,
                 subscribers: 9,
                 mesh: false,
+                video: VideoShape::Single,
             },
             mesh(10, 5),
         ]
+        .into_iter()
+        .chain(simulcast(600))
+        .chain(simulcast(1500))
+        .collect()
     };
     let wanted: Option<Vec<&str>> = a
         .scenarios
@@ -243,14 +264,14 @@ fn bench(a: BenchArgs) -> Result<(), String> {
     if let Some(w) = &wanted {
         if let Some(unknown) = w
             .iter()
-            .find(|n| **n != "capacity" && !layouts.iter().any(|l| l.name == **n))
+            .find(|n| !CAPACITY.contains(n) && !layouts.iter().any(|l| l.name == **n))
         {
             return Err(format!("unknown scenario {unknown}"));
         }
     }
     let mut failures = 0;
     for l in layouts.iter().filter(|l| wants(&l.name)) {
-        for &k in &kinds {
+        for &k in kinds.iter().filter(|k| l.runs_on(**k)) {
             eprintln!("== {} on {}", l.name, k.name());
             let v = bench::run_trial(k, l, &o).unwrap_or_else(|e| {
                 failures += 1;
@@ -268,8 +289,32 @@ fn bench(a: BenchArgs) -> Result<(), String> {
             (false, Kind::Sfu) => (500, 4000, (6, 4)),
         };
         eprintln!("== capacity on {}", k.name());
-        let v = bench::capacity(k, &o, start, max, 0.1, trials);
+        let v = bench::capacity(k, &o, "capacity", Layout::fanout, start, max, 0.1, trials);
         write(&a.out, &format!("capacity-{}", k.name()), &v)?;
+    }
+    // The same search with the simulcast publisher (subscribers spread over its layers),
+    // and with its baseline (the same streams as single-layer producers); the baseline's
+    // only when named, not in the full or smoke run.
+    let layered = [
+        ("capacity-simulcast", VideoShape::Simulcast),
+        ("capacity-layers", VideoShape::Layers),
+    ];
+    for (name, shape) in layered {
+        let named = wanted.as_ref().is_some_and(|w| w.contains(&name));
+        if !kinds.contains(&Kind::Sfu)
+            || !(named || (shape == VideoShape::Simulcast && wants(name)))
+        {
+            continue;
+        }
+        let (start, max, trials) = if a.smoke {
+            (6, 12, (1, 0))
+        } else {
+            (500, 5000, (6, 4))
+        };
+        eprintln!("== {name} on sfu");
+        let layout = |n| Layout::layered(n, shape);
+        let v = bench::capacity(Kind::Sfu, &o, name, layout, start, max, 0.1, trials);
+        write(&a.out, &format!("{name}-sfu"), &v)?;
     }
     let ok = report_cmd(ReportArgs {
         results: a.out.clone(),
@@ -282,9 +327,17 @@ fn bench(a: BenchArgs) -> Result<(), String> {
     ok
 }
 
+/// The capacity searches `--scenarios` may name.
+const CAPACITY: [&str; 3] = ["capacity", "capacity-simulcast", "capacity-layers"];
+
 fn report_cmd(a: ReportArgs) -> Result<(), String> {
     let results = report::load(&a.results)?;
-    let table = report::table(&results);
+    let mut table = report::table(&results);
+    let simulcast = report::simulcast_table(&results);
+    if !simulcast.is_empty() {
+        table += "\nSimulcast against its baseline (see \"Simulcast\"):\n\n";
+        table += &simulcast;
+    }
     let plot = a.results.join("plot.svg");
     report::plot(&results, &plot)?;
     std::fs::write(a.results.join("table.md"), &table).map_err(|e| e.to_string())?;
@@ -325,9 +378,16 @@ fn run() -> Result<(), String> {
             publishers,
             subscribers,
             mesh,
+            video,
             warmup,
             measure,
         } => {
+            let video = match video.as_str() {
+                "single" => VideoShape::Single,
+                "simulcast" => VideoShape::Simulcast,
+                "layers" => VideoShape::Layers,
+                other => return Err(format!("unknown video shape {other}")),
+            };
             let timing = Timing {
                 warmup: Duration::from_secs_f64(warmup),
                 measure: Duration::from_secs_f64(measure),
@@ -341,6 +401,7 @@ fn run() -> Result<(), String> {
                 publishers,
                 subscribers,
                 mesh,
+                video,
             };
             let v = bench::run_trial(k, &l, &o)?;
             println!(

@@ -12,9 +12,10 @@ use hdrhistogram::Histogram;
 
 /// RTP fixed header length (we send no CSRCs and no extensions).
 const RTP_HEADER: usize = 12;
-/// Offset of the trailer in the payload: after the 7-byte VP8 descriptor + frame tag +
-/// start code (audio pads to the same offset).
-const TRAILER_AT: usize = 8;
+/// Offset of the trailer in the payload: after the longest VP8 descriptor we write
+/// (6 bytes: X, PictureID of 15 bits, TL0PICIDX, TID/Y) + frame tag + start code (the
+/// short descriptor and audio pad to the same offset).
+const TRAILER_AT: usize = 12;
 const MAGIC: &[u8; 4] = b"SFUB";
 const TRAILER_LEN: usize = 4 + 4 + 4 + 8;
 
@@ -49,16 +50,108 @@ impl Default for MediaSpec {
     }
 }
 
+/// How a publisher sends its video.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum VideoShape {
+    /// One stream at the spec's rate, one producer (today's camera).
+    Single,
+    /// The [`SIMULCAST_LAYERS`] as three encodings of one producer (simulcast): each
+    /// subscriber's simulcast consumer forwards one of them.
+    Simulcast,
+    /// The same three streams as three single-layer producers, each subscriber consuming
+    /// one of them with a simple consumer: the baseline of `Simulcast`, with the same
+    /// packets in and out.
+    Layers,
+}
+
+impl VideoShape {
+    pub(crate) fn layered(self) -> bool {
+        self != Self::Single
+    }
+}
+
+/// One encoding of a simulcast camera.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LayerRate {
+    /// RTP bytes, before SRTP, bits/s.
+    pub(crate) bps: u64,
+    /// RTP packet size.
+    pub(crate) packet: usize,
+}
+
+/// A browser's three-layer VP8 simulcast at 30 frames/s, lowest first: ~320x180 at
+/// 150 kbit/s (one 625-byte packet a frame), ~640x360 at 500 kbit/s and ~1280x720 at
+/// 1.5 Mbit/s (1,100-byte packets): 30, 56.8 and 170.5 packets/s.
+pub(crate) const SIMULCAST_LAYERS: [LayerRate; 3] = [
+    LayerRate {
+        bps: 150_000,
+        packet: 625,
+    },
+    LayerRate {
+        bps: 500_000,
+        packet: 1100,
+    },
+    LayerRate {
+        bps: 1_500_000,
+        packet: 1100,
+    },
+];
+
+/// VP8 temporal layers of an L1T3 encoder, by frame number modulo 4 (RFC 7741's TID):
+/// 0, 2, 1, 2; the first TID 2 and the TID 1 frame after a TL0 frame are layer-sync (Y).
+pub(crate) fn l1t3(frame: u32) -> (u8, bool) {
+    match frame % 4 {
+        0 => (0, false),
+        1 => (2, true),
+        2 => (1, true),
+        _ => (2, false),
+    }
+}
+
 impl MediaSpec {
-    /// Nominal video packets per second.
-    pub(crate) fn video_pps(&self) -> f64 {
-        self.video_bps as f64 / 8.0 / self.video_packet as f64
+    /// The video streams of a publisher of `shape`: (bits/s, packet size), lowest first.
+    pub(crate) fn video_layers(&self, shape: VideoShape) -> Vec<LayerRate> {
+        match shape {
+            VideoShape::Single => vec![LayerRate {
+                bps: self.video_bps,
+                packet: self.video_packet,
+            }],
+            VideoShape::Simulcast | VideoShape::Layers => SIMULCAST_LAYERS.to_vec(),
+        }
     }
 
-    /// Nominal packets per second of one publisher (audio + video).
-    pub(crate) fn pps(&self) -> f64 {
-        self.video_pps() + f64::from(self.audio_pps)
+    /// Nominal packets per second of one publisher of `shape` (audio + video).
+    pub(crate) fn pps_of(&self, shape: VideoShape) -> f64 {
+        let fps = f64::from(self.fps);
+        let video: f64 = self
+            .video_layers(shape)
+            .iter()
+            // At least one packet a frame, as the generator sends.
+            .map(|l| (l.bps as f64 / 8.0 / l.packet as f64).max(fps))
+            .sum();
+        video + f64::from(self.audio_pps)
     }
+}
+
+/// The VP8 payload descriptor of a video packet.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Vp8Head {
+    /// First packet of its frame (S=1).
+    pub(crate) first: bool,
+    /// The frame is a keyframe (frame tag P=0 on its first packet).
+    pub(crate) key: bool,
+    /// The extended descriptor a simulcast encoder writes (RFC 7741 4.2), or the one-byte
+    /// descriptor when None.
+    pub(crate) layered: Option<Vp8Layering>,
+}
+
+/// The extended descriptor's fields: a 15-bit PictureID, TL0PICIDX, TID and Y (K=0).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Vp8Layering {
+    pub(crate) picture_id: u16,
+    pub(crate) tl0_pic_idx: u8,
+    pub(crate) tid: u8,
+    pub(crate) layer_sync: bool,
 }
 
 /// Writes an RTP packet into `buf` and returns its length.
@@ -74,7 +167,7 @@ pub(crate) fn build_packet(
     stream: u32,
     index: u32,
     send_ns: u64,
-    vp8_head: Option<(bool, bool)>,
+    vp8_head: Option<Vp8Head>,
 ) -> usize {
     let len = len
         .max(RTP_HEADER + TRAILER_AT + TRAILER_LEN)
@@ -88,13 +181,28 @@ pub(crate) fn build_packet(
     match vp8_head {
         // VP8 payload descriptor (RFC 7741): S=1 PID=0 on a frame's first packet; its frame
         // tag has P=0 on keyframes, followed by the start code 9d 01 2a (RFC 6386 9.1).
-        Some((first, key)) => {
-            p[0] = if first { 0x10 } else { 0x00 };
-            p[1] = if key { 0x00 } else { 0x01 };
-            p[2] = 0;
-            p[3] = 0;
-            p[4..7].copy_from_slice(&[0x9d, 0x01, 0x2a]);
-            p[7] = 0;
+        Some(h) => {
+            let s = if h.first { 0x10 } else { 0x00 };
+            let at = match h.layered {
+                None => {
+                    p[0] = s;
+                    1
+                }
+                Some(l) => {
+                    // X=1; I, L and T present; M=1 (15-bit PictureID).
+                    p[0] = 0x80 | s;
+                    p[1] = 0xe0;
+                    p[2..4].copy_from_slice(&((l.picture_id & 0x7fff) | 0x8000).to_be_bytes());
+                    p[4] = l.tl0_pic_idx;
+                    p[5] = ((l.tid & 0x03) << 6) | if l.layer_sync { 0x20 } else { 0 };
+                    6
+                }
+            };
+            p[at] = if h.key { 0x00 } else { 0x01 };
+            p[at + 1] = 0;
+            p[at + 2] = 0;
+            p[at + 3..at + 6].copy_from_slice(&[0x9d, 0x01, 0x2a]);
+            p[at + 6..TRAILER_AT].fill(0);
         }
         // Opus TOC byte (CELT FB 20 ms), then padding up to the trailer.
         None => {
@@ -256,9 +364,14 @@ mod tests {
             3,
             70_000,
             42,
-            Some((true, true)),
+            Some(Vp8Head {
+                first: true,
+                key: true,
+                layered: None,
+            }),
         );
         assert_eq!(n, 1100);
+        assert!(sfu::rtp::is_vp8_keyframe(&buf[12..n]));
         assert_eq!(read_trailer(&buf[..n]), Some((3, 70_000, 42)));
         assert_eq!(rtp_seq_ssrc(&buf[..n]), Some((65535, 7)));
         // base 100: index 0 has seq 100. The target adds 5000.
@@ -273,6 +386,59 @@ mod tests {
         assert_eq!(s.on_packet(seq(12), base, w), Some(12));
         assert_eq!(s.on_packet(seq(25), base, w), Some(25));
         assert_eq!((s.unique, s.duplicates, s.reordered), (3, 1, 2));
+        // The simulcast descriptor parses as the daemon reads it, keyframe included.
+        let head = |key| Vp8Head {
+            first: true,
+            key,
+            layered: Some(Vp8Layering {
+                picture_id: 0x8123,
+                tl0_pic_idx: 7,
+                tid: 2,
+                layer_sync: true,
+            }),
+        };
+        let n = build_packet(
+            &mut buf,
+            600,
+            VIDEO_PT,
+            false,
+            1,
+            2,
+            3,
+            4,
+            5,
+            6,
+            Some(head(true)),
+        );
+        let payload = &buf[12..n];
+        assert!(sfu::rtp::is_vp8_keyframe(payload));
+        let d = sfu::rtp::Vp8Descriptor::parse(payload).expect("descriptor");
+        assert_eq!(
+            d.picture_id,
+            Some(sfu::rtp::PictureId {
+                value: 0x0123,
+                long: true
+            })
+        );
+        assert_eq!(
+            (d.tl0_pic_idx, d.tid, d.layer_sync),
+            (Some(7), Some(2), true)
+        );
+        assert_eq!(read_trailer(&buf[..n]), Some((4, 5, 6)));
+        build_packet(
+            &mut buf,
+            600,
+            VIDEO_PT,
+            false,
+            1,
+            2,
+            3,
+            4,
+            5,
+            6,
+            Some(head(false)),
+        );
+        assert!(!sfu::rtp::is_vp8_keyframe(&buf[12..n]));
         // Wrap-around of the 16-bit sequence is followed.
         let mut s = RxStream::default();
         s.learn(seq(65_530), 65_530, base);

@@ -136,7 +136,7 @@ pub(crate) fn table(results: &[(String, Value)]) -> String {
             s += &format!("| {scenario} | {target} | error: {} |\n", r["error"]);
             continue;
         }
-        let capacity = scenario == "capacity";
+        let capacity = scenario.starts_with("capacity");
         let ratio = |other: &str| -> String {
             if target != "sfu" {
                 return String::new();
@@ -205,6 +205,94 @@ pub(crate) fn table(results: &[(String, Value)]) -> String {
     s
 }
 
+/// CPU time of the target per forwarded packet, in microseconds.
+fn cpu_us_per_packet(r: &Value) -> Option<f64> {
+    pps_per_core(r).map(|x| 1e6 / x)
+}
+
+/// Simulcast against its baseline, one row per size measured with both: CPU per
+/// forwarded packet of `simulcast-1-N` (simulcast consumers of one three-layer producer)
+/// and of `layers-1-N` (simple consumers of three single-layer producers: the same
+/// packets in and out), their ratio, in-daemon latency and loss; then the capacity of
+/// the simulcast publisher beside that of the single-layer one. Empty without them.
+pub(crate) fn simulcast_table(results: &[(String, Value)]) -> String {
+    let find = |scenario: &str| {
+        results
+            .iter()
+            .map(|(_, r)| r)
+            .find(|r| r["scenario"] == scenario && r["target"] == "sfu" && r.get("error").is_none())
+    };
+    let mut sizes: Vec<u64> = results
+        .iter()
+        .filter_map(|(_, r)| {
+            let s = r["scenario"].as_str()?.strip_prefix("simulcast-1-")?;
+            s.parse().ok()
+        })
+        .collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let lat = |r: &Value| {
+        let l = &r["latency_in_daemon_us"];
+        format!("{} / {}", int(&l["p50"]), int(&l["p99"]))
+    };
+    let mut s = String::new();
+    for n in sizes {
+        let (Some(sim), Some(base)) = (
+            find(&format!("simulcast-1-{n}")),
+            find(&format!("layers-1-{n}")),
+        ) else {
+            continue;
+        };
+        if s.is_empty() {
+            s += "| subscribers | out pps (simulcast / baseline) | target CPU % | CPU us per forwarded packet | simulcast / baseline | in-daemon p50 / p99 (us), simulcast | in-daemon p50 / p99 (us), baseline | loss |\n\
+                  |---:|---:|---:|---:|---:|---:|---:|---:|\n";
+        }
+        let us = |r: &Value| cpu_us_per_packet(r).map_or("-".into(), |x| format!("{x:.3}"));
+        let ratio = match (cpu_us_per_packet(sim), cpu_us_per_packet(base)) {
+            (Some(a), Some(b)) if b > 0.0 => format!("**{:.2}x**", a / b),
+            _ => "-".into(),
+        };
+        s += &format!(
+            "| {n} | {} / {} | {} / {} | {} / {} | {ratio} | {} | {} | {:.3}% / {:.3}% |\n",
+            int(&sim["delivered_out_pps"]),
+            int(&base["delivered_out_pps"]),
+            f(&sim["target_cpu_pct"], 0),
+            f(&base["target_cpu_pct"], 0),
+            us(sim),
+            us(base),
+            lat(sim),
+            lat(base),
+            sim["loss"].as_f64().unwrap_or(f64::NAN) * 100.0,
+            base["loss"].as_f64().unwrap_or(f64::NAN) * 100.0,
+        );
+    }
+    if let Some(c) = find("capacity-simulcast") {
+        if !s.is_empty() {
+            s += "\n";
+        }
+        s += "| capacity (one publisher) | subscribers (5 ms criterion) | out pps at capacity | target CPU % | CPU us per forwarded packet |\n|---|---:|---:|---:|---:|\n";
+        for (name, r) in [
+            ("simulcast, 3 layers", Some(c)),
+            (
+                "baseline: 3 single-layer producers",
+                find("capacity-layers"),
+            ),
+            ("single layer, 1 Mbit/s", find("capacity")),
+        ] {
+            let Some(r) = r else { continue };
+            s += &format!(
+                "| {name} | **{}** ({}) | {} | {} | {} |\n",
+                int(&r["capacity_subscribers_relaxed"]),
+                int(&r["capacity_subscribers"]),
+                int(&r["delivered_out_pps"]),
+                f(&r["target_cpu_pct"], 0),
+                cpu_us_per_packet(r).map_or("-".into(), |x| format!("{x:.3}")),
+            );
+        }
+    }
+    s
+}
+
 /// One plotted point: (subscribers, e2e p50, e2e p99, delivered out pps, target CPU %).
 type Point = (f64, f64, f64, f64, f64);
 
@@ -234,7 +322,8 @@ fn series(results: &[(String, Value)]) -> BTreeMap<String, Vec<Point>> {
         if scenario.starts_with("fanout-") {
             add(target, r);
         }
-        if let Some(trials) = r["search"].as_array() {
+        // The fan-out of one single-layer publisher only (not capacity-simulcast).
+        if let Some(trials) = r["search"].as_array().filter(|_| scenario == "capacity") {
             for t in trials {
                 add(target, t);
             }

@@ -158,9 +158,16 @@ fn chromium_offer_is_answered() {
     let [audio, video] = sd.media_descriptions.as_slice() else {
         panic!("two m-lines")
     };
-    assert_eq!(audio.media_name.formats, vec!["111"]);
-    assert_eq!(attrs(audio, "rtpmap"), vec!["111 opus/48000/2"]);
-    assert_eq!(attrs(audio, "fmtp"), vec!["111 minptime=10;useinbandfec=1"]);
+    // RED (RFC 2198) first, as Chromium needs to send it, then Opus.
+    assert_eq!(audio.media_name.formats, vec!["63", "111"]);
+    assert_eq!(
+        attrs(audio, "rtpmap"),
+        vec!["63 red/48000/2", "111 opus/48000/2"]
+    );
+    assert_eq!(
+        attrs(audio, "fmtp"),
+        vec!["63 111/111", "111 minptime=10;useinbandfec=1"]
+    );
     assert!(audio.has_attribute("recvonly"));
     assert_eq!(
         attrs(audio, "extmap"),
@@ -206,7 +213,10 @@ fn chromium_offer_is_answered() {
     assert_eq!(a.producers[0].kind, MediaKind::Audio);
     assert_eq!(
         p[0],
-        json!({"mid": "0", "codecs": [{"mimeType": "audio/opus", "payloadType": 111, "clockRate": 48000, "channels": 2,
+        json!({"mid": "0", "codecs": [
+                {"mimeType": "audio/red", "payloadType": 63, "clockRate": 48000, "channels": 2,
+                 "parameters": {}, "rtcpFeedback": []},
+                {"mimeType": "audio/opus", "payloadType": 111, "clockRate": 48000, "channels": 2,
                 "parameters": {"minptime": 10, "useinbandfec": 1}, "rtcpFeedback": [{"type": "transport-cc"}]}],
                "headerExtensions": [
                    {"uri": "urn:ietf:params:rtp-hdrext:ssrc-audio-level", "id": 1, "encrypt": false, "parameters": {}},
@@ -709,6 +719,7 @@ fn receive_capabilities_follow_the_browser() {
         names(&c),
         [
             ("audio/opus", 111),
+            ("audio/red", 63),
             ("video/VP8", 96),
             ("video/rtx", 97),
             ("video/VP9", 98),
@@ -750,7 +761,7 @@ fn receive_capabilities_follow_the_browser() {
             ("video/rtx", 99)
         ]
         .map(|(m, p)| (m.to_owned(), p)),
-        "no H264 in this Firefox"
+        "no H264 and no audio/red in this Firefox: RED reaches it unwrapped"
     );
     let video_fb: Vec<String> = ["nack", "nack pli", "ccm fir", "transport-cc"]
         .map(String::from)
@@ -767,7 +778,7 @@ fn receive_capabilities_follow_the_browser() {
     let off = receive_capabilities(Some(&merge(&chromium)), false);
     assert_eq!(names(&off), names(&c));
     assert!(exts(&off).iter().all(|(_, uri, _)| uri != TWCC));
-    assert_eq!(feedback(&off)[1].1, ["nack", "nack pli", "ccm fir"]);
+    assert_eq!(feedback(&off)[2].1, ["nack", "nack pli", "ccm fir"]);
     assert!(feedback(&off)[0].1.is_empty());
     // A browser that announces nothing: Opus and VP8, with NACK/PLI/FIR only.
     let default = receive_capabilities(None, true);
@@ -915,6 +926,78 @@ fn receive_offer_carries_ssrc_msid_and_transport() {
     ));
     // So is an answer with other m-lines than offered.
     assert!(read_recv_answer(&desc, &offered[..2]).is_err());
+}
+
+/// Issue 13: a Chromium subscriber whose consumer negotiated RED gets it in the receive
+/// offer, first, with its fmtp naming the m-line's Opus (RFC 2198 section 5).
+#[test]
+fn receive_offer_carries_red_first_with_its_fmtp() {
+    let mut audio = consumer_rtp(MediaKind::Audio, 1111);
+    audio.codecs.insert(
+        0,
+        serde_json::from_value(json!({"mimeType": "audio/red", "payloadType": 63,
+            "clockRate": 48000, "channels": 2, "parameters": {}, "rtcpFeedback": []}))
+        .unwrap(),
+    );
+    let text = build_recv_offer(
+        &transport(),
+        1,
+        1,
+        &[OfferedMedia::Active {
+            mid: "0",
+            kind: MediaKind::Audio,
+            rtp: &audio,
+            stream_id: "peer-a",
+            track_id: "c0",
+        }],
+    );
+    let sd = reparse(&text);
+    let a = &sd.media_descriptions[0];
+    assert_eq!(a.media_name.formats, vec!["63", "111"]);
+    assert_eq!(
+        attrs(a, "rtpmap"),
+        vec!["63 red/48000/2", "111 opus/48000/2"]
+    );
+    assert_eq!(
+        attrs(a, "fmtp"),
+        vec!["63 111/111", "111 minptime=10;useinbandfec=1"]
+    );
+}
+
+/// Firefox offers no audio/red: its produce has Opus alone, and an offer whose RED
+/// carries another codec than the chosen Opus is answered without RED.
+#[test]
+fn red_only_when_offered_for_the_chosen_opus() {
+    let firefox = parse(&fixture("firefox-send-offer.sdp")).unwrap();
+    let a = answer_send_offer(
+        &firefox,
+        &transport(),
+        &policy(VideoCodec::Vp8),
+        1,
+        &Default::default(),
+    )
+    .unwrap();
+    let mimes: Vec<&str> = a.producers[0]
+        .rtp_parameters
+        .codecs
+        .iter()
+        .map(|c| c.mime_type.as_str())
+        .collect();
+    assert_eq!(mimes, vec!["audio/opus"]);
+    let other = fixture("chromium-send-offer.sdp").replace("a=fmtp:63 111/111", "a=fmtp:63 111/9");
+    let a = answer_send_offer(
+        &parse(&other).unwrap(),
+        &transport(),
+        &policy(VideoCodec::Vp8),
+        1,
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(a.producers[0].rtp_parameters.codecs.len(), 1);
+    assert_eq!(
+        reparse(&a.sdp).media_descriptions[0].media_name.formats,
+        vec!["111"]
+    );
 }
 
 /// What a refused offer's error must look like.

@@ -125,7 +125,8 @@ fn set_stun_len(m: &mut [u8], extra: usize) {
 // ---------------------------------------------------------------------------------------
 
 /// `rtp` target: `[extension map selector][RTP packet]` (its extensions read, audio
-/// levels included); the payload bytes then drive a sequence/timestamp munger.
+/// levels included, its payload read as RED); the payload bytes then drive a
+/// sequence/timestamp munger.
 pub fn rtp(data: &[u8]) {
     let Some((&sel, pkt)) = data.split_first() else {
         return;
@@ -137,6 +138,10 @@ pub fn rtp(data: &[u8]) {
     let payload = hdr.payload(pkt);
     let _ = is_vp8_keyframe(payload);
     let _ = is_h264_keyframe(payload);
+    if let Ok(b) = crate::rtp::red::primary_block(payload) {
+        // The primary block RED unwrapping copies is a non-empty tail of the payload.
+        assert!(b.range.start < b.range.end && b.range.end == payload.len());
+    }
     if let Some(d) = Vp8Descriptor::parse(payload) {
         // A simulcast consumer's rewrite keeps the descriptor's shape.
         let mut copy = payload.to_vec();

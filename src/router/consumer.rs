@@ -12,10 +12,12 @@
 mod counter_map;
 mod egress;
 mod padding;
+mod remote_loss;
 mod simple;
 mod simulcast;
 
 pub use egress::Egress;
+pub use remote_loss::{RemoteLoss, MAX_PASSED_ON};
 pub use simple::SimpleConsumer;
 pub use simulcast::{LayerClock, LayerSwitches, Layers, SimulcastConsumer, MAX_SPATIAL_LAYERS};
 
@@ -38,6 +40,7 @@ use crate::rtp::extension::{
     insert_extension_u16, remap_extensions, set_extension_u16, ExtensionMap, MAX_EXTENSION_GROWTH,
 };
 use crate::rtp::munger::SeqTsMunger;
+use crate::rtp::red;
 use crate::rtp::rtx::{wrap_rtx, OSN_LEN};
 use crate::rtp::{rewrite, RtpHeader};
 use crate::stats::{DropReason, Traffic};
@@ -118,6 +121,9 @@ pub struct Consumer {
     rtp_parameters: RtpParameters,
     /// Producer payload type -> ours; [`NO_PT`] = not negotiated (dropped).
     pt_map: [u8; 128],
+    /// The producer's RED payload type when the subscriber did not negotiate RED
+    /// (RFC 2198): such packets go out as their primary block; [`NO_PT`] = none.
+    red_unwrap: u8,
     ext_map: ExtensionMap,
     clock_rate: u32,
     paused: bool,
@@ -132,6 +138,8 @@ pub struct Consumer {
     nacks_received: u64,
     rtt_ms: Option<f64>,
     fraction_lost: u8,
+    /// The subscriber's loss kept for an audio producer's publisher (its RR).
+    remote_loss: RemoteLoss,
     packets_lost_reported: u32,
     /// RTX (SSRC, payload type) when the subscriber negotiated it (RFC 4588).
     rtx: Option<(u32, u8)>,
@@ -192,6 +200,7 @@ impl Consumer {
             transport: p.transport,
             ssrc: p.ssrc,
             pt_map: pt_table(&p.stream.pt_map),
+            red_unwrap: p.stream.red_unwrap.unwrap_or(NO_PT),
             ext_map,
             clock_rate: p.stream.clock_rate,
             paused: p.paused,
@@ -204,6 +213,7 @@ impl Consumer {
             nacks_received: 0,
             rtt_ms: None,
             fraction_lost: 0,
+            remote_loss: RemoteLoss::default(),
             packets_lost_reported: 0,
             rtx: p.stream.rtx_pt.map(|pt| (p.rtx_ssrc, pt)),
             rtx_seq: rng.gen(),
@@ -440,8 +450,14 @@ impl Consumer {
     /// Takes a report block of the subscriber's receiver report about this stream;
     /// `now_mid` is the middle 32 bits of the NTP time now. Returns the new score when
     /// it changed.
-    pub fn on_receiver_report(&mut self, block: &ReportBlock, now_mid: u32) -> Option<u8> {
+    pub fn on_receiver_report(
+        &mut self,
+        now: Instant,
+        block: &ReportBlock,
+        now_mid: u32,
+    ) -> Option<u8> {
         self.fraction_lost = block.fraction_lost;
+        self.remote_loss.on_report(now, block.fraction_lost);
         self.packets_lost_reported = block.total_lost;
         if block.last_sr != 0 {
             // RFC 3550 6.4.1: RTT = A - LSR - DLSR, in 1/65536 s.
@@ -455,6 +471,16 @@ impl Consumer {
         let jitter_ms = f64::from(block.jitter) * 1000.0 / f64::from(self.clock_rate.max(1));
         self.score
             .update(f64::from(block.fraction_lost) / 256.0, jitter_ms)
+    }
+
+    /// The subscriber's recent loss to pass on to the publisher of an audio producer
+    /// (`remote_loss`): 0 for video (its publisher repairs by NACK and keyframes, and
+    /// does not read it) and while paused (nothing is sent to lose).
+    pub fn loss_for_publisher(&self, now: Instant) -> u8 {
+        if self.media_kind != MediaKind::Audio || !self.active() {
+            return 0;
+        }
+        self.remote_loss.passed_on(now)
     }
 
     /// What a sender report for this stream needs: the clock rate, the last forwarded
@@ -532,11 +558,26 @@ impl Consumer {
     ) {
         // Which packets go out, and how they are numbered: by the kind's policy when
         // forwarded, as first sent when retransmitted.
-        let out_pt = self
-            .pt_map
-            .get(usize::from(hdr.payload_type))
-            .copied()
-            .unwrap_or(NO_PT);
+        let pt_of = |pt: u8| self.pt_map.get(usize::from(pt)).copied().unwrap_or(NO_PT);
+        // What is copied after the header: the payload with its padding, or, for RED
+        // toward a subscriber without it, the primary block alone (the redundant
+        // blocks only repeat earlier packets).
+        let (out_pt, body) = if hdr.payload_type == self.red_unwrap {
+            let Ok(block) = red::primary_block(hdr.payload(pkt)) else {
+                return drop_outgoing(
+                    egress.transport_drops,
+                    egress.worker_drops,
+                    DropReason::Malformed,
+                );
+            };
+            let at = hdr.header_len;
+            (
+                pt_of(block.payload_type),
+                at + block.range.start..at + block.range.end,
+            )
+        } else {
+            (pt_of(hdr.payload_type), hdr.header_len..pkt.len())
+        };
         if out_pt == NO_PT {
             return;
         }
@@ -614,7 +655,10 @@ impl Consumer {
             return;
         };
         let (dest, srtp, out) = (*dest, &mut **srtp, &mut *egress.out);
-        let len = pkt.len();
+        let (Some(head), Some(body)) = (pkt.get(..hdr.header_len), pkt.get(body)) else {
+            return;
+        };
+        let len = head.len() + body.len();
         let rtx_room = match how {
             Transmission::Forward { .. } => 0,
             Transmission::Retransmit { .. } => OSN_LEN,
@@ -629,7 +673,24 @@ impl Consumer {
                 DropReason::ProtectFailed,
             );
         };
-        dst.copy_from_slice(pkt);
+        let (dst_head, dst_body) = dst.split_at_mut(head.len());
+        dst_head.copy_from_slice(head);
+        dst_body.copy_from_slice(body);
+        // An unwrapped RED packet leaves its padding behind: the copy has none.
+        let unwrapped_hdr;
+        let hdr = if len == pkt.len() {
+            hdr
+        } else {
+            if let Some(b0) = dst_head.first_mut() {
+                *b0 &= !0x20;
+            }
+            unwrapped_hdr = RtpHeader {
+                payload_end: len,
+                padding_len: 0,
+                ..*hdr
+            };
+            &unwrapped_hdr
+        };
         // Extensions first: a packet that cannot be remapped is dropped before the munger
         // assigns it a sequence number, so it leaves no gap.
         if remap_extensions(slot, hdr, &self.ext_map).is_err() {
@@ -798,5 +859,7 @@ fn pt_table(pt_map: &[(u8, u8)]) -> [u8; 128] {
     t
 }
 
+#[cfg(test)]
+mod red_tests;
 #[cfg(test)]
 mod tests;

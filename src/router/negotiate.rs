@@ -87,7 +87,8 @@ pub struct StreamIdExtensions {
 pub struct ProducerStream {
     /// The encodings as spatial layers, lowest first (see [`order_layers`]).
     pub encodings: Vec<EncodingStream>,
-    /// Payload types of media codecs with their clock rate.
+    /// Payload types of media codecs with their clock rate, and of an audio producer's
+    /// RED codec (RFC 2198), whose packets are forwarded too.
     pub media_pts: Vec<(u8, u32)>,
     /// Whose keyframes the first media codec has (see `rtp`).
     pub keyframes: KeyframeCodec,
@@ -190,6 +191,8 @@ pub fn validate_producer(
         nack,
         media_pts: media
             .iter()
+            .copied()
+            .chain(params.codecs.iter().filter(|c| is_audio_red(c)))
             .map(|c| (c.payload_type, c.clock_rate))
             .collect(),
         keyframes,
@@ -320,6 +323,12 @@ pub fn order_layers(mut given: Vec<GivenEncoding>) -> Vec<EncodingStream> {
     given.into_iter().map(|e| e.stream).collect()
 }
 
+/// Whether `c` is RED for audio (RFC 2198, `audio/red`): redundant Opus frames in one
+/// packet, as Chromium sends when the answer lists it first.
+fn is_audio_red(c: &RtpCodecParameters) -> bool {
+    c.mime_type.eq_ignore_ascii_case("audio/red")
+}
+
 fn is_rtx(mime: &str) -> bool {
     mime.rsplit('/')
         .next()
@@ -347,6 +356,9 @@ pub struct ConsumerStream {
     /// The consumer's transport-wide sequence number extension id: the worker stamps
     /// its own per-transport sequence into forwarded packets when set.
     pub twcc_id: Option<u8>,
+    /// The producer's RED payload type when the subscriber cannot take RED: its packets
+    /// are sent as their primary block alone (`rtp::red`).
+    pub red_unwrap: Option<u8>,
 }
 
 fn param_str(params: &CodecParameters, key: &str) -> String {
@@ -378,6 +390,53 @@ fn codec_matches(kind: MediaKind, p: &RtpCodecParameters, cap: &RtpCodecCapabili
             param_str(&p.parameters, "profile-id") == param_str(&cap.parameters, "profile-id")
         }
         _ => true,
+    }
+}
+
+/// RED (RFC 2198) for a consumer of an audio producer that sends it: forwarded as it is
+/// (the RED codec first in the consumer's codecs, mapped like a media codec) when the
+/// subscriber's capabilities list `audio/red` and its first codec keeps the producer's
+/// payload type (the blocks inside a RED packet name their payload type, which is
+/// not rewritten); else the producer's RED payload type, whose packets the consumer
+/// unwraps to their primary block.
+fn negotiate_red(
+    kind: MediaKind,
+    producer: &RtpParameters,
+    caps: &RtpCapabilities,
+    codecs: &mut Vec<RtpCodecParameters>,
+    pt_map: &mut Vec<(u8, u8)>,
+) -> Option<u8> {
+    if kind != MediaKind::Audio {
+        return None;
+    }
+    let red = producer.codecs.iter().find(|c| is_audio_red(c))?;
+    let primary = codecs.first()?.payload_type;
+    let same_primary = pt_map.first().is_some_and(|(from, to)| from == to);
+    let cap = caps.codecs.iter().find(|cap| {
+        cap.kind == kind
+            && cap.mime_type.eq_ignore_ascii_case("audio/red")
+            && cap.clock_rate == red.clock_rate
+            && cap.preferred_payload_type <= 127
+            && cap.preferred_payload_type != primary
+            && !pt_map.iter().any(|(_, c)| *c == cap.preferred_payload_type)
+    });
+    match cap {
+        Some(cap) if same_primary => {
+            codecs.insert(
+                0,
+                RtpCodecParameters {
+                    mime_type: red.mime_type.clone(),
+                    payload_type: cap.preferred_payload_type,
+                    clock_rate: red.clock_rate,
+                    channels: red.channels,
+                    parameters: red.parameters.clone(),
+                    rtcp_feedback: Vec::new(),
+                },
+            );
+            pt_map.push((red.payload_type, cap.preferred_payload_type));
+            None
+        }
+        _ => Some(red.payload_type),
     }
 }
 
@@ -462,6 +521,7 @@ pub fn consumer_stream(
         };
         codecs.push(rtx);
     }
+    let red_unwrap = negotiate_red(kind, producer, caps, &mut codecs, &mut pt_map);
     let mut header_extensions = Vec::new();
     let mut ext_map = Vec::new();
     for e in &producer.header_extensions {
@@ -511,6 +571,7 @@ pub fn consumer_stream(
     }
     Ok(ConsumerStream {
         twcc_id,
+        red_unwrap,
         rtp_parameters: RtpParameters {
             mid,
             codecs,
@@ -783,6 +844,76 @@ mod tests {
             .retain(|f| !(f.kind == "nack" && f.parameter.is_empty()));
         let s = consumer_stream(MediaKind::Video, &vp8_producer(), &c, 5555, 6666, None).unwrap();
         assert_eq!(s.rtx_pt, None);
+    }
+
+    /// What the signaling's answer to Chromium produces: RED first, then Opus.
+    fn red_producer() -> RtpParameters {
+        serde_json::from_value(json!({
+            "mid": "0",
+            "codecs": [
+                {"mimeType": "audio/red", "payloadType": 63, "clockRate": 48000, "channels": 2},
+                {"mimeType": "audio/opus", "payloadType": 111, "clockRate": 48000, "channels": 2,
+                 "parameters": {"minptime": 10, "useinbandfec": 1}}
+            ],
+            "encodings": [{"ssrc": 3333}],
+            "rtcp": {"cname": "c"}
+        }))
+        .unwrap()
+    }
+
+    fn with_red(mut caps: RtpCapabilities, pt: u8) -> RtpCapabilities {
+        caps.codecs.push(
+            serde_json::from_value(json!({"kind": "audio", "mimeType": "audio/red",
+                "preferredPayloadType": pt, "clockRate": 48000, "channels": 2}))
+            .unwrap(),
+        );
+        caps
+    }
+
+    #[test]
+    fn red_producer_forwards_red_packets() {
+        let s = validate_producer(MediaKind::Audio, &red_producer()).unwrap();
+        assert_eq!(s.media_pts, vec![(111, 48000), (63, 48000)]);
+    }
+
+    #[test]
+    fn subscriber_with_red_gets_red_first() {
+        let c = with_red(caps(), 63);
+        let s = consumer_stream(MediaKind::Audio, &red_producer(), &c, 1, 2, None).unwrap();
+        let mimes: Vec<(&str, u8)> = s
+            .rtp_parameters
+            .codecs
+            .iter()
+            .map(|c| (c.mime_type.as_str(), c.payload_type))
+            .collect();
+        assert_eq!(mimes, vec![("audio/red", 63), ("audio/opus", 111)]);
+        assert_eq!(s.pt_map, vec![(111, 111), (63, 63)]);
+        assert_eq!(s.red_unwrap, None);
+        assert_eq!(s.clock_rate, 48000);
+    }
+
+    #[test]
+    fn subscriber_without_red_gets_it_unwrapped() {
+        let s = consumer_stream(MediaKind::Audio, &red_producer(), &caps(), 1, 2, None).unwrap();
+        assert_eq!(s.rtp_parameters.codecs.len(), 1);
+        assert_eq!(s.rtp_parameters.codecs[0].mime_type, "audio/opus");
+        assert_eq!(s.pt_map, vec![(111, 111)]);
+        assert_eq!(s.red_unwrap, Some(63));
+    }
+
+    /// The blocks inside a RED packet carry the producer's Opus payload type: a
+    /// subscriber numbering Opus differently cannot take RED as it is.
+    #[test]
+    fn subscriber_with_another_opus_number_gets_red_unwrapped() {
+        let mut c = with_red(caps(), 63);
+        c.codecs[0].preferred_payload_type = 109;
+        let s = consumer_stream(MediaKind::Audio, &red_producer(), &c, 1, 2, None).unwrap();
+        assert_eq!(s.pt_map, vec![(111, 109)]);
+        assert_eq!(s.red_unwrap, Some(63));
+        // Nor can a RED payload type colliding with Opus's be used.
+        let c = with_red(caps(), 111);
+        let s = consumer_stream(MediaKind::Audio, &red_producer(), &c, 1, 2, None).unwrap();
+        assert_eq!(s.red_unwrap, Some(63));
     }
 
     #[test]

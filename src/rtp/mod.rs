@@ -34,6 +34,7 @@ pub mod extension;
 mod h264;
 pub mod munger;
 pub mod padding;
+pub mod red;
 pub mod rtx;
 mod vp8;
 

@@ -40,6 +40,9 @@ pub(crate) struct CallConfig {
     /// transport-cc both ways; the publisher's str0m runs its send-side estimator from
     /// this start.
     pub(crate) twcc: Option<u64>,
+    /// The publisher sends its audio as RED (RFC 2198, as Chromium does: each packet
+    /// carries the previous frame too), produced with `audio/red` first.
+    pub(crate) red: bool,
 }
 
 impl Default for CallConfig {
@@ -48,9 +51,13 @@ impl Default for CallConfig {
             subscribers: 2,
             nack: true,
             twcc: None,
+            red: false,
         }
     }
 }
+
+/// str0m's RED payload type for Opus (`enable_opus(true, true)`), as Chromium's.
+pub(crate) const RED_PT: u8 = 63;
 
 /// One subscriber: its peer, transport and consumers.
 #[derive(Debug, Clone)]
@@ -91,9 +98,12 @@ impl Call {
     pub(crate) fn new(seed: u64, config: CallConfig) -> Self {
         let mut sim = Sim::new(seed);
         let router = sim.create_router();
-        let publisher = sim.add_peer("pub", |b| match config.twcc {
-            Some(start) => b.enable_bwe(Some(Bitrate::bps(start))),
-            None => b,
+        let publisher = sim.add_peer("pub", |b| {
+            let b = b.enable_opus(true, config.red);
+            match config.twcc {
+                Some(start) => b.enable_bwe(Some(Bitrate::bps(start))),
+                None => b,
+            }
         });
         let publisher_transport = sim.connect(publisher, &router);
         let (opus, _) = sim.peer(publisher).pt(Codec::Opus);
@@ -299,16 +309,22 @@ impl Call {
         let i = self.audio_sent;
         let now = self.sim.now();
         let (opus, publisher) = (self.opus, self.publisher);
-        let mut payload = vec![0xfc];
-        payload.extend(std::iter::repeat_n((i % 13) as u8, 80));
-        self.sim.peer(publisher).write(
-            now,
-            AUDIO_SSRC,
-            opus,
-            500 + u64::from(i),
-            i * 960,
-            indexed(payload, i),
-        );
+        let frame = |i: u32| {
+            let mut payload = vec![0xfc];
+            payload.extend(std::iter::repeat_n((i % 13) as u8, 80));
+            indexed(payload, i)
+        };
+        let (pt, payload) = if self.config.red {
+            (
+                RED_PT,
+                red_payload(opus, i.checked_sub(1).map(frame), frame(i)),
+            )
+        } else {
+            (opus, frame(i))
+        };
+        self.sim
+            .peer(publisher)
+            .write(now, AUDIO_SSRC, pt, 500 + u64::from(i), i * 960, payload);
         self.audio_sent += 1;
         i
     }
@@ -343,6 +359,22 @@ impl Call {
         let t = self.sim.trace();
         t.feedback("pub", false, FeedbackKind::Pli) + t.feedback("pub", false, FeedbackKind::Fir)
     }
+}
+
+/// A RED payload (RFC 2198) of Opus `pt` as Chromium sends it: the previous frame as the
+/// redundant block (960 ticks, 20 ms, earlier), then the primary frame.
+fn red_payload(pt: u8, previous: Option<Vec<u8>>, primary: Vec<u8>) -> Vec<u8> {
+    let mut p = Vec::new();
+    if let Some(prev) = &previous {
+        let len = prev.len() as u32 & 0x3ff;
+        let word = (960u32 << 10) | len;
+        p.push(0x80 | pt);
+        p.extend(&word.to_be_bytes()[1..]);
+    }
+    p.push(pt);
+    p.extend(previous.unwrap_or_default());
+    p.extend(primary);
+    p
 }
 
 /// The rtcpFeedback of the call's video codec.
@@ -380,14 +412,25 @@ fn produce(
     } else {
         ("video/VP8", 90000, VIDEO_SSRC, "v")
     };
-    let mut codecs = vec![RtpCodecParameters {
+    let mut codecs: Vec<RtpCodecParameters> = (audio && config.red)
+        .then(|| RtpCodecParameters {
+            mime_type: "audio/red".into(),
+            payload_type: RED_PT,
+            clock_rate: 48000,
+            channels: Some(2),
+            parameters: Default::default(),
+            rtcp_feedback: vec![],
+        })
+        .into_iter()
+        .collect();
+    codecs.push(RtpCodecParameters {
         mime_type: mime.into(),
         payload_type: pt,
         clock_rate: rate,
         channels: audio.then_some(2),
         parameters: Default::default(),
         rtcp_feedback: if audio { vec![] } else { feedback(config) },
-    }];
+    });
     let mut encoding = RtpEncodingParameters {
         ssrc: Some(ssrc),
         ..Default::default()

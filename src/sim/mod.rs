@@ -24,6 +24,8 @@ mod churn_tests;
 mod fanout_tests;
 mod keyframe_tests;
 mod layers_tests;
+mod red_tests;
+mod repair_tests;
 mod scenarios;
 mod simulcast_consumer_tests;
 mod simulcast_tests;

@@ -406,6 +406,13 @@ fn payload_index(payload: &[u8]) -> u32 {
 }
 
 fn feedback(peer: &str, sent: bool, rtcp: &Rtcp, records: &mut Vec<Record>) {
+    if let (false, Rtcp::ReceiverReport(rr)) = (sent, rtcp) {
+        records.extend(rr.reports.iter().map(|b| Record::ReportBlock {
+            peer: peer.to_owned(),
+            ssrc: *b.ssrc,
+            fraction_lost: b.fraction_lost,
+        }));
+    }
     let kind = match rtcp {
         Rtcp::Nack(n) => FeedbackKind::Nack(
             n.reports

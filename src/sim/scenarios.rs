@@ -106,6 +106,7 @@ fn nack_and_rtx_repair_five_percent_loss_each_way() {
                 subscribers: 1,
                 nack,
                 twcc: None,
+                red: false,
             },
         );
         let (publisher, sub) = (call.publisher, call.sub(0).peer);
@@ -172,6 +173,7 @@ fn transport_cc_moves_both_estimates() {
             subscribers: 2,
             nack: true,
             twcc: Some(START_BPS),
+            red: false,
         },
     );
     let capped = call.sub(0).peer;

@@ -52,6 +52,12 @@ pub(crate) enum Record {
         sent: bool,
         kind: FeedbackKind,
     },
+    /// A peer got a receiver report block about its stream `ssrc`.
+    ReportBlock {
+        peer: String,
+        ssrc: u32,
+        fraction_lost: u8,
+    },
     /// A peer got a sender report for its incoming media `mid`.
     SenderReport { peer: String, mid: String },
     /// A peer was asked for a keyframe of `mid`.
@@ -137,6 +143,21 @@ impl Trace {
                     index,
                     ..
                 } if p == peer && s == stream => Some(*index),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The fraction lost (1/256 units) of each receiver report block `peer` got about
+    /// its stream `ssrc`, in order.
+    pub(crate) fn reported_loss(&self, peer: &str, ssrc: u32) -> Vec<u8> {
+        self.records()
+            .filter_map(|r| match r {
+                Record::ReportBlock {
+                    peer: p,
+                    ssrc: s,
+                    fraction_lost,
+                } if p == peer && *s == ssrc => Some(*fraction_lost),
                 _ => None,
             })
             .collect()
@@ -327,6 +348,11 @@ impl fmt::Display for Record {
                 let dir = if *sent { "sent" } else { "got" };
                 write!(f, "{peer} {dir} {kind:?}")
             }
+            Self::ReportBlock {
+                peer,
+                ssrc,
+                fraction_lost,
+            } => write!(f, "{peer} report block {ssrc:#x} lost {fraction_lost}/256"),
             Self::SenderReport { peer, mid } => write!(f, "{peer} sender report {mid}"),
             Self::KeyframeRequest { peer, mid, rid } => {
                 write!(f, "{peer} keyframe request {mid}")?;

@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use crate::batch::SendBatch;
+use crate::channel::params::MediaKind;
 use crate::channel::Event;
 use crate::router::{
     Consumer, ConsumerKey, ConsumerKind, KeyframeNeed, Producer, ProducerKey, TransportKey,
@@ -117,7 +118,7 @@ impl WorkerCore {
                     let Some(c) = self.consumers.get_mut(ck) else {
                         continue;
                     };
-                    if let Some(score) = c.on_receiver_report(&block, now_mid) {
+                    if let Some(score) = c.on_receiver_report(now, &block, now_mid) {
                         let producer_score =
                             self.producers.get(c.producer()).map_or(0, Producer::score);
                         scores.push((c.id().0.clone(), score, producer_score));
@@ -320,8 +321,25 @@ impl WorkerCore {
             if !p.has_received() {
                 continue;
             }
+            let first = blocks.len();
             if let Some(score) = p.report(now, &mut blocks) {
                 scores.push((p.id().0.clone(), score));
+            }
+            // An audio publisher hears the worst of its uplink's loss and its
+            // subscribers' (capped, decaying: `consumer::RemoteLoss`), so its Opus
+            // encoder protects with in-band FEC what they lose. Only the fraction.
+            if p.kind() == MediaKind::Audio {
+                let consumers = &self.consumers;
+                let worst = p
+                    .consumers()
+                    .iter()
+                    .filter_map(|ck| consumers.get(*ck))
+                    .map(|c| c.loss_for_publisher(now))
+                    .max()
+                    .unwrap_or(0);
+                for b in blocks.get_mut(first..).into_iter().flatten() {
+                    b.fraction_lost = b.fraction_lost.max(worst);
+                }
             }
         }
         // RFC 3550 allows at most 31 report blocks per RR.

@@ -70,9 +70,9 @@ impl Target for Floor {
         self.ctl.call(
             "floor.publisher",
             None,
-            json!({ "ssrcs": [p.audio_ssrc, p.video_ssrc], "profile": "gcm", "material": hex }),
+            json!({ "ssrcs": [p.audio_ssrc, p.video_ssrc()], "profile": "gcm", "material": hex }),
         )?;
-        self.ssrcs.insert(p.index, (p.audio_ssrc, p.video_ssrc));
+        self.ssrcs.insert(p.index, (p.audio_ssrc, p.video_ssrc()));
         Ok(Signalled::Preshared {
             addr: self.media,
             profile,

@@ -271,7 +271,7 @@ impl Target for Janus {
             pwd: &p.pwd,
             fingerprint: &p.fingerprint,
         };
-        let offer = sdp::publisher_offer(&local, p.audio_ssrc, p.video_ssrc);
+        let offer = sdp::publisher_offer(&local, p.audio_ssrc, p.video_ssrc());
         let (_, tx) = self.message(
             handle,
             json!({ "request": "joinandconfigure", "ptype": "publisher", "room": room, "id": p.index + 1,

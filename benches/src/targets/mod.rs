@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use ::sfu::srtp::SrtpProfile;
 use serde_json::Value;
 
+use crate::media::VideoShape;
 use crate::webrtc::Remote;
 
 /// How the generator reaches the target and where things run.
@@ -79,7 +80,16 @@ pub(crate) struct PubSpec {
     pub(crate) pwd: String,
     pub(crate) fingerprint: String,
     pub(crate) audio_ssrc: u32,
-    pub(crate) video_ssrc: u32,
+    /// One SSRC per video stream, lowest layer first (one unless `video` is layered).
+    pub(crate) video_ssrcs: Vec<u32>,
+    pub(crate) video: VideoShape,
+}
+
+impl PubSpec {
+    /// The SSRC of the (first) video stream: that of a single-layer publisher.
+    pub(crate) fn video_ssrc(&self) -> u32 {
+        self.video_ssrcs.first().copied().unwrap_or(0)
+    }
 }
 
 /// A subscriber: which publishers (global indices) it receives.
@@ -92,6 +102,8 @@ pub(crate) struct SubSpec {
     pub(crate) pwd: String,
     pub(crate) fingerprint: String,
     pub(crate) publishers: Vec<usize>,
+    /// The video layer it receives of layered publishers (0 = lowest).
+    pub(crate) layer: u8,
 }
 
 /// What signalling produced for a session.

@@ -11,21 +11,22 @@ use sfu_control::params::{
     RtpCapabilities, RtpCodecCapability, RtpCodecParameters, RtpEncodingParameters, RtpParameters,
 };
 use sfu_control::requests::{
-    RouterCreate, TransportConnect, TransportConsume, TransportCreate, TransportProduce,
-    WorkerGetLatency, WorkerGetStats,
+    PreferredLayers, RouterCreate, TransportConnect, TransportConsume, TransportCreate,
+    TransportProduce, WorkerGetLatency, WorkerGetStats,
 };
 
 use super::control::{read_ready_line, Control};
 use super::{child_pid, kill_child, Env, PubSpec, Signalled, SubSpec, Target, TargetStats};
-use crate::media::{AUDIO_PT, VIDEO_PT};
+use crate::media::{VideoShape, AUDIO_PT, SIMULCAST_LAYERS, VIDEO_PT};
 use crate::webrtc::Remote;
 
 pub(crate) struct Sfu {
     child: Child,
     ctl: Control,
     routers: HashMap<usize, String>,
-    /// Producer ids (audio, video) per global publisher index.
-    producers: HashMap<usize, (String, String)>,
+    /// Producer ids (audio, video) per global publisher index: one video producer, or
+    /// one per layer of a `VideoShape::Layers` publisher.
+    producers: HashMap<usize, (String, Vec<String>, VideoShape)>,
 }
 
 impl Sfu {
@@ -143,13 +144,41 @@ fn codec(kind: MediaKind) -> RtpCodecCapability {
     }
 }
 
-fn produce(transport: &str, kind: MediaKind, ssrc: u32) -> TransportProduce {
+/// An encoding by SSRC only: a single-layer producer's.
+fn encoding(ssrc: u32) -> RtpEncodingParameters {
+    RtpEncodingParameters {
+        ssrc: Some(ssrc),
+        ..Default::default()
+    }
+}
+
+/// The simulcast encodings of `ssrcs` (lowest layer first), as a browser signals them:
+/// each with its bitrate and three temporal layers.
+fn simulcast_encodings(ssrcs: &[u32]) -> Vec<RtpEncodingParameters> {
+    ssrcs
+        .iter()
+        .zip(SIMULCAST_LAYERS)
+        .map(|(&ssrc, layer)| RtpEncodingParameters {
+            ssrc: Some(ssrc),
+            max_bitrate: u32::try_from(layer.bps).ok(),
+            scalability_mode: Some("L1T3".into()),
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn produce(
+    transport: &str,
+    kind: MediaKind,
+    mid: usize,
+    encodings: Vec<RtpEncodingParameters>,
+) -> TransportProduce {
     let c = codec(kind);
     TransportProduce {
         transport_id: transport.into(),
         kind,
         rtp_parameters: RtpParameters {
-            mid: Some(if kind == MediaKind::Audio { "0" } else { "1" }.into()),
+            mid: Some(mid.to_string()),
             codecs: vec![RtpCodecParameters {
                 mime_type: c.mime_type,
                 payload_type: c.preferred_payload_type,
@@ -159,10 +188,7 @@ fn produce(transport: &str, kind: MediaKind, ssrc: u32) -> TransportProduce {
                 rtcp_feedback: c.rtcp_feedback,
             }],
             header_extensions: vec![],
-            encodings: vec![RtpEncodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            }],
+            encodings,
             rtcp: RtcpParameters {
                 cname: Some("loadgen".into()),
                 ..Default::default()
@@ -180,14 +206,26 @@ impl Target for Sfu {
 
     fn add_publisher(&mut self, p: &PubSpec) -> Result<Signalled, String> {
         let (t, remote) = self.transport(p.room, &p.fingerprint)?;
-        let a = self
-            .ctl
-            .request(&produce(&t, MediaKind::Audio, p.audio_ssrc))?;
-        let v = self
-            .ctl
-            .request(&produce(&t, MediaKind::Video, p.video_ssrc))?;
+        let a = self.ctl.request(&produce(
+            &t,
+            MediaKind::Audio,
+            0,
+            vec![encoding(p.audio_ssrc)],
+        ))?;
+        let video: Vec<Vec<RtpEncodingParameters>> = match p.video {
+            VideoShape::Single => vec![vec![encoding(p.video_ssrc())]],
+            VideoShape::Simulcast => vec![simulcast_encodings(&p.video_ssrcs)],
+            VideoShape::Layers => p.video_ssrcs.iter().map(|&s| vec![encoding(s)]).collect(),
+        };
+        let mut v = Vec::new();
+        for (i, encodings) in video.into_iter().enumerate() {
+            let created = self
+                .ctl
+                .request(&produce(&t, MediaKind::Video, i + 1, encodings))?;
+            v.push(created.producer_id.0);
+        }
         self.producers
-            .insert(p.index, (a.producer_id.0, v.producer_id.0));
+            .insert(p.index, (a.producer_id.0, v, p.video));
         Ok(Signalled::Ice(remote))
     }
 
@@ -199,15 +237,29 @@ impl Target for Sfu {
         };
         let mut mid = 0;
         for p in &s.publishers {
-            let (a, v) = self.producers.get(p).cloned().ok_or("unknown publisher")?;
-            for producer in [a, v] {
+            let (a, v, shape) = self.producers.get(p).cloned().ok_or("unknown publisher")?;
+            // A simulcast consumer starts on the subscriber's layer (every temporal
+            // layer); with one producer per layer, the subscriber consumes its layer's.
+            let (layer, preferred_layers) = match shape {
+                VideoShape::Single => (0, None),
+                VideoShape::Simulcast => (
+                    0,
+                    Some(PreferredLayers {
+                        spatial_layer: s.layer,
+                        temporal_layer: None,
+                    }),
+                ),
+                VideoShape::Layers => (usize::from(s.layer), None),
+            };
+            let video = v.get(layer).cloned().ok_or("no such layer")?;
+            for (producer, preferred_layers) in [(a, None), (video, preferred_layers)] {
                 self.ctl.request(&TransportConsume {
                     transport_id: t.as_str().into(),
                     producer_id: producer.into(),
                     rtp_capabilities: caps.clone(),
                     paused: false,
                     mid: Some(mid.to_string()),
-                    preferred_layers: None,
+                    preferred_layers,
                     app_data: Value::Null,
                 })?;
                 mid += 1;

@@ -119,6 +119,22 @@ enum Streams {
     },
 }
 
+/// The offered RED codec (RFC 2198, `audio/red`) carrying `codec` (Opus): its fmtp
+/// names that payload type for every block (`a=fmtp:63 111/111`, RFC 2198 section 5),
+/// as Chromium offers it.
+fn offered_red<'a>(m: &'a MediaSection, codec: &SdpCodec) -> Option<&'a SdpCodec> {
+    m.codecs.iter().find(|c| {
+        c.name.eq_ignore_ascii_case("red")
+            && c.clock_rate == codec.clock_rate
+            && c.channels == codec.channels
+            && !c.fmtp.trim().is_empty()
+            && c.fmtp
+                .trim()
+                .split('/')
+                .all(|pt| pt.parse::<u8>().ok() == Some(codec.pt))
+    })
+}
+
 /// Answers a send-side offer on `transport`. `session_id` identifies our side of this
 /// peer connection in `o=`. `hints`: what the page said of the encodings of its
 /// simulcast m-lines, by mid (checked by [`super::simulcast::check_hints`]); every mid
@@ -296,8 +312,14 @@ pub fn answer_send_offer(
                 offered_rtx(m, codec).filter(|_| has_ext(EXT_REPAIRED_RID))
             }
         };
+        // RED first: Chromium sends RED only when the answer's first codec is RED.
+        let red = match kind {
+            MediaKind::Audio => offered_red(m, codec),
+            MediaKind::Video => None,
+        };
 
-        let mut formats = vec![codec.pt.to_string()];
+        let mut formats: Vec<String> = red.map(|r| r.pt.to_string()).into_iter().collect();
+        formats.push(codec.pt.to_string());
         formats.extend(rtx.map(|c| c.pt.to_string()));
         let mut md = media_section(
             kind.as_str(),
@@ -315,6 +337,11 @@ pub fn answer_send_offer(
         for e in &extensions {
             md.attributes
                 .push(attr("extmap", format!("{} {}", e.id, e.uri)));
+        }
+        if let Some(r) = red {
+            md.attributes.push(attr("rtpmap", rtpmap(r)));
+            md.attributes
+                .push(attr("fmtp", format!("{} {}/{}", r.pt, codec.pt, codec.pt)));
         }
         md.attributes.push(attr("rtpmap", rtpmap(codec)));
         for fb in &feedback {
@@ -340,14 +367,25 @@ pub fn answer_send_offer(
         sd.media_descriptions.push(md);
         bundle.push(mid.clone());
 
-        let mut codecs = vec![RtpCodecParameters {
+        let mut codecs: Vec<RtpCodecParameters> = red
+            .map(|r| RtpCodecParameters {
+                mime_type: r.mime(kind),
+                payload_type: r.pt,
+                clock_rate: r.clock_rate,
+                channels: r.channels,
+                parameters: CodecParameters::new(),
+                rtcp_feedback: Vec::new(),
+            })
+            .into_iter()
+            .collect();
+        codecs.push(RtpCodecParameters {
             mime_type: codec.mime(kind),
             payload_type: codec.pt,
             clock_rate: codec.clock_rate,
             channels: codec.channels,
             parameters: fmtp_to_parameters(&codec.fmtp),
             rtcp_feedback: feedback,
-        }];
+        });
         if let Some(r) = rtx {
             let mut parameters = CodecParameters::new();
             parameters.insert("apt".into(), codec.pt.into());

@@ -103,8 +103,10 @@ struct TableCodec {
 }
 
 /// The receive side's payload types: the numbers Chromium itself uses for these codecs
-/// and their RTX codecs.
-const TABLE: [TableCodec; 4] = [
+/// and their RTX codecs. `audio/red` (RFC 2198) is offered to browsers that can receive
+/// it, when the publisher sends it: the daemon forwards it as it is (its blocks name
+/// Opus by the publisher's 111, which this table keeps) and unwraps it for the others.
+const TABLE: [TableCodec; 5] = [
     TableCodec {
         kind: MediaKind::Audio,
         mime: "audio/opus",
@@ -112,6 +114,15 @@ const TABLE: [TableCodec; 4] = [
         clock_rate: 48000,
         channels: Some(2),
         fmtp: "minptime=10;useinbandfec=1",
+        rtx_pt: None,
+    },
+    TableCodec {
+        kind: MediaKind::Audio,
+        mime: "audio/red",
+        pt: 63,
+        clock_rate: 48000,
+        channels: Some(2),
+        fmtp: "",
         rtx_pt: None,
     },
     TableCodec {
@@ -340,7 +351,7 @@ pub fn choose_send_codec(
 pub fn supported_summary(kind: MediaKind) -> String {
     let list: Vec<&str> = TABLE
         .iter()
-        .filter(|t| t.kind == kind)
+        .filter(|t| t.kind == kind && t.mime != "audio/red")
         .map(|t| t.mime)
         .collect();
     json!(list).to_string()

@@ -4,7 +4,7 @@
 use super::answer::{client_dtls, rtcp_fb};
 use super::parse::{parameters_to_fmtp, Description};
 use super::{attr, flag, media_port, media_section, push_candidates, session, SdpError};
-use sfu_control::params::{DtlsParameters, MediaKind, RtpParameters};
+use sfu_control::params::{DtlsParameters, MediaKind, RtpCodecParameters, RtpParameters};
 use sfu_control::responses::TransportCreated;
 
 /// What one m-line of a receive-side offer shows.
@@ -108,7 +108,10 @@ pub fn build_recv_offer(
                 md.attributes
                     .push(attr("rtcp-fb", rtcp_fb(c.payload_type, fb)));
             }
-            let fmtp = parameters_to_fmtp(&c.parameters);
+            let fmtp = match red_fmtp(rtp, c) {
+                Some(red) => red,
+                None => parameters_to_fmtp(&c.parameters),
+            };
             if !fmtp.is_empty() {
                 md.attributes
                     .push(attr("fmtp", format!("{} {fmtp}", c.payload_type)));
@@ -150,6 +153,19 @@ pub fn build_recv_offer(
     }
     sd.attributes.push(attr("msid-semantic", " WMS *"));
     sd.marshal()
+}
+
+/// RED's fmtp (RFC 2198 section 5: the payload type of each block, `111/111`): the
+/// m-line's Opus, which RED carries; None for other codecs.
+fn red_fmtp(rtp: &RtpParameters, c: &RtpCodecParameters) -> Option<String> {
+    if !c.mime_type.eq_ignore_ascii_case("audio/red") {
+        return None;
+    }
+    let opus = rtp
+        .codecs
+        .iter()
+        .find(|o| o.mime_type.eq_ignore_ascii_case("audio/opus"))?;
+    Some(format!("{0}/{0}", opus.payload_type))
 }
 
 fn rtpmap_value(pt: u8, mime: &str, clock: u32, channels: Option<u8>) -> String {

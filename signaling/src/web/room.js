@@ -32,6 +32,10 @@ const CAMERA_ENCODINGS = [
   { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
   { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1500000 },
 ];
+// A smaller camera's lowest layer (320x240 for 640x480) is what a narrow downlink gets:
+// its bitrate suits that size, and its base temporal layer (about 40 % of it) of two
+// publishers, with their audio, fits a 400 kbit/s link.
+const SMALL_CAMERA_LOW_BITRATE = 250000;
 const TEMPORAL_MODE = 'L1T3';
 // Before the server said which layer a tile receives: a tile up to this many CSS pixels
 // high needs spatial layer 0, 1; higher ones layer 2.
@@ -602,7 +606,8 @@ function simulcastLayers(track) {
 function addSendTransceiver(pc, track, init) {
   const layers = track.kind === 'video' && state.simulcast ? simulcastLayers(track) : 1;
   if (layers > 1) {
-    const encodings = CAMERA_ENCODINGS.slice(CAMERA_ENCODINGS.length - layers);
+    const encodings = CAMERA_ENCODINGS.slice(CAMERA_ENCODINGS.length - layers).map((e, i) =>
+      (layers < CAMERA_ENCODINGS.length && i === 0 ? { ...e, maxBitrate: SMALL_CAMERA_LOW_BITRATE } : e));
     const tries = temporalLayersSupported()
       ? [encodings.map((e) => ({ ...e, scalabilityMode: TEMPORAL_MODE })), encodings]
       : [encodings];

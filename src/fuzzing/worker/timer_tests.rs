@@ -89,7 +89,10 @@ fn a_nack_retry_fires_at_its_own_deadline_which_poll_timeout_reports() {
         s.core.poll_timeout().is_some_and(|at| at <= retry),
         "poll_timeout reports the retry (or something earlier)"
     );
-    let sent = run_timers_until(&mut s, gap + Duration::from_millis(250));
+    let sent = run_timers_until(
+        &mut s,
+        gap + 2 * retry_interval(None) + Duration::from_millis(10),
+    );
     let times: Vec<Duration> = sent.iter().map(|(t, _)| *t - gap).collect();
     assert_eq!(
         times,

@@ -204,8 +204,8 @@ impl Encoding {
         let Some(nack) = self.nack.as_mut() else {
             return false;
         };
-        // The publisher's RTT is unknown (we only send it receiver reports); the
-        // generator then retries at its default interval.
+        // The publisher's RTT is unknown from RTCP (we only send it receiver reports);
+        // the generator times its retries by the repairs it measures.
         nack.poll_nacks(now, None, lost);
         nack.take_keyframe_request()
     }

@@ -1,5 +1,6 @@
-// Quality on real networks (issue 13): three Chromium participants, each in its own
-// network namespace behind its own link (lib/netlab.mjs), publishing a camera-like noisy
+// Quality on real networks (issue 13; e2e/run-lab.sh runs it): three Chromium
+// participants, each in its own network namespace behind its own link (lib/netlab.mjs),
+// publishing a camera-like noisy
 // 640x480 clip as the web client does by default (VP8 simulcast, three encodings).
 //
 //  (a) One participant's downlink is 400 kbit/s. It still decodes every other
