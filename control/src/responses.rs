@@ -147,6 +147,9 @@ pub struct WorkerTotals {
     pub key_frame_requests_repeated: u64,
     /// Changes of a router's dominant speaker (`dominantspeaker` notifications).
     pub dominant_speaker_changes: u64,
+    /// RED (RFC 2198) audio packets sent as their primary block to subscribers that did
+    /// not negotiate RED (closed consumers included).
+    pub red_packets_unwrapped: u64,
     /// A gauge: active simulcast consumers whose bandwidth allocation holds them below
     /// their preferred layers now.
     pub consumers_limited_by_bandwidth: u64,

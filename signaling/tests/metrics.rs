@@ -57,6 +57,7 @@ async fn rooms_peers_and_every_worker_are_reported() {
             "sfu_worker_keyframe_requests_repeated_total",
             "sfu_worker_dominant_speaker_changes_total",
             "sfu_worker_consumers_limited_by_bandwidth",
+            "sfu_worker_red_packets_unwrapped_total",
         ] {
             assert!(
                 sample(&m, name, &[("worker", w)]).is_some(),

@@ -124,6 +124,8 @@ pub struct Consumer {
     /// The producer's RED payload type when the subscriber did not negotiate RED
     /// (RFC 2198): such packets go out as their primary block; [`NO_PT`] = none.
     red_unwrap: u8,
+    /// RED packets sent as their primary block (forwarded and retransmitted).
+    red_unwrapped: u64,
     ext_map: ExtensionMap,
     clock_rate: u32,
     paused: bool,
@@ -201,6 +203,7 @@ impl Consumer {
             ssrc: p.ssrc,
             pt_map: pt_table(&p.stream.pt_map),
             red_unwrap: p.stream.red_unwrap.unwrap_or(NO_PT),
+            red_unwrapped: 0,
             ext_map,
             clock_rate: p.stream.clock_rate,
             paused: p.paused,
@@ -504,6 +507,11 @@ impl Consumer {
         &self.traffic
     }
 
+    /// RED packets sent to the subscriber as their primary Opus block.
+    pub fn red_unwrapped(&self) -> u64 {
+        self.red_unwrapped
+    }
+
     /// PLIs received from the subscriber.
     pub fn plis_received(&self) -> u64 {
         self.plis_received
@@ -677,8 +685,9 @@ impl Consumer {
         dst_head.copy_from_slice(head);
         dst_body.copy_from_slice(body);
         // An unwrapped RED packet leaves its padding behind: the copy has none.
+        let red_unwrapped = len != pkt.len();
         let unwrapped_hdr;
-        let hdr = if len == pkt.len() {
+        let hdr = if !red_unwrapped {
             hdr
         } else {
             if let Some(b0) = dst_head.first_mut() {
@@ -760,6 +769,7 @@ impl Consumer {
                 }
                 egress.transport_rtp_out.add(n);
                 egress.worker_rtp_out.add(n);
+                self.red_unwrapped += u64::from(red_unwrapped);
                 match how {
                     Transmission::Forward { layer, .. } => {
                         self.traffic.add(n);

@@ -328,6 +328,12 @@ impl WorkerCore {
                         .iter()
                         .map(|(_, t)| t.cc.rtx_budget.denied())
                         .sum::<u64>(),
+                red_packets_unwrapped: self.totals.red_packets_unwrapped
+                    + self
+                        .consumers
+                        .iter()
+                        .map(|(_, c)| c.red_unwrapped())
+                        .sum::<u64>(),
                 consumers_limited_by_bandwidth: self
                     .consumers
                     .iter()
@@ -715,6 +721,9 @@ impl WorkerCore {
             return;
         }
         let c = self.consumers.remove(ck);
+        // Its unwrapped RED packets stay in the worker's total (live consumers' are
+        // added when the stats are asked for).
+        self.totals.red_packets_unwrapped += c.red_unwrapped();
         self.consumer_ids.remove(c.id());
         let mut router = None;
         if let Some(p) = self.producers.get_mut(c.producer()) {

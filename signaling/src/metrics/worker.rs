@@ -25,7 +25,7 @@ fn snake(s: &str) -> String {
 }
 
 /// Counters reported as lifetime totals: (field, metric, help).
-const COUNTERS: [(&str, &str, &str); 24] = [
+const COUNTERS: [(&str, &str, &str); 25] = [
     (
         "rtpPacketsReceived",
         "sfu_worker_rtp_packets_received_total",
@@ -145,6 +145,11 @@ const COUNTERS: [(&str, &str, &str); 24] = [
         "dominantSpeakerChanges",
         "sfu_worker_dominant_speaker_changes_total",
         "Changes of a router's dominant speaker.",
+    ),
+    (
+        "redPacketsUnwrapped",
+        "sfu_worker_red_packets_unwrapped_total",
+        "RED audio packets sent as their primary Opus block to subscribers without RED.",
     ),
 ];
 
@@ -308,7 +313,8 @@ mod tests {
             "spatialLayerSwitches": 4, "temporalLayerSwitches": 9, "probeClustersStarted": 5,
             "probeClustersSucceeded": 3, "probePaddingPackets": 40, "probePaddingBytes": 48000,
             "retransmissionsOverBudget": 12, "keyFrameRequestsRepeated": 2,
-            "dominantSpeakerChanges": 6, "consumersLimitedByBandwidth": 1
+            "dominantSpeakerChanges": 6, "consumersLimitedByBandwidth": 1,
+            "redPacketsUnwrapped": 8
         });
         let mut e = Exposition::new();
         write(&mut e, 0, Some(&stats));
@@ -332,6 +338,7 @@ mod tests {
             "sfu_worker_keyframe_requests_repeated_total{worker=\"0\"} 2\n",
             "sfu_worker_dominant_speaker_changes_total{worker=\"0\"} 6\n",
             "sfu_worker_consumers_limited_by_bandwidth{worker=\"0\"} 1\n",
+            "sfu_worker_red_packets_unwrapped_total{worker=\"0\"} 8\n",
             "# TYPE sfu_worker_layer_switches_total counter\n",
             "# TYPE sfu_worker_consumers_limited_by_bandwidth gauge\n",
             "sfu_worker_forwarding_latency_seconds_bucket{worker=\"0\",le=\"0.000005\"} 8\n",
