@@ -102,8 +102,9 @@ pub struct PacketLoop {
     pub last_tick_ms_ago: Option<u64>,
 }
 
-/// Worker-wide counters that only grow (entities come and go; these outlive them). The
-/// daemon counts into this very struct; `worker.getStats` carries it flattened.
+/// Worker-wide counters that only grow (entities come and go; these outlive them), and
+/// one gauge (`consumers_limited_by_bandwidth`, taken when asked). The daemon counts
+/// into this very struct; `worker.getStats` carries it flattened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkerTotals {
@@ -127,6 +128,31 @@ pub struct WorkerTotals {
     /// Control connections disconnected because they did not read what was queued for
     /// them (the daemon's writer-queue bound).
     pub control_clients_dropped: u64,
+    /// Adaptive quality. Simulcast consumers' switches of the forwarded spatial layer
+    /// (at a keyframe of the new encoding) and of the temporal layer alone; a start or
+    /// a resume is not a switch.
+    pub spatial_layer_switches: u64,
+    pub temporal_layer_switches: u64,
+    /// Bandwidth probe clusters started, and those whose measured rate confirmed their
+    /// target; the padding packets and bytes sent for them.
+    pub probe_clusters_started: u64,
+    pub probe_clusters_succeeded: u64,
+    pub probe_padding_packets: u64,
+    pub probe_padding_bytes: u64,
+    /// Retransmissions refused by the subscribers' retransmission budgets (the sum of
+    /// every transport's `retransmissionsOverBudget`, closed ones included).
+    pub retransmissions_over_budget: u64,
+    /// Keyframe requests sent again because no keyframe answered the last one (also
+    /// counted in `keyFrameRequestsSent`).
+    pub key_frame_requests_repeated: u64,
+    /// Changes of a router's dominant speaker (`dominantspeaker` notifications).
+    pub dominant_speaker_changes: u64,
+    /// RED (RFC 2198) audio packets sent as their primary block to subscribers that did
+    /// not negotiate RED (closed consumers included).
+    pub red_packets_unwrapped: u64,
+    /// A gauge: active simulcast consumers whose bandwidth allocation holds them below
+    /// their preferred layers now.
+    pub consumers_limited_by_bandwidth: u64,
 }
 
 /// `worker.getStats`.

@@ -50,6 +50,14 @@ async fn rooms_peers_and_every_worker_are_reported() {
             "sfu_worker_load",
             "sfu_worker_forwarding_latency_seconds_count",
             "sfu_worker_control_clients_dropped_total",
+            "sfu_worker_probe_clusters_total",
+            "sfu_worker_probe_clusters_succeeded_total",
+            "sfu_worker_probe_padding_bytes_total",
+            "sfu_worker_retransmissions_over_budget_total",
+            "sfu_worker_keyframe_requests_repeated_total",
+            "sfu_worker_dominant_speaker_changes_total",
+            "sfu_worker_consumers_limited_by_bandwidth",
+            "sfu_worker_red_packets_unwrapped_total",
         ] {
             assert!(
                 sample(&m, name, &[("worker", w)]).is_some(),
@@ -65,6 +73,17 @@ async fn rooms_peers_and_every_worker_are_reported() {
             .is_some(),
             "{body}"
         );
+        for layer in ["spatial", "temporal"] {
+            assert!(
+                sample(
+                    &m,
+                    "sfu_worker_layer_switches_total",
+                    &[("worker", w), ("layer", layer)]
+                )
+                .is_some(),
+                "{body}"
+            );
+        }
     }
     assert_eq!(sum(&m, "sfu_worker_routers"), 1.0);
     assert_eq!(sum(&m, "sfu_worker_producers"), 2.0);

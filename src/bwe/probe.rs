@@ -226,10 +226,11 @@ impl ProbeController {
         }
     }
 
-    /// Takes the estimator's measurement of the last cluster.
-    pub fn on_result(&mut self, now: Instant, result: ProbeResult) {
+    /// Takes the estimator's measurement of the last cluster. Returns whether it
+    /// confirmed the cluster's target.
+    pub fn on_result(&mut self, now: Instant, result: ProbeResult) -> bool {
         let ProbeState::Measuring { target_bps, .. } = self.state else {
-            return;
+            return false;
         };
         self.stats.last_result_bps = result.bps;
         if result
@@ -239,8 +240,10 @@ impl ProbeController {
             self.stats.succeeded += 1;
             self.backoff = FIRST_BACKOFF;
             self.state = ProbeState::Idle;
+            true
         } else {
             self.fail(now);
+            false
         }
     }
 

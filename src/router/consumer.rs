@@ -19,7 +19,7 @@ mod simulcast;
 pub use egress::Egress;
 pub use remote_loss::{RemoteLoss, MAX_PASSED_ON};
 pub use simple::SimpleConsumer;
-pub use simulcast::{LayerClock, Layers, SimulcastConsumer, MAX_SPATIAL_LAYERS};
+pub use simulcast::{LayerClock, LayerSwitches, Layers, SimulcastConsumer, MAX_SPATIAL_LAYERS};
 
 use simulcast::{Planned, Verdict};
 
@@ -124,6 +124,8 @@ pub struct Consumer {
     /// The producer's RED payload type when the subscriber did not negotiate RED
     /// (RFC 2198): such packets go out as their primary block; [`NO_PT`] = none.
     red_unwrap: u8,
+    /// RED packets sent as their primary block (forwarded and retransmitted).
+    red_unwrapped: u64,
     ext_map: ExtensionMap,
     clock_rate: u32,
     paused: bool,
@@ -201,6 +203,7 @@ impl Consumer {
             ssrc: p.ssrc,
             pt_map: pt_table(&p.stream.pt_map),
             red_unwrap: p.stream.red_unwrap.unwrap_or(NO_PT),
+            red_unwrapped: 0,
             ext_map,
             clock_rate: p.stream.clock_rate,
             paused: p.paused,
@@ -386,6 +389,23 @@ impl Consumer {
         }
     }
 
+    /// A simulcast consumer's layer switches since last asked (none for a simple one).
+    pub fn take_layer_switches(&mut self) -> LayerSwitches {
+        match &mut self.kind {
+            ConsumerKind::Simple(_) => LayerSwitches::default(),
+            ConsumerKind::Simulcast(s) => s.take_switches(),
+        }
+    }
+
+    /// Whether the bandwidth allocation holds an active simulcast consumer below the
+    /// layers its subscriber prefers (its target is the lower of both).
+    pub fn limited_by_bandwidth(&self) -> bool {
+        match &self.kind {
+            ConsumerKind::Simple(_) => false,
+            ConsumerKind::Simulcast(s) => self.active() && s.target() != s.preferred(),
+        }
+    }
+
     /// Gives a simulcast consumer its producer's encodings' sender-report clocks (it
     /// places a new layer's timestamps on the old one's timeline with them).
     #[inline]
@@ -485,6 +505,11 @@ impl Consumer {
     /// Packets and bytes forwarded.
     pub fn traffic(&self) -> &Traffic {
         &self.traffic
+    }
+
+    /// RED packets sent to the subscriber as their primary Opus block.
+    pub fn red_unwrapped(&self) -> u64 {
+        self.red_unwrapped
     }
 
     /// PLIs received from the subscriber.
@@ -660,8 +685,9 @@ impl Consumer {
         dst_head.copy_from_slice(head);
         dst_body.copy_from_slice(body);
         // An unwrapped RED packet leaves its padding behind: the copy has none.
+        let red_unwrapped = len != pkt.len();
         let unwrapped_hdr;
-        let hdr = if len == pkt.len() {
+        let hdr = if !red_unwrapped {
             hdr
         } else {
             if let Some(b0) = dst_head.first_mut() {
@@ -743,6 +769,7 @@ impl Consumer {
                 }
                 egress.transport_rtp_out.add(n);
                 egress.worker_rtp_out.add(n);
+                self.red_unwrapped += u64::from(red_unwrapped);
                 match how {
                     Transmission::Forward { layer, .. } => {
                         self.traffic.add(n);

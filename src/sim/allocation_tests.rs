@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sfu_control::requests::{
-    ConsumerGetStats, ConsumerSetPriority, TransportConsume, TransportGetStats,
+    ConsumerGetStats, ConsumerSetPriority, TransportConsume, TransportGetStats, WorkerGetStats,
 };
 use sfu_control::responses::{ConsumerLayers, ConsumerType, ProbeStatus};
 use str0m::format::Codec;
@@ -309,6 +309,19 @@ fn a_narrowing_downlink_moves_the_subscriber_down_and_back_up() {
     assert_eq!(call.target(0), Some(top), "{stats:?}");
     let got = call.sim.trace().vp8("sub", "v0");
     assert_eq!(got.last().map(layer_of), Some(2), "the top layer flows");
+    // The worker's metrics count the subscriber transport's probes and their padding.
+    let totals = call.sim.ok(&WorkerGetStats::default()).totals;
+    assert_eq!(Some(totals.probe_clusters_started), stats.probe_clusters);
+    assert_eq!(
+        Some(totals.probe_clusters_succeeded),
+        stats.probe_clusters_succeeded
+    );
+    assert!(
+        totals.probe_padding_packets > 0
+            && totals.probe_padding_bytes > 100 * totals.probe_padding_packets,
+        "{totals:?}"
+    );
+    assert_eq!(totals.consumers_limited_by_bandwidth, 0, "at the top");
 
     // Narrow: down within 2 s (the next keyframe of the lower layer included).
     let narrowed = call.sim.now();
@@ -331,6 +344,12 @@ fn a_narrowing_downlink_moves_the_subscriber_down_and_back_up() {
         stats.allocated_bitrate.is_some_and(|a| a <= 300_000),
         "within the link: {stats:?}"
     );
+    let totals = call.sim.ok(&WorkerGetStats::default()).totals;
+    assert_eq!(
+        totals.consumers_limited_by_bandwidth, 1,
+        "held below the layers it prefers: {totals:?}"
+    );
+    assert!(totals.spatial_layer_switches >= 1, "{totals:?}");
     // What the subscriber received over the last 4 s fits the link.
     let late = marks.iter().rev().nth(40).map_or(0, |m| m.1);
     let late_bytes: usize = got[late..]
@@ -388,6 +407,18 @@ fn a_narrowing_downlink_moves_the_subscriber_down_and_back_up() {
         }
     }
     assert!(switches >= 2, "down and up seen whole: {switches}");
+    // The worker's metrics: every switch seen (and any whose first packet was lost),
+    // the budget's refusals as the transport counts them, nobody held back now.
+    let totals = call.sim.ok(&WorkerGetStats::default()).totals;
+    assert!(
+        totals.spatial_layer_switches >= switches,
+        "{switches} seen, {totals:?}"
+    );
+    assert_eq!(
+        Some(totals.retransmissions_over_budget),
+        stats.retransmissions_over_budget
+    );
+    assert_eq!(totals.consumers_limited_by_bandwidth, 0, "{totals:?}");
     let missing = got.last().zip(got.first()).map_or(0, |(l, f)| {
         usize::from(l.seq.wrapping_sub(f.seq)) + 1 - got.len()
     });

@@ -170,6 +170,12 @@ fn a_lost_keyframe_request_is_repeated_and_the_subscriber_starts() {
     let producer = call.video_producer.clone();
     let stats = call.sim.ok(&ProducerGetStats::new(producer.as_str()));
     assert!(stats.key_frame_requests_sent >= 2, "{stats:?}");
+    let worker = call.sim.ok(&WorkerGetStats::default()).totals;
+    assert!(
+        worker.key_frame_requests_repeated >= 1
+            && worker.key_frame_requests_repeated < worker.key_frame_requests_sent,
+        "the repeats are counted apart from the first request: {worker:?}"
+    );
     // Repeats 500 and 1,500 ms after the first request (made at ~80 ms): the second
     // goes through.
     assert!(

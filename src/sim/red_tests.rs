@@ -40,9 +40,18 @@ fn subscriber_without_red_receives_unwrapped_opus() {
     assert_eq!(red.packets_sent, u64::from(call.audio_sent));
     let w = call.sim.ok(&WorkerGetStats::default());
     assert_eq!(w.dropped.malformed, 0);
+    assert_eq!(
+        w.totals.red_packets_unwrapped, red.packets_sent,
+        "the worker's metric counts each unwrapped packet"
+    );
 
-    let (plain_call, plain) = audio_call(false);
+    let (mut plain_call, plain) = audio_call(false);
     assert_eq!(plain_call.audio_sent, call.audio_sent);
+    let w = plain_call.sim.ok(&WorkerGetStats::default());
+    assert_eq!(
+        w.totals.red_packets_unwrapped, 0,
+        "no RED, nothing unwrapped"
+    );
     assert_eq!(red.bytes_sent, plain.bytes_sent, "{red:?}\n{plain:?}");
 }
 

@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use sfu_control::requests::{ConsumerGetStats, ConsumerSetPreferredLayers, TransportConsume};
+use sfu_control::requests::{
+    ConsumerGetStats, ConsumerSetPreferredLayers, TransportConsume, WorkerGetStats,
+};
 use sfu_control::responses::{ConsumerLayers, ConsumerType};
 use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaKind};
@@ -251,6 +253,20 @@ fn preferred_layers_move_the_subscriber_down_and_up_in_one_continuous_stream() {
         })
         .count();
     assert!(changes >= 3, "layerschange on every switch: {changes}");
+    // The worker's metrics: every change of encoding in what arrived (no loss here) is
+    // one spatial switch; the frame rate fell on the top layer while its switch down
+    // waited for a keyframe of the lowest, and rose again at a layer sync.
+    let totals = call.sim.ok(&WorkerGetStats::default()).totals;
+    assert_eq!(
+        totals.spatial_layer_switches,
+        layers.len() as u64 - 1,
+        "{layers:?} {totals:?}"
+    );
+    assert!(totals.temporal_layer_switches >= 1, "{totals:?}");
+    assert_eq!(
+        totals.consumers_limited_by_bandwidth, 0,
+        "no allocation here"
+    );
 }
 
 /// A lossy downlink across switches: every packet the subscriber lost is NACKed in the

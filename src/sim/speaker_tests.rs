@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sfu_control::requests::{
     ProducerClose, ProducerGetStats, RouterCreateActiveSpeakerObserver, RtpObserverAddProducer,
-    RtpObserverPause, RtpObserverResume,
+    RtpObserverPause, RtpObserverResume, WorkerGetStats,
 };
 use str0m::format::Codec;
 use str0m::media::MediaKind;
@@ -159,6 +159,11 @@ fn the_louder_publisher_is_notified_and_the_other_takes_over_when_it_talks() {
     room.talk(Duration::from_secs(3), |_| QUIET);
     room.sim.run_for(Duration::from_secs(3));
     assert_eq!(room.dominant_speakers(), ["ada-audio", "bob-audio"]);
+    let worker = room.sim.ok(&WorkerGetStats::default());
+    assert_eq!(
+        worker.totals.dominant_speaker_changes, 2,
+        "the worker's metric counts each change"
+    );
 }
 
 #[test]

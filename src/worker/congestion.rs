@@ -81,6 +81,7 @@ impl WorkerCore {
             transports,
             consumers,
             producers,
+            totals,
             ..
         } = self;
         let Some(t) = transports.get_mut(tk) else {
@@ -90,7 +91,9 @@ impl WorkerCore {
             return false;
         };
         if let Some(result) = bwe.take_probe_result() {
-            t.cc.probe.on_result(now, result);
+            if t.cc.probe.on_result(now, result) {
+                totals.probe_clusters_succeeded += 1;
+            }
         }
         let estimate = bwe.estimate_bps();
         // The active speaker's video: that of the publisher (transport) whose audio
@@ -144,6 +147,7 @@ impl WorkerCore {
             rtp_out,
             drops,
             timers,
+            totals,
             ..
         } = self;
         let Some(t) = transports.get_mut(tk) else {
@@ -173,6 +177,7 @@ impl WorkerCore {
             let media = t.cc.allocator.allocated_bps();
             if t.cc.probe.start(now, target, bwe.estimate_bps(), media) {
                 bwe.start_probe();
+                totals.probe_clusters_started += 1;
             }
         }
         let (padding, ended) = t.cc.probe.poll_padding(now);
@@ -181,7 +186,9 @@ impl WorkerCore {
         }
         if padding > 0 {
             if let Some(c) = carrier.and_then(|ck| consumers.get_mut(ck)) {
-                c.send_padding(now, &mut Egress::new(t, out, rtp_out, drops), padding);
+                let sent = c.send_padding(now, &mut Egress::new(t, out, rtp_out, drops), padding);
+                totals.probe_padding_packets += sent.packets;
+                totals.probe_padding_bytes += sent.bytes;
             }
         }
         if let Some(at) = t.cc.poll_timeout() {

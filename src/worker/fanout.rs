@@ -36,7 +36,7 @@ use std::time::Instant;
 
 use slab::Slab;
 
-use sfu_control::responses::ConsumerLayers;
+use sfu_control::responses::{ConsumerLayers, WorkerTotals};
 
 use crate::batch::SendBatch;
 use crate::channel::Event;
@@ -113,13 +113,15 @@ impl WorkerCore {
         done
     }
 
-    /// Notifies `layerschange` for the simulcast consumers whose layers changed.
+    /// Notifies `layerschange` for the simulcast consumers whose layers changed, and
+    /// counts their switches.
     fn notify_layer_changes(&mut self) {
         let mut changes = std::mem::take(&mut self.fanout.layer_changes);
         for (ck, layers) in changes.drain(..) {
-            let Some(c) = self.consumers.get(ck) else {
+            let Some(c) = self.consumers.get_mut(ck) else {
                 continue;
             };
+            count_layer_switches(&mut self.totals, c);
             let Some(router) = self.transports.get(c.transport()).map(|t| t.router.clone()) else {
                 continue;
             };
@@ -278,4 +280,11 @@ fn layer_clocks(p: &Producer) -> [Option<LayerClock>; MAX_SPATIAL_LAYERS] {
             .map(|(ntp, rtp, _)| LayerClock { ntp, rtp });
     }
     clocks
+}
+
+/// Adds consumer `c`'s layer switches since last asked to the worker's totals.
+pub(crate) fn count_layer_switches(totals: &mut WorkerTotals, c: &mut Consumer) {
+    let s = c.take_layer_switches();
+    totals.spatial_layer_switches += s.spatial;
+    totals.temporal_layer_switches += s.temporal;
 }

@@ -245,11 +245,15 @@ impl WorkerCore {
                     .iter()
                     .filter_map(|ck| self.consumers.get(*ck))
                     .any(|c| waits_for_keyframe_of(c, layer));
+            let repeat = p.keyframe_request_unanswered(layer);
             let send = self
                 .producers
                 .get_mut(pk)
                 .is_some_and(|p| p.poll_keyframe_request(layer, now, waiting));
             if send {
+                if repeat {
+                    self.totals.key_frame_requests_repeated += 1;
+                }
                 self.send_keyframe_request(pk, layer, out);
             }
         }

@@ -32,9 +32,10 @@ use crate::rtcp::remb::{RembConfig, RembEstimator};
 use crate::rtcp::twcc::TwccRecorder;
 use crate::transport::{SsrcRoute, WebRtcTransport};
 use crate::worker::core::WorkerCore;
+use crate::worker::fanout::count_layer_switches;
 use sfu_control::responses::{
     ConsumerCreated, ConsumerPriority, IceRole, Load, ProducerCreated, RouterCreated, RouterStats,
-    StatsType, TransportCreated, WorkerStats,
+    StatsType, TransportCreated, WorkerStats, WorkerTotals,
 };
 
 type Result<T> = std::result::Result<T, ControlError>;
@@ -320,7 +321,26 @@ impl WorkerCore {
             dropped_total: self.drops.total(),
             load: self.load(),
             forwarding_latency: self.latency.report(),
-            totals: self.totals,
+            totals: WorkerTotals {
+                retransmissions_over_budget: self.totals.retransmissions_over_budget
+                    + self
+                        .transports
+                        .iter()
+                        .map(|(_, t)| t.cc.rtx_budget.denied())
+                        .sum::<u64>(),
+                red_packets_unwrapped: self.totals.red_packets_unwrapped
+                    + self
+                        .consumers
+                        .iter()
+                        .map(|(_, c)| c.red_unwrapped())
+                        .sum::<u64>(),
+                consumers_limited_by_bandwidth: self
+                    .consumers
+                    .iter()
+                    .filter(|(_, c)| c.limited_by_bandwidth())
+                    .count() as u64,
+                ..self.totals
+            },
             // Loss as the publishers' streams show it now (current producers only).
             packets_lost: self.producers.iter().map(|(_, p)| p.packets_lost()).sum(),
             packet_loop: self.liveness.report(now),
@@ -685,6 +705,7 @@ impl WorkerCore {
         let c = self.consumers.get_mut(ck)?;
         let keyframe = c.take_keyframe_request().filter(|_| c.active());
         if let Some(layers) = c.take_layers_change() {
+            count_layer_switches(&mut self.totals, c);
             let (id, tk) = (c.id().0.clone(), c.transport());
             if let Some(router) = self.transports.get(tk).map(|t| t.router.clone()) {
                 self.notify(&router, &id, Event::LayersChange(layers));
@@ -700,6 +721,9 @@ impl WorkerCore {
             return;
         }
         let c = self.consumers.remove(ck);
+        // Its unwrapped RED packets stay in the worker's total (live consumers' are
+        // added when the stats are asked for).
+        self.totals.red_packets_unwrapped += c.red_unwrapped();
         self.consumer_ids.remove(c.id());
         let mut router = None;
         if let Some(p) = self.producers.get_mut(c.producer()) {
@@ -776,6 +800,9 @@ impl WorkerCore {
         }
         self.unmap_transport(tk);
         let mut t = self.transports.remove(tk);
+        // Its refused retransmissions stay in the worker's total (live transports' are
+        // added when the stats are asked for).
+        self.totals.retransmissions_over_budget += t.cc.rtx_budget.denied();
         self.transport_ids.remove(&t.id);
         if let Some(dest) = t.ice.selected() {
             // Tell the peer (close_notify) so it does not wait for consent to fail.

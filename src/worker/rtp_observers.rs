@@ -298,6 +298,7 @@ impl WorkerCore {
         if let Some(r) = self.routers.get_mut(&rid) {
             r.dominant_speaker = Some(pk);
         }
+        self.totals.dominant_speaker_changes += 1;
         tracing::debug!(rtp_observer = %target, producer = %producer_id, "dominant speaker");
         self.notify(&rid, &target, Event::DominantSpeaker { producer_id });
     }

@@ -25,7 +25,7 @@ fn snake(s: &str) -> String {
 }
 
 /// Counters reported as lifetime totals: (field, metric, help).
-const COUNTERS: [(&str, &str, &str); 17] = [
+const COUNTERS: [(&str, &str, &str); 25] = [
     (
         "rtpPacketsReceived",
         "sfu_worker_rtp_packets_received_total",
@@ -111,6 +111,52 @@ const COUNTERS: [(&str, &str, &str); 17] = [
         "sfu_worker_control_clients_dropped_total",
         "Control connections disconnected for not reading their responses.",
     ),
+    (
+        "probeClustersStarted",
+        "sfu_worker_probe_clusters_total",
+        "Bandwidth probe clusters started before moving subscribers up.",
+    ),
+    (
+        "probeClustersSucceeded",
+        "sfu_worker_probe_clusters_succeeded_total",
+        "Bandwidth probe clusters whose measured rate confirmed their target.",
+    ),
+    (
+        "probePaddingPackets",
+        "sfu_worker_probe_padding_packets_total",
+        "Padding packets sent for bandwidth probes.",
+    ),
+    (
+        "probePaddingBytes",
+        "sfu_worker_probe_padding_bytes_total",
+        "Padding bytes (on the wire) sent for bandwidth probes.",
+    ),
+    (
+        "retransmissionsOverBudget",
+        "sfu_worker_retransmissions_over_budget_total",
+        "Retransmissions refused because they exceeded the subscriber's retransmission budget.",
+    ),
+    (
+        "keyFrameRequestsRepeated",
+        "sfu_worker_keyframe_requests_repeated_total",
+        "Keyframe requests sent again because no keyframe answered the last one.",
+    ),
+    (
+        "dominantSpeakerChanges",
+        "sfu_worker_dominant_speaker_changes_total",
+        "Changes of a router's dominant speaker.",
+    ),
+    (
+        "redPacketsUnwrapped",
+        "sfu_worker_red_packets_unwrapped_total",
+        "RED audio packets sent as their primary Opus block to subscribers without RED.",
+    ),
+];
+
+/// Layer switches of simulcast consumers, by dimension: (field, label value).
+const LAYER_SWITCHES: [(&str, &str); 2] = [
+    ("spatialLayerSwitches", "spatial"),
+    ("temporalLayerSwitches", "temporal"),
 ];
 
 /// Gauges from the `load` object: (field, metric, help).
@@ -174,6 +220,24 @@ pub(super) fn write(e: &mut Exposition, index: usize, stats: Option<&Value>) {
             &l,
             v,
         );
+    }
+    if let Some(v) = uint(s, "consumersLimitedByBandwidth") {
+        e.gauge(
+            "sfu_worker_consumers_limited_by_bandwidth",
+            "Active simulcast consumers held below their preferred layers by their bandwidth allocation.",
+            &l,
+            v,
+        );
+    }
+    for (field, layer) in LAYER_SWITCHES {
+        if let Some(v) = uint(s, field) {
+            e.counter(
+                "sfu_worker_layer_switches_total",
+                "Switches of the layer simulcast consumers forward, by layer (spatial: another encoding; temporal: within one).",
+                &[("worker", worker.as_str()), ("layer", layer)],
+                v,
+            );
+        }
     }
     if let Some(Value::Object(dropped)) = s.get("dropped") {
         for (class, v) in dropped {
@@ -245,7 +309,12 @@ mod tests {
             "load": {"routers": 1, "transports": 4, "producers": 2, "consumers": 2, "load": 4},
             "forwardingLatency": {"unit": "us", "count": 20, "sum": 200,
                                   "buckets": [{"le": 10, "count": 15}, {"le": 5, "count": 8}]},
-            "dtlsFailures": 0, "nackReceived": 3, "packetsLost": 7
+            "dtlsFailures": 0, "nackReceived": 3, "packetsLost": 7,
+            "spatialLayerSwitches": 4, "temporalLayerSwitches": 9, "probeClustersStarted": 5,
+            "probeClustersSucceeded": 3, "probePaddingPackets": 40, "probePaddingBytes": 48000,
+            "retransmissionsOverBudget": 12, "keyFrameRequestsRepeated": 2,
+            "dominantSpeakerChanges": 6, "consumersLimitedByBandwidth": 1,
+            "redPacketsUnwrapped": 8
         });
         let mut e = Exposition::new();
         write(&mut e, 0, Some(&stats));
@@ -259,6 +328,19 @@ mod tests {
             "sfu_worker_dropped_packets_total{worker=\"0\",class=\"srtp_auth\"} 2\n",
             "sfu_worker_nack_received_total{worker=\"0\"} 3\n",
             "sfu_worker_packets_lost{worker=\"0\"} 7\n",
+            "sfu_worker_layer_switches_total{worker=\"0\",layer=\"spatial\"} 4\n",
+            "sfu_worker_layer_switches_total{worker=\"0\",layer=\"temporal\"} 9\n",
+            "sfu_worker_probe_clusters_total{worker=\"0\"} 5\n",
+            "sfu_worker_probe_clusters_succeeded_total{worker=\"0\"} 3\n",
+            "sfu_worker_probe_padding_packets_total{worker=\"0\"} 40\n",
+            "sfu_worker_probe_padding_bytes_total{worker=\"0\"} 48000\n",
+            "sfu_worker_retransmissions_over_budget_total{worker=\"0\"} 12\n",
+            "sfu_worker_keyframe_requests_repeated_total{worker=\"0\"} 2\n",
+            "sfu_worker_dominant_speaker_changes_total{worker=\"0\"} 6\n",
+            "sfu_worker_consumers_limited_by_bandwidth{worker=\"0\"} 1\n",
+            "sfu_worker_red_packets_unwrapped_total{worker=\"0\"} 8\n",
+            "# TYPE sfu_worker_layer_switches_total counter\n",
+            "# TYPE sfu_worker_consumers_limited_by_bandwidth gauge\n",
             "sfu_worker_forwarding_latency_seconds_bucket{worker=\"0\",le=\"0.000005\"} 8\n",
             "sfu_worker_forwarding_latency_seconds_bucket{worker=\"0\",le=\"0.00001\"} 15\n",
             "sfu_worker_forwarding_latency_seconds_bucket{worker=\"0\",le=\"+Inf\"} 20\n",

@@ -8,6 +8,7 @@ use std::time::Instant;
 use super::{Consumer, Egress};
 use crate::channel::params::MediaKind;
 use crate::rtp::padding::{Padding, MAX_PADDING};
+use crate::stats::Traffic;
 use crate::worker::core::{drop_outgoing, protect_drop_reason};
 
 impl Consumer {
@@ -22,18 +23,19 @@ impl Consumer {
             && self.last_forwarded.is_some()
     }
 
-    /// Sends about `bytes` (on the wire) of padding packets; returns the bytes sent.
-    pub fn send_padding(&mut self, now: Instant, egress: &mut Egress<'_>, bytes: usize) -> usize {
+    /// Sends about `bytes` (on the wire) of padding packets; returns the packets and
+    /// bytes sent.
+    pub fn send_padding(&mut self, now: Instant, egress: &mut Egress<'_>, bytes: usize) -> Traffic {
         let (Some((rtx_ssrc, rtx_pt)), Some(twcc_id)) = (self.rtx, self.twcc_id) else {
-            return 0;
+            return Traffic::default();
         };
         let timestamp = self.last_forwarded.map_or(0, |(_, ts, _, _)| ts);
         let Some((dest, srtp)) = egress.path.as_mut() else {
-            return 0;
+            return Traffic::default();
         };
         let (dest, srtp) = (*dest, &mut **srtp);
-        let mut sent = 0;
-        while sent < bytes {
+        let mut sent = Traffic::default();
+        while (sent.bytes as usize) < bytes {
             let transport_seq = *egress.transport_seq;
             let p = Padding {
                 ssrc: rtx_ssrc,
@@ -60,7 +62,7 @@ impl Consumer {
                     }
                     egress.transport_rtp_out.add(n);
                     egress.worker_rtp_out.add(n);
-                    sent += n;
+                    sent.add(n);
                 }
                 Err(e) => {
                     egress.out.commit(0);

@@ -137,6 +137,16 @@ pub struct SimulcastConsumer {
     sent: Box<[Sent]>,
     clocks: [Option<LayerClock>; MAX_SPATIAL_LAYERS],
     malformed: u64,
+    /// Layer switches not yet taken into the worker's totals.
+    switches: LayerSwitches,
+}
+
+/// Switches of the forwarded layers: spatial (a keyframe of another encoding) and
+/// temporal alone. Starting to forward (first keyframe, after a pause) is neither.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LayerSwitches {
+    pub spatial: u64,
+    pub temporal: u64,
 }
 
 impl SimulcastConsumer {
@@ -183,6 +193,7 @@ impl SimulcastConsumer {
             sent: vec![Sent::default(); SENT_HISTORY].into_boxed_slice(),
             clocks: [None; MAX_SPATIAL_LAYERS],
             malformed: 0,
+            switches: LayerSwitches::default(),
         };
         let (s, t) = preferred.unwrap_or((u8::MAX, None));
         c.set_preferred(s, t);
@@ -271,6 +282,11 @@ impl SimulcastConsumer {
         })
     }
 
+    /// The layer switches since last asked, for the worker's totals.
+    pub fn take_switches(&mut self) -> LayerSwitches {
+        std::mem::take(&mut self.switches)
+    }
+
     /// VP8 packets dropped because their descriptor does not parse.
     pub fn malformed(&self) -> u64 {
         self.malformed
@@ -333,10 +349,13 @@ impl SimulcastConsumer {
             if !(keyframe && self.takes_switch_to(layer)) {
                 return Verdict::Skip;
             }
+            if self.current.is_some() {
+                self.switches.spatial += 1;
+            }
             self.switch_to(layer, seq, ts, desc.as_ref(), arrival);
         } else if keyframe {
             // Every temporal layer can start at a keyframe.
-            self.current_temporal = self.target.temporal;
+            self.set_temporal(self.target.temporal);
         }
         let mut fields = None;
         if let Some(d) = &desc {
@@ -344,9 +363,9 @@ impl SimulcastConsumer {
             if d.starts_frame() && !keyframe {
                 let (cur, target) = (self.current_temporal, self.target.temporal);
                 if target < cur {
-                    self.current_temporal = target;
+                    self.set_temporal(target);
                 } else if target > cur && d.layer_sync && tid > cur && tid <= target {
-                    self.current_temporal = tid;
+                    self.set_temporal(tid);
                 }
             }
             if tid > self.current_temporal {
@@ -385,6 +404,14 @@ impl SimulcastConsumer {
             ts: out_ts,
             vp8: desc.zip(fields),
         })
+    }
+
+    /// Forwards temporal layers up to `tid` from now on (a switch when it differs).
+    fn set_temporal(&mut self, tid: u8) {
+        if tid != self.current_temporal {
+            self.switches.temporal += 1;
+            self.current_temporal = tid;
+        }
     }
 
     /// A source whose PictureID width changed is mapped in the new width.

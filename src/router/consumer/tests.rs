@@ -226,7 +226,8 @@ fn probe_padding_is_rtx_padding_numbered_and_recorded_like_media() {
     forward(&mut c, &mut s, now, 1, false);
     assert!(c.can_pad());
     let sent = c.send_padding(now, &mut s.egress(), 1000);
-    assert!((1000..1400).contains(&sent), "{sent}");
+    assert!((1000..1400).contains(&sent.bytes), "{sent:?}");
+    assert_eq!(sent.packets, 4, "{sent:?}");
     let packets = s.sent();
     assert_eq!(packets.len(), 5, "{packets:?}");
     for (i, (ssrc, _, twcc)) in packets.iter().enumerate().skip(1) {

@@ -225,6 +225,11 @@ impl Encoding {
         self.keyframe_requests.poll(now, waiting, active)
     }
 
+    /// Whether a keyframe request was sent for this stream and no keyframe came since.
+    pub fn keyframe_request_unanswered(&self) -> bool {
+        self.keyframe_requests.unanswered()
+    }
+
     /// Whether the keyframe requests have something due at or before `now`.
     pub fn keyframe_request_due(&self, now: Instant) -> bool {
         self.keyframe_requests

@@ -473,6 +473,13 @@ impl Producer {
             .is_some_and(|e| e.poll_keyframe_request(now, waiting))
     }
 
+    /// Whether a keyframe request for layer `layer` is unanswered (a request sent now
+    /// is a repeat).
+    pub fn keyframe_request_unanswered(&self, layer: u8) -> bool {
+        self.encoding(layer)
+            .is_some_and(Encoding::keyframe_request_unanswered)
+    }
+
     /// Whether keyframes are asked for with FIR rather than PLI, and the FIR command
     /// sequence number of layer `layer`'s latest request (RFC 5104 4.3.1.1).
     pub fn keyframe_request_form(&self, layer: u8) -> (bool, u8) {
