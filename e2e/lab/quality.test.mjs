@@ -8,9 +8,10 @@
 //      resolution; the two unconstrained participants receive each other's top layer; and
 //      no publisher encodes more than one keyframe per 2 s on any encoding (a weak
 //      subscriber must not make everyone send keyframes).
-//  (b) A participant whose window (so its tiles) is made small receives a lower layer;
-//      when every subscriber of a publisher shows it small, the publisher stops sending
-//      its top encoding (dynacast), and sends it again when a tile grows.
+//  (b) Three unconstrained participants: one whose window (so its tiles) is made small
+//      receives a lower layer; when every subscriber of a publisher shows it small, the
+//      publisher stops sending its top encoding (dynacast), and sends it again when a
+//      tile grows.
 //  (c) One participant's link has 5 % loss and 50 ms delay each way. The video it
 //      receives is frozen (Chromium's totalFreezesDuration) less than 3 % of the time.
 //
@@ -200,7 +201,21 @@ test('quality: a 400 kbit/s subscriber sees everyone at a lower layer; the other
         }
       }
 
-      // (b) Small tiles: Ann's window shrinks, so her tiles do; she gets a lower layer.
+      for (const p of c.people) assert.deepEqual(await p.page.evaluate(() => window.sfu.state.errors), [], `${p.name}: page errors`);
+    } finally {
+      await hangUp(c);
+    }
+  });
+
+test('quality: a small tile receives a lower layer; an encoding no tile needs stops and comes back',
+  { skip: !canMakeNamespaces() && 'needs root for network namespaces', timeout: 240000 }, async () => {
+    const c = await call('tiles', [{ name: 'Ann' }, { name: 'Bob' }, { name: 'Cat' }]);
+    try {
+      const [ann, bob, cat] = c.people;
+      for (const p of c.people) {
+        await waitForMedia(p.page, c.people.filter((o) => o !== p).map((o) => o.id), `${p.name} media`, 45000);
+      }
+      // Small tiles: Ann's window shrinks, so her tiles do; she gets a lower layer.
       await ann.page.setViewportSize({ width: 360, height: 240 });
       await waitFor('Ann receives Bob at a lower layer', () => received(ann.page),
         (r) => r[bob.id] && r[bob.id].height > 0 && r[bob.id].height < 480, { timeout: 20000 });
