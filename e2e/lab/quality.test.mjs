@@ -155,6 +155,20 @@ function median(xs) {
   return s.length ? s[Math.floor(s.length / 2)] : 0;
 }
 
+/** The daemon's adaptive-quality counters, summed over workers, for the printed report. */
+function adaptation(lab) {
+  const sums = {};
+  const names = /^sfu_worker_(layer_switches_total|probe_clusters_total|probe_clusters_succeeded_total|retransmissions_over_budget_total|consumers_limited_by_bandwidth|keyframe_requests_sent_total|keyframe_requests_repeated_total|red_packets_unwrapped_total)(\{[^}]*\})? (\S+)$/;
+  for (const line of lab.metrics().split('\n')) {
+    const m = names.exec(line);
+    if (!m) continue;
+    const layer = /layer="(\w+)"/.exec(m[2] || '');
+    const key = layer ? `${m[1]}[${layer[1]}]` : m[1];
+    sums[key] = (sums[key] || 0) + Number(m[3]);
+  }
+  return sums;
+}
+
 test('quality: a 400 kbit/s subscriber sees everyone at a lower layer; the others get the top layer; no keyframe storm',
   { skip: !canMakeNamespaces() && 'needs root for network namespaces', timeout: 240000 }, async () => {
     const c = await call('narrow', [
@@ -187,7 +201,7 @@ test('quality: a 400 kbit/s subscriber sees everyone at a lower layer; the other
         report[`${p.name} keyframes/s`] = Object.fromEntries(Object.keys(last).map((rid) =>
           [rid, (last[rid].keyFrames - ((first[rid] || {}).keyFrames || 0)) / seconds]));
       }
-      console.log('quality (a):', JSON.stringify(report));
+      console.log('quality (a):', JSON.stringify(report), 'daemon:', JSON.stringify(adaptation(c.lab)));
       for (const from of [ann, bob]) {
         const r = report[`Cat<-${from.name}`];
         assert.ok(r.decodingShare >= 0.9, `Cat decodes ${from.name} ${(100 * r.decodingShare).toFixed(0)} % of the time`);
@@ -259,7 +273,7 @@ test('quality: with 5 % loss and 50 ms delay on one link, what it receives is fr
         report[`Dan<-${from.name}`] = { frozenShare: (b.freezeS - a.freezeS) / seconds, decodingShare: decodingShare(s, from.id),
           medianHeight: median(s.map((x) => (x.recv[from.id] || {}).height || 0)) };
       }
-      console.log('quality (c):', JSON.stringify(report));
+      console.log('quality (c):', JSON.stringify(report), 'daemon:', JSON.stringify(adaptation(c.lab)));
       for (const from of [ann, bob]) {
         const r = report[`Dan<-${from.name}`];
         assert.ok(r.frozenShare < 0.03, `Dan's picture of ${from.name} frozen ${(100 * r.frozenShare).toFixed(1)} % of the time`);

@@ -147,6 +147,14 @@ export class NetLab {
   }
 
   /**
+   * The server's Prometheus metrics (scraped from inside its namespace, which the test
+   * process cannot reach), for printing what the daemon did next to a test's figures.
+   */
+  metrics() {
+    return inNs(this.srv, 'curl', '-sf', '-H', `Authorization: Bearer ${metricsToken}`, `${this.url}/metrics`);
+  }
+
+  /**
    * Chromium inside `client`'s namespace (a wrapper script enters it; Playwright talks to
    * the browser over a pipe, which the namespace does not affect). The page's origin is not
    * loopback, so it is declared secure for getUserMedia.
