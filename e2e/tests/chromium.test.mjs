@@ -1,40 +1,19 @@
 // Three Chromium participants in one room, one in another room (issue 3, "How it is shown").
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { server, repo, metricsToken } from '../lib/server.mjs';
-import { launchChromium, inbound, recordConsole, removeTmpDirs } from '../lib/browsers.mjs';
+import { repo, metricsToken } from '../lib/server.mjs';
+import { inbound } from '../lib/browsers.mjs';
 import { waitForMedia, waitForGrowth } from '../lib/wait.mjs';
+import { chromiumSuite } from '../lib/suite.mjs';
 
 const artifacts = path.join(repo, 'e2e', 'artifacts');
-let srv;
-const contexts = [];
-const logs = [];
-
-before(async () => {
-  srv = await server();
-});
-
-after(async () => {
-  for (const c of contexts) await c.close().catch(() => {});
-  if (srv) await srv.stop();
-  removeTmpDirs();
-  if (process.exitCode) for (const l of logs) console.error(l);
-});
-
-async function open(room, name) {
-  const ctx = await launchChromium();
-  contexts.push(ctx);
-  const page = await ctx.newPage();
-  recordConsole(page, name, logs);
-  await page.goto(`${srv.url}/r/${room}?name=${encodeURIComponent(name)}`);
-  await page.waitForFunction(() => window.sfu.state.joined, null, { timeout: 20000 });
-  return page;
-}
+const suite = chromiumSuite();
+const { open } = suite;
 
 async function roomStats(room) {
-  const r = await fetch(`${srv.url}/api/rooms/${room}`, { headers: { Authorization: `Bearer ${metricsToken}` } });
+  const r = await fetch(`${suite.srv.url}/api/rooms/${room}`, { headers: { Authorization: `Bearer ${metricsToken}` } });
   return r.status === 200 ? r.json() : null;
 }
 
@@ -159,15 +138,12 @@ test('a participant whose camera and microphone are denied joins through the nam
   const room = `e2e-viewer-${process.pid}`;
   const pat = await open(room, 'Pat');
   const patId = await pat.evaluate(() => window.sfu.state.peerId);
-  const ctx = await launchChromium();
-  contexts.push(ctx);
-  const page = await ctx.newPage();
-  recordConsole(page, 'Viv', logs);
+  const page = await suite.page('Viv');
   // What a browser does when the person clicks "Block".
   await page.addInitScript(() => {
     navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));
   });
-  await page.goto(`${srv.url}/r/${room}`);
+  await page.goto(`${suite.srv.url}/r/${room}`);
   assert.ok(await page.isVisible('#prompt'), 'no name in the link: the prompt shows');
   await page.fill('#name-input', '<b>Viv</b>');
   await page.click('#prompt button[type=submit]');

@@ -1,36 +1,13 @@
 // /metrics during a two-party Chromium call (issue 7): the exposition parses strictly as
 // Prometheus text, and the counters move between two scrapes.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { server } from '../lib/server.mjs';
-import { launchChromium, recordConsole, removeTmpDirs } from '../lib/browsers.mjs';
 import { waitFor, waitForMedia } from '../lib/wait.mjs';
+import { chromiumSuite } from '../lib/suite.mjs';
 import { scrape, total } from '../lib/prometheus.mjs';
 
-let srv;
-const contexts = [];
-const logs = [];
-
-before(async () => {
-  srv = await server();
-});
-
-after(async () => {
-  for (const c of contexts) await c.close().catch(() => {});
-  if (srv) await srv.stop();
-  removeTmpDirs();
-  if (process.exitCode) for (const l of logs) console.error(l);
-});
-
-async function open(room, name) {
-  const ctx = await launchChromium();
-  contexts.push(ctx);
-  const page = await ctx.newPage();
-  recordConsole(page, name, logs);
-  await page.goto(`${srv.url}/r/${room}?name=${encodeURIComponent(name)}`);
-  await page.waitForFunction(() => window.sfu.state.joined, null, { timeout: 20000 });
-  return page;
-}
+const suite = chromiumSuite();
+const { open } = suite;
 
 const COUNTERS = [
   'sfu_worker_rtp_packets_received_total',
@@ -55,7 +32,7 @@ test('metrics move during a call and parse as Prometheus text', async () => {
   const bobId = await bob.evaluate(() => window.sfu.state.peerId);
   await Promise.all([waitForMedia(ada, [bobId], "Ada's media"), waitForMedia(bob, [adaId], "Bob's media")]);
 
-  const first = await scrape(srv.url);
+  const first = await scrape(suite.srv.url);
   const s1 = summary(first.parsed);
   const workers = first.parsed.families.get('sfu_worker_up').samples;
   assert.ok(workers.length >= 1 && workers.every((w) => w.value === 1), `every worker answers: ${JSON.stringify(workers)}`);
@@ -68,7 +45,7 @@ test('metrics move during a call and parse as Prometheus text', async () => {
   assert.equal(first.parsed.families.get('sfu_worker_forwarding_latency_seconds').type, 'histogram');
 
   // Poll (no fixed sleep) until every counter moved.
-  const second = await waitFor('metrics to move', () => scrape(srv.url), (r) => {
+  const second = await waitFor('metrics to move', () => scrape(suite.srv.url), (r) => {
     const s2 = summary(r.parsed);
     return COUNTERS.every((n) => s2[n] > s1[n]);
   }, { timeout: 10000, interval: 250 });

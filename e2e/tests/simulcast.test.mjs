@@ -1,36 +1,13 @@
 // Simulcast from a Chromium publisher (issue 13, "How it is shown"): a tile made small
 // receives a lower layer, and the publisher stops sending an encoding nobody needs
 // (dynacast), then sends it again when a tile grows.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { server } from '../lib/server.mjs';
-import { launchChromium, recordConsole, removeTmpDirs } from '../lib/browsers.mjs';
 import { waitFor, waitForMedia } from '../lib/wait.mjs';
+import { chromiumSuite } from '../lib/suite.mjs';
 
-let srv;
-const contexts = [];
-const logs = [];
-
-before(async () => {
-  srv = await server();
-});
-
-after(async () => {
-  for (const c of contexts) await c.close().catch(() => {});
-  if (srv) await srv.stop();
-  removeTmpDirs();
-  if (process.exitCode) for (const l of logs) console.error(l);
-});
-
-async function open(room, name) {
-  const ctx = await launchChromium();
-  contexts.push(ctx);
-  const page = await ctx.newPage();
-  recordConsole(page, name, logs);
-  await page.goto(`${srv.url}/r/${room}?name=${encodeURIComponent(name)}`);
-  await page.waitForFunction(() => window.sfu.state.joined, null, { timeout: 20000 });
-  return page;
-}
+const suite = chromiumSuite();
+const { open } = suite;
 
 /** What the subscriber's tile of `peerId` shows: the page's measurement of that video. */
 function received(page, peerId) {
