@@ -2,17 +2,13 @@
 //! a subscriber without RED, malformed payloads dropped and counted, forwarded as it is
 //! for one with RED. The sent datagrams are decrypted with the subscriber's context.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+use super::tests::Subscriber;
 use super::*;
-use crate::batch::SendBatch;
-use crate::bwe::RetransmitBudget;
-use crate::srtp::{contexts_from_keying_material, SrtpContext, SrtpProfile};
-use crate::stats::DropCounters;
 
 const OPUS_PT: u8 = 111;
 const RED_PT: u8 = 63;
@@ -20,7 +16,6 @@ const RED_PT: u8 = 63;
 const SUB_OPUS_PT: u8 = 109;
 const SUB_RED_PT: u8 = 120;
 const AUDIO_LEVEL_ID: u8 = 1;
-const DEST: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 5000);
 
 fn audio_consumer(red_unwrap: bool) -> Consumer {
     let pt_map = if red_unwrap {
@@ -84,79 +79,23 @@ fn chromium_red_payload() -> Vec<u8> {
     r
 }
 
-struct Subscriber {
-    srtp: SrtpContext,
-    peer: SrtpContext,
-    transport_seq: u16,
-    rtp_out: Traffic,
-    drops: u64,
-    worker_rtp_out: Traffic,
-    worker_drops: DropCounters,
-    rtx_budget: RetransmitBudget,
-    out: SendBatch,
-}
-
-impl Subscriber {
-    fn new() -> Self {
-        let profile = SrtpProfile::AeadAes128Gcm;
-        let material = vec![7; profile.keying_material_len()];
-        let (srtp, _) = contexts_from_keying_material(profile, &material, false)
-            .expect("SRTP contexts from test keying material");
-        let (_, peer) = contexts_from_keying_material(profile, &material, true)
-            .expect("SRTP contexts from test keying material");
-        Self {
-            srtp,
-            peer,
-            transport_seq: 0,
-            rtp_out: Traffic::default(),
-            drops: 0,
-            worker_rtp_out: Traffic::default(),
-            worker_drops: DropCounters::default(),
-            rtx_budget: RetransmitBudget::default(),
-            out: SendBatch::new(),
-        }
-    }
-
-    fn send(&mut self, c: &mut Consumer, pkt: &[u8]) {
-        let hdr = RtpHeader::parse(pkt).expect("test packet parses");
-        let mut egress = Egress {
-            path: Some((DEST, &mut self.srtp)),
-            transport_seq: &mut self.transport_seq,
-            bwe: None,
-            transport_rtp_out: &mut self.rtp_out,
-            transport_drops: &mut self.drops,
-            worker_rtp_out: &mut self.worker_rtp_out,
-            worker_drops: &mut self.worker_drops,
-            rtx_budget: &mut self.rtx_budget,
-            out: &mut self.out,
-        };
-        let how = Transmission::Forward {
-            arrival: u32::from(hdr.sequence) * 960,
-            keyframe: false,
-            layer: 0,
-        };
-        c.send_rtp(Instant::now(), &mut egress, pkt, &hdr, how);
-    }
-
-    /// Every datagram sent, decrypted as the subscriber reads it.
-    fn received(&mut self) -> Vec<Vec<u8>> {
-        let sent: Vec<Vec<u8>> = self.out.iter().map(|(_, d)| d.to_vec()).collect();
-        sent.into_iter()
-            .map(|mut d| {
-                let n = self.peer.unprotect_rtp(&mut d).expect("decrypts");
-                d.truncate(n);
-                d
-            })
-            .collect()
-    }
+/// Sends `pkt` through the consumer's egress as a forwarded packet.
+fn send(s: &mut Subscriber, c: &mut Consumer, pkt: &[u8]) {
+    let hdr = RtpHeader::parse(pkt).expect("test packet parses");
+    let how = Transmission::Forward {
+        arrival: u32::from(hdr.sequence) * 960,
+        keyframe: false,
+        layer: 0,
+    };
+    c.send_rtp(Instant::now(), &mut s.egress(), pkt, &hdr, how);
 }
 
 #[test]
 fn red_is_unwrapped_to_its_primary_opus_block() {
     let mut c = audio_consumer(true);
     let mut s = Subscriber::new();
-    s.send(&mut c, &red_packet(7, &chromium_red_payload(), 0));
-    s.send(&mut c, &red_packet(8, &chromium_red_payload(), 4));
+    send(&mut s, &mut c, &red_packet(7, &chromium_red_payload(), 0));
+    send(&mut s, &mut c, &red_packet(8, &chromium_red_payload(), 4));
     let got = s.received();
     assert_eq!(got.len(), 2);
     for d in &got {
@@ -187,7 +126,7 @@ fn plain_opus_passes_a_red_unwrapping_consumer_unchanged() {
     let mut s = Subscriber::new();
     let mut p = red_packet(1, &PRIMARY, 0);
     p[1] = OPUS_PT;
-    s.send(&mut c, &p);
+    send(&mut s, &mut c, &p);
     let got = s.received();
     assert_eq!(got.len(), 1);
     let hdr = RtpHeader::parse(&got[0]).unwrap();
@@ -204,12 +143,13 @@ fn malformed_red_is_dropped_and_counted() {
     // A redundant block longer than the payload; headers without the final one; a
     // primary block of a payload type the subscriber has not negotiated (not sent,
     // not malformed).
-    s.send(
+    send(
+        &mut s,
         &mut c,
         &red_packet(1, &[0xef, 0x0f, 0x03, 0xff, 0x6f, 1], 0),
     );
-    s.send(&mut c, &red_packet(2, &[0xef, 0x0f, 0x00, 0x00], 0));
-    s.send(&mut c, &red_packet(3, &[0x00, 1, 2], 0));
+    send(&mut s, &mut c, &red_packet(2, &[0xef, 0x0f, 0x00, 0x00], 0));
+    send(&mut s, &mut c, &red_packet(3, &[0x00, 1, 2], 0));
     assert!(s.received().is_empty());
     assert_eq!(s.drops, 2);
     assert_eq!(s.worker_drops.get(DropReason::Malformed), 2);
@@ -220,7 +160,7 @@ fn red_goes_as_it_is_to_a_subscriber_with_red() {
     let mut c = audio_consumer(false);
     let mut s = Subscriber::new();
     let payload = chromium_red_payload();
-    s.send(&mut c, &red_packet(1, &payload, 0));
+    send(&mut s, &mut c, &red_packet(1, &payload, 0));
     let got = s.received();
     assert_eq!(got.len(), 1);
     let hdr = RtpHeader::parse(&got[0]).unwrap();

@@ -63,27 +63,32 @@ fn packet(seq: u16) -> Vec<u8> {
     p
 }
 
-/// A subscriber transport's egress state, owned for a test.
-struct Subscriber {
+/// A subscriber transport's egress state, owned for a test, and the subscriber's own
+/// SRTP context to read what it was sent (also used by `red_tests`).
+pub(super) struct Subscriber {
     srtp: SrtpContext,
+    peer: SrtpContext,
     transport_seq: u16,
     bwe: SendSideEstimator,
     rtx_budget: RetransmitBudget,
     rtp_out: Traffic,
-    drops: u64,
+    pub(super) drops: u64,
     worker_rtp_out: Traffic,
-    worker_drops: DropCounters,
+    pub(super) worker_drops: DropCounters,
     out: SendBatch,
 }
 
 impl Subscriber {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let profile = SrtpProfile::AeadAes128Gcm;
         let material = vec![7; profile.keying_material_len()];
         let (srtp, _) = contexts_from_keying_material(profile, &material, false)
             .expect("SRTP contexts from test keying material");
+        let (_, peer) = contexts_from_keying_material(profile, &material, true)
+            .expect("SRTP contexts from test keying material");
         Self {
             srtp,
+            peer,
             transport_seq: 0,
             bwe: SendSideEstimator::new(BweConfig::default()),
             rtx_budget: RetransmitBudget::default(),
@@ -95,7 +100,7 @@ impl Subscriber {
         }
     }
 
-    fn egress(&mut self) -> Egress<'_> {
+    pub(super) fn egress(&mut self) -> Egress<'_> {
         Egress {
             path: Some((DEST, &mut self.srtp)),
             transport_seq: &mut self.transport_seq,
@@ -107,6 +112,18 @@ impl Subscriber {
             worker_drops: &mut self.worker_drops,
             out: &mut self.out,
         }
+    }
+
+    /// Every datagram sent, decrypted as the subscriber reads it.
+    pub(super) fn received(&mut self) -> Vec<Vec<u8>> {
+        let sent: Vec<Vec<u8>> = self.out.iter().map(|(_, d)| d.to_vec()).collect();
+        sent.into_iter()
+            .map(|mut d| {
+                let n = self.peer.unprotect_rtp(&mut d).expect("decrypts");
+                d.truncate(n);
+                d
+            })
+            .collect()
     }
 
     /// (SSRC, sequence number, transport-wide number) of every datagram sent.
