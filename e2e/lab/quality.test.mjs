@@ -26,6 +26,7 @@ import { NetLab, canMakeNamespaces } from '../lib/netlab.mjs';
 import { inbound, recordConsole, removeTmpDirs } from '../lib/browsers.mjs';
 import { waitFor, waitForMedia } from '../lib/wait.mjs';
 import { writeNoiseY4m } from '../lib/y4m.mjs';
+import { ownId, pageErrors, waitJoined } from '../lib/page.mjs';
 
 const MEASURE_S = 30;
 const logs = [];
@@ -59,8 +60,8 @@ async function call(label, specs) {
       const page = await ctx.newPage();
       recordConsole(page, `${label}/${spec.name}`, logs);
       await page.goto(`${lab.url}/r/${room}?name=${spec.name}`);
-      await page.waitForFunction(() => window.sfu.state.joined, null, { timeout: 30000 });
-      const id = await page.evaluate(() => window.sfu.state.peerId);
+      await waitJoined(page, 30000);
+      const id = await ownId(page);
       people.push({ ...spec, ctx, page, id });
     }
   } catch (e) {
@@ -79,10 +80,10 @@ async function hangUp({ lab, people }) {
 function received(page) {
   return page.evaluate(async () => {
     const out = {};
-    const pc = window.sfu.state.recvPc;
+    const pc = window.sfuTest.peerConnections().recv;
     if (!pc) return out;
     for (const tr of pc.getTransceivers()) {
-      const c = tr.mid && window.sfu.state.consumers.get(tr.mid);
+      const c = tr.mid && window.sfuTest.consumer(tr.mid);
       if (!c || c.kind !== 'video') continue;
       for (const s of (await tr.receiver.getStats()).values()) {
         if (s.type !== 'inbound-rtp') continue;
@@ -104,7 +105,7 @@ function received(page) {
 function sent(page) {
   return page.evaluate(async () => {
     const out = {};
-    const pc = window.sfu.state.sendPc;
+    const pc = window.sfuTest.peerConnections().send;
     if (!pc) return out;
     for (const s of (await pc.getStats()).values()) {
       if (s.type !== 'outbound-rtp' || s.kind !== 'video') continue;
@@ -215,7 +216,7 @@ test('quality: a 400 kbit/s subscriber sees everyone at a lower layer; the other
         }
       }
 
-      for (const p of c.people) assert.deepEqual(await p.page.evaluate(() => window.sfu.state.errors), [], `${p.name}: page errors`);
+      for (const p of c.people) assert.deepEqual(await pageErrors(p.page), [], `${p.name}: page errors`);
     } finally {
       await hangUp(c);
     }
@@ -249,7 +250,7 @@ test('quality: a small tile receives a lower layer; an encoding no tile needs st
       await ann.page.setViewportSize({ width: 1280, height: 800 });
       await waitFor('Ann receives Bob\'s top layer again', () => received(ann.page),
         (r) => r[bob.id] && r[bob.id].height === 480, { timeout: 30000 });
-      for (const p of c.people) assert.deepEqual(await p.page.evaluate(() => window.sfu.state.errors), [], `${p.name}: page errors`);
+      for (const p of c.people) assert.deepEqual(await pageErrors(p.page), [], `${p.name}: page errors`);
     } finally {
       await hangUp(c);
     }

@@ -75,9 +75,9 @@ export async function launchFirefox(origin) {
   });
 }
 
-/** Stats of the page's receive side, per other participant (see room.js inboundStats). */
+/** Stats of the page's receive side, per other participant (the page's test hook, signaling/src/web/room/testhook.js). */
 export function inbound(page) {
-  return page.evaluate(() => window.sfu.inboundStats());
+  return page.evaluate(() => window.sfuTest.inboundStats());
 }
 
 /** Per-page log of console errors and page errors, for failure messages. */

@@ -4,6 +4,7 @@
 import { before, after } from 'node:test';
 import { server } from './server.mjs';
 import { launchChromium, recordConsole, removeTmpDirs } from './browsers.mjs';
+import { waitJoined } from './page.mjs';
 
 /**
  * Registers the suite's before/after hooks; returns { srv (set once the server is up),
@@ -34,7 +35,7 @@ export function chromiumSuite() {
   suite.open = async (room, name) => {
     const page = await suite.page(name);
     await page.goto(`${suite.srv.url}/r/${room}?name=${encodeURIComponent(name)}`);
-    await page.waitForFunction(() => window.sfu.state.joined, null, { timeout: 20000 });
+    await waitJoined(page, 20000);
     return page;
   };
   return suite;

@@ -40,6 +40,7 @@ import { spawnServer, repo } from '../lib/server.mjs';
 import { launchChromium, inbound, recordConsole, removeTmpDirs } from '../lib/browsers.mjs';
 import { waitFor } from '../lib/wait.mjs';
 import { writeNoiseY4m } from '../lib/y4m.mjs';
+import { ownId, pageErrors, waitJoined } from '../lib/page.mjs';
 
 const THRESHOLD_BPS = 1.5e6;
 const WINDOW_MS = 10000;
@@ -68,11 +69,11 @@ after(() => {
 /** The publisher's send-side numbers now (RTCStats timestamps are in ms). */
 function sendStats(page) {
   return page.evaluate(async () => {
-    const pc = window.sfu.state.sendPc;
+    const pc = window.sfuTest.peerConnections().send;
     if (!pc) return null;
     const out = { at: 0, bytes: 0, aob: null, target: null, width: 0, height: 0, fps: 0, limit: null };
-    const report = await pc.getStats();
-    for (const s of report.values()) {
+    const stats = await pc.getStats();
+    for (const s of stats.values()) {
       if (s.type === 'outbound-rtp' && s.kind === 'video') {
         out.at = s.timestamp;
         out.bytes = (s.bytesSent || 0) + (s.headerBytesSent || 0);
@@ -109,7 +110,7 @@ async function measure(label, serverArgs) {
       navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('denied', 'NotAllowedError'));
     });
     await viewer.goto(`${srv.url}/r/${room}?name=Viewer`);
-    await viewer.waitForFunction(() => window.sfu.state.joined, null, { timeout: 20000 });
+    await waitJoined(viewer, 20000);
 
     const pubCtx = await launchChromium(['--use-fake-device-for-media-stream', `--use-file-for-fake-video-capture=${y4m}`]);
     contexts.push(pubCtx);
@@ -117,12 +118,12 @@ async function measure(label, serverArgs) {
     recordConsole(pub, `${label}/publisher`, logs);
     // One encoding: this measures the estimate ramping one stream up (simulcast splits it).
     await pub.goto(`${srv.url}/r/${room}?name=Pub&simulcast=0`);
-    await pub.waitForFunction(() => window.sfu.state.joined, null, { timeout: 20000 });
-    const pubId = await pub.evaluate(() => window.sfu.state.peerId);
-    await pub.waitForFunction(() => window.sfu.state.sendPc && window.sfu.state.sendPc.connectionState === 'connected',
+    await waitJoined(pub, 20000);
+    const pubId = await ownId(pub);
+    await pub.waitForFunction(() => window.sfuTest.peerConnections().send && window.sfuTest.peerConnections().send.connectionState === 'connected',
       null, { timeout: 20000, polling: 50 });
     await pub.evaluate(async (max) => {
-      const sender = window.sfu.state.sendPc.getSenders().find((x) => x.track && x.track.kind === 'video');
+      const sender = window.sfuTest.peerConnections().send.getSenders().find((x) => x.track && x.track.kind === 'video');
       const params = sender.getParameters();
       params.encodings[0].maxBitrate = max;
       await sender.setParameters(params);
@@ -184,7 +185,7 @@ async function measure(label, serverArgs) {
     fs.mkdirSync(path.join(repo, 'e2e', 'artifacts'), { recursive: true });
     await viewer.screenshot({ path: path.join(repo, 'e2e', 'artifacts', `quality-${label}.png`) });
 
-    for (const p of [viewer, pub]) assert.deepEqual(await p.evaluate(() => window.sfu.state.errors), [], `${label}: page errors`);
+    for (const p of [viewer, pub]) assert.deepEqual(await pageErrors(p), [], `${label}: page errors`);
     return {
       peakMediaBps: peak('mediaBps'),
       peakAobBps: peak('aobBps'),

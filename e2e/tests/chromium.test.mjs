@@ -7,6 +7,7 @@ import { repo, metricsToken } from '../lib/server.mjs';
 import { inbound } from '../lib/browsers.mjs';
 import { waitForMedia, waitForGrowth } from '../lib/wait.mjs';
 import { chromiumSuite } from '../lib/suite.mjs';
+import { ownId, pageErrors, waitJoined } from '../lib/page.mjs';
 
 const artifacts = path.join(repo, 'e2e', 'artifacts');
 const suite = chromiumSuite();
@@ -26,7 +27,7 @@ test('three Chromium participants decode each other; one leaves; another room se
   for (const n of names) pages[n] = await open(room, n);
   const dora = await open(lonely, 'Dora');
   const ids = {};
-  for (const n of names) ids[n] = await pages[n].evaluate(() => window.sfu.state.peerId);
+  for (const n of names) ids[n] = await ownId(pages[n]);
   const others = (n) => names.filter((x) => x !== n);
 
   // Each decodes the other two's video and receives their audio...
@@ -65,14 +66,13 @@ test('three Chromium participants decode each other; one leaves; another room se
 
   // The participant of the other room sees none of them, and none of them sees her.
   const doraState = await dora.evaluate(() => ({
-    peers: window.sfu.state.peers.size,
-    consumers: window.sfu.state.consumers.size,
     tiles: document.querySelectorAll('.tile').length,
-    recv: Boolean(window.sfu.state.recvPc),
+    recv: Boolean(window.sfuTest.peerConnections().recv),
   }));
-  assert.deepEqual(doraState, { peers: 0, consumers: 0, tiles: 1, recv: false });
+  assert.deepEqual(doraState, { tiles: 1, recv: false });
+  assert.deepEqual(await inbound(dora), {});
   for (const n of names) {
-    const seen = await pages[n].evaluate(() => [...window.sfu.state.peers.values()].map((p) => p.name));
+    const seen = await pages[n].locator('.tile .name').allTextContents();
     assert.ok(!seen.includes('Dora'), `${n} must not see Dora`);
   }
   const lonelyStats = await roomStats(lonely);
@@ -81,25 +81,24 @@ test('three Chromium participants decode each other; one leaves; another room se
   assert.deepEqual(before.peers.map((p) => [p.name, p.producers, p.consumers]),
     [['Ada', 2, 4], ['Bob', 2, 4], ['Cy', 2, 4]]);
 
-  // Cy leaves: the others' tile of Cy goes and their consumers of Cy are closed.
+  // Cy leaves: the others' tile of Cy goes and their consumers of Cy are closed (the
+  // transceivers that received Cy stop).
   const cyConsumers = {};
   for (const n of ['Ada', 'Bob']) {
-    cyConsumers[n] = await pages[n].evaluate((cy) => [...window.sfu.state.consumers.values()]
-      .filter((c) => c.peerId === cy).map((c) => c.mid), ids.Cy);
+    cyConsumers[n] = Object.values((await inbound(pages[n]))[ids.Cy]).map((x) => x.mid);
     assert.equal(cyConsumers[n].length, 2);
   }
   const leftAt = Date.now();
   await pages.Cy.click('#leave');
-  await pages.Cy.waitForFunction(() => window.sfu.state.left, null, { timeout: 5000 });
+  await pages.Cy.waitForSelector('#left', { state: 'visible', timeout: 5000 });
   for (const n of ['Ada', 'Bob']) {
     await pages[n].waitForFunction(
       ([cy, mids]) => !document.querySelector(`.tile[data-peer-id="${cy}"]`)
-        && mids.every((mid) => !window.sfu.state.consumers.has(mid))
+        && mids.every((mid) => !window.sfuTest.consumer(mid))
         && mids.every((mid) => {
-          const tr = window.sfu.state.recvPc.getTransceivers().find((t) => t.mid === mid);
+          const tr = window.sfuTest.peerConnections().recv.getTransceivers().find((t) => t.mid === mid);
           return !tr || ['stopped', 'inactive'].includes(tr.currentDirection);
-        })
-        && window.sfu.state.closedConsumers.filter((c) => c.peerId === cy).length === 2,
+        }),
       [ids.Cy, cyConsumers[n]],
       { timeout: 5000, polling: 50 },
     );
@@ -129,7 +128,7 @@ test('three Chromium participants decode each other; one leaves; another room se
 
   for (const n of [...names, 'Dora']) {
     const p = n === 'Dora' ? dora : pages[n];
-    const errors = await p.evaluate(() => window.sfu.state.errors);
+    const errors = await pageErrors(p);
     assert.deepEqual(errors, [], `${n} got errors`);
   }
 });
@@ -137,7 +136,7 @@ test('three Chromium participants decode each other; one leaves; another room se
 test('a participant whose camera and microphone are denied joins through the name prompt as a viewer', async () => {
   const room = `e2e-viewer-${process.pid}`;
   const pat = await open(room, 'Pat');
-  const patId = await pat.evaluate(() => window.sfu.state.peerId);
+  const patId = await ownId(pat);
   const page = await suite.page('Viv');
   // What a browser does when the person clicks "Block".
   await page.addInitScript(() => {
@@ -150,15 +149,15 @@ test('a participant whose camera and microphone are denied joins through the nam
   assert.match(await page.textContent('#prompt-error'), /letters, digits/);
   await page.fill('#name-input', 'Viv');
   await page.click('#prompt button[type=submit]');
-  await page.waitForFunction(() => window.sfu.state.joined, null, { timeout: 20000 });
+  await waitJoined(page, 20000);
   assert.match(page.url(), /\?name=Viv$/);
   assert.match(await page.textContent('#banner'), /denied: you joined as a viewer/);
   const received = await waitForMedia(page, [patId], 'the viewer receiving Pat');
   assert.ok(received[patId].video.frameWidth > 0);
-  assert.equal(await page.evaluate(() => window.sfu.state.sendPc), null, 'nothing published');
+  assert.equal(await page.evaluate(() => window.sfuTest.peerConnections().send), null, 'nothing published');
 
   // Pat sees Viv's tile without video; Pat's mute shows on Viv's side.
-  const vivId = await page.evaluate(() => window.sfu.state.peerId);
+  const vivId = await ownId(page);
   await pat.waitForFunction((id) => {
     const t = document.querySelector(`.tile[data-peer-id="${id}"]`);
     return t && t.classList.contains('no-video') && t.textContent.includes('Viv');
@@ -173,5 +172,5 @@ test('a participant whose camera and microphone are denied joins through the nam
     const t = document.querySelector(`.tile[data-peer-id="${id}"]`);
     return t && t.classList.contains('no-video') && t.textContent.includes('camera off');
   }, patId, { timeout: 5000 });
-  assert.deepEqual(await page.evaluate(() => window.sfu.state.errors), []);
+  assert.deepEqual(await pageErrors(page), []);
 });

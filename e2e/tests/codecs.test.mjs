@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawnServer } from '../lib/server.mjs';
 import { launchChromium, launchFirefox, inbound, recordConsole, removeTmpDirs } from '../lib/browsers.mjs';
 import { waitFor, waitForMedia } from '../lib/wait.mjs';
+import { ownId, pageErrors, waitJoined } from '../lib/page.mjs';
 
 let srv;
 const contexts = [];
@@ -30,7 +31,7 @@ async function chromiumPage(room, name) {
   const page = await ctx.newPage();
   recordConsole(page, name, logs);
   await page.goto(`${srv.url}/r/${room}?name=${name}`);
-  await page.waitForFunction(() => window.sfu.state.joined, null, { timeout: 20000 });
+  await waitJoined(page, 20000);
   return page;
 }
 
@@ -41,9 +42,9 @@ test('H264 between Chromiums; VP8 from Firefox; Firefox told it cannot decode H2
   firefox = await launchFirefox(srv.url);
   const fox = await firefox.newPage();
   await fox.goto(`${srv.url}/r/${room}?name=Fox`);
-  await fox.waitForFunction(() => window.sfu && window.sfu.state.joined, { timeout: 20000 });
+  await waitJoined(fox, 20000);
   const id = {};
-  for (const [n, p] of [['Ann', ann], ['Ben', ben], ['Fox', fox]]) id[n] = await p.evaluate(() => window.sfu.state.peerId);
+  for (const [n, p] of [['Ann', ann], ['Ben', ben], ['Fox', fox]]) id[n] = await ownId(p);
 
   const inBen = await waitForMedia(ben, [id.Ann, id.Fox], 'Ben receiving Ann and Fox');
   assert.equal(inBen[id.Ann].video.codec, 'video/H264');
@@ -52,10 +53,10 @@ test('H264 between Chromiums; VP8 from Firefox; Firefox told it cannot decode H2
   const inFox = await waitFor('Fox receiving audio', () => inbound(fox),
     (s) => [id.Ann, id.Ben].every((p) => s[p] && s[p].audio && s[p].audio.packetsReceived > 0));
   assert.equal(inFox[id.Ann].video, undefined);
-  const errors = await waitFor('Fox told about H264', () => fox.evaluate(() => window.sfu.state.errors),
+  const errors = await waitFor('Fox told about H264', () => pageErrors(fox),
     (e) => e.filter((x) => x.code === 'NoCommonCodec').length === 2);
   assert.match(errors[0].message, /cannot receive (Ann|Ben)'s video/);
   console.log(`# Ben decodes Ann's H264 (${inBen[id.Ann].video.framesDecoded} frames, ${inBen[id.Ann].video.frameWidth}px) and Fox's VP8; Fox: ${errors[0].message}`);
-  assert.deepEqual(await ann.evaluate(() => window.sfu.state.errors), []);
-  assert.deepEqual(await ben.evaluate(() => window.sfu.state.errors), []);
+  assert.deepEqual(await pageErrors(ann), []);
+  assert.deepEqual(await pageErrors(ben), []);
 });

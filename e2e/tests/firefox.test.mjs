@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { server } from '../lib/server.mjs';
 import { launchChromium, launchFirefox, recordConsole, removeTmpDirs } from '../lib/browsers.mjs';
 import { waitForMedia, waitForGrowth } from '../lib/wait.mjs';
+import { ownId, pageErrors, waitJoined } from '../lib/page.mjs';
 
 let srv;
 let firefox;
@@ -30,16 +31,16 @@ test('Firefox ESR and Chromium decode each other', async () => {
   const fox = await firefox.newPage();
   fox.on('console', (m) => { if (m.type() === 'error') logs.push(`[firefox] ${m.text()}`); });
   await fox.goto(`${srv.url}/r/${room}?name=Fox`);
-  await fox.waitForFunction(() => window.sfu && window.sfu.state.joined, { timeout: 20000 });
+  await waitJoined(fox, 20000);
 
   chromiumCtx = await launchChromium();
   const chrome = await chromiumCtx.newPage();
   recordConsole(chrome, 'chromium', logs);
   await chrome.goto(`${srv.url}/r/${room}?name=Chrome`);
-  await chrome.waitForFunction(() => window.sfu.state.joined, null, { timeout: 20000 });
+  await waitJoined(chrome, 20000);
 
-  const foxId = await fox.evaluate(() => window.sfu.state.peerId);
-  const chromeId = await chrome.evaluate(() => window.sfu.state.peerId);
+  const foxId = await ownId(fox);
+  const chromeId = await ownId(chrome);
   const [foxFirst, chromeFirst] = await Promise.all([
     waitForMedia(fox, [chromeId], 'Firefox receiving Chromium'),
     waitForMedia(chrome, [foxId], 'Chromium receiving Firefox'),
@@ -55,6 +56,6 @@ test('Firefox ESR and Chromium decode each other', async () => {
   assert.ok(inFox.video.frameWidth > 0 && inChrome.video.frameWidth > 0);
   assert.equal(inFox.video.codec.toLowerCase(), 'video/vp8');
   assert.equal(inChrome.audio.codec, 'audio/opus');
-  assert.deepEqual(await fox.evaluate(() => window.sfu.state.errors), []);
-  assert.deepEqual(await chrome.evaluate(() => window.sfu.state.errors), []);
+  assert.deepEqual(await pageErrors(fox), []);
+  assert.deepEqual(await pageErrors(chrome), []);
 });

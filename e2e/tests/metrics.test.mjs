@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { waitFor, waitForMedia } from '../lib/wait.mjs';
 import { chromiumSuite } from '../lib/suite.mjs';
 import { scrape, total } from '../lib/prometheus.mjs';
+import { ownId } from '../lib/page.mjs';
 
 const suite = chromiumSuite();
 const { open } = suite;
@@ -28,8 +29,8 @@ test('metrics move during a call and parse as Prometheus text', async () => {
   const room = `e2e-metrics-${process.pid}`;
   const ada = await open(room, 'Ada');
   const bob = await open(room, 'Bob');
-  const adaId = await ada.evaluate(() => window.sfu.state.peerId);
-  const bobId = await bob.evaluate(() => window.sfu.state.peerId);
+  const adaId = await ownId(ada);
+  const bobId = await ownId(bob);
   await Promise.all([waitForMedia(ada, [bobId], "Ada's media"), waitForMedia(bob, [adaId], "Bob's media")]);
 
   const first = await scrape(suite.srv.url);

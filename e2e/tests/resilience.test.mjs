@@ -12,6 +12,7 @@ import path from 'node:path';
 import { spawnDaemon, spawnServer } from '../lib/server.mjs';
 import { launchChromium, inbound, recordConsole, removeTmpDirs } from '../lib/browsers.mjs';
 import { waitFor, waitForMedia, waitForGrowth } from '../lib/wait.mjs';
+import { ownId, pageErrors, waitJoined } from '../lib/page.mjs';
 
 const names = ['Ada', 'Bob'];
 const room = `e2e-resilience-${process.pid}`;
@@ -34,7 +35,7 @@ before(async () => {
     recordConsole(page, n, logs);
     page.on('load', () => { loads[n] += 1; });
     await page.goto(`${srv.url}/r/${room}?name=${n}`);
-    await page.waitForFunction(() => window.sfu.state.joined, null, { timeout: 20000 });
+    await waitJoined(page, 20000);
     pages[n] = page;
   }
 });
@@ -52,14 +53,14 @@ after(async () => {
 });
 
 const other = (n) => names.find((x) => x !== n);
-const peerIds = async () => Object.fromEntries(await Promise.all(names.map(async (n) => [n, await pages[n].evaluate(() => window.sfu.state.peerId)])));
-const pageIds = async () => Object.fromEntries(await Promise.all(names.map(async (n) => [n, await pages[n].evaluate(() => window.sfu.state.pageId)])));
+const peerIds = async () => Object.fromEntries(await Promise.all(names.map(async (n) => [n, await ownId(pages[n])])));
+const pageIds = async () => Object.fromEntries(await Promise.all(names.map(async (n) => [n, await pages[n].evaluate(() => window.sfuTest.pageId)])));
 
 /** Waits until page `n` decodes the other's video on a consumer not in `oldConsumers`. */
 function decodingAgain(n, ids, oldConsumers, since, timeout) {
   return waitFor(`${n} decoding again`, async () => {
     const s = await inbound(pages[n]);
-    const st = await pages[n].evaluate(() => ({ restarts: window.sfu.state.restarts, reconnects: window.sfu.state.reconnects }));
+    const st = await pages[n].evaluate(() => window.sfuTest.counters());
     return { ...st, video: s[ids[other(n)]] && s[ids[other(n)]].video, at: Date.now() - since };
   }, (v) => v.video && !oldConsumers.has(v.video.consumerId) && v.video.framesDecoded > 0 && v.video.frameWidth > 0,
   { timeout, interval: 50 });
@@ -98,7 +99,7 @@ test('the media daemon is killed and restarted: both pages decode again within 5
   assert.deepEqual(await pageIds(), pageIdsBefore, 'no reload: the pages kept their state');
   assert.deepEqual(loads, { Ada: 1, Bob: 1 }, 'each page loaded once');
   assert.deepEqual(await peerIds(), ids, 'same participants, still in the room');
-  for (const n of names) assert.deepEqual(await pages[n].evaluate(() => window.sfu.state.errors), [], `${n}'s errors`);
+  for (const n of names) assert.deepEqual(await pageErrors(pages[n]), [], `${n}'s errors`);
 });
 
 test('the signaling process restarts: pages reconnect, rejoin and decode again, no reload', async () => {
@@ -111,23 +112,23 @@ test('the signaling process restarts: pages reconnect, rejoin and decode again, 
   assert.equal(stopped.code, 0, `exit 0 (signal ${stopped.signal})`);
   assert.ok(stopped.ms < 2000, `stopped in ${stopped.ms} ms`);
   // The pages saw the server go ("Reconnecting…") before it is back.
-  await Promise.all(names.map((n) => pages[n].waitForFunction(() => !window.sfu.state.joined, null, { timeout: 5000 })));
+  await Promise.all(names.map((n) => waitJoined(pages[n], 5000, { joined: false })));
 
   const startedAt = Date.now();
   srv = await spawnServer(['--daemon', dir], { listen: `127.0.0.1:${port}` });
   const serving = Date.now() - startedAt;
-  await Promise.all(names.map((n) => pages[n].waitForFunction(() => window.sfu.state.joined, null, { timeout: 10000 })));
+  await Promise.all(names.map((n) => waitJoined(pages[n], 10000)));
   const ids = await peerIds();
   for (const n of names) assert.notEqual(ids[n], idsBefore[n], 'a new session');
   const again = await Promise.all(names.map((n) => decodingAgain(n, ids, new Set(), startedAt, 10000)));
-  const reconnects = await Promise.all(names.map((n) => pages[n].evaluate(() => window.sfu.state.reconnects)));
+  const reconnects = await Promise.all(names.map((n) => pages[n].evaluate(() => window.sfuTest.counters().reconnects)));
   console.log(`# signaling restarted (serving after ${serving} ms); video decoded again after ${again.map((a) => a.at).join(' / ')} ms; WebSocket reconnections: ${reconnects.join(' / ')}`);
   assert.ok(reconnects.every((r) => r >= 1));
 
   assert.deepEqual(await pageIds(), pageIdsBefore, 'no reload');
   assert.deepEqual(loads, { Ada: 1, Bob: 1 }, 'each page loaded once');
   for (const n of names) {
-    assert.deepEqual(await pages[n].evaluate(() => window.sfu.state.errors), [], `${n}'s errors`);
+    assert.deepEqual(await pageErrors(pages[n]), [], `${n}'s errors`);
     const tiles = await pages[n].locator('.tile .name').allTextContents();
     assert.deepEqual(tiles.map((t) => t.replace(' (you)', '')).sort(), [...names].sort(), `${n}'s tiles`);
   }

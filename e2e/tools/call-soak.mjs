@@ -17,6 +17,7 @@ import readline from 'node:readline';
 import { chromium } from 'playwright-core';
 import { repo, sfuBin, signalingBin } from '../lib/server.mjs';
 import { writeNoiseY4m } from '../lib/y4m.mjs';
+import { ownId, waitJoined } from '../lib/page.mjs';
 
 const CALLS = Number(process.env.SOAK_CALLS || 10);
 const MINUTES = Number(process.env.SOAK_MINUTES || 3);
@@ -77,14 +78,14 @@ function control(sock, method, timeoutMs = 3000) {
 /** Everything a page's two peer connections say (getStats, states). */
 function pageState(page) {
   return page.evaluate(async () => {
-    const out = { at: Date.now(), peerId: window.sfu.state.peerId };
-    for (const [name, pc] of [['send', window.sfu.state.sendPc], ['recv', window.sfu.state.recvPc]]) {
+    const out = { at: Date.now(), peerId: (document.querySelector('.tile.self') || { dataset: {} }).dataset.peerId };
+    for (const [name, pc] of Object.entries(window.sfuTest.peerConnections())) {
       if (!pc) continue;
       const stats = [];
       for (const s of (await pc.getStats()).values()) stats.push(s);
       out[name] = { connectionState: pc.connectionState, iceConnectionState: pc.iceConnectionState, stats };
     }
-    out.inbound = await window.sfu.inboundStats();
+    out.inbound = await window.sfuTest.inboundStats();
     return out;
   }).catch((e) => ({ error: e.message }));
 }
@@ -124,10 +125,10 @@ async function call(n, y4m) {
     contexts.push(ctx);
     const page = await ctx.newPage();
     await page.goto(`${url}/r/soak${n}?name=P${i}`);
-    await page.waitForFunction(() => window.sfu.state.joined, null, { timeout: 30000 });
+    await waitJoined(page, 30000);
     pages.push(page);
   }
-  const ids = await Promise.all(pages.map((p) => p.evaluate(() => window.sfu.state.peerId)));
+  const ids = await Promise.all(pages.map((p) => ownId(p)));
   const fig = { call: n, stalls: 0, mediaSecs: 0, maxFrozenMs: 0, framesDecoded: 0 };
   // last[page][publisher] = { frames, at }: when its framesDecoded last grew.
   const last = pages.map(() => ({}));
@@ -140,7 +141,7 @@ async function call(n, y4m) {
     const present = new Set(ids);
     const frozen = [];
     await Promise.all(pages.map(async (p, i) => {
-      const s = await p.evaluate(() => window.sfu.inboundStats()).catch(() => ({}));
+      const s = await p.evaluate(() => window.sfuTest.inboundStats()).catch(() => ({}));
       for (const id of ids) {
         if (id === ids[i] || !present.has(id)) continue;
         const f = (s[id] && s[id].video && s[id].video.framesDecoded) || 0;
@@ -162,7 +163,7 @@ async function call(n, y4m) {
     }
   }
   fig.mediaSecs = Math.round((Date.now() - started) / 1000);
-  const totals = await Promise.all(pages.map((p) => p.evaluate(() => window.sfu.inboundStats()).catch(() => ({}))));
+  const totals = await Promise.all(pages.map((p) => p.evaluate(() => window.sfuTest.inboundStats()).catch(() => ({}))));
   for (const t of totals) for (const v of Object.values(t)) fig.framesDecoded += (v.video && v.video.framesDecoded) || 0;
   await capture(path.join(dir, 'end'), { end: true }, pages, sockets, [dlog, slog]);
   await cleanup();

@@ -7,6 +7,7 @@
 // e2e/run.sh runs those against its own server.
 import { launchChromium, recordConsole, removeTmpDirs } from '../lib/browsers.mjs';
 import { waitFor } from '../lib/wait.mjs';
+import { waitJoined } from '../lib/page.mjs';
 
 const url = (process.argv[2] || '').replace(/\/$/, '');
 if (!/^http:\/\/\S+$/.test(url)) {
@@ -17,7 +18,7 @@ if (!/^http:\/\/\S+$/.test(url)) {
 /** The send side's outbound video as getStats reports it (null before it exists). */
 function outboundVideo(page) {
   return page.evaluate(async () => {
-    const pc = window.sfu && window.sfu.state.sendPc;
+    const pc = window.sfuTest && window.sfuTest.peerConnections().send;
     if (!pc) return null;
     const report = await pc.getStats();
     for (const s of report.values()) {
@@ -50,7 +51,7 @@ try {
   await page.waitForSelector('#name-input', { state: 'visible', timeout: 10000 });
   await page.fill('#name-input', 'Newcomer');
   await page.click('#prompt button[type=submit]');
-  await page.waitForFunction(() => window.sfu.state.joined, null, { timeout: 20000 });
+  await waitJoined(page, 20000);
 
   // Their own tile plays the camera...
   await page.waitForFunction(() => {
@@ -69,9 +70,9 @@ try {
   status = 1;
   console.error(`quickstart: FAILED in the browser: ${e.message}`);
   if (page) {
-    const state = await page.evaluate(() => (window.sfu ? {
-      url: location.href, joined: window.sfu.state.joined, wsState: window.sfu.state.wsState,
-      status: document.getElementById('status').textContent, errors: window.sfu.state.errors,
+    const state = await page.evaluate(() => (window.sfuTest ? {
+      url: location.href, phase: document.getElementById('status').dataset.phase,
+      status: document.getElementById('status').textContent, errors: window.sfuTest.errors(),
     } : { url: location.href, body: document.body.innerText.slice(0, 500) })).catch((x) => String(x));
     console.error(`quickstart: page state ${JSON.stringify(state)}`);
   }

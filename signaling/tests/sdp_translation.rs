@@ -336,7 +336,7 @@ const EXT_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 const EXT_RID: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
 const EXT_RRID: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
 
-/// The web client's camera encodings (room.js), by mid.
+/// The web client's camera encodings (web/room/config.js), by mid.
 fn page_encodings(mid: &str) -> std::collections::BTreeMap<String, Vec<EncodingHint>> {
     let hints = serde_json::from_value(json!([
         {"rid": "q", "scaleResolutionDownBy": 4, "maxBitrate": 150000, "scalabilityMode": "L1T3"},

@@ -210,11 +210,13 @@ async fn pages_are_served() {
     assert!(home.contains("content-security-policy"), "{home}");
     let room = reqwest_like_get(&srv.addr, "/r/standup?name=ada").await;
     assert!(
-        room.starts_with("HTTP/1.1 200") && room.contains("/room.js"),
+        room.starts_with("HTTP/1.1 200") && room.contains("/room/main.js"),
         "{room}"
     );
-    let js = reqwest_like_get(&srv.addr, "/room.js").await;
+    let js = reqwest_like_get(&srv.addr, "/room/media.js").await;
     assert!(js.contains("text/javascript") && js.contains("RTCPeerConnection"));
+    let missing = reqwest_like_get(&srv.addr, "/room/../mod.rs").await;
+    assert!(!missing.starts_with("HTTP/1.1 200"), "{missing}");
     let stats = reqwest_like_get(&srv.addr, "/api/rooms/nobody-here").await;
     assert!(stats.starts_with("HTTP/1.1 404"), "{stats}");
 }

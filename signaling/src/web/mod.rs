@@ -20,7 +20,22 @@ pub use bearer::BearerToken;
 const INDEX_HTML: &str = include_str!("index.html");
 const ROOM_HTML: &str = include_str!("room.html");
 const HOME_JS: &str = include_str!("home.js");
-const ROOM_JS: &str = include_str!("room.js");
+/// The room page's ES modules (room/*.js), served under `/room/`: name and source.
+const ROOM_MODULES: &[(&str, &str)] = &[
+    ("main.js", include_str!("room/main.js")),
+    ("config.js", include_str!("room/config.js")),
+    ("state.js", include_str!("room/state.js")),
+    ("store.js", include_str!("room/store.js")),
+    ("signaling.js", include_str!("room/signaling.js")),
+    ("media.js", include_str!("room/media.js")),
+    ("view.js", include_str!("room/view.js")),
+    ("layout.js", include_str!("room/layout.js")),
+    ("quality.js", include_str!("room/quality.js")),
+    ("encodings.js", include_str!("room/encodings.js")),
+    ("names.js", include_str!("room/names.js")),
+    ("backoff.js", include_str!("room/backoff.js")),
+    ("testhook.js", include_str!("room/testhook.js")),
+];
 const STYLE_CSS: &str = include_str!("style.css");
 
 /// The page may use only its own scripts, styles, WebSocket and media: whatever a
@@ -82,6 +97,14 @@ pub fn escape_html(s: &str) -> String {
         }
     }
     out
+}
+
+/// One of the room page's modules, by file name (only those listed: no file system access).
+async fn room_module(Path(file): Path<String>) -> Response {
+    match ROOM_MODULES.iter().find(|(name, _)| *name == file) {
+        Some((_, body)) => asset("text/javascript; charset=utf-8", body),
+        None => (StatusCode::NOT_FOUND, "no such module").into_response(),
+    }
 }
 
 async fn index() -> Response {
@@ -240,10 +263,7 @@ pub fn router(cfg: SessionConfig, metrics_token: Option<BearerToken>) -> Router 
             "/home.js",
             get(|| async { asset("text/javascript; charset=utf-8", HOME_JS) }),
         )
-        .route(
-            "/room.js",
-            get(|| async { asset("text/javascript; charset=utf-8", ROOM_JS) }),
-        )
+        .route("/room/{file}", get(room_module))
         .route(
             "/style.css",
             get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }),
@@ -261,7 +281,7 @@ pub fn router(cfg: SessionConfig, metrics_token: Option<BearerToken>) -> Router 
 
 #[cfg(test)]
 mod tests {
-    use super::escape_html;
+    use super::{escape_html, ROOM_MODULES};
 
     #[test]
     fn escaping() {
@@ -269,5 +289,23 @@ mod tests {
             escape_html("<img src=x onerror='a()'>&\""),
             "&lt;img src=x onerror=&#39;a()&#39;&gt;&amp;&quot;"
         );
+    }
+
+    /// Every module another module imports is served: a file added to room/ but not to
+    /// ROOM_MODULES would break the page only in a browser.
+    #[test]
+    fn every_imported_room_module_is_served() {
+        for (name, body) in ROOM_MODULES {
+            for line in body.lines().filter(|l| l.starts_with("import ")) {
+                let Some(path) = line.split('\'').nth(1) else {
+                    continue;
+                };
+                let file = path.trim_start_matches("./");
+                assert!(
+                    ROOM_MODULES.iter().any(|(n, _)| *n == file),
+                    "{name} imports {path}, which is not in ROOM_MODULES"
+                );
+            }
+        }
     }
 }

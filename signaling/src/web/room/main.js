@@ -1,0 +1,222 @@
+// Room page entry point: wires the store (state.js), the WebSocket (signaling.js), the
+// peer connections (media.js) and the view (view.js), and says what each server message
+// does. Nothing needs a reload: when the WebSocket closes (the server restarted) the page
+// reconnects with backoff and joins again under the same name; when the media server
+// restarted, the server sends `restart` and the page builds new peer connections.
+import { RETRY_JOIN, TILE_STATS_MS } from './config.js';
+import { createStore } from './store.js';
+import { videoConsumer, isJoined } from './state.js';
+import { layerForHeight } from './layout.js';
+import { normalizeName, isValidName } from './names.js';
+import { SignalingClient } from './signaling.js';
+import { Media, getMedia, receiveCapabilities } from './media.js';
+import { RoomView } from './view.js';
+import { installTestHook } from './testhook.js';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const room = decodeURIComponent(location.pathname.split('/')[2] || '');
+
+const store = createStore({ room, simulcast: params.get('simulcast') !== '0' });
+const { state } = store;
+const client = new SignalingClient(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`, {
+  onOpen,
+  onMessage: handle,
+  onError: (e) => store.dispatch({ type: 'error', code: 'ClientError', message: String(e) }),
+  onClose,
+});
+const send = (msg) => client.send(msg);
+const media = new Media(store, send);
+const view = new RoomView({ onTileGeometry: syncTile });
+store.subscribe((s) => view.render(s));
+installTestHook({ store, media });
+
+// ---------------------------------------------------------------- joining
+
+async function start(name) {
+  store.dispatch({ type: 'start', name });
+  const { stream, problem } = await getMedia();
+  media.localStream = stream;
+  store.dispatch({ type: 'localMedia', stream, problem, hasAudio: media.hasTrack('audio'), hasVideo: media.hasTrack('video') });
+  client.connect();
+}
+
+function onOpen() {
+  store.dispatch({ type: 'wsOpen' });
+  const join = { type: 'join', room, name: state.name, rtpCapabilities: receiveCapabilities() };
+  const token = params.get('token');
+  if (token) join.token = token;
+  send(join);
+}
+
+function onClose() {
+  media.closePeerConnections();
+  store.dispatch({ type: 'wsClosed' });
+  if (state.phase === 'reconnecting' && client.scheduleReconnect(state.attempt, () => {
+    store.dispatch({ type: 'reconnect' });
+    store.dispatch({ type: 'wsConnecting' });
+  })) {
+    store.dispatch({ type: 'reconnectScheduled' });
+  }
+}
+
+async function onJoined(msg) {
+  store.dispatch({ type: 'joined', peerId: msg.peerId, name: msg.name, peers: msg.peers });
+  // The server knows nothing of mutes made before (re)joining.
+  if (state.micMuted) send({ type: 'mute', kind: 'audio', muted: true });
+  if (state.camOff) send({ type: 'mute', kind: 'video', muted: true });
+  if (media.localStream) await media.publish();
+}
+
+/** The media server restarted: new peer connections, publish again, answer new offers. */
+async function onRestart(msg) {
+  media.closePeerConnections();
+  store.dispatch({ type: 'restart', epoch: msg.epoch });
+  if (media.localStream) await media.publish();
+}
+
+function onLeft() {
+  media.closePeerConnections();
+  media.stopLocal();
+  store.dispatch({ type: 'left' });
+  client.closeQuietly();
+}
+
+function onError(msg) {
+  if (msg.inReplyTo === 'offer' && msg.code === 'Unsupported' && state.simulcast && media.sendPc) {
+    // A server without simulcast: publish a single encoding instead.
+    console.warn(`simulcast refused (${msg.message}): publishing one encoding`);
+    store.dispatch({ type: 'simulcastRefused' });
+    return media.localStream ? media.publish() : undefined;
+  }
+  if ((msg.inReplyTo === 'preferredLayers' || msg.inReplyTo === 'pauseConsumer') && msg.code === 'NotFound') {
+    // The consumer closed while the request was on its way: nothing to do.
+    console.debug(`${msg.inReplyTo}: ${msg.message}`);
+    return undefined;
+  }
+  if (!isJoined(state) && msg.inReplyTo === 'join' && state.everJoined && RETRY_JOIN.has(msg.code)) {
+    // Rejoining after a reconnection: try again shortly (closing reconnects).
+    client.close();
+    return undefined;
+  }
+  if (!isJoined(state) && msg.inReplyTo === 'join') {
+    client.closeQuietly();
+    media.closePeerConnections();
+    media.stopLocal();
+    media.localStream = null;
+    store.dispatch({ type: 'joinRefused', code: msg.code, message: msg.message });
+    $('name-input').value = state.name || '';
+    return undefined;
+  }
+  store.dispatch({ type: 'error', code: msg.code, message: msg.message });
+  return undefined;
+}
+
+async function handle(msg) {
+  switch (msg.type) {
+    case 'joined': return onJoined(msg);
+    case 'answer': return media.onAnswer(msg);
+    case 'offer':
+      await media.onOffer(msg);
+      // New consumers get their tile's layer and visibility at once.
+      for (const peerId of view.peerIdsShown()) syncTile(peerId);
+      return undefined;
+    case 'peerJoined':
+    case 'peerLeft':
+    case 'muteChanged':
+    case 'transportState':
+    case 'score':
+    case 'activeSpeaker':
+      store.dispatch(msg);
+      return undefined;
+    case 'layersChanged':
+      store.dispatch(msg);
+      syncTile(msg.peerId);
+      return undefined;
+    case 'producerAdded':
+    case 'producerRemoved':
+      return undefined; // the next offer shows (or drops) the track
+    case 'setEncodings': return media.onSetEncodings(msg);
+    case 'restart': return onRestart(msg);
+    case 'left': return onLeft();
+    case 'error': return onError(msg);
+    default: return undefined;
+  }
+}
+
+// ---------------------------------------------------------------- layers per tile
+
+/**
+ * Tells the server what the tile of `peerId` needs, when that changed: the spatial layer
+ * its size needs (`preferredLayers`), and whether it is seen at all (`pauseConsumer`: a
+ * tile off-screen, or the whole page hidden, receives nothing). This is the subscriber's
+ * own pause, apart from the publisher turning its camera off.
+ */
+function syncTile(peerId) {
+  const geometry = view.tileGeometry(peerId);
+  const c = geometry && isJoined(state) ? videoConsumer(state, peerId) : null;
+  if (!c) return;
+  const req = state.layerRequests.get(c.consumerId) || {};
+  const r = state.received.get(peerId);
+  const spatialLayer = layerForHeight(geometry.height, state.layers.get(c.consumerId),
+    r && r.consumerId === c.consumerId ? r.height : 0);
+  const request = {};
+  if (req.spatialLayer !== spatialLayer) {
+    send({ type: 'preferredLayers', consumerId: c.consumerId, spatialLayer });
+    request.spatialLayer = spatialLayer;
+  }
+  const paused = document.visibilityState === 'hidden' || geometry.onScreen === false;
+  if (Boolean(req.paused) !== paused) {
+    send({ type: 'pauseConsumer', consumerId: c.consumerId, paused });
+    request.paused = paused;
+  }
+  if (Object.keys(request).length) store.dispatch({ type: 'layerRequested', consumerId: c.consumerId, request });
+}
+
+document.addEventListener('visibilitychange', () => {
+  for (const peerId of view.peerIdsShown()) syncTile(peerId);
+});
+
+setInterval(async () => {
+  if (!isJoined(state)) return;
+  await media.measureReceived();
+  for (const peerId of view.peerIdsShown()) syncTile(peerId);
+}, TILE_STATS_MS);
+
+// ---------------------------------------------------------------- controls
+
+function setMuted(kind, muted) {
+  media.enableTracks(kind, !muted);
+  store.dispatch({ type: 'localMute', kind, muted });
+  send({ type: 'mute', kind, muted });
+}
+
+$('mic').addEventListener('click', () => setMuted('audio', !state.micMuted));
+$('cam').addEventListener('click', () => setMuted('video', !state.camOff));
+$('leave').addEventListener('click', () => send({ type: 'leave' }));
+$('rejoin').addEventListener('click', () => location.reload());
+
+$('prompt').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const name = normalizeName($('name-input').value);
+  if (!isValidName(name)) {
+    store.dispatch({ type: 'askName', error: 'Use letters, digits, spaces and - _ . \' only, up to 32 characters.' });
+    return;
+  }
+  params.set('name', name);
+  history.replaceState(null, '', `${location.pathname}?${params}`);
+  start(name);
+});
+
+// ---------------------------------------------------------------- start
+
+$('room-title').textContent = room;
+document.title = `${room} – Video chat`;
+view.render(state);
+const given = normalizeName(params.get('name'));
+if (given && isValidName(given)) {
+  start(given);
+} else {
+  store.dispatch({ type: 'askName', error: given ? 'That name cannot be used: letters, digits, spaces and - _ . \' only, up to 32 characters.' : '' });
+  $('name-input').focus();
+}

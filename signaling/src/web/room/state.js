@@ -1,0 +1,294 @@
+// The room state: everything the page knows about the call, as plain data, and the one
+// function that changes it. Every change goes through `reduce(state, action)` (via the
+// store in store.js); views read the state and never write it. No DOM, no network here:
+// unit-tested with `node --test` (e2e/unit).
+//
+// Media streams appear only as opaque values (`tracks`); peer connections and the camera
+// are resources owned by media.js, not state.
+
+/**
+ * Where the call stands: idle (not started or asked for a name), connecting (first
+ * WebSocket), joining (WebSocket open, join sent), joined, reconnecting (the WebSocket
+ * closed after a join: backing off), closed (could not reach the server at all), left.
+ */
+export const PHASES = ['idle', 'connecting', 'joining', 'joined', 'reconnecting', 'closed', 'left'];
+
+export function initialState({ room = '', simulcast = true } = {}) {
+  return {
+    room,
+    name: null,
+    peerId: null,
+    phase: 'idle',
+    /** Which part of the page shows: the name prompt, the call, or the "you left" notice. */
+    screen: 'prompt',
+    promptError: '',
+    /** Joined at least once: later closes reconnect instead of asking for a name. */
+    everJoined: false,
+    /** The attempt number of the current reconnection, and reconnections made. */
+    attempt: 0,
+    reconnects: 0,
+    /** The last `restart` epoch from the server (0 before any); offers carry it. */
+    epoch: 0,
+    restarts: 0,
+    /** The camera and microphone stream (opaque here; media.js owns its tracks). */
+    localStream: null,
+    viewer: false,
+    hasAudio: false,
+    hasVideo: false,
+    micMuted: false,
+    camOff: false,
+    /** Simulcast on this page (`?simulcast=0`: off; off too once the server refused it). */
+    simulcast,
+    /** Other participants: peerId -> {peerId, name, audioMuted, videoMuted}. */
+    peers: new Map(),
+    /** Consumers of the current receive-side offer: mid -> {mid, consumerId, producerId, peerId, kind}. */
+    consumers: new Map(),
+    /** What each tile plays: peerId -> kind -> {mid, stream}. */
+    tracks: new Map(),
+    /** Quality scores (0-10): peerId -> kind -> {consumerId, score, producerScore}. */
+    scores: new Map(),
+    /** One's own upload scores: kind -> score. */
+    ownScores: {},
+    /** One's own producers from the server's `answer`: producerId -> {producerId, kind, mid}. */
+    producers: new Map(),
+    /** Which of one's own simulcast encodings are sent: producerId -> {rid: active}. */
+    sendEncodings: {},
+    /** What this page asked for each consumer: consumerId -> {spatialLayer, paused}. */
+    layerRequests: new Map(),
+    /** From `layersChanged`: consumerId -> {spatialLayer, temporalLayer} (null: none). */
+    layers: new Map(),
+    /** Measured per other participant's video: peerId -> {consumerId, spatialLayer, temporalLayer, kbps, width, height}. */
+    received: new Map(),
+    /** The peer connections' connectionState: send / recv. */
+    pcStates: {},
+    transports: { send: {}, recv: {} },
+    /** The media server's dominant speaker (`activeSpeaker`). */
+    activeSpeaker: null,
+    /** Errors shown to the person (server `error` messages, failures of the page). */
+    errors: [],
+    /** The message bar: {text, kind: 'error' | 'warning'} or null. */
+    banner: null,
+  };
+}
+
+/** Forgets the peer connections' view of the call; the local camera and the peers stay. */
+function resetMedia(s) {
+  s.consumers = new Map();
+  s.tracks = new Map();
+  s.scores = new Map();
+  s.ownScores = {};
+  s.producers = new Map();
+  s.sendEncodings = {};
+  s.layerRequests = new Map();
+  s.layers = new Map();
+  s.received = new Map();
+  s.pcStates = {};
+  s.transports = { send: {}, recv: {} };
+}
+
+/** Out of the room until the next `joined`: no calls, no other participants. */
+function resetCall(s) {
+  resetMedia(s);
+  s.peers = new Map();
+  s.activeSpeaker = null;
+}
+
+const layerOf = (v) => (Number.isInteger(v) ? v : null);
+
+/** Drops what a consumer closed by a new offer left behind. */
+function dropConsumer(s, c) {
+  s.layerRequests.delete(c.consumerId);
+  s.layers.delete(c.consumerId);
+  const r = s.received.get(c.peerId);
+  if (r && r.consumerId === c.consumerId) s.received.delete(c.peerId);
+  const scores = s.scores.get(c.peerId);
+  if (scores && scores[c.kind] && scores[c.kind].consumerId === c.consumerId) delete scores[c.kind];
+  const tracks = s.tracks.get(c.peerId);
+  if (tracks && tracks[c.kind] && tracks[c.kind].mid === c.mid) delete tracks[c.kind];
+}
+
+/**
+ * Applies `action` to `s` (in place) and returns `s`. Unknown actions change nothing.
+ * Actions from the server carry its message's fields; malformed ones are ignored.
+ */
+export function reduce(s, action) {
+  switch (action.type) {
+    case 'start':
+      s.name = action.name;
+      s.screen = 'call';
+      s.promptError = '';
+      s.phase = 'connecting';
+      s.banner = null;
+      break;
+    case 'localMedia':
+      s.localStream = action.stream || null;
+      s.hasAudio = Boolean(action.hasAudio);
+      s.hasVideo = Boolean(action.hasVideo);
+      s.viewer = !s.hasAudio && !s.hasVideo;
+      s.banner = action.problem ? { text: action.problem, kind: 'warning' } : null;
+      break;
+    case 'askName':
+      s.screen = 'prompt';
+      s.phase = 'idle';
+      s.promptError = action.error || '';
+      break;
+    case 'wsConnecting':
+      s.phase = s.everJoined ? 'reconnecting' : 'connecting';
+      break;
+    case 'wsOpen':
+      s.phase = 'joining';
+      break;
+    case 'wsClosed':
+      if (s.phase === 'left') break;
+      if (!s.everJoined) {
+        s.phase = 'closed';
+        s.banner = { text: 'Cannot reach the server. Reload the page to try again.', kind: 'error' };
+        break;
+      }
+      // The server went away (restart, network): keep the camera, drop the calls, come back.
+      resetCall(s);
+      s.phase = 'reconnecting';
+      s.banner = { text: 'The connection to the server was lost. Reconnecting…', kind: 'warning' };
+      break;
+    case 'reconnectScheduled':
+      s.attempt += 1;
+      break;
+    case 'reconnect':
+      s.reconnects += 1;
+      break;
+    case 'joined': {
+      const rejoined = s.everJoined;
+      s.phase = 'joined';
+      s.everJoined = true;
+      s.attempt = 0;
+      s.epoch = 0;
+      s.peerId = action.peerId;
+      if (typeof action.name === 'string') s.name = action.name;
+      if (rejoined) s.banner = null;
+      s.peers = new Map();
+      for (const p of Array.isArray(action.peers) ? action.peers : []) s.peers.set(p.peerId, { ...p });
+      break;
+    }
+    case 'joinRefused':
+      // Let the person fix the name (or see why joining failed).
+      s.errors.push({ code: action.code, message: action.message });
+      resetCall(s);
+      s.localStream = null;
+      s.phase = 'idle';
+      s.screen = 'prompt';
+      s.promptError = action.message || 'Joining failed';
+      break;
+    case 'peerJoined':
+      if (action.peer && action.peer.peerId) s.peers.set(action.peer.peerId, { ...action.peer });
+      break;
+    case 'peerLeft':
+      s.peers.delete(action.peerId);
+      s.scores.delete(action.peerId);
+      s.received.delete(action.peerId);
+      s.tracks.delete(action.peerId);
+      if (s.activeSpeaker === action.peerId) s.activeSpeaker = null;
+      break;
+    case 'muteChanged': {
+      const p = s.peers.get(action.peerId);
+      if (p) p[action.kind === 'audio' ? 'audioMuted' : 'videoMuted'] = Boolean(action.muted);
+      break;
+    }
+    case 'localMute':
+      if (action.kind === 'audio') s.micMuted = Boolean(action.muted);
+      else s.camOff = Boolean(action.muted);
+      break;
+    case 'transportState':
+      if (action.direction === 'send' || action.direction === 'recv') Object.assign(s.transports[action.direction], action);
+      break;
+    case 'pcState':
+      if (action.state === null) delete s.pcStates[action.direction];
+      else s.pcStates[action.direction] = action.state;
+      break;
+    case 'score': {
+      const score = Number(action.score);
+      if (!Number.isFinite(score) || (action.kind !== 'audio' && action.kind !== 'video')) break;
+      if (action.consumerId === undefined) {
+        if (action.peerId === s.peerId) s.ownScores[action.kind] = score;
+      } else {
+        const scores = s.scores.get(action.peerId) || {};
+        scores[action.kind] = { consumerId: action.consumerId, score, producerScore: Number(action.producerScore) || 0 };
+        s.scores.set(action.peerId, scores);
+      }
+      break;
+    }
+    case 'layersChanged': {
+      const layers = { spatialLayer: layerOf(action.spatialLayer), temporalLayer: layerOf(action.temporalLayer) };
+      s.layers.set(action.consumerId, layers);
+      const r = s.received.get(action.peerId);
+      if (r && r.consumerId === action.consumerId) Object.assign(r, layers);
+      break;
+    }
+    case 'received': {
+      const layers = s.layers.get(action.consumerId) || { spatialLayer: null, temporalLayer: null };
+      s.received.set(action.peerId, {
+        consumerId: action.consumerId, ...layers, kbps: action.kbps, width: action.width, height: action.height,
+      });
+      break;
+    }
+    case 'offer': {
+      const next = new Map((Array.isArray(action.consumers) ? action.consumers : []).map((c) => [c.mid, c]));
+      for (const [mid, c] of s.consumers) if (!next.has(mid)) dropConsumer(s, c);
+      s.consumers = next;
+      break;
+    }
+    case 'track': {
+      const tracks = s.tracks.get(action.peerId) || {};
+      tracks[action.kind] = { mid: action.mid, stream: action.stream };
+      s.tracks.set(action.peerId, tracks);
+      break;
+    }
+    case 'producers':
+      for (const p of Array.isArray(action.producers) ? action.producers : []) s.producers.set(p.producerId, p);
+      break;
+    case 'sendEncodings':
+      s.sendEncodings[action.producerId] = action.active;
+      break;
+    case 'layerRequested':
+      s.layerRequests.set(action.consumerId, { ...(s.layerRequests.get(action.consumerId) || {}), ...action.request });
+      break;
+    case 'activeSpeaker':
+      s.activeSpeaker = action.peerId || null;
+      break;
+    case 'restart':
+      // The media server restarted: new peer connections (media.js), same participants.
+      s.restarts += 1;
+      s.epoch = Number.isInteger(action.epoch) ? action.epoch : s.epoch;
+      resetMedia(s);
+      break;
+    case 'simulcastRefused':
+      s.simulcast = false;
+      break;
+    case 'error':
+      s.errors.push({ code: action.code, message: action.message });
+      s.banner = { text: action.code === 'ClientError' ? `Something went wrong: ${action.message}` : `${action.message} (${action.code})`, kind: 'error' };
+      break;
+    case 'banner':
+      s.banner = action.text ? { text: action.text, kind: action.kind || 'error' } : null;
+      break;
+    case 'left':
+      resetCall(s);
+      s.phase = 'left';
+      s.screen = 'left';
+      s.banner = null;
+      break;
+    default:
+      break;
+  }
+  return s;
+}
+
+/** The video consumer showing `peerId`, if any. */
+export function videoConsumer(s, peerId) {
+  for (const c of s.consumers.values()) if (c.peerId === peerId && c.kind === 'video') return c;
+  return null;
+}
+
+/** Whether the call is up (joined to the room on an open WebSocket). */
+export function isJoined(s) {
+  return s.phase === 'joined';
+}

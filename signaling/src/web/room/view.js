@@ -1,0 +1,247 @@
+// The page's DOM: status line, banner, which screen shows, the controls' labels and the
+// tiles. `render(state)` brings the DOM in line with the room state and may run on every
+// change (it only touches what differs). Names from the server are only ever shown with
+// textContent. The view measures tiles (ResizeObserver, IntersectionObserver) and reports
+// them through `onTileGeometry(peerId)`; what that means for the call is main.js's.
+import { QUALITY_BARS, TILE_GAP } from './config.js';
+import { gridColumns } from './layout.js';
+import { tileQuality, statusText, receivedText } from './quality.js';
+
+const $ = (id) => document.getElementById(id);
+
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
+function setSrc(el, stream) {
+  if (el.srcObject === stream) return false;
+  el.srcObject = stream;
+  return true;
+}
+
+export class RoomView {
+  /** `onTileGeometry(peerId)`: a tile's size or visibility changed. */
+  constructor({ onTileGeometry }) {
+    this.grid = $('grid');
+    this.onTileGeometry = onTileGeometry;
+    /** peerId -> tile of another participant; the own tile apart (its id changes on rejoin). */
+    this.tiles = new Map();
+    this.selfTile = null;
+    this.resizeObserver = new ResizeObserver((entries) => {
+      for (const e of entries) {
+        const t = this.tiles.get(e.target.dataset.peerId);
+        if (!t || t.el !== e.target) continue;
+        t.height = e.contentRect.height;
+        this.onTileGeometry(e.target.dataset.peerId);
+      }
+    });
+    this.intersectionObserver = new IntersectionObserver((entries) => {
+      for (const e of entries) {
+        const t = this.tiles.get(e.target.dataset.peerId);
+        if (!t || t.el !== e.target) continue;
+        t.onScreen = e.isIntersecting;
+        this.onTileGeometry(e.target.dataset.peerId);
+      }
+    });
+    new ResizeObserver(() => this.fitGrid()).observe(this.grid);
+    $('sound').addEventListener('click', () => {
+      for (const t of this.allTiles()) if (t.audio.srcObject) t.audio.play().catch(() => {});
+      $('sound').hidden = true;
+    });
+  }
+
+  allTiles() {
+    return this.selfTile ? [this.selfTile, ...this.tiles.values()] : [...this.tiles.values()];
+  }
+
+  /** A tile's measured height (CSS pixels) and whether it is on screen (null: not known yet). */
+  tileGeometry(peerId) {
+    const t = this.tiles.get(peerId);
+    if (!t) return null;
+    return { height: t.height === null ? t.el.clientHeight : t.height, onScreen: t.onScreen };
+  }
+
+  peerIdsShown() {
+    return [...this.tiles.keys()];
+  }
+
+  render(s) {
+    $('prompt').hidden = s.screen !== 'prompt';
+    $('grid').hidden = s.screen !== 'call';
+    $('controls').hidden = s.screen !== 'call';
+    $('left').hidden = s.screen !== 'left';
+    setText($('prompt-error'), s.promptError);
+    this.renderStatus(s);
+    this.renderBanner(s);
+    this.renderControls(s);
+    this.renderTiles(s);
+  }
+
+  renderStatus(s) {
+    const pcs = Object.values(s.pcStates);
+    const text = statusText(s.phase, pcs);
+    const el = $('status');
+    setText(el, text);
+    el.dataset.state = text;
+    // For scripts and tests: where the call stands, as state.js PHASES names it.
+    el.dataset.phase = s.phase;
+  }
+
+  renderBanner(s) {
+    const b = $('banner');
+    b.hidden = !s.banner;
+    if (!s.banner) return;
+    setText(b, s.banner.text);
+    b.className = `banner ${s.banner.kind}`;
+  }
+
+  renderControls(s) {
+    const mic = $('mic');
+    const cam = $('cam');
+    setText(mic, s.micMuted ? 'Unmute' : 'Mute');
+    setText(cam, s.camOff ? 'Camera on' : 'Camera off');
+    mic.setAttribute('aria-pressed', String(s.micMuted));
+    cam.setAttribute('aria-pressed', String(s.camOff));
+    mic.disabled = !s.hasAudio;
+    cam.disabled = !s.hasVideo;
+  }
+
+  renderTiles(s) {
+    const inCall = s.screen === 'call';
+    let changed = false;
+    // Own tile: from the first join on; it keeps its element when the id changes.
+    if (inCall && s.peerId) {
+      if (!this.selfTile) {
+        this.selfTile = this.createTile(s.name, true);
+        changed = true;
+      }
+      this.selfTile.el.dataset.peerId = s.peerId;
+      this.renderSelf(s, this.selfTile);
+    } else if (!inCall && this.selfTile) {
+      this.dropTile(this.selfTile);
+      this.selfTile = null;
+      changed = true;
+    }
+    for (const [peerId, t] of [...this.tiles]) {
+      if (!inCall || !s.peers.has(peerId)) {
+        this.dropTile(t);
+        this.tiles.delete(peerId);
+        changed = true;
+      }
+    }
+    if (inCall) {
+      for (const [peerId, p] of s.peers) {
+        let t = this.tiles.get(peerId);
+        if (!t) {
+          t = this.createTile(p.name, false);
+          t.el.dataset.peerId = peerId;
+          this.tiles.set(peerId, t);
+          this.resizeObserver.observe(t.el);
+          this.intersectionObserver.observe(t.el);
+          changed = true;
+        }
+        this.renderPeer(s, peerId, p, t);
+      }
+    }
+    if (changed) this.fitGrid();
+  }
+
+  createTile(name, self) {
+    const el = document.createElement('div');
+    el.className = self ? 'tile self' : 'tile';
+    const video = document.createElement('video');
+    video.autoplay = true;
+    video.playsInline = true;
+    video.muted = true; // audio plays from its own element; muted video may always autoplay
+    const avatar = document.createElement('div');
+    avatar.className = 'avatar';
+    avatar.textContent = (name || '?').slice(0, 1).toUpperCase();
+    const audio = document.createElement('audio');
+    audio.autoplay = true;
+    const label = document.createElement('div');
+    label.className = 'label';
+    const nameEl = document.createElement('span');
+    nameEl.className = 'name';
+    nameEl.textContent = self ? `${name} (you)` : name;
+    const badges = document.createElement('span');
+    badges.className = 'badges';
+    const quality = document.createElement('span');
+    quality.className = 'quality';
+    quality.setAttribute('role', 'img');
+    quality.hidden = true;
+    for (let i = 0; i < QUALITY_BARS.length; i += 1) {
+      const bar = document.createElement('span');
+      bar.className = 'q-bar';
+      quality.append(bar);
+    }
+    label.append(quality, nameEl, badges);
+    const layer = document.createElement('div');
+    layer.className = 'layer';
+    el.append(video, avatar, audio, label, layer);
+    this.grid.append(el);
+    return { el, video, audio, badges, avatar, quality, layer, height: null, onScreen: null };
+  }
+
+  dropTile(t) {
+    t.video.srcObject = null;
+    t.audio.srcObject = null;
+    this.resizeObserver.unobserve(t.el);
+    this.intersectionObserver.unobserve(t.el);
+    t.el.remove();
+  }
+
+  renderSelf(s, t) {
+    const audioMuted = s.micMuted || !s.hasAudio;
+    const videoMuted = s.camOff || !s.hasVideo;
+    setSrc(t.video, s.localStream || null);
+    this.renderCommon(t, { hasVideo: Boolean(s.localStream) && !videoMuted, audioMuted, videoMuted, speaking: s.activeSpeaker === s.peerId });
+    this.renderQuality(t, tileQuality({ self: true, scores: s.ownScores, audioMuted, videoMuted }));
+    // Which camera encodings go out (dynacast turns unneeded ones off).
+    const video = [...s.producers.values()].find((p) => p.kind === 'video');
+    const active = video && s.sendEncodings[video.producerId];
+    setText(t.layer, active ? `sending ${Object.entries(active).filter(([, on]) => on).map(([rid]) => rid).join(' ')}` : '');
+    t.layer.title = 'Camera encodings sent';
+  }
+
+  renderPeer(s, peerId, p, t) {
+    const tracks = s.tracks.get(peerId) || {};
+    const videoStream = tracks.video ? tracks.video.stream : null;
+    if (setSrc(t.video, videoStream) && videoStream) t.video.play().catch(() => {});
+    const audioStream = tracks.audio ? tracks.audio.stream : null;
+    if (setSrc(t.audio, audioStream) && audioStream) {
+      t.audio.play().catch(() => {
+        // Autoplay policy: sound needs a click on this page first.
+        $('sound').hidden = false;
+      });
+    }
+    this.renderCommon(t, { hasVideo: Boolean(videoStream) && !p.videoMuted, audioMuted: p.audioMuted, videoMuted: p.videoMuted, speaking: s.activeSpeaker === peerId });
+    this.renderQuality(t, tileQuality({ self: false, scores: s.scores.get(peerId), audioMuted: p.audioMuted, videoMuted: p.videoMuted }));
+    setText(t.layer, receivedText(s.received.get(peerId)));
+    t.layer.title = 'Layer, height and bitrate received';
+  }
+
+  renderCommon(t, { hasVideo, audioMuted, videoMuted, speaking }) {
+    t.el.classList.toggle('no-video', !hasVideo);
+    t.el.classList.toggle('speaking', speaking);
+    const badges = [];
+    if (audioMuted) badges.push('mic off');
+    if (videoMuted) badges.push('camera off');
+    setText(t.badges, badges.join(' · '));
+  }
+
+  renderQuality(t, q) {
+    t.quality.hidden = q === null;
+    if (q === null) return;
+    t.quality.dataset.score = String(q.value);
+    t.quality.dataset.level = q.level;
+    [...t.quality.children].forEach((bar, i) => bar.classList.toggle('lit', i < q.lit));
+    t.quality.setAttribute('aria-label', q.label);
+    t.quality.title = q.label;
+  }
+
+  /** Lays the tiles out to fill the grid without scrolling (layout.js gridColumns). */
+  fitGrid() {
+    const fit = gridColumns(this.grid.children.length, this.grid.clientWidth - 2 * TILE_GAP, this.grid.clientHeight - 2 * TILE_GAP);
+    if (fit) this.grid.style.gridTemplateColumns = `repeat(${fit.cols}, ${fit.tileWidth}px)`;
+  }
+}
