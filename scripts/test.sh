@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The one test command: builds everything, lints, checks the systemd units, runs every
+# The one test command: builds everything, lints (Rust and the web client's JavaScript), runs
+# the web client's unit tests, checks the systemd units, runs every
 # test inside a private network namespace (only loopback exists there: hermetic, nothing
 # can leave the machine) together with the quick start from a fresh clone
 # (scripts/check-quickstart.sh), then the fuzz smoke run (30 s per target) and the benchmark
@@ -13,6 +14,8 @@ cargo build --locked --workspace --all-targets
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 scripts/check-units.sh
+# The web client: unit tests of its modules and eslint (no browser; seconds).
+e2e/check-web.sh
 
 if [ "$(id -u)" = 0 ] && [ -z "${SFU_NO_NETNS:-}" ]; then
   unshare -n bash -c 'ip link set lo up && exec scripts/test-inner.sh'
