@@ -23,9 +23,12 @@ export function chromiumSuite() {
     removeTmpDirs();
     if (process.exitCode) for (const l of logs) console.error(l);
   });
-  /** A fresh Chromium's page, its console errors recorded under `label`. */
-  suite.page = async (label) => {
-    const ctx = await launchChromium();
+  /**
+   * A fresh Chromium's page, its console errors recorded under `label`; `args` as
+   * launchChromium's. The page's context is `page.context()`.
+   */
+  suite.page = async (label, args = []) => {
+    const ctx = await launchChromium(args);
     contexts.push(ctx);
     const page = await ctx.newPage();
     recordConsole(page, label, logs);

@@ -35,6 +35,9 @@ const ROOM_MODULES: &[(&str, &str)] = &[
     ("names.js", include_str!("room/names.js")),
     ("backoff.js", include_str!("room/backoff.js")),
     ("testhook.js", include_str!("room/testhook.js")),
+    ("devices.js", include_str!("room/devices.js")),
+    ("levels.js", include_str!("room/levels.js")),
+    ("prejoin.js", include_str!("room/prejoin.js")),
 ];
 const STYLE_CSS: &str = include_str!("style.css");
 

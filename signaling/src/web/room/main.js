@@ -12,6 +12,8 @@ import { SignalingClient } from './signaling.js';
 import { Media, getMedia, receiveCapabilities } from './media.js';
 import { RoomView } from './view.js';
 import { installTestHook } from './testhook.js';
+import { PreJoin } from './prejoin.js';
+import { loadPrefs, problemText } from './devices.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -30,14 +32,24 @@ const media = new Media(store, send);
 const view = new RoomView({ onTileGeometry: syncTile });
 store.subscribe((s) => view.render(s));
 installTestHook({ store, media });
+const prefs = loadPrefs(localStorage);
+const prejoin = new PreJoin(prefs, localStorage);
 
 // ---------------------------------------------------------------- joining
 
-async function start(name) {
+/**
+ * Joins as `name` with the devices `acquire()` resolves to: {stream, problem, micMuted,
+ * camOff, speaker} (from the pre-join screen, or the remembered devices for a link with
+ * a name).
+ */
+async function start(name, acquire) {
   store.dispatch({ type: 'start', name });
-  const { stream, problem } = await getMedia();
+  const { stream, problem, micMuted, camOff, speaker } = await acquire();
   media.localStream = stream;
-  store.dispatch({ type: 'localMedia', stream, problem, hasAudio: media.hasTrack('audio'), hasVideo: media.hasTrack('video') });
+  store.dispatch({ type: 'localMedia', stream, problem: problemText(problem, true), speaker,
+    hasAudio: media.hasTrack('audio'), hasVideo: media.hasTrack('video') });
+  if (micMuted) setMuted('audio', true);
+  if (camOff) setMuted('video', true);
   client.connect();
 }
 
@@ -106,6 +118,7 @@ function onError(msg) {
     media.localStream = null;
     store.dispatch({ type: 'joinRefused', code: msg.code, message: msg.message });
     $('name-input').value = state.name || '';
+    prejoin.open();
     return undefined;
   }
   store.dispatch({ type: 'error', code: msg.code, message: msg.message });
@@ -205,7 +218,8 @@ $('prompt').addEventListener('submit', (e) => {
   }
   params.set('name', name);
   history.replaceState(null, '', `${location.pathname}?${params}`);
-  start(name);
+  const taken = prejoin.take(name);
+  start(name, async () => taken);
 });
 
 // ---------------------------------------------------------------- start
@@ -215,8 +229,10 @@ document.title = `${room} – Video chat`;
 view.render(state);
 const given = normalizeName(params.get('name'));
 if (given && isValidName(given)) {
-  start(given);
+  // A link with a name joins at once, with the remembered devices.
+  start(given, async () => ({ ...(await getMedia(prefs)), speaker: prefs.speaker }));
 } else {
   store.dispatch({ type: 'askName', error: given ? 'That name cannot be used: letters, digits, spaces and - _ . \' only, up to 32 characters.' : '' });
   $('name-input').focus();
+  prejoin.open();
 }

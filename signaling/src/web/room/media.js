@@ -9,6 +9,7 @@
 // `?simulcast=0` publishes a single encoding.
 // The peer connections are resources, not state: what they show goes to the store.
 import { PC_CONFIG } from './config.js';
+import { mediaAttempts } from './devices.js';
 import { simulcastLayers, cameraEncodingTries, temporalLayersSupported, offerEncodings, applyActive } from './encodings.js';
 
 /** The browser's receive capabilities, as the join message carries them. */
@@ -31,34 +32,42 @@ export function receiveCapabilities() {
 }
 
 /**
- * Camera and microphone, or as much of them as there is: {stream, problem}, where problem
- * is what to tell the person (null when both came).
+ * Camera and microphone (the chosen devices, see devices.js), or as much of them as there
+ * is: {stream, problem}, where problem is null when both came, else {code, partlyDenied}
+ * (devices.js problemText says it in words).
  */
-export async function getMedia() {
+export async function getMedia(prefs) {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-    return { stream: null, problem: 'Camera and microphone need a secure page (https or localhost): you joined as a viewer.' };
+    return { stream: null, problem: { code: 'insecure' } };
   }
   let firstError = null;
-  for (const constraints of [{ audio: true, video: true }, { audio: true }, { video: true }]) {
+  for (const constraints of mediaAttempts(prefs)) {
     try {
       const stream = await navigator.mediaDevices.getUserMedia(constraints);
       let problem = null;
-      if (!constraints.video) problem = 'No camera available: others hear you but do not see you.';
-      else if (!constraints.audio) problem = 'No microphone available: others see you but do not hear you.';
-      if (problem && firstError && firstError.name === 'NotAllowedError') problem = `Access was partly denied. ${problem}`;
+      if (!constraints.video) problem = { code: 'noCamera' };
+      else if (!constraints.audio) problem = { code: 'noMicrophone' };
+      if (problem) problem.partlyDenied = Boolean(firstError && firstError.name === 'NotAllowedError');
       return { stream, problem };
     } catch (e) {
       firstError = firstError || e;
       if (e.name === 'NotAllowedError' || e.name === 'SecurityError') break;
+      // A chosen device that is gone: any other will do.
+      if (e.name === 'OverconstrainedError') firstError = null;
     }
   }
   const denied = firstError && (firstError.name === 'NotAllowedError' || firstError.name === 'SecurityError');
-  return {
-    stream: null,
-    problem: denied
-      ? 'Camera and microphone access was denied: you joined as a viewer. Allow access and rejoin to be seen and heard.'
-      : 'No camera or microphone found: you joined as a viewer.',
-  };
+  return { stream: null, problem: { code: denied ? 'denied' : 'none' } };
+}
+
+/** The devices the browser lists (labels only once access was granted). */
+export async function listDevices() {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) return [];
+  try {
+    return await navigator.mediaDevices.enumerateDevices();
+  } catch {
+    return [];
+  }
 }
 
 export class Media {

@@ -32,6 +32,8 @@ export function initialState({ room = '', simulcast = true } = {}) {
     restarts: 0,
     /** The camera and microphone stream (opaque here; media.js owns its tracks). */
     localStream: null,
+    /** The chosen speaker (audio output device id; null: the default). */
+    speaker: null,
     viewer: false,
     hasAudio: false,
     hasVideo: false,
@@ -126,6 +128,7 @@ export function reduce(s, action) {
       s.hasVideo = Boolean(action.hasVideo);
       s.viewer = !s.hasAudio && !s.hasVideo;
       s.banner = action.problem ? { text: action.problem, kind: 'warning' } : null;
+      s.speaker = action.speaker || null;
       break;
     case 'askName':
       s.screen = 'prompt';

@@ -208,6 +208,10 @@ export class RoomView {
     const videoStream = tracks.video ? tracks.video.stream : null;
     if (setSrc(t.video, videoStream) && videoStream) t.video.play().catch(() => {});
     const audioStream = tracks.audio ? tracks.audio.stream : null;
+    if (s.speaker && t.audio.setSinkId && t.sinkId !== s.speaker) {
+      t.sinkId = s.speaker;
+      t.audio.setSinkId(s.speaker).catch(() => {});
+    }
     if (setSrc(t.audio, audioStream) && audioStream) {
       t.audio.play().catch(() => {
         // Autoplay policy: sound needs a click on this page first.
