@@ -1,11 +1,12 @@
 // The room page's features through its visible controls (issue 15, "How it is shown"):
-// the pre-join screen with a device choice, ... Screenshots go to e2e/artifacts.
-import { test } from 'node:test';
+// the pre-join screen with a device choice, text chat (to everyone, a late joiner in
+// Firefox included), ... Screenshots go to e2e/artifacts.
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { repo } from '../lib/server.mjs';
-import { inbound } from '../lib/browsers.mjs';
+import { inbound, launchFirefox } from '../lib/browsers.mjs';
 import { waitFor, waitForMedia } from '../lib/wait.mjs';
 import { chromiumSuite } from '../lib/suite.mjs';
 import { ownId, pageErrors, waitJoined } from '../lib/page.mjs';
@@ -16,6 +17,25 @@ const suite = chromiumSuite();
 const { open } = suite;
 // Two fake cameras, so that there is a choice to make.
 const TWO_CAMERAS = ['--use-fake-device-for-media-stream=device-count=2'];
+
+let firefox = null;
+after(async () => {
+  if (firefox) await firefox.close().catch(() => {});
+});
+
+/** The chat log as the page shows it: [{name, text}]. Works in Playwright and Puppeteer. */
+function chatLog(page) {
+  return page.evaluate(() => [...document.querySelectorAll('#chat-log li')].map((li) => ({
+    name: li.querySelector('.chat-name').textContent,
+    text: li.querySelector('.chat-text').textContent,
+    time: li.querySelector('time').textContent,
+  })));
+}
+
+const unreadBadge = (page) => page.evaluate(() => {
+  const b = document.getElementById('chat-unread');
+  return b.hidden ? null : b.textContent;
+});
 
 const tileOf = (page, id) => page.locator(`.tile[data-peer-id="${id}"]`);
 
@@ -82,4 +102,47 @@ test('pre-join: preview, level, camera and microphone chosen, joined with camera
   assert.equal(await again.inputValue('#name-input'), 'Ann');
   await again.close();
   for (const p of [ann, bob]) assert.deepEqual(await pageErrors(p), []);
+});
+
+test('chat: delivered to everyone, shown as text, unread badge, history for a late joiner in Firefox', async () => {
+  const room = `e2e-chat-${process.pid}`;
+  const ann = await open(room, 'Ann');
+  const bob = await open(room, 'Bob');
+  await ann.click('#chat-toggle');
+  assert.equal(await ann.getAttribute('#chat-toggle', 'aria-expanded'), 'true');
+  const markup = '<img src=x onerror="document.title=1"> <b>bold?</b>';
+  for (const text of ['Hello everyone', markup]) {
+    await ann.fill('#chat-input', text);
+    await ann.click('#chat-send');
+  }
+  await waitFor('Ann seeing her own messages', () => chatLog(ann), (l) => l.length === 2);
+  assert.equal(await ann.inputValue('#chat-input'), '', 'the input is cleared after sending');
+  // Bob has the panel closed: a badge counts what he has not read.
+  assert.equal(await waitFor('Bob\'s unread badge', () => unreadBadge(bob), (b) => b === '2'), '2');
+  await bob.click('#chat-toggle');
+  const inBob = await chatLog(bob);
+  assert.deepEqual(inBob.map((m) => [m.name, m.text]), [['Ann', 'Hello everyone'], ['Ann', markup]]);
+  assert.match(inBob[0].time, /^\d\d:\d\d$/);
+  assert.equal(await bob.locator('#chat-log img, #chat-log b').count(), 0, 'text, never markup');
+  assert.equal(await unreadBadge(bob), null);
+  // Bob answers with the keyboard (Enter sends).
+  await bob.fill('#chat-input', 'Hi Ann');
+  await bob.press('#chat-input', 'Enter');
+  await waitFor('Ann getting Bob\'s answer', () => chatLog(ann), (l) => l.length === 3 && l[2].text === 'Hi Ann' && l[2].name === 'Bob');
+
+  // A late joiner, in Firefox: the history is there when she opens the chat.
+  firefox = await launchFirefox(suite.srv.url);
+  const cat = await firefox.newPage();
+  await cat.goto(`${suite.srv.url}/r/${room}?name=Cat`);
+  await waitJoined(cat, 20000);
+  await cat.click('#chat-toggle');
+  const inCat = await waitFor('the history in Cat\'s chat', () => chatLog(cat), (l) => l.length === 3);
+  assert.deepEqual(inCat.map((m) => [m.name, m.text]), [['Ann', 'Hello everyone'], ['Ann', markup], ['Bob', 'Hi Ann']]);
+  await cat.type('#chat-input', 'Hi both, from Firefox');
+  await cat.click('#chat-send');
+  for (const p of [ann, bob]) {
+    await waitFor('Cat\'s message', () => chatLog(p), (l) => l.length === 4 && l[3].name === 'Cat');
+  }
+  await bob.screenshot({ path: path.join(artifacts, 'chat.png') });
+  for (const p of [ann, bob, cat]) assert.deepEqual(await pageErrors(p), []);
 });

@@ -14,7 +14,7 @@ use crate::sdp::simulcast::{check_hints, EncodingHint};
 use sfu_control::params::MediaKind;
 
 /// Message types a client may send.
-pub const CLIENT_TYPES: [&str; 7] = [
+pub const CLIENT_TYPES: [&str; 8] = [
     "join",
     "offer",
     "answer",
@@ -22,6 +22,7 @@ pub const CLIENT_TYPES: [&str; 7] = [
     "preferredLayers",
     "pauseConsumer",
     "leave",
+    "chat",
 ];
 
 /// Highest spatial or temporal layer a client may name (layers count from 0; the
@@ -95,6 +96,41 @@ pub struct PauseConsumer {
 #[serde(deny_unknown_fields)]
 pub struct Leave {}
 
+/// Longest chat text, in characters (Unicode scalar values).
+pub const CHAT_MAX_CHARS: usize = 1000;
+
+/// `chat`: a text message to everyone in the room.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Chat {
+    pub text: String,
+}
+
+impl Chat {
+    /// The text as the room shows it: trimmed, not empty, at most [`CHAT_MAX_CHARS`]
+    /// characters, no control characters but line breaks and tabs.
+    fn checked(self) -> Result<Self, String> {
+        let text = self.text.trim();
+        if text.is_empty() {
+            return Err("the text is empty".into());
+        }
+        if text.chars().count() > CHAT_MAX_CHARS {
+            return Err(format!(
+                "the text is longer than {CHAT_MAX_CHARS} characters"
+            ));
+        }
+        if text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err("the text has control characters".into());
+        }
+        Ok(Self {
+            text: text.to_owned(),
+        })
+    }
+}
+
 /// A parsed client message.
 #[derive(Debug, Clone)]
 pub enum ClientMessage {
@@ -105,6 +141,7 @@ pub enum ClientMessage {
     PreferredLayers(PreferredLayers),
     PauseConsumer(PauseConsumer),
     Leave,
+    Chat(Chat),
 }
 
 impl ClientMessage {
@@ -156,6 +193,12 @@ impl ClientMessage {
                 let _: Leave = serde_json::from_value(v).map_err(fields)?;
                 Self::Leave
             }
+            "chat" => {
+                let chat: Chat = serde_json::from_value(v).map_err(fields)?;
+                Self::Chat(chat.checked().map_err(|e| {
+                    ProtocolError::new(ErrorCode::BadMessage, format!("bad \"chat\" message: {e}"))
+                })?)
+            }
             other => {
                 let shown: String = other.chars().take(32).collect();
                 return Err(ProtocolError::new(
@@ -176,6 +219,7 @@ impl ClientMessage {
             Self::PreferredLayers(_) => "preferredLayers",
             Self::PauseConsumer(_) => "pauseConsumer",
             Self::Leave => "leave",
+            Self::Chat(_) => "chat",
         }
     }
 }
@@ -213,6 +257,8 @@ pub enum ErrorCode {
     TransportFailed,
     /// The server could not do it (media server refused or unreachable).
     ServerError,
+    /// Too many messages of this kind in a short time (chat): try again later.
+    RateLimited,
 }
 
 /// An error for one client.
@@ -251,6 +297,19 @@ pub struct PeerInfo {
     pub name: String,
     pub audio_muted: bool,
     pub video_muted: bool,
+}
+
+/// One chat message as the room keeps and sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatEntry {
+    /// The sender (who may have left since).
+    pub peer_id: String,
+    /// The sender's display name when it was sent.
+    pub name: String,
+    pub text: String,
+    /// When the server received it: milliseconds since the Unix epoch.
+    pub at: u64,
 }
 
 /// A published track.
@@ -386,6 +445,15 @@ pub enum ServerMessage {
         epoch: u64,
         reason: String,
     },
+    /// A chat message, to everyone in the room (its sender included).
+    ChatMessage {
+        #[serde(flatten)]
+        entry: ChatEntry,
+    },
+    /// The room's recent chat (oldest first), sent after `joined` when there is any.
+    ChatHistory {
+        messages: Vec<ChatEntry>,
+    },
     Left {},
     Error {
         code: ErrorCode,
@@ -430,6 +498,30 @@ mod tests {
             ErrorCode::BadMessage
         );
         assert_eq!(code("{\"type\":\"leave\",\"x\":1}"), ErrorCode::BadMessage);
+        assert_eq!(code("{\"type\":\"chat\"}"), ErrorCode::BadMessage);
+        assert_eq!(
+            code("{\"type\":\"chat\",\"text\":7}"),
+            ErrorCode::BadMessage
+        );
+    }
+
+    /// Chat text limits (untrusted input shown to everyone): empty, too long and control
+    /// characters are refused; the text is trimmed.
+    #[test]
+    fn chat_text_limits() {
+        let chat = |text: &str| {
+            ClientMessage::parse(&serde_json::json!({"type": "chat", "text": text}).to_string())
+        };
+        assert!(
+            matches!(chat("  hi\n there \t"), Ok(ClientMessage::Chat(c)) if c.text == "hi\n there")
+        );
+        assert_eq!(chat("   ").unwrap_err().code, ErrorCode::BadMessage);
+        assert_eq!(chat("a\u{0}b").unwrap_err().code, ErrorCode::BadMessage);
+        assert_eq!(chat("\u{1b}[31m").unwrap_err().code, ErrorCode::BadMessage);
+        let max = "é".repeat(CHAT_MAX_CHARS);
+        assert!(matches!(chat(&max), Ok(ClientMessage::Chat(_))));
+        let over = format!("{max}x");
+        assert_eq!(chat(&over).unwrap_err().code, ErrorCode::BadMessage);
     }
 
     #[test]

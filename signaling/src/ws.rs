@@ -321,6 +321,10 @@ impl Session {
                     explicit: true,
                 }
             }
+            ClientMessage::Chat(c) => RoomCmd::Chat {
+                peer_id,
+                text: c.text,
+            },
             // Handled above.
             ClientMessage::Join(_) => return Ok(()),
         };

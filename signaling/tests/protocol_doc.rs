@@ -72,6 +72,8 @@ fn every_server_message_example_round_trips_through_server_message() {
         "layersChanged",
         "setEncodings",
         "activeSpeaker",
+        "chatMessage",
+        "chatHistory",
         "restart",
         "left",
         "error",

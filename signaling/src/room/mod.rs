@@ -4,6 +4,7 @@
 //! reach it through channels.
 
 mod actor;
+pub mod chat;
 pub mod dynacast;
 pub mod recv;
 
@@ -84,6 +85,11 @@ pub enum RoomCmd {
     Leave {
         peer_id: String,
         explicit: bool,
+    },
+    /// A chat message from the participant (checked: protocol.rs `Chat`).
+    Chat {
+        peer_id: String,
+        text: String,
     },
     Stats(oneshot::Sender<RoomStats>),
 }

@@ -38,6 +38,7 @@ const ROOM_MODULES: &[(&str, &str)] = &[
     ("devices.js", include_str!("room/devices.js")),
     ("levels.js", include_str!("room/levels.js")),
     ("prejoin.js", include_str!("room/prejoin.js")),
+    ("chat.js", include_str!("room/chat.js")),
 ];
 const STYLE_CSS: &str = include_str!("style.css");
 

@@ -2,6 +2,7 @@
 //! receive-side offers that became due. When the media server is lost, the room keeps
 //! its participants and re-creates its media once the server is back (restart.rs).
 
+mod chat;
 mod layers;
 mod publish;
 mod restart;
@@ -20,6 +21,7 @@ use sfu_control::{ErrorKind, Event, Request};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
+use super::chat::{ChatHistory, ChatRate};
 use super::dynacast::Dynacast;
 use super::recv::{ConsumerSlot, RecvSession};
 use super::{JoinRequest, PeerStats, RoomCmd, RoomSettings, RoomStats, Rooms};
@@ -68,6 +70,8 @@ struct Peer {
     video_muted: bool,
     /// `restart` messages sent to this participant; its offers name the one they answer.
     epoch: u64,
+    /// How many chat messages it may send now.
+    chat_rate: ChatRate,
 }
 
 impl Peer {
@@ -122,6 +126,8 @@ struct Room {
     /// The router's active-speaker observer, and the participant it last named.
     speaker_observer: Option<String>,
     active_speaker: Option<String>,
+    /// The recent chat, for late joiners.
+    chat: ChatHistory,
 }
 
 pub(super) fn spawn(
@@ -156,6 +162,7 @@ pub(super) fn spawn(
         dynacast: Dynacast::default(),
         speaker_observer: None,
         active_speaker: None,
+        chat: ChatHistory::default(),
     };
     tokio::spawn(room.run(rx, notify_rx).instrument(span));
 }
@@ -394,6 +401,11 @@ impl Room {
                 };
                 self.remove_peer(&peer_id, how).await;
             }
+            RoomCmd::Chat { peer_id, text } => {
+                if let Err(e) = self.on_chat(&peer_id, text, Instant::now()) {
+                    self.error_to(&peer_id, e, "chat");
+                }
+            }
             RoomCmd::Stats(reply) => {
                 let _ = reply.send(self.stats());
             }
@@ -508,6 +520,7 @@ impl Room {
             audio_muted: false,
             video_muted: false,
             epoch: 0,
+            chat_rate: ChatRate::new(Instant::now()),
         };
         let info = peer.info();
         self.peers.push(peer);
@@ -525,6 +538,7 @@ impl Room {
             },
         );
         let _ = reply.send(Ok(()));
+        self.chat_history_for_newcomer(&peer_id);
         self.active_speaker_for_newcomer(&peer_id);
         self.broadcast(&peer_id, &ServerMessage::PeerJoined { peer: info });
         let mut existing: Vec<(u64, String)> = self

@@ -140,6 +140,8 @@ async function handle(msg) {
     case 'transportState':
     case 'score':
     case 'activeSpeaker':
+    case 'chatMessage':
+    case 'chatHistory':
       store.dispatch(msg);
       return undefined;
     case 'layersChanged':
@@ -208,6 +210,22 @@ $('mic').addEventListener('click', () => setMuted('audio', !state.micMuted));
 $('cam').addEventListener('click', () => setMuted('video', !state.camOff));
 $('leave').addEventListener('click', () => send({ type: 'leave' }));
 $('rejoin').addEventListener('click', () => location.reload());
+
+function openChat(open) {
+  store.dispatch({ type: 'chatOpen', open });
+  if (open) $('chat-input').focus();
+  else $('chat-toggle').focus();
+}
+
+$('chat-toggle').addEventListener('click', () => openChat(!state.chat.open));
+$('chat-close').addEventListener('click', () => openChat(false));
+$('chat-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const text = $('chat-input').value.trim();
+  if (!text || !isJoined(state)) return;
+  send({ type: 'chat', text });
+  $('chat-input').value = '';
+});
 
 $('prompt').addEventListener('submit', (e) => {
   e.preventDefault();

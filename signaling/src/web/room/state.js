@@ -5,6 +5,7 @@
 //
 // Media streams appear only as opaque values (`tracks`); peer connections and the camera
 // are resources owned by media.js, not state.
+import { appendMessages, isChatEntry } from './chat.js';
 
 /**
  * Where the call stands: idle (not started or asked for a name), connecting (first
@@ -70,6 +71,8 @@ export function initialState({ room = '', simulcast = true } = {}) {
     errors: [],
     /** The message bar: {text, kind: 'error' | 'warning'} or null. */
     banner: null,
+    /** Text chat: messages (oldest first), unread ones from others, and whether the panel is open. */
+    chat: { messages: [], unread: 0, open: false },
   };
 }
 
@@ -269,6 +272,21 @@ export function reduce(s, action) {
     case 'error':
       s.errors.push({ code: action.code, message: action.message });
       s.banner = { text: action.code === 'ClientError' ? `Something went wrong: ${action.message}` : `${action.message} (${action.code})`, kind: 'error' };
+      break;
+    case 'chatMessage':
+      if (!isChatEntry(action)) break;
+      s.chat = {
+        ...s.chat,
+        messages: appendMessages(s.chat.messages, [action]),
+        unread: !s.chat.open && action.peerId !== s.peerId ? s.chat.unread + 1 : s.chat.unread,
+      };
+      break;
+    case 'chatHistory':
+      // After a (re)join: the room's history replaces what the page had.
+      s.chat = { ...s.chat, messages: appendMessages([], Array.isArray(action.messages) ? action.messages : []) };
+      break;
+    case 'chatOpen':
+      s.chat = { ...s.chat, open: Boolean(action.open), unread: action.open ? 0 : s.chat.unread };
       break;
     case 'banner':
       s.banner = action.text ? { text: action.text, kind: action.kind || 'error' } : null;

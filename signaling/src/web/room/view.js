@@ -6,6 +6,7 @@
 import { QUALITY_BARS, TILE_GAP } from './config.js';
 import { gridColumns } from './layout.js';
 import { tileQuality, statusText, receivedText } from './quality.js';
+import { formatTime } from './chat.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -27,6 +28,8 @@ export class RoomView {
     /** peerId -> tile of another participant; the own tile apart (its id changes on rejoin). */
     this.tiles = new Map();
     this.selfTile = null;
+    /** The chat messages shown: the state's array and how many of it are in the DOM. */
+    this.chatShown = { messages: null, count: 0 };
     this.resizeObserver = new ResizeObserver((entries) => {
       for (const e of entries) {
         const t = this.tiles.get(e.target.dataset.peerId);
@@ -75,6 +78,57 @@ export class RoomView {
     this.renderBanner(s);
     this.renderControls(s);
     this.renderTiles(s);
+    this.renderChat(s);
+  }
+
+  /** The chat panel, its log (appended to, or redrawn after a history) and the unread badge. */
+  renderChat(s) {
+    const open = s.screen === 'call' && s.chat.open;
+    const panel = $('chat');
+    if (panel.hidden === open) {
+      panel.hidden = !open;
+      this.fitGrid();
+    }
+    $('chat-toggle').setAttribute('aria-expanded', String(open));
+    const unread = $('chat-unread');
+    unread.hidden = s.chat.unread === 0;
+    setText(unread, String(s.chat.unread));
+    unread.setAttribute('aria-label', `${s.chat.unread} unread`);
+    const log = $('chat-log');
+    const { messages } = s.chat;
+    const shown = this.chatShown;
+    // appendMessages makes a new array each time: redraw unless it only grew at the end.
+    const grew = shown.messages !== null && messages.length >= shown.count
+      && shown.count > 0 && messages[shown.count - 1] === shown.messages[shown.count - 1];
+    if (!grew) {
+      log.replaceChildren();
+      shown.count = 0;
+    }
+    const stick = log.scrollTop + log.clientHeight >= log.scrollHeight - 20;
+    for (const m of messages.slice(shown.count)) log.append(this.chatItem(m, m.peerId === s.peerId));
+    while (log.children.length > messages.length) log.firstElementChild.remove();
+    shown.messages = messages;
+    shown.count = messages.length;
+    if (stick) log.scrollTop = log.scrollHeight;
+  }
+
+  chatItem(m, self) {
+    const li = document.createElement('li');
+    if (self) li.className = 'self';
+    const meta = document.createElement('div');
+    meta.className = 'chat-meta';
+    const name = document.createElement('span');
+    name.className = 'chat-name';
+    name.textContent = self ? `${m.name} (you)` : m.name;
+    const time = document.createElement('time');
+    time.dateTime = new Date(m.at).toISOString();
+    time.textContent = formatTime(m.at);
+    meta.append(name, time);
+    const text = document.createElement('p');
+    text.className = 'chat-text';
+    text.textContent = m.text;
+    li.append(meta, text);
+    return li;
   }
 
   renderStatus(s) {
