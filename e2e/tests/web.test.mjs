@@ -146,3 +146,49 @@ test('chat: delivered to everyone, shown as text, unread badge, history for a la
   await bob.screenshot({ path: path.join(artifacts, 'chat.png') });
   for (const p of [ann, bob, cat]) assert.deepEqual(await pageErrors(p), []);
 });
+
+test('screen share: seen by the others (Chromium and Firefox) as its own large tile with decoded frames; stops', async () => {
+  const room = `e2e-screen-${process.pid}`;
+  const ann = await open(room, 'Ann');
+  const bob = await open(room, 'Bob');
+  const annId = await ownId(ann);
+  firefox = firefox || await launchFirefox(suite.srv.url);
+  const fox = await firefox.newPage();
+  await fox.goto(`${suite.srv.url}/r/${room}?name=Fox`);
+  await waitJoined(fox, 20000);
+
+  await ann.click('#share');
+  await ann.waitForSelector('.tile.screen.self-screen', { timeout: 10000 });
+  assert.equal(await ann.textContent('#share'), 'Stop sharing');
+  // Both others decode it, on a tile of its own that leads the layout.
+  for (const [label, page] of [['Bob', bob], ['Fox', fox]]) {
+    const st = await waitFor(`${label} decoding Ann's screen`, () => inbound(page),
+      (s) => s[annId] && s[annId].screen && s[annId].screen.framesDecoded > 10 && s[annId].screen.frameWidth > 0);
+    const tile = await waitFor(`${label}'s screen tile of Ann`, () => page.evaluate((id) => {
+      const t = document.querySelector(`.tile.screen[data-peer-id="${id}"]`);
+      const cam = document.querySelector(`.tile:not(.screen)[data-peer-id="${id}"]`);
+      if (!t || !cam) return null;
+      return {
+        name: t.querySelector('.name').textContent,
+        playing: t.querySelector('video').videoWidth > 0,
+        larger: t.getBoundingClientRect().width > 1.5 * cam.getBoundingClientRect().width,
+        first: document.querySelector('#grid .tile') === t,
+      };
+    }, annId), (t) => t && t.playing);
+    assert.deepEqual(tile, { name: 'Ann (screen)', playing: true, larger: true, first: true }, label);
+    console.log(`# ${label} decodes Ann's screen: ${st[annId].screen.framesDecoded} frames at ${st[annId].screen.frameWidth}x${st[annId].screen.frameHeight}`);
+  }
+  await bob.screenshot({ path: path.join(artifacts, 'screen-share.png') });
+
+  // Stopping: the screen tile goes everywhere; the camera stays.
+  await ann.click('#share');
+  for (const page of [bob, fox]) {
+    await waitFor('the screen tile to go', () => page.evaluate((id) => ({
+      screen: Boolean(document.querySelector(`.tile.screen[data-peer-id="${id}"]`)),
+      camera: Boolean(document.querySelector(`.tile[data-peer-id="${id}"]`)),
+    }), annId), (t) => !t.screen && t.camera);
+  }
+  assert.equal(await ann.textContent('#share'), 'Share screen');
+  await waitForMedia(bob, [annId], 'Bob still receiving Ann\'s camera');
+  for (const p of [ann, bob, fox]) assert.deepEqual(await pageErrors(p), []);
+});

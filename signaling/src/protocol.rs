@@ -14,7 +14,7 @@ use crate::sdp::simulcast::{check_hints, EncodingHint};
 use sfu_control::params::MediaKind;
 
 /// Message types a client may send.
-pub const CLIENT_TYPES: [&str; 8] = [
+pub const CLIENT_TYPES: [&str; 9] = [
     "join",
     "offer",
     "answer",
@@ -23,6 +23,7 @@ pub const CLIENT_TYPES: [&str; 8] = [
     "pauseConsumer",
     "leave",
     "chat",
+    "stopScreen",
 ];
 
 /// Highest spatial or temporal layer a client may name (layers count from 0; the
@@ -53,7 +54,33 @@ pub struct Offer {
     /// Per mid of a simulcast m-line: the page's `sendEncodings` (SDP has no bitrates).
     #[serde(default)]
     pub encodings: BTreeMap<String, Vec<EncodingHint>>,
+    /// What the offer sends: the camera and microphone (absent), or a screen share (one
+    /// video m-line on a send transport of its own).
+    #[serde(default)]
+    pub source: Source,
 }
+
+/// Where a published track comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Source {
+    /// Camera or microphone.
+    #[default]
+    Camera,
+    /// A screen (or window) share.
+    Screen,
+}
+
+impl Source {
+    pub fn is_camera(&self) -> bool {
+        *self == Self::Camera
+    }
+}
+
+/// `stopScreen`: stop one's screen share (closes its send transport).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StopScreen {}
 
 /// `answer`: the answer to the server's receive-side offer `offerId`.
 #[derive(Debug, Clone, Deserialize)]
@@ -142,6 +169,7 @@ pub enum ClientMessage {
     PauseConsumer(PauseConsumer),
     Leave,
     Chat(Chat),
+    StopScreen,
 }
 
 impl ClientMessage {
@@ -193,6 +221,10 @@ impl ClientMessage {
                 let _: Leave = serde_json::from_value(v).map_err(fields)?;
                 Self::Leave
             }
+            "stopScreen" => {
+                let _: StopScreen = serde_json::from_value(v).map_err(fields)?;
+                Self::StopScreen
+            }
             "chat" => {
                 let chat: Chat = serde_json::from_value(v).map_err(fields)?;
                 Self::Chat(chat.checked().map_err(|e| {
@@ -220,6 +252,7 @@ impl ClientMessage {
             Self::PauseConsumer(_) => "pauseConsumer",
             Self::Leave => "leave",
             Self::Chat(_) => "chat",
+            Self::StopScreen => "stopScreen",
         }
     }
 }
@@ -319,6 +352,9 @@ pub struct ProducerInfo {
     pub producer_id: String,
     pub kind: MediaKind,
     pub mid: String,
+    /// `screen` for a screen share; absent for the camera and microphone.
+    #[serde(default, skip_serializing_if = "Source::is_camera")]
+    pub source: Source,
 }
 
 /// A consumer in a receive-side offer: which m-line shows whose track.
@@ -330,6 +366,9 @@ pub struct ConsumerView {
     pub producer_id: String,
     pub peer_id: String,
     pub kind: MediaKind,
+    /// `screen` for a screen share; absent for the camera and microphone.
+    #[serde(default, skip_serializing_if = "Source::is_camera")]
+    pub source: Source,
 }
 
 /// One encoding of a published simulcast track, in `setEncodings`.

@@ -292,6 +292,7 @@ impl Session {
                 sdp: o.sdp,
                 epoch: o.epoch,
                 encodings: o.encodings,
+                source: o.source,
             },
             ClientMessage::Answer(a) => RoomCmd::Answer {
                 peer_id,
@@ -321,6 +322,7 @@ impl Session {
                     explicit: true,
                 }
             }
+            ClientMessage::StopScreen => RoomCmd::StopScreen { peer_id },
             ClientMessage::Chat(c) => RoomCmd::Chat {
                 peer_id,
                 text: c.text,

@@ -19,7 +19,9 @@ use std::io::Cursor;
 use serde_json::Value;
 
 use crate::names::{validate_name, validate_room};
-use crate::protocol::{ChatEntry, ClientMessage, ErrorCode, Join, ProtocolError, ServerMessage};
+use crate::protocol::{
+    ChatEntry, ClientMessage, ErrorCode, Join, ProtocolError, ServerMessage, Source,
+};
 use crate::room::recv::{ConsumerSlot, RecvSession};
 use crate::sdp::capabilities::{receive_capabilities, Negotiation};
 use crate::sdp::offer::read_recv_answer;
@@ -157,6 +159,7 @@ impl Session {
             ClientMessage::Mute(_)
             | ClientMessage::PreferredLayers(_)
             | ClientMessage::PauseConsumer(_)
+            | ClientMessage::StopScreen
             | ClientMessage::Leave => Ok(()),
         }
     }
@@ -284,6 +287,7 @@ impl Session {
             producer_id: format!("producer-{producer}-{}", kind.as_str()),
             peer_id: format!("peer-{producer}"),
             kind,
+            source: Source::Camera,
             rtp,
             resumed: false,
             score: 10,

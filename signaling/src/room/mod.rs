@@ -17,7 +17,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::daemon::Daemon;
-use crate::protocol::{ErrorCode, ProtocolError, ServerMessage};
+use crate::protocol::{ErrorCode, ProtocolError, ServerMessage, Source};
 use crate::sdp::capabilities::Negotiation;
 use crate::sdp::simulcast::EncodingHint;
 use sfu_control::params::{MediaKind, RtpCapabilities};
@@ -56,6 +56,12 @@ pub enum RoomCmd {
         epoch: u64,
         /// The page's simulcast encodings by mid (checked).
         encodings: BTreeMap<String, Vec<EncodingHint>>,
+        /// Camera and microphone, or a screen share (its own send transport).
+        source: Source,
+    },
+    /// The participant stops its screen share.
+    StopScreen {
+        peer_id: String,
     },
     Answer {
         peer_id: String,

@@ -11,7 +11,7 @@
 
 use sfu_control::params::{MediaKind, RtpParameters};
 
-use crate::protocol::ConsumerView;
+use crate::protocol::{ConsumerView, Source};
 use crate::sdp::offer::{build_recv_offer, OfferedMedia};
 use sfu_control::responses::TransportCreated;
 
@@ -23,6 +23,8 @@ pub struct ConsumerSlot {
     /// The publishing participant (the msid stream id, so the browser groups its tracks).
     pub peer_id: String,
     pub kind: MediaKind,
+    /// Camera/microphone or screen share (from the producer).
+    pub source: Source,
     pub rtp: RtpParameters,
     /// The browser's answer that first included it arrived (and it was resumed unless
     /// `hidden`).
@@ -287,6 +289,7 @@ impl RecvSession {
                     producer_id: c.producer_id.clone(),
                     peer_id: c.peer_id.clone(),
                     kind: c.kind,
+                    source: c.source,
                 });
                 if !c.resumed {
                     to_resume.push(c.consumer_id.clone());
@@ -356,6 +359,7 @@ mod tests {
             producer_id: format!("p-{id}"),
             peer_id: "peer".into(),
             kind,
+            source: Source::Camera,
             rtp: RtpParameters::default(),
             resumed: false,
             score: 10,

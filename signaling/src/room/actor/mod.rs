@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use serde_json::json;
 use sfu_control::requests::{
-    ConsumerClose, ConsumerResume, ProducerPause, ProducerResume, RouterClose, RouterCreate,
-    TransportClose, TransportConnect, TransportConsume, TransportCreate,
+    ConsumerClose, ConsumerResume, ConsumerSetPriority, ProducerPause, ProducerResume, RouterClose,
+    RouterCreate, TransportClose, TransportConnect, TransportConsume, TransportCreate,
 };
 use sfu_control::{ErrorKind, Event, Request};
 use tokio::sync::{mpsc, watch};
@@ -26,7 +26,9 @@ use super::dynacast::Dynacast;
 use super::recv::{ConsumerSlot, RecvSession};
 use super::{JoinRequest, PeerStats, RoomCmd, RoomSettings, RoomStats, Rooms};
 use crate::daemon::{Daemon, DaemonError, DaemonState, WorkerClient};
-use crate::protocol::{Direction, ErrorCode, PeerInfo, ProducerInfo, ProtocolError, ServerMessage};
+use crate::protocol::{
+    Direction, ErrorCode, PeerInfo, ProducerInfo, ProtocolError, ServerMessage, Source,
+};
 use crate::sdp::offer::read_recv_answer;
 use crate::sdp::parse::parse;
 use sfu_control::params::{DtlsState, MediaKind, RtpCapabilities};
@@ -72,6 +74,8 @@ struct Peer {
     epoch: u64,
     /// How many chat messages it may send now.
     chat_rate: ChatRate,
+    /// The send transport of its screen share, while it shares.
+    screen: Option<TransportCreated>,
 }
 
 impl Peer {
@@ -170,6 +174,10 @@ pub(super) fn spawn(
 fn server_error(e: &DaemonError) -> ProtocolError {
     ProtocolError::new(ErrorCode::ServerError, e.to_string())
 }
+
+/// The bandwidth weight of a screen share's consumers (`consumer.setPriority`; cameras
+/// have the default 1).
+const SCREEN_PRIORITY: u8 = 4;
 
 /// A consumer's score before the daemon reports one (it starts consumers at 10).
 const CONSUMER_INITIAL_SCORE: u8 = 10;
@@ -348,11 +356,16 @@ impl Room {
                 sdp,
                 epoch,
                 encodings,
+                source,
             } => {
-                if let Err(e) = self.on_offer(&peer_id, &sdp, epoch, &encodings).await {
+                if let Err(e) = self
+                    .on_offer(&peer_id, &sdp, epoch, &encodings, source)
+                    .await
+                {
                     self.error_to(&peer_id, e, "offer");
                 }
             }
+            RoomCmd::StopScreen { peer_id } => self.stop_screen(&peer_id).await,
             RoomCmd::Answer {
                 peer_id,
                 offer_id,
@@ -521,6 +534,7 @@ impl Room {
             video_muted: false,
             epoch: 0,
             chat_rate: ChatRate::new(Instant::now()),
+            screen: None,
         };
         let info = peer.info();
         self.peers.push(peer);
@@ -661,6 +675,7 @@ impl Room {
             producer_id: producer_id.to_owned(),
             peer_id: owner.peer_id,
             kind: info.kind,
+            source: owner.info.source,
             rtp: info.rtp_parameters,
             resumed: false,
             score: CONSUMER_INITIAL_SCORE,
@@ -672,9 +687,21 @@ impl Room {
         // The daemon notifies scores only when they change: the page learns the
         // starting point here (a perfect downlink keeps it forever).
         let first = consumer_score(&slot, owner.score);
+        let consumer_id = slot.consumer_id.clone();
         let assigned = peer.recv.add(slot);
         debug_assert_eq!(assigned, mid);
         self.send_to(peer_id, first);
+        if owner.info.source == Source::Screen {
+            // A shared screen is text and detail: when the downlink cannot carry
+            // everything, it gets its share first.
+            let priority = ConsumerSetPriority {
+                consumer_id: consumer_id.as_str().into(),
+                priority: SCREEN_PRIORITY,
+            };
+            if let Err(e) = self.request(&priority).await {
+                tracing::warn!(consumer = %consumer_id, error = %e, "setting the screen share's priority failed");
+            }
+        }
     }
 
     /// A daemon `score` notification: kept, and relayed to whom it concerns.
@@ -839,7 +866,7 @@ impl Room {
         let producer = self
             .producers
             .iter()
-            .find(|(_, p)| p.peer_id == peer_id && p.info.kind == kind)
+            .find(|(_, p)| p.peer_id == peer_id && p.info.kind == kind && p.info.source.is_camera())
             .map(|(id, _)| id.clone());
         if let Some(pid) = producer {
             let result = if muted {
@@ -936,6 +963,7 @@ impl Room {
         let transports: Vec<String> = peer
             .send
             .iter()
+            .chain(peer.screen.iter())
             .chain(peer.recv.transport.iter())
             .map(|t| t.transport_id.0.clone())
             .collect();

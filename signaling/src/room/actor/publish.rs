@@ -9,7 +9,7 @@ use sfu_control::ErrorKind;
 
 use super::{random_id, server_error, Entity, Produced, Room};
 use crate::daemon::DaemonError;
-use crate::protocol::{Direction, ErrorCode, ProducerInfo, ProtocolError, ServerMessage};
+use crate::protocol::{Direction, ErrorCode, ProducerInfo, ProtocolError, ServerMessage, Source};
 use crate::sdp::answer::answer_send_offer;
 use crate::sdp::parse::{parse, Description};
 use crate::sdp::simulcast::EncodingHint;
@@ -23,6 +23,7 @@ impl Room {
         sdp: &str,
         epoch: u64,
         hints: &BTreeMap<String, Vec<EncodingHint>>,
+        source: Source,
     ) -> Result<(), ProtocolError> {
         let Some(peer) = self.peer(peer_id) else {
             return Ok(());
@@ -39,28 +40,51 @@ impl Room {
             tracing::debug!(peer = %peer_id, epoch, "offer from before a media restart: ignored");
             return Ok(());
         }
-        if peer.send.is_some() {
+        let busy = match source {
+            Source::Camera => peer.send.is_some(),
+            Source::Screen => peer.screen.is_some(),
+        };
+        if busy {
             return Err(ProtocolError::new(
                 ErrorCode::OutOfOrder,
-                "already publishing: the send side is negotiated once per join",
+                match source {
+                    Source::Camera => {
+                        "already publishing: the send side is negotiated once per join"
+                    }
+                    Source::Screen => "already sharing a screen: stopScreen first",
+                },
             ));
         }
         let desc = parse(sdp)?;
         // Check the offer against a placeholder transport first, so that bad offers cost
         // no daemon transport.
-        answer_send_offer(
+        let checked = answer_send_offer(
             &desc,
             &placeholder_transport(),
             &self.settings.negotiation,
             0,
             hints,
         )?;
+        if source == Source::Screen
+            && !matches!(checked.producers.as_slice(), [p] if p.kind == MediaKind::Video)
+        {
+            return Err(ProtocolError::new(
+                ErrorCode::BadMessage,
+                "a screen share offer has exactly one video m-line",
+            ));
+        }
         let transport = self.create_transport(peer_id, Direction::Send).await?;
         let tid = transport.transport_id.clone();
-        match self.publish(peer_id, &desc, &transport, hints).await {
+        match self
+            .publish(peer_id, &desc, &transport, hints, source)
+            .await
+        {
             Ok(()) => {
                 if let Some(p) = self.peer_mut(peer_id) {
-                    p.send = Some(transport);
+                    match source {
+                        Source::Camera => p.send = Some(transport),
+                        Source::Screen => p.screen = Some(transport),
+                    }
                 }
                 Ok(())
             }
@@ -70,7 +94,7 @@ impl Room {
                 let gone: Vec<String> = self
                     .producers
                     .iter()
-                    .filter(|(_, p)| p.peer_id == peer_id)
+                    .filter(|(_, p)| p.peer_id == peer_id && p.info.source == source)
                     .map(|(id, _)| id.clone())
                     .collect();
                 for id in gone {
@@ -88,6 +112,7 @@ impl Room {
         desc: &Description,
         transport: &TransportCreated,
         hints: &BTreeMap<String, Vec<EncodingHint>>,
+        source: Source,
     ) -> Result<(), ProtocolError> {
         let session_id = rand::random::<u32>().into();
         let answer = answer_send_offer(
@@ -108,9 +133,11 @@ impl Room {
             .map_or((false, false), |p| (p.audio_muted, p.video_muted));
         let mut produced = Vec::new();
         for p in &answer.producers {
-            let paused = match p.kind {
-                MediaKind::Audio => audio_muted,
-                MediaKind::Video => video_muted,
+            // Mute is about the camera and microphone; a screen share stops instead.
+            let paused = match (source, p.kind) {
+                (Source::Screen, _) => false,
+                (Source::Camera, MediaKind::Audio) => audio_muted,
+                (Source::Camera, MediaKind::Video) => video_muted,
             };
             let produce = TransportProduce {
                 transport_id: tid.clone(),
@@ -135,6 +162,7 @@ impl Room {
                 producer_id: producer_id.clone(),
                 kind: p.kind,
                 mid: p.rtp_parameters.mid.clone().unwrap_or_default(),
+                source,
             };
             self.next_seq += 1;
             self.track(&producer_id, Entity::Producer);
@@ -156,7 +184,7 @@ impl Room {
             );
             produced.push(info);
         }
-        tracing::info!(peer = %peer_id, tracks = produced.len(), "publishing");
+        tracing::info!(peer = %peer_id, tracks = produced.len(), ?source, "publishing");
         self.send_to(
             peer_id,
             ServerMessage::Answer {
@@ -186,6 +214,53 @@ impl Room {
             }
         }
         Ok(())
+    }
+}
+
+impl Room {
+    /// `stopScreen`: the screen share's producer goes (the others' consumers of it leave
+    /// their next offers) and its send transport is closed.
+    pub(super) async fn stop_screen(&mut self, peer_id: &str) {
+        let Some(transport) = self.peer_mut(peer_id).and_then(|p| p.screen.take()) else {
+            return;
+        };
+        let gone: Vec<(String, MediaKind)> = self
+            .producers
+            .iter()
+            .filter(|(_, p)| p.peer_id == peer_id && p.info.source == Source::Screen)
+            .map(|(id, p)| (id.clone(), p.info.kind))
+            .collect();
+        for (pid, kind) in gone {
+            self.producers.remove(&pid);
+            self.untrack(&pid);
+            let mut closed = Vec::new();
+            for other in &mut self.peers {
+                closed.extend(
+                    other
+                        .recv
+                        .remove_producer(&pid)
+                        .into_iter()
+                        .map(|c| c.consumer_id),
+                );
+            }
+            for cid in closed {
+                self.untrack(&cid);
+            }
+            self.broadcast(
+                peer_id,
+                &ServerMessage::ProducerRemoved {
+                    peer_id: peer_id.to_owned(),
+                    producer_id: pid,
+                    kind,
+                },
+            );
+        }
+        let tid = transport.transport_id;
+        self.untrack(&tid.0);
+        if let Err(e) = self.request(&TransportClose::new(tid.clone())).await {
+            tracing::warn!(transport = %tid.0, error = %e, "closing the screen share's transport failed");
+        }
+        tracing::info!(peer = %peer_id, "stopped sharing a screen");
     }
 }
 

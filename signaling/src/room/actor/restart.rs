@@ -66,6 +66,7 @@ impl Room {
         self.worker = None;
         for p in &mut self.peers {
             p.send = None;
+            p.screen = None;
             p.recv.reset(rand::random::<u32>().into());
         }
         self.suspended = Some(after);

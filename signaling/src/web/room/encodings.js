@@ -3,6 +3,12 @@
 import { CAMERA_ENCODINGS, SMALL_CAMERA_LOW_BITRATE, TEMPORAL_MODE } from './config.js';
 
 /**
+ * A screen share's one encoding: resolution over frame rate (text must stay readable; a
+ * slide changes rarely), so a high bitrate cap and few frames.
+ */
+export const SCREEN_ENCODING = Object.freeze({ maxBitrate: 2500000, maxFramerate: 15 });
+
+/**
  * How many simulcast layers a camera of this size gets: what Chromium's encoder sends at
  * most (3 from 960x540 on, 2 from 480x270, else 1; it drops the top layers beyond that, so
  * asking for more would lose the full-size picture). Unknown size: all.

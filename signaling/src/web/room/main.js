@@ -5,7 +5,7 @@
 // restarted, the server sends `restart` and the page builds new peer connections.
 import { RETRY_JOIN, TILE_STATS_MS } from './config.js';
 import { createStore } from './store.js';
-import { videoConsumer, isJoined } from './state.js';
+import { tileConsumer, isJoined } from './state.js';
 import { layerForHeight } from './layout.js';
 import { normalizeName, isValidName } from './names.js';
 import { SignalingClient } from './signaling.js';
@@ -78,6 +78,7 @@ async function onJoined(msg) {
   if (state.micMuted) send({ type: 'mute', kind: 'audio', muted: true });
   if (state.camOff) send({ type: 'mute', kind: 'video', muted: true });
   if (media.localStream) await media.publish();
+  await media.publishScreen();
 }
 
 /** The media server restarted: new peer connections, publish again, answer new offers. */
@@ -85,9 +86,11 @@ async function onRestart(msg) {
   media.closePeerConnections();
   store.dispatch({ type: 'restart', epoch: msg.epoch });
   if (media.localStream) await media.publish();
+  await media.publishScreen();
 }
 
 function onLeft() {
+  media.stopScreen();
   media.closePeerConnections();
   media.stopLocal();
   store.dispatch({ type: 'left' });
@@ -113,6 +116,7 @@ function onError(msg) {
   }
   if (!isJoined(state) && msg.inReplyTo === 'join') {
     client.closeQuietly();
+    media.stopScreen();
     media.closePeerConnections();
     media.stopLocal();
     media.localStream = null;
@@ -132,7 +136,7 @@ async function handle(msg) {
     case 'offer':
       await media.onOffer(msg);
       // New consumers get their tile's layer and visibility at once.
-      for (const peerId of view.peerIdsShown()) syncTile(peerId);
+      for (const key of view.tileKeys()) syncTile(key);
       return undefined;
     case 'peerJoined':
     case 'peerLeft':
@@ -146,7 +150,7 @@ async function handle(msg) {
       return undefined;
     case 'layersChanged':
       store.dispatch(msg);
-      syncTile(msg.peerId);
+      for (const key of view.tileKeys()) syncTile(key);
       return undefined;
     case 'producerAdded':
     case 'producerRemoved':
@@ -167,12 +171,12 @@ async function handle(msg) {
  * tile off-screen, or the whole page hidden, receives nothing). This is the subscriber's
  * own pause, apart from the publisher turning its camera off.
  */
-function syncTile(peerId) {
-  const geometry = view.tileGeometry(peerId);
-  const c = geometry && isJoined(state) ? videoConsumer(state, peerId) : null;
+function syncTile(key) {
+  const geometry = view.tileGeometry(key);
+  const c = geometry && isJoined(state) ? tileConsumer(state, key) : null;
   if (!c) return;
   const req = state.layerRequests.get(c.consumerId) || {};
-  const r = state.received.get(peerId);
+  const r = state.received.get(key);
   const spatialLayer = layerForHeight(geometry.height, state.layers.get(c.consumerId),
     r && r.consumerId === c.consumerId ? r.height : 0);
   const request = {};
@@ -189,13 +193,13 @@ function syncTile(peerId) {
 }
 
 document.addEventListener('visibilitychange', () => {
-  for (const peerId of view.peerIdsShown()) syncTile(peerId);
+  for (const key of view.tileKeys()) syncTile(key);
 });
 
 setInterval(async () => {
   if (!isJoined(state)) return;
   await media.measureReceived();
-  for (const peerId of view.peerIdsShown()) syncTile(peerId);
+  for (const key of view.tileKeys()) syncTile(key);
 }, TILE_STATS_MS);
 
 // ---------------------------------------------------------------- controls
@@ -216,6 +220,23 @@ function openChat(open) {
   if (open) $('chat-input').focus();
   else $('chat-toggle').focus();
 }
+
+/** Starts or stops sharing the screen. */
+async function toggleScreen() {
+  if (media.screenStream) {
+    media.stopScreen();
+    return;
+  }
+  if (!isJoined(state)) return;
+  try {
+    await media.startScreen();
+  } catch (e) {
+    store.dispatch({ type: 'error', code: 'ClientError', message: `screen sharing failed: ${e.message || e}` });
+  }
+}
+
+media.onScreenEnded = () => media.stopScreen();
+$('share').addEventListener('click', toggleScreen);
 
 $('chat-toggle').addEventListener('click', () => openChat(!state.chat.open));
 $('chat-close').addEventListener('click', () => openChat(false));

@@ -10,7 +10,8 @@
 // The peer connections are resources, not state: what they show goes to the store.
 import { PC_CONFIG } from './config.js';
 import { mediaAttempts } from './devices.js';
-import { simulcastLayers, cameraEncodingTries, temporalLayersSupported, offerEncodings, applyActive } from './encodings.js';
+import { simulcastLayers, cameraEncodingTries, temporalLayersSupported, offerEncodings, applyActive, SCREEN_ENCODING } from './encodings.js';
+import { tileKeyOf, slotOf } from './state.js';
 
 /** The browser's receive capabilities, as the join message carries them. */
 export function receiveCapabilities() {
@@ -78,6 +79,9 @@ export class Media {
     this.localStream = null;
     this.sendPc = null;
     this.recvPc = null;
+    /** The screen share: its stream and its own send connection (a transport of its own on the server). */
+    this.screenStream = null;
+    this.screenPc = null;
     /** consumerId -> {bytes, at}: the last measurement of each received video. */
     this.lastBytes = new Map();
   }
@@ -97,16 +101,17 @@ export class Media {
 
   watch(pc, direction) {
     pc.onconnectionstatechange = () => {
-      const current = direction === 'send' ? this.sendPc : this.recvPc;
+      const current = { send: this.sendPc, recv: this.recvPc, screen: this.screenPc }[direction];
       if (current === pc) this.store.dispatch({ type: 'pcState', direction, state: pc.connectionState });
     };
   }
 
   /** Closes both peer connections; the local camera stays. */
   closePeerConnections() {
-    for (const pc of [this.sendPc, this.recvPc]) if (pc) pc.close();
+    for (const pc of [this.sendPc, this.recvPc, this.screenPc]) if (pc) pc.close();
     this.sendPc = null;
     this.recvPc = null;
+    this.screenPc = null;
     this.lastBytes.clear();
   }
 
@@ -151,9 +156,63 @@ export class Media {
     return pc.addTransceiver(track, init);
   }
 
-  /** The server's answer to our offer, with the producers it made. */
+  /**
+   * Shares a screen: asks the browser for one (it shows its own picker), then publishes it.
+   * Resolves to false when the person cancelled.
+   */
+  async startScreen() {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getDisplayMedia) throw new Error('this browser cannot share a screen');
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { max: SCREEN_ENCODING.maxFramerate } }, audio: false });
+    } catch (e) {
+      if (e.name === 'NotAllowedError' || e.name === 'AbortError') return false;
+      throw e;
+    }
+    const [track] = stream.getVideoTracks();
+    // Text and detail: keep the resolution, drop frames when short of bits.
+    if ('contentHint' in track) track.contentHint = 'detail';
+    // The browser's own "Stop sharing" ends the track.
+    track.addEventListener('ended', () => this.onScreenEnded && this.onScreenEnded());
+    this.screenStream = stream;
+    this.store.dispatch({ type: 'screenShare', stream });
+    await this.publishScreen();
+    return true;
+  }
+
+  /** Offers the screen share on its own send connection (again after a restart). */
+  async publishScreen() {
+    if (!this.screenStream) return;
+    if (this.screenPc) this.screenPc.close();
+    const pc = new RTCPeerConnection(PC_CONFIG);
+    this.screenPc = pc;
+    this.watch(pc, 'screen');
+    const [track] = this.screenStream.getVideoTracks();
+    const tr = pc.addTransceiver(track, { direction: 'sendonly', streams: [this.screenStream], sendEncodings: [{ ...SCREEN_ENCODING }] });
+    const params = tr.sender.getParameters();
+    params.degradationPreference = 'maintain-resolution';
+    await tr.sender.setParameters(params).catch(() => {});
+    await pc.setLocalDescription(await pc.createOffer());
+    if (this.screenPc !== pc) return;
+    this.send({ type: 'offer', sdp: pc.localDescription.sdp, epoch: this.store.state.epoch, source: 'screen' });
+  }
+
+  /** Stops sharing: tells the server, closes the connection, stops the capture. */
+  stopScreen() {
+    if (!this.screenStream) return;
+    this.send({ type: 'stopScreen' });
+    if (this.screenPc) this.screenPc.close();
+    this.screenPc = null;
+    for (const t of this.screenStream.getTracks()) t.stop();
+    this.screenStream = null;
+    this.store.dispatch({ type: 'pcState', direction: 'screen', state: null });
+    this.store.dispatch({ type: 'screenShare', stream: null });
+  }
+
+  /** The server's answer to one of our offers (camera or screen), with the producers it made. */
   async onAnswer(msg) {
-    const pc = this.sendPc;
+    const screen = (msg.producers || []).some((p) => p.source === 'screen');
+    const pc = screen ? this.screenPc : this.sendPc;
     if (!pc) return;
     this.store.dispatch({ type: 'producers', producers: msg.producers });
     await pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
@@ -188,7 +247,7 @@ export class Media {
       const c = state.consumers.get(ev.transceiver.mid);
       const peerId = c ? c.peerId : ev.streams[0] && ev.streams[0].id;
       if (!peerId || !state.peers.has(peerId)) return;
-      this.store.dispatch({ type: 'track', peerId, kind: ev.track.kind, mid: ev.transceiver.mid, stream: new MediaStream([ev.track]) });
+      this.store.dispatch({ type: 'track', peerId, kind: ev.track.kind, slot: c ? slotOf(c) : ev.track.kind, mid: ev.transceiver.mid, stream: new MediaStream([ev.track]) });
     };
     return pc;
   }
@@ -223,7 +282,7 @@ export class Media {
         this.lastBytes.set(c.consumerId, { bytes, at: s.timestamp });
         // Known from the second measurement on.
         const kbps = prev && s.timestamp > prev.at ? Math.max(0, Math.round((8 * (bytes - prev.bytes)) / (s.timestamp - prev.at))) : null;
-        this.store.dispatch({ type: 'received', peerId: c.peerId, consumerId: c.consumerId, kbps, width: s.frameWidth || 0, height: s.frameHeight || 0 });
+        this.store.dispatch({ type: 'received', key: tileKeyOf(c), peerId: c.peerId, consumerId: c.consumerId, kbps, width: s.frameWidth || 0, height: s.frameHeight || 0 });
       }
     }
     const live = new Set([...state.consumers.values()].map((c) => c.consumerId));
@@ -247,7 +306,7 @@ export class Media {
         if (s.type !== 'inbound-rtp') continue;
         const codec = s.codecId && report.get(s.codecId);
         out[c.peerId] = out[c.peerId] || {};
-        out[c.peerId][c.kind] = {
+        out[c.peerId][slotOf(c)] = {
           mid: tr.mid,
           consumerId: c.consumerId,
           packetsReceived: s.packetsReceived || 0,

@@ -33,6 +33,8 @@ export function initialState({ room = '', simulcast = true } = {}) {
     restarts: 0,
     /** The camera and microphone stream (opaque here; media.js owns its tracks). */
     localStream: null,
+    /** One's own screen share while sharing (opaque; media.js owns it). */
+    localScreen: null,
     /** The chosen speaker (audio output device id; null: the default). */
     speaker: null,
     viewer: false,
@@ -46,7 +48,7 @@ export function initialState({ room = '', simulcast = true } = {}) {
     peers: new Map(),
     /** Consumers of the current receive-side offer: mid -> {mid, consumerId, producerId, peerId, kind}. */
     consumers: new Map(),
-    /** What each tile plays: peerId -> kind -> {mid, stream}. */
+    /** What each participant's tiles play: peerId -> audio | video | screen -> {mid, stream}. */
     tracks: new Map(),
     /** Quality scores (0-10): peerId -> kind -> {consumerId, score, producerScore}. */
     scores: new Map(),
@@ -60,7 +62,7 @@ export function initialState({ room = '', simulcast = true } = {}) {
     layerRequests: new Map(),
     /** From `layersChanged`: consumerId -> {spatialLayer, temporalLayer} (null: none). */
     layers: new Map(),
-    /** Measured per other participant's video: peerId -> {consumerId, spatialLayer, temporalLayer, kbps, width, height}. */
+    /** Measured per tile of another participant (tileKeyOf): {consumerId, spatialLayer, temporalLayer, kbps, width, height}. */
     received: new Map(),
     /** The peer connections' connectionState: send / recv. */
     pcStates: {},
@@ -104,12 +106,14 @@ const layerOf = (v) => (Number.isInteger(v) ? v : null);
 function dropConsumer(s, c) {
   s.layerRequests.delete(c.consumerId);
   s.layers.delete(c.consumerId);
-  const r = s.received.get(c.peerId);
-  if (r && r.consumerId === c.consumerId) s.received.delete(c.peerId);
+  const key = tileKeyOf(c);
+  const r = s.received.get(key);
+  if (r && r.consumerId === c.consumerId) s.received.delete(key);
   const scores = s.scores.get(c.peerId);
   if (scores && scores[c.kind] && scores[c.kind].consumerId === c.consumerId) delete scores[c.kind];
   const tracks = s.tracks.get(c.peerId);
-  if (tracks && tracks[c.kind] && tracks[c.kind].mid === c.mid) delete tracks[c.kind];
+  const slot = slotOf(c);
+  if (tracks && tracks[slot] && tracks[slot].mid === c.mid) delete tracks[slot];
 }
 
 /**
@@ -191,6 +195,7 @@ export function reduce(s, action) {
       s.peers.delete(action.peerId);
       s.scores.delete(action.peerId);
       s.received.delete(action.peerId);
+      s.received.delete(`${action.peerId}${SCREEN_SUFFIX}`);
       s.tracks.delete(action.peerId);
       if (s.activeSpeaker === action.peerId) s.activeSpeaker = null;
       break;
@@ -215,7 +220,8 @@ export function reduce(s, action) {
       if (!Number.isFinite(score) || (action.kind !== 'audio' && action.kind !== 'video')) break;
       if (action.consumerId === undefined) {
         if (action.peerId === s.peerId) s.ownScores[action.kind] = score;
-      } else {
+      } else if (!isScreenConsumer(s, action.consumerId)) {
+        // (The quality bars are the camera tile's: a screen share's score is not shown.)
         const scores = s.scores.get(action.peerId) || {};
         scores[action.kind] = { consumerId: action.consumerId, score, producerScore: Number(action.producerScore) || 0 };
         s.scores.set(action.peerId, scores);
@@ -225,13 +231,14 @@ export function reduce(s, action) {
     case 'layersChanged': {
       const layers = { spatialLayer: layerOf(action.spatialLayer), temporalLayer: layerOf(action.temporalLayer) };
       s.layers.set(action.consumerId, layers);
-      const r = s.received.get(action.peerId);
+      const c = consumerById(s, action.consumerId);
+      const r = s.received.get(c ? tileKeyOf(c) : action.peerId);
       if (r && r.consumerId === action.consumerId) Object.assign(r, layers);
       break;
     }
     case 'received': {
       const layers = s.layers.get(action.consumerId) || { spatialLayer: null, temporalLayer: null };
-      s.received.set(action.peerId, {
+      s.received.set(action.key || action.peerId, {
         consumerId: action.consumerId, ...layers, kbps: action.kbps, width: action.width, height: action.height,
       });
       break;
@@ -244,7 +251,7 @@ export function reduce(s, action) {
     }
     case 'track': {
       const tracks = s.tracks.get(action.peerId) || {};
-      tracks[action.kind] = { mid: action.mid, stream: action.stream };
+      tracks[action.slot || action.kind] = { mid: action.mid, stream: action.stream };
       s.tracks.set(action.peerId, tracks);
       break;
     }
@@ -265,6 +272,9 @@ export function reduce(s, action) {
       s.restarts += 1;
       s.epoch = Number.isInteger(action.epoch) ? action.epoch : s.epoch;
       resetMedia(s);
+      break;
+    case 'screenShare':
+      s.localScreen = action.stream || null;
       break;
     case 'simulcastRefused':
       s.simulcast = false;
@@ -303,10 +313,38 @@ export function reduce(s, action) {
   return s;
 }
 
-/** The video consumer showing `peerId`, if any. */
-export function videoConsumer(s, peerId) {
-  for (const c of s.consumers.values()) if (c.peerId === peerId && c.kind === 'video') return c;
+/** Tile keys of screen shares: the sharer's peerId with this suffix (ids are hex). */
+export const SCREEN_SUFFIX = '/screen';
+
+/** The tile a consumer shows on: its participant's (camera), or their screen share's. */
+export function tileKeyOf(c) {
+  return c.source === 'screen' ? `${c.peerId}${SCREEN_SUFFIX}` : c.peerId;
+}
+
+/** Where a consumer's track plays in `tracks`: audio, video (camera) or screen. */
+export function slotOf(c) {
+  return c.source === 'screen' ? 'screen' : c.kind;
+}
+
+function consumerById(s, consumerId) {
+  for (const c of s.consumers.values()) if (c.consumerId === consumerId) return c;
   return null;
+}
+
+function isScreenConsumer(s, consumerId) {
+  const c = consumerById(s, consumerId);
+  return Boolean(c && c.source === 'screen');
+}
+
+/** The video consumer showing the tile `key` (tileKeyOf), if any. */
+export function tileConsumer(s, key) {
+  for (const c of s.consumers.values()) if (c.kind === 'video' && tileKeyOf(c) === key) return c;
+  return null;
+}
+
+/** The camera consumer of `peerId`, if any. */
+export function videoConsumer(s, peerId) {
+  return tileConsumer(s, peerId);
 }
 
 /** Whether the call is up (joined to the room on an open WebSocket). */

@@ -4,10 +4,10 @@
 // names the call's phase), tiles (`.tile[data-peer-id]`, the own one `.tile.self`), the
 // banner and the controls. Read-only: nothing here changes the call.
 //
-//   window.sfuTest.inboundStats()    per other participant's id: {audio, video} inbound-rtp
+//   window.sfuTest.inboundStats()    per other participant's id: {audio, video, screen} inbound-rtp
 //                                     (packetsReceived, framesDecoded, frameWidth/Height,
 //                                     codec, consumerId, mid)
-//   window.sfuTest.peerConnections() {send, recv}: the RTCPeerConnections (null when none),
+//   window.sfuTest.peerConnections() {send, recv, screen}: the RTCPeerConnections (null when none),
 //                                     for getStats() and encodings
 //   window.sfuTest.consumer(mid)     {peerId, kind, consumerId} of a receive transceiver
 //   window.sfuTest.errors()          the errors the page showed, in order ({code, message})
@@ -20,7 +20,7 @@ export function installTestHook({ store, media }) {
   window.sfuTest = Object.freeze({
     pageId: Math.random().toString(36).slice(2),
     inboundStats: () => media.inboundStats(),
-    peerConnections: () => ({ send: media.sendPc, recv: media.recvPc }),
+    peerConnections: () => ({ send: media.sendPc, recv: media.recvPc, screen: media.screenPc }),
     consumer: (mid) => {
       const c = state.consumers.get(mid);
       return c ? { peerId: c.peerId, kind: c.kind, consumerId: c.consumerId } : null;

@@ -7,6 +7,7 @@ import { QUALITY_BARS, TILE_GAP } from './config.js';
 import { gridColumns } from './layout.js';
 import { tileQuality, statusText, receivedText } from './quality.js';
 import { formatTime } from './chat.js';
+import { SCREEN_SUFFIX } from './state.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -21,29 +22,31 @@ function setSrc(el, stream) {
 }
 
 export class RoomView {
-  /** `onTileGeometry(peerId)`: a tile's size or visibility changed. */
+  /** `onTileGeometry(key)`: a tile's size or visibility changed (key: state.js tileKeyOf). */
   constructor({ onTileGeometry }) {
     this.grid = $('grid');
     this.onTileGeometry = onTileGeometry;
-    /** peerId -> tile of another participant; the own tile apart (its id changes on rejoin). */
+    /** Tile key (state.js tileKeyOf) -> tile of another participant's camera or screen;
+     * the own tiles apart (the own id changes on rejoin). */
     this.tiles = new Map();
     this.selfTile = null;
+    this.selfScreenTile = null;
     /** The chat messages shown: the state's array and how many of it are in the DOM. */
     this.chatShown = { messages: null, count: 0 };
     this.resizeObserver = new ResizeObserver((entries) => {
       for (const e of entries) {
-        const t = this.tiles.get(e.target.dataset.peerId);
+        const t = this.tiles.get(e.target.dataset.key);
         if (!t || t.el !== e.target) continue;
         t.height = e.contentRect.height;
-        this.onTileGeometry(e.target.dataset.peerId);
+        this.onTileGeometry(e.target.dataset.key);
       }
     });
     this.intersectionObserver = new IntersectionObserver((entries) => {
       for (const e of entries) {
-        const t = this.tiles.get(e.target.dataset.peerId);
+        const t = this.tiles.get(e.target.dataset.key);
         if (!t || t.el !== e.target) continue;
         t.onScreen = e.isIntersecting;
-        this.onTileGeometry(e.target.dataset.peerId);
+        this.onTileGeometry(e.target.dataset.key);
       }
     });
     new ResizeObserver(() => this.fitGrid()).observe(this.grid);
@@ -54,17 +57,18 @@ export class RoomView {
   }
 
   allTiles() {
-    return this.selfTile ? [this.selfTile, ...this.tiles.values()] : [...this.tiles.values()];
+    return [this.selfTile, this.selfScreenTile, ...this.tiles.values()].filter(Boolean);
   }
 
   /** A tile's measured height (CSS pixels) and whether it is on screen (null: not known yet). */
-  tileGeometry(peerId) {
-    const t = this.tiles.get(peerId);
+  tileGeometry(key) {
+    const t = this.tiles.get(key);
     if (!t) return null;
     return { height: t.height === null ? t.el.clientHeight : t.height, onScreen: t.onScreen };
   }
 
-  peerIdsShown() {
+  /** The keys of the other participants' tiles shown. */
+  tileKeys() {
     return [...this.tiles.keys()];
   }
 
@@ -158,6 +162,12 @@ export class RoomView {
     cam.setAttribute('aria-pressed', String(s.camOff));
     mic.disabled = !s.hasAudio;
     cam.disabled = !s.hasVideo;
+    const share = $('share');
+    const sharing = Boolean(s.localScreen);
+    setText(share, sharing ? 'Stop sharing' : 'Share screen');
+    share.setAttribute('aria-pressed', String(sharing));
+    // Phones and some browsers cannot share a screen at all.
+    share.hidden = !(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
   }
 
   renderTiles(s) {
@@ -176,33 +186,71 @@ export class RoomView {
       this.selfTile = null;
       changed = true;
     }
-    for (const [peerId, t] of [...this.tiles]) {
-      if (!inCall || !s.peers.has(peerId)) {
+    // One's own screen share, as the others see it (not mirrored).
+    if (inCall && s.localScreen && s.peerId) {
+      if (!this.selfScreenTile) {
+        this.selfScreenTile = this.createTile(`${s.name} (your screen)`, false, true);
+        this.selfScreenTile.el.classList.add('self-screen');
+        changed = true;
+      }
+      this.selfScreenTile.el.dataset.peerId = s.peerId;
+      setSrc(this.selfScreenTile.video, s.localScreen);
+    } else if (this.selfScreenTile) {
+      this.dropTile(this.selfScreenTile);
+      this.selfScreenTile = null;
+      changed = true;
+    }
+    // Others: a camera tile per participant, and a screen tile while one shares.
+    const wanted = new Map();
+    if (inCall) {
+      for (const [peerId, p] of s.peers) {
+        wanted.set(peerId, { peerId, p, screen: false });
+        const tracks = s.tracks.get(peerId);
+        if (tracks && tracks.screen) wanted.set(`${peerId}${SCREEN_SUFFIX}`, { peerId, p, screen: true });
+      }
+    }
+    for (const [key, t] of [...this.tiles]) {
+      if (!wanted.has(key)) {
         this.dropTile(t);
-        this.tiles.delete(peerId);
+        this.tiles.delete(key);
         changed = true;
       }
     }
-    if (inCall) {
-      for (const [peerId, p] of s.peers) {
-        let t = this.tiles.get(peerId);
-        if (!t) {
-          t = this.createTile(p.name, false);
-          t.el.dataset.peerId = peerId;
-          this.tiles.set(peerId, t);
-          this.resizeObserver.observe(t.el);
-          this.intersectionObserver.observe(t.el);
-          changed = true;
-        }
-        this.renderPeer(s, peerId, p, t);
+    for (const [key, { peerId, p, screen }] of wanted) {
+      let t = this.tiles.get(key);
+      if (!t) {
+        t = this.createTile(screen ? `${p.name} (screen)` : p.name, false, screen);
+        t.el.dataset.peerId = peerId;
+        t.el.dataset.key = key;
+        this.tiles.set(key, t);
+        this.resizeObserver.observe(t.el);
+        this.intersectionObserver.observe(t.el);
+        changed = true;
       }
+      if (screen) this.renderScreen(s, key, peerId, t);
+      else this.renderPeer(s, peerId, p, t);
     }
-    if (changed) this.fitGrid();
+    if (changed) {
+      this.grid.classList.toggle('presenting', this.grid.querySelector('.tile.screen') !== null);
+      this.fitGrid();
+    }
   }
 
-  createTile(name, self) {
+  /** Another participant's screen share: the video and what is received of it. */
+  renderScreen(s, key, peerId, t) {
+    const tracks = s.tracks.get(peerId) || {};
+    const stream = tracks.screen ? tracks.screen.stream : null;
+    if (setSrc(t.video, stream) && stream) t.video.play().catch(() => {});
+    t.el.classList.toggle('no-video', !stream);
+    setText(t.layer, receivedText(s.received.get(key)));
+    t.layer.title = 'Height and bitrate received';
+  }
+
+  createTile(name, self, screen = false) {
     const el = document.createElement('div');
-    el.className = self ? 'tile self' : 'tile';
+    el.className = `tile${self ? ' self' : ''}${screen ? ' screen' : ''}`;
+    el.setAttribute('role', 'group');
+    el.setAttribute('aria-label', screen ? `Screen shared by ${name}` : (self ? `${name} (you)` : name));
     const video = document.createElement('video');
     video.autoplay = true;
     video.playsInline = true;
@@ -232,7 +280,9 @@ export class RoomView {
     const layer = document.createElement('div');
     layer.className = 'layer';
     el.append(video, avatar, audio, label, layer);
-    this.grid.append(el);
+    // Screen shares lead the layout (style.css .grid.presenting).
+    if (screen) this.grid.prepend(el);
+    else this.grid.append(el);
     return { el, video, audio, badges, avatar, quality, layer, height: null, onScreen: null };
   }
 
@@ -299,6 +349,10 @@ export class RoomView {
 
   /** Lays the tiles out to fill the grid without scrolling (layout.js gridColumns). */
   fitGrid() {
+    if (this.grid.classList.contains('presenting')) {
+      this.grid.style.gridTemplateColumns = '';
+      return;
+    }
     const fit = gridColumns(this.grid.children.length, this.grid.clientWidth - 2 * TILE_GAP, this.grid.clientHeight - 2 * TILE_GAP);
     if (fit) this.grid.style.gridTemplateColumns = `repeat(${fit.cols}, ${fit.tileWidth}px)`;
   }
