@@ -1,6 +1,8 @@
 // The room page's features through its visible controls (issue 15, "How it is shown"):
 // the pre-join screen with a device choice, text chat (to everyone, a late joiner in
-// Firefox included), ... Screenshots go to e2e/artifacts.
+// Firefox included), a screen share seen by Chromium and Firefox, and the layouts (grid,
+// speaker view following who speaks, pin, stats overlay, keyboard, notices, a phone).
+// Screenshots go to e2e/artifacts (README.md shows them from docs/screenshots).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -191,4 +193,79 @@ test('screen share: seen by the others (Chromium and Firefox) as its own large t
   assert.equal(await ann.textContent('#share'), 'Share screen');
   await waitForMedia(bob, [annId], 'Bob still receiving Ann\'s camera');
   for (const p of [ann, bob, fox]) assert.deepEqual(await pageErrors(p), []);
+});
+
+/** Which tile leads the page's layout: its data-key, or null in a plain grid. */
+const mainTile = (page) => page.evaluate(() => {
+  const t = document.querySelector('#grid.featured .tile.main');
+  return t ? t.dataset.key : null;
+});
+const noticesText = (page) => page.evaluate(() => document.getElementById('notices').textContent);
+
+test('layouts: a 4-person grid, speaker view following who speaks, pin, stats, shortcuts, notices, phone', async () => {
+  const room = `e2e-layout-${process.pid}`;
+  const ann = await open(room, 'Ann');
+  const others = {};
+  for (const n of ['Bob', 'Cat']) {
+    others[n] = await open(room, n);
+    // Only Ann speaks at first: the others mute (a muted track is silent).
+    await others[n].click('#mic');
+  }
+  const dan = await open(room, 'Dan');
+  await dan.keyboard.press('m');
+  assert.equal(await dan.getAttribute('#mic', 'aria-pressed'), 'true', 'M mutes');
+  const { Bob: bob, Cat: cat } = others;
+  await waitFor('Ann told that Dan joined', () => noticesText(ann), (t) => t.includes('Dan joined'), { timeout: 5000 });
+  const id = { Ann: await ownId(ann), Bob: await ownId(bob), Cat: await ownId(cat) };
+  await waitFor('Dan\'s four tiles playing', () => dan.evaluate(() => [...document.querySelectorAll('.tile')]
+    .map((t) => `${t.dataset.key}:${t.querySelector('video').videoWidth}:${t.className}`)),
+  (tiles) => tiles.length === 4 && tiles.every((t) => !/:0:/.test(t)), { timeout: 30000 });
+  assert.equal(await mainTile(dan), null, 'a plain grid');
+  await dan.screenshot({ path: path.join(artifacts, 'grid-4.png') });
+
+  // Speaker view (L): Ann, the only one speaking, leads.
+  await dan.keyboard.press('l');
+  assert.equal(await dan.getAttribute('#layout', 'aria-pressed'), 'true');
+  await waitFor('Ann leading Dan\'s speaker view', () => mainTile(dan), (k) => k === id.Ann);
+  // Ann mutes, Bob speaks: the view follows him.
+  await ann.keyboard.press('m');
+  await bob.click('#mic');
+  await waitFor('Bob leading Dan\'s speaker view', () => mainTile(dan), (k) => k === id.Bob, { timeout: 30000 });
+  // Ann's fake microphone still beeps while she is muted: she is told.
+  await waitFor('Ann told she is muted', () => noticesText(ann), (t) => t.includes('You are muted'), { timeout: 10000 });
+
+  // Pin Cat: she leads whoever speaks; unpin: Bob again.
+  await dan.click(`.tile[data-key="${id.Cat}"] .pin`);
+  await waitFor('Cat pinned', () => mainTile(dan), (k) => k === id.Cat);
+  assert.equal(await dan.getAttribute(`.tile[data-key="${id.Cat}"] .pin`, 'aria-pressed'), 'true');
+  await dan.click(`.tile[data-key="${id.Cat}"] .pin`);
+  await waitFor('Bob back', () => mainTile(dan), (k) => k === id.Bob);
+
+  // The stats overlay of Bob's tile: bitrate, resolution, frame rate, loss, RTT.
+  await dan.click(`.tile[data-key="${id.Bob}"] .stats-toggle`);
+  const stats = await waitFor('Bob\'s stats overlay', () => dan.textContent(`.tile[data-key="${id.Bob}"] .stats`),
+    (t) => /Bitrate \d+ kbit\/s/.test(t) && /Resolution \d+×\d+/.test(t) && /Frame rate \d+ fps/.test(t) && /RTT \d+ ms/.test(t));
+  console.log(`# Dan's stats overlay of Bob: ${stats}`);
+
+  // Cat shares her screen: it leads the speaker view.
+  await cat.click('#share');
+  await waitFor('Cat\'s screen leading Dan\'s view', () => mainTile(dan), (k) => k === `${id.Cat}/screen`, { timeout: 20000 });
+  await dan.waitForFunction((key) => document.querySelector(`.tile[data-key="${key}"] video`).videoWidth > 0, `${id.Cat}/screen`, { timeout: 20000 });
+  await dan.screenshot({ path: path.join(artifacts, 'speaker-view-screen-share.png') });
+
+  // A phone, 390 px wide: nothing wider than the screen, touch-sized controls.
+  await dan.setViewportSize({ width: 390, height: 844 });
+  const phone = await waitFor('the phone layout', () => dan.evaluate(() => ({
+    overflow: document.documentElement.scrollWidth - window.innerWidth,
+    smallestButton: Math.min(...[...document.querySelectorAll('#controls button')].filter((b) => b.offsetParent)
+      .map((b) => b.getBoundingClientRect().height)),
+    mainWidth: document.querySelector('.tile.main').getBoundingClientRect().width,
+  })), (p) => p.overflow <= 0 && p.mainWidth > 300);
+  assert.ok(phone.smallestButton >= 44, `controls ${phone.smallestButton}px high`);
+  await dan.screenshot({ path: path.join(artifacts, 'phone.png') });
+
+  // Bob leaves: Dan is told.
+  await bob.click('#leave');
+  await waitFor('Dan told that Bob left', () => noticesText(dan), (t) => t.includes('Bob left'), { timeout: 5000 });
+  for (const p of [ann, cat, dan]) assert.deepEqual(await pageErrors(p), []);
 });

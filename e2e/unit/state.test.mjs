@@ -59,9 +59,9 @@ test('a later offer drops what its closed consumers left behind, and only that',
   reduce(s, { type: 'track', peerId: 'b', kind: 'audio', mid: '0', stream: 'A' });
   reduce(s, { type: 'score', peerId: 'b', kind: 'video', consumerId: 'c1', score: 9, producerScore: 10 });
   reduce(s, { type: 'layersChanged', peerId: 'b', consumerId: 'c1', spatialLayer: 1, temporalLayer: 2 });
-  reduce(s, { type: 'received', peerId: 'b', consumerId: 'c1', kbps: 300, width: 640, height: 480 });
+  reduce(s, { type: 'received', peerId: 'b', consumerId: 'c1', kbps: 300, width: 640, height: 480, fps: 30, lossPct: 0, rttMs: 2 });
   reduce(s, { type: 'layerRequested', consumerId: 'c1', request: { spatialLayer: 1 } });
-  assert.deepEqual(s.received.get('b'), { consumerId: 'c1', spatialLayer: 1, temporalLayer: 2, kbps: 300, width: 640, height: 480 });
+  assert.deepEqual(s.received.get('b'), { consumerId: 'c1', spatialLayer: 1, temporalLayer: 2, kbps: 300, width: 640, height: 480, fps: 30, lossPct: 0, rttMs: 2 });
   assert.equal(videoConsumer(s, 'b'), bobsVideo);
 
   // Bob turned his camera off for good: the next offer has his audio only.

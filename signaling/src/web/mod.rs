@@ -39,6 +39,7 @@ const ROOM_MODULES: &[(&str, &str)] = &[
     ("levels.js", include_str!("room/levels.js")),
     ("prejoin.js", include_str!("room/prejoin.js")),
     ("chat.js", include_str!("room/chat.js")),
+    ("keys.js", include_str!("room/keys.js")),
 ];
 const STYLE_CSS: &str = include_str!("style.css");
 

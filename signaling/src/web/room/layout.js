@@ -36,3 +36,17 @@ export function layerForHeight(height, now, receivedHeight) {
   const i = LAYER_HEIGHTS.findIndex((h) => height <= h);
   return i === -1 ? LAYER_HEIGHTS.length : i;
 }
+
+/**
+ * Which tile leads the layout, if any: the pinned one; else a screen share; else, in
+ * speaker view, the participant last heard (not oneself). `keys`: the tiles shown (own
+ * camera tile under `selfKey`); `screens`: the screen tiles among them. Null: a plain grid.
+ */
+export function featuredTile({ layout, keys, screens = [], pinned = null, speaker = null, selfKey = null }) {
+  if (pinned && keys.includes(pinned)) return pinned;
+  const screen = screens.find((k) => keys.includes(k));
+  if (screen) return screen;
+  if (layout !== 'speaker') return null;
+  if (speaker && speaker !== selfKey && keys.includes(speaker)) return speaker;
+  return keys.find((k) => k !== selfKey) || null;
+}

@@ -14,6 +14,8 @@ import { RoomView } from './view.js';
 import { installTestHook } from './testhook.js';
 import { PreJoin } from './prejoin.js';
 import { loadPrefs, problemText } from './devices.js';
+import { shortcutFor } from './keys.js';
+import { AudioLevel } from './levels.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -29,7 +31,11 @@ const client = new SignalingClient(`${location.protocol === 'https:' ? 'wss' : '
 });
 const send = (msg) => client.send(msg);
 const media = new Media(store, send);
-const view = new RoomView({ onTileGeometry: syncTile });
+const view = new RoomView({
+  onTileGeometry: syncTile,
+  onPin: (key) => store.dispatch({ type: 'pin', key }),
+  onStats: (key) => store.dispatch({ type: 'toggleStats', key }),
+});
 store.subscribe((s) => view.render(s));
 installTestHook({ store, media });
 const prefs = loadPrefs(localStorage);
@@ -50,6 +56,7 @@ async function start(name, acquire) {
     hasAudio: media.hasTrack('audio'), hasVideo: media.hasTrack('video') });
   if (micMuted) setMuted('audio', true);
   if (camOff) setMuted('video', true);
+  watchMutedSpeech(stream);
   client.connect();
 }
 
@@ -90,6 +97,7 @@ async function onRestart(msg) {
 }
 
 function onLeft() {
+  stopSpeechWatch();
   media.stopScreen();
   media.closePeerConnections();
   media.stopLocal();
@@ -116,6 +124,7 @@ function onError(msg) {
   }
   if (!isJoined(state) && msg.inReplyTo === 'join') {
     client.closeQuietly();
+    stopSpeechWatch();
     media.stopScreen();
     media.closePeerConnections();
     media.stopLocal();
@@ -236,6 +245,88 @@ async function toggleScreen() {
 }
 
 media.onScreenEnded = () => media.stopScreen();
+
+function toggleLayout() {
+  store.dispatch({ type: 'layout', layout: state.layout === 'speaker' ? 'grid' : 'speaker' });
+}
+
+function toggleFullscreen() {
+  if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+  else document.documentElement.requestFullscreen().catch(() => {});
+}
+
+$('layout').addEventListener('click', toggleLayout);
+$('fullscreen').addEventListener('click', toggleFullscreen);
+document.addEventListener('fullscreenchange', () => {
+  $('fullscreen').textContent = document.fullscreenElement ? 'Exit full screen' : 'Full screen';
+});
+
+// Keyboard shortcuts (keys.js), during the call only.
+document.addEventListener('keydown', (e) => {
+  if (state.screen !== 'call' || e.repeat) return;
+  const t = e.target;
+  const what = shortcutFor({
+    key: e.key, ctrlKey: e.ctrlKey, metaKey: e.metaKey, altKey: e.altKey,
+    tagName: t && t.tagName ? t.tagName : null, editable: Boolean(t && t.isContentEditable),
+  });
+  if (!what) return;
+  e.preventDefault();
+  if (what === 'mic' && !$('mic').disabled) setMuted('audio', !state.micMuted);
+  else if (what === 'camera' && !$('cam').disabled) setMuted('video', !state.camOff);
+  else if (what === 'share' && !$('share').hidden) toggleScreen();
+  else if (what === 'chat') openChat(!state.chat.open);
+  else if (what === 'layout') toggleLayout();
+  else if (what === 'fullscreen') toggleFullscreen();
+});
+
+// Notices stay a few seconds each.
+const NOTICE_MS = 5000;
+const noticeTimers = new Set();
+store.subscribe((s) => {
+  for (const n of s.notices) {
+    if (noticeTimers.has(n.id)) continue;
+    noticeTimers.add(n.id);
+    setTimeout(() => {
+      noticeTimers.delete(n.id);
+      store.dispatch({ type: 'dismissNotice', id: n.id });
+    }, NOTICE_MS);
+  }
+});
+
+/**
+ * "You are muted": the microphone hears speech (a level above SPEECH_LEVEL in most of the
+ * last second's samples) while muted; at most once per MUTED_NOTICE_MS. Measured on a
+ * clone of the track, which stays enabled while the sent one is muted.
+ */
+const SPEECH_LEVEL = 0.05;
+const MUTED_NOTICE_MS = 15000;
+let stopSpeechWatch = () => {};
+function watchMutedSpeech(stream) {
+  stopSpeechWatch();
+  const track = stream && stream.getAudioTracks()[0];
+  if (!track) return;
+  const clone = track.clone();
+  clone.enabled = true;
+  const meter = new AudioLevel();
+  meter.attach(new MediaStream([clone]));
+  const recent = [];
+  let lastNotice = -Infinity;
+  const timer = setInterval(() => {
+    recent.push(meter.level() > SPEECH_LEVEL);
+    if (recent.length > 5) recent.shift();
+    const speaking = recent.filter(Boolean).length >= 4;
+    if (speaking && state.micMuted && isJoined(state) && performance.now() - lastNotice > MUTED_NOTICE_MS) {
+      lastNotice = performance.now();
+      store.dispatch({ type: 'notice', text: 'You are muted: press M or the Mute button to speak' });
+    }
+  }, 200);
+  stopSpeechWatch = () => {
+    clearInterval(timer);
+    meter.detach();
+    clone.stop();
+    stopSpeechWatch = () => {};
+  };
+}
 $('share').addEventListener('click', toggleScreen);
 
 $('chat-toggle').addEventListener('click', () => openChat(!state.chat.open));

@@ -266,6 +266,15 @@ export class Media {
     const pc = this.recvPc;
     if (!pc) return;
     const { state } = this.store;
+    // The round trip of the receive connection's selected candidate pair (shared by its tiles).
+    let rttMs = null;
+    try {
+      for (const s of (await pc.getStats()).values()) {
+        if (s.type === 'candidate-pair' && s.nominated && Number.isFinite(s.currentRoundTripTime)) rttMs = s.currentRoundTripTime * 1000;
+      }
+    } catch {
+      rttMs = null;
+    }
     for (const tr of pc.getTransceivers()) {
       const c = tr.mid && state.consumers.get(tr.mid);
       if (!c || c.kind !== 'video') continue;
@@ -279,10 +288,17 @@ export class Media {
         if (s.type !== 'inbound-rtp') continue;
         const prev = this.lastBytes.get(c.consumerId);
         const bytes = s.bytesReceived || 0;
-        this.lastBytes.set(c.consumerId, { bytes, at: s.timestamp });
-        // Known from the second measurement on.
+        const lost = s.packetsLost || 0;
+        const got = s.packetsReceived || 0;
+        this.lastBytes.set(c.consumerId, { bytes, at: s.timestamp, lost, got });
+        // Known from the second measurement on: over the last second.
         const kbps = prev && s.timestamp > prev.at ? Math.max(0, Math.round((8 * (bytes - prev.bytes)) / (s.timestamp - prev.at))) : null;
-        this.store.dispatch({ type: 'received', key: tileKeyOf(c), peerId: c.peerId, consumerId: c.consumerId, kbps, width: s.frameWidth || 0, height: s.frameHeight || 0 });
+        const sent = prev ? (got - prev.got) + (lost - prev.lost) : 0;
+        const lossPct = sent > 0 ? Math.max(0, (100 * (lost - prev.lost)) / sent) : null;
+        this.store.dispatch({
+          type: 'received', key: tileKeyOf(c), peerId: c.peerId, consumerId: c.consumerId, kbps,
+          width: s.frameWidth || 0, height: s.frameHeight || 0, fps: s.framesPerSecond, lossPct, rttMs,
+        });
       }
     }
     const live = new Set([...state.consumers.values()].map((c) => c.consumerId));

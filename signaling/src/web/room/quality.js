@@ -71,3 +71,19 @@ export function receivedText(r) {
   if (r.kbps !== null && r.kbps !== undefined) parts.push(`${r.kbps} kbit/s`);
   return parts.join(' · ');
 }
+
+/**
+ * The stats overlay of a received video: one line each for bitrate, resolution and frame
+ * rate, loss and round-trip time, as far as known.
+ */
+export function statsLines(r) {
+  if (!r) return ['No video received'];
+  const lines = [];
+  lines.push(`Bitrate ${r.kbps === null || r.kbps === undefined ? '–' : `${r.kbps} kbit/s`}`);
+  lines.push(`Resolution ${r.width && r.height ? `${r.width}×${r.height}` : '–'}`);
+  lines.push(`Frame rate ${Number.isFinite(r.fps) ? `${Math.round(r.fps)} fps` : '–'}`);
+  lines.push(`Loss ${Number.isFinite(r.lossPct) ? `${r.lossPct.toFixed(1)} %` : '–'}`);
+  lines.push(`RTT ${Number.isFinite(r.rttMs) ? `${Math.round(r.rttMs)} ms` : '–'}`);
+  if (r.spatialLayer !== null && r.spatialLayer !== undefined) lines.push(`Layer S${r.spatialLayer}${r.temporalLayer === null || r.temporalLayer === undefined ? '' : `T${r.temporalLayer}`}`);
+  return lines;
+}

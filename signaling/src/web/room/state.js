@@ -75,7 +75,26 @@ export function initialState({ room = '', simulcast = true } = {}) {
     banner: null,
     /** Text chat: messages (oldest first), unread ones from others, and whether the panel is open. */
     chat: { messages: [], unread: 0, open: false },
+    /** grid, or speaker (the participant last heard leads). */
+    layout: 'grid',
+    /** The tile key pinned to lead the layout (null: none). */
+    pinned: null,
+    /** The other participant last named the active speaker (leads the speaker view). */
+    lastSpeaker: null,
+    /** Tiles whose stats overlay is open (tile keys). */
+    statsShown: new Set(),
+    /** Short notices (joins, leaves, "you are muted"): [{id, text}], newest last. */
+    notices: [],
+    nextNoticeId: 1,
   };
+}
+
+/** Notices shown at once; older ones go. */
+export const MAX_NOTICES = 3;
+
+function notice(s, text) {
+  s.notices = [...s.notices, { id: s.nextNoticeId, text }].slice(-MAX_NOTICES);
+  s.nextNoticeId += 1;
 }
 
 /** Forgets the peer connections' view of the call; the local camera and the peers stay. */
@@ -189,9 +208,16 @@ export function reduce(s, action) {
       s.promptError = action.message || 'Joining failed';
       break;
     case 'peerJoined':
-      if (action.peer && action.peer.peerId) s.peers.set(action.peer.peerId, { ...action.peer });
+      if (action.peer && action.peer.peerId) {
+        s.peers.set(action.peer.peerId, { ...action.peer });
+        notice(s, `${action.peer.name} joined`);
+      }
       break;
-    case 'peerLeft':
+    case 'peerLeft': {
+      const p = s.peers.get(action.peerId);
+      if (p) notice(s, `${p.name} left`);
+      if (s.lastSpeaker === action.peerId) s.lastSpeaker = null;
+      if (s.pinned && s.pinned.startsWith(action.peerId)) s.pinned = null;
       s.peers.delete(action.peerId);
       s.scores.delete(action.peerId);
       s.received.delete(action.peerId);
@@ -199,6 +225,7 @@ export function reduce(s, action) {
       s.tracks.delete(action.peerId);
       if (s.activeSpeaker === action.peerId) s.activeSpeaker = null;
       break;
+    }
     case 'muteChanged': {
       const p = s.peers.get(action.peerId);
       if (p) p[action.kind === 'audio' ? 'audioMuted' : 'videoMuted'] = Boolean(action.muted);
@@ -240,6 +267,7 @@ export function reduce(s, action) {
       const layers = s.layers.get(action.consumerId) || { spatialLayer: null, temporalLayer: null };
       s.received.set(action.key || action.peerId, {
         consumerId: action.consumerId, ...layers, kbps: action.kbps, width: action.width, height: action.height,
+        fps: action.fps, lossPct: action.lossPct, rttMs: action.rttMs,
       });
       break;
     }
@@ -266,6 +294,26 @@ export function reduce(s, action) {
       break;
     case 'activeSpeaker':
       s.activeSpeaker = action.peerId || null;
+      if (s.activeSpeaker && s.activeSpeaker !== s.peerId && s.peers.has(s.activeSpeaker)) s.lastSpeaker = s.activeSpeaker;
+      break;
+    case 'layout':
+      s.layout = action.layout === 'speaker' ? 'speaker' : 'grid';
+      break;
+    case 'pin':
+      s.pinned = s.pinned === action.key ? null : action.key || null;
+      break;
+    case 'toggleStats': {
+      const shown = new Set(s.statsShown);
+      if (shown.has(action.key)) shown.delete(action.key);
+      else shown.add(action.key);
+      s.statsShown = shown;
+      break;
+    }
+    case 'notice':
+      notice(s, action.text);
+      break;
+    case 'dismissNotice':
+      s.notices = s.notices.filter((n) => n.id !== action.id);
       break;
     case 'restart':
       // The media server restarted: new peer connections (media.js), same participants.

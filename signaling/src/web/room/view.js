@@ -4,12 +4,15 @@
 // textContent. The view measures tiles (ResizeObserver, IntersectionObserver) and reports
 // them through `onTileGeometry(peerId)`; what that means for the call is main.js's.
 import { QUALITY_BARS, TILE_GAP } from './config.js';
-import { gridColumns } from './layout.js';
-import { tileQuality, statusText, receivedText } from './quality.js';
+import { gridColumns, featuredTile } from './layout.js';
+import { tileQuality, statusText, receivedText, statsLines } from './quality.js';
 import { formatTime } from './chat.js';
 import { SCREEN_SUFFIX } from './state.js';
 
 const $ = (id) => document.getElementById(id);
+/** The keys of one's own camera and screen tiles (others' are state.js tileKeyOf). */
+export const SELF_KEY = 'self';
+export const SELF_SCREEN_KEY = `self${SCREEN_SUFFIX}`;
 
 function setText(el, text) {
   if (el.textContent !== text) el.textContent = text;
@@ -22,10 +25,16 @@ function setSrc(el, stream) {
 }
 
 export class RoomView {
-  /** `onTileGeometry(key)`: a tile's size or visibility changed (key: state.js tileKeyOf). */
-  constructor({ onTileGeometry }) {
+  /**
+   * `onTileGeometry(key)`: a tile's size or visibility changed (key: state.js tileKeyOf);
+   * `onPin(key)`, `onStats(key)`: the tile's pin or stats button was pressed (the own
+   * camera tile's key is SELF_KEY).
+   */
+  constructor({ onTileGeometry, onPin, onStats }) {
     this.grid = $('grid');
     this.onTileGeometry = onTileGeometry;
+    this.onPin = onPin;
+    this.onStats = onStats;
     /** Tile key (state.js tileKeyOf) -> tile of another participant's camera or screen;
      * the own tiles apart (the own id changes on rejoin). */
     this.tiles = new Map();
@@ -82,7 +91,73 @@ export class RoomView {
     this.renderBanner(s);
     this.renderControls(s);
     this.renderTiles(s);
+    this.renderLayout(s);
     this.renderChat(s);
+    this.renderNotices(s);
+  }
+
+  /** Which tile leads (layout.js featuredTile), each tile's pin and stats. */
+  renderLayout(s) {
+    const keys = [...this.tiles.keys()];
+    if (this.selfTile) keys.unshift(SELF_KEY);
+    const screens = keys.filter((k) => k.endsWith(SCREEN_SUFFIX));
+    if (this.selfScreenTile) {
+      keys.unshift(SELF_SCREEN_KEY);
+      screens.unshift(SELF_SCREEN_KEY);
+    }
+    const main = featuredTile({ layout: s.layout, keys, screens, pinned: s.pinned, speaker: s.lastSpeaker, selfKey: SELF_KEY });
+    const featured = main !== null && keys.length > 1;
+    const wasFeatured = this.grid.classList.contains('featured');
+    this.grid.classList.toggle('featured', featured);
+    let moved = wasFeatured !== featured;
+    for (const [key, t] of this.keyedTiles()) {
+      const isMain = featured && key === main;
+      if (t.el.classList.contains('main') !== isMain) moved = true;
+      t.el.classList.toggle('main', isMain);
+      const pinned = s.pinned === key;
+      t.pin.setAttribute('aria-pressed', String(pinned));
+      setText(t.pin, pinned ? 'Unpin' : 'Pin');
+      t.pin.setAttribute('aria-label', `${pinned ? 'Unpin' : 'Pin'} ${t.label}`);
+      const statsOpen = s.statsShown.has(key);
+      t.statsButton.setAttribute('aria-pressed', String(statsOpen));
+      t.stats.hidden = !statsOpen;
+      if (statsOpen) {
+        const lines = statsLines(s.received.get(key));
+        if (t.stats.textContent !== lines.join('')) {
+          t.stats.replaceChildren(...lines.map((l) => {
+            const d = document.createElement('div');
+            d.textContent = l;
+            return d;
+          }));
+        }
+      }
+    }
+    $('layout').textContent = s.layout === 'speaker' ? 'Grid view' : 'Speaker view';
+    $('layout').setAttribute('aria-pressed', String(s.layout === 'speaker'));
+    if (moved) this.fitGrid();
+  }
+
+  /** [key, tile] of every tile, the own ones under SELF_KEY / SELF_SCREEN_KEY. */
+  keyedTiles() {
+    const out = [...this.tiles];
+    if (this.selfTile) out.push([SELF_KEY, this.selfTile]);
+    if (this.selfScreenTile) out.push([SELF_SCREEN_KEY, this.selfScreenTile]);
+    return out;
+  }
+
+  /** Joins, leaves and "you are muted", each for a few seconds (main.js dismisses them). */
+  renderNotices(s) {
+    const box = $('notices');
+    const ids = s.notices.map((n) => String(n.id));
+    const shown = [...box.children].map((c) => c.dataset.id);
+    if (ids.join() === shown.join()) return;
+    box.replaceChildren(...s.notices.map((n) => {
+      const d = document.createElement('div');
+      d.className = 'notice';
+      d.dataset.id = String(n.id);
+      d.textContent = n.text;
+      return d;
+    }));
   }
 
   /** The chat panel, its log (appended to, or redrawn after a history) and the unread badge. */
@@ -94,6 +169,7 @@ export class RoomView {
       this.fitGrid();
     }
     $('chat-toggle').setAttribute('aria-expanded', String(open));
+    $('chat-toggle').setAttribute('aria-label', s.chat.unread ? `Chat, ${s.chat.unread} unread` : 'Chat');
     const unread = $('chat-unread');
     unread.hidden = s.chat.unread === 0;
     setText(unread, String(s.chat.unread));
@@ -176,7 +252,7 @@ export class RoomView {
     // Own tile: from the first join on; it keeps its element when the id changes.
     if (inCall && s.peerId) {
       if (!this.selfTile) {
-        this.selfTile = this.createTile(s.name, true);
+        this.selfTile = this.createTile(s.name, true, false, SELF_KEY);
         changed = true;
       }
       this.selfTile.el.dataset.peerId = s.peerId;
@@ -189,7 +265,7 @@ export class RoomView {
     // One's own screen share, as the others see it (not mirrored).
     if (inCall && s.localScreen && s.peerId) {
       if (!this.selfScreenTile) {
-        this.selfScreenTile = this.createTile(`${s.name} (your screen)`, false, true);
+        this.selfScreenTile = this.createTile(`${s.name} (your screen)`, false, true, SELF_SCREEN_KEY);
         this.selfScreenTile.el.classList.add('self-screen');
         changed = true;
       }
@@ -219,9 +295,8 @@ export class RoomView {
     for (const [key, { peerId, p, screen }] of wanted) {
       let t = this.tiles.get(key);
       if (!t) {
-        t = this.createTile(screen ? `${p.name} (screen)` : p.name, false, screen);
+        t = this.createTile(screen ? `${p.name} (screen)` : p.name, false, screen, key);
         t.el.dataset.peerId = peerId;
-        t.el.dataset.key = key;
         this.tiles.set(key, t);
         this.resizeObserver.observe(t.el);
         this.intersectionObserver.observe(t.el);
@@ -230,10 +305,7 @@ export class RoomView {
       if (screen) this.renderScreen(s, key, peerId, t);
       else this.renderPeer(s, peerId, p, t);
     }
-    if (changed) {
-      this.grid.classList.toggle('presenting', this.grid.querySelector('.tile.screen') !== null);
-      this.fitGrid();
-    }
+    if (changed) this.fitGrid();
   }
 
   /** Another participant's screen share: the video and what is received of it. */
@@ -246,11 +318,13 @@ export class RoomView {
     t.layer.title = 'Height and bitrate received';
   }
 
-  createTile(name, self, screen = false) {
+  createTile(name, self, screen, key) {
     const el = document.createElement('div');
     el.className = `tile${self ? ' self' : ''}${screen ? ' screen' : ''}`;
+    el.dataset.key = key;
+    const tileLabel = screen ? `screen of ${name}` : (self ? `${name} (you)` : name);
     el.setAttribute('role', 'group');
-    el.setAttribute('aria-label', screen ? `Screen shared by ${name}` : (self ? `${name} (you)` : name));
+    el.setAttribute('aria-label', tileLabel);
     const video = document.createElement('video');
     video.autoplay = true;
     video.playsInline = true;
@@ -279,11 +353,29 @@ export class RoomView {
     label.append(quality, nameEl, badges);
     const layer = document.createElement('div');
     layer.className = 'layer';
-    el.append(video, avatar, audio, label, layer);
-    // Screen shares lead the layout (style.css .grid.presenting).
+    const actions = document.createElement('div');
+    actions.className = 'tile-actions';
+    const pin = document.createElement('button');
+    pin.type = 'button';
+    pin.className = 'tile-btn pin';
+    pin.addEventListener('click', () => this.onPin(key));
+    const statsButton = document.createElement('button');
+    statsButton.type = 'button';
+    statsButton.className = 'tile-btn stats-toggle';
+    statsButton.textContent = 'Stats';
+    statsButton.setAttribute('aria-label', `Connection stats of ${tileLabel}`);
+    statsButton.addEventListener('click', () => this.onStats(key));
+    // One's own tiles receive nothing to measure.
+    statsButton.hidden = self || key === SELF_SCREEN_KEY;
+    actions.append(statsButton, pin);
+    const stats = document.createElement('div');
+    stats.className = 'stats';
+    stats.hidden = true;
+    el.append(video, avatar, audio, label, layer, actions, stats);
+    // Screen shares come first (and lead the layout: layout.js featuredTile).
     if (screen) this.grid.prepend(el);
     else this.grid.append(el);
-    return { el, video, audio, badges, avatar, quality, layer, height: null, onScreen: null };
+    return { el, video, audio, badges, avatar, quality, layer, pin, statsButton, stats, label: tileLabel, height: null, onScreen: null };
   }
 
   dropTile(t) {
@@ -349,7 +441,7 @@ export class RoomView {
 
   /** Lays the tiles out to fill the grid without scrolling (layout.js gridColumns). */
   fitGrid() {
-    if (this.grid.classList.contains('presenting')) {
+    if (this.grid.classList.contains('featured')) {
       this.grid.style.gridTemplateColumns = '';
       return;
     }
