@@ -294,11 +294,12 @@ store.subscribe((s) => {
 });
 
 /**
- * "You are muted": the microphone hears speech (a level above SPEECH_LEVEL in most of the
- * last second's samples) while muted; at most once per MUTED_NOTICE_MS. Measured on a
- * clone of the track, which stays enabled while the sent one is muted.
+ * "You are muted": the microphone hears sound (a level above SPEECH_LEVEL in at least two
+ * of the last second's five samples: speech has pauses) while muted; at most once per
+ * MUTED_NOTICE_MS. Measured on a clone of the track, which stays enabled while the sent
+ * one is muted.
  */
-const SPEECH_LEVEL = 0.05;
+const SPEECH_LEVEL = 0.02;
 const MUTED_NOTICE_MS = 15000;
 let stopSpeechWatch = () => {};
 function watchMutedSpeech(stream) {
@@ -314,7 +315,7 @@ function watchMutedSpeech(stream) {
   const timer = setInterval(() => {
     recent.push(meter.level() > SPEECH_LEVEL);
     if (recent.length > 5) recent.shift();
-    const speaking = recent.filter(Boolean).length >= 4;
+    const speaking = recent.filter(Boolean).length >= 2;
     if (speaking && state.micMuted && isJoined(state) && performance.now() - lastNotice > MUTED_NOTICE_MS) {
       lastNotice = performance.now();
       store.dispatch({ type: 'notice', text: 'You are muted: press M or the Mute button to speak' });
