@@ -39,6 +39,17 @@ const unreadBadge = (page) => page.evaluate(() => {
   return b.hidden ? null : b.textContent;
 });
 
+/**
+ * Ends a test's call: closes its pages (Chromium: the page's whole browser; Firefox: the
+ * tab), so that the next test has the cores to itself.
+ */
+async function hangUp(...pages) {
+  for (const p of pages) {
+    if (typeof p.context === 'function') await p.context().close().catch(() => {});
+    else await p.close().catch(() => {});
+  }
+}
+
 const tileOf = (page, id) => page.locator(`.tile[data-peer-id="${id}"]`);
 
 test('pre-join: preview, level, camera and microphone chosen, joined with camera off; the choice is remembered', async () => {
@@ -104,6 +115,7 @@ test('pre-join: preview, level, camera and microphone chosen, joined with camera
   assert.equal(await again.inputValue('#name-input'), 'Ann');
   await again.close();
   for (const p of [ann, bob]) assert.deepEqual(await pageErrors(p), []);
+  await hangUp(ann, bob);
 });
 
 test('chat: delivered to everyone, shown as text, unread badge, history for a late joiner in Firefox', async () => {
@@ -147,6 +159,7 @@ test('chat: delivered to everyone, shown as text, unread badge, history for a la
   }
   await bob.screenshot({ path: path.join(artifacts, 'chat.png') });
   for (const p of [ann, bob, cat]) assert.deepEqual(await pageErrors(p), []);
+  await hangUp(ann, bob, cat);
 });
 
 test('screen share: seen by the others (Chromium and Firefox) as its own large tile with decoded frames; stops', async () => {
@@ -193,6 +206,7 @@ test('screen share: seen by the others (Chromium and Firefox) as its own large t
   assert.equal(await ann.textContent('#share'), 'Share screen');
   await waitForMedia(bob, [annId], 'Bob still receiving Ann\'s camera');
   for (const p of [ann, bob, fox]) assert.deepEqual(await pageErrors(p), []);
+  await hangUp(ann, bob, fox);
 });
 
 /** Which tile leads the page's layout: its data-key, or null in a plain grid. */
@@ -267,4 +281,5 @@ test('layouts: a 4-person grid, speaker view following who speaks, pin, stats, s
   await bob.click('#leave');
   await waitFor('Dan told that Bob left', () => noticesText(dan), (t) => t.includes('Bob left'), { timeout: 5000 });
   for (const p of [ann, cat, dan]) assert.deepEqual(await pageErrors(p), []);
+  await hangUp(ann, bob, cat, dan);
 });
