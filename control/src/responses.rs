@@ -133,10 +133,12 @@ pub struct WorkerTotals {
     /// a resume is not a switch.
     pub spatial_layer_switches: u64,
     pub temporal_layer_switches: u64,
-    /// Bandwidth probe clusters started, and those whose measured rate confirmed their
-    /// target; the padding packets and bytes sent for them.
+    /// Bandwidth probe clusters started, those whose measured rate confirmed their
+    /// target, and those ended early because the path congested under them; the
+    /// padding packets and bytes sent for them.
     pub probe_clusters_started: u64,
     pub probe_clusters_succeeded: u64,
+    pub probe_clusters_aborted: u64,
     pub probe_padding_packets: u64,
     pub probe_padding_bytes: u64,
     /// Retransmissions refused by the subscribers' retransmission budgets (the sum of

@@ -242,7 +242,9 @@ fn twenty_percent_loss_backs_off() {
     let mut sim = Sim::new(BweConfig::default(), 100e6);
     sim.loss = 0.2;
     let trace = sim.run(5_000);
-    assert!(trace[4] < 400_000, "{trace:?}");
+    // GCC 6: x (1 - loss / 2) per loss sample (100 packets here: about one a second).
+    assert!(trace.windows(2).all(|w| w[1] < w[0]), "{trace:?}");
+    assert!(trace[4] < 750_000, "{trace:?}");
     assert!(sim
         .est
         .stats()
@@ -250,18 +252,21 @@ fn twenty_percent_loss_backs_off() {
         .is_some_and(|p| (0.15..0.25).contains(&p)));
 }
 
+/// Regression test (issue 13: a subscriber behind 5 % random loss stayed at its start
+/// rate, at its lowest layers): loss between the thresholds without a queue lets the
+/// estimate grow, more slowly than low loss does.
 #[test]
-fn moderate_loss_holds_and_low_loss_grows() {
+fn moderate_loss_without_a_queue_grows_slowly_and_low_loss_grows() {
     let mut sim = Sim::new(BweConfig::default(), 100e6);
     sim.loss = 0.05;
-    let trace = sim.run(10_000);
-    // Growth until the first long-window sample (~1 s), then held.
-    assert!(trace[0] < 1_100_000, "{trace:?}");
-    assert!(trace.windows(2).all(|w| w[0] == w[1]), "{trace:?}");
+    let moderate = sim.run(10_000);
+    assert!(moderate.windows(2).all(|w| w[0] <= w[1]), "{moderate:?}");
+    assert!(moderate[9] > 1_250_000, "{moderate:?}");
     let mut sim = Sim::new(BweConfig::default(), 100e6);
     sim.loss = 0.01;
-    let trace = sim.run(10_000);
-    assert!(trace[9] > 1_900_000, "{trace:?}");
+    let low = sim.run(10_000);
+    assert!(low[9] > 1_900_000, "{low:?}");
+    assert!(low[9] > moderate[9] * 3 / 2, "{low:?} vs {moderate:?}");
 }
 
 #[test]

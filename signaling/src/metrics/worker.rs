@@ -25,7 +25,7 @@ fn snake(s: &str) -> String {
 }
 
 /// Counters reported as lifetime totals: (field, metric, help).
-const COUNTERS: [(&str, &str, &str); 25] = [
+const COUNTERS: [(&str, &str, &str); 26] = [
     (
         "rtpPacketsReceived",
         "sfu_worker_rtp_packets_received_total",
@@ -120,6 +120,11 @@ const COUNTERS: [(&str, &str, &str); 25] = [
         "probeClustersSucceeded",
         "sfu_worker_probe_clusters_succeeded_total",
         "Bandwidth probe clusters whose measured rate confirmed their target.",
+    ),
+    (
+        "probeClustersAborted",
+        "sfu_worker_probe_clusters_aborted_total",
+        "Bandwidth probe clusters ended early because the path congested under them.",
     ),
     (
         "probePaddingPackets",
@@ -311,7 +316,7 @@ mod tests {
                                   "buckets": [{"le": 10, "count": 15}, {"le": 5, "count": 8}]},
             "dtlsFailures": 0, "nackReceived": 3, "packetsLost": 7,
             "spatialLayerSwitches": 4, "temporalLayerSwitches": 9, "probeClustersStarted": 5,
-            "probeClustersSucceeded": 3, "probePaddingPackets": 40, "probePaddingBytes": 48000,
+            "probeClustersSucceeded": 3, "probeClustersAborted": 1, "probePaddingPackets": 40, "probePaddingBytes": 48000,
             "retransmissionsOverBudget": 12, "keyFrameRequestsRepeated": 2,
             "dominantSpeakerChanges": 6, "consumersLimitedByBandwidth": 1,
             "redPacketsUnwrapped": 8
@@ -332,6 +337,7 @@ mod tests {
             "sfu_worker_layer_switches_total{worker=\"0\",layer=\"temporal\"} 9\n",
             "sfu_worker_probe_clusters_total{worker=\"0\"} 5\n",
             "sfu_worker_probe_clusters_succeeded_total{worker=\"0\"} 3\n",
+            "sfu_worker_probe_clusters_aborted_total{worker=\"0\"} 1\n",
             "sfu_worker_probe_padding_packets_total{worker=\"0\"} 40\n",
             "sfu_worker_probe_padding_bytes_total{worker=\"0\"} 48000\n",
             "sfu_worker_retransmissions_over_budget_total{worker=\"0\"} 12\n",

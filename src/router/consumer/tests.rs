@@ -9,7 +9,7 @@ use rand::SeedableRng;
 
 use super::*;
 use crate::batch::SendBatch;
-use crate::bwe::{BweConfig, RetransmitBudget, SendSideEstimator};
+use crate::bwe::{BweConfig, Pacer, RetransmitBudget, SendSideEstimator};
 use crate::rtp::extension::read_extension_u16;
 use crate::rtp::Vp8Descriptor;
 use crate::srtp::{contexts_from_keying_material, SrtpContext, SrtpProfile};
@@ -71,6 +71,7 @@ pub(super) struct Subscriber {
     transport_seq: u16,
     bwe: SendSideEstimator,
     rtx_budget: RetransmitBudget,
+    pacer: Pacer,
     rtp_out: Traffic,
     pub(super) drops: u64,
     worker_rtp_out: Traffic,
@@ -92,6 +93,7 @@ impl Subscriber {
             transport_seq: 0,
             bwe: SendSideEstimator::new(BweConfig::default()),
             rtx_budget: RetransmitBudget::default(),
+            pacer: Pacer::new(),
             rtp_out: Traffic::default(),
             drops: 0,
             worker_rtp_out: Traffic::default(),
@@ -106,6 +108,7 @@ impl Subscriber {
             transport_seq: &mut self.transport_seq,
             bwe: Some(&mut self.bwe),
             rtx_budget: &mut self.rtx_budget,
+            pacer: &mut self.pacer,
             transport_rtp_out: &mut self.rtp_out,
             transport_drops: &mut self.drops,
             worker_rtp_out: &mut self.worker_rtp_out,
@@ -114,8 +117,17 @@ impl Subscriber {
         }
     }
 
+    /// Sends what the pacer held back (these tests are about what is sent, not when).
+    fn flush_pacer(&mut self) {
+        let later = Instant::now() + Duration::from_secs(3600);
+        while let Some(p) = self.pacer.pop(later, 100_000_000_000) {
+            self.out.push(p.dest, &p.data);
+        }
+    }
+
     /// Every datagram sent, decrypted as the subscriber reads it.
     pub(super) fn received(&mut self) -> Vec<Vec<u8>> {
+        self.flush_pacer();
         let sent: Vec<Vec<u8>> = self.out.iter().map(|(_, d)| d.to_vec()).collect();
         sent.into_iter()
             .map(|mut d| {
@@ -127,7 +139,8 @@ impl Subscriber {
     }
 
     /// (SSRC, sequence number, transport-wide number) of every datagram sent.
-    fn sent(&self) -> Vec<(u32, u16, Option<u16>)> {
+    fn sent(&mut self) -> Vec<(u32, u16, Option<u16>)> {
+        self.flush_pacer();
         self.out
             .iter()
             .map(|(_, d)| {
