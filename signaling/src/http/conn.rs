@@ -2,7 +2,7 @@
 //! within the handshake timeout (hyper's `header_read_timeout`, which also runs while a
 //! keep-alive connection waits for its next request), and a keep-alive connection that
 //! waits longer than the idle timeout is closed. An upgraded WebSocket leaves here with
-//! its socket and its [`Permit`].
+//! its socket and its [`Permit`] (under TLS, inside the TLS stream).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -156,13 +156,15 @@ impl Service<Request<Incoming>> for Tracked {
 
 /// Serves `io` until it closes, times out, is upgraded, or `stop` turns true (then the
 /// request in flight is finished and the connection closed).
-pub(super) async fn serve(
-    io: Admitted,
+pub(super) async fn serve<I>(
+    io: I,
     router: Router,
     settings: HttpSettings,
     counters: Arc<ConnectionCounters>,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let phase = Arc::new(watch::Sender::new(Phase::AwaitingFirst));
     let mut phase_rx = phase.subscribe();
     let svc = TowerToHyperService::new(Tracked {

@@ -22,6 +22,7 @@ const ROOM_HTML: &str = include_str!("room.html");
 const HOME_JS: &str = include_str!("home.js");
 const ROOM_JS: &str = include_str!("room.js");
 const STYLE_CSS: &str = include_str!("style.css");
+const SECURE_CONTEXT_JS: &str = include_str!("secure-context.js");
 
 /// The page may use only its own scripts, styles, WebSocket and media: whatever a
 /// participant's name contains can never run as code.
@@ -243,6 +244,10 @@ pub fn router(cfg: SessionConfig, metrics_token: Option<BearerToken>) -> Router 
         .route(
             "/room.js",
             get(|| async { asset("text/javascript; charset=utf-8", ROOM_JS) }),
+        )
+        .route(
+            "/secure-context.js",
+            get(|| async { asset("text/javascript; charset=utf-8", SECURE_CONTEXT_JS) }),
         )
         .route(
             "/style.css",

@@ -90,11 +90,14 @@ impl Signaling {
             .expect("ready line");
         let url = line
             .split_whitespace()
-            .find(|w| w.starts_with("http://"))
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
             .unwrap_or_else(|| panic!("no URL in {line:?}"))
             .trim_end_matches('/')
             .to_owned();
-        let addr = url.trim_start_matches("http://").to_owned();
+        let addr = url
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .to_owned();
         Self { child, url, addr }
     }
 
