@@ -572,7 +572,10 @@ mod tests {
         assert!(err("tls_cert = \"/nonexistent.crt\"\n").contains("`tls_key`"));
         assert!(err("tls_key = \"/nonexistent.key\"\n").contains("`tls_cert`"));
         let e = err("tls_cert = \"/nonexistent.crt\"\ntls_key = \"/nonexistent.key\"\n");
-        assert!(e.contains("`tls_cert`") && e.contains("/nonexistent.crt"), "{e}");
+        assert!(
+            e.contains("`tls_cert`") && e.contains("/nonexistent.crt"),
+            "{e}"
+        );
         // A wildcard bind is fine with an external daemon: it owns the media addresses.
         load_with(
             "listen = \"0.0.0.0:80\"\ndaemon = \"/run/sfu\"\n",

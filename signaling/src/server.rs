@@ -20,6 +20,7 @@ use crate::metrics::Sources;
 use crate::room::{RoomSettings, Rooms};
 use crate::sdp::capabilities::Negotiation;
 use crate::web;
+use crate::whip::{self, session::SessionLimits};
 use crate::ws::{SessionConfig, SessionTimeouts};
 
 /// Everything after SIGTERM happens within this (operators and systemd expect < 2 s).
@@ -207,9 +208,20 @@ pub async fn serve(cfg: Config, sfu: PathBuf) -> Result<(), String> {
     if metrics_token.is_none() && metrics_listener.is_none() {
         tracing::info!("no metrics_token or metrics_listen: /metrics is not served");
     }
+    let whip = whip::Endpoints {
+        rooms: rooms.clone(),
+        auth_secret: session_cfg.auth_secret.clone(),
+        registry: Arc::default(),
+        limits: SessionLimits {
+            total: cfg.max_connections,
+            per_ip: cfg.max_connections_per_ip,
+        },
+        max_offer: cfg.max_message,
+        shutdown: shutdown_rx.clone(),
+    };
     let mut http = spawn_http(
         listener,
-        web::router(session_cfg, metrics_token),
+        web::router(session_cfg, metrics_token, whip),
         http_settings,
         http_stats.clone(),
         tls.clone(),

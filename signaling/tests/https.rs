@@ -32,7 +32,10 @@ fn write_pair(dir: &Path) -> CertificateDer<'static> {
 }
 
 /// A TLS connection that trusts `cert` only.
-async fn try_connect(addr: &str, cert: &CertificateDer<'static>) -> std::io::Result<TlsStream<TcpStream>> {
+async fn try_connect(
+    addr: &str,
+    cert: &CertificateDer<'static>,
+) -> std::io::Result<TlsStream<TcpStream>> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.clone()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 use super::limits::Permit;
-use super::{ConnectionCounters, HttpSettings};
+use super::{ClientAddr, ConnectionCounters, HttpSettings};
 
 /// Most bytes of request head hyper buffers (its floor is 8 KiB); a browser's requests
 /// need 1-2 KiB.
@@ -132,6 +132,7 @@ impl Drop for InFlight {
 struct Tracked {
     router: Router,
     phase: Arc<watch::Sender<Phase>>,
+    peer: ClientAddr,
 }
 
 impl Service<Request<Incoming>> for Tracked {
@@ -143,7 +144,9 @@ impl Service<Request<Incoming>> for Tracked {
         Service::<Request<Incoming>>::poll_ready(&mut self.router, cx)
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
+        // Handlers that bound what one address may hold (WHIP/WHEP sessions) read it.
+        req.extensions_mut().insert(self.peer);
         let in_flight = InFlight::enter(&self.phase);
         let answer = self.router.call(req);
         Box::pin(async move {
@@ -158,6 +161,7 @@ impl Service<Request<Incoming>> for Tracked {
 /// request in flight is finished and the connection closed).
 pub(super) async fn serve<I>(
     io: I,
+    peer: ClientAddr,
     router: Router,
     settings: HttpSettings,
     counters: Arc<ConnectionCounters>,
@@ -170,6 +174,7 @@ pub(super) async fn serve<I>(
     let svc = TowerToHyperService::new(Tracked {
         router,
         phase: phase.clone(),
+        peer,
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder

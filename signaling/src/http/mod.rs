@@ -58,6 +58,10 @@ impl ConnectionCounters {
     }
 }
 
+/// The address a request came from (a request extension), for per-address limits.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
 /// What /metrics reads of one listener.
 #[derive(Debug, Clone)]
 pub struct HttpStats {
@@ -117,14 +121,16 @@ pub async fn serve(
                 );
                 tokio::spawn(async move {
                     match tls {
-                        None => conn::serve(io, app, settings, counters, stop).await,
+                        None => {
+                            conn::serve(io, ClientAddr(peer), app, settings, counters, stop).await
+                        }
                         Some(tls) => {
                             let handshake = tls.acceptor().accept(io);
-                            match tokio::time::timeout(settings.handshake_timeout, handshake)
-                                .await
+                            match tokio::time::timeout(settings.handshake_timeout, handshake).await
                             {
                                 Ok(Ok(io)) => {
-                                    conn::serve(io, app, settings, counters, stop).await;
+                                    let peer = ClientAddr(peer);
+                                    conn::serve(io, peer, app, settings, counters, stop).await;
                                 }
                                 Ok(Err(e)) => {
                                     tracing::debug!(%peer, error = %e, "TLS handshake failed");

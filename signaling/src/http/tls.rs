@@ -182,8 +182,12 @@ impl Tls {
                     }
                 };
                 match tls.reload() {
-                    Ok(()) => tracing::info!(reason = why, cert = %tls.files.cert.display(), "TLS certificate reloaded"),
-                    Err(e) => tracing::warn!(reason = why, error = %e, "TLS certificate not reloaded: the previous one stays in use"),
+                    Ok(()) => {
+                        tracing::info!(reason = why, cert = %tls.files.cert.display(), "TLS certificate reloaded")
+                    }
+                    Err(e) => {
+                        tracing::warn!(reason = why, error = %e, "TLS certificate not reloaded: the previous one stays in use")
+                    }
                 }
             }
         });

@@ -1,5 +1,5 @@
-//! HTTP: the embedded web client, the WebSocket endpoint, two small JSON endpoints and
-//! the Prometheus metrics.
+//! HTTP: the embedded web client, the WebSocket endpoint, two small JSON endpoints, the
+//! Prometheus metrics, and the WHIP endpoints (`crate::whip`).
 
 mod bearer;
 
@@ -233,7 +233,11 @@ pub fn metrics_router(src: Sources) -> Router {
 }
 
 /// All routes of the public listener. `metrics_token` opens its operator endpoints.
-pub fn router(cfg: SessionConfig, metrics_token: Option<BearerToken>) -> Router {
+pub fn router(
+    cfg: SessionConfig,
+    metrics_token: Option<BearerToken>,
+    whip: crate::whip::Endpoints,
+) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/r/{room}", get(room_page))
@@ -262,6 +266,7 @@ pub fn router(cfg: SessionConfig, metrics_token: Option<BearerToken>) -> Router 
             session: cfg,
             metrics_token: metrics_token.map(Arc::new),
         })
+        .merge(crate::whip::routes(whip))
 }
 
 #[cfg(test)]
