@@ -1,0 +1,103 @@
+// WHIP (issue 14, "How it is shown"): aiortc, a WebRTC stack we did not write, publishes
+// test video and audio into a room with POST /whip/<room> and its join token as bearer
+// token; a Chromium participant of the room decodes the video and receives the audio;
+// DELETE removes the tile; a missing or bad token is refused with 401.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import path from 'node:path';
+import readline from 'node:readline';
+import { repo, spawnServer, signalingBin, metricsToken } from '../lib/server.mjs';
+import { launchChromium, recordConsole, removeTmpDirs, inbound } from '../lib/browsers.mjs';
+import { waitFor, waitForMedia, waitForGrowth } from '../lib/wait.mjs';
+
+const PYTHON = process.env.SFU_E2E_PYTHON || path.join(repo, 'e2e', '.venv', 'bin', 'python');
+const CLIENT = path.join(repo, 'e2e', 'tools', 'whip-aiortc.py');
+const SECRET = 'e2e whip secret';
+
+const cleanups = [];
+const logs = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => {});
+  removeTmpDirs();
+  if (process.exitCode) for (const l of logs) console.error(l);
+});
+
+function token(room, name) {
+  return execFileSync(signalingBin, ['token', '--secret', SECRET, '--room', room, '--name', name, '--ttl', '600'])
+    .toString().trim();
+}
+
+/** Starts the aiortc WHIP client; `next()` resolves its next JSON event line. */
+function whipClient(url, tokenValue) {
+  const args = [CLIENT, url];
+  if (tokenValue !== undefined) args.push('--token', tokenValue);
+  const child = spawn(PYTHON, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  cleanups.push(async () => child.kill('SIGKILL'));
+  const queue = [];
+  const waiting = [];
+  readline.createInterface({ input: child.stdout }).on('line', (line) => {
+    let ev;
+    try { ev = JSON.parse(line); } catch { return; }
+    const w = waiting.shift();
+    if (w) w(ev); else queue.push(ev);
+  });
+  const next = (timeout = 30000) => (queue.length ? Promise.resolve(queue.shift()) : new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no event from the WHIP client in time')), timeout);
+    waiting.push((ev) => { clearTimeout(timer); resolve(ev); });
+  }));
+  return { child, next, send: (line) => child.stdin.write(`${line}\n`) };
+}
+
+test('aiortc publishes with WHIP; Chromium decodes it; DELETE removes its tile; bad tokens get 401', async () => {
+  const srv = await spawnServer(['--auth-secret', SECRET]);
+  cleanups.push(async () => srv.stop());
+  const room = `e2e-whip-${process.pid}`;
+  const endpoint = `${srv.url}/whip/${room}`;
+
+  const ctx = await launchChromium();
+  cleanups.push(async () => ctx.close());
+  const page = await ctx.newPage();
+  recordConsole(page, 'Ada', logs);
+  await page.goto(`${srv.url}/r/${room}?name=Ada&token=${encodeURIComponent(token(room, 'Ada'))}`);
+  await page.waitForFunction(() => window.sfu.state.joined, null, { timeout: 20000 });
+
+  // Refused: no token, a token signed with another secret, a token for another room.
+  const wrongSecret = execFileSync(signalingBin, ['token', '--secret', 'not it', '--room', room, '--name', 'obs']).toString().trim();
+  for (const [label, t] of [['missing', undefined], ['wrong secret', wrongSecret], ['other room', token('elsewhere', 'obs')]]) {
+    const c = whipClient(endpoint, t);
+    const ev = await c.next();
+    assert.equal(ev.event, 'refused', label);
+    assert.equal(ev.status, 401, `${label}: ${ev.body}`);
+    assert.equal(ev.wwwAuthenticate, 'Bearer', label);
+  }
+
+  const obs = whipClient(endpoint, token(room, 'aiortc'));
+  const created = await obs.next();
+  assert.equal(created.event, 'answered', JSON.stringify(created));
+  assert.equal(created.status, 201);
+  assert.match(created.location, new RegExp(`/whip/${room}/session/[0-9a-f]+$`));
+
+  const stats = await waitFor('the WHIP participant in the room', async () => {
+    const r = await fetch(`${srv.url}/api/rooms/${room}`, { headers: { Authorization: `Bearer ${metricsToken}` } });
+    return r.status === 200 ? r.json() : null;
+  }, (s) => s && s.peers.some((p) => p.name === 'aiortc' && p.producers === 2));
+  const whipId = stats.peers.find((p) => p.name === 'aiortc').peerId;
+
+  const first = await waitForMedia(page, [whipId], 'the WHIP publisher\'s media', 45000);
+  const grown = await waitForGrowth(page, first, 'the WHIP publisher\'s media growth');
+  const v = grown[whipId].video;
+  const a = grown[whipId].audio;
+  assert.equal(v.frameWidth, 640);
+  assert.equal(v.codec, 'video/VP8');
+  assert.equal(a.codec, 'audio/opus');
+  const tiles = await page.locator('.tile .name').allTextContents();
+  assert.ok(tiles.some((t) => t.includes('aiortc')), JSON.stringify(tiles));
+  console.log(`# Chromium decodes the aiortc WHIP publisher: ${v.framesDecoded} frames at ${v.frameWidth}x${v.frameHeight}, ${a.packetsReceived} audio packets`);
+
+  obs.send('delete');
+  const deleted = await obs.next();
+  assert.equal(deleted.status, 200);
+  await waitFor('the WHIP tile to go', () => page.locator('.tile .name').allTextContents(),
+    (names) => !names.some((t) => t.includes('aiortc')), { timeout: 15000 });
+});
