@@ -29,8 +29,8 @@ function token(room, name) {
 }
 
 /** Starts the aiortc WHIP client; `next()` resolves its next JSON event line. */
-function whipClient(url, tokenValue) {
-  const args = [CLIENT, url];
+function whipClient(url, tokenValue, codec = 'vp8') {
+  const args = [CLIENT, url, '--codec', codec];
   if (tokenValue !== undefined) args.push('--token', tokenValue);
   const child = spawn(PYTHON, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   cleanups.push(async () => child.kill('SIGKILL'));
@@ -49,7 +49,15 @@ function whipClient(url, tokenValue) {
   return { child, next, send: (line) => child.stdin.write(`${line}\n`) };
 }
 
-test('aiortc publishes with WHIP; Chromium decodes it; DELETE removes its tile; bad tokens get 401', async () => {
+async function whipPeerId(srv, room, name) {
+  const stats = await waitFor(`${name} in the room`, async () => {
+    const r = await fetch(`${srv.url}/api/rooms/${room}`, { headers: { Authorization: `Bearer ${metricsToken}` } });
+    return r.status === 200 ? r.json() : null;
+  }, (s) => s && s.peers.some((p) => p.name === name && p.producers === 2));
+  return stats.peers.find((p) => p.name === name).peerId;
+}
+
+test('aiortc publishes with WHIP (VP8, then H264); Chromium decodes it; DELETE removes its tile; bad tokens get 401', async () => {
   const srv = await spawnServer(['--auth-secret', SECRET]);
   cleanups.push(async () => srv.stop());
   const room = `e2e-whip-${process.pid}`;
@@ -78,11 +86,7 @@ test('aiortc publishes with WHIP; Chromium decodes it; DELETE removes its tile; 
   assert.equal(created.status, 201);
   assert.match(created.location, new RegExp(`/whip/${room}/session/[0-9a-f]+$`));
 
-  const stats = await waitFor('the WHIP participant in the room', async () => {
-    const r = await fetch(`${srv.url}/api/rooms/${room}`, { headers: { Authorization: `Bearer ${metricsToken}` } });
-    return r.status === 200 ? r.json() : null;
-  }, (s) => s && s.peers.some((p) => p.name === 'aiortc' && p.producers === 2));
-  const whipId = stats.peers.find((p) => p.name === 'aiortc').peerId;
+  const whipId = await whipPeerId(srv, room, 'aiortc');
 
   const first = await waitForMedia(page, [whipId], 'the WHIP publisher\'s media', 45000);
   const grown = await waitForGrowth(page, first, 'the WHIP publisher\'s media growth');
@@ -100,4 +104,15 @@ test('aiortc publishes with WHIP; Chromium decodes it; DELETE removes its tile; 
   assert.equal(deleted.status, 200);
   await waitFor('the WHIP tile to go', () => page.locator('.tile .name').allTextContents(),
     (names) => !names.some((t) => t.includes('aiortc')), { timeout: 15000 });
+
+  // H264 alone, as OBS with x264 offers it: published as H264, decoded by Chromium.
+  const h264 = whipClient(endpoint, token(room, 'aiortc264'), 'h264');
+  assert.equal((await h264.next()).status, 201);
+  const h264Id = await whipPeerId(srv, room, 'aiortc264');
+  const h = (await waitForMedia(page, [h264Id], 'the H264 WHIP publisher\'s media', 45000))[h264Id];
+  assert.equal(h.video.codec, 'video/H264');
+  assert.ok(h.video.frameWidth > 0);
+  console.log(`# Chromium decodes the aiortc H264 WHIP publisher: ${h.video.framesDecoded} frames at ${h.video.frameWidth}x${h.video.frameHeight}`);
+  h264.send('delete');
+  assert.equal((await h264.next()).status, 200);
 });

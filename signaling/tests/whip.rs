@@ -352,3 +352,26 @@ async fn sessions_per_address_are_capped() {
     assert_eq!(status, 200);
     publish(&srv.addr, "/whip/many?name=three", &[SDP]).await;
 }
+
+/// Regression: OBS with x264 offers H264 alone; with the default `video_codec` (VP8) it
+/// was refused for want of VP8.
+#[tokio::test]
+async fn an_h264_only_offer_is_published_as_h264() {
+    let srv = Signaling::start(&[]);
+    let offer = fixture("chromium-send-offer.sdp")
+        .replace("VP8/90000", "XV1/90000")
+        .replace("VP9/90000", "XV3/90000")
+        .replace("AV1/90000", "XV4/90000");
+    let (status, _, answer) = http_request(
+        &srv.addr,
+        "POST",
+        "/whip/h264?name=obs",
+        &[SDP],
+        offer.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    let video = answer.split("m=video").nth(1).expect("a video m-line");
+    assert!(video.contains("H264/90000"), "{answer}");
+    assert!(!video.contains("XV1"), "{answer}");
+}
