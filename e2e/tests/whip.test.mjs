@@ -116,3 +116,69 @@ test('aiortc publishes with WHIP (VP8, then H264); Chromium decodes it; DELETE r
   h264.send('delete');
   assert.equal((await h264.next()).status, 200);
 });
+
+test('Chromium doing only the WHIP HTTP exchange publishes simulcast; another Chromium decodes it; DELETE ends it', async () => {
+  const srv = await spawnServer();
+  cleanups.push(async () => srv.stop());
+  const room = `e2e-whip-sc-${process.pid}`;
+
+  const ctxViewer = await launchChromium();
+  cleanups.push(async () => ctxViewer.close());
+  const viewer = await ctxViewer.newPage();
+  recordConsole(viewer, 'viewer', logs);
+  await viewer.goto(`${srv.url}/r/${room}?name=Viewer`);
+  await viewer.waitForFunction(() => window.sfu.state.joined, null, { timeout: 20000 });
+
+  // The publisher: a page of the server's origin that runs WHIP by hand (not room.js).
+  const ctxPub = await launchChromium();
+  cleanups.push(async () => ctxPub.close());
+  const pub = await ctxPub.newPage();
+  recordConsole(pub, 'whip-chromium', logs);
+  await pub.goto(`${srv.url}/`);
+  const created = await pub.evaluate(async (endpoint) => {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+    const pc = new RTCPeerConnection();
+    window.whipPc = pc;
+    pc.addTransceiver(stream.getAudioTracks()[0], { direction: 'sendonly' });
+    pc.addTransceiver(stream.getVideoTracks()[0], {
+      direction: 'sendonly',
+      sendEncodings: [{ rid: 'h', scaleResolutionDownBy: 2 }, { rid: 'f' }],
+    });
+    await pc.setLocalDescription();
+    // Non-trickle WHIP: the offer goes with its candidates.
+    await new Promise((resolve) => {
+      if (pc.iceGatheringState === 'complete') resolve();
+      pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') resolve(); });
+    });
+    const r = await fetch(endpoint, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
+    const answer = await r.text();
+    if (r.status !== 201) return { status: r.status, answer };
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+    return { status: r.status, location: r.headers.get('Location'), simulcast: /a=simulcast:recv h;f/.test(answer) };
+  }, `${srv.url}/whip/${room}?name=Chromium%20WHIP`);
+  assert.equal(created.status, 201, JSON.stringify(created));
+  assert.ok(created.simulcast, 'the answer accepts both simulcast encodings');
+
+  const pubId = await waitFor('the WHIP participant', async () => {
+    const r = await fetch(`${srv.url}/api/rooms/${room}`, { headers: { Authorization: `Bearer ${metricsToken}` } });
+    const s = r.status === 200 ? await r.json() : null;
+    const p = s && s.peers.find((x) => x.name === 'Chromium WHIP' && x.producers === 2);
+    return p ? p.peerId : null;
+  }, Boolean);
+  const got = await waitForMedia(viewer, [pubId], 'the Chromium WHIP publisher\'s media', 45000);
+  assert.ok(got[pubId].video.frameWidth > 0);
+  // Both encodings arrive at the server (outbound stats of the publisher per rid).
+  const sent = await waitFor('both encodings sending', () => pub.evaluate(async () => {
+    const out = {};
+    for (const s of (await window.whipPc.getStats()).values()) {
+      if (s.type === 'outbound-rtp' && s.kind === 'video') out[s.rid] = s.framesEncoded || 0;
+    }
+    return out;
+  }), (o) => o.h > 0 && o.f > 0);
+  console.log(`# viewer decodes the Chromium WHIP publisher at ${got[pubId].video.frameWidth}x${got[pubId].video.frameHeight}; frames encoded per rid ${JSON.stringify(sent)}`);
+
+  const status = await pub.evaluate(async (loc) => (await fetch(loc, { method: 'DELETE' })).status, created.location);
+  assert.equal(status, 200);
+  await waitFor('the WHIP tile to go', () => viewer.locator('.tile .name').allTextContents(),
+    (names) => !names.some((t) => t.includes('Chromium WHIP')), { timeout: 15000 });
+});
