@@ -1,7 +1,8 @@
 // HTTPS served by sfu-signaling itself (issue 14, "How it is shown"): each Chromium in its
 // own network namespace opens the room at https://<server address> with a test
 // certificate it trusts (by its SPKI hash; no --unsafely-treat-insecure-origin-as-secure),
-// publishes its camera and microphone, and the other decodes them.
+// publishes its camera and microphone, and the other decodes them. Over plain http from
+// that address the page cannot open the camera and says why.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -66,4 +67,17 @@ test('Chromium on another address opens the room over https and publishes withou
     await waitForMedia(pages.Ada, [bob], 'Ada decodes Bob over the https page', 45000);
     assert.ok(got[ada].video.frameWidth > 0);
     console.log(`# over https: Bob decoded ${got[ada].video.framesDecoded} frames of Ada (${got[ada].video.frameWidth}x${got[ada].video.frameHeight})`);
+
+    // The same page over plain http from another address: no camera, and the page says why.
+    const plain = await lab.server([]);
+    assert.match(plain.url, /^http:\/\//);
+    const ctx = await lab.chromium(lab.client('Cy'), [], { insecureOrigin: false });
+    const page = await ctx.newPage();
+    recordConsole(page, 'Cy', logs);
+    await page.goto(`${plain.url}/r/${room}?name=Cy`);
+    await page.waitForFunction(() => window.sfu.state.joined, null, { timeout: 20000 });
+    const notice = page.locator('#insecure-notice');
+    assert.ok(await notice.isVisible(), 'the insecure-page notice is shown');
+    assert.match(await notice.textContent(), /not secure/);
+    assert.equal(await page.evaluate(() => window.sfu.state.viewer), true, 'joined as a viewer: no camera');
   });
