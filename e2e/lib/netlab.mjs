@@ -24,7 +24,7 @@ import { CHROMIUM, launchChromium } from './browsers.mjs';
 
 const targetDir = process.env.CARGO_TARGET_DIR || path.join(repo, 'target');
 const impairBin = process.env.SFU_IMPAIR_BIN || path.join(targetDir, 'debug', 'sfu-impair');
-const SERVER_IP = '10.77.0.1';
+export const SERVER_IP = '10.77.0.1';
 
 function run(...args) {
   return execFileSync(args[0], args.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
@@ -136,7 +136,7 @@ export class NetLab {
         reject(new Error(`sfu-signaling exited early (code ${code}, signal ${signal})`));
       });
       readline.createInterface({ input: child.stdout }).on('line', (line) => {
-        const m = /open (http:\/\/\S+)/.exec(line);
+        const m = /open (https?:\/\/\S+)/.exec(line);
         if (!m) return;
         clearTimeout(timer);
         child.removeAllListeners('exit');
@@ -157,13 +157,14 @@ export class NetLab {
   /**
    * Chromium inside `client`'s namespace (a wrapper script enters it; Playwright talks to
    * the browser over a pipe, which the namespace does not affect). The page's origin is not
-   * loopback, so it is declared secure for getUserMedia.
+   * loopback, so it is declared secure for getUserMedia (unless `insecureOrigin` is false:
+   * a server on https needs no such flag).
    */
-  async chromium(client, extraArgs = []) {
+  async chromium(client, extraArgs = [], { insecureOrigin = true } = {}) {
     const wrapper = path.join(this.dir, `chromium-${path.basename(client.ns)}`);
     fs.writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${client.ns} ${CHROMIUM} "$@"\n`, { mode: 0o755 });
-    return launchChromium([`--unsafely-treat-insecure-origin-as-secure=${this.url}`, ...extraArgs],
-      { executablePath: wrapper, loopback: false });
+    const secure = insecureOrigin ? [`--unsafely-treat-insecure-origin-as-secure=${this.url}`] : [];
+    return launchChromium([...secure, ...extraArgs], { executablePath: wrapper, loopback: false });
   }
 
   async close() {

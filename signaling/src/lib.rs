@@ -16,4 +16,5 @@ pub mod sdp;
 pub mod server;
 pub mod token;
 pub mod web;
+pub mod whip;
 pub mod ws;

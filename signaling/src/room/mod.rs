@@ -38,6 +38,9 @@ pub struct JoinRequest {
     pub peer_id: String,
     pub name: String,
     pub caps: RtpCapabilities,
+    /// Whether the participant receives the others' tracks (a WHIP publisher does not:
+    /// it gets no consumers and no receive transport).
+    pub receives: bool,
     /// Where the room sends this participant's messages. Dropped by the room when the
     /// participant is out (left, removed, room failed).
     pub out: mpsc::Sender<ServerMessage>,
@@ -107,6 +110,21 @@ pub struct PeerStats {
     pub name: String,
     pub producers: usize,
     pub consumers: usize,
+}
+
+/// How long a room may take to answer a join (milliseconds normally): bounds a stuck
+/// daemon.
+const JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+/// Messages a room may queue for one participant before the participant counts as stuck.
+const OUT_QUEUE: usize = 256;
+
+/// A participant in a room, as its session holds it.
+#[derive(Debug)]
+pub struct Entered {
+    pub room: RoomHandle,
+    pub peer_id: String,
+    /// What the room sends this participant; ends when the room lets go of it.
+    pub out: mpsc::Receiver<ServerMessage>,
 }
 
 /// A way to send commands to a room.
@@ -203,6 +221,70 @@ impl Rooms {
             ProtocolError::new(ErrorCode::ServerError, "the room is busy, try again")
         })?;
         Ok(entry.handle.clone())
+    }
+
+    /// Enters `room` as `name` (checked by the caller: room, name, token) and waits for
+    /// the room's answer. On a timeout the room is told to remove the participant again,
+    /// should it still add it.
+    pub async fn enter(
+        &self,
+        room: &str,
+        name: String,
+        caps: RtpCapabilities,
+        receives: bool,
+    ) -> Result<Entered, ProtocolError> {
+        let peer_id = format!("{:016x}", rand::random::<u64>());
+        let (out_tx, out) = mpsc::channel(OUT_QUEUE);
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let handle = self.join(
+            room,
+            JoinRequest {
+                peer_id: peer_id.clone(),
+                name,
+                caps,
+                receives,
+                out: out_tx,
+                reply: reply_tx,
+            },
+        )?;
+        match tokio::time::timeout(JOIN_TIMEOUT, reply_rx).await {
+            Ok(Ok(Ok(()))) => Ok(Entered {
+                room: handle,
+                peer_id,
+                out,
+            }),
+            Ok(Ok(Err(e))) => Err(e),
+            Ok(Err(_)) => Err(ProtocolError::new(
+                ErrorCode::ServerError,
+                "the room closed; try again",
+            )),
+            Err(_) => {
+                handle
+                    .send(RoomCmd::Leave {
+                        peer_id,
+                        explicit: false,
+                    })
+                    .await;
+                Err(ProtocolError::new(
+                    ErrorCode::ServerError,
+                    "joining took too long",
+                ))
+            }
+        }
+    }
+
+    /// Checks a publisher's offer as the room will (the same SDP code, against a
+    /// placeholder transport), without a room, a join or a daemon transport.
+    pub fn check_send_offer(&self, sdp: &str) -> Result<(), ProtocolError> {
+        let desc = crate::sdp::parse::parse(sdp)?;
+        crate::sdp::answer::answer_send_offer(
+            &desc,
+            &actor::placeholder_transport(),
+            &self.inner.settings.negotiation,
+            0,
+            &BTreeMap::new(),
+        )?;
+        Ok(())
     }
 
     /// Totals over all rooms.

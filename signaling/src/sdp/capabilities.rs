@@ -308,7 +308,8 @@ pub fn receive_capabilities(
 }
 
 /// The codec a publisher's m-line will send, from the codecs it offered: Opus for audio;
-/// for video the configured codec if offered, else VP8.
+/// for video the configured codec if offered, else VP8, else any other we forward
+/// (broadcast tools such as OBS with x264 offer H264 alone; browsers always offer VP8).
 pub fn choose_send_codec(
     kind: MediaKind,
     offered: &[SdpCodec],
@@ -316,9 +317,9 @@ pub fn choose_send_codec(
 ) -> Option<&SdpCodec> {
     let wanted: Vec<&str> = match (kind, preferred_video) {
         (MediaKind::Audio, _) => vec!["audio/opus"],
-        (MediaKind::Video, VideoCodec::Vp8) => vec!["video/VP8"],
-        (MediaKind::Video, VideoCodec::Vp9) => vec!["video/VP9", "video/VP8"],
-        (MediaKind::Video, VideoCodec::H264) => vec!["video/H264", "video/VP8"],
+        (MediaKind::Video, VideoCodec::Vp8) => vec!["video/VP8", "video/H264", "video/VP9"],
+        (MediaKind::Video, VideoCodec::Vp9) => vec!["video/VP9", "video/VP8", "video/H264"],
+        (MediaKind::Video, VideoCodec::H264) => vec!["video/H264", "video/VP8", "video/VP9"],
     };
     for mime in wanted {
         let Some(t) = TABLE.iter().find(|t| t.mime == mime) else {

@@ -1,5 +1,5 @@
-//! HTTP: the embedded web client, the WebSocket endpoint, two small JSON endpoints and
-//! the Prometheus metrics.
+//! HTTP: the embedded web client, the WebSocket endpoint, two small JSON endpoints, the
+//! Prometheus metrics, and the WHIP endpoints (`crate::whip`).
 
 mod bearer;
 
@@ -22,6 +22,7 @@ const ROOM_HTML: &str = include_str!("room.html");
 const HOME_JS: &str = include_str!("home.js");
 const ROOM_JS: &str = include_str!("room.js");
 const STYLE_CSS: &str = include_str!("style.css");
+const SECURE_CONTEXT_JS: &str = include_str!("secure-context.js");
 
 /// The page may use only its own scripts, styles, WebSocket and media: whatever a
 /// participant's name contains can never run as code.
@@ -232,7 +233,11 @@ pub fn metrics_router(src: Sources) -> Router {
 }
 
 /// All routes of the public listener. `metrics_token` opens its operator endpoints.
-pub fn router(cfg: SessionConfig, metrics_token: Option<BearerToken>) -> Router {
+pub fn router(
+    cfg: SessionConfig,
+    metrics_token: Option<BearerToken>,
+    whip: crate::whip::Endpoints,
+) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/r/{room}", get(room_page))
@@ -243,6 +248,10 @@ pub fn router(cfg: SessionConfig, metrics_token: Option<BearerToken>) -> Router 
         .route(
             "/room.js",
             get(|| async { asset("text/javascript; charset=utf-8", ROOM_JS) }),
+        )
+        .route(
+            "/secure-context.js",
+            get(|| async { asset("text/javascript; charset=utf-8", SECURE_CONTEXT_JS) }),
         )
         .route(
             "/style.css",
@@ -257,6 +266,7 @@ pub fn router(cfg: SessionConfig, metrics_token: Option<BearerToken>) -> Router 
             session: cfg,
             metrics_token: metrics_token.map(Arc::new),
         })
+        .merge(crate::whip::routes(whip))
 }
 
 #[cfg(test)]

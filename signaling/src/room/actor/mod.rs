@@ -7,6 +7,8 @@ mod publish;
 mod restart;
 mod speaker;
 
+pub(super) use publish::placeholder_transport;
+
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -62,6 +64,8 @@ struct Peer {
     name: String,
     out: mpsc::Sender<ServerMessage>,
     caps: RtpCapabilities,
+    /// False for a WHIP publisher: it consumes nothing.
+    receives: bool,
     send: Option<TransportCreated>,
     recv: RecvSession,
     audio_muted: bool,
@@ -469,6 +473,7 @@ impl Room {
             peer_id,
             name,
             caps,
+            receives,
             out,
             reply,
         } = req;
@@ -503,6 +508,7 @@ impl Room {
             name: name.clone(),
             out,
             caps,
+            receives,
             send: None,
             recv: RecvSession::new(rand::random::<u32>().into()),
             audio_muted: false,
@@ -584,6 +590,9 @@ impl Room {
         let Some(owner) = self.producers.get(producer_id).cloned() else {
             return;
         };
+        if !self.peer(peer_id).is_some_and(|p| p.receives) {
+            return;
+        }
         if let Err(e) = self.ensure_recv_transport(peer_id).await {
             self.error_to(peer_id, e, "join");
             return;

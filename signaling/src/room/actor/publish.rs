@@ -190,7 +190,7 @@ impl Room {
 }
 
 /// A transport with dummy values, to validate an offer before creating a real one.
-fn placeholder_transport() -> TransportCreated {
+pub(crate) fn placeholder_transport() -> TransportCreated {
     use sfu_control::params::{DtlsParameters, IceCandidate, IceParameters};
     TransportCreated {
         transport_id: random_id().into(),
