@@ -275,15 +275,18 @@ impl SendSideEstimator {
     /// times [`PACING_FACTOR_QUEUED`] within [`QUEUE_MEMORY`] of overuse, else times
     /// [`PACING_FACTOR`].
     pub fn pacing_bps(&self, now: Instant) -> u64 {
-        let queued = self
-            .last_overuse
-            .is_some_and(|t| now.saturating_duration_since(t) < QUEUE_MEMORY);
-        let factor = if queued {
+        let factor = if self.queued_recently(now) {
             PACING_FACTOR_QUEUED
         } else {
             PACING_FACTOR
         };
         (self.estimate * factor) as u64
+    }
+
+    /// Whether the delay detector saw a queue on the path within [`QUEUE_MEMORY`].
+    fn queued_recently(&self, now: Instant) -> bool {
+        self.last_overuse
+            .is_some_and(|t| now.saturating_duration_since(t) < QUEUE_MEMORY)
     }
 
     /// Bytes sent since the probe cluster opened (the prober tops them up to its
