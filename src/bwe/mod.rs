@@ -31,7 +31,8 @@
 //! - one controller for delay and loss, where GCC runs a delay-based and a
 //!   loss-based controller and takes the minimum; our loss rule is GCC 6's
 //!   thresholds with the delay rule's decrease, except that loss between the two
-//!   thresholds while the delay detector sees no queue still lets the estimate grow,
+//!   thresholds while the delay detector has seen no queue for [`QUEUE_MEMORY`] still
+//!   lets the estimate grow,
 //!   at [`INHERENT_LOSS_INCREASE_PER_SECOND`]: such loss is the path's own (radio,
 //!   a lossy hop), not congestion, which fills a queue before it drops (libwebrtc's
 //!   loss-based v2 estimates this "inherent loss" instead). GCC 6's hold left a
@@ -94,7 +95,7 @@ const BETA: f64 = 0.85;
 /// Multiplicative increase per second (GCC 5.5, "eta = 1.08").
 const INCREASE_PER_SECOND: f64 = 1.08;
 /// Loss thresholds (GCC 6).
-pub(crate) const LOSS_DECREASE: f64 = 0.10;
+const LOSS_DECREASE: f64 = 0.10;
 const LOSS_INCREASE: f64 = 0.02;
 /// Multiplicative increase per second with loss between the thresholds and no queue.
 const INHERENT_LOSS_INCREASE_PER_SECOND: f64 = 1.03;
@@ -283,6 +284,18 @@ impl SendSideEstimator {
         (self.estimate * factor) as u64
     }
 
+    /// The loss below which the estimate may grow and probes may run: GCC 6's increase
+    /// threshold within [`QUEUE_MEMORY`] of a queue (a full tail-drop queue keeps the
+    /// delay flat while it drops: such loss is congestion's), its decrease threshold
+    /// otherwise (the path's own loss).
+    pub fn tolerated_loss(&self, now: Instant) -> f64 {
+        if self.queued_recently(now) {
+            LOSS_INCREASE
+        } else {
+            LOSS_DECREASE
+        }
+    }
+
     /// Whether the delay detector saw a queue on the path within [`QUEUE_MEMORY`].
     fn queued_recently(&self, now: Instant) -> bool {
         self.last_overuse
@@ -424,17 +437,17 @@ impl SendSideEstimator {
         }
         self.update(now);
         if let Some(result) = self.probe.poll_result() {
-            self.on_probe_result(result);
+            self.on_probe_result(now, result);
         }
     }
 
     /// A probe cluster's measured rate raises the estimate at once when neither the
-    /// delay detector nor loss above the decrease threshold objects.
-    fn on_probe_result(&mut self, result: ProbeResult) {
+    /// delay detector nor loss above what is [tolerated](Self::tolerated_loss) objects.
+    fn on_probe_result(&mut self, now: Instant, result: ProbeResult) {
         self.probe_result = Some(result);
         let Some(bps) = result.bps else { return };
         let loss = self.loss_fraction.unwrap_or(0.0);
-        if self.delay.state().is_overusing() || loss >= LOSS_DECREASE {
+        if self.delay.state().is_overusing() || loss >= self.tolerated_loss(now) {
             return;
         }
         self.estimate = self
@@ -479,7 +492,7 @@ impl SendSideEstimator {
                 self.estimate *= 1.0 - 0.5 * p;
                 self.last_decrease = Some(now);
             }
-        } else if state == DelayState::Normal && loss < LOSS_DECREASE {
+        } else if state == DelayState::Normal && loss < self.tolerated_loss(now) {
             let eta = if loss < LOSS_INCREASE {
                 INCREASE_PER_SECOND
             } else {

@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use crate::batch::SendBatch;
-use crate::bwe::{self, Allocation, LayerBitrates, Layers, VideoDemand};
+use crate::bwe::{Allocation, LayerBitrates, Layers, VideoDemand};
 use crate::channel::params::MediaKind;
 use crate::router::consumer::Layers as SimulcastLayers;
 use crate::router::{Consumer, ConsumerKey, ConsumerKind, Egress, Producer, Router, TransportKey};
@@ -199,11 +199,13 @@ impl WorkerCore {
             .find(|ck| consumers.get(*ck).is_some_and(Consumer::can_pad));
         // Probe only a path that is not congested now: a probe into a queue or into
         // congestion loss measures nothing but the congestion and adds to it (GCC
-        // probes from a steady state too). Loss below the estimator's decrease
-        // threshold without a queue is the path's own and does not stop a probe.
+        // probes from a steady state too). Loss the estimator tolerates (a lossy path
+        // without a queue) does not stop a probe.
         let stats = bwe.stats();
         let calm = !stats.delay.is_overusing()
-            && stats.loss_fraction.is_none_or(|l| l < bwe::LOSS_DECREASE);
+            && stats
+                .loss_fraction
+                .is_none_or(|l| l < bwe.tolerated_loss(now));
         if let Some(target) =
             t.cc.allocator
                 .probe_target()
@@ -295,15 +297,18 @@ fn video_demand(
     }
 }
 
-/// What each of a producer's layers costs: each active encoding's received bitrate,
-/// split over its temporal layers by the usual shares.
+/// What each of a producer's layers costs: each active encoding's received bitrate
+/// (`LayerBitrates::set_encodings`: split over its temporal layers, and never less
+/// than a step above the active encoding below it).
 fn producer_bitrates(now: Instant, p: &Producer) -> LayerBitrates {
     let mut b = LayerBitrates::new(p.spatial_layers(), p.temporal_layers());
-    for layer in 0..p.spatial_layers() {
+    b.set_encodings((0..p.spatial_layers()).map(|layer| {
         if p.layer_active(layer, now) {
-            b.set_encoding(layer, p.layer_bitrate(layer, now));
+            p.layer_bitrate(layer, now).max(1)
+        } else {
+            0
         }
-    }
+    }));
     b
 }
 
