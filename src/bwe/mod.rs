@@ -146,7 +146,7 @@ pub struct BweConfig {
 impl Default for BweConfig {
     fn default() -> Self {
         Self {
-            start_bps: 1_000_000,
+            start_bps: 600_000,
             min_bps: 30_000,
             max_bps: 100_000_000,
         }

@@ -81,6 +81,11 @@ pub(super) struct Subscriber {
 
 impl Subscriber {
     pub(super) fn new() -> Self {
+        Self::with_estimate(BweConfig::default().start_bps)
+    }
+
+    /// A subscriber whose transport's estimate starts at `bps`.
+    pub(super) fn with_estimate(bps: u64) -> Self {
         let profile = SrtpProfile::AeadAes128Gcm;
         let material = vec![7; profile.keying_material_len()];
         let (srtp, _) = contexts_from_keying_material(profile, &material, false)
@@ -91,7 +96,10 @@ impl Subscriber {
             srtp,
             peer,
             transport_seq: 0,
-            bwe: SendSideEstimator::new(BweConfig::default()),
+            bwe: SendSideEstimator::new(BweConfig {
+                start_bps: bps,
+                ..BweConfig::default()
+            }),
             rtx_budget: RetransmitBudget::default(),
             pacer: Pacer::new(),
             rtp_out: Traffic::default(),
@@ -281,7 +289,7 @@ fn probe_padding_is_rtx_padding_numbered_and_recorded_like_media() {
 fn retransmissions_beyond_the_budget_are_not_sent_and_counted() {
     let now = Instant::now();
     let mut c = consumer(MediaKind::Video, false, true);
-    let mut s = Subscriber::new();
+    let mut s = Subscriber::with_estimate(400_000);
     let mut buffer = RetransmissionBuffer::default();
     let mut lost = Vec::new();
     for seq in 1..=300 {
@@ -294,8 +302,8 @@ fn retransmissions_beyond_the_budget_are_not_sent_and_counted() {
     let before = s.sent().len();
     c.retransmit(now, |_| Some(&buffer), &lost, &mut s.egress());
     let resent = s.sent().len() - before;
-    // 1 Mbps estimate: 250 ms of 250 kbps = 7.8 KB, ~69 packets of 112 bytes.
-    assert!((60..=75).contains(&resent), "{resent}");
+    // 400 kbps estimate: 1 s of 200 kbps = 25 KB, ~223 packets of 112 bytes.
+    assert!((210..=235).contains(&resent), "{resent}");
     assert_eq!(s.rtx_budget.denied(), (300 - resent) as u64);
 }
 
