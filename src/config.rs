@@ -37,6 +37,16 @@ pub struct Flags {
     #[arg(long, env = "SFU_RTC_PORT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtc_port: Option<u16>,
+    /// Accept ICE over TCP (RFC 6544 passive candidates, offered below UDP) for clients
+    /// whose networks block UDP.
+    #[arg(long, env = "SFU_ICE_TCP")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ice_tcp: Option<bool>,
+    /// ICE-TCP port of worker 0; worker i uses port + i. Default: rtc-port (TCP and
+    /// UDP ports are separate, so the same numbers serve both). 0 picks free ports.
+    #[arg(long, env = "SFU_RTC_TCP_PORT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtc_tcp_port: Option<u16>,
     /// IP address announced in ICE candidates (for NAT); default: the listen IP.
     #[arg(long, env = "SFU_ANNOUNCED_IP")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,6 +92,10 @@ pub struct Config {
     pub workers: usize,
     pub listen_ip: IpAddr,
     pub rtc_port: u16,
+    pub ice_tcp: bool,
+    /// None: the same as `rtc_port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtc_tcp_port: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub announced_ip: Option<IpAddr>,
     pub control: PathBuf,
@@ -116,6 +130,8 @@ impl Config {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             listen_ip: IpAddr::from([127, 0, 0, 1]),
             rtc_port: 40000,
+            ice_tcp: true,
+            rtc_tcp_port: None,
             announced_ip: None,
             control: default_control_dir(std::env::var_os("XDG_RUNTIME_DIR")),
             pin: true,
@@ -132,6 +148,18 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Worker `index`'s ICE-TCP port (0: a free one), or None without ICE-TCP.
+    pub fn tcp_port(&self, index: usize) -> Option<u16> {
+        if !self.ice_tcp {
+            return None;
+        }
+        match self.rtc_tcp_port.unwrap_or(self.rtc_port) {
+            0 => Some(0),
+            // Validated: the base port + workers - 1 <= 65535.
+            base => Some(base.saturating_add(index as u16)),
+        }
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         if self.workers == 0 || self.workers > 1024 {
             return Err(ConfigError::invalid(
@@ -144,6 +172,14 @@ impl Config {
                 "rtc_port",
                 format!("{} + {} workers exceeds 65535", self.rtc_port, self.workers),
             ));
+        }
+        if let Some(port) = self.rtc_tcp_port {
+            if port != 0 && usize::from(port) + self.workers - 1 > 65535 {
+                return Err(ConfigError::invalid(
+                    "rtc_tcp_port",
+                    format!("{port} + {} workers exceeds 65535", self.workers),
+                ));
+            }
         }
         if self.io_memory < MIN_IO_MEMORY {
             return Err(ConfigError::invalid(

@@ -110,6 +110,9 @@ fn run(cfg: &Config) -> Result<(), String> {
             index,
             workers: cfg.workers,
             listen: SocketAddr::new(cfg.listen_ip, port),
+            tcp_listen: cfg
+                .tcp_port(index)
+                .map(|p| SocketAddr::new(cfg.listen_ip, p)),
             announced_ip: cfg.announced_ip,
             control_dir: cfg.control.clone(),
             cpu,
@@ -136,6 +139,7 @@ fn run(cfg: &Config) -> Result<(), String> {
                 workers.push(serde_json::json!({
                     "worker": ready.index,
                     "media": ready.media.to_string(),
+                    "tcp": ready.tcp.map(|a| a.to_string()),
                     "control": ready.control,
                     "admin": ready.admin,
                 }));

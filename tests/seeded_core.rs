@@ -24,6 +24,7 @@ fn choices(identity: &DtlsIdentity, seed: u64) -> (RouterCreated, TransportCreat
         workers: 1,
         local,
         announced: local,
+        tcp_port: None,
     };
     let now = Instant::now();
     let rng = StdRng::seed_from_u64(seed);

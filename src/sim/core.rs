@@ -68,6 +68,7 @@ impl SimCore {
             workers: 1,
             local: addr,
             announced: addr,
+            tcp_port: None,
         };
         let rng = StdRng::seed_from_u64(seed);
         let mut core = WorkerCore::new(cfg, identity(), rng, now, wall_epoch());

@@ -25,6 +25,7 @@ use crate::rtp::extension::read_extension_u16;
 use crate::rtp::RtpHeader;
 use crate::srtp::SrtpError;
 use crate::stats::{DropCounters, DropReason, LatencyHistogram, Traffic};
+use crate::tcp::TcpConns;
 use crate::transport::{ice_state_name, latch_ssrc, WebRtcTransport};
 use crate::worker::fanout::{FanOut, Job};
 use crate::worker::liveness::Liveness;
@@ -49,6 +50,9 @@ pub struct CoreConfig {
     pub local: SocketAddr,
     /// The address put into ICE candidates (the bound one unless `--announced-ip`).
     pub announced: SocketAddr,
+    /// The ICE-TCP listener's port, announced as a passive TCP candidate on the
+    /// announced address; None without ICE-TCP.
+    pub tcp_port: Option<u16>,
 }
 
 /// One core's state.
@@ -64,7 +68,10 @@ pub struct WorkerCore {
     pub(crate) producer_ids: HashMap<ProducerId, ProducerKey>,
     pub(crate) consumer_ids: HashMap<ConsumerId, ConsumerKey>,
     by_ufrag: HashMap<String, TransportKey>,
-    by_addr: HashMap<SocketAddr, TransportKey>,
+    pub(crate) by_addr: HashMap<SocketAddr, TransportKey>,
+    /// ICE-TCP connections, known to the tables above by stand-in addresses
+    /// (`worker::tcp_peers`).
+    pub(crate) tcp: TcpConns,
     notifications: Vec<(ConnId, Notification)>,
     /// Control connections that may act on every router (`worker::ownership`).
     pub(crate) admins: AdminConns,
@@ -123,6 +130,7 @@ impl WorkerCore {
             consumer_ids: HashMap::new(),
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
+            tcp: TcpConns::default(),
             notifications: Vec::new(),
             admins: AdminConns::default(),
             control_out: SendBatch::new(),
@@ -320,7 +328,6 @@ impl WorkerCore {
     }
 
     pub(crate) fn drain_ice_events(&mut self, tk: TransportKey) {
-        let local = self.cfg.announced;
         while let Some(t) = self.transports.get_mut(tk) {
             let Some(ev) = t.ice.poll_event() else { break };
             let (router, id) = (t.router.clone(), t.id.0.clone());
@@ -336,7 +343,7 @@ impl WorkerCore {
                     );
                 }
                 IceEvent::SelectedTupleChanged(_) => {
-                    if let Some(tuple) = t.tuple(local) {
+                    if let Some(tuple) = self.selected_tuple(tk) {
                         self.notify(
                             &router,
                             &id,

@@ -35,10 +35,14 @@ use crate::worker::core::WorkerCore;
 use crate::worker::fanout::count_layer_switches;
 use sfu_control::responses::{
     ConsumerCreated, ConsumerPriority, IceRole, Load, ProducerCreated, RouterCreated, RouterStats,
-    StatsType, TransportCreated, WorkerStats, WorkerTotals,
+    StatsType, TransportCreated, TransportStats, WorkerStats, WorkerTotals,
 };
 
 type Result<T> = std::result::Result<T, ControlError>;
+
+/// RFC 6544 section 4.2 local preference of a passive host TCP candidate:
+/// 2^13 * direction-pref (4, passive) + other-pref (8191).
+const TCP_PASSIVE_LOCAL_PREFERENCE: u32 = (1 << 13) * 4 + 8191;
 
 fn not_found(kind: &'static str, id: &str) -> ControlError {
     ControlError::NotFound {
@@ -133,8 +137,7 @@ impl WorkerCore {
                 let transports = r
                     .transports
                     .iter()
-                    .filter_map(|k| self.transports.get(*k))
-                    .map(|t| t.stats(self.cfg.announced))
+                    .filter_map(|&k| self.transport_stats(k))
                     .collect();
                 Ok(response_data(&RouterStats {
                     kind: StatsType::Router,
@@ -170,11 +173,10 @@ impl WorkerCore {
             }
             Method::TransportGetStats => {
                 let tk = self.transport_key(target)?;
-                let t = self
-                    .transports
-                    .get(tk)
+                let stats = self
+                    .transport_stats(tk)
                     .ok_or_else(|| not_found("transport", target))?;
-                Ok(response_data(&t.stats(self.cfg.announced)))
+                Ok(response_data(&stats))
             }
             Method::ProducerPause | Method::ProducerResume => {
                 let pk = self.producer_key(target)?;
@@ -347,6 +349,13 @@ impl WorkerCore {
         }
     }
 
+    /// A transport's `transport.getStats`, its selected tuple as `selected_tuple` tells.
+    fn transport_stats(&self, tk: TransportKey) -> Option<TransportStats> {
+        let mut stats = self.transports.get(tk)?.stats(self.cfg.announced);
+        stats.ice_selected_tuple = self.selected_tuple(tk);
+        Some(stats)
+    }
+
     fn create_transport(&mut self, now: Instant, rid: RouterId, app_data: Value) -> Result<Value> {
         let id = TransportId(new_id(&mut self.rng, |s| {
             self.transport_ids.contains_key(&TransportId(s.to_owned()))
@@ -368,7 +377,7 @@ impl WorkerCore {
             r.transports.push(tk);
         }
         let a = self.cfg.announced;
-        let candidate = IceCandidate {
+        let mut candidates = vec![IceCandidate {
             foundation: "udpcandidate".into(),
             // RFC 8445 5.1.2.1 with type preference 126 (host), local preference 65535.
             priority: (126 << 24) | (65535 << 8) | 255,
@@ -377,7 +386,22 @@ impl WorkerCore {
             protocol: "udp".into(),
             port: a.port(),
             kind: "host".into(),
-        };
+            tcp_type: None,
+        }];
+        if let Some(port) = self.cfg.tcp_port {
+            candidates.push(IceCandidate {
+                foundation: "tcpcandidate".into(),
+                // RFC 6544 4.2: local preference 2^13 * 4 (passive host) + 8191, below
+                // UDP's, so a peer that reaches both uses UDP.
+                priority: (126 << 24) | (TCP_PASSIVE_LOCAL_PREFERENCE << 8) | 255,
+                ip: a.ip().to_string(),
+                address: a.ip().to_string(),
+                protocol: "tcp".into(),
+                port,
+                kind: "host".into(),
+                tcp_type: Some("passive".into()),
+            });
+        }
         tracing::info!(transport = %id, router = %rid, "transport created");
         Ok(response_data(&TransportCreated {
             transport_id: id,
@@ -387,7 +411,7 @@ impl WorkerCore {
                 password: creds.pwd,
                 ice_lite: true,
             },
-            ice_candidates: vec![candidate],
+            ice_candidates: candidates,
             ice_state: sfu_control::params::IceState::New,
             dtls_parameters: DtlsParameters {
                 role: DtlsRole::Auto,
