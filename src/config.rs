@@ -47,10 +47,12 @@ pub struct Flags {
     #[arg(long, env = "SFU_RTC_TCP_PORT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtc_tcp_port: Option<u16>,
-    /// IP address announced in ICE candidates (for NAT); default: the listen IP.
-    #[arg(long, env = "SFU_ANNOUNCED_IP")]
+    /// IP addresses announced in ICE candidates (for NAT, or an IPv4 and an IPv6 address
+    /// of a dual-stack listen IP), comma-separated, the first preferred; default: the
+    /// listen IP.
+    #[arg(long, env = "SFU_ANNOUNCED_IP", value_delimiter = ',')]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub announced_ip: Option<IpAddr>,
+    pub announced_ip: Option<Vec<IpAddr>>,
     /// Directory of the control sockets: worker i listens on DIR/worker-i.sock.
     #[arg(long, env = "SFU_CONTROL")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -96,8 +98,13 @@ pub struct Config {
     /// None: the same as `rtc_port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtc_tcp_port: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub announced_ip: Option<IpAddr>,
+    /// One address or a list; empty: the listen IP.
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub announced_ip: Vec<IpAddr>,
     pub control: PathBuf,
     pub pin: bool,
     pub io_memory: usize,
@@ -119,6 +126,23 @@ fn default_control_dir(xdg_runtime_dir: Option<std::ffi::OsString>) -> PathBuf {
     }
 }
 
+/// Announced addresses: each is a UDP and a TCP candidate of every transport.
+const MAX_ANNOUNCED: usize = 8;
+
+/// `announced_ip` as one address (the historical form) or a list.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpAddr>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(IpAddr),
+        Many(Vec<IpAddr>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(ip) => vec![ip],
+        OneOrMany::Many(ips) => ips,
+    })
+}
+
 /// glommio refuses to start an executor below this memlock limit; its rings need
 /// at least this much registered memory to be worth registering.
 const MIN_IO_MEMORY: usize = 64 * 1024;
@@ -132,7 +156,7 @@ impl Config {
             rtc_port: 40000,
             ice_tcp: true,
             rtc_tcp_port: None,
-            announced_ip: None,
+            announced_ip: Vec::new(),
             control: default_control_dir(std::env::var_os("XDG_RUNTIME_DIR")),
             pin: true,
             io_memory: 1 << 20,
@@ -190,15 +214,34 @@ impl Config {
                 ),
             ));
         }
-        if let Some(ip) = self.announced_ip {
-            if ip.is_unspecified() {
-                return Err(ConfigError::invalid(
-                    "announced_ip",
-                    "must be an address clients can reach, not unspecified",
-                ));
-            }
+        if self.announced_ip.iter().any(IpAddr::is_unspecified) {
+            return Err(ConfigError::invalid(
+                "announced_ip",
+                "must be addresses clients can reach, not unspecified",
+            ));
         }
-        if self.listen_ip.is_unspecified() && self.announced_ip.is_none() {
+        if self.announced_ip.len() > MAX_ANNOUNCED {
+            return Err(ConfigError::invalid(
+                "announced_ip",
+                format!("at most {MAX_ANNOUNCED} addresses"),
+            ));
+        }
+        // Only "::" is dual-stack (IPV6_V6ONLY off, Linux's default); any other socket
+        // receives one family.
+        let reachable = |ip: &&IpAddr| match self.listen_ip {
+            IpAddr::V6(l) if l.is_unspecified() => true,
+            l => l.is_ipv4() == ip.is_ipv4(),
+        };
+        if let Some(ip) = self.announced_ip.iter().find(|ip| !reachable(ip)) {
+            return Err(ConfigError::invalid(
+                "announced_ip",
+                format!(
+                    "{ip} cannot reach a socket on listen_ip {} (IPv4 and IPv6 together need \"::\")",
+                    self.listen_ip
+                ),
+            ));
+        }
+        if self.listen_ip.is_unspecified() && self.announced_ip.is_empty() {
             return Err(ConfigError::invalid(
                 "announced_ip",
                 "required when listen_ip is unspecified (0.0.0.0 or ::)",
@@ -279,6 +322,35 @@ mod tests {
             (cfg.log.as_str(), cfg.log_format),
             ("info", LogFormat::Text)
         );
-        assert_eq!(cfg.announced_ip, None);
+        assert!(cfg.announced_ip.is_empty());
+    }
+
+    #[test]
+    fn announced_ip_is_one_address_or_a_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sfu.toml");
+        let load = |toml: &str| {
+            std::fs::write(&path, toml).unwrap();
+            Config::load(&Flags {
+                config: Some(path.clone()),
+                ..Default::default()
+            })
+        };
+        let cfg = load("listen_ip = \"::\"\nannounced_ip = \"203.0.113.10\"\n").unwrap();
+        assert_eq!(cfg.announced_ip, vec![IpAddr::from([203, 0, 113, 10])]);
+        let cfg = load("listen_ip = \"::\"\nannounced_ip = [\"203.0.113.10\", \"2001:db8::10\"]\n")
+            .unwrap();
+        assert_eq!(cfg.announced_ip.len(), 2);
+        let err = load("announced_ip = [\"2001:db8::10\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot reach"), "{err}");
+        let err = load("listen_ip = \"::\"\nannounced_ip = []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("announced_ip"), "{err}");
+        let flags =
+            Flags::try_parse_from(["sfu", "--announced-ip", "192.0.2.1,2001:db8::1"]).unwrap();
+        assert_eq!(flags.announced_ip.map(|v| v.len()), Some(2));
     }
 }

@@ -166,6 +166,7 @@ fn core_config() -> CoreConfig {
         workers: 1,
         local,
         announced: local,
+        also_announced: Vec::new(),
         tcp_port: None,
     }
 }

@@ -113,7 +113,7 @@ fn run(cfg: &Config) -> Result<(), String> {
             tcp_listen: cfg
                 .tcp_port(index)
                 .map(|p| SocketAddr::new(cfg.listen_ip, p)),
-            announced_ip: cfg.announced_ip,
+            announced_ips: cfg.announced_ip.clone(),
             control_dir: cfg.control.clone(),
             cpu,
             identity: identity.clone(),

@@ -24,7 +24,7 @@ fn tcp_candidate(t: &sfu_control::responses::TransportCreated) -> SocketAddr {
         .iter()
         .find(|c| c.protocol == "tcp")
         .expect("a TCP candidate");
-    format!("{}:{}", c.ip, c.port).parse().unwrap()
+    SocketAddr::new(c.ip.parse().unwrap(), c.port)
 }
 
 /// Whether the daemon closed `stream` (a read meets end of file or a reset) within

@@ -24,6 +24,7 @@ fn choices(identity: &DtlsIdentity, seed: u64) -> (RouterCreated, TransportCreat
         workers: 1,
         local,
         announced: local,
+        also_announced: Vec::new(),
         tcp_port: None,
     };
     let now = Instant::now();

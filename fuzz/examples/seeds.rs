@@ -174,6 +174,7 @@ fn record_call() -> (Capture, Capture, [u32; 2]) {
         workers: 1,
         local: CORE,
         announced: CORE,
+        also_announced: Vec::new(),
         tcp_port: None,
     };
     let mut core = WorkerCore::new(cfg, identity, f::core_rng(), now, SystemTime::now());

@@ -4,7 +4,7 @@
 //! sends what it puts in the [`SendBatch`]. Nothing here reads a clock or does I/O.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
 use rand::rngs::StdRng;
@@ -50,6 +50,9 @@ pub struct CoreConfig {
     pub local: SocketAddr,
     /// The address put into ICE candidates (the bound one unless `--announced-ip`).
     pub announced: SocketAddr,
+    /// Further announced addresses (e.g. the IPv6 one of a dual-stack socket), each
+    /// candidates of its own at lower priorities, on the same ports.
+    pub also_announced: Vec<IpAddr>,
     /// The ICE-TCP listener's port, announced as a passive TCP candidate on the
     /// announced address; None without ICE-TCP.
     pub tcp_port: Option<u16>,
@@ -104,6 +107,21 @@ pub struct WorkerCore {
     pub(crate) liveness: Liveness,
     /// Active-speaker observers (`worker::rtp_observers`).
     pub(crate) rtp_observers: RtpObservers,
+}
+
+impl CoreConfig {
+    /// Every announced address, the preferred first.
+    pub fn announced_ips(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        std::iter::once(self.announced.ip()).chain(self.also_announced.iter().copied())
+    }
+
+    /// The announced address a peer at `remote` reached: the first of its family (the
+    /// local side of a selected tuple).
+    pub fn announced_for(&self, remote: IpAddr) -> IpAddr {
+        self.announced_ips()
+            .find(|ip| ip.is_ipv4() == remote.is_ipv4())
+            .unwrap_or(self.announced.ip())
+    }
 }
 
 impl WorkerCore {

@@ -349,6 +349,46 @@ impl WorkerCore {
         }
     }
 
+    /// The candidates of every transport of this worker: per announced address (the
+    /// first preferred, RFC 8445 5.1.2.1 local preferences counting down), the UDP
+    /// socket and, with ICE-TCP, the TCP listener as a passive candidate below every UDP
+    /// one (RFC 6544 4.2), so a peer that reaches UDP uses it.
+    fn candidates(&self) -> Vec<IceCandidate> {
+        let udp_port = self.cfg.announced.port();
+        let mut candidates = Vec::new();
+        for (i, ip) in self.cfg.announced_ips().enumerate() {
+            // At most 8 addresses (config): the subtraction cannot underflow.
+            let step = i as u32;
+            let suffix = if i == 0 { String::new() } else { i.to_string() };
+            candidates.push(IceCandidate {
+                foundation: format!("udpcandidate{suffix}"),
+                // Type preference 126 (host), local preference 65535 for the first.
+                priority: (126 << 24) | ((65535 - step) << 8) | 255,
+                ip: ip.to_string(),
+                address: ip.to_string(),
+                protocol: "udp".into(),
+                port: udp_port,
+                kind: "host".into(),
+                tcp_type: None,
+            });
+            if let Some(port) = self.cfg.tcp_port {
+                candidates.push(IceCandidate {
+                    foundation: format!("tcpcandidate{suffix}"),
+                    priority: (126 << 24) | ((TCP_PASSIVE_LOCAL_PREFERENCE - step) << 8) | 255,
+                    ip: ip.to_string(),
+                    address: ip.to_string(),
+                    protocol: "tcp".into(),
+                    port,
+                    kind: "host".into(),
+                    tcp_type: Some("passive".into()),
+                });
+            }
+        }
+        // UDP first: signaling puts the first candidate's address and port on m-lines.
+        candidates.sort_by_key(|c| std::cmp::Reverse(c.priority));
+        candidates
+    }
+
     /// A transport's `transport.getStats`, its selected tuple as `selected_tuple` tells.
     fn transport_stats(&self, tk: TransportKey) -> Option<TransportStats> {
         let mut stats = self.transports.get(tk)?.stats(self.cfg.announced);
@@ -376,32 +416,7 @@ impl WorkerCore {
         if let Some(r) = self.routers.get_mut(&rid) {
             r.transports.push(tk);
         }
-        let a = self.cfg.announced;
-        let mut candidates = vec![IceCandidate {
-            foundation: "udpcandidate".into(),
-            // RFC 8445 5.1.2.1 with type preference 126 (host), local preference 65535.
-            priority: (126 << 24) | (65535 << 8) | 255,
-            ip: a.ip().to_string(),
-            address: a.ip().to_string(),
-            protocol: "udp".into(),
-            port: a.port(),
-            kind: "host".into(),
-            tcp_type: None,
-        }];
-        if let Some(port) = self.cfg.tcp_port {
-            candidates.push(IceCandidate {
-                foundation: "tcpcandidate".into(),
-                // RFC 6544 4.2: local preference 2^13 * 4 (passive host) + 8191, below
-                // UDP's, so a peer that reaches both uses UDP.
-                priority: (126 << 24) | (TCP_PASSIVE_LOCAL_PREFERENCE << 8) | 255,
-                ip: a.ip().to_string(),
-                address: a.ip().to_string(),
-                protocol: "tcp".into(),
-                port,
-                kind: "host".into(),
-                tcp_type: Some("passive".into()),
-            });
-        }
+        let candidates = self.candidates();
         tracing::info!(transport = %id, router = %rid, "transport created");
         Ok(response_data(&TransportCreated {
             transport_id: id,

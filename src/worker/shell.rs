@@ -99,7 +99,8 @@ pub struct WorkerSpec {
     pub listen: SocketAddr,
     /// Where the ICE-TCP listener binds; None without ICE-TCP.
     pub tcp_listen: Option<SocketAddr>,
-    pub announced_ip: Option<IpAddr>,
+    /// Addresses put into ICE candidates, the first preferred; empty: the bound one.
+    pub announced_ips: Vec<IpAddr>,
     pub control_dir: PathBuf,
     /// CPU to pin to, or None to leave placement to the kernel.
     pub cpu: Option<usize>,
@@ -360,7 +361,11 @@ async fn run(
         .as_ref()
         .map(glommio::net::TcpListener::local_addr)
         .transpose()?;
-    let announced = SocketAddr::new(spec.announced_ip.unwrap_or(local.ip()), local.port());
+    let announced = SocketAddr::new(
+        spec.announced_ips.first().copied().unwrap_or(local.ip()),
+        local.port(),
+    );
+    let also_announced = spec.announced_ips.iter().skip(1).copied().collect();
     let path = control_socket_path(&spec.control_dir, spec.index);
     let admin_path = admin_socket_path(&spec.control_dir, spec.index);
     let listener = bind_control(&path, CONTROL_SOCKET_MODE)?;
@@ -370,6 +375,7 @@ async fn run(
         workers: spec.workers,
         local,
         announced,
+        also_announced,
         tcp_port: tcp_local.map(|a| a.port()),
     };
     let (timer_wake, timer_woken) = local_channel::new_bounded(1);

@@ -107,12 +107,15 @@ impl WorkerCore {
         let t = self.transports.get(tk)?;
         let remote = t.ice.selected()?;
         let Some(peer) = TcpPeer::from_addr(remote) else {
-            return t.tuple(self.cfg.announced);
+            let local = SocketAddr::new(
+                self.cfg.announced_for(remote.ip()),
+                self.cfg.announced.port(),
+            );
+            return t.tuple(local);
         };
         let real = self.tcp.remote(peer)?;
-        let local = self.cfg.announced;
         Some(TransportTuple {
-            local_ip: local.ip().to_string(),
+            local_ip: self.cfg.announced_for(real.ip()).to_string(),
             local_port: self.cfg.tcp_port.unwrap_or(0),
             remote_ip: real.ip().to_string(),
             remote_port: real.port(),

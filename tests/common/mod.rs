@@ -407,11 +407,11 @@ impl Peer {
 
     /// A peer whose str0m configuration `f` adjusts (e.g. to emit stats events).
     pub fn with_config(f: impl Fn(str0m::RtcConfig) -> str0m::RtcConfig) -> Self {
-        Self::build(f, "udp")
+        Self::build(f, "udp", "127.0.0.1:0")
     }
 
-    fn build(f: impl Fn(str0m::RtcConfig) -> str0m::RtcConfig, protocol: &str) -> Self {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    fn build(f: impl Fn(str0m::RtcConfig) -> str0m::RtcConfig, protocol: &str, bind: &str) -> Self {
+        let socket = UdpSocket::bind(bind).unwrap();
         let local = socket.local_addr().unwrap();
         let builder = Rtc::builder()
             .set_rtp_mode(true)
@@ -448,7 +448,13 @@ impl Peer {
     /// A peer that reaches the daemon only over ICE-TCP: its one local candidate is TCP,
     /// and [`Self::connect_to`] takes the transport's TCP candidate.
     pub fn over_tcp() -> Self {
-        Self::build(|b| b, "tcp")
+        Self::build(|b| b, "tcp", "127.0.0.1:0")
+    }
+
+    /// A peer on IPv6 loopback (`::1`), over UDP or (`"tcp"`) ICE-TCP: it takes the
+    /// transport's IPv6 candidate.
+    pub fn on_ipv6(protocol: &str) -> Self {
+        Self::build(|b| b, protocol, "[::1]:0")
     }
 
     /// Our certificate fingerprint in mediasoup's DtlsParameters shape.
@@ -467,12 +473,14 @@ impl Peer {
     /// Points the peer at a transport created by the daemon and starts ICE + DTLS.
     pub fn connect_to(&mut self, transport: &TransportCreated) {
         let protocol = if self.tcp.is_some() { "tcp" } else { "udp" };
+        let ipv6 = self.local.is_ipv6();
         let cand = transport
             .ice_candidates
             .iter()
-            .find(|c| c.protocol == protocol)
-            .unwrap_or_else(|| panic!("no {protocol} candidate"));
-        let addr: SocketAddr = format!("{}:{}", cand.ip, cand.port).parse().unwrap();
+            .find(|c| c.protocol == protocol && c.ip.contains(':') == ipv6)
+            .unwrap_or_else(|| panic!("no {protocol} candidate of our family"));
+        let ip: std::net::IpAddr = cand.ip.parse().unwrap();
+        let addr = SocketAddr::new(ip, cand.port);
         self.connect_with(
             &transport.ice_parameters,
             addr,
