@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::turn::IceServerConfig;
+
 /// Largest `max_message` accepted: signaling messages are SDP of a few KiB, and each
 /// WebSocket may buffer a whole message.
 const MAX_MESSAGE_LIMIT: usize = 1 << 20;
@@ -247,6 +249,9 @@ pub struct Config {
     pub daemon_log: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
+    /// STUN/TURN servers for the pages (`[[ice_servers]]` tables; file only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ice_servers: Vec<IceServerConfig>,
 }
 
 fn hide_secret<S: Serializer>(_: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
@@ -294,6 +299,7 @@ impl Config {
             log_format: LogFormat::Text,
             daemon_log: "warn,rtc_dtls=error".into(),
             metrics_listen: None,
+            ice_servers: Vec::new(),
         }
     }
 
@@ -344,6 +350,8 @@ impl Config {
                 ),
             ));
         }
+        crate::turn::check_all(&self.ice_servers)
+            .map_err(|e| ConfigError::invalid("ice_servers", e))?;
         if self.auth_secret.as_deref() == Some("") {
             return Err(ConfigError::invalid("auth_secret", "must not be empty"));
         }

@@ -23,6 +23,7 @@ use crate::protocol::{ClientMessage, ErrorCode, Join, ProtocolError, ServerMessa
 use crate::room::{JoinRequest, RoomCmd, RoomHandle, Rooms};
 use crate::sdp::capabilities::receive_capabilities;
 use crate::token;
+use crate::turn::IceServerConfig;
 
 /// Close code when the server stops (RFC 6455 section 7.4.1, "going away"): pages
 /// reconnect and rejoin.
@@ -71,6 +72,9 @@ pub struct SessionConfig {
     pub timeouts: SessionTimeouts,
     /// Sessions closed by the limits, for /metrics.
     pub counters: Arc<ConnectionCounters>,
+    /// The `ice_servers` setting: each joining page gets them, TURN credentials minted
+    /// for it (`crate::turn`).
+    pub ice_servers: Arc<[IceServerConfig]>,
 }
 
 /// `GET /ws`.
@@ -357,6 +361,13 @@ impl Session {
         }
         let caps = receive_capabilities(j.rtp_capabilities.as_ref(), self.cfg.bandwidth_feedback);
         let peer_id = format!("{:016x}", rand::random::<u64>());
+        let now = token::unix_now();
+        let ice_servers = self
+            .cfg
+            .ice_servers
+            .iter()
+            .map(|s| s.for_participant(&j.name, now))
+            .collect();
         let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
         let (reply_tx, reply_rx) = oneshot::channel();
         let room = self.cfg.rooms.join(
@@ -365,6 +376,7 @@ impl Session {
                 peer_id: peer_id.clone(),
                 name: j.name,
                 caps,
+                ice_servers,
                 out: out_tx,
                 reply: reply_tx,
             },

@@ -19,6 +19,7 @@ use crate::daemon::Daemon;
 use crate::protocol::{ErrorCode, ProtocolError, ServerMessage};
 use crate::sdp::capabilities::Negotiation;
 use crate::sdp::simulcast::EncodingHint;
+use crate::turn::IceServer;
 use sfu_control::params::{MediaKind, RtpCapabilities};
 
 /// Commands queued per room; a session waits when its room is this far behind.
@@ -38,6 +39,8 @@ pub struct JoinRequest {
     pub peer_id: String,
     pub name: String,
     pub caps: RtpCapabilities,
+    /// The page's ICE servers, told in `joined`.
+    pub ice_servers: Vec<IceServer>,
     /// Where the room sends this participant's messages. Dropped by the room when the
     /// participant is out (left, removed, room failed).
     pub out: mpsc::Sender<ServerMessage>,

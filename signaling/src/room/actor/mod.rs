@@ -469,6 +469,7 @@ impl Room {
             peer_id,
             name,
             caps,
+            ice_servers,
             out,
             reply,
         } = req;
@@ -522,6 +523,7 @@ impl Room {
                 room: self.name.clone(),
                 name,
                 peers: others,
+                ice_servers,
             },
         );
         let _ = reply.send(Ok(()));
