@@ -17,6 +17,8 @@ APT_PACKAGES=(
   firefox-esr     # end-to-end tests (e2e/), driven by puppeteer-core
   fonts-dejavu-core  # readable text in the e2e screenshots
   janus           # Janus 1.1 + videoroom: the peer SFU scripts/bench.sh compares against
+  nftables        # e2e/tests/reach.test.mjs: blocks a participant's UDP inside its namespace
+  coturn          # e2e/tests/reach.test.mjs: a TURN server as a participant's only path
 )
 
 missing=()
