@@ -182,6 +182,10 @@ pub(super) struct Shared {
     pub(super) tcp_writers: RefCell<Vec<Option<LocalSender<()>>>>,
     /// Reused list of the connections a send queued to.
     tcp_woken: RefCell<Vec<TcpPeer>>,
+    /// The send batch of ICE-TCP connections' receive batches, one for all of them (one
+    /// batch is in the core at a time): a connection whose publisher fans out to many
+    /// subscribers must not leave each connection holding a batch of that size.
+    pub(super) tcp_send_batch: RefCell<SendBatch>,
     conns: Conns,
     /// Each connection's writer task, awaited at shutdown so that the last
     /// notifications reach the client before the worker exits.
@@ -392,6 +396,7 @@ async fn run(
         packet_lock: Semaphore::new(1),
         tcp_writers: RefCell::new(Vec::new()),
         tcp_woken: RefCell::new(Vec::new()),
+        tcp_send_batch: RefCell::new(SendBatch::new()),
         conns: Rc::new(RefCell::new(HashMap::new())),
         writers: RefCell::new(HashMap::new()),
         next_conn: Cell::new(1),

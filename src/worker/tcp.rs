@@ -18,7 +18,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalReceiver};
 use glommio::net::{TcpListener, TcpStream};
 
-use crate::batch::{canonical, RecvBatch, SendBatch};
+use crate::batch::{canonical, RecvBatch};
 use crate::tcp::{Deframer, TcpPeer};
 use crate::worker::shell::{Shared, Source};
 use crate::worker::tcp_peers::TcpClosed;
@@ -81,7 +81,6 @@ async fn serve(stream: TcpStream, peer: TcpPeer, shared: Rc<Shared>) {
 
     let mut deframer = Deframer::new();
     let mut rb = RecvBatch::new(TCP_RECV_BATCH);
-    let mut sb = SendBatch::new();
     let why = 'read: loop {
         let Some(deadline) = shared.core.borrow().tcp_deadline(peer) else {
             break TcpClosed::Ended;
@@ -119,9 +118,14 @@ async fn serve(stream: TcpStream, peer: TcpPeer, shared: Rc<Shared>) {
                 }
             }
             if !rb.is_empty() {
+                // The shared batch, taken for this pass and given back with its capacity
+                // (a connection waiting for the core meanwhile takes an empty one, which
+                // costs no allocation until used).
+                let mut sb = std::mem::take(&mut *shared.tcp_send_batch.borrow_mut());
                 shared
                     .process(&mut rb, &mut sb, received, Source::Tcp)
                     .await;
+                *shared.tcp_send_batch.borrow_mut() = sb;
                 shared
                     .core
                     .borrow_mut()
