@@ -18,6 +18,8 @@ APT_PACKAGES=(
   fonts-dejavu-core  # readable text in the e2e screenshots
   janus           # Janus 1.1 + videoroom: the peer SFU scripts/bench.sh compares against
   python3-venv    # e2e/.venv: aiortc, the independent WHIP client of e2e/tests/whip.test.mjs
+  nftables        # e2e/tests/reach.test.mjs: blocks a participant's UDP inside its namespace
+  coturn          # e2e/tests/reach.test.mjs: a TURN server as a participant's only path
 )
 
 missing=()

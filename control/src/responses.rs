@@ -155,6 +155,17 @@ pub struct WorkerTotals {
     /// A gauge: active simulcast consumers whose bandwidth allocation holds them below
     /// their preferred layers now.
     pub consumers_limited_by_bandwidth: u64,
+    /// ICE-TCP: connections accepted and refused (over the per-worker bounds), closed
+    /// for silence (unauthenticated too long, or idle) and for a bad RFC 4571 length;
+    /// frames received and sent, and frames dropped because the connection's queue was
+    /// full or the connection gone.
+    pub tcp_connections_accepted: u64,
+    pub tcp_connections_refused: u64,
+    pub tcp_connections_timed_out: u64,
+    pub tcp_framing_errors: u64,
+    pub tcp_frames_received: u64,
+    pub tcp_frames_sent: u64,
+    pub tcp_send_dropped: u64,
 }
 
 /// `worker.getStats`.

@@ -120,6 +120,29 @@ export class NetLab {
     return { ns: cns, ip, link, name };
   }
 
+  /**
+   * Loads an nftables ruleset (nft syntax) into `client`'s namespace, e.g. to block its
+   * UDP: what a corporate or hotel firewall does to WebRTC.
+   */
+  firewall(client, ruleset) {
+    execFileSync('ip', ['netns', 'exec', client.ns, 'nft', '-f', '-'], { input: ruleset, stdio: ['pipe', 'pipe', 'pipe'] });
+  }
+
+  /**
+   * A process in the server's namespace (e.g. a TURN server), stopped by close(). Returns
+   * the child process.
+   */
+  serverProcess(bin, args) {
+    const child = spawn('ip', ['netns', 'exec', this.srv, bin, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+    this.children.push(child);
+    return child;
+  }
+
+  /** The server's address in the lab. */
+  get serverIp() {
+    return SERVER_IP;
+  }
+
   /** sfu-signaling (which starts sfu) in the server namespace; resolves { url, stop }. */
   server(extraArgs = [], { timeoutMs = 30000 } = {}) {
     const child = spawn('ip', ['netns', 'exec', this.srv, signalingBin, '--listen', `${SERVER_IP}:0`,

@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::http::tls::{TlsError, TlsFiles};
+use crate::turn::IceServerConfig;
 
 /// Largest `max_message` accepted: signaling messages are SDP of a few KiB, and each
 /// WebSocket may buffer a whole message.
@@ -262,6 +263,9 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    /// STUN/TURN servers for the pages (`[[ice_servers]]` tables; file only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ice_servers: Vec<IceServerConfig>,
 }
 
 fn hide_secret<S: Serializer>(_: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
@@ -311,6 +315,7 @@ impl Config {
             metrics_listen: None,
             tls_cert: None,
             tls_key: None,
+            ice_servers: Vec::new(),
         }
     }
 
@@ -361,6 +366,8 @@ impl Config {
                 ),
             ));
         }
+        crate::turn::check_all(&self.ice_servers)
+            .map_err(|e| ConfigError::invalid("ice_servers", e))?;
         if self.auth_secret.as_deref() == Some("") {
             return Err(ConfigError::invalid("auth_secret", "must not be empty"));
         }

@@ -74,6 +74,7 @@ fn transport(ipv6: bool) -> TransportCreated {
             protocol: "udp".into(),
             port: 40000,
             kind: "host".into(),
+        tcp_type: None,
         }],
         dtls_parameters: DtlsParameters {
             role: sfu_control::params::DtlsRole::Auto,

@@ -203,6 +203,7 @@ pub async fn serve(cfg: Config, sfu: PathBuf) -> Result<(), String> {
             idle: secs(cfg.ws_idle_timeout),
         },
         counters: http_stats.counters.clone(),
+        ice_servers: cfg.ice_servers.clone().into(),
     };
     let metrics_token = cfg.metrics_token.as_deref().map(web::BearerToken::new);
     if metrics_token.is_none() && metrics_listener.is_none() {

@@ -23,6 +23,7 @@ use crate::protocol::{ClientMessage, ErrorCode, Join, ProtocolError, ServerMessa
 use crate::room::{RoomCmd, RoomHandle, Rooms};
 use crate::sdp::capabilities::receive_capabilities;
 use crate::token;
+use crate::turn::IceServerConfig;
 
 /// Close code when the server stops (RFC 6455 section 7.4.1, "going away"): pages
 /// reconnect and rejoin.
@@ -67,6 +68,9 @@ pub struct SessionConfig {
     pub timeouts: SessionTimeouts,
     /// Sessions closed by the limits, for /metrics.
     pub counters: Arc<ConnectionCounters>,
+    /// The `ice_servers` setting: each joining page gets them, TURN credentials minted
+    /// for it (`crate::turn`).
+    pub ice_servers: Arc<[IceServerConfig]>,
 }
 
 /// `GET /ws`.
@@ -352,7 +356,18 @@ impl Session {
             }
         }
         let caps = receive_capabilities(j.rtp_capabilities.as_ref(), self.cfg.bandwidth_feedback);
-        let entered = self.cfg.rooms.enter(&j.room, j.name, caps, true).await?;
+        let now = token::unix_now();
+        let ice_servers = self
+            .cfg
+            .ice_servers
+            .iter()
+            .map(|s| s.for_participant(&j.name, now))
+            .collect();
+        let entered = self
+            .cfg
+            .rooms
+            .enter(&j.room, j.name, caps, true, ice_servers)
+            .await?;
         self.joined = Some(Joined {
             room: entered.room,
             peer_id: entered.peer_id,

@@ -25,7 +25,7 @@ fn snake(s: &str) -> String {
 }
 
 /// Counters reported as lifetime totals: (field, metric, help).
-const COUNTERS: [(&str, &str, &str); 26] = [
+const COUNTERS: [(&str, &str, &str); 33] = [
     (
         "rtpPacketsReceived",
         "sfu_worker_rtp_packets_received_total",
@@ -110,6 +110,41 @@ const COUNTERS: [(&str, &str, &str); 26] = [
         "controlClientsDropped",
         "sfu_worker_control_clients_dropped_total",
         "Control connections disconnected for not reading their responses.",
+    ),
+    (
+        "tcpConnectionsAccepted",
+        "sfu_worker_tcp_connections_accepted_total",
+        "ICE-TCP connections accepted.",
+    ),
+    (
+        "tcpConnectionsRefused",
+        "sfu_worker_tcp_connections_refused_total",
+        "ICE-TCP connections refused over the per-worker bounds.",
+    ),
+    (
+        "tcpConnectionsTimedOut",
+        "sfu_worker_tcp_connections_timed_out_total",
+        "ICE-TCP connections closed unauthenticated too long, or idle.",
+    ),
+    (
+        "tcpFramingErrors",
+        "sfu_worker_tcp_framing_errors_total",
+        "ICE-TCP connections closed for a bad RFC 4571 frame length.",
+    ),
+    (
+        "tcpFramesReceived",
+        "sfu_worker_tcp_frames_received_total",
+        "RFC 4571 frames received over ICE-TCP.",
+    ),
+    (
+        "tcpFramesSent",
+        "sfu_worker_tcp_frames_sent_total",
+        "RFC 4571 frames queued to ICE-TCP connections.",
+    ),
+    (
+        "tcpSendDropped",
+        "sfu_worker_tcp_send_dropped_total",
+        "Frames for ICE-TCP connections dropped (queue full or connection gone).",
     ),
     (
         "probeClustersStarted",

@@ -19,6 +19,7 @@ use crate::daemon::Daemon;
 use crate::protocol::{ErrorCode, ProtocolError, ServerMessage};
 use crate::sdp::capabilities::Negotiation;
 use crate::sdp::simulcast::EncodingHint;
+use crate::turn::IceServer;
 use sfu_control::params::{MediaKind, RtpCapabilities};
 
 /// Commands queued per room; a session waits when its room is this far behind.
@@ -41,6 +42,8 @@ pub struct JoinRequest {
     /// Whether the participant receives the others' tracks (a WHIP publisher does not:
     /// it gets no consumers and no receive transport).
     pub receives: bool,
+    /// The page's ICE servers, told in `joined`.
+    pub ice_servers: Vec<IceServer>,
     /// Where the room sends this participant's messages. Dropped by the room when the
     /// participant is out (left, removed, room failed).
     pub out: mpsc::Sender<ServerMessage>,
@@ -232,6 +235,7 @@ impl Rooms {
         name: String,
         caps: RtpCapabilities,
         receives: bool,
+        ice_servers: Vec<IceServer>,
     ) -> Result<Entered, ProtocolError> {
         let peer_id = format!("{:016x}", rand::random::<u64>());
         let (out_tx, out) = mpsc::channel(OUT_QUEUE);
@@ -243,6 +247,7 @@ impl Rooms {
                 name,
                 caps,
                 receives,
+                ice_servers,
                 out: out_tx,
                 reply: reply_tx,
             },

@@ -342,6 +342,7 @@ mod tests {
                 protocol: "udp".into(),
                 port: 40000,
                 kind: "host".into(),
+                tcp_type: None,
             }],
             dtls_parameters: DtlsParameters {
                 role: sfu_control::params::DtlsRole::Auto,

@@ -59,6 +59,8 @@ const state = {
   name: null,
   peerId: null,
   joined: false,
+  /** RTCConfiguration.iceServers from the last `joined`. */
+  iceServers: [],
   /** Joined at least once: later closes reconnect instead of asking for a name. */
   everJoined: false,
   left: false,
@@ -531,6 +533,8 @@ async function onJoined(msg) {
     }
   }
   state.peerId = msg.peerId;
+  // The operator's STUN/TURN servers, credentials minted for this join.
+  state.iceServers = msg.iceServers || [];
   if (rejoined) hideBanner();
   setStatus();
   document.title = `${room} – Video chat`;
@@ -559,7 +563,7 @@ async function onRestart(msg) {
 }
 
 async function publish() {
-  const pc = new RTCPeerConnection(PC_CONFIG);
+  const pc = new RTCPeerConnection({ ...PC_CONFIG, iceServers: state.iceServers });
   state.sendPc = pc;
   pc.onconnectionstatechange = setStatus;
   for (const track of state.localStream.getTracks()) {
@@ -671,7 +675,7 @@ async function onSetEncodings(msg) {
 
 function recvPc() {
   if (state.recvPc) return state.recvPc;
-  const pc = new RTCPeerConnection(PC_CONFIG);
+  const pc = new RTCPeerConnection({ ...PC_CONFIG, iceServers: state.iceServers });
   state.recvPc = pc;
   pc.onconnectionstatechange = setStatus;
   pc.ontrack = (ev) => {

@@ -280,7 +280,7 @@ async fn negotiate(
 ) -> Result<(Entered, String), Refusal> {
     let mut entered = ep
         .rooms
-        .enter(room, name, Default::default(), false)
+        .enter(room, name, Default::default(), false, Vec::new())
         .await?;
     let sent = entered
         .room

@@ -474,6 +474,7 @@ impl Room {
             name,
             caps,
             receives,
+            ice_servers,
             out,
             reply,
         } = req;
@@ -528,6 +529,7 @@ impl Room {
                 room: self.name.clone(),
                 name,
                 peers: others,
+                ice_servers,
             },
         );
         let _ = reply.send(Ok(()));

@@ -210,6 +210,7 @@ pub(crate) fn placeholder_transport() -> TransportCreated {
             protocol: "udp".into(),
             port: 9,
             kind: "host".into(),
+            tcp_type: None,
         }],
         dtls_parameters: DtlsParameters {
             role: sfu_control::params::DtlsRole::Auto,
