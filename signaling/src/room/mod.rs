@@ -7,6 +7,9 @@ mod actor;
 pub mod dynacast;
 pub mod recv;
 
+#[cfg(test)]
+pub(crate) use actor::placeholder_transport;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -62,6 +65,13 @@ pub enum RoomCmd {
     Answer {
         peer_id: String,
         offer_id: u64,
+        sdp: String,
+    },
+    /// A player's (WHEP) receive-only offer: it plays the participant named `source`
+    /// (its tracks now, and whenever it publishes again); answered with `answer`.
+    Play {
+        peer_id: String,
+        source: String,
         sdp: String,
     },
     Mute {
@@ -284,6 +294,13 @@ impl Rooms {
             0,
             &BTreeMap::new(),
         )?;
+        Ok(())
+    }
+
+    /// Checks a player's offer as the room will, without a room or a daemon transport.
+    pub fn check_play_offer(&self, sdp: &str) -> Result<(), ProtocolError> {
+        let desc = crate::sdp::parse::parse(sdp)?;
+        crate::sdp::playback::read_play_offer(&desc, &self.inner.settings.negotiation)?;
         Ok(())
     }
 
