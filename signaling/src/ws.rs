@@ -20,7 +20,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::http::ConnectionCounters;
 use crate::names::{validate_name, validate_room};
 use crate::protocol::{ClientMessage, ErrorCode, Join, ProtocolError, ServerMessage};
-use crate::room::{RoomCmd, RoomHandle, Rooms};
+use crate::room::{ParticipantKind, RoomCmd, RoomHandle, Rooms};
 use crate::sdp::capabilities::receive_capabilities;
 use crate::token;
 
@@ -352,7 +352,11 @@ impl Session {
             }
         }
         let caps = receive_capabilities(j.rtp_capabilities.as_ref(), self.cfg.bandwidth_feedback);
-        let entered = self.cfg.rooms.enter(&j.room, j.name, caps, true).await?;
+        let entered = self
+            .cfg
+            .rooms
+            .enter(&j.room, j.name, caps, ParticipantKind::Page)
+            .await?;
         self.joined = Some(Joined {
             room: entered.room,
             peer_id: entered.peer_id,

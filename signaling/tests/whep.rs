@@ -88,10 +88,22 @@ async fn a_player_gets_the_participants_tracks_under_its_own_payload_types() {
     let viewer = peer_stats(&srv.addr, "stage", "viewer").await;
     assert_eq!(viewer["consumers"], 2, "{viewer}");
     assert_eq!(viewer["producers"], 0, "{viewer}");
+    // A player is no tile: the first participant Bob hears of is the page after it.
+    let mut carol = Client::connect(&srv.ws_url()).await;
+    let joined = carol.join("stage", "carol").await;
+    let names: Vec<&str> = joined["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, ["bob"], "{joined}");
+    assert_eq!(bob.until("peerJoined").await["peer"]["name"], "carol");
 
     let (status, _, _) = http_request(&srv.addr, "DELETE", &location, &[], b"").await;
     assert_eq!(status, 200);
-    bob.until("peerLeft").await;
+    let stats = get_json(&srv.addr, "/api/rooms/stage").await;
+    assert_eq!(stats["peers"].as_array().unwrap().len(), 2, "{stats}");
     let (status, _, _) = http_request(&srv.addr, "DELETE", &location, &[], b"").await;
     assert_eq!(status, 404, "a session ends once");
 }

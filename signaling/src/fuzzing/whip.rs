@@ -55,7 +55,10 @@ fn check_play_answer(offer: &Description, play: &PlayOffer) {
         let offered = &offer.media[line.index];
         for c in &line.caps.codecs {
             assert!(
-                offered.codecs.iter().any(|o| o.pt == c.preferred_payload_type),
+                offered
+                    .codecs
+                    .iter()
+                    .any(|o| o.pt == c.preferred_payload_type),
                 "payload type {} was not offered",
                 c.preferred_payload_type
             );

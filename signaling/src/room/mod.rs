@@ -41,13 +41,24 @@ pub struct JoinRequest {
     pub peer_id: String,
     pub name: String,
     pub caps: RtpCapabilities,
-    /// Whether the participant receives the others' tracks (a WHIP publisher does not:
-    /// it gets no consumers and no receive transport).
-    pub receives: bool,
+    pub kind: ParticipantKind,
     /// Where the room sends this participant's messages. Dropped by the room when the
     /// participant is out (left, removed, room failed).
     pub out: mpsc::Sender<ServerMessage>,
     pub reply: oneshot::Sender<Result<(), ProtocolError>>,
+}
+
+/// What a participant is to the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParticipantKind {
+    /// A page: publishes, and receives the others' tracks.
+    Page,
+    /// A WHIP publisher: gets no consumers and no receive transport.
+    Publisher,
+    /// A WHEP player: receives only what its `RoomCmd::Play` names, and is not shown
+    /// to the others (no `peerJoined`/`peerLeft`, not in `joined`): an audience is
+    /// not a tile.
+    Player,
 }
 
 /// What a room is asked to do.
@@ -241,7 +252,7 @@ impl Rooms {
         room: &str,
         name: String,
         caps: RtpCapabilities,
-        receives: bool,
+        kind: ParticipantKind,
     ) -> Result<Entered, ProtocolError> {
         let peer_id = format!("{:016x}", rand::random::<u64>());
         let (out_tx, out) = mpsc::channel(OUT_QUEUE);
@@ -252,7 +263,7 @@ impl Rooms {
                 peer_id: peer_id.clone(),
                 name,
                 caps,
-                receives,
+                kind,
                 out: out_tx,
                 reply: reply_tx,
             },

@@ -37,7 +37,7 @@ use tokio::sync::{oneshot, watch};
 use crate::http::ClientAddr;
 use crate::names::{validate_name, validate_room};
 use crate::protocol::{ErrorCode, ProtocolError, ServerMessage};
-use crate::room::{Entered, RoomCmd, Rooms};
+use crate::room::{Entered, ParticipantKind, RoomCmd, Rooms};
 use crate::token;
 use request::{IfMatch, Patch, Refusal};
 use session::{Registry, SessionLimits};
@@ -371,10 +371,11 @@ async fn negotiate(
     role: Role,
     offer: &str,
 ) -> Result<(Entered, String), Refusal> {
-    let mut entered = ep
-        .rooms
-        .enter(room, name, Default::default(), false)
-        .await?;
+    let kind = match role {
+        Role::Publish => ParticipantKind::Publisher,
+        Role::Play(_) => ParticipantKind::Player,
+    };
+    let mut entered = ep.rooms.enter(room, name, Default::default(), kind).await?;
     let peer_id = entered.peer_id.clone();
     let sdp = offer.to_owned();
     let cmd = match role {

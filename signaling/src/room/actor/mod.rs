@@ -25,7 +25,7 @@ use tracing::Instrument;
 
 use super::dynacast::Dynacast;
 use super::recv::{ConsumerSlot, RecvSession};
-use super::{JoinRequest, PeerStats, RoomCmd, RoomSettings, RoomStats, Rooms};
+use super::{JoinRequest, ParticipantKind, PeerStats, RoomCmd, RoomSettings, RoomStats, Rooms};
 use crate::daemon::{Daemon, DaemonError, DaemonState, WorkerClient};
 use crate::protocol::{Direction, ErrorCode, PeerInfo, ProducerInfo, ProtocolError, ServerMessage};
 use crate::sdp::offer::read_recv_answer;
@@ -68,6 +68,8 @@ struct Peer {
     /// False for a WHIP publisher: it consumes nothing (nor does a player before its
     /// offer).
     receives: bool,
+    /// Shown to the others (not a player).
+    listed: bool,
     /// A player's (WHEP) offer and whom it plays.
     playback: Option<playback::Playback>,
     send: Option<TransportCreated>,
@@ -486,7 +488,7 @@ impl Room {
             peer_id,
             name,
             caps,
-            receives,
+            kind,
             out,
             reply,
         } = req;
@@ -515,13 +517,19 @@ impl Room {
             let _ = reply.send(Err(e));
             return;
         }
-        let others: Vec<PeerInfo> = self.peers.iter().map(Peer::info).collect();
+        let others: Vec<PeerInfo> = self
+            .peers
+            .iter()
+            .filter(|p| p.listed)
+            .map(Peer::info)
+            .collect();
         let peer = Peer {
             id: peer_id.clone(),
             name: name.clone(),
             out,
             caps,
-            receives,
+            receives: kind == ParticipantKind::Page,
+            listed: kind != ParticipantKind::Player,
             playback: None,
             send: None,
             recv: RecvSession::new(rand::random::<u32>().into()),
@@ -546,7 +554,9 @@ impl Room {
         );
         let _ = reply.send(Ok(()));
         self.active_speaker_for_newcomer(&peer_id);
-        self.broadcast(&peer_id, &ServerMessage::PeerJoined { peer: info });
+        if kind != ParticipantKind::Player {
+            self.broadcast(&peer_id, &ServerMessage::PeerJoined { peer: info });
+        }
         let mut existing: Vec<(u64, String)> = self
             .producers
             .iter()
@@ -935,12 +945,14 @@ impl Room {
                 },
             );
         }
-        self.broadcast(
-            peer_id,
-            &ServerMessage::PeerLeft {
-                peer_id: peer_id.to_owned(),
-            },
-        );
+        if peer.listed {
+            self.broadcast(
+                peer_id,
+                &ServerMessage::PeerLeft {
+                    peer_id: peer_id.to_owned(),
+                },
+            );
+        }
         match how {
             Removal::Left => {
                 let _ = peer.out.try_send(ServerMessage::Left {});
