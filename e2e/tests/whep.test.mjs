@@ -3,12 +3,20 @@
 // RTCPeerConnection with recvonly transceivers, fetch POST of the offer): one player
 // starts before the participant publishes (its tracks arrive later, unsignalled, in the
 // player's m-lines), another after it (its answer names the SSRCs); both decode the
-// participant's video and receive its audio; DELETE ends a session.
+// participant's video and receive its audio; DELETE ends a session. aiortc, a second
+// stack, plays the same participant under its own payload types (VP8 97, Opus 96: not
+// the numbers the server offers pages), which the answer and the consumers keep.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnServer } from '../lib/server.mjs';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import readline from 'node:readline';
+import { repo, spawnServer } from '../lib/server.mjs';
 import { launchChromium, recordConsole, removeTmpDirs } from '../lib/browsers.mjs';
 import { waitFor } from '../lib/wait.mjs';
+
+const PYTHON = process.env.SFU_E2E_PYTHON || path.join(repo, 'e2e', '.venv', 'bin', 'python');
+const PLAYER = path.join(repo, 'e2e', 'tools', 'whep-aiortc.py');
 
 const cleanups = [];
 const logs = [];
@@ -58,12 +66,31 @@ function playerStats(page) {
   });
 }
 
+/** Starts the aiortc WHEP player; `next()` resolves its next JSON event line. */
+function aiortcPlayer(url) {
+  const child = spawn(PYTHON, [PLAYER, url], { stdio: ['pipe', 'pipe', 'inherit'] });
+  cleanups.push(async () => child.kill('SIGKILL'));
+  const queue = [];
+  const waiting = [];
+  readline.createInterface({ input: child.stdout }).on('line', (line) => {
+    let ev;
+    try { ev = JSON.parse(line); } catch { return; }
+    const w = waiting.shift();
+    if (w) w(ev); else queue.push(ev);
+  });
+  const next = (timeout = 45000) => (queue.length ? Promise.resolve(queue.shift()) : new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no event from the WHEP player in time')), timeout);
+    waiting.push((ev) => { clearTimeout(timer); resolve(ev); });
+  }));
+  return { next, send: (line) => child.stdin.write(`${line}\n`) };
+}
+
 async function decoding(page, label) {
   return waitFor(`${label} decoding`, () => playerStats(page),
     (s) => s.video && s.video.framesDecoded > 20 && s.audio && s.audio.packetsReceived > 50, { timeout: 45000 });
 }
 
-test('Chromium players via WHEP alone decode a participant who publishes before or after they start; DELETE ends one', async () => {
+test('Chromium players via WHEP alone decode a participant who publishes before or after they start; aiortc plays it under its own payload types; DELETE ends a session', async () => {
   const srv = await spawnServer();
   cleanups.push(async () => srv.stop());
   const room = `e2e-whep-${process.pid}`;
@@ -100,6 +127,17 @@ test('Chromium players via WHEP alone decode a participant who publishes before 
   const l = await decoding(late, 'the late player');
   assert.equal(l.video.frameWidth, 640);
   console.log(`# the late WHEP player decodes Ada: ${l.video.framesDecoded} frames, ${l.audio.packetsReceived} audio packets`);
+
+  const player = aiortcPlayer(endpoint);
+  const answered = await player.next();
+  assert.equal(answered.status, 201, JSON.stringify(answered));
+  assert.notEqual(answered.payloadTypes['video/VP8'], 96, 'aiortc numbers VP8 differently from the server\'s table');
+  const decoded = await player.next();
+  assert.equal(decoded.event, 'decoded', JSON.stringify(decoded));
+  assert.equal(decoded.width, 640);
+  console.log(`# aiortc plays Ada with VP8 as ${answered.payloadTypes['video/VP8']}, Opus as ${answered.payloadTypes['audio/opus']}: ${decoded.videoFrames} frames at ${decoded.width}x${decoded.height}, ${decoded.audioFrames} audio frames`);
+  player.send('delete');
+  assert.equal((await player.next()).status, 200);
 
   const status = await early.evaluate(async (loc) => (await fetch(loc, { method: 'DELETE' })).status, first.location);
   assert.equal(status, 200);

@@ -81,6 +81,9 @@ async fn a_player_gets_the_participants_tracks_under_its_own_payload_types() {
     assert!(audio.contains("a=rtpmap:109 opus/48000/2"), "{audio}");
     assert!(video.contains("a=rtpmap:120 VP8/90000"), "{video}");
     assert!(video.contains("a=fmtp:124 apt=120"), "{video}");
+    // The daemon gives a consumer RTX only for an rtx codec whose apt is the consumer's
+    // own first payload type: the FID group shows its VP8 is 120, the player's number.
+    assert!(video.contains("a=ssrc-group:FID "), "{video}");
     assert!(
         !answer.contains("AV1") && !answer.contains("ulpfec"),
         "only what is forwarded: {answer}"
