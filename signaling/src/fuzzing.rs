@@ -12,8 +12,8 @@
 //!   room does to the receive side ([`ws`]).
 //! - `signaling_sdp`: one SDP description, as a publisher's offer and as a subscriber's
 //!   answer ([`sdp`]).
-//! - `signaling_whip`: one WHIP request's headers and body, as `POST` and `PATCH` read
-//!   them ([`whip`]).
+//! - `signaling_whip`: one WHIP or WHEP request's headers, body and path, as `POST` and
+//!   `PATCH` read them ([`whip`]).
 //!
 //! Variable-length pieces are framed as in the media daemon's targets: a 2-byte
 //! little-endian length, then that many bytes ([`push_frame`]).

@@ -20,7 +20,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::http::ConnectionCounters;
 use crate::names::{validate_name, validate_room};
 use crate::protocol::{ClientMessage, ErrorCode, Join, ProtocolError, ServerMessage};
-use crate::room::{RoomCmd, RoomHandle, Rooms};
+use crate::room::{ParticipantKind, RoomCmd, RoomHandle, Rooms};
 use crate::sdp::capabilities::receive_capabilities;
 use crate::token;
 use crate::turn::IceServerConfig;
@@ -366,7 +366,7 @@ impl Session {
         let entered = self
             .cfg
             .rooms
-            .enter(&j.room, j.name, caps, true, ice_servers)
+            .enter(&j.room, j.name, caps, ParticipantKind::Page, ice_servers)
             .await?;
         self.joined = Some(Joined {
             room: entered.room,

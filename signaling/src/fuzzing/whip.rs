@@ -1,9 +1,10 @@
-//! `signaling_whip`: one WHIP request's untrusted parts, read as `POST /whip/<room>` and
-//! as `PATCH` of a session reads them (`crate::whip::request`).
+//! `signaling_whip`: one WHIP or WHEP request's untrusted parts, read as `POST
+//! /whip/<room>` and `POST /whep/<room>/<participant>` read them, and as `PATCH` of a
+//! session reads them (`crate::whip::request`).
 //!
 //! Input: frames ([`super::push_frame`]) `Content-Type`, `Authorization`, `If-Match`,
-//! body, and the session's original offer. Header frames that are no valid header value
-//! are left out, as hyper would refuse them.
+//! body, the session's original offer and the `<participant>` of a WHEP path. Header
+//! frames that are no valid header value are left out, as hyper would refuse them.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +14,8 @@ use super::frames;
 use super::sdp::answer_offer;
 use crate::protocol::ProtocolError;
 use crate::sdp::capabilities::Negotiation;
-use crate::sdp::parse::parse;
+use crate::sdp::parse::{parse, Description, Direction};
+use crate::sdp::playback::{build_play_answer, read_play_offer, PlayOffer};
 use crate::token;
 use crate::whip::request::{self, IfMatch, Patch, Refusal};
 
@@ -23,6 +25,46 @@ pub const WHIP_ETAG: &str = "\"0123456789abcdef\"";
 pub const WHIP_SECRET: &[u8] = b"fuzz secret";
 /// The largest offer the harness reads (the server's is `max_message`).
 const MAX_OFFER: usize = 8 * 1024;
+
+/// An offer is refused as a client error: 400, or 422 for what we cannot take.
+fn check_refusal(e: ProtocolError) {
+    let status = Refusal::from(e).status;
+    assert!(
+        matches!(
+            status,
+            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY
+        ),
+        "offer refused with {status}"
+    );
+}
+
+/// A player's answer parses, has the offer's m-lines in order, and serves each line
+/// read (sendonly, the line's mid, in BUNDLE) with the player's own payload types.
+fn check_play_answer(offer: &Description, play: &PlayOffer) {
+    let sdp = build_play_answer(offer, play, &super::transport(false), 1, &[]);
+    let answer = match parse(&sdp) {
+        Ok(a) => a,
+        Err(e) => panic!("our WHEP answer does not parse: {e}\n{sdp}"),
+    };
+    assert_eq!(answer.media.len(), offer.media.len(), "{sdp}");
+    for line in &play.lines {
+        let m = &answer.media[line.index];
+        assert_eq!(m.mid.as_deref(), Some(line.mid.as_str()), "{sdp}");
+        assert_eq!(m.direction, Direction::SendOnly, "{sdp}");
+        assert!(answer.bundle.contains(&line.mid), "{sdp}");
+        let offered = &offer.media[line.index];
+        for c in &line.caps.codecs {
+            assert!(
+                offered
+                    .codecs
+                    .iter()
+                    .any(|o| o.pt == c.preferred_payload_type),
+                "payload type {} was not offered",
+                c.preferred_payload_type
+            );
+        }
+    }
+}
 
 /// The `signaling_whip` target: every check gives an answer of the statuses
 /// docs/PROTOCOL.md lists for it, and a restart is always told apart from trickle when
@@ -41,6 +83,8 @@ pub fn signaling_whip(data: &[u8]) {
     }
     let body = parts.next().unwrap_or_default();
     let offered = String::from_utf8_lossy(parts.next().unwrap_or_default());
+    let participant = String::from_utf8_lossy(parts.next().unwrap_or_default());
+    let _ = crate::names::validate_name(&participant);
 
     for media_type in [request::SDP, request::SDPFRAG] {
         if let Err(r) = request::check_content_type(&headers, media_type) {
@@ -61,14 +105,16 @@ pub fn signaling_whip(data: &[u8]) {
                     .map_err(ProtocolError::from)
             });
             if let Err(e) = verdict {
-                let status = Refusal::from(e).status;
-                assert!(
-                    matches!(
-                        status,
-                        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY
-                    ),
-                    "offer refused with {status}"
-                );
+                check_refusal(e);
+            }
+            // WHEP: the same body as a player's offer.
+            let played = parse(text).and_then(|desc| {
+                let play = read_play_offer(&desc, &Negotiation::default())?;
+                Ok((desc, play))
+            });
+            match played {
+                Ok((desc, play)) => check_play_answer(&desc, &play),
+                Err(e) => check_refusal(e.into()),
             }
         }
         Err(r) => assert!(

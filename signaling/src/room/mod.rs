@@ -7,6 +7,9 @@ mod actor;
 pub mod dynacast;
 pub mod recv;
 
+#[cfg(test)]
+pub(crate) use actor::placeholder_transport;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -39,15 +42,26 @@ pub struct JoinRequest {
     pub peer_id: String,
     pub name: String,
     pub caps: RtpCapabilities,
-    /// Whether the participant receives the others' tracks (a WHIP publisher does not:
-    /// it gets no consumers and no receive transport).
-    pub receives: bool,
+    pub kind: ParticipantKind,
     /// The page's ICE servers, told in `joined`.
     pub ice_servers: Vec<IceServer>,
     /// Where the room sends this participant's messages. Dropped by the room when the
     /// participant is out (left, removed, room failed).
     pub out: mpsc::Sender<ServerMessage>,
     pub reply: oneshot::Sender<Result<(), ProtocolError>>,
+}
+
+/// What a participant is to the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParticipantKind {
+    /// A page: publishes, and receives the others' tracks.
+    Page,
+    /// A WHIP publisher: gets no consumers and no receive transport.
+    Publisher,
+    /// A WHEP player: receives only what its `RoomCmd::Play` names, and is not shown
+    /// to the others (no `peerJoined`/`peerLeft`, not in `joined`): an audience is
+    /// not a tile.
+    Player,
 }
 
 /// What a room is asked to do.
@@ -65,6 +79,13 @@ pub enum RoomCmd {
     Answer {
         peer_id: String,
         offer_id: u64,
+        sdp: String,
+    },
+    /// A player's (WHEP) receive-only offer: it plays the participant named `source`
+    /// (its tracks now, and whenever it publishes again); answered with `answer`.
+    Play {
+        peer_id: String,
+        source: String,
         sdp: String,
     },
     Mute {
@@ -234,7 +255,7 @@ impl Rooms {
         room: &str,
         name: String,
         caps: RtpCapabilities,
-        receives: bool,
+        kind: ParticipantKind,
         ice_servers: Vec<IceServer>,
     ) -> Result<Entered, ProtocolError> {
         let peer_id = format!("{:016x}", rand::random::<u64>());
@@ -246,7 +267,7 @@ impl Rooms {
                 peer_id: peer_id.clone(),
                 name,
                 caps,
-                receives,
+                kind,
                 ice_servers,
                 out: out_tx,
                 reply: reply_tx,
@@ -289,6 +310,13 @@ impl Rooms {
             0,
             &BTreeMap::new(),
         )?;
+        Ok(())
+    }
+
+    /// Checks a player's offer as the room will, without a room or a daemon transport.
+    pub fn check_play_offer(&self, sdp: &str) -> Result<(), ProtocolError> {
+        let desc = crate::sdp::parse::parse(sdp)?;
+        crate::sdp::playback::read_play_offer(&desc, &self.inner.settings.negotiation)?;
         Ok(())
     }
 

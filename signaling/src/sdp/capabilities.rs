@@ -205,6 +205,17 @@ fn matches_table(t: &TableCodec, mime: &str, clock: u32, channels: Option<u8>, f
     }
 }
 
+/// Whether a subscriber's offered codec is one the daemon forwards to subscribers as
+/// it is (Opus, VP8, VP9 profile 0, H264 packetization-mode 1): what a WHEP player's
+/// offer may ask for. RED is left out: a player gets plain Opus.
+pub fn forwarded_codec(kind: MediaKind, c: &SdpCodec) -> bool {
+    TABLE.iter().any(|t| {
+        t.kind == kind
+            && t.mime != "audio/red"
+            && matches_table(t, &c.mime(kind), c.clock_rate, c.channels, &c.fmtp)
+    })
+}
+
 /// The feedback a subscriber is offered for a codec of `kind`: transport-cc only when
 /// the worker stamps transport-wide sequence numbers for it (`transport_cc`).
 fn receive_feedback(kind: MediaKind, transport_cc: bool) -> Vec<RtcpFeedback> {

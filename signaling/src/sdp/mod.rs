@@ -13,6 +13,7 @@ pub mod answer;
 pub mod capabilities;
 pub mod offer;
 pub mod parse;
+pub mod playback;
 pub mod simulcast;
 
 use std::net::IpAddr;

@@ -1,9 +1,17 @@
-//! WHIP (RFC 9725): broadcast tools publish into a room over HTTP. `POST /whip/<room>`
-//! with an SDP offer makes the client a participant of the room (publishing only): the
-//! room answers its offer on the same path a page's offer takes (`RoomCmd::Offer`, the
-//! send-side SDP code, the same producers), so the pages see its tile, audio and video.
-//! The session lives at `/whip/<room>/session/<id>` until `DELETE`, until its media stops,
-//! or until the server stops. docs/PROTOCOL.md lists every request and status.
+//! WHIP (RFC 9725) and WHEP (draft-ietf-wish-whep) over HTTP.
+//!
+//! WHIP: broadcast tools publish into a room. `POST /whip/<room>` with an SDP offer makes
+//! the client a participant of the room (publishing only): the room answers its offer on
+//! the same path a page's offer takes (`RoomCmd::Offer`, the send-side SDP code, the same
+//! producers), so the pages see its tile, audio and video.
+//!
+//! WHEP: players play one participant. `POST /whep/<room>/<participant>` with a
+//! receive-only offer makes the client a participant that consumes that participant's
+//! tracks in the m-lines it offered (`RoomCmd::Play`, the room's consumers).
+//!
+//! A session lives at `/whip/<room>/session/<id>` (`/whep/...`) until `DELETE`, until
+//! its media stops, or until the server stops. docs/PROTOCOL.md lists every request and
+//! status.
 //!
 //! - [`request`]: the HTTP inputs checked (media type, size, token, `If-Match`, trickle).
 //! - [`session`]: the session registry (capped in total and per address) and the task
@@ -29,7 +37,7 @@ use tokio::sync::{oneshot, watch};
 use crate::http::ClientAddr;
 use crate::names::{validate_name, validate_room};
 use crate::protocol::{ErrorCode, ProtocolError, ServerMessage};
-use crate::room::{Entered, RoomCmd, Rooms};
+use crate::room::{Entered, ParticipantKind, RoomCmd, Rooms};
 use crate::token;
 use request::{IfMatch, Patch, Refusal};
 use session::{Registry, SessionLimits};
@@ -56,14 +64,63 @@ pub struct NameQuery {
     name: Option<String>,
 }
 
-/// The WHIP routes.
+/// Which protocol a session speaks: the first segment of its paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Whip,
+    Whep,
+}
+
+impl Protocol {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Whip => "whip",
+            Self::Whep => "whep",
+        }
+    }
+
+    /// Where the sessions of `room` live (the registry's key: a WHIP session is not
+    /// reachable under `/whep/` and the reverse).
+    fn base(self, room: &str) -> String {
+        format!("/{}/{room}", self.name())
+    }
+}
+
+/// What a session does in its room.
+#[derive(Debug, Clone)]
+enum Role {
+    Publish,
+    /// Play the participant of this name.
+    Play(String),
+}
+
+impl Role {
+    fn protocol(&self) -> Protocol {
+        match self {
+            Self::Publish => Protocol::Whip,
+            Self::Play(_) => Protocol::Whep,
+        }
+    }
+}
+
+/// The WHIP and WHEP routes.
 pub fn routes(endpoints: Endpoints) -> Router {
     Router::new()
         .route("/whip/{room}", post(publish).options(options_endpoint))
         .route(
             "/whip/{room}/session/{id}",
-            axum::routing::delete(delete)
-                .patch(patch)
+            axum::routing::delete(|s, p| delete(s, p, Protocol::Whip))
+                .patch(|s, p, h, b| patch(s, p, h, b, Protocol::Whip))
+                .options(options_session),
+        )
+        .route(
+            "/whep/{room}/{participant}",
+            post(play).options(options_endpoint),
+        )
+        .route(
+            "/whep/{room}/session/{id}",
+            axum::routing::delete(|s, p| delete(s, p, Protocol::Whep))
+                .patch(|s, p, h, b| patch(s, p, h, b, Protocol::Whep))
                 .options(options_session),
         )
         .with_state(endpoints)
@@ -161,6 +218,7 @@ async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Vec<u8
 /// credential), or `?name=`, or a generated name on a server without `auth_secret`.
 fn participant_name(
     ep: &Endpoints,
+    protocol: Protocol,
     room: &str,
     query: Option<String>,
     headers: &HeaderMap,
@@ -184,7 +242,13 @@ fn participant_name(
             }
             claims.name
         }
-        None => query.unwrap_or_else(|| format!("WHIP {:04x}", rand::random::<u16>())),
+        None => query.unwrap_or_else(|| {
+            format!(
+                "{} {:04x}",
+                protocol.name().to_uppercase(),
+                rand::random::<u16>()
+            )
+        }),
     };
     validate_name(&name).map_err(|m| Refusal::new(StatusCode::BAD_REQUEST, m))?;
     Ok(name)
@@ -200,10 +264,31 @@ async fn publish(
     body: Body,
 ) -> Response {
     let ip = client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0 .0.ip());
-    match start(&ep, &room, query.name, ip, &headers, body).await {
+    respond(start(&ep, Role::Publish, &room, query.name, ip, &headers, body).await)
+}
+
+/// `POST /whep/<room>/<participant>`.
+async fn play(
+    State(ep): State<Endpoints>,
+    Path((room, participant)): Path<(String, String)>,
+    Query(query): Query<NameQuery>,
+    client: Option<Extension<ClientAddr>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let ip = client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0 .0.ip());
+    if let Err(m) = validate_name(&participant) {
+        return Refusal::new(StatusCode::BAD_REQUEST, format!("participant: {m}")).into_response();
+    }
+    let role = Role::Play(participant);
+    respond(start(&ep, role, &room, query.name, ip, &headers, body).await)
+}
+
+fn respond(result: Result<Response, Refusal>) -> Response {
+    match result {
         Ok(r) => r,
         Err(refusal) => {
-            tracing::debug!(%room, status = %refusal.status, reason = %refusal.reason, "WHIP offer refused");
+            tracing::debug!(status = %refusal.status, reason = %refusal.reason, "WHIP/WHEP offer refused");
             refusal.into_response()
         }
     }
@@ -211,21 +296,27 @@ async fn publish(
 
 async fn start(
     ep: &Endpoints,
+    role: Role,
     room: &str,
     name: Option<String>,
     ip: IpAddr,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, Refusal> {
+    let protocol = role.protocol();
     validate_room(room).map_err(|m| Refusal::new(StatusCode::BAD_REQUEST, m))?;
     request::check_content_type(headers, request::SDP)?;
-    let name = participant_name(ep, room, name, headers)?;
+    let name = participant_name(ep, protocol, room, name, headers)?;
     let body = read_body(headers, body, ep.max_offer).await?;
     let offer = request::body_text(&body, ep.max_offer)?;
     // Refused before the room hears of it: a bad offer costs no join and no transport.
-    ep.rooms.check_send_offer(offer)?;
-    let id = ep.registry.reserve(room, ip, ep.limits)?;
-    let result = negotiate(ep, room, name, offer).await;
+    match &role {
+        Role::Publish => ep.rooms.check_send_offer(offer)?,
+        Role::Play(_) => ep.rooms.check_play_offer(offer)?,
+    }
+    let base = protocol.base(room);
+    let id = ep.registry.reserve(&base, ip, ep.limits)?;
+    let result = negotiate(ep, room, name, role, offer).await;
     let (entered, answer) = match result {
         Ok(x) => x,
         Err(e) => {
@@ -245,8 +336,8 @@ async fn start(
             "the session was ended while being set up",
         ));
     }
-    let location = format!("/whip/{room}/session/{id}");
-    tracing::info!(%room, session = %id, peer = %entered.peer_id, "WHIP session started");
+    let location = format!("{base}/session/{id}");
+    tracing::info!(%room, session = %id, peer = %entered.peer_id, protocol = protocol.name(), "session started");
     tokio::spawn(session::run(
         id,
         entered,
@@ -271,26 +362,39 @@ async fn start(
     Ok(with_cors(r))
 }
 
-/// Joins `room` as a publisher and has the room answer `offer`.
+/// Joins `room` (consuming nothing by itself) and has the room answer `offer` as `role`
+/// says.
 async fn negotiate(
     ep: &Endpoints,
     room: &str,
     name: String,
+    role: Role,
     offer: &str,
 ) -> Result<(Entered, String), Refusal> {
+    let kind = match role {
+        Role::Publish => ParticipantKind::Publisher,
+        Role::Play(_) => ParticipantKind::Player,
+    };
     let mut entered = ep
         .rooms
-        .enter(room, name, Default::default(), false, Vec::new())
+        .enter(room, name, Default::default(), kind, Vec::new())
         .await?;
-    let sent = entered
-        .room
-        .send(RoomCmd::Offer {
-            peer_id: entered.peer_id.clone(),
-            sdp: offer.to_owned(),
+    let peer_id = entered.peer_id.clone();
+    let sdp = offer.to_owned();
+    let cmd = match role {
+        Role::Publish => RoomCmd::Offer {
+            peer_id,
+            sdp,
             epoch: 0,
             encodings: BTreeMap::new(),
-        })
-        .await;
+        },
+        Role::Play(source) => RoomCmd::Play {
+            peer_id,
+            source,
+            sdp,
+        },
+    };
+    let sent = entered.room.send(cmd).await;
     let answer = if sent {
         tokio::time::timeout(ANSWER_TIMEOUT, wait_answer(&mut entered))
             .await
@@ -348,9 +452,13 @@ fn no_session() -> Refusal {
     Refusal::new(StatusCode::NOT_FOUND, "no such session")
 }
 
-/// `DELETE /whip/<room>/session/<id>`: the participant leaves the room.
-async fn delete(State(ep): State<Endpoints>, Path((room, id)): Path<(String, String)>) -> Response {
-    if ep.registry.end(&room, &id) {
+/// `DELETE /whip/<room>/session/<id>` (or `/whep/`): the participant leaves the room.
+async fn delete(
+    State(ep): State<Endpoints>,
+    Path((room, id)): Path<(String, String)>,
+    protocol: Protocol,
+) -> Response {
+    if ep.registry.end(&protocol.base(&room), &id) {
         with_cors(StatusCode::OK.into_response())
     } else {
         no_session().into_response()
@@ -365,8 +473,9 @@ async fn patch(
     Path((room, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
+    protocol: Protocol,
 ) -> Response {
-    match patch_session(&ep, &room, &id, &headers, body).await {
+    match patch_session(&ep, &protocol.base(&room), &id, &headers, body).await {
         Ok(r) => with_cors(r),
         Err(refusal) => refusal.into_response(),
     }
@@ -374,12 +483,12 @@ async fn patch(
 
 async fn patch_session(
     ep: &Endpoints,
-    room: &str,
+    base: &str,
     id: &str,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, Refusal> {
-    let view = ep.registry.view(room, id).ok_or_else(no_session)?;
+    let view = ep.registry.view(base, id).ok_or_else(no_session)?;
     request::check_content_type(headers, request::SDPFRAG)?;
     let if_match = request::if_match(headers, &view.etag);
     if if_match == IfMatch::Mismatch {
