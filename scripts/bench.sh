@@ -18,6 +18,9 @@
 #                               one scenario against one target, result JSON on stdout
 #                               (for profiling: see BENCHMARKS.md)
 #
+# BENCH_BIN_DIR=DIR takes the daemon from DIR instead of target/release (e.g. a wrapper
+# script named `sfu` that runs it under heaptrack: see BENCHMARKS.md "Memory").
+#
 # Needs root (network namespaces), Janus (`apt-get install janus`, see
 # scripts/install-deps.sh) and, for the mediasoup target, scripts/install-mediasoup.sh
 # (run from here). Extra arguments go to `sfu-loadgen bench`
@@ -109,5 +112,5 @@ else
 fi
 "${PRIO[@]}" ip netns exec "$GEN" taskset -c 0 target/release/sfu-loadgen "$CMD" \
   --netns "$SRV" --server-ip 10.99.0.1 --gen-ip 10.99.0.2 --iface sfub0 \
-  --server-cpu 1 --gen-cpu 0 --bin-dir target/release --work-dir "$(mktemp -d /tmp/sfu-bench.XXXXXX)" \
+  --server-cpu 1 --gen-cpu 0 --bin-dir "${BENCH_BIN_DIR:-target/release}" --work-dir "$(mktemp -d /tmp/sfu-bench.XXXXXX)" \
   "${EXTRA[@]}" "${ARGS[@]}"

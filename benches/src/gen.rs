@@ -84,8 +84,9 @@ struct Subscriber {
     /// SSRC -> position in `expect` once identified.
     ssrcs: Vec<(u32, Option<usize>)>,
     packets: u32,
-    /// Receiver reports, NACKs and transport-cc (the feedback scenarios).
-    fb: Option<SubFeedback>,
+    /// Receiver reports, NACKs and transport-cc (the feedback scenarios); boxed, as
+    /// its transport-cc recorder is most of a subscriber's size.
+    fb: Option<Box<SubFeedback>>,
 }
 
 enum Role {
@@ -327,7 +328,9 @@ impl Generator {
             expect,
             ssrcs: Vec::new(),
             packets: 0,
-            fb: self.feedback_loss.map(|loss| SubFeedback::new(loss, now)),
+            fb: self
+                .feedback_loss
+                .map(|loss| Box::new(SubFeedback::new(loss, now))),
         };
         self.push(socket, session, Role::Subscriber(s))
     }
