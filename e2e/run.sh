@@ -15,6 +15,7 @@ fail() { echo "e2e: $*" >&2; exit 1; }
 
 [ -x /usr/lib/chromium/chromium ] || fail "Chromium is missing (scripts/install-deps.sh installs it)"
 [ -x /usr/bin/firefox-esr ] || fail "Firefox ESR is missing (scripts/install-deps.sh installs it)"
+[ -x e2e/.venv/bin/python ] || fail "e2e/.venv is missing (scripts/install-deps.sh makes it: aiortc for the WHIP tests)"
 [ -d e2e/node_modules/playwright-core ] && [ -d e2e/node_modules/puppeteer-core ] \
   || fail "npm packages are missing: run (cd e2e && npm ci) (scripts/install-deps.sh does)"
 if ip -o link show 2>/dev/null | grep -qv ': lo:'; then

@@ -17,6 +17,9 @@ APT_PACKAGES=(
   firefox-esr     # end-to-end tests (e2e/), driven by puppeteer-core
   fonts-dejavu-core  # readable text in the e2e screenshots
   janus           # Janus 1.1 + videoroom: the peer SFU scripts/bench.sh compares against
+  python3-venv    # e2e/.venv: aiortc, the independent WHIP client of e2e/tests/whip.test.mjs
+  nftables        # e2e/tests/reach.test.mjs: blocks a participant's UDP inside its namespace
+  coturn          # e2e/tests/reach.test.mjs: a TURN server as a participant's only path
 )
 
 missing=()
@@ -47,6 +50,15 @@ fi
 if ! cmp -s e2e/package-lock.json e2e/node_modules/.package-lock.json.src 2>/dev/null; then
   (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
   cp e2e/package-lock.json e2e/node_modules/.package-lock.json.src
+fi
+
+# Python packages of the end-to-end tests (aiortc publishes with WHIP), exactly as pinned in
+# e2e/requirements.txt, in a virtual environment of their own (wheels only: ~100 MB, seconds).
+if ! cmp -s e2e/requirements.txt e2e/.venv/requirements.txt.src 2>/dev/null; then
+  rm -rf e2e/.venv
+  /usr/bin/python3 -m venv e2e/.venv
+  e2e/.venv/bin/pip install --quiet --disable-pip-version-check --only-binary=:all: -r e2e/requirements.txt
+  cp e2e/requirements.txt e2e/.venv/requirements.txt.src
 fi
 
 # Rust dependencies are fetched here, while the network is reachable: the tests later run

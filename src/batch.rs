@@ -11,6 +11,8 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Instant;
 
+use crate::tcp::is_tcp_peer;
+
 /// Size of each receive slot. WebRTC keeps datagrams under ~1,200-1,500 bytes; anything
 /// that does not fit is truncated by the kernel and dropped (see [`RecvBatch`]).
 pub const RECV_SLOT_SIZE: usize = 2048;
@@ -87,6 +89,31 @@ impl RecvBatch {
         self.arrivals.get(i).copied().flatten()
     }
 
+    /// Forgets what was received (slots are overwritten by the next receive).
+    pub fn clear(&mut self) {
+        self.filled = 0;
+    }
+
+    /// Appends a copy of `data` from `from`, received at `arrival` (how the ICE-TCP
+    /// shell puts a connection's frames through the packet path). False when the batch
+    /// is full or `data` does not fit a slot; nothing is appended then.
+    pub fn push(&mut self, from: SocketAddr, data: &[u8], arrival: Instant) -> bool {
+        let i = self.filled;
+        if i >= self.capacity() || data.len() > RECV_SLOT_SIZE {
+            return false;
+        }
+        let start = i * RECV_SLOT_SIZE;
+        let Some(slot) = self.data.get_mut(start..start + data.len()) else {
+            return false;
+        };
+        slot.copy_from_slice(data);
+        self.lens[i] = data.len();
+        self.addrs[i] = from;
+        self.arrivals[i] = Some(arrival);
+        self.filled += 1;
+        true
+    }
+
     /// The `i`-th received datagram and its source address.
     pub fn get(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
         if i >= self.filled {
@@ -129,6 +156,9 @@ pub struct SendBatch {
     used: usize,
     pub(crate) entries: Vec<Entry>,
     open: Option<Open>,
+    /// Whether a datagram went to an ICE-TCP connection's stand-in address since the
+    /// last clear: only then does the shell look for them (`WorkerCore::route_tcp`).
+    tcp: bool,
 }
 
 impl SendBatch {
@@ -138,6 +168,7 @@ impl SendBatch {
             used: 0,
             entries: Vec::new(),
             open: None,
+            tcp: false,
         }
     }
 
@@ -151,11 +182,9 @@ impl SendBatch {
         if self.arena.len() < end {
             self.arena.resize(end, 0);
         }
-        self.open = Some(Open {
-            dest: canonical(dest),
-            off,
-            max_len,
-        });
+        let dest = canonical(dest);
+        self.tcp |= is_tcp_peer(&dest);
+        self.open = Some(Open { dest, off, max_len });
         &mut self.arena[off..end]
     }
 
@@ -202,6 +231,19 @@ impl SendBatch {
         self.entries.clear();
         self.used = 0;
         self.open = None;
+        self.tcp = false;
+    }
+
+    /// Whether some datagram may be for an ICE-TCP connection (see `crate::tcp`).
+    pub fn has_tcp(&self) -> bool {
+        self.tcp
+    }
+
+    /// Keeps only the datagrams for UDP destinations (once the TCP ones were queued to
+    /// their connections).
+    pub fn retain_udp(&mut self) {
+        self.entries.retain(|e| !is_tcp_peer(&e.dest));
+        self.tcp = false;
     }
 
     /// Committed datagrams in push order.

@@ -37,10 +37,22 @@ pub struct Flags {
     #[arg(long, env = "SFU_RTC_PORT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtc_port: Option<u16>,
-    /// IP address announced in ICE candidates (for NAT); default: the listen IP.
-    #[arg(long, env = "SFU_ANNOUNCED_IP")]
+    /// Accept ICE over TCP (RFC 6544 passive candidates, offered below UDP) for clients
+    /// whose networks block UDP.
+    #[arg(long, env = "SFU_ICE_TCP")]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub announced_ip: Option<IpAddr>,
+    pub ice_tcp: Option<bool>,
+    /// ICE-TCP port of worker 0; worker i uses port + i. Default: rtc-port (TCP and
+    /// UDP ports are separate, so the same numbers serve both). 0 picks free ports.
+    #[arg(long, env = "SFU_RTC_TCP_PORT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtc_tcp_port: Option<u16>,
+    /// IP addresses announced in ICE candidates (for NAT, or an IPv4 and an IPv6 address
+    /// of a dual-stack listen IP), comma-separated, the first preferred; default: the
+    /// listen IP.
+    #[arg(long, env = "SFU_ANNOUNCED_IP", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub announced_ip: Option<Vec<IpAddr>>,
     /// Directory of the control sockets: worker i listens on DIR/worker-i.sock.
     #[arg(long, env = "SFU_CONTROL")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,8 +94,17 @@ pub struct Config {
     pub workers: usize,
     pub listen_ip: IpAddr,
     pub rtc_port: u16,
+    pub ice_tcp: bool,
+    /// None: the same as `rtc_port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub announced_ip: Option<IpAddr>,
+    pub rtc_tcp_port: Option<u16>,
+    /// One address or a list; empty: the listen IP.
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub announced_ip: Vec<IpAddr>,
     pub control: PathBuf,
     pub pin: bool,
     pub io_memory: usize,
@@ -105,6 +126,23 @@ fn default_control_dir(xdg_runtime_dir: Option<std::ffi::OsString>) -> PathBuf {
     }
 }
 
+/// Announced addresses: each is a UDP and a TCP candidate of every transport.
+const MAX_ANNOUNCED: usize = 8;
+
+/// `announced_ip` as one address (the historical form) or a list.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpAddr>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(IpAddr),
+        Many(Vec<IpAddr>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(ip) => vec![ip],
+        OneOrMany::Many(ips) => ips,
+    })
+}
+
 /// glommio refuses to start an executor below this memlock limit; its rings need
 /// at least this much registered memory to be worth registering.
 const MIN_IO_MEMORY: usize = 64 * 1024;
@@ -116,7 +154,9 @@ impl Config {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             listen_ip: IpAddr::from([127, 0, 0, 1]),
             rtc_port: 40000,
-            announced_ip: None,
+            ice_tcp: true,
+            rtc_tcp_port: None,
+            announced_ip: Vec::new(),
             control: default_control_dir(std::env::var_os("XDG_RUNTIME_DIR")),
             pin: true,
             io_memory: 1 << 20,
@@ -132,6 +172,18 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Worker `index`'s ICE-TCP port (0: a free one), or None without ICE-TCP.
+    pub fn tcp_port(&self, index: usize) -> Option<u16> {
+        if !self.ice_tcp {
+            return None;
+        }
+        match self.rtc_tcp_port.unwrap_or(self.rtc_port) {
+            0 => Some(0),
+            // Validated: the base port + workers - 1 <= 65535.
+            base => Some(base.saturating_add(index as u16)),
+        }
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         if self.workers == 0 || self.workers > 1024 {
             return Err(ConfigError::invalid(
@@ -145,6 +197,14 @@ impl Config {
                 format!("{} + {} workers exceeds 65535", self.rtc_port, self.workers),
             ));
         }
+        if let Some(port) = self.rtc_tcp_port {
+            if port != 0 && usize::from(port) + self.workers - 1 > 65535 {
+                return Err(ConfigError::invalid(
+                    "rtc_tcp_port",
+                    format!("{port} + {} workers exceeds 65535", self.workers),
+                ));
+            }
+        }
         if self.io_memory < MIN_IO_MEMORY {
             return Err(ConfigError::invalid(
                 "io_memory",
@@ -154,15 +214,34 @@ impl Config {
                 ),
             ));
         }
-        if let Some(ip) = self.announced_ip {
-            if ip.is_unspecified() {
-                return Err(ConfigError::invalid(
-                    "announced_ip",
-                    "must be an address clients can reach, not unspecified",
-                ));
-            }
+        if self.announced_ip.iter().any(IpAddr::is_unspecified) {
+            return Err(ConfigError::invalid(
+                "announced_ip",
+                "must be addresses clients can reach, not unspecified",
+            ));
         }
-        if self.listen_ip.is_unspecified() && self.announced_ip.is_none() {
+        if self.announced_ip.len() > MAX_ANNOUNCED {
+            return Err(ConfigError::invalid(
+                "announced_ip",
+                format!("at most {MAX_ANNOUNCED} addresses"),
+            ));
+        }
+        // Only "::" is dual-stack (IPV6_V6ONLY off, Linux's default); any other socket
+        // receives one family.
+        let reachable = |ip: &&IpAddr| match self.listen_ip {
+            IpAddr::V6(l) if l.is_unspecified() => true,
+            l => l.is_ipv4() == ip.is_ipv4(),
+        };
+        if let Some(ip) = self.announced_ip.iter().find(|ip| !reachable(ip)) {
+            return Err(ConfigError::invalid(
+                "announced_ip",
+                format!(
+                    "{ip} cannot reach a socket on listen_ip {} (IPv4 and IPv6 together need \"::\")",
+                    self.listen_ip
+                ),
+            ));
+        }
+        if self.listen_ip.is_unspecified() && self.announced_ip.is_empty() {
             return Err(ConfigError::invalid(
                 "announced_ip",
                 "required when listen_ip is unspecified (0.0.0.0 or ::)",
@@ -243,6 +322,35 @@ mod tests {
             (cfg.log.as_str(), cfg.log_format),
             ("info", LogFormat::Text)
         );
-        assert_eq!(cfg.announced_ip, None);
+        assert!(cfg.announced_ip.is_empty());
+    }
+
+    #[test]
+    fn announced_ip_is_one_address_or_a_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sfu.toml");
+        let load = |toml: &str| {
+            std::fs::write(&path, toml).unwrap();
+            Config::load(&Flags {
+                config: Some(path.clone()),
+                ..Default::default()
+            })
+        };
+        let cfg = load("listen_ip = \"::\"\nannounced_ip = \"203.0.113.10\"\n").unwrap();
+        assert_eq!(cfg.announced_ip, vec![IpAddr::from([203, 0, 113, 10])]);
+        let cfg = load("listen_ip = \"::\"\nannounced_ip = [\"203.0.113.10\", \"2001:db8::10\"]\n")
+            .unwrap();
+        assert_eq!(cfg.announced_ip.len(), 2);
+        let err = load("announced_ip = [\"2001:db8::10\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot reach"), "{err}");
+        let err = load("listen_ip = \"::\"\nannounced_ip = []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("announced_ip"), "{err}");
+        let flags =
+            Flags::try_parse_from(["sfu", "--announced-ip", "192.0.2.1,2001:db8::1"]).unwrap();
+        assert_eq!(flags.announced_ip.map(|v| v.len()), Some(2));
     }
 }

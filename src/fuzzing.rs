@@ -13,9 +13,11 @@
 //! `worker` target decodes a sequence of [`Op`]s the same way ([`encode_ops`]).
 
 mod parsers;
+mod tcp;
 mod worker;
 
 pub use parsers::{rtcp, rtp, srtp, srtp_contexts, srtp_ops, stun, stun_credentials, stun_flags};
+pub use tcp::ice_tcp;
 pub use worker::{
     consumer_ssrcs, decode_ops, encode_ops, worker, Op, ABS_SEND_TIME_ID, AUDIO_SSRC, MID_ID,
     OPUS_PT, RTX_PT, VIDEO_RTX_SSRC, VIDEO_SSRC, VP8_PT,
@@ -164,6 +166,8 @@ fn core_config() -> CoreConfig {
         workers: 1,
         local,
         announced: local,
+        also_announced: Vec::new(),
+        tcp_port: None,
     }
 }
 
@@ -308,6 +312,7 @@ mod tests {
             control(input);
             dtls(input);
             worker(input);
+            ice_tcp(input);
         }
     }
 }

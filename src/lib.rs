@@ -19,6 +19,7 @@ pub mod rtcp;
 pub mod rtp;
 pub mod srtp;
 pub mod stats;
+pub mod tcp;
 pub mod transport;
 pub mod worker;
 

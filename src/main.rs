@@ -110,7 +110,10 @@ fn run(cfg: &Config) -> Result<(), String> {
             index,
             workers: cfg.workers,
             listen: SocketAddr::new(cfg.listen_ip, port),
-            announced_ip: cfg.announced_ip,
+            tcp_listen: cfg
+                .tcp_port(index)
+                .map(|p| SocketAddr::new(cfg.listen_ip, p)),
+            announced_ips: cfg.announced_ip.clone(),
             control_dir: cfg.control.clone(),
             cpu,
             identity: identity.clone(),
@@ -136,6 +139,7 @@ fn run(cfg: &Config) -> Result<(), String> {
                 workers.push(serde_json::json!({
                     "worker": ready.index,
                     "media": ready.media.to_string(),
+                    "tcp": ready.tcp.map(|a| a.to_string()),
                     "control": ready.control,
                     "admin": ready.admin,
                 }));

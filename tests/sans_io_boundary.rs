@@ -18,6 +18,7 @@ const IO_FILES: &[&str] = &[
     "src/worker/mod.rs",
     "src/worker/shell.rs",
     "src/worker/udp.rs",
+    "src/worker/tcp.rs",
     "src/worker/udp_tests.rs",
     "src/worker/writer_queue.rs",
 ];

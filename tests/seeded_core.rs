@@ -24,6 +24,8 @@ fn choices(identity: &DtlsIdentity, seed: u64) -> (RouterCreated, TransportCreat
         workers: 1,
         local,
         announced: local,
+        also_announced: Vec::new(),
+        tcp_port: None,
     };
     let now = Instant::now();
     let rng = StdRng::seed_from_u64(seed);

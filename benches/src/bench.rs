@@ -19,6 +19,7 @@ pub(crate) enum Kind {
     Sfu,
     Floor,
     Janus,
+    Mediasoup,
 }
 
 impl Kind {
@@ -27,6 +28,7 @@ impl Kind {
             Self::Sfu => "sfu",
             Self::Floor => "floor",
             Self::Janus => "janus",
+            Self::Mediasoup => "mediasoup",
         }
     }
 
@@ -35,6 +37,7 @@ impl Kind {
             "sfu" => Some(Self::Sfu),
             "floor" => Some(Self::Floor),
             "janus" => Some(Self::Janus),
+            "mediasoup" => Some(Self::Mediasoup),
             _ => None,
         }
     }
@@ -53,6 +56,10 @@ pub(crate) struct Layout {
     pub(crate) subscribers: usize,
     pub(crate) mesh: bool,
     pub(crate) video: VideoShape,
+    /// RTCP feedback under load: subscribers lose this share of what they receive and
+    /// publishers of what they send, NACK it, and send receiver reports and
+    /// transport-cc (see `feedback`). None: media only.
+    pub(crate) feedback_loss: Option<f64>,
 }
 
 impl Layout {
@@ -64,6 +71,17 @@ impl Layout {
             subscribers: subs,
             mesh: false,
             video: VideoShape::Single,
+            feedback_loss: None,
+        }
+    }
+
+    /// `fanout(subs)` with RTCP feedback and `loss` (`feedback-1-N`): what the feedback
+    /// paths cost, against `fanout-1-N`.
+    pub(crate) fn feedback(subs: usize, loss: f64) -> Self {
+        Self {
+            name: format!("feedback-1-{subs}"),
+            feedback_loss: Some(loss),
+            ..Self::fanout(subs)
         }
     }
 
@@ -83,8 +101,13 @@ impl Layout {
         }
     }
 
-    /// Whether `kind` can run it: the layered shapes are signalled to our SFU only.
+    /// Whether `kind` can run it: the layered shapes are signalled to our SFU only, the
+    /// feedback ones to our SFU and mediasoup (the floor has no RTCP; Janus is not
+    /// signalled RTX here).
     pub(crate) fn runs_on(&self, kind: Kind) -> bool {
+        if self.feedback_loss.is_some() {
+            return matches!(kind, Kind::Sfu | Kind::Mediasoup);
+        }
         kind == Kind::Sfu || !self.video.layered()
     }
 }
@@ -116,6 +139,7 @@ fn start(kind: Kind, o: &Options) -> Result<Box<dyn Target>, String> {
         Kind::Sfu => Box::new(targets::sfu::Sfu::start(&o.env)?),
         Kind::Floor => Box::new(targets::floor::Floor::start(&o.env)?),
         Kind::Janus => Box::new(targets::janus::Janus::start(&o.env, &o.iface)?),
+        Kind::Mediasoup => Box::new(targets::mediasoup::Mediasoup::start(&o.env)?),
     })
 }
 
@@ -162,6 +186,10 @@ pub(crate) fn run_trial(kind: Kind, layout: &Layout, o: &Options) -> Result<Valu
     let setup_start = Instant::now();
     let mut t = start(kind, o)?;
     let mut g = Generator::new(o.gen_ip, o.spec, o.decrypt_every)?;
+    if let Some(loss) = layout.feedback_loss {
+        g.set_feedback(loss);
+    }
+    let feedback = layout.feedback_loss.is_some();
     let fp = g.fingerprint();
     let layers = o.spec.video_layers(layout.video).len();
 
@@ -183,7 +211,9 @@ pub(crate) fn run_trial(kind: Kind, layout: &Layout, o: &Options) -> Result<Valu
                 fingerprint: fp.clone(),
                 audio_ssrc: tracks.audio.1,
                 video_ssrcs: tracks.video.iter().map(|v| v.1).collect(),
+                video_rtx_ssrc: tracks.video_rtx,
                 video: layout.video,
+                feedback,
             };
             let sig = t.add_publisher(&spec)?;
             g.add_publisher(socket, sig, ufrag, pwd, &tracks, layout.video)?;
@@ -230,6 +260,7 @@ pub(crate) fn run_trial(kind: Kind, layout: &Layout, o: &Options) -> Result<Valu
             s.ufrag = ufrag.clone();
             s.pwd = pwd.clone();
             s.fingerprint = fp.clone();
+            s.feedback = feedback;
             let sig = t.add_subscriber(s)?;
             let expect = s
                 .publishers
@@ -290,6 +321,21 @@ pub(crate) fn run_trial(kind: Kind, layout: &Layout, o: &Options) -> Result<Valu
                 "samples": l["count"] })
     });
     let gen_drops = m.generator_rx_drops.saturating_sub(drops_before);
+    let feedback_json = layout.feedback_loss.map(|loss| {
+        let f = m.counts.feedback;
+        json!({
+            "loss": loss,
+            "subscriber_dropped": f.dropped_rx,
+            "subscriber_recovered": f.recovered,
+            "subscriber_nacked": f.nacks_sent,
+            "receiver_reports": f.rr_sent,
+            "transport_cc": f.twcc_sent,
+            "srtcp_packets_per_s": f.rtcp_packets as f64 / secs,
+            "publisher_dropped": f.dropped_tx,
+            "publisher_nacked": f.nacks_received,
+            "publisher_rtx": f.rtx_sent,
+        })
+    });
     let kept = sent_in / offered_in.max(1e-9);
     Ok(json!({
         "scenario": layout.name,
@@ -335,6 +381,7 @@ pub(crate) fn run_trial(kind: Kind, layout: &Layout, o: &Options) -> Result<Valu
             "pacing_ok": g.lateness.is_empty() || g.lateness.value_at_quantile(0.99) <= 50_000,
         },
         "target_stats": tstats.extra,
+        "feedback": feedback_json,
         "started_at_unix": started_at,
     }))
 }
@@ -349,6 +396,7 @@ fn sub_spec(room: usize, publishers: Vec<usize>, layer: u8) -> SubSpec {
         fingerprint: String::new(),
         publishers,
         layer,
+        feedback: false,
     }
 }
 

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use rand::Rng;
 
+use crate::feedback::{FeedbackCounts, PubFeedback, SubFeedback};
 use crate::media::{
     self, build_packet, histogram, l1t3, read_trailer, rtp_seq_ssrc, LayerRate, MediaSpec,
     RxStream, VideoShape, Vp8Head, Vp8Layering, Window,
@@ -58,6 +59,8 @@ struct Publisher {
     frame: u32,
     /// TL0 (base temporal layer) frames sent: the TL0PICIDX of layered video.
     tl0_frames: u32,
+    /// Upstream loss and NACK answers (the feedback scenarios).
+    fb: Option<PubFeedback>,
 }
 
 impl Publisher {
@@ -70,6 +73,8 @@ impl Publisher {
 pub(crate) struct NewTracks {
     pub(crate) audio: (u32, u32),
     pub(crate) video: Vec<(u32, u32)>,
+    /// RTX SSRC of the (first) video stream, used when the publisher answers NACKs.
+    pub(crate) video_rtx: u32,
 }
 
 struct Subscriber {
@@ -79,6 +84,9 @@ struct Subscriber {
     /// SSRC -> position in `expect` once identified.
     ssrcs: Vec<(u32, Option<usize>)>,
     packets: u32,
+    /// Receiver reports, NACKs and transport-cc (the feedback scenarios); boxed, as
+    /// its transport-cc recorder is most of a subscriber's size.
+    fb: Option<Box<SubFeedback>>,
 }
 
 enum Role {
@@ -110,6 +118,7 @@ pub(crate) struct WindowCounts {
     pub(crate) decrypt_failures: u64,
     pub(crate) rtcp: u64,
     pub(crate) sent_packets: u64,
+    pub(crate) feedback: FeedbackCounts,
 }
 
 /// What a window measured, for the result file.
@@ -145,6 +154,9 @@ pub(crate) struct Generator {
     window_counts: WindowCounts,
     in_window: bool,
     scratch: Vec<Vec<u8>>,
+    /// Simulated loss with RTCP feedback, when the scenario has it.
+    feedback_loss: Option<f64>,
+    rtcp_buf: Vec<u8>,
 }
 
 impl Generator {
@@ -167,7 +179,15 @@ impl Generator {
             window_counts: WindowCounts::default(),
             in_window: false,
             scratch: (0..16).map(|_| vec![0u8; 1500]).collect(),
+            feedback_loss: None,
+            rtcp_buf: Vec::with_capacity(1500),
         })
+    }
+
+    /// Makes the sessions added from now on send and answer RTCP feedback, with `loss`
+    /// simulated on subscribers' receive path and publishers' send path.
+    pub(crate) fn set_feedback(&mut self, loss: f64) {
+        self.feedback_loss = Some(loss);
     }
 
     pub(crate) fn fingerprint(&self) -> String {
@@ -196,6 +216,7 @@ impl Generator {
         NewTracks {
             audio: next(),
             video: (0..video).map(|_| next()).collect(),
+            video_rtx: rng.gen(),
         }
     }
 
@@ -284,6 +305,9 @@ impl Generator {
             next_audio: now,
             frame: 0,
             tl0_frames: 0,
+            fb: self
+                .feedback_loss
+                .map(|loss| PubFeedback::new(loss, tracks.video_rtx)),
         };
         self.push(socket, session, Role::Publisher(p))
     }
@@ -297,12 +321,16 @@ impl Generator {
         pwd: String,
         expect: Vec<u32>,
     ) -> Result<usize, String> {
-        let session = self.session(sig, ufrag, pwd, Instant::now())?;
+        let now = Instant::now();
+        let session = self.session(sig, ufrag, pwd, now)?;
         let s = Subscriber {
             rx: expect.iter().map(|_| RxStream::default()).collect(),
             expect,
             ssrcs: Vec::new(),
             packets: 0,
+            fb: self
+                .feedback_loss
+                .map(|loss| Box::new(SubFeedback::new(loss, now))),
         };
         self.push(socket, session, Role::Subscriber(s))
     }
@@ -443,6 +471,7 @@ impl Generator {
             for p in &mut self.peers {
                 p.session.tick(now);
                 flush_session(p);
+                send_feedback(p, now, &mut self.rtcp_buf, &mut self.counts.feedback);
             }
         }
         let mut next = until.min(self.last_tick + TICK);
@@ -529,7 +558,17 @@ impl Generator {
                             }),
                         );
                         t.next = t.next.wrapping_add(1);
-                        lens.push(ctx.protect_rtp(buf, len).unwrap_or(0));
+                        let sent = match pb.fb.as_mut() {
+                            Some(fb) => fb.on_send(&buf[..len], seq, &mut self.counts.feedback),
+                            None => true,
+                        };
+                        if sent {
+                            lens.push(ctx.protect_rtp(buf, len).unwrap_or(0));
+                        } else {
+                            // Lost on the way up: sent as far as the stream is concerned.
+                            self.counts.sent_packets += 1;
+                            lens.push(0);
+                        }
                     }
                     v.track.ts = v.track.ts.wrapping_add(90_000 / spec.fps);
                 }
@@ -607,8 +646,14 @@ impl Generator {
                     flush_session(peer);
                     continue;
                 }
-                let Role::Subscriber(sub) = &mut peer.role else {
-                    continue;
+                let sub = match &mut peer.role {
+                    Role::Subscriber(sub) => sub,
+                    Role::Publisher(pb) => {
+                        if rtp_seq_ssrc(dg.data).is_none() {
+                            answer_nacks(pb, &mut peer.session, &peer.socket, dg.data, counts);
+                        }
+                        continue;
+                    }
                 };
                 let Some((seq, ssrc)) = rtp_seq_ssrc(dg.data) else {
                     counts.rtcp += 1;
@@ -617,6 +662,11 @@ impl Generator {
                 if *in_window {
                     counts.rx_packets += 1;
                     counts.rx_bytes += dg.data.len() as u64;
+                }
+                if let Some(fb) = sub.fb.as_mut() {
+                    if !fb.on_rtp(now, dg.data, ssrc, seq, &mut counts.feedback) {
+                        continue;
+                    }
                 }
                 sub.packets = sub.packets.wrapping_add(1);
                 let slot = match sub.ssrcs.iter().position(|s| s.0 == ssrc) {
@@ -666,6 +716,62 @@ impl Generator {
 
     pub(crate) fn peers(&self) -> usize {
         self.peers.len()
+    }
+}
+
+/// Sends a subscriber's due RTCP feedback (receiver report, NACKs, transport-cc).
+fn send_feedback(p: &mut Peer, now: Instant, buf: &mut Vec<u8>, counts: &mut FeedbackCounts) {
+    let Role::Subscriber(Subscriber { fb: Some(fb), .. }) = &mut p.role else {
+        return;
+    };
+    let Some(ctx) = p.session.srtp_out.as_mut() else {
+        return;
+    };
+    if !fb.poll(now, buf, counts) {
+        return;
+    }
+    let len = buf.len();
+    // Room for the SRTCP index and tag.
+    buf.resize(len + 64, 0);
+    if let Ok(n) = ctx.protect_rtcp(buf, len) {
+        if p.socket.send_to(&buf[..n], p.session.remote.addr).is_ok() {
+            counts.rtcp_packets += 1;
+        }
+    }
+}
+
+/// A publisher's answer to the target's RTCP: RTX for the video packets it NACKed.
+fn answer_nacks(
+    pb: &mut Publisher,
+    session: &mut Session,
+    socket: &UdpSocket,
+    srtcp: &mut [u8],
+    counts: &mut WindowCounts,
+) {
+    let Some(fb) = pb.fb.as_mut() else {
+        counts.rtcp += 1;
+        return;
+    };
+    let Some(video_ssrc) = pb.video.first().map(|v| v.track.ssrc) else {
+        return;
+    };
+    let Some(inb) = session.srtp_in.as_mut() else {
+        return;
+    };
+    let Ok(len) = inb.unprotect_rtcp(srtcp) else {
+        return;
+    };
+    let mut rtx = Vec::new();
+    fb.on_rtcp(&srtcp[..len], video_ssrc, &mut rtx, &mut counts.feedback);
+    let Some(out) = session.srtp_out.as_mut() else {
+        return;
+    };
+    for mut p in rtx {
+        let len = p.len();
+        p.resize(len + 32, 0);
+        if let Ok(n) = out.protect_rtp(&mut p, len) {
+            let _ = socket.send_to(&p[..n], session.remote.addr);
+        }
     }
 }
 

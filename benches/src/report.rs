@@ -1,5 +1,5 @@
 //! The report: a Markdown table of every result file (with our figures as ratios to the
-//! floor and to Janus), an SVG plot of latency percentiles and delivered rate against
+//! floor, to Janus and to mediasoup), an SVG plot of latency percentiles and delivered rate against
 //! subscribers, and the completeness check the CI smoke run relies on.
 
 use std::collections::BTreeMap;
@@ -67,8 +67,9 @@ pub(crate) fn check(r: &Value) -> Vec<String> {
         if r["latency_e2e_us"].get(*p).is_none_or(Value::is_null) {
             bad.push(format!("missing latency_e2e_us.{p}"));
         }
-        // Janus has no in-daemon histogram; ours and the floor's must be there.
-        if r["target"] != "janus" && r["latency_in_daemon_us"].get(*p).is_none_or(Value::is_null) {
+        // Janus and mediasoup have no in-daemon histogram; ours and the floor's must be there.
+        let has_histogram = r["target"] == "sfu" || r["target"] == "floor";
+        if has_histogram && r["latency_in_daemon_us"].get(*p).is_none_or(Value::is_null) {
             bad.push(format!("missing latency_in_daemon_us.{p}"));
         }
     }
@@ -117,8 +118,8 @@ pub(crate) fn table(results: &[(String, Value)]) -> String {
         );
     }
     let mut s = String::from(
-        "| scenario | target | pubs | subs | in pps offered / delivered | out pps offered / delivered | Mbit/s out | loss | dup | e2e p50 / p90 / p99 / p99.9 / max (us) | in-daemon p50 / p90 / p99 / p99.9 / max (us) | target CPU % (core softirq %, busy %) | RSS MB | out pps per target CPU-second | vs floor | vs Janus | gen CPU % (kept rate) |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| scenario | target | pubs | subs | in pps offered / delivered | out pps offered / delivered | Mbit/s out | loss | dup | e2e p50 / p90 / p99 / p99.9 / max (us) | in-daemon p50 / p90 / p99 / p99.9 / max (us) | target CPU % (core softirq %, busy %) | RSS MB | out pps per target CPU-second | vs floor | vs Janus | vs mediasoup | gen CPU % (kept rate) |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let pct = |r: &Value, k: &str| {
         let l = &r[k];
@@ -183,7 +184,7 @@ pub(crate) fn table(results: &[(String, Value)]) -> String {
             None => f(&r["target_cpu_pct"], 0),
         };
         s += &format!(
-            "| {scenario} | {target} | {} | {subs} | {} / {} | {} / {} | {} | {:.3}% | {} | {} | {} | {core} | {} | {} | {} | {} | {} ({}) |\n",
+            "| {scenario} | {target} | {} | {subs} | {} / {} | {} / {} | {} | {:.3}% | {} | {} | {} | {core} | {} | {} | {} | {} | {} | {} ({}) |\n",
             int(&r["publishers"]),
             int(&r["offered_in_pps"]),
             int(&r["delivered_in_pps"]),
@@ -198,6 +199,7 @@ pub(crate) fn table(results: &[(String, Value)]) -> String {
             pps_per_core(r).map(|x| format!("{x:.0}")).unwrap_or_else(|| "-".into()),
             ratio("floor"),
             ratio("janus"),
+            ratio("mediasoup"),
             f(&r["generator"]["cpu_pct"], 0),
             f(&r["generator"]["kept_rate"], 3),
         );
@@ -338,6 +340,7 @@ fn color(target: &str) -> RGBColor {
     match target {
         "sfu" => RGBColor(31, 119, 180),
         "floor" => RGBColor(44, 160, 44),
+        "mediasoup" => RGBColor(148, 103, 189),
         _ => RGBColor(214, 39, 40),
     }
 }

@@ -231,7 +231,7 @@ pub struct IceParameters {
     pub ice_lite: bool,
 }
 
-/// A local ICE candidate: the worker's UDP socket.
+/// A local ICE candidate: the worker's UDP socket, or its ICE-TCP listener.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IceCandidate {
@@ -243,6 +243,10 @@ pub struct IceCandidate {
     pub port: u16,
     #[serde(rename = "type")]
     pub kind: String,
+    /// For a TCP candidate, its RFC 6544 tcptype: the daemon's are `"passive"` (it
+    /// accepts, the peer connects).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_type: Option<String>,
 }
 
 /// DTLS role. The daemon answers as server; "auto" means the same for it.

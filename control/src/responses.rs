@@ -133,10 +133,12 @@ pub struct WorkerTotals {
     /// a resume is not a switch.
     pub spatial_layer_switches: u64,
     pub temporal_layer_switches: u64,
-    /// Bandwidth probe clusters started, and those whose measured rate confirmed their
-    /// target; the padding packets and bytes sent for them.
+    /// Bandwidth probe clusters started, those whose measured rate confirmed their
+    /// target, and those ended early because the path congested under them; the
+    /// padding packets and bytes sent for them.
     pub probe_clusters_started: u64,
     pub probe_clusters_succeeded: u64,
+    pub probe_clusters_aborted: u64,
     pub probe_padding_packets: u64,
     pub probe_padding_bytes: u64,
     /// Retransmissions refused by the subscribers' retransmission budgets (the sum of
@@ -153,6 +155,17 @@ pub struct WorkerTotals {
     /// A gauge: active simulcast consumers whose bandwidth allocation holds them below
     /// their preferred layers now.
     pub consumers_limited_by_bandwidth: u64,
+    /// ICE-TCP: connections accepted and refused (over the per-worker bounds), closed
+    /// for silence (unauthenticated too long, or idle) and for a bad RFC 4571 length;
+    /// frames received and sent, and frames dropped because the connection's queue was
+    /// full or the connection gone.
+    pub tcp_connections_accepted: u64,
+    pub tcp_connections_refused: u64,
+    pub tcp_connections_timed_out: u64,
+    pub tcp_framing_errors: u64,
+    pub tcp_frames_received: u64,
+    pub tcp_frames_sent: u64,
+    pub tcp_send_dropped: u64,
 }
 
 /// `worker.getStats`.

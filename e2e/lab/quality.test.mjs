@@ -151,6 +151,21 @@ function decodingShare(series, from) {
   return windows ? decoding / windows : 0;
 }
 
+/**
+ * Per second: the height received, the frames decoded in it and, when the picture froze
+ * in it, for how many ms ("240:7 240:2/450 ...").
+ */
+function timeline(series, from) {
+  const out = [];
+  for (let i = 1; i < series.length; i += 1) {
+    const a = series[i - 1].recv[from] || { framesDecoded: 0, freezeS: 0 };
+    const b = series[i].recv[from] || { framesDecoded: 0, height: 0, freezeS: 0 };
+    const frozenMs = Math.round(1000 * (b.freezeS - a.freezeS));
+    out.push(`${b.height}:${b.framesDecoded - a.framesDecoded}${frozenMs > 0 ? `/${frozenMs}` : ''}`);
+  }
+  return out.join(' ');
+}
+
 function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.floor(s.length / 2)] : 0;
@@ -159,7 +174,7 @@ function median(xs) {
 /** The daemon's adaptive-quality counters, summed over workers, for the printed report. */
 function adaptation(lab) {
   const sums = {};
-  const names = /^sfu_worker_(layer_switches_total|probe_clusters_total|probe_clusters_succeeded_total|retransmissions_over_budget_total|consumers_limited_by_bandwidth|keyframe_requests_sent_total|keyframe_requests_repeated_total|red_packets_unwrapped_total)(\{[^}]*\})? (\S+)$/;
+  const names = /^sfu_worker_(layer_switches_total|probe_clusters_total|probe_clusters_succeeded_total|probe_clusters_aborted_total|retransmissions_over_budget_total|consumers_limited_by_bandwidth|keyframe_requests_sent_total|keyframe_requests_repeated_total|red_packets_unwrapped_total)(\{[^}]*\})? (\S+)$/;
   for (const line of lab.metrics().split('\n')) {
     const m = names.exec(line);
     if (!m) continue;
@@ -190,6 +205,7 @@ test('quality: a 400 kbit/s subscriber sees everyone at a lower layer; the other
         report[`Cat<-${from.name}`] = {
           decodingShare: decodingShare(s, from.id),
           medianHeight: median(s.map((x) => (x.recv[from.id] || {}).height || 0)),
+          timeline: timeline(s, from.id),
         };
       }
       report['Ann<-Bob'] = { medianHeight: median(series.get('Ann').map((x) => (x.recv[bob.id] || {}).height || 0)) };
@@ -272,7 +288,7 @@ test('quality: with 5 % loss and 50 ms delay on one link, what it receives is fr
         const b = s[s.length - 1].recv[from.id] || { freezeS: 0 };
         const seconds = (s[s.length - 1].t - s[0].t) / 1000;
         report[`Dan<-${from.name}`] = { frozenShare: (b.freezeS - a.freezeS) / seconds, decodingShare: decodingShare(s, from.id),
-          medianHeight: median(s.map((x) => (x.recv[from.id] || {}).height || 0)) };
+          medianHeight: median(s.map((x) => (x.recv[from.id] || {}).height || 0)), timeline: timeline(s, from.id) };
       }
       console.log('quality (c):', JSON.stringify(report), 'daemon:', JSON.stringify(adaptation(c.lab)));
       for (const from of [ann, bob]) {

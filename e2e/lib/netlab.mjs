@@ -24,7 +24,7 @@ import { CHROMIUM, launchChromium } from './browsers.mjs';
 
 const targetDir = process.env.CARGO_TARGET_DIR || path.join(repo, 'target');
 const impairBin = process.env.SFU_IMPAIR_BIN || path.join(targetDir, 'debug', 'sfu-impair');
-const SERVER_IP = '10.77.0.1';
+export const SERVER_IP = '10.77.0.1';
 
 function run(...args) {
   return execFileSync(args[0], args.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
@@ -120,6 +120,29 @@ export class NetLab {
     return { ns: cns, ip, link, name };
   }
 
+  /**
+   * Loads an nftables ruleset (nft syntax) into `client`'s namespace, e.g. to block its
+   * UDP: what a corporate or hotel firewall does to WebRTC.
+   */
+  firewall(client, ruleset) {
+    execFileSync('ip', ['netns', 'exec', client.ns, 'nft', '-f', '-'], { input: ruleset, stdio: ['pipe', 'pipe', 'pipe'] });
+  }
+
+  /**
+   * A process in the server's namespace (e.g. a TURN server), stopped by close(). Returns
+   * the child process.
+   */
+  serverProcess(bin, args) {
+    const child = spawn('ip', ['netns', 'exec', this.srv, bin, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+    this.children.push(child);
+    return child;
+  }
+
+  /** The server's address in the lab. */
+  get serverIp() {
+    return SERVER_IP;
+  }
+
   /** sfu-signaling (which starts sfu) in the server namespace; resolves { url, stop }. */
   server(extraArgs = [], { timeoutMs = 30000 } = {}) {
     const child = spawn('ip', ['netns', 'exec', this.srv, signalingBin, '--listen', `${SERVER_IP}:0`,
@@ -136,7 +159,7 @@ export class NetLab {
         reject(new Error(`sfu-signaling exited early (code ${code}, signal ${signal})`));
       });
       readline.createInterface({ input: child.stdout }).on('line', (line) => {
-        const m = /open (http:\/\/\S+)/.exec(line);
+        const m = /open (https?:\/\/\S+)/.exec(line);
         if (!m) return;
         clearTimeout(timer);
         child.removeAllListeners('exit');
@@ -157,13 +180,14 @@ export class NetLab {
   /**
    * Chromium inside `client`'s namespace (a wrapper script enters it; Playwright talks to
    * the browser over a pipe, which the namespace does not affect). The page's origin is not
-   * loopback, so it is declared secure for getUserMedia.
+   * loopback, so it is declared secure for getUserMedia (unless `insecureOrigin` is false:
+   * a server on https needs no such flag).
    */
-  async chromium(client, extraArgs = []) {
+  async chromium(client, extraArgs = [], { insecureOrigin = true } = {}) {
     const wrapper = path.join(this.dir, `chromium-${path.basename(client.ns)}`);
     fs.writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${client.ns} ${CHROMIUM} "$@"\n`, { mode: 0o755 });
-    return launchChromium([`--unsafely-treat-insecure-origin-as-secure=${this.url}`, ...extraArgs],
-      { executablePath: wrapper, loopback: false });
+    const secure = insecureOrigin ? [`--unsafely-treat-insecure-origin-as-secure=${this.url}`] : [];
+    return launchChromium([...secure, ...extraArgs], { executablePath: wrapper, loopback: false });
   }
 
   async close() {

@@ -54,7 +54,7 @@ export function spawnServer(extraArgs = [], { timeoutMs = 30000, listen = '127.0
     });
     const lines = readline.createInterface({ input: child.stdout });
     lines.on('line', (line) => {
-      const m = /open (http:\/\/\S+)/.exec(line);
+      const m = /open (https?:\/\/\S+)/.exec(line);
       if (!m) return;
       clearTimeout(timer);
       child.removeAllListeners('exit');

@@ -174,6 +174,8 @@ fn record_call() -> (Capture, Capture, [u32; 2]) {
         workers: 1,
         local: CORE,
         announced: CORE,
+        also_announced: Vec::new(),
+        tcp_port: None,
     };
     let mut core = WorkerCore::new(cfg, identity, f::core_rng(), now, SystemTime::now());
     let mut publisher = Peer::new("10.0.0.1:5000".parse().unwrap(), now);

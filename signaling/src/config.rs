@@ -11,6 +11,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::http::tls::{TlsError, TlsFiles};
+use crate::turn::IceServerConfig;
+
 /// Largest `max_message` accepted: signaling messages are SDP of a few KiB, and each
 /// WebSocket may buffer a whole message.
 const MAX_MESSAGE_LIMIT: usize = 1 << 20;
@@ -160,6 +163,15 @@ pub struct Flags {
     #[arg(long, env = "SFU_SIGNALING_METRICS_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
+    /// PEM certificate chain: with `tls_key`, `listen` serves HTTPS and WSS. Both files
+    /// are read again on SIGHUP and when they change (certbot renewals).
+    #[arg(long, env = "SFU_SIGNALING_TLS_CERT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "SFU_SIGNALING_TLS_KEY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     #[serde(skip)]
@@ -247,6 +259,13 @@ pub struct Config {
     pub daemon_log: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// STUN/TURN servers for the pages (`[[ice_servers]]` tables; file only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ice_servers: Vec<IceServerConfig>,
 }
 
 fn hide_secret<S: Serializer>(_: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
@@ -294,6 +313,9 @@ impl Config {
             log_format: LogFormat::Text,
             daemon_log: "warn,rtc_dtls=error".into(),
             metrics_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            ice_servers: Vec::new(),
         }
     }
 
@@ -344,6 +366,8 @@ impl Config {
                 ),
             ));
         }
+        crate::turn::check_all(&self.ice_servers)
+            .map_err(|e| ConfigError::invalid("ice_servers", e))?;
         if self.auth_secret.as_deref() == Some("") {
             return Err(ConfigError::invalid("auth_secret", "must not be empty"));
         }
@@ -379,7 +403,36 @@ impl Config {
                 ));
             }
         }
+        self.validate_tls()?;
         Ok(())
+    }
+
+    /// The certificate and key files, when both are set.
+    pub fn tls_files(&self) -> Option<TlsFiles> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Both TLS files or neither, and a pair that loads: a typo must not start a plain
+    /// HTTP server where HTTPS was meant.
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (None, None) => Ok(()),
+            (Some(_), None) => Err(ConfigError::invalid("tls_key", "required with tls_cert")),
+            (None, Some(_)) => Err(ConfigError::invalid("tls_cert", "required with tls_key")),
+            (Some(_), Some(_)) => match self.tls_files().map(|f| f.load()) {
+                Some(Err(e @ TlsError::Key { .. })) => {
+                    Err(ConfigError::invalid("tls_key", e.to_string()))
+                }
+                Some(Err(e)) => Err(ConfigError::invalid("tls_cert", e.to_string())),
+                _ => Ok(()),
+            },
+        }
     }
 
     /// The connection limits and timeouts (see `crate::http`).
@@ -522,6 +575,13 @@ mod tests {
         assert!(
             err("listen = \"127.0.0.1:80\"\nmetrics_listen = \"127.0.0.1:80\"\n")
                 .contains("`metrics_listen`")
+        );
+        assert!(err("tls_cert = \"/nonexistent.crt\"\n").contains("`tls_key`"));
+        assert!(err("tls_key = \"/nonexistent.key\"\n").contains("`tls_cert`"));
+        let e = err("tls_cert = \"/nonexistent.crt\"\ntls_key = \"/nonexistent.key\"\n");
+        assert!(
+            e.contains("`tls_cert`") && e.contains("/nonexistent.crt"),
+            "{e}"
         );
         // A wildcard bind is fine with an external daemon: it owns the media addresses.
         load_with(

@@ -12,14 +12,18 @@
 //!   room does to the receive side ([`ws`]).
 //! - `signaling_sdp`: one SDP description, as a publisher's offer and as a subscriber's
 //!   answer ([`sdp`]).
+//! - `signaling_whip`: one WHIP or WHEP request's headers, body and path, as `POST` and
+//!   `PATCH` read them ([`whip`]).
 //!
 //! Variable-length pieces are framed as in the media daemon's targets: a 2-byte
 //! little-endian length, then that many bytes ([`push_frame`]).
 
 mod sdp;
+mod whip;
 mod ws;
 
 pub use self::sdp::{signaling_sdp, SDP_FIXED_MIDS, SDP_H264, SDP_IPV6, SDP_NO_FEEDBACK, SDP_VP9};
+pub use self::whip::{signaling_whip, WHIP_ETAG, WHIP_SECRET};
 pub use self::ws::{
     run_ws, signaling_ws, WsReport, WS_CLOSE, WS_CONSUME, WS_NOW, WS_RESTART, WS_SECRET, WS_TEXT,
 };
@@ -70,6 +74,7 @@ fn transport(ipv6: bool) -> TransportCreated {
             protocol: "udp".into(),
             port: 40000,
             kind: "host".into(),
+        tcp_type: None,
         }],
         dtls_parameters: DtlsParameters {
             role: sfu_control::params::DtlsRole::Auto,

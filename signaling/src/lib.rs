@@ -15,5 +15,7 @@ pub mod room;
 pub mod sdp;
 pub mod server;
 pub mod token;
+pub mod turn;
 pub mod web;
+pub mod whip;
 pub mod ws;

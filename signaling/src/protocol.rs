@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::sdp::answer::MAX_SEND_TRACKS;
 use crate::sdp::capabilities::BrowserCapabilities;
 use crate::sdp::simulcast::{check_hints, EncodingHint};
+use crate::turn::IceServer;
 use sfu_control::params::MediaKind;
 
 /// Message types a client may send.
@@ -400,6 +401,10 @@ pub enum ServerMessage {
         room: String,
         name: String,
         peers: Vec<PeerInfo>,
+        /// The page's `RTCConfiguration.iceServers` (the `ice_servers` setting, TURN
+        /// credentials minted at this join); absent when none are configured.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     Answer {
         sdp: String,

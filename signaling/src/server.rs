@@ -14,11 +14,13 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::daemon::{DaemonSource, SpawnOptions, Supervisor};
 use crate::http::limits::ConnectionLimits;
+use crate::http::tls::Tls;
 use crate::http::{self, nofile, refuse, ConnectionCounters, HttpSettings, HttpStats};
 use crate::metrics::Sources;
 use crate::room::{RoomSettings, Rooms};
 use crate::sdp::capabilities::Negotiation;
 use crate::web;
+use crate::whip::{self, session::SessionLimits};
 use crate::ws::{SessionConfig, SessionTimeouts};
 
 /// Everything after SIGTERM happens within this (operators and systemd expect < 2 s).
@@ -29,13 +31,14 @@ const ROOMS_GRACE: Duration = Duration::from_millis(500);
 const METRICS_MAX_CONNECTIONS: usize = 16;
 
 /// The URL to show: an unspecified listen address is reachable on loopback.
-pub fn url_for(addr: SocketAddr) -> String {
+pub fn url_for(addr: SocketAddr, tls: bool) -> String {
     let ip = match addr.ip() {
         IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
         ip => ip,
     };
-    format!("http://{}/", SocketAddr::new(ip, addr.port()))
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{}/", SocketAddr::new(ip, addr.port()))
 }
 
 /// SIGINT and SIGTERM, registered before anything else so that a signal arriving right
@@ -94,9 +97,28 @@ fn spawn_http(
     app: axum::Router,
     settings: HttpSettings,
     stats: HttpStats,
+    tls: Option<Tls>,
     stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<std::io::Result<()>> {
-    tokio::spawn(http::serve(listener, app, settings, stats, stop))
+    tokio::spawn(http::serve(listener, app, settings, stats, tls, stop))
+}
+
+/// The public listener's TLS, if configured, reloading itself; without it on an address
+/// other than loopback, says why remote pages will not open the camera.
+fn public_tls(cfg: &Config) -> Result<Option<Tls>, String> {
+    let Some(files) = cfg.tls_files() else {
+        if !cfg.listen.ip().is_loopback() {
+            tracing::warn!(
+                listen = %cfg.listen,
+                "no tls_cert/tls_key: pages opened from other machines over plain http cannot use the camera or microphone \
+                 (browsers allow them only on https or localhost); set tls_cert and tls_key, or put an HTTPS reverse proxy in front"
+            );
+        }
+        return Ok(None);
+    };
+    let tls = Tls::new(files).map_err(|e| e.to_string())?;
+    tls.spawn_reloader()?;
+    Ok(Some(tls))
 }
 
 /// Raises the open-file limit and sizes the public listener's connection cap below it.
@@ -134,6 +156,7 @@ pub async fn serve(cfg: Config, sfu: PathBuf) -> Result<(), String> {
         tracing::warn!("no auth_secret: anyone who can reach this server can join any room");
     }
     let limits = connection_limits(&cfg)?;
+    let tls = public_tls(&cfg)?;
     let (listener, local) = bind(cfg.listen).await?;
     let metrics_listener = match cfg.metrics_listen {
         Some(a) => Some(bind(a).await?),
@@ -180,20 +203,33 @@ pub async fn serve(cfg: Config, sfu: PathBuf) -> Result<(), String> {
             idle: secs(cfg.ws_idle_timeout),
         },
         counters: http_stats.counters.clone(),
+        ice_servers: cfg.ice_servers.clone().into(),
     };
     let metrics_token = cfg.metrics_token.as_deref().map(web::BearerToken::new);
     if metrics_token.is_none() && metrics_listener.is_none() {
         tracing::info!("no metrics_token or metrics_listen: /metrics is not served");
     }
+    let whip = whip::Endpoints {
+        rooms: rooms.clone(),
+        auth_secret: session_cfg.auth_secret.clone(),
+        registry: Arc::default(),
+        limits: SessionLimits {
+            total: cfg.max_connections,
+            per_ip: cfg.max_connections_per_ip,
+        },
+        max_offer: cfg.max_message,
+        shutdown: shutdown_rx.clone(),
+    };
     let mut http = spawn_http(
         listener,
-        web::router(session_cfg, metrics_token),
+        web::router(session_cfg, metrics_token, whip),
         http_settings,
         http_stats.clone(),
+        tls.clone(),
         shutdown_rx.clone(),
     );
     let metrics_http = metrics_listener.map(|(l, addr)| {
-        tracing::info!(url = %format!("{}metrics", url_for(addr)), "serving metrics");
+        tracing::info!(url = %format!("{}metrics", url_for(addr, false)), "serving metrics");
         // Its own small cap: scrapes must not take the public listener's places.
         let stats = HttpStats {
             limits: ConnectionLimits::new(METRICS_MAX_CONNECTIONS, METRICS_MAX_CONNECTIONS),
@@ -204,10 +240,11 @@ pub async fn serve(cfg: Config, sfu: PathBuf) -> Result<(), String> {
             web::metrics_router(sources),
             http_settings,
             stats,
+            None,
             shutdown_rx.clone(),
         )
     });
-    let url = url_for(local);
+    let url = url_for(local, tls.is_some());
     tracing::info!(%url, "serving");
     // The one line on stdout: what a person opens, and what scripts wait for.
     println!("sfu-signaling ready: open {url}");

@@ -14,15 +14,16 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::http::ConnectionCounters;
 use crate::names::{validate_name, validate_room};
 use crate::protocol::{ClientMessage, ErrorCode, Join, ProtocolError, ServerMessage};
-use crate::room::{JoinRequest, RoomCmd, RoomHandle, Rooms};
+use crate::room::{ParticipantKind, RoomCmd, RoomHandle, Rooms};
 use crate::sdp::capabilities::receive_capabilities;
 use crate::token;
+use crate::turn::IceServerConfig;
 
 /// Close code when the server stops (RFC 6455 section 7.4.1, "going away"): pages
 /// reconnect and rejoin.
@@ -33,10 +34,6 @@ pub const POLICY: u16 = 1008;
 pub const TOO_BIG: u16 = 1009;
 /// Close code of a frame that breaks RFC 6455 (unmasked, bad opcode, bad UTF-8...).
 pub const PROTOCOL_ERROR: u16 = 1002;
-/// Messages a room may queue for one client before the client counts as stuck.
-const OUT_QUEUE: usize = 256;
-/// A room answers a join in milliseconds; this bounds a stuck daemon.
-const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest read into the frame buffer: a session then holds about `max_message` plus this
 /// (tungstenite's default, 128 KiB, zero-filled per read, would be most of the cost of
 /// an idle session).
@@ -71,6 +68,9 @@ pub struct SessionConfig {
     pub timeouts: SessionTimeouts,
     /// Sessions closed by the limits, for /metrics.
     pub counters: Arc<ConnectionCounters>,
+    /// The `ice_servers` setting: each joining page gets them, TURN credentials minted
+    /// for it (`crate::turn`).
+    pub ice_servers: Arc<[IceServerConfig]>,
 }
 
 /// `GET /ws`.
@@ -362,46 +362,24 @@ impl Session {
             }
         }
         let caps = receive_capabilities(j.rtp_capabilities.as_ref(), self.cfg.bandwidth_feedback);
-        let peer_id = format!("{:016x}", rand::random::<u64>());
-        let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
-        let (reply_tx, reply_rx) = oneshot::channel();
-        let room = self.cfg.rooms.join(
-            &j.room,
-            JoinRequest {
-                peer_id: peer_id.clone(),
-                name: j.name,
-                caps,
-                out: out_tx,
-                reply: reply_tx,
-            },
-        )?;
-        match tokio::time::timeout(JOIN_TIMEOUT, reply_rx).await {
-            Ok(Ok(Ok(()))) => {
-                self.joined = Some(Joined {
-                    room,
-                    peer_id,
-                    out: out_rx,
-                    leaving: false,
-                });
-                Ok(())
-            }
-            Ok(Ok(Err(e))) => Err(e),
-            Ok(Err(_)) => Err(ProtocolError::new(
-                ErrorCode::ServerError,
-                "the room closed; try again",
-            )),
-            Err(_) => {
-                // The room may still add us later; make sure it removes us again.
-                room.send(RoomCmd::Leave {
-                    peer_id,
-                    explicit: false,
-                })
-                .await;
-                Err(ProtocolError::new(
-                    ErrorCode::ServerError,
-                    "joining took too long",
-                ))
-            }
-        }
+        let now = token::unix_now();
+        let ice_servers = self
+            .cfg
+            .ice_servers
+            .iter()
+            .map(|s| s.for_participant(&j.name, now))
+            .collect();
+        let entered = self
+            .cfg
+            .rooms
+            .enter(&j.room, j.name, caps, ParticipantKind::Page, ice_servers)
+            .await?;
+        self.joined = Some(Joined {
+            room: entered.room,
+            peer_id: entered.peer_id,
+            out: entered.out,
+            leaving: false,
+        });
+        Ok(())
     }
 }

@@ -9,15 +9,16 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use sfu_signaling::fuzzing::{run_ws, signaling_sdp, signaling_ws};
+use sfu_signaling::fuzzing::{run_ws, signaling_sdp, signaling_whip, signaling_ws};
 
 /// A target's entry point in `sfu_signaling::fuzzing`.
 type Target = fn(&[u8]);
 
 /// Every signaling target by the name of its fuzz/fuzz_targets file.
-const TARGETS: [(&str, Target); 2] = [
+const TARGETS: [(&str, Target); 3] = [
     ("signaling_ws", signaling_ws),
     ("signaling_sdp", signaling_sdp),
+    ("signaling_whip", signaling_whip),
 ];
 
 fn fuzz_dir(sub: &str) -> PathBuf {

@@ -52,6 +52,7 @@ async fn rooms_peers_and_every_worker_are_reported() {
             "sfu_worker_control_clients_dropped_total",
             "sfu_worker_probe_clusters_total",
             "sfu_worker_probe_clusters_succeeded_total",
+            "sfu_worker_probe_clusters_aborted_total",
             "sfu_worker_probe_padding_bytes_total",
             "sfu_worker_retransmissions_over_budget_total",
             "sfu_worker_keyframe_requests_repeated_total",

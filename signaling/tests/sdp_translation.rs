@@ -35,15 +35,28 @@ fn transport() -> TransportCreated {
             password: "Zc8r1WnQ4uTy7oPa2sDf6gHj9kLz3xCv".into(),
             ice_lite: true,
         },
-        ice_candidates: vec![IceCandidate {
-            foundation: "udpcandidate".into(),
-            priority: 2130706431,
-            ip: "127.0.0.1".into(),
-            address: "127.0.0.1".into(),
-            protocol: "udp".into(),
-            port: 40000,
-            kind: "host".into(),
-        }],
+        ice_candidates: vec![
+            IceCandidate {
+                foundation: "udpcandidate".into(),
+                priority: 2130706431,
+                ip: "127.0.0.1".into(),
+                address: "127.0.0.1".into(),
+                protocol: "udp".into(),
+                port: 40000,
+                kind: "host".into(),
+                tcp_type: None,
+            },
+            IceCandidate {
+                foundation: "tcpcandidate".into(),
+                priority: 2124414975,
+                ip: "127.0.0.1".into(),
+                address: "127.0.0.1".into(),
+                protocol: "tcp".into(),
+                port: 40000,
+                kind: "host".into(),
+                tcp_type: Some("passive".into()),
+            },
+        ],
         dtls_parameters: DtlsParameters {
             role: sfu_control::params::DtlsRole::Auto,
             fingerprints: vec![DtlsFingerprint {
@@ -107,7 +120,10 @@ fn check_transport_rules(sd: &SessionDescription, setup: &str) {
         assert_eq!(c.address.as_ref().unwrap().address, "127.0.0.1");
         assert_eq!(
             attrs(m, "candidate"),
-            vec!["udpcandidate 1 udp 2130706431 127.0.0.1 40000 typ host"]
+            vec![
+                "udpcandidate 1 udp 2130706431 127.0.0.1 40000 typ host",
+                "tcpcandidate 1 tcp 2124414975 127.0.0.1 40000 typ host tcptype passive"
+            ]
         );
         assert!(m.has_attribute("end-of-candidates"));
         assert_eq!(attrs(m, "fingerprint"), vec![format!("sha-256 {FP}")]);

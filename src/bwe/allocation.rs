@@ -35,6 +35,9 @@ use std::time::{Duration, Instant};
 /// Most spatial layers (simulcast encodings) and temporal layers per encoding.
 pub const MAX_SPATIAL: usize = 4;
 pub const MAX_TEMPORAL: usize = 4;
+/// The least a spatial layer is taken to cost, as a multiple of the active one below
+/// it (simulcast encodings step by 2-4x in bitrate: each doubles the resolution).
+pub const SPATIAL_STEP: u32 = 2;
 /// Headroom an upward step needs, as a fraction of the new layer's bitrate.
 pub const UP_MARGIN: f64 = 0.15;
 /// No upward step for a consumer this long after it moved down.
@@ -120,6 +123,27 @@ impl LayerBitrates {
             for (cell, share) in row.iter_mut().zip(shares) {
                 *cell = (f64::from(bps) * share) as u32;
             }
+        }
+    }
+
+    /// Sets each active spatial layer's whole bitrate from `measured` (lowest first;
+    /// 0: not received), never less than [`SPATIAL_STEP`] times the active layer below
+    /// it, split over temporal layers as [`Self::set_encoding`] does.
+    ///
+    /// An encoding's measured rate (over the last second) can be far below what it
+    /// sends a moment later: one the publisher just resumed (dynacast), or whose
+    /// encoder is still ramping up. Measured in the lab: a 400 kbit/s subscriber was
+    /// given a 640x480 layer measured at a few hundred kbit/s, which then sent a
+    /// megabit, and its picture froze for 4 s.
+    pub fn set_encodings(&mut self, measured: impl IntoIterator<Item = u32>) {
+        let mut below = 0u32;
+        for (spatial, bps) in (0..self.spatial).zip(measured) {
+            if bps == 0 {
+                continue;
+            }
+            let bps = bps.max(below.saturating_mul(SPATIAL_STEP));
+            self.set_encoding(spatial, bps);
+            below = bps;
         }
     }
 

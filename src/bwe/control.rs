@@ -1,6 +1,7 @@
 //! A subscriber transport's congestion control around its estimator: the allocation
 //! of the estimate to its video consumers, the prober that tests rates above the
-//! estimate before the allocation may use them, and the retransmission budget. The
+//! estimate before the allocation may use them, the retransmission budget and the
+//! pacer. The
 //! worker core feeds it (`worker/congestion.rs`); this type only keeps the pieces and
 //! their deadlines together.
 
@@ -8,6 +9,7 @@ use std::time::Instant;
 
 use super::allocation::{BandwidthAllocator, VideoDemand};
 use super::budget::RetransmitBudget;
+use super::pacer::Pacer;
 use super::probe::ProbeController;
 
 /// Congestion control state of one subscriber transport.
@@ -16,16 +18,22 @@ pub struct CongestionControl {
     pub allocator: BandwidthAllocator,
     pub probe: ProbeController,
     pub rtx_budget: RetransmitBudget,
+    pub pacer: Pacer,
     /// The consumers' demands, rebuilt for each allocation (kept to reuse the buffer).
     pub demands: Vec<VideoDemand>,
 }
 
 impl CongestionControl {
-    /// The earliest of the periodic re-allocation and the prober's next step.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.allocator.poll_timeout(), self.probe.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+    /// The earliest of the periodic re-allocation, the prober's next step and the
+    /// pacer's next packet, at the transport's pacing rate `pacing_bps`.
+    pub fn poll_timeout(&self, pacing_bps: u64) -> Option<Instant> {
+        [
+            self.allocator.poll_timeout(),
+            self.probe.poll_timeout(),
+            self.pacer.poll_timeout(pacing_bps),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }

@@ -30,7 +30,14 @@
 //! Simplifications against GCC and libwebrtc, knowingly:
 //! - one controller for delay and loss, where GCC runs a delay-based and a
 //!   loss-based controller and takes the minimum; our loss rule is GCC 6's
-//!   thresholds with the delay rule's decrease;
+//!   thresholds with the delay rule's decrease, except that loss between the two
+//!   thresholds while the delay detector has seen no queue for [`QUEUE_MEMORY`] still
+//!   lets the estimate grow,
+//!   at [`INHERENT_LOSS_INCREASE_PER_SECOND`]: such loss is the path's own (radio,
+//!   a lossy hop), not congestion, which fills a queue before it drops (libwebrtc's
+//!   loss-based v2 estimates this "inherent loss" instead). GCC 6's hold left a
+//!   subscriber behind a link with 5 % random loss at its start rate for good, at its
+//!   lowest layers and frame rates;
 //! - no additive increase near convergence (GCC 5.5's "near max" mode) and no link
 //!   capacity estimate: after a decrease we climb back multiplicatively, so the
 //!   estimate saw-tooths around the capacity somewhat more than libwebrtc's;
@@ -52,12 +59,14 @@
 //! ([`CongestionControl`], driven by `worker/congestion.rs`): `allocation.rs` shares
 //! it among the transport's video consumers' layers, `probe.rs` tests a higher rate
 //! before the allocation may use it (and measures probe clusters inside the
-//! estimator), `budget.rs` holds retransmissions to a share of it.
+//! estimator), `budget.rs` holds retransmissions to a share of it, `pacer.rs` keeps
+//! bursts within a multiple of it.
 
 mod acked;
 pub mod allocation;
 pub mod budget;
 pub mod control;
+pub mod pacer;
 pub mod probe;
 mod trendline;
 
@@ -66,6 +75,7 @@ use std::time::{Duration, Instant};
 pub use allocation::{Allocation, BandwidthAllocator, LayerBitrates, Layers, VideoDemand};
 pub use budget::RetransmitBudget;
 pub use control::CongestionControl;
+pub use pacer::{Pacer, PacerStats, Urgency};
 pub use probe::{ProbeController, ProbeResult, ProbeState, ProbeStats};
 pub use trendline::DelayState;
 
@@ -87,16 +97,36 @@ const INCREASE_PER_SECOND: f64 = 1.08;
 /// Loss thresholds (GCC 6).
 const LOSS_DECREASE: f64 = 0.10;
 const LOSS_INCREASE: f64 = 0.02;
-/// The short loss window: at least this many packets and this much time.
-const SHORT_LOSS: LossWindowSize = LossWindowSize {
-    packets: 20,
+/// Multiplicative increase per second with loss between the thresholds and no queue.
+const INHERENT_LOSS_INCREASE_PER_SECOND: f64 = 1.03;
+/// A loss sample covers this many packets and at least this long...
+const LOSS_WINDOW: LossWindowSize = LossWindowSize {
+    packets: 100,
     interval: Duration::from_millis(200),
 };
-/// The long loss window: this many packets and 200 ms, or 20 packets and this long.
-const LONG_LOSS_PACKETS: u64 = 100;
-const LONG_LOSS_INTERVAL: Duration = Duration::from_secs(1);
-/// At most one decrease per this long.
+/// ...or, on a quiet transport, 20 packets and this long. Fewer packets would make
+/// random loss look like congestion: at 5 % loss, one 20-packet window in 13 holds
+/// three losses (15 %), and decreasing on each kept such a path at a fraction of its
+/// capacity.
+const QUIET_LOSS_WINDOW: LossWindowSize = LossWindowSize {
+    packets: 20,
+    interval: Duration::from_secs(1),
+};
+/// At most one decrease per this long after overuse...
 const DECREASE_INTERVAL: Duration = Duration::from_millis(200);
+/// ...and per this long after loss (libwebrtc: 300 ms plus the RTT).
+const LOSS_DECREASE_INTERVAL: Duration = Duration::from_millis(300);
+/// The pacing rate (`pacer.rs`), as a multiple of the estimate: libwebrtc's 2.5 while
+/// the path has shown no queue...
+pub const PACING_FACTOR: f64 = 2.5;
+/// ...and closer to the estimate for [`QUEUE_MEMORY`] after the delay detector saw
+/// one: the estimate is then near what the bottleneck carries, and a burst much above
+/// it overflows the bottleneck's queue (measured behind a 400 kbit/s link with a
+/// 200 ms queue: keyframes forwarded unpaced lost packets every time). On a path
+/// without a queue the estimate is often below what it carries (random loss holds it
+/// back), and pacing near it only delays the picture.
+pub const PACING_FACTOR_QUEUED: f64 = 1.5;
+pub const QUEUE_MEMORY: Duration = Duration::from_secs(10);
 /// While the delivered rate is known, increase no higher than
 /// `APP_LIMIT_FACTOR * delivered + APP_LIMIT_OFFSET_BPS` (GCC 5.5).
 const APP_LIMIT_FACTOR: f64 = 1.5;
@@ -116,7 +146,7 @@ pub struct BweConfig {
 impl Default for BweConfig {
     fn default() -> Self {
         Self {
-            start_bps: 1_000_000,
+            start_bps: 600_000,
             min_bps: 30_000,
             max_bps: 100_000_000,
         }
@@ -180,12 +210,13 @@ pub struct SendSideEstimator {
     remote_reference: Option<i64>,
     acked: AckedRate,
     delay: DelayDetector,
-    short_loss: LossWindow,
-    long_loss: LossWindow,
+    loss: LossWindow,
     loss_fraction: Option<f64>,
     estimate: f64,
     last_update: Option<Instant>,
     last_decrease: Option<Instant>,
+    /// When the delay detector last saw overuse (a queue on the path).
+    last_overuse: Option<Instant>,
     feedback: u64,
     unknown: u64,
     sent: u64,
@@ -215,12 +246,12 @@ impl SendSideEstimator {
             remote_reference: None,
             acked: AckedRate::new(),
             delay: DelayDetector::new(),
-            short_loss: LossWindow::default(),
-            long_loss: LossWindow::default(),
+            loss: LossWindow::default(),
             loss_fraction: None,
             estimate: config.start_bps.clamp(min, max) as f64,
             last_update: None,
             last_decrease: None,
+            last_overuse: None,
             feedback: 0,
             unknown: 0,
             sent: 0,
@@ -239,6 +270,42 @@ impl SendSideEstimator {
     /// Closes the probe cluster; its result comes with the feedback about it.
     pub fn end_probe(&mut self) {
         self.probe.close();
+    }
+
+    /// The rate the transport's pacer lets packets go at (`pacer.rs`): the estimate
+    /// times [`PACING_FACTOR_QUEUED`] within [`QUEUE_MEMORY`] of overuse, else times
+    /// [`PACING_FACTOR`].
+    pub fn pacing_bps(&self, now: Instant) -> u64 {
+        let factor = if self.queued_recently(now) {
+            PACING_FACTOR_QUEUED
+        } else {
+            PACING_FACTOR
+        };
+        (self.estimate * factor) as u64
+    }
+
+    /// The loss below which the estimate may grow and probes may run: GCC 6's increase
+    /// threshold within [`QUEUE_MEMORY`] of a queue (a full tail-drop queue keeps the
+    /// delay flat while it drops: such loss is congestion's), its decrease threshold
+    /// otherwise (the path's own loss).
+    pub fn tolerated_loss(&self, now: Instant) -> f64 {
+        if self.queued_recently(now) {
+            LOSS_INCREASE
+        } else {
+            LOSS_DECREASE
+        }
+    }
+
+    /// Whether the delay detector saw a queue on the path within [`QUEUE_MEMORY`].
+    fn queued_recently(&self, now: Instant) -> bool {
+        self.last_overuse
+            .is_some_and(|t| now.saturating_duration_since(t) < QUEUE_MEMORY)
+    }
+
+    /// Bytes sent since the probe cluster opened (the prober tops them up to its
+    /// target).
+    pub fn probe_sent_bytes(&self) -> u64 {
+        self.probe.sent_bytes()
     }
 
     /// The last closed cluster's result, once its feedback came (taken once).
@@ -346,18 +413,15 @@ impl SendSideEstimator {
                 (Fate::Sent, None) => {
                     rec.fate = Fate::Lost;
                     self.probe.on_report(ext, u64::from(rec.size), None);
-                    self.short_loss.add(true);
-                    self.long_loss.add(true);
+                    self.loss.add(true);
                 }
                 (Fate::Sent | Fate::Lost, Some(at)) => {
                     if rec.fate == Fate::Lost {
                         // Reported lost before, received after all.
-                        self.short_loss.take_back();
-                        self.long_loss.take_back();
+                        self.loss.take_back();
                         self.probe.take_back_loss(ext);
                     } else {
-                        self.short_loss.add(false);
-                        self.long_loss.add(false);
+                        self.loss.add(false);
                     }
                     rec.fate = Fate::Received;
                     let remote_us = base_us.saturating_add(at);
@@ -373,17 +437,17 @@ impl SendSideEstimator {
         }
         self.update(now);
         if let Some(result) = self.probe.poll_result() {
-            self.on_probe_result(result);
+            self.on_probe_result(now, result);
         }
     }
 
     /// A probe cluster's measured rate raises the estimate at once when neither the
-    /// delay detector nor recent loss objects.
-    fn on_probe_result(&mut self, result: ProbeResult) {
+    /// delay detector nor loss above what is [tolerated](Self::tolerated_loss) objects.
+    fn on_probe_result(&mut self, now: Instant, result: ProbeResult) {
         self.probe_result = Some(result);
         let Some(bps) = result.bps else { return };
         let loss = self.loss_fraction.unwrap_or(0.0);
-        if self.delay.state().is_overusing() || loss >= LOSS_INCREASE {
+        if self.delay.state().is_overusing() || loss >= self.tolerated_loss(now) {
             return;
         }
         self.estimate = self
@@ -393,27 +457,12 @@ impl SendSideEstimator {
     }
 
     fn update(&mut self, now: Instant) {
-        let fresh_loss = self.short_loss.sample(now, SHORT_LOSS);
-        let long = self
-            .long_loss
-            .sample(
-                now,
-                LossWindowSize {
-                    packets: LONG_LOSS_PACKETS,
-                    interval: SHORT_LOSS.interval,
-                },
-            )
-            .or_else(|| {
-                self.long_loss.sample(
-                    now,
-                    LossWindowSize {
-                        packets: SHORT_LOSS.packets,
-                        interval: LONG_LOSS_INTERVAL,
-                    },
-                )
-            });
-        if long.is_some() {
-            self.loss_fraction = long;
+        let fresh_loss = self
+            .loss
+            .sample(now, LOSS_WINDOW)
+            .or_else(|| self.loss.sample(now, QUIET_LOSS_WINDOW));
+        if fresh_loss.is_some() {
+            self.loss_fraction = fresh_loss;
         }
         let elapsed = self
             .last_update
@@ -424,19 +473,32 @@ impl SendSideEstimator {
         let delivered = self.acked.rate_bps();
         let state = self.delay.state();
         let loss = self.loss_fraction.unwrap_or(0.0);
-        if state.is_overusing() || fresh_loss.is_some_and(|p| p > LOSS_DECREASE) {
-            let may = self
-                .last_decrease
-                .is_none_or(|t| now.saturating_duration_since(t) >= DECREASE_INTERVAL);
+        let since_decrease = |interval| {
+            self.last_decrease
+                .is_none_or(|t| now.saturating_duration_since(t) >= interval)
+        };
+        if state.is_overusing() {
+            self.last_overuse = Some(now);
             let target = BETA * delivered.unwrap_or(self.estimate);
             // Never raise the rate because of overuse: if more got through than we
             // estimated, keep the estimate (libwebrtc does the same).
-            if may && target < self.estimate {
+            if since_decrease(DECREASE_INTERVAL) && target < self.estimate {
                 self.estimate = target;
                 self.last_decrease = Some(now);
             }
-        } else if state == DelayState::Normal && loss < LOSS_INCREASE {
-            let mut next = self.estimate * INCREASE_PER_SECOND.powf(elapsed.as_secs_f64());
+        } else if let Some(p) = fresh_loss.filter(|p| *p > LOSS_DECREASE) {
+            // GCC 6: in proportion to the loss.
+            if since_decrease(LOSS_DECREASE_INTERVAL) {
+                self.estimate *= 1.0 - 0.5 * p;
+                self.last_decrease = Some(now);
+            }
+        } else if state == DelayState::Normal && loss < self.tolerated_loss(now) {
+            let eta = if loss < LOSS_INCREASE {
+                INCREASE_PER_SECOND
+            } else {
+                INHERENT_LOSS_INCREASE_PER_SECOND
+            };
+            let mut next = self.estimate * eta.powf(elapsed.as_secs_f64());
             if let Some(d) = delivered {
                 next = next.min((APP_LIMIT_FACTOR * d + APP_LIMIT_OFFSET_BPS).max(self.estimate));
             }

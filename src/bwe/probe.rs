@@ -19,15 +19,21 @@
 
 use std::time::{Duration, Instant};
 
-/// How long a cluster sends.
-pub const CLUSTER_DURATION: Duration = Duration::from_millis(500);
+/// How long a cluster sends. Short: a cluster above what the path carries fills its
+/// bottleneck queue for as long as it lasts (measured behind a 400 kbit/s `tbf` with a
+/// 200 ms queue: 500 ms clusters at twice the estimate overflowed it, and the media
+/// packets lost with the padding froze the picture), while a quarter second still
+/// spans 15-40 packets at the rates probed.
+pub const CLUSTER_DURATION: Duration = Duration::from_millis(250);
 /// Padding goes out in slices this far apart.
 pub const PADDING_SLICE: Duration = Duration::from_millis(5);
 /// A cluster's result must come this soon after it ends, or the probe failed.
 pub const RESULT_TIMEOUT: Duration = Duration::from_secs(1);
-/// Never probe above this multiple of the current estimate (libwebrtc's exponential
-/// probing doubles).
-pub const MAX_PROBE_FACTOR: f64 = 2.0;
+/// Never probe above this multiple of the current estimate. libwebrtc's exponential
+/// start-up probing doubles, but its clusters last 15 ms; ours last
+/// [`CLUSTER_DURATION`], so each step overshoots less: from 300 kbit/s a path proves
+/// 3 Mbit/s in six steps, about 3 s when each succeeds.
+pub const MAX_PROBE_FACTOR: f64 = 1.5;
 /// A probe succeeded when the path carried at least this share of its target.
 pub const SUCCESS_SHARE: f64 = 0.85;
 /// After a failed probe, wait this long before the next (doubled per failure, up to
@@ -93,6 +99,8 @@ pub struct ProbeStats {
     pub clusters: u64,
     pub succeeded: u64,
     pub failed: u64,
+    /// Of the failed: ended early because the path congested under them.
+    pub aborted: u64,
     pub padding_bytes: u64,
     /// The last cluster's measured rate.
     pub last_result_bps: Option<u64>,
@@ -104,14 +112,18 @@ pub struct ProbeStats {
 /// estimator's measurement); at [`Self::poll_timeout`], [`Self::poll_padding`] gives
 /// the padding bytes to send now and whether the cluster just ended (the caller closes
 /// the measurement); [`Self::on_result`] with the estimator's result.
+///
+/// The padding tops up what the transport actually sent during the cluster (media
+/// comes in frames, bursty over a quarter second), so the cluster as a whole goes out
+/// at its target rate rather than at the target on top of an assumed media rate.
 #[derive(Debug, Clone)]
 pub struct ProbeController {
     state: ProbeState,
-    /// Padding owed (bytes) and when it was last computed.
-    owed: f64,
+    /// When the cluster started, and when padding was last computed.
+    started: Option<Instant>,
     last_padding: Option<Instant>,
-    /// The media rate during the cluster (padding tops it up to the target).
-    media_bps: u64,
+    /// Bytes of the target the cluster will not catch up on (timers that fired late).
+    forgiven: f64,
     backoff: Duration,
     stats: ProbeStats,
 }
@@ -120,9 +132,9 @@ impl Default for ProbeController {
     fn default() -> Self {
         Self {
             state: ProbeState::Idle,
-            owed: 0.0,
+            started: None,
             last_padding: None,
-            media_bps: 0,
+            forgiven: 0.0,
             backoff: FIRST_BACKOFF,
             stats: ProbeStats::default(),
         }
@@ -143,8 +155,8 @@ impl ProbeController {
     }
 
     /// Starts a cluster toward `target_bps` (capped at [`MAX_PROBE_FACTOR`] x
-    /// `estimate_bps`) on top of `media_bps` of media, if none is under way or held
-    /// off and the target is above the estimate. Returns whether it started.
+    /// `estimate_bps`), if none is under way or held off and the target is above both
+    /// the estimate and the media sent (`media_bps`). Returns whether it started.
     pub fn start(
         &mut self,
         now: Instant,
@@ -166,9 +178,9 @@ impl ProbeController {
             target_bps: target,
             ends: now + CLUSTER_DURATION,
         };
-        self.owed = 0.0;
+        self.started = Some(now);
         self.last_padding = Some(now);
-        self.media_bps = media_bps;
+        self.forgiven = 0.0;
         self.stats.clusters += 1;
         true
     }
@@ -187,23 +199,28 @@ impl ProbeController {
         }
     }
 
-    /// The padding (bytes) due at `now`, and whether the cluster ended with this call
-    /// (then the estimator's measurement is to be closed). Also fails a cluster whose
-    /// result did not come in time and ends a back-off.
-    pub fn poll_padding(&mut self, now: Instant) -> (usize, bool) {
+    /// The padding (bytes) due at `now`, given the bytes the transport sent since the
+    /// cluster started (`cluster_sent`: media, retransmissions and padding, as the
+    /// estimator's measurement counts them), and whether the cluster ended with this
+    /// call (then the measurement is to be closed). Also fails a cluster whose result
+    /// did not come in time and ends a back-off.
+    pub fn poll_padding(&mut self, now: Instant, cluster_sent: u64) -> (usize, bool) {
         match self.state {
             ProbeState::Probing { target_bps, ends } => {
-                let last = self.last_padding.unwrap_or(now);
                 let until = now.min(ends);
-                let dt = until.saturating_duration_since(last).as_secs_f64();
-                let rate = target_bps.saturating_sub(self.media_bps) as f64 / 8.0;
+                let rate = target_bps as f64 / 8.0;
+                let elapsed = self
+                    .started
+                    .map_or(0.0, |s| until.saturating_duration_since(s).as_secs_f64());
+                let due = rate * elapsed - self.forgiven - cluster_sent as f64;
                 // Paced, not caught up: a late timer does not turn into a burst (at most
-                // two slices' worth at once).
+                // two slices' worth at once; the rest is forgiven).
                 let most = rate * 2.0 * PADDING_SLICE.as_secs_f64();
-                self.owed = (self.owed + rate * dt).min(most);
+                if due > most {
+                    self.forgiven += due - most;
+                }
                 self.last_padding = Some(until);
-                let bytes = self.owed.max(0.0) as usize;
-                self.owed -= bytes as f64;
+                let bytes = due.clamp(0.0, most) as usize;
                 self.stats.padding_bytes += bytes as u64;
                 let ended = now >= ends;
                 if ended {
@@ -245,6 +262,19 @@ impl ProbeController {
             self.fail(now);
             false
         }
+    }
+
+    /// Ends a cluster under way at once, as failed: the path is congesting under it
+    /// (delay growing or packets lost), so sending the rest only deepens the queue the
+    /// media waits in. Returns whether a cluster was aborted (then the estimator's
+    /// measurement is to be closed).
+    pub fn abort(&mut self, now: Instant) -> bool {
+        if !self.state.is_probing() {
+            return false;
+        }
+        self.stats.aborted += 1;
+        self.fail(now);
+        true
     }
 
     fn fail(&mut self, now: Instant) {
@@ -306,6 +336,11 @@ impl ProbeMeasurement {
         self.last_size = size;
         self.sent += 1;
         self.sent_bytes += size;
+    }
+
+    /// Bytes sent in the cluster so far.
+    pub(super) fn sent_bytes(&self) -> u64 {
+        self.sent_bytes
     }
 
     fn contains(&self, ext: u64) -> bool {
@@ -394,33 +429,36 @@ mod tests {
         assert_eq!(
             p.state(),
             ProbeState::Probing {
-                target_bps: 2_000_000,
+                target_bps: 1_500_000,
                 ends: t0 + CLUSTER_DURATION
             },
-            "capped at twice the estimate"
+            "capped at 1.5 x the estimate"
         );
         assert!(!p.start(t0, 3_000_000, 1_000_000, 300_000), "one at a time");
+        // Media at 300 kbps, all of it in the cluster's first 100 ms (frames are bursty).
+        let media =
+            |t: Instant| (t - t0).min(Duration::from_millis(100)).as_micros() as u64 * 3 / 32;
         let mut padding = 0;
         let mut now = t0;
         loop {
             let at = p.poll_timeout().unwrap();
             assert!(at > now && at <= now + PADDING_SLICE, "paced in slices");
             now = at;
-            let (bytes, ended) = p.poll_padding(now);
+            let (bytes, ended) = p.poll_padding(now, media(now) + padding as u64);
             padding += bytes;
             if ended {
                 break;
             }
         }
         assert_eq!(now, t0 + CLUSTER_DURATION);
-        // (2 Mbps - 300 kbps media) for 500 ms.
-        let want = 1_700_000 / 8 / 2;
-        assert!(padding.abs_diff(want) <= 1, "{padding} vs {want}");
+        // The cluster as a whole at 1.5 Mbps for 250 ms: padding tops up the media.
+        let want = 1_500_000 / 8 / 4 - media(now) as usize;
+        assert!(padding.abs_diff(want) <= 2, "{padding} vs {want}");
         assert_eq!(p.state().name(), "measuring");
         p.on_result(
             now,
             ProbeResult {
-                bps: Some(1_900_000),
+                bps: Some(1_400_000),
             },
         );
         assert_eq!(p.state(), ProbeState::Idle);
@@ -432,10 +470,30 @@ mod tests {
         let t0 = Instant::now();
         let mut p = ProbeController::new();
         assert!(p.start(t0, 2_000_000, 1_000_000, 0));
-        // 100 ms late: two 5 ms slices of 2 Mbps, not 100 ms of it.
-        let (bytes, ended) = p.poll_padding(ms(t0, 100));
+        // 100 ms late: two 5 ms slices of 1.5 Mbps, not 100 ms of it.
+        let (bytes, ended) = p.poll_padding(ms(t0, 100), 0);
         assert!(!ended);
-        assert_eq!(bytes, 2_000_000 / 8 / 100);
+        assert_eq!(bytes, 1_500_000 / 8 / 100);
+    }
+
+    #[test]
+    fn a_cluster_the_path_congests_under_is_aborted_and_backs_off() {
+        let t0 = Instant::now();
+        let mut p = ProbeController::new();
+        assert!(!p.abort(t0), "nothing to abort");
+        assert!(p.start(t0, 2_000_000, 1_000_000, 0));
+        let _ = p.poll_padding(ms(t0, 50), 0);
+        assert!(p.abort(ms(t0, 60)));
+        assert_eq!(
+            p.state(),
+            ProbeState::Backoff {
+                until: ms(t0, 60) + FIRST_BACKOFF
+            }
+        );
+        assert_eq!(p.poll_padding(ms(t0, 65), 0), (0, false), "no more padding");
+        let s = p.stats();
+        assert_eq!((s.failed, s.aborted), (1, 1));
+        assert!(!p.abort(ms(t0, 70)), "aborted once");
     }
 
     #[test]
@@ -443,7 +501,7 @@ mod tests {
         let t0 = Instant::now();
         let mut p = ProbeController::new();
         assert!(p.start(t0, 2_000_000, 1_000_000, 0));
-        let _ = p.poll_padding(ms(t0, 500));
+        let _ = p.poll_padding(ms(t0, 500), 0);
         p.on_result(
             ms(t0, 600),
             ProbeResult {
@@ -459,13 +517,13 @@ mod tests {
         assert!(!p.start(ms(t0, 700), 2_000_000, 1_000_000, 0));
         let until = ms(t0, 600) + FIRST_BACKOFF;
         assert_eq!(p.poll_timeout(), Some(until));
-        let _ = p.poll_padding(until);
+        let _ = p.poll_padding(until, 0);
         assert!(p.start(until, 2_000_000, 1_000_000, 0));
         let end = until + CLUSTER_DURATION;
-        let _ = p.poll_padding(end);
+        let _ = p.poll_padding(end, 0);
         // No result at all: failed after the timeout, backing off twice as long.
         assert_eq!(p.poll_timeout(), Some(end + RESULT_TIMEOUT));
-        let _ = p.poll_padding(end + RESULT_TIMEOUT);
+        let _ = p.poll_padding(end + RESULT_TIMEOUT, 0);
         assert_eq!(
             p.state(),
             ProbeState::Backoff {

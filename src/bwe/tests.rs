@@ -148,7 +148,7 @@ fn mbps(bps: u64) -> f64 {
 #[test]
 fn steady_link_ramps_up_toward_capacity_and_oscillates_around_it() {
     let capacity = 3_000_000.0;
-    let mut sim = Sim::new(BweConfig::default(), capacity);
+    let mut sim = Sim::new(ONE_MBPS_START, capacity);
     let trace = sim.run(40_000);
     let first_above = trace.iter().position(|&e| e as f64 >= 0.8 * capacity);
     // 1 -> 2.4 Mbps at 8%/s takes ~11.4 s.
@@ -183,9 +183,16 @@ fn steady_link_ramps_up_toward_capacity_and_oscillates_around_it() {
         .is_some_and(|d| (d as f64) < 1.05 * capacity));
 }
 
+/// The growth tests' start (the default start is lower).
+const ONE_MBPS_START: BweConfig = BweConfig {
+    start_bps: 1_000_000,
+    min_bps: 30_000,
+    max_bps: 100_000_000,
+};
+
 #[test]
 fn ample_link_grows_eight_percent_per_second() {
-    let mut sim = Sim::new(BweConfig::default(), 100e6);
+    let mut sim = Sim::new(ONE_MBPS_START, 100e6);
     let trace = sim.run(10_000);
     // 1.08^10 = 2.16 (a little less: the first feedback comes after ~70 ms).
     let e = mbps(trace[9]);
@@ -242,7 +249,9 @@ fn twenty_percent_loss_backs_off() {
     let mut sim = Sim::new(BweConfig::default(), 100e6);
     sim.loss = 0.2;
     let trace = sim.run(5_000);
-    assert!(trace[4] < 400_000, "{trace:?}");
+    // GCC 6: x (1 - loss / 2) per loss sample (100 packets here: about one a second).
+    assert!(trace.windows(2).all(|w| w[1] < w[0]), "{trace:?}");
+    assert!(trace[4] < 750_000, "{trace:?}");
     assert!(sim
         .est
         .stats()
@@ -250,18 +259,21 @@ fn twenty_percent_loss_backs_off() {
         .is_some_and(|p| (0.15..0.25).contains(&p)));
 }
 
+/// Regression test (issue 13: a subscriber behind 5 % random loss stayed at its start
+/// rate, at its lowest layers): loss between the thresholds without a queue lets the
+/// estimate grow, more slowly than low loss does.
 #[test]
-fn moderate_loss_holds_and_low_loss_grows() {
-    let mut sim = Sim::new(BweConfig::default(), 100e6);
+fn moderate_loss_without_a_queue_grows_slowly_and_low_loss_grows() {
+    let mut sim = Sim::new(ONE_MBPS_START, 100e6);
     sim.loss = 0.05;
-    let trace = sim.run(10_000);
-    // Growth until the first long-window sample (~1 s), then held.
-    assert!(trace[0] < 1_100_000, "{trace:?}");
-    assert!(trace.windows(2).all(|w| w[0] == w[1]), "{trace:?}");
-    let mut sim = Sim::new(BweConfig::default(), 100e6);
+    let moderate = sim.run(10_000);
+    assert!(moderate.windows(2).all(|w| w[0] <= w[1]), "{moderate:?}");
+    assert!(moderate[9] > 1_250_000, "{moderate:?}");
+    let mut sim = Sim::new(ONE_MBPS_START, 100e6);
     sim.loss = 0.01;
-    let trace = sim.run(10_000);
-    assert!(trace[9] > 1_900_000, "{trace:?}");
+    let low = sim.run(10_000);
+    assert!(low[9] > 1_900_000, "{low:?}");
+    assert!(low[9] > moderate[9] * 3 / 2, "{low:?} vs {moderate:?}");
 }
 
 #[test]
@@ -366,7 +378,7 @@ fn reference_time_wrap_keeps_remote_time_continuous() {
         "{stats:?}"
     );
     assert_eq!(stats.delay, DelayState::Normal);
-    assert!(est.estimate_bps() > 1_000_000);
+    assert!(est.estimate_bps() > BweConfig::default().start_bps, "grew");
 }
 
 #[test]

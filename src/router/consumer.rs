@@ -29,6 +29,7 @@ use rand::Rng;
 use serde_json::Value;
 use sfu_control::responses::{ConsumerLayers, ConsumerStats, ConsumerType, StatsType};
 
+use crate::bwe::Urgency;
 use crate::channel::params::{MediaKind, RtpParameters};
 use crate::ids::ConsumerId;
 use crate::router::negotiate::ConsumerStream;
@@ -763,12 +764,31 @@ impl Consumer {
         });
         match srtp.protect_rtp(slot, plain) {
             Ok(n) => {
-                out.commit(n);
-                if let (Some(seq), Some(bwe)) = (transport_seq, egress.bwe.as_mut()) {
-                    bwe.on_packet_sent(now, seq, n);
+                // Within the pacing rate, or held back in the transport's pacer (which
+                // records it as sent when it leaves). Audio and retransmissions (held
+                // to their own budget) never wait: a repair queued behind the media it
+                // repairs comes too late to help.
+                let urgency = match (self.media_kind, how) {
+                    (MediaKind::Video, Transmission::Forward { .. }) => Urgency::Paced,
+                    _ => Urgency::Now,
+                };
+                let held = egress
+                    .bwe
+                    .as_ref()
+                    .is_some_and(|bwe| !egress.pacer.admit(now, bwe.pacing_bps(now), n, urgency));
+                if held {
+                    egress
+                        .pacer
+                        .enqueue(dest, slot.get(..n).unwrap_or_default(), transport_seq);
+                    out.commit(0);
+                } else {
+                    out.commit(n);
+                    if let (Some(seq), Some(bwe)) = (transport_seq, egress.bwe.as_mut()) {
+                        bwe.on_packet_sent(now, seq, n);
+                    }
+                    egress.transport_rtp_out.add(n);
+                    egress.worker_rtp_out.add(n);
                 }
-                egress.transport_rtp_out.add(n);
-                egress.worker_rtp_out.add(n);
                 self.red_unwrapped += u64::from(red_unwrapped);
                 match how {
                     Transmission::Forward { layer, .. } => {

@@ -537,3 +537,34 @@ fn the_active_speakers_video_gets_the_higher_layer() {
         "{talking:?} over {quiet:?}"
     );
 }
+
+/// Regression test (issue 13: behind 5 % random loss and 50 ms of delay, a subscriber
+/// stayed at its lowest layer and frame rate, and its picture froze 10-30 % of the
+/// time): loss without a queue is the path's own, so the estimate still grows, probes
+/// still run, and the subscriber reaches the top layer, repaired by retransmissions.
+#[test]
+fn a_lossy_link_without_a_queue_still_reaches_the_top_layer() {
+    let mut call = CappedCall::new(172, 1, false);
+    let lossy = Link {
+        delay: Duration::from_millis(50),
+        loss: 0.05,
+        ..Link::default()
+    };
+    call.sim.set_downlink(call.subscriber, lossy);
+    call.sim.set_uplink(call.subscriber, lossy);
+    let mut marks = Vec::new();
+    call.run(Duration::from_secs(20), &mut marks);
+    let stats = call
+        .sim
+        .ok(&TransportGetStats::new(call.transport.as_str()));
+    let target = call.target(0).expect("a target");
+    assert_eq!(target.spatial_layer, 2, "{target:?} {stats:?}");
+    assert!(
+        stats.probe_clusters_succeeded.is_some_and(|n| n > 0),
+        "{stats:?}"
+    );
+    assert!(
+        call.sim.trace().retransmissions("sub", "v0") > 0,
+        "losses repaired"
+    );
+}

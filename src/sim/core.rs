@@ -68,6 +68,8 @@ impl SimCore {
             workers: 1,
             local: addr,
             announced: addr,
+            also_announced: Vec::new(),
+            tcp_port: None,
         };
         let rng = StdRng::seed_from_u64(seed);
         let mut core = WorkerCore::new(cfg, identity(), rng, now, wall_epoch());

@@ -185,7 +185,7 @@ fn transport_cc_moves_both_estimates() {
             ..Link::default()
         },
     );
-    call.stream(Duration::from_secs(5));
+    call.stream(Duration::from_secs(6));
     let estimates = call.sim.trace().estimates("pub");
     let last = estimates.last().copied().unwrap_or_default();
     assert!(last > START_BPS, "publisher estimate {estimates:?}");

@@ -3,7 +3,8 @@
 //! (`bwe::allocation`), probes before an upgrade the estimate does not cover yet
 //! (`bwe::probe`, padding through a consumer's egress), run after every transport-cc
 //! feedback from the subscriber and at the transport's congestion deadline (the next
-//! padding slice, the periodic re-allocation).
+//! padding slice, the periodic re-allocation, the pacer's next packet). The pacer's
+//! queue (`bwe::pacer`) drains here too.
 
 use std::time::Instant;
 
@@ -12,12 +13,9 @@ use crate::bwe::{Allocation, LayerBitrates, Layers, VideoDemand};
 use crate::channel::params::MediaKind;
 use crate::router::consumer::Layers as SimulcastLayers;
 use crate::router::{Consumer, ConsumerKey, ConsumerKind, Egress, Producer, Router, TransportKey};
+use crate::transport::WebRtcTransport;
 use crate::worker::core::WorkerCore;
-use crate::worker::timers::TimerKey;
-
-/// No probe while the estimator's last loss sample is this high (GCC's increase
-/// threshold: above it the estimate itself holds).
-const PROBE_MAX_LOSS: f64 = 0.02;
+use crate::worker::timers::{TimerKey, Timers};
 
 impl WorkerCore {
     /// Runs a subscriber transport's congestion control at `now`: re-allocates its
@@ -31,6 +29,7 @@ impl WorkerCore {
         tk: TransportKey,
         out: &mut SendBatch,
     ) {
+        self.drain_pacer(now, tk, out);
         let allocated = self.allocate_bandwidth(now, tk);
         self.probe_bandwidth(now, tk, out);
         if !allocated {
@@ -69,6 +68,30 @@ impl WorkerCore {
                 .collect();
         for ck in others {
             self.follow_consumer(now, ck, out);
+        }
+    }
+
+    /// Sends what the transport's pacer lets go at `now`, to the transport's selected
+    /// tuple (it may have moved while the packets waited), and records each with the
+    /// estimator as sent now.
+    fn drain_pacer(&mut self, now: Instant, tk: TransportKey, out: &mut SendBatch) {
+        let Some(t) = self.transports.get_mut(tk) else {
+            return;
+        };
+        let Some(bwe) = t.bwe.as_mut() else {
+            return;
+        };
+        let pacing = bwe.pacing_bps(now);
+        while let Some(p) = t.cc.pacer.pop(now, pacing) {
+            if let Some(dest) = t.ice.selected() {
+                out.push(dest, &p.data);
+                if let Some(seq) = p.transport_seq {
+                    bwe.on_packet_sent(now, seq, p.data.len());
+                }
+                t.rtp_out.add(p.data.len());
+                self.rtp_out.add(p.data.len());
+            }
+            t.cc.pacer.recycle(p.data);
         }
     }
 
@@ -127,6 +150,17 @@ impl WorkerCore {
         }
         let due = t.cc.allocator.due(now, estimate, &demands);
         if due {
+            let s = bwe.stats();
+            tracing::debug!(
+                transport = %t.id,
+                estimate,
+                audio_bps,
+                loss = ?s.loss_fraction,
+                delay = ?s.delay,
+                probing = t.cc.probe.state().name(),
+                paced_bytes = t.cc.pacer.queued_bytes(),
+                "allocating the estimate"
+            );
             for a in t.cc.allocator.allocate(now, estimate, audio_bps, &demands) {
                 if let Some(c) = consumers.get_mut(a.key) {
                     apply_allocation(c, a);
@@ -164,11 +198,14 @@ impl WorkerCore {
             .copied()
             .find(|ck| consumers.get(*ck).is_some_and(Consumer::can_pad));
         // Probe only a path that is not congested now: a probe into a queue or into
-        // loss measures nothing but the congestion and adds to it (GCC probes from a
-        // steady state too).
+        // congestion loss measures nothing but the congestion and adds to it (GCC
+        // probes from a steady state too). Loss the estimator tolerates (a lossy path
+        // without a queue) does not stop a probe.
         let stats = bwe.stats();
-        let calm =
-            !stats.delay.is_overusing() && stats.loss_fraction.is_none_or(|l| l < PROBE_MAX_LOSS);
+        let calm = !stats.delay.is_overusing()
+            && stats
+                .loss_fraction
+                .is_none_or(|l| l < bwe.tolerated_loss(now));
         if let Some(target) =
             t.cc.allocator
                 .probe_target()
@@ -180,20 +217,47 @@ impl WorkerCore {
                 totals.probe_clusters_started += 1;
             }
         }
-        let (padding, ended) = t.cc.probe.poll_padding(now);
+        if !calm && t.cc.probe.abort(now) {
+            bwe.end_probe();
+            totals.probe_clusters_aborted += 1;
+        }
+        let (padding, ended) = t.cc.probe.poll_padding(now, bwe.probe_sent_bytes());
+        let pacing = bwe.pacing_bps(now);
         if ended {
             bwe.end_probe();
         }
-        if padding > 0 {
+        // Padding only tops up an idle pacer: with packets waiting, the path is already
+        // as full as the estimate allows.
+        if padding > 0 && t.cc.pacer.queued_bytes() == 0 {
             if let Some(c) = carrier.and_then(|ck| consumers.get_mut(ck)) {
                 let sent = c.send_padding(now, &mut Egress::new(t, out, rtp_out, drops), padding);
                 totals.probe_padding_packets += sent.packets;
                 totals.probe_padding_bytes += sent.bytes;
             }
         }
-        if let Some(at) = t.cc.poll_timeout() {
+        if let Some(at) = t.cc.poll_timeout(pacing) {
             timers.lower(TimerKey::Transport(tk), at);
         }
+    }
+}
+
+/// Arms transport `tk`'s timer for its pacer when packets started waiting in it (after
+/// the packet path sent through the transport's egress).
+pub(crate) fn wake_pacer(
+    now: Instant,
+    timers: &mut Timers,
+    tk: TransportKey,
+    t: &mut WebRtcTransport,
+) {
+    if !t.cc.pacer.take_wake() {
+        return;
+    }
+    let at = t
+        .bwe
+        .as_ref()
+        .and_then(|b| t.cc.pacer.poll_timeout(b.pacing_bps(now)));
+    if let Some(at) = at {
+        timers.lower(TimerKey::Transport(tk), at);
     }
 }
 
@@ -233,15 +297,18 @@ fn video_demand(
     }
 }
 
-/// What each of a producer's layers costs: each active encoding's received bitrate,
-/// split over its temporal layers by the usual shares.
+/// What each of a producer's layers costs: each active encoding's received bitrate
+/// (`LayerBitrates::set_encodings`: split over its temporal layers, and never less
+/// than a step above the active encoding below it).
 fn producer_bitrates(now: Instant, p: &Producer) -> LayerBitrates {
     let mut b = LayerBitrates::new(p.spatial_layers(), p.temporal_layers());
-    for layer in 0..p.spatial_layers() {
+    b.set_encodings((0..p.spatial_layers()).map(|layer| {
         if p.layer_active(layer, now) {
-            b.set_encoding(layer, p.layer_bitrate(layer, now));
+            p.layer_bitrate(layer, now).max(1)
+        } else {
+            0
         }
-    }
+    }));
     b
 }
 

@@ -4,7 +4,7 @@
 //! sends what it puts in the [`SendBatch`]. Nothing here reads a clock or does I/O.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
 use rand::rngs::StdRng;
@@ -25,6 +25,7 @@ use crate::rtp::extension::read_extension_u16;
 use crate::rtp::RtpHeader;
 use crate::srtp::SrtpError;
 use crate::stats::{DropCounters, DropReason, LatencyHistogram, Traffic};
+use crate::tcp::TcpConns;
 use crate::transport::{ice_state_name, latch_ssrc, WebRtcTransport};
 use crate::worker::fanout::{FanOut, Job};
 use crate::worker::liveness::Liveness;
@@ -49,6 +50,12 @@ pub struct CoreConfig {
     pub local: SocketAddr,
     /// The address put into ICE candidates (the bound one unless `--announced-ip`).
     pub announced: SocketAddr,
+    /// Further announced addresses (e.g. the IPv6 one of a dual-stack socket), each
+    /// candidates of its own at lower priorities, on the same ports.
+    pub also_announced: Vec<IpAddr>,
+    /// The ICE-TCP listener's port, announced as a passive TCP candidate on the
+    /// announced address; None without ICE-TCP.
+    pub tcp_port: Option<u16>,
 }
 
 /// One core's state.
@@ -64,7 +71,10 @@ pub struct WorkerCore {
     pub(crate) producer_ids: HashMap<ProducerId, ProducerKey>,
     pub(crate) consumer_ids: HashMap<ConsumerId, ConsumerKey>,
     by_ufrag: HashMap<String, TransportKey>,
-    by_addr: HashMap<SocketAddr, TransportKey>,
+    pub(crate) by_addr: HashMap<SocketAddr, TransportKey>,
+    /// ICE-TCP connections, known to the tables above by stand-in addresses
+    /// (`worker::tcp_peers`).
+    pub(crate) tcp: TcpConns,
     notifications: Vec<(ConnId, Notification)>,
     /// Control connections that may act on every router (`worker::ownership`).
     pub(crate) admins: AdminConns,
@@ -99,6 +109,21 @@ pub struct WorkerCore {
     pub(crate) rtp_observers: RtpObservers,
 }
 
+impl CoreConfig {
+    /// Every announced address, the preferred first.
+    pub fn announced_ips(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        std::iter::once(self.announced.ip()).chain(self.also_announced.iter().copied())
+    }
+
+    /// The announced address a peer at `remote` reached: the first of its family (the
+    /// local side of a selected tuple).
+    pub fn announced_for(&self, remote: IpAddr) -> IpAddr {
+        self.announced_ips()
+            .find(|ip| ip.is_ipv4() == remote.is_ipv4())
+            .unwrap_or(self.announced.ip())
+    }
+}
+
 impl WorkerCore {
     /// A core with nothing placed on it yet. `rng` makes every random choice of the core;
     /// it must be a CSPRNG seeded from OS entropy in production (ICE passwords come from
@@ -123,6 +148,7 @@ impl WorkerCore {
             consumer_ids: HashMap::new(),
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
+            tcp: TcpConns::default(),
             notifications: Vec::new(),
             admins: AdminConns::default(),
             control_out: SendBatch::new(),
@@ -320,7 +346,6 @@ impl WorkerCore {
     }
 
     pub(crate) fn drain_ice_events(&mut self, tk: TransportKey) {
-        let local = self.cfg.announced;
         while let Some(t) = self.transports.get_mut(tk) {
             let Some(ev) = t.ice.poll_event() else { break };
             let (router, id) = (t.router.clone(), t.id.0.clone());
@@ -336,7 +361,7 @@ impl WorkerCore {
                     );
                 }
                 IceEvent::SelectedTupleChanged(_) => {
-                    if let Some(tuple) = t.tuple(local) {
+                    if let Some(tuple) = self.selected_tuple(tk) {
                         self.notify(
                             &router,
                             &id,

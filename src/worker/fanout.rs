@@ -45,6 +45,7 @@ use crate::router::{
     MAX_SPATIAL_LAYERS,
 };
 use crate::rtp::RtpHeader;
+use crate::worker::congestion::wake_pacer;
 use crate::worker::core::WorkerCore;
 
 /// A producer packet accepted for forwarding; its plaintext stays in the receive buffer
@@ -146,6 +147,7 @@ impl WorkerCore {
             rtp_out,
             drops,
             fanout: f,
+            timers,
             ..
         } = self;
         if !f.started {
@@ -179,7 +181,8 @@ impl WorkerCore {
                 if !c.mark_served(f.pass) {
                     continue;
                 }
-                let Some(t) = transports.get_mut(c.transport()) else {
+                let tk = c.transport();
+                let Some(t) = transports.get_mut(tk) else {
                     continue;
                 };
                 let egress = Egress::new(t, out, rtp_out, drops);
@@ -214,6 +217,7 @@ impl WorkerCore {
                     }
                     h = h_end;
                 }
+                wake_pacer(now, timers, tk, t);
                 if out.len() >= limit {
                     return false;
                 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 use crate::batch::SendBatch;
 use crate::router::{ConsumerKey, Egress, KeyframeNeed, Producer, ProducerKey};
 use crate::rtcp;
+use crate::worker::congestion::wake_pacer;
 use crate::worker::core::{send_rtcp, WorkerCore};
 
 /// Sequence numbers per NACK packet: keeps a NACK for a burst of scattered losses well
@@ -67,6 +68,7 @@ impl WorkerCore {
             consumers,
             rtp_out,
             drops,
+            timers,
             ..
         } = self;
         let Some(c) = consumers.get_mut(ck) else {
@@ -75,10 +77,12 @@ impl WorkerCore {
         let Some(p) = producers.get(c.producer()) else {
             return;
         };
-        let Some(t) = transports.get_mut(c.transport()) else {
+        let tk = c.transport();
+        let Some(t) = transports.get_mut(tk) else {
             return;
         };
         let buffer = |layer| p.retransmission_buffer(layer);
         c.retransmit(now, buffer, lost, &mut Egress::new(t, out, rtp_out, drops));
+        wake_pacer(now, timers, tk, t);
     }
 }

@@ -35,10 +35,14 @@ use crate::worker::core::WorkerCore;
 use crate::worker::fanout::count_layer_switches;
 use sfu_control::responses::{
     ConsumerCreated, ConsumerPriority, IceRole, Load, ProducerCreated, RouterCreated, RouterStats,
-    StatsType, TransportCreated, WorkerStats, WorkerTotals,
+    StatsType, TransportCreated, TransportStats, WorkerStats, WorkerTotals,
 };
 
 type Result<T> = std::result::Result<T, ControlError>;
+
+/// RFC 6544 section 4.2 local preference of a passive host TCP candidate:
+/// 2^13 * direction-pref (4, passive) + other-pref (8191).
+const TCP_PASSIVE_LOCAL_PREFERENCE: u32 = (1 << 13) * 4 + 8191;
 
 fn not_found(kind: &'static str, id: &str) -> ControlError {
     ControlError::NotFound {
@@ -133,8 +137,7 @@ impl WorkerCore {
                 let transports = r
                     .transports
                     .iter()
-                    .filter_map(|k| self.transports.get(*k))
-                    .map(|t| t.stats(self.cfg.announced))
+                    .filter_map(|&k| self.transport_stats(k))
                     .collect();
                 Ok(response_data(&RouterStats {
                     kind: StatsType::Router,
@@ -170,11 +173,10 @@ impl WorkerCore {
             }
             Method::TransportGetStats => {
                 let tk = self.transport_key(target)?;
-                let t = self
-                    .transports
-                    .get(tk)
+                let stats = self
+                    .transport_stats(tk)
                     .ok_or_else(|| not_found("transport", target))?;
-                Ok(response_data(&t.stats(self.cfg.announced)))
+                Ok(response_data(&stats))
             }
             Method::ProducerPause | Method::ProducerResume => {
                 let pk = self.producer_key(target)?;
@@ -347,6 +349,53 @@ impl WorkerCore {
         }
     }
 
+    /// The candidates of every transport of this worker: per announced address (the
+    /// first preferred, RFC 8445 5.1.2.1 local preferences counting down), the UDP
+    /// socket and, with ICE-TCP, the TCP listener as a passive candidate below every UDP
+    /// one (RFC 6544 4.2), so a peer that reaches UDP uses it.
+    fn candidates(&self) -> Vec<IceCandidate> {
+        let udp_port = self.cfg.announced.port();
+        let mut candidates = Vec::new();
+        for (i, ip) in self.cfg.announced_ips().enumerate() {
+            // At most 8 addresses (config): the subtraction cannot underflow.
+            let step = i as u32;
+            let suffix = if i == 0 { String::new() } else { i.to_string() };
+            candidates.push(IceCandidate {
+                foundation: format!("udpcandidate{suffix}"),
+                // Type preference 126 (host), local preference 65535 for the first.
+                priority: (126 << 24) | ((65535 - step) << 8) | 255,
+                ip: ip.to_string(),
+                address: ip.to_string(),
+                protocol: "udp".into(),
+                port: udp_port,
+                kind: "host".into(),
+                tcp_type: None,
+            });
+            if let Some(port) = self.cfg.tcp_port {
+                candidates.push(IceCandidate {
+                    foundation: format!("tcpcandidate{suffix}"),
+                    priority: (126 << 24) | ((TCP_PASSIVE_LOCAL_PREFERENCE - step) << 8) | 255,
+                    ip: ip.to_string(),
+                    address: ip.to_string(),
+                    protocol: "tcp".into(),
+                    port,
+                    kind: "host".into(),
+                    tcp_type: Some("passive".into()),
+                });
+            }
+        }
+        // UDP first: signaling puts the first candidate's address and port on m-lines.
+        candidates.sort_by_key(|c| std::cmp::Reverse(c.priority));
+        candidates
+    }
+
+    /// A transport's `transport.getStats`, its selected tuple as `selected_tuple` tells.
+    fn transport_stats(&self, tk: TransportKey) -> Option<TransportStats> {
+        let mut stats = self.transports.get(tk)?.stats(self.cfg.announced);
+        stats.ice_selected_tuple = self.selected_tuple(tk);
+        Some(stats)
+    }
+
     fn create_transport(&mut self, now: Instant, rid: RouterId, app_data: Value) -> Result<Value> {
         let id = TransportId(new_id(&mut self.rng, |s| {
             self.transport_ids.contains_key(&TransportId(s.to_owned()))
@@ -367,17 +416,7 @@ impl WorkerCore {
         if let Some(r) = self.routers.get_mut(&rid) {
             r.transports.push(tk);
         }
-        let a = self.cfg.announced;
-        let candidate = IceCandidate {
-            foundation: "udpcandidate".into(),
-            // RFC 8445 5.1.2.1 with type preference 126 (host), local preference 65535.
-            priority: (126 << 24) | (65535 << 8) | 255,
-            ip: a.ip().to_string(),
-            address: a.ip().to_string(),
-            protocol: "udp".into(),
-            port: a.port(),
-            kind: "host".into(),
-        };
+        let candidates = self.candidates();
         tracing::info!(transport = %id, router = %rid, "transport created");
         Ok(response_data(&TransportCreated {
             transport_id: id,
@@ -387,7 +426,7 @@ impl WorkerCore {
                 password: creds.pwd,
                 ice_lite: true,
             },
-            ice_candidates: vec![candidate],
+            ice_candidates: candidates,
             ice_state: sfu_control::params::IceState::New,
             dtls_parameters: DtlsParameters {
                 role: DtlsRole::Auto,

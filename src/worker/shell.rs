@@ -1,5 +1,5 @@
 //! The only I/O of a worker: a glommio LocalExecutor pinned to one core, its UDP socket,
-//! its timer and its control socket. Everything else is the sans-IO [`WorkerCore`],
+//! its ICE-TCP listener (`worker::tcp`), its timer and its control socket. Everything else is the sans-IO [`WorkerCore`],
 //! shared between this executor's tasks as `Rc<RefCell<_>>` (one thread: no locks, no
 //! atomics) and never borrowed across an `.await`.
 
@@ -26,9 +26,12 @@ use crate::channel::framing::{encode, Frame, FrameDecoder};
 use crate::channel::{parse_request, ControlError, Event, Notification};
 use crate::dtls::DtlsIdentity;
 use crate::router::ConnId;
+use crate::stats::DropReason;
+use crate::tcp::{is_tcp_peer, TcpPeer};
 use crate::worker::core::{CoreConfig, WorkerCore};
 use crate::worker::liveness::LoopPhase;
 use crate::worker::ownership::ConnRole;
+use crate::worker::tcp::{bind_tcp, tcp_accept_loop};
 use crate::worker::udp::MediaSocket;
 use crate::worker::writer_queue::{writer_queue, ConnWriter, MAX_QUEUED_BYTES};
 
@@ -94,7 +97,10 @@ pub struct WorkerSpec {
     pub index: usize,
     pub workers: usize,
     pub listen: SocketAddr,
-    pub announced_ip: Option<IpAddr>,
+    /// Where the ICE-TCP listener binds; None without ICE-TCP.
+    pub tcp_listen: Option<SocketAddr>,
+    /// Addresses put into ICE candidates, the first preferred; empty: the bound one.
+    pub announced_ips: Vec<IpAddr>,
     pub control_dir: PathBuf,
     /// CPU to pin to, or None to leave placement to the kernel.
     pub cpu: Option<usize>,
@@ -130,6 +136,8 @@ const ADMIN_SOCKET_MODE: u32 = 0o600;
 pub struct WorkerReady {
     pub index: usize,
     pub media: SocketAddr,
+    /// The ICE-TCP listener's address, when it has one.
+    pub tcp: Option<SocketAddr>,
     pub control: PathBuf,
     pub admin: PathBuf,
 }
@@ -161,11 +169,23 @@ pub fn spawn_worker(
 type Conns = Rc<RefCell<HashMap<ConnId, Rc<ConnWriter>>>>;
 
 /// Shared by a worker's tasks.
-struct Shared {
-    core: RefCell<WorkerCore>,
+pub(super) struct Shared {
+    pub(super) core: RefCell<WorkerCore>,
     socket: MediaSocket,
     /// One flush at a time: the socket's batching state is not re-entrant across awaits.
     send_lock: Semaphore,
+    /// One receive batch in the core at a time, from its first datagram to the end of
+    /// its fan-out: the core's fan-out refers to the batch's buffers, and the UDP loop and
+    /// the ICE-TCP connections each have their own.
+    packet_lock: Semaphore,
+    /// Each ICE-TCP connection's writer, by the connection's slot (`worker::tcp`).
+    pub(super) tcp_writers: RefCell<Vec<Option<LocalSender<()>>>>,
+    /// Reused list of the connections a send queued to.
+    tcp_woken: RefCell<Vec<TcpPeer>>,
+    /// The send batch of ICE-TCP connections' receive batches, one for all of them (one
+    /// batch is in the core at a time): a connection whose publisher fans out to many
+    /// subscribers must not leave each connection holding a batch of that size.
+    pub(super) tcp_send_batch: RefCell<SendBatch>,
     conns: Conns,
     /// Each connection's writer task, awaited at shutdown so that the last
     /// notifications reach the client before the worker exits.
@@ -198,8 +218,12 @@ impl Shared {
         }
     }
 
-    /// Sends a batch (serialised with other senders of this worker).
+    /// Sends a batch (serialised with other senders of this worker): datagrams for
+    /// ICE-TCP connections to their writers, the rest by UDP.
     async fn send(&self, batch: &mut SendBatch) {
+        if batch.has_tcp() {
+            self.queue_tcp(batch);
+        }
         if batch.is_empty() {
             return;
         }
@@ -212,6 +236,70 @@ impl Shared {
                 tracing::warn!(error = %e, "UDP send failed");
                 self.core.borrow_mut().record_send_failure(batch.len());
                 batch.clear();
+            }
+        }
+    }
+
+    /// Moves a batch's datagrams for ICE-TCP connections to their queues and wakes the
+    /// writers that have something new.
+    fn queue_tcp(&self, batch: &mut SendBatch) {
+        let mut woken = self.tcp_woken.borrow_mut();
+        self.core.borrow_mut().route_tcp(batch, &mut woken);
+        let writers = self.tcp_writers.borrow();
+        for peer in woken.drain(..) {
+            if let Some(Some(w)) = writers.get(peer.slot()) {
+                // Full: a wake-up is pending already.
+                let _ = w.try_send(());
+            }
+        }
+    }
+
+    /// Runs one receive batch (`rb`, received at `received`) through the core: every
+    /// datagram received, then the fan-out in steps of [`SEND_FLUSH`] copies, sending
+    /// as it goes. The UDP loop and every ICE-TCP connection use it, one at a time.
+    pub(super) async fn process(
+        &self,
+        rb: &mut RecvBatch,
+        sb: &mut SendBatch,
+        received: Instant,
+        source: Source,
+    ) {
+        let Ok(_permit) = self.packet_lock.acquire_permit(1).await else {
+            return;
+        };
+        {
+            let mut core = self.core.borrow_mut();
+            for i in 0..rb.len() {
+                // The kernel's receive time per datagram when known (transport-cc
+                // feedback depends on it); else the batch's.
+                let arrival = rb.arrival(i).unwrap_or(received);
+                let Some((buf, from)) = rb.get_mut(i) else {
+                    continue;
+                };
+                if source == Source::Udp && is_tcp_peer(&from) {
+                    // An ICE-TCP connection's stand-in address as a UDP source is
+                    // forged (`crate::tcp`): never let it reach the tables.
+                    core.drop_packet(DropReason::UnknownSource, None);
+                    continue;
+                }
+                core.receive(arrival, from, buf, i, sb);
+            }
+        }
+        // The batch may have brought deadlines forward (NACKs, feedback, handshakes).
+        self.rearm_timer();
+        // Replies and feedback first: they are few and time-critical.
+        self.send(sb).await;
+        loop {
+            // Send-side bandwidth estimation wants the time copies leave, near enough.
+            let done = self.core.borrow_mut().fan_out(
+                Instant::now(),
+                |i| rb.get(i).map(|(b, _)| b),
+                sb,
+                SEND_FLUSH,
+            );
+            self.send_measured(sb, received).await;
+            if done {
+                break;
             }
         }
     }
@@ -233,7 +321,7 @@ impl Shared {
     /// Moves queued notifications to their connections' writers, and datagrams caused by
     /// control requests to the socket. Called after every unit of work, so a response
     /// always precedes the notifications its request caused.
-    async fn flush(&self) {
+    pub(super) async fn flush(&self) {
         let mut out = {
             let mut core = self.core.borrow_mut();
             let conns = self.conns.borrow();
@@ -253,6 +341,14 @@ impl Shared {
     }
 }
 
+/// Where a receive batch came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Source {
+    Udp,
+    /// One ICE-TCP connection's frames.
+    Tcp,
+}
+
 fn encode_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
     // Serialising our own plain structs cannot fail; an empty object is the fallback.
     encode(&serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec()))
@@ -264,7 +360,16 @@ async fn run(
 ) -> io::Result<()> {
     let socket = MediaSocket::bind(spec.listen)?;
     let local = socket.local_addr()?;
-    let announced = SocketAddr::new(spec.announced_ip.unwrap_or(local.ip()), local.port());
+    let tcp_listener = spec.tcp_listen.map(bind_tcp).transpose()?;
+    let tcp_local = tcp_listener
+        .as_ref()
+        .map(glommio::net::TcpListener::local_addr)
+        .transpose()?;
+    let announced = SocketAddr::new(
+        spec.announced_ips.first().copied().unwrap_or(local.ip()),
+        local.port(),
+    );
+    let also_announced = spec.announced_ips.iter().skip(1).copied().collect();
     let path = control_socket_path(&spec.control_dir, spec.index);
     let admin_path = admin_socket_path(&spec.control_dir, spec.index);
     let listener = bind_control(&path, CONTROL_SOCKET_MODE)?;
@@ -274,6 +379,8 @@ async fn run(
         workers: spec.workers,
         local,
         announced,
+        also_announced,
+        tcp_port: tcp_local.map(|a| a.port()),
     };
     let (timer_wake, timer_woken) = local_channel::new_bounded(1);
     let shared = Rc::new(Shared {
@@ -286,16 +393,21 @@ async fn run(
         )),
         socket,
         send_lock: Semaphore::new(1),
+        packet_lock: Semaphore::new(1),
+        tcp_writers: RefCell::new(Vec::new()),
+        tcp_woken: RefCell::new(Vec::new()),
+        tcp_send_batch: RefCell::new(SendBatch::new()),
         conns: Rc::new(RefCell::new(HashMap::new())),
         writers: RefCell::new(HashMap::new()),
         next_conn: Cell::new(1),
         timer_armed: Cell::new(Instant::now()),
         timer_wake,
     });
-    tracing::info!(worker = spec.index, media = %local, control = %path.display(), "worker listening");
+    tracing::info!(worker = spec.index, media = %local, tcp = ?tcp_local, control = %path.display(), "worker listening");
     let _ = ready.send(Ok(WorkerReady {
         index: spec.index,
         media: local,
+        tcp: tcp_local,
         control: path.clone(),
         admin: admin_path.clone(),
     }));
@@ -340,6 +452,10 @@ async fn run(
     glommio::spawn_local_into(timers, control)
         .map_err(spawn_err)?
         .detach();
+    if let Some(listener) = tcp_listener {
+        // The packet path's queue, like the UDP loop: TCP media is media.
+        glommio::spawn_local(tcp_accept_loop(listener, shared.clone())).detach();
+    }
     futures_lite::future::or(packet_loop(shared.clone()), wait_for_stop(&spec.lifeline)).await?;
     shutdown(&shared, &[&path, &admin_path]).await;
     Ok(())
@@ -403,32 +519,10 @@ async fn packet_loop(shared: Rc<Shared>) -> io::Result<()> {
             core.liveness_mut().received(received);
             core.liveness_mut().enter(LoopPhase::Send, received);
             core.record_receive(n);
-            for i in 0..n {
-                // The kernel's receive time per datagram when known (transport-cc
-                // feedback depends on it); else the batch's.
-                let arrival = rb.arrival(i).unwrap_or(received);
-                if let Some((buf, from)) = rb.get_mut(i) {
-                    core.receive(arrival, from, buf, i, &mut sb);
-                }
-            }
         }
-        // The batch may have brought deadlines forward (NACKs, feedback, handshakes).
-        shared.rearm_timer();
-        // Replies and feedback first: they are few and time-critical.
-        shared.send(&mut sb).await;
-        loop {
-            // Send-side bandwidth estimation wants the time copies leave, near enough.
-            let done = shared.core.borrow_mut().fan_out(
-                Instant::now(),
-                |i| rb.get(i).map(|(b, _)| b),
-                &mut sb,
-                SEND_FLUSH,
-            );
-            shared.send_measured(&mut sb, received).await;
-            if done {
-                break;
-            }
-        }
+        shared
+            .process(&mut rb, &mut sb, received, Source::Udp)
+            .await;
         shared.enter(LoopPhase::Flush);
         shared.flush().await;
         shared.enter(LoopPhase::Yield);

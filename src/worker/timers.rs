@@ -140,7 +140,9 @@ fn transport_deadline(t: &WebRtcTransport, now: Instant) -> Option<Instant> {
         t.twcc_in.as_ref().and_then(|(_, r)| r.poll_timeout()),
         remb,
         // Congestion control runs only with an estimate to allocate.
-        t.bwe.as_ref().and_then(|_| t.cc.poll_timeout()),
+        t.bwe
+            .as_ref()
+            .and_then(|b| t.cc.poll_timeout(b.pacing_bps(now))),
     ]
     .into_iter()
     .flatten()

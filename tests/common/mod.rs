@@ -2,8 +2,8 @@
 //! peers built on str0m (an independent WebRTC implementation) talking real UDP.
 #![allow(dead_code, unreachable_pub)]
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, UdpSocket};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -339,6 +339,65 @@ pub struct Peer {
     pub loss_out: f64,
     pub loss_in: f64,
     rng: rand::rngs::StdRng,
+    /// Set for a peer that speaks ICE over TCP instead of UDP ([`Peer::over_tcp`]).
+    pub tcp: Option<TcpLink>,
+}
+
+/// A peer's ICE-TCP connection (an active candidate, RFC 6544), framed per RFC 4571 by
+/// hand: the daemon's framing is checked against this independent reading of the RFC.
+pub struct TcpLink {
+    stream: Option<TcpStream>,
+    /// Bytes read and not yet taken as frames.
+    pending: Vec<u8>,
+    /// Frames the peer sent and received.
+    pub sent: usize,
+    pub received: usize,
+}
+
+impl TcpLink {
+    fn send(&mut self, to: SocketAddr, datagram: &[u8]) {
+        if self.stream.is_none() {
+            let stream = TcpStream::connect(to).expect("connect to the ICE-TCP port");
+            stream.set_nodelay(true).unwrap();
+            self.stream = Some(stream);
+        }
+        let mut framed = (datagram.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(datagram);
+        if let Some(s) = self.stream.as_mut() {
+            s.write_all(&framed).expect("ICE-TCP write");
+            self.sent += 1;
+        }
+    }
+
+    /// The next whole frame, reading for at most `wait`.
+    fn recv(&mut self, wait: Duration) -> Option<(Vec<u8>, SocketAddr)> {
+        let stream = self.stream.as_mut()?;
+        let from = stream.peer_addr().ok()?;
+        if let Some(frame) = take_frame(&mut self.pending) {
+            self.received += 1;
+            return Some((frame, from));
+        }
+        stream.set_read_timeout(Some(wait)).unwrap();
+        let mut buf = [0u8; 4096];
+        match stream.read(&mut buf) {
+            Ok(n) if n > 0 => self.pending.extend_from_slice(&buf[..n]),
+            _ => return None,
+        }
+        let frame = take_frame(&mut self.pending)?;
+        self.received += 1;
+        Some((frame, from))
+    }
+}
+
+/// RFC 4571: a 2-byte big-endian length, then the frame.
+fn take_frame(pending: &mut Vec<u8>) -> Option<Vec<u8>> {
+    let len = usize::from(u16::from_be_bytes([*pending.first()?, *pending.get(1)?]));
+    if pending.len() < 2 + len {
+        return None;
+    }
+    let frame = pending[2..2 + len].to_vec();
+    pending.drain(..2 + len);
+    Some(frame)
 }
 
 impl Peer {
@@ -348,7 +407,11 @@ impl Peer {
 
     /// A peer whose str0m configuration `f` adjusts (e.g. to emit stats events).
     pub fn with_config(f: impl Fn(str0m::RtcConfig) -> str0m::RtcConfig) -> Self {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        Self::build(f, "udp", "127.0.0.1:0")
+    }
+
+    fn build(f: impl Fn(str0m::RtcConfig) -> str0m::RtcConfig, protocol: &str, bind: &str) -> Self {
+        let socket = UdpSocket::bind(bind).unwrap();
         let local = socket.local_addr().unwrap();
         let builder = Rtc::builder()
             .set_rtp_mode(true)
@@ -368,10 +431,30 @@ impl Peer {
             loss_out: 0.0,
             loss_in: 0.0,
             rng: rand::SeedableRng::seed_from_u64(u64::from(local.port())),
+            tcp: (protocol == "tcp").then(|| TcpLink {
+                stream: None,
+                pending: Vec::new(),
+                sent: 0,
+                received: 0,
+            }),
         };
+        // A TCP peer's local address only names its candidate (the connection's real
+        // port is the kernel's choice): frames are delivered to it as sent there.
         p.rtc
-            .add_local_candidate(Candidate::host(local, "udp").unwrap());
+            .add_local_candidate(Candidate::host(local, protocol).unwrap());
         p
+    }
+
+    /// A peer that reaches the daemon only over ICE-TCP: its one local candidate is TCP,
+    /// and [`Self::connect_to`] takes the transport's TCP candidate.
+    pub fn over_tcp() -> Self {
+        Self::build(|b| b, "tcp", "127.0.0.1:0")
+    }
+
+    /// A peer on IPv6 loopback (`::1`), over UDP or (`"tcp"`) ICE-TCP: it takes the
+    /// transport's IPv6 candidate.
+    pub fn on_ipv6(protocol: &str) -> Self {
+        Self::build(|b| b, protocol, "[::1]:0")
     }
 
     /// Our certificate fingerprint in mediasoup's DtlsParameters shape.
@@ -389,8 +472,15 @@ impl Peer {
 
     /// Points the peer at a transport created by the daemon and starts ICE + DTLS.
     pub fn connect_to(&mut self, transport: &TransportCreated) {
-        let cand = &transport.ice_candidates[0];
-        let addr: SocketAddr = format!("{}:{}", cand.ip, cand.port).parse().unwrap();
+        let protocol = if self.tcp.is_some() { "tcp" } else { "udp" };
+        let ipv6 = self.local.is_ipv6();
+        let cand = transport
+            .ice_candidates
+            .iter()
+            .find(|c| c.protocol == protocol && c.ip.contains(':') == ipv6)
+            .unwrap_or_else(|| panic!("no {protocol} candidate of our family"));
+        let ip: std::net::IpAddr = cand.ip.parse().unwrap();
+        let addr = SocketAddr::new(ip, cand.port);
         self.connect_with(
             &transport.ice_parameters,
             addr,
@@ -408,8 +498,9 @@ impl Peer {
         let fp: Fingerprint = format!("sha-256 {fingerprint}").parse().unwrap();
         api.set_remote_fingerprint(fp);
         api.start_dtls(true).unwrap();
+        let protocol = if self.tcp.is_some() { "tcp" } else { "udp" };
         self.rtc
-            .add_remote_candidate(Candidate::host(addr, "udp").unwrap());
+            .add_remote_candidate(Candidate::host(addr, protocol).unwrap());
     }
 
     pub fn pt(&self, codec: Codec) -> u8 {
@@ -474,7 +565,12 @@ impl Peer {
                     if is_srtp(c) && rand::Rng::gen_bool(&mut self.rng, self.loss_out) {
                         continue;
                     }
-                    let _ = self.socket.send_to(c, t.destination);
+                    match (&mut self.tcp, t.proto) {
+                        (Some(link), Protocol::Tcp) => link.send(t.destination, c),
+                        _ => {
+                            let _ = self.socket.send_to(c, t.destination);
+                        }
+                    }
                     continue;
                 }
                 Output::Event(e) => {
@@ -493,8 +589,28 @@ impl Peer {
                 .min(deadline)
                 .saturating_duration_since(now)
                 .max(Duration::from_millis(1));
-            self.socket.set_read_timeout(Some(wait)).unwrap();
-            let received = self.socket.recv_from(&mut buf);
+            let protocol = if self.tcp.is_some() {
+                Protocol::Tcp
+            } else {
+                Protocol::Udp
+            };
+            let received = match self.tcp.as_mut() {
+                Some(link) => match link.recv(wait) {
+                    Some((frame, from)) => {
+                        buf[..frame.len()].copy_from_slice(&frame);
+                        Ok((frame.len(), from))
+                    }
+                    None => {
+                        // Not connected yet, or nothing arrived in time.
+                        std::thread::sleep(wait.min(Duration::from_millis(1)));
+                        Err(std::io::Error::from(std::io::ErrorKind::WouldBlock))
+                    }
+                },
+                None => {
+                    self.socket.set_read_timeout(Some(wait)).unwrap();
+                    self.socket.recv_from(&mut buf)
+                }
+            };
             if let Ok((n, _)) = received {
                 if self.record_srtp_in && is_srtp_rtp(&buf[..n]) {
                     self.received_srtp.push(buf[..n].to_vec());
@@ -508,7 +624,7 @@ impl Peer {
                 }
                 Ok((n, from)) => Input::Receive(
                     Instant::now(),
-                    Receive::new(Protocol::Udp, from, self.local, &buf[..n]).expect("receive"),
+                    Receive::new(protocol, from, self.local, &buf[..n]).expect("receive"),
                 ),
                 Err(_) => Input::Timeout(Instant::now()),
             };

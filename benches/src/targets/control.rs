@@ -81,13 +81,24 @@ impl Control {
     }
 }
 
-/// Waits for a JSON ready line on a child's stdout.
+/// Waits for a JSON ready line on a child's stdout. Lines before it that are not JSON
+/// are skipped: a wrapper such as heaptrack (`--bin-dir` pointing at a wrapper script,
+/// see BENCHMARKS.md "Memory") prints its own.
 pub(crate) fn read_ready_line(child: &mut std::process::Child) -> Result<Value, String> {
     use std::io::BufRead;
     let out = child.stdout.take().ok_or("no stdout")?;
-    let mut line = String::new();
-    std::io::BufReader::new(out)
-        .read_line(&mut line)
-        .map_err(|e| format!("ready line: {e}"))?;
-    serde_json::from_str(&line).map_err(|e| format!("bad ready line {line:?}: {e}"))
+    let mut reader = std::io::BufReader::new(out);
+    loop {
+        let mut line = String::new();
+        let n = reader
+            .read_line(&mut line)
+            .map_err(|e| format!("ready line: {e}"))?;
+        if n == 0 {
+            return Err("exited before its ready line".into());
+        }
+        if line.starts_with('{') {
+            return serde_json::from_str(&line)
+                .map_err(|e| format!("bad ready line {line:?}: {e}"));
+        }
+    }
 }

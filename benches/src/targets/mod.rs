@@ -1,10 +1,11 @@
 //! The systems under test, behind one interface: our SFU (`sfu`), the floor forwarder
-//! (`floor`) and Janus (`janus`). Each target runs in the server network namespace, pinned
+//! (`floor`), Janus (`janus`) and mediasoup (`mediasoup`). Each target runs in the server network namespace, pinned
 //! to its core; the generator signals sessions through the target's own API.
 
 pub(crate) mod control;
 pub(crate) mod floor;
 pub(crate) mod janus;
+pub(crate) mod mediasoup;
 pub(crate) mod sdp;
 pub(crate) mod sfu;
 
@@ -82,7 +83,11 @@ pub(crate) struct PubSpec {
     pub(crate) audio_ssrc: u32,
     /// One SSRC per video stream, lowest layer first (one unless `video` is layered).
     pub(crate) video_ssrcs: Vec<u32>,
+    /// RTX SSRC of the video stream, signalled when `feedback`.
+    pub(crate) video_rtx_ssrc: u32,
     pub(crate) video: VideoShape,
+    /// Negotiate NACK with RTX (the feedback scenarios).
+    pub(crate) feedback: bool,
 }
 
 impl PubSpec {
@@ -104,6 +109,8 @@ pub(crate) struct SubSpec {
     pub(crate) publishers: Vec<usize>,
     /// The video layer it receives of layered publishers (0 = lowest).
     pub(crate) layer: u8,
+    /// Negotiate NACK and transport-cc (the feedback scenarios).
+    pub(crate) feedback: bool,
 }
 
 /// What signalling produced for a session.

@@ -8,7 +8,8 @@ use std::process::{Child, Stdio};
 use serde_json::{json, Value};
 use sfu_control::params::{
     DtlsFingerprint, DtlsParameters, DtlsRole, MediaKind, RtcpFeedback, RtcpParameters,
-    RtpCapabilities, RtpCodecCapability, RtpCodecParameters, RtpEncodingParameters, RtpParameters,
+    RtpCapabilities, RtpCodecCapability, RtpCodecParameters, RtpEncodingParameters,
+    RtpHeaderExtensionCapability, RtpParameters, RtxParameters,
 };
 use sfu_control::requests::{
     PreferredLayers, RouterCreate, TransportConnect, TransportConsume, TransportCreate,
@@ -17,6 +18,7 @@ use sfu_control::requests::{
 
 use super::control::{read_ready_line, Control};
 use super::{child_pid, kill_child, Env, PubSpec, Signalled, SubSpec, Target, TargetStats};
+use crate::feedback::{RTX_PT, TWCC_ID, TWCC_URI};
 use crate::media::{VideoShape, AUDIO_PT, SIMULCAST_LAYERS, VIDEO_PT};
 use crate::webrtc::Remote;
 
@@ -117,8 +119,20 @@ impl Sfu {
     }
 }
 
-/// What a subscriber can receive (and a publisher sends): Opus and VP8 with PLI/FIR.
-fn codec(kind: MediaKind) -> RtpCodecCapability {
+/// What a subscriber can receive (and a publisher sends): Opus and VP8 with PLI/FIR; with
+/// `feedback`, also generic NACK and transport-cc.
+fn codec(kind: MediaKind, feedback: bool) -> RtpCodecCapability {
+    let mut c = media_codec(kind);
+    if feedback {
+        c.rtcp_feedback.push(RtcpFeedback::new("transport-cc", ""));
+        if kind == MediaKind::Video {
+            c.rtcp_feedback.push(RtcpFeedback::new("nack", ""));
+        }
+    }
+    c
+}
+
+fn media_codec(kind: MediaKind) -> RtpCodecCapability {
     match kind {
         MediaKind::Audio => RtpCodecCapability {
             kind,
@@ -172,21 +186,34 @@ fn produce(
     kind: MediaKind,
     mid: usize,
     encodings: Vec<RtpEncodingParameters>,
+    feedback: bool,
 ) -> TransportProduce {
-    let c = codec(kind);
+    let c = codec(kind, feedback);
+    let mut codecs = vec![RtpCodecParameters {
+        mime_type: c.mime_type,
+        payload_type: c.preferred_payload_type,
+        clock_rate: c.clock_rate,
+        channels: c.channels,
+        parameters: c.parameters,
+        rtcp_feedback: c.rtcp_feedback,
+    }];
+    // Publishers answer NACKs with RTX (RFC 4588) in the feedback scenarios.
+    if feedback && kind == MediaKind::Video {
+        codecs.push(RtpCodecParameters {
+            mime_type: "video/rtx".into(),
+            payload_type: RTX_PT,
+            clock_rate: 90000,
+            channels: None,
+            parameters: [("apt".to_owned(), json!(VIDEO_PT))].into_iter().collect(),
+            rtcp_feedback: vec![],
+        });
+    }
     TransportProduce {
         transport_id: transport.into(),
         kind,
         rtp_parameters: RtpParameters {
             mid: Some(mid.to_string()),
-            codecs: vec![RtpCodecParameters {
-                mime_type: c.mime_type,
-                payload_type: c.preferred_payload_type,
-                clock_rate: c.clock_rate,
-                channels: c.channels,
-                parameters: c.parameters,
-                rtcp_feedback: c.rtcp_feedback,
-            }],
+            codecs,
             header_extensions: vec![],
             encodings,
             rtcp: RtcpParameters {
@@ -211,17 +238,28 @@ impl Target for Sfu {
             MediaKind::Audio,
             0,
             vec![encoding(p.audio_ssrc)],
+            p.feedback,
         ))?;
+        let single = if p.feedback {
+            RtpEncodingParameters {
+                rtx: Some(RtxParameters {
+                    ssrc: p.video_rtx_ssrc,
+                }),
+                ..encoding(p.video_ssrc())
+            }
+        } else {
+            encoding(p.video_ssrc())
+        };
         let video: Vec<Vec<RtpEncodingParameters>> = match p.video {
-            VideoShape::Single => vec![vec![encoding(p.video_ssrc())]],
+            VideoShape::Single => vec![vec![single]],
             VideoShape::Simulcast => vec![simulcast_encodings(&p.video_ssrcs)],
             VideoShape::Layers => p.video_ssrcs.iter().map(|&s| vec![encoding(s)]).collect(),
         };
         let mut v = Vec::new();
         for (i, encodings) in video.into_iter().enumerate() {
-            let created = self
-                .ctl
-                .request(&produce(&t, MediaKind::Video, i + 1, encodings))?;
+            let created =
+                self.ctl
+                    .request(&produce(&t, MediaKind::Video, i + 1, encodings, p.feedback))?;
             v.push(created.producer_id.0);
         }
         self.producers
@@ -232,8 +270,25 @@ impl Target for Sfu {
     fn add_subscriber(&mut self, s: &SubSpec) -> Result<Signalled, String> {
         let (t, remote) = self.transport(s.room, &s.fingerprint)?;
         let caps = RtpCapabilities {
-            codecs: vec![codec(MediaKind::Audio), codec(MediaKind::Video)],
-            header_extensions: vec![],
+            codecs: vec![
+                codec(MediaKind::Audio, s.feedback),
+                codec(MediaKind::Video, s.feedback),
+            ],
+            // transport-cc on what it receives, in the feedback scenarios.
+            header_extensions: if s.feedback {
+                [MediaKind::Audio, MediaKind::Video]
+                    .into_iter()
+                    .map(|kind| RtpHeaderExtensionCapability {
+                        kind: Some(kind),
+                        uri: TWCC_URI.into(),
+                        preferred_id: TWCC_ID,
+                        preferred_encrypt: false,
+                        direction: None,
+                    })
+                    .collect()
+            } else {
+                vec![]
+            },
         };
         let mut mid = 0;
         for p in &s.publishers {

@@ -2,7 +2,7 @@
 //! within the handshake timeout (hyper's `header_read_timeout`, which also runs while a
 //! keep-alive connection waits for its next request), and a keep-alive connection that
 //! waits longer than the idle timeout is closed. An upgraded WebSocket leaves here with
-//! its socket and its [`Permit`].
+//! its socket and its [`Permit`] (under TLS, inside the TLS stream).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 use super::limits::Permit;
-use super::{ConnectionCounters, HttpSettings};
+use super::{ClientAddr, ConnectionCounters, HttpSettings};
 
 /// Most bytes of request head hyper buffers (its floor is 8 KiB); a browser's requests
 /// need 1-2 KiB.
@@ -132,6 +132,7 @@ impl Drop for InFlight {
 struct Tracked {
     router: Router,
     phase: Arc<watch::Sender<Phase>>,
+    peer: ClientAddr,
 }
 
 impl Service<Request<Incoming>> for Tracked {
@@ -143,7 +144,9 @@ impl Service<Request<Incoming>> for Tracked {
         Service::<Request<Incoming>>::poll_ready(&mut self.router, cx)
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
+        // Handlers that bound what one address may hold (WHIP/WHEP sessions) read it.
+        req.extensions_mut().insert(self.peer);
         let in_flight = InFlight::enter(&self.phase);
         let answer = self.router.call(req);
         Box::pin(async move {
@@ -156,18 +159,22 @@ impl Service<Request<Incoming>> for Tracked {
 
 /// Serves `io` until it closes, times out, is upgraded, or `stop` turns true (then the
 /// request in flight is finished and the connection closed).
-pub(super) async fn serve(
-    io: Admitted,
+pub(super) async fn serve<I>(
+    io: I,
+    peer: ClientAddr,
     router: Router,
     settings: HttpSettings,
     counters: Arc<ConnectionCounters>,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let phase = Arc::new(watch::Sender::new(Phase::AwaitingFirst));
     let mut phase_rx = phase.subscribe();
     let svc = TowerToHyperService::new(Tracked {
         router,
         phase: phase.clone(),
+        peer,
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder

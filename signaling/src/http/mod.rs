@@ -3,12 +3,14 @@
 //! under a cap per source address and a total cap ([`limits`]), or answered 503
 //! ([`refuse`]); an admitted one must send its request headers within the handshake
 //! timeout and may wait at most the idle timeout for its next request ([`conn`]). The
-//! WebSocket session's own timeouts (join, ping, idle) are in `crate::ws`.
+//! WebSocket session's own timeouts (join, ping, idle) are in `crate::ws`. With [`tls`],
+//! the TLS handshake runs first, under the same handshake timeout.
 
 mod conn;
 pub mod limits;
 pub mod nofile;
 pub mod refuse;
+pub mod tls;
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,6 +58,10 @@ impl ConnectionCounters {
     }
 }
 
+/// The address a request came from (a request extension), for per-address limits.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
 /// What /metrics reads of one listener.
 #[derive(Debug, Clone)]
 pub struct HttpStats {
@@ -69,14 +75,15 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// At most one warning about failing accepts per this.
 const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(5);
 
-/// Serves `app` on `listener` until `stop` turns true; then stops accepting and waits
-/// for the plain HTTP connections to finish (upgraded WebSockets close on `stop` by
-/// themselves).
+/// Serves `app` on `listener` (over TLS when `tls` is given) until `stop` turns true;
+/// then stops accepting and waits for the plain HTTP connections to finish (upgraded
+/// WebSockets close on `stop` by themselves).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     settings: HttpSettings,
     stats: HttpStats,
+    tls: Option<tls::Tls>,
     mut stop: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let refusing = Arc::new(Semaphore::new(refuse::REFUSING));
@@ -105,14 +112,35 @@ pub async fn serve(
         match stats.limits.try_admit(peer.ip()) {
             Ok(permit) => {
                 let io = conn::Admitted::new(stream, permit);
-                let (app, counters, stop, done) = (
+                let (app, counters, stop, done, tls) = (
                     app.clone(),
                     stats.counters.clone(),
                     stop.clone(),
                     done_rx.clone(),
+                    tls.clone(),
                 );
                 tokio::spawn(async move {
-                    conn::serve(io, app, settings, counters, stop).await;
+                    match tls {
+                        None => {
+                            conn::serve(io, ClientAddr(peer), app, settings, counters, stop).await
+                        }
+                        Some(tls) => {
+                            let handshake = tls.acceptor().accept(io);
+                            match tokio::time::timeout(settings.handshake_timeout, handshake).await
+                            {
+                                Ok(Ok(io)) => {
+                                    let peer = ClientAddr(peer);
+                                    conn::serve(io, peer, app, settings, counters, stop).await;
+                                }
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                }
+                                Err(_) => {
+                                    counters.handshake_timeouts.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        }
+                    }
                     drop(done);
                 });
             }

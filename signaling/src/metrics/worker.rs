@@ -25,7 +25,7 @@ fn snake(s: &str) -> String {
 }
 
 /// Counters reported as lifetime totals: (field, metric, help).
-const COUNTERS: [(&str, &str, &str); 25] = [
+const COUNTERS: [(&str, &str, &str); 33] = [
     (
         "rtpPacketsReceived",
         "sfu_worker_rtp_packets_received_total",
@@ -112,6 +112,41 @@ const COUNTERS: [(&str, &str, &str); 25] = [
         "Control connections disconnected for not reading their responses.",
     ),
     (
+        "tcpConnectionsAccepted",
+        "sfu_worker_tcp_connections_accepted_total",
+        "ICE-TCP connections accepted.",
+    ),
+    (
+        "tcpConnectionsRefused",
+        "sfu_worker_tcp_connections_refused_total",
+        "ICE-TCP connections refused over the per-worker bounds.",
+    ),
+    (
+        "tcpConnectionsTimedOut",
+        "sfu_worker_tcp_connections_timed_out_total",
+        "ICE-TCP connections closed unauthenticated too long, or idle.",
+    ),
+    (
+        "tcpFramingErrors",
+        "sfu_worker_tcp_framing_errors_total",
+        "ICE-TCP connections closed for a bad RFC 4571 frame length.",
+    ),
+    (
+        "tcpFramesReceived",
+        "sfu_worker_tcp_frames_received_total",
+        "RFC 4571 frames received over ICE-TCP.",
+    ),
+    (
+        "tcpFramesSent",
+        "sfu_worker_tcp_frames_sent_total",
+        "RFC 4571 frames queued to ICE-TCP connections.",
+    ),
+    (
+        "tcpSendDropped",
+        "sfu_worker_tcp_send_dropped_total",
+        "Frames for ICE-TCP connections dropped (queue full or connection gone).",
+    ),
+    (
         "probeClustersStarted",
         "sfu_worker_probe_clusters_total",
         "Bandwidth probe clusters started before moving subscribers up.",
@@ -120,6 +155,11 @@ const COUNTERS: [(&str, &str, &str); 25] = [
         "probeClustersSucceeded",
         "sfu_worker_probe_clusters_succeeded_total",
         "Bandwidth probe clusters whose measured rate confirmed their target.",
+    ),
+    (
+        "probeClustersAborted",
+        "sfu_worker_probe_clusters_aborted_total",
+        "Bandwidth probe clusters ended early because the path congested under them.",
     ),
     (
         "probePaddingPackets",
@@ -311,7 +351,7 @@ mod tests {
                                   "buckets": [{"le": 10, "count": 15}, {"le": 5, "count": 8}]},
             "dtlsFailures": 0, "nackReceived": 3, "packetsLost": 7,
             "spatialLayerSwitches": 4, "temporalLayerSwitches": 9, "probeClustersStarted": 5,
-            "probeClustersSucceeded": 3, "probePaddingPackets": 40, "probePaddingBytes": 48000,
+            "probeClustersSucceeded": 3, "probeClustersAborted": 1, "probePaddingPackets": 40, "probePaddingBytes": 48000,
             "retransmissionsOverBudget": 12, "keyFrameRequestsRepeated": 2,
             "dominantSpeakerChanges": 6, "consumersLimitedByBandwidth": 1,
             "redPacketsUnwrapped": 8
@@ -332,6 +372,7 @@ mod tests {
             "sfu_worker_layer_switches_total{worker=\"0\",layer=\"temporal\"} 9\n",
             "sfu_worker_probe_clusters_total{worker=\"0\"} 5\n",
             "sfu_worker_probe_clusters_succeeded_total{worker=\"0\"} 3\n",
+            "sfu_worker_probe_clusters_aborted_total{worker=\"0\"} 1\n",
             "sfu_worker_probe_padding_packets_total{worker=\"0\"} 40\n",
             "sfu_worker_probe_padding_bytes_total{worker=\"0\"} 48000\n",
             "sfu_worker_retransmissions_over_budget_total{worker=\"0\"} 12\n",

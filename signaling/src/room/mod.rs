@@ -8,6 +8,9 @@ pub mod chat;
 pub mod dynacast;
 pub mod recv;
 
+#[cfg(test)]
+pub(crate) use actor::placeholder_transport;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,6 +23,7 @@ use crate::daemon::Daemon;
 use crate::protocol::{ErrorCode, ProtocolError, ServerMessage, Source};
 use crate::sdp::capabilities::Negotiation;
 use crate::sdp::simulcast::EncodingHint;
+use crate::turn::IceServer;
 use sfu_control::params::{MediaKind, RtpCapabilities};
 
 /// Commands queued per room; a session waits when its room is this far behind.
@@ -39,10 +43,26 @@ pub struct JoinRequest {
     pub peer_id: String,
     pub name: String,
     pub caps: RtpCapabilities,
+    pub kind: ParticipantKind,
+    /// The page's ICE servers, told in `joined`.
+    pub ice_servers: Vec<IceServer>,
     /// Where the room sends this participant's messages. Dropped by the room when the
     /// participant is out (left, removed, room failed).
     pub out: mpsc::Sender<ServerMessage>,
     pub reply: oneshot::Sender<Result<(), ProtocolError>>,
+}
+
+/// What a participant is to the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParticipantKind {
+    /// A page: publishes, and receives the others' tracks.
+    Page,
+    /// A WHIP publisher: gets no consumers and no receive transport.
+    Publisher,
+    /// A WHEP player: receives only what its `RoomCmd::Play` names, and is not shown
+    /// to the others (no `peerJoined`/`peerLeft`, not in `joined`): an audience is
+    /// not a tile.
+    Player,
 }
 
 /// What a room is asked to do.
@@ -66,6 +86,13 @@ pub enum RoomCmd {
     Answer {
         peer_id: String,
         offer_id: u64,
+        sdp: String,
+    },
+    /// A player's (WHEP) receive-only offer: it plays the participant named `source`
+    /// (its tracks now, and whenever it publishes again); answered with `answer`.
+    Play {
+        peer_id: String,
+        source: String,
         sdp: String,
     },
     Mute {
@@ -119,6 +146,21 @@ pub struct PeerStats {
     pub name: String,
     pub producers: usize,
     pub consumers: usize,
+}
+
+/// How long a room may take to answer a join (milliseconds normally): bounds a stuck
+/// daemon.
+const JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+/// Messages a room may queue for one participant before the participant counts as stuck.
+const OUT_QUEUE: usize = 256;
+
+/// A participant in a room, as its session holds it.
+#[derive(Debug)]
+pub struct Entered {
+    pub room: RoomHandle,
+    pub peer_id: String,
+    /// What the room sends this participant; ends when the room lets go of it.
+    pub out: mpsc::Receiver<ServerMessage>,
 }
 
 /// A way to send commands to a room.
@@ -215,6 +257,79 @@ impl Rooms {
             ProtocolError::new(ErrorCode::ServerError, "the room is busy, try again")
         })?;
         Ok(entry.handle.clone())
+    }
+
+    /// Enters `room` as `name` (checked by the caller: room, name, token) and waits for
+    /// the room's answer. On a timeout the room is told to remove the participant again,
+    /// should it still add it.
+    pub async fn enter(
+        &self,
+        room: &str,
+        name: String,
+        caps: RtpCapabilities,
+        kind: ParticipantKind,
+        ice_servers: Vec<IceServer>,
+    ) -> Result<Entered, ProtocolError> {
+        let peer_id = format!("{:016x}", rand::random::<u64>());
+        let (out_tx, out) = mpsc::channel(OUT_QUEUE);
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let handle = self.join(
+            room,
+            JoinRequest {
+                peer_id: peer_id.clone(),
+                name,
+                caps,
+                kind,
+                ice_servers,
+                out: out_tx,
+                reply: reply_tx,
+            },
+        )?;
+        match tokio::time::timeout(JOIN_TIMEOUT, reply_rx).await {
+            Ok(Ok(Ok(()))) => Ok(Entered {
+                room: handle,
+                peer_id,
+                out,
+            }),
+            Ok(Ok(Err(e))) => Err(e),
+            Ok(Err(_)) => Err(ProtocolError::new(
+                ErrorCode::ServerError,
+                "the room closed; try again",
+            )),
+            Err(_) => {
+                handle
+                    .send(RoomCmd::Leave {
+                        peer_id,
+                        explicit: false,
+                    })
+                    .await;
+                Err(ProtocolError::new(
+                    ErrorCode::ServerError,
+                    "joining took too long",
+                ))
+            }
+        }
+    }
+
+    /// Checks a publisher's offer as the room will (the same SDP code, against a
+    /// placeholder transport), without a room, a join or a daemon transport.
+    pub fn check_send_offer(&self, sdp: &str) -> Result<(), ProtocolError> {
+        let desc = crate::sdp::parse::parse(sdp)?;
+        crate::sdp::answer::answer_send_offer(
+            &desc,
+            &actor::placeholder_transport(),
+            &self.inner.settings.negotiation,
+            0,
+            &BTreeMap::new(),
+        )?;
+        Ok(())
+    }
+
+    /// Checks a player's offer as the room will, without a room or a daemon transport.
+    pub fn check_play_offer(&self, sdp: &str) -> Result<(), ProtocolError> {
+        let desc = crate::sdp::parse::parse(sdp)?;
+        crate::sdp::playback::read_play_offer(&desc, &self.inner.settings.negotiation)?;
+        Ok(())
     }
 
     /// Totals over all rooms.

@@ -92,6 +92,9 @@ pub struct RecvSession {
     stale_below: u64,
     pending: Option<PendingOffer>,
     dirty: bool,
+    /// The m-lines are the client's (a WHEP player's offer): consumers are placed in
+    /// them, and this side never offers.
+    client_offered: bool,
 }
 
 impl RecvSession {
@@ -106,7 +109,47 @@ impl RecvSession {
             stale_below: 0,
             pending: None,
             dirty: false,
+            client_offered: false,
         }
+    }
+
+    /// The receive side of a player (WHEP), whose m-lines its own offer made.
+    pub fn client_offered(session_id: u64) -> Self {
+        Self {
+            client_offered: true,
+            ..Self::new(session_id)
+        }
+    }
+
+    /// Shows consumer `c` in the client's m-line `mid` (a closed consumer's m-line is
+    /// reused: the client keeps receiving on it).
+    pub fn place(&mut self, mid: &str, c: ConsumerSlot) {
+        let (kind, rtp) = (c.kind, c.rtp.clone());
+        let state = SlotState::Active(Box::new(c));
+        match self.slots.iter_mut().find(|s| s.mid == mid) {
+            Some(s) => {
+                s.kind = kind;
+                s.rtp = rtp;
+                s.state = state;
+                s.offered = true;
+            }
+            None => self.slots.push(Slot {
+                mid: mid.to_owned(),
+                kind,
+                rtp,
+                state,
+                offered: true,
+                recycled_from: None,
+            }),
+        }
+    }
+
+    /// The live consumers with their mids.
+    pub fn shown(&self) -> impl Iterator<Item = (&str, &ConsumerSlot)> {
+        self.slots.iter().filter_map(|s| match &s.state {
+            SlotState::Active(c) => Some((s.mid.as_str(), &**c)),
+            _ => None,
+        })
     }
 
     /// Starts over for a new transport (the media server was lost): no m-lines, no
@@ -244,7 +287,7 @@ impl RecvSession {
     /// The next offer, if something changed, nothing is outstanding and the transport
     /// exists.
     pub fn next_offer(&mut self) -> Option<OutgoingOffer> {
-        if !self.dirty || self.pending.is_some() {
+        if self.client_offered || !self.dirty || self.pending.is_some() {
             return None;
         }
         let transport = self.transport.as_ref()?;
@@ -345,6 +388,7 @@ mod tests {
                 protocol: "udp".into(),
                 port: 40000,
                 kind: "host".into(),
+                tcp_type: None,
             }],
             dtls_parameters: DtlsParameters {
                 role: sfu_control::params::DtlsRole::Auto,
@@ -518,6 +562,25 @@ mod tests {
         let o2 = s.next_offer().unwrap();
         assert!(o2.offer_id > o1.offer_id && !s.is_stale(o2.offer_id));
         assert_eq!(lines(&o2.sdp), vec![("0".into(), 40000, "sendonly")]);
+    }
+
+    #[test]
+    fn a_client_offered_session_never_offers_and_reuses_the_clients_m_lines() {
+        let mut s = RecvSession::client_offered(7);
+        s.transport = Some(transport());
+        s.place("v", consumer("a", MediaKind::Video));
+        assert!(s.next_offer().is_none());
+        assert_eq!(s.consumer_at("v").unwrap().consumer_id, "a");
+        s.remove("a").unwrap();
+        assert!(s.consumer_at("v").is_none());
+        s.place("v", consumer("b", MediaKind::Video));
+        assert_eq!(
+            s.shown()
+                .map(|(m, c)| (m, c.consumer_id.as_str()))
+                .collect::<Vec<_>>(),
+            [("v", "b")]
+        );
+        assert!(s.next_offer().is_none());
     }
 
     #[test]

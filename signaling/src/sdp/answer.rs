@@ -73,7 +73,7 @@ pub(crate) fn client_dtls(
 /// accepted on the m-line (the feedback refers to its sequence numbers); goog-remb when
 /// bandwidth feedback is on (the daemon sends REMB only if transport-cc is absent, but
 /// accepting it costs nothing and keeps the answer a plain subset of the offer).
-fn accepted_feedback(
+pub(crate) fn accepted_feedback(
     kind: MediaKind,
     codec: &SdpCodec,
     transport_cc: bool,
@@ -99,7 +99,7 @@ fn accepted_feedback(
 }
 
 /// The offered RTX codec repairing `codec` (RFC 4588: `a=fmtp:<pt> apt=<codec pt>`).
-fn offered_rtx<'a>(m: &'a MediaSection, codec: &SdpCodec) -> Option<&'a SdpCodec> {
+pub(crate) fn offered_rtx<'a>(m: &'a MediaSection, codec: &SdpCodec) -> Option<&'a SdpCodec> {
     m.codecs.iter().find(|c| {
         c.name.eq_ignore_ascii_case("rtx")
             && c.clock_rate == codec.clock_rate

@@ -205,6 +205,17 @@ fn matches_table(t: &TableCodec, mime: &str, clock: u32, channels: Option<u8>, f
     }
 }
 
+/// Whether a subscriber's offered codec is one the daemon forwards to subscribers as
+/// it is (Opus, VP8, VP9 profile 0, H264 packetization-mode 1): what a WHEP player's
+/// offer may ask for. RED is left out: a player gets plain Opus.
+pub fn forwarded_codec(kind: MediaKind, c: &SdpCodec) -> bool {
+    TABLE.iter().any(|t| {
+        t.kind == kind
+            && t.mime != "audio/red"
+            && matches_table(t, &c.mime(kind), c.clock_rate, c.channels, &c.fmtp)
+    })
+}
+
 /// The feedback a subscriber is offered for a codec of `kind`: transport-cc only when
 /// the worker stamps transport-wide sequence numbers for it (`transport_cc`).
 fn receive_feedback(kind: MediaKind, transport_cc: bool) -> Vec<RtcpFeedback> {
@@ -308,7 +319,8 @@ pub fn receive_capabilities(
 }
 
 /// The codec a publisher's m-line will send, from the codecs it offered: Opus for audio;
-/// for video the configured codec if offered, else VP8.
+/// for video the configured codec if offered, else VP8, else any other we forward
+/// (broadcast tools such as OBS with x264 offer H264 alone; browsers always offer VP8).
 pub fn choose_send_codec(
     kind: MediaKind,
     offered: &[SdpCodec],
@@ -316,9 +328,9 @@ pub fn choose_send_codec(
 ) -> Option<&SdpCodec> {
     let wanted: Vec<&str> = match (kind, preferred_video) {
         (MediaKind::Audio, _) => vec!["audio/opus"],
-        (MediaKind::Video, VideoCodec::Vp8) => vec!["video/VP8"],
-        (MediaKind::Video, VideoCodec::Vp9) => vec!["video/VP9", "video/VP8"],
-        (MediaKind::Video, VideoCodec::H264) => vec!["video/H264", "video/VP8"],
+        (MediaKind::Video, VideoCodec::Vp8) => vec!["video/VP8", "video/H264", "video/VP9"],
+        (MediaKind::Video, VideoCodec::Vp9) => vec!["video/VP9", "video/VP8", "video/H264"],
+        (MediaKind::Video, VideoCodec::H264) => vec!["video/H264", "video/VP8", "video/VP9"],
     };
     for mime in wanted {
         let Some(t) = TABLE.iter().find(|t| t.mime == mime) else {

@@ -13,6 +13,7 @@ pub mod answer;
 pub mod capabilities;
 pub mod offer;
 pub mod parse;
+pub mod playback;
 pub mod simulcast;
 
 use std::net::IpAddr;
@@ -127,17 +128,20 @@ fn media_section(
     }
 }
 
-/// The worker's host candidates (RFC 8839 section 5.1 syntax) and end-of-candidates:
-/// an ICE-lite server has nothing to trickle.
+/// The worker's host candidates (RFC 8839 section 5.1 syntax, RFC 6544 section 4.5's
+/// `tcptype` for ICE-TCP) and end-of-candidates: an ICE-lite server has nothing to
+/// trickle.
 fn push_candidates(m: &mut MediaDescription, transport: &TransportCreated) {
     for c in &transport.ice_candidates {
-        m.attributes.push(attr(
-            "candidate",
-            format!(
-                "{} 1 {} {} {} {} typ {}",
-                c.foundation, c.protocol, c.priority, c.ip, c.port, c.kind
-            ),
-        ));
+        let mut line = format!(
+            "{} 1 {} {} {} {} typ {}",
+            c.foundation, c.protocol, c.priority, c.ip, c.port, c.kind
+        );
+        if let Some(tcp_type) = &c.tcp_type {
+            line.push_str(" tcptype ");
+            line.push_str(tcp_type);
+        }
+        m.attributes.push(attr("candidate", line));
     }
     m.attributes.push(flag("end-of-candidates"));
 }

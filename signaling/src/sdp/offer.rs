@@ -4,6 +4,7 @@
 use super::answer::{client_dtls, rtcp_fb};
 use super::parse::{parameters_to_fmtp, Description};
 use super::{attr, flag, media_port, media_section, push_candidates, session, SdpError};
+use sdp::MediaDescription;
 use sfu_control::params::{DtlsParameters, MediaKind, RtpCodecParameters, RtpParameters};
 use sfu_control::responses::TransportCreated;
 
@@ -99,50 +100,14 @@ pub fn build_recv_offer(
                     .push(attr("extmap", format!("{} {}", e.id, e.uri)));
             }
         }
-        for c in &rtp.codecs {
-            md.attributes.push(attr(
-                "rtpmap",
-                rtpmap_value(c.payload_type, &c.mime_type, c.clock_rate, c.channels),
-            ));
-            for fb in &c.rtcp_feedback {
-                md.attributes
-                    .push(attr("rtcp-fb", rtcp_fb(c.payload_type, fb)));
-            }
-            let fmtp = match red_fmtp(rtp, c) {
-                Some(red) => red,
-                None => parameters_to_fmtp(&c.parameters),
-            };
-            if !fmtp.is_empty() {
-                md.attributes
-                    .push(attr("fmtp", format!("{} {fmtp}", c.payload_type)));
-            }
-        }
+        push_codec_lines(&mut md, rtp);
         if let OfferedMedia::Active {
             stream_id,
             track_id,
             ..
         } = m
         {
-            md.attributes
-                .push(attr("msid", format!("{stream_id} {track_id}")));
-            let encoding = rtp.encodings.first();
-            if let Some(ssrc) = encoding.and_then(|e| e.ssrc) {
-                let cname = rtp.rtcp.cname.as_deref().unwrap_or(stream_id);
-                // The consumer's RTX stream (RFC 4588 section 8.3: FID group, media SSRC
-                // first), present when the daemon negotiated RTX for this consumer.
-                let rtx = encoding.and_then(|e| e.rtx).map(|r| r.ssrc);
-                let ssrcs: Vec<u32> = std::iter::once(ssrc).chain(rtx).collect();
-                if let Some(rtx) = rtx {
-                    md.attributes
-                        .push(attr("ssrc-group", format!("FID {ssrc} {rtx}")));
-                }
-                for s in ssrcs {
-                    md.attributes
-                        .push(attr("ssrc", format!("{s} cname:{cname}")));
-                    md.attributes
-                        .push(attr("ssrc", format!("{s} msid:{stream_id} {track_id}")));
-                }
-            }
+            push_stream_lines(&mut md, rtp, stream_id, track_id);
         }
         push_candidates(&mut md, transport);
         sd.media_descriptions.push(md);
@@ -153,6 +118,58 @@ pub fn build_recv_offer(
     }
     sd.attributes.push(attr("msid-semantic", " WMS *"));
     sd.marshal()
+}
+
+/// `a=rtpmap`, `a=rtcp-fb` and `a=fmtp` of each codec of `rtp`.
+pub(super) fn push_codec_lines(md: &mut MediaDescription, rtp: &RtpParameters) {
+    for c in &rtp.codecs {
+        md.attributes.push(attr(
+            "rtpmap",
+            rtpmap_value(c.payload_type, &c.mime_type, c.clock_rate, c.channels),
+        ));
+        for fb in &c.rtcp_feedback {
+            md.attributes
+                .push(attr("rtcp-fb", rtcp_fb(c.payload_type, fb)));
+        }
+        let fmtp = match red_fmtp(rtp, c) {
+            Some(red) => red,
+            None => parameters_to_fmtp(&c.parameters),
+        };
+        if !fmtp.is_empty() {
+            md.attributes
+                .push(attr("fmtp", format!("{} {fmtp}", c.payload_type)));
+        }
+    }
+}
+
+/// The `a=msid` of a consumer's track and the `a=ssrc` lines of its streams, by which the
+/// receiver demultiplexes them.
+pub(super) fn push_stream_lines(
+    md: &mut MediaDescription,
+    rtp: &RtpParameters,
+    stream_id: &str,
+    track_id: &str,
+) {
+    md.attributes
+        .push(attr("msid", format!("{stream_id} {track_id}")));
+    let encoding = rtp.encodings.first();
+    if let Some(ssrc) = encoding.and_then(|e| e.ssrc) {
+        let cname = rtp.rtcp.cname.as_deref().unwrap_or(stream_id);
+        // The consumer's RTX stream (RFC 4588 section 8.3: FID group, media SSRC
+        // first), present when the daemon negotiated RTX for this consumer.
+        let rtx = encoding.and_then(|e| e.rtx).map(|r| r.ssrc);
+        let ssrcs: Vec<u32> = std::iter::once(ssrc).chain(rtx).collect();
+        if let Some(rtx) = rtx {
+            md.attributes
+                .push(attr("ssrc-group", format!("FID {ssrc} {rtx}")));
+        }
+        for s in ssrcs {
+            md.attributes
+                .push(attr("ssrc", format!("{s} cname:{cname}")));
+            md.attributes
+                .push(attr("ssrc", format!("{s} msid:{stream_id} {track_id}")));
+        }
+    }
 }
 
 /// RED's fmtp (RFC 2198 section 5: the payload type of each block, `111/111`): the

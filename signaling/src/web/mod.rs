@@ -1,5 +1,5 @@
-//! HTTP: the embedded web client, the WebSocket endpoint, two small JSON endpoints and
-//! the Prometheus metrics.
+//! HTTP: the embedded web client, the WebSocket endpoint, two small JSON endpoints, the
+//! Prometheus metrics, and the WHIP endpoints (`crate::whip`).
 
 mod bearer;
 
@@ -42,6 +42,7 @@ const ROOM_MODULES: &[(&str, &str)] = &[
     ("keys.js", include_str!("room/keys.js")),
 ];
 const STYLE_CSS: &str = include_str!("style.css");
+const SECURE_CONTEXT_JS: &str = include_str!("secure-context.js");
 
 /// The page may use only its own scripts, styles, WebSocket and media: whatever a
 /// participant's name contains can never run as code.
@@ -260,7 +261,11 @@ pub fn metrics_router(src: Sources) -> Router {
 }
 
 /// All routes of the public listener. `metrics_token` opens its operator endpoints.
-pub fn router(cfg: SessionConfig, metrics_token: Option<BearerToken>) -> Router {
+pub fn router(
+    cfg: SessionConfig,
+    metrics_token: Option<BearerToken>,
+    whip: crate::whip::Endpoints,
+) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/r/{room}", get(room_page))
@@ -269,6 +274,10 @@ pub fn router(cfg: SessionConfig, metrics_token: Option<BearerToken>) -> Router 
             get(|| async { asset("text/javascript; charset=utf-8", HOME_JS) }),
         )
         .route("/room/{file}", get(room_module))
+        .route(
+            "/secure-context.js",
+            get(|| async { asset("text/javascript; charset=utf-8", SECURE_CONTEXT_JS) }),
+        )
         .route(
             "/style.css",
             get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }),
@@ -282,6 +291,7 @@ pub fn router(cfg: SessionConfig, metrics_token: Option<BearerToken>) -> Router 
             session: cfg,
             metrics_token: metrics_token.map(Arc::new),
         })
+        .merge(crate::whip::routes(whip))
 }
 
 #[cfg(test)]

@@ -90,11 +90,14 @@ impl Signaling {
             .expect("ready line");
         let url = line
             .split_whitespace()
-            .find(|w| w.starts_with("http://"))
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
             .unwrap_or_else(|| panic!("no URL in {line:?}"))
             .trim_end_matches('/')
             .to_owned();
-        let addr = url.trim_start_matches("http://").to_owned();
+        let addr = url
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .to_owned();
         Self { child, url, addr }
     }
 
@@ -383,19 +386,47 @@ pub async fn http_get(
     path: &str,
     headers: &[(&str, &str)],
 ) -> (u16, Vec<(String, String)>, String) {
+    http_request(addr, "GET", path, headers, b"").await
+}
+
+/// The value of header `name` (lower case) in an [`http_request`] answer's headers.
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// A plain HTTP/1.1 request with a body (Content-Length set when there is one):
+/// (status, lower-cased headers, body).
+pub async fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = TcpStream::connect(addr).await.unwrap();
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
+    if !body.is_empty() {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    tokio::time::timeout(DEADLINE, s.read_to_string(&mut out))
+    let mut req = req.into_bytes();
+    req.extend_from_slice(body);
+    // The server may answer (413) and close before reading all of a large body.
+    let _ = s.write_all(&req).await;
+    let mut raw = Vec::new();
+    // A reset after the answer (the server closed with unread body bytes) still leaves
+    // the answer read.
+    let _ = tokio::time::timeout(DEADLINE, s.read_to_end(&mut raw))
         .await
-        .expect("HTTP answer in time")
-        .unwrap();
+        .expect("HTTP answer in time");
+    let out = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
     let mut lines = head.split("\r\n");
     let status = lines

@@ -28,6 +28,30 @@ fn targets(a: &[Allocation]) -> Vec<Option<Layers>> {
     a.iter().map(|a| a.target).collect()
 }
 
+/// Regression test (issue 13: a 400 kbit/s subscriber was moved to a 640x480 layer
+/// measured at a few hundred kbit/s while its encoder ramped up, and froze for 4 s):
+/// an upper encoding costs at least a step above the one below it.
+#[test]
+fn an_upper_encoding_measured_cheap_costs_a_step_above_the_one_below() {
+    let mut b = LayerBitrates::new(3, 1);
+    b.set_encodings([250_000, 300_000, 0]);
+    assert_eq!(b.get(Layers::new(0, 0)), Some(250_000));
+    assert_eq!(b.get(Layers::new(1, 0)), Some(500_000));
+    assert_eq!(
+        b.get(Layers::new(2, 0)),
+        Some(0),
+        "not received: never chosen"
+    );
+    let mut b = LayerBitrates::new(3, 1);
+    b.set_encodings([0, 100_000, 1_500_000]);
+    assert_eq!(b.get(Layers::new(1, 0)), Some(100_000), "the lowest active");
+    assert_eq!(
+        b.get(Layers::new(2, 0)),
+        Some(1_500_000),
+        "measured above the step"
+    );
+}
+
 #[test]
 fn temporal_shares_fill_an_encodings_layers() {
     let b = simulcast();

@@ -5,7 +5,7 @@
 //! retransmissions), so each copy costs no lookup.
 
 use crate::batch::SendBatch;
-use crate::bwe::{RetransmitBudget, SendSideEstimator};
+use crate::bwe::{Pacer, RetransmitBudget, SendSideEstimator};
 use crate::srtp::SrtpContext;
 use crate::stats::{DropCounters, Traffic};
 use crate::transport::WebRtcTransport;
@@ -24,6 +24,8 @@ pub struct Egress<'a> {
     pub(super) bwe: Option<&'a mut SendSideEstimator>,
     /// Caps retransmissions to a share of the estimate (`bwe::budget`).
     pub(super) rtx_budget: &'a mut RetransmitBudget,
+    /// Holds back what exceeds the estimate's pacing rate (`bwe::pacer`).
+    pub(super) pacer: &'a mut Pacer,
     pub(super) transport_rtp_out: &'a mut Traffic,
     pub(super) transport_drops: &'a mut u64,
     pub(super) worker_rtp_out: &'a mut Traffic,
@@ -55,6 +57,7 @@ impl<'a> Egress<'a> {
             transport_seq: twcc_out_seq,
             bwe: bwe.as_mut(),
             rtx_budget: &mut cc.rtx_budget,
+            pacer: &mut cc.pacer,
             transport_rtp_out: rtp_out,
             transport_drops: drops,
             worker_rtp_out,

@@ -9,7 +9,7 @@ use rand::SeedableRng;
 
 use super::*;
 use crate::batch::SendBatch;
-use crate::bwe::{BweConfig, RetransmitBudget, SendSideEstimator};
+use crate::bwe::{BweConfig, Pacer, RetransmitBudget, SendSideEstimator};
 use crate::rtp::extension::read_extension_u16;
 use crate::rtp::Vp8Descriptor;
 use crate::srtp::{contexts_from_keying_material, SrtpContext, SrtpProfile};
@@ -71,6 +71,7 @@ pub(super) struct Subscriber {
     transport_seq: u16,
     bwe: SendSideEstimator,
     rtx_budget: RetransmitBudget,
+    pacer: Pacer,
     rtp_out: Traffic,
     pub(super) drops: u64,
     worker_rtp_out: Traffic,
@@ -80,6 +81,11 @@ pub(super) struct Subscriber {
 
 impl Subscriber {
     pub(super) fn new() -> Self {
+        Self::with_estimate(BweConfig::default().start_bps)
+    }
+
+    /// A subscriber whose transport's estimate starts at `bps`.
+    pub(super) fn with_estimate(bps: u64) -> Self {
         let profile = SrtpProfile::AeadAes128Gcm;
         let material = vec![7; profile.keying_material_len()];
         let (srtp, _) = contexts_from_keying_material(profile, &material, false)
@@ -90,8 +96,12 @@ impl Subscriber {
             srtp,
             peer,
             transport_seq: 0,
-            bwe: SendSideEstimator::new(BweConfig::default()),
+            bwe: SendSideEstimator::new(BweConfig {
+                start_bps: bps,
+                ..BweConfig::default()
+            }),
             rtx_budget: RetransmitBudget::default(),
+            pacer: Pacer::new(),
             rtp_out: Traffic::default(),
             drops: 0,
             worker_rtp_out: Traffic::default(),
@@ -106,6 +116,7 @@ impl Subscriber {
             transport_seq: &mut self.transport_seq,
             bwe: Some(&mut self.bwe),
             rtx_budget: &mut self.rtx_budget,
+            pacer: &mut self.pacer,
             transport_rtp_out: &mut self.rtp_out,
             transport_drops: &mut self.drops,
             worker_rtp_out: &mut self.worker_rtp_out,
@@ -114,8 +125,17 @@ impl Subscriber {
         }
     }
 
+    /// Sends what the pacer held back (these tests are about what is sent, not when).
+    fn flush_pacer(&mut self) {
+        let later = Instant::now() + Duration::from_secs(3600);
+        while let Some(p) = self.pacer.pop(later, 100_000_000_000) {
+            self.out.push(p.dest, &p.data);
+        }
+    }
+
     /// Every datagram sent, decrypted as the subscriber reads it.
     pub(super) fn received(&mut self) -> Vec<Vec<u8>> {
+        self.flush_pacer();
         let sent: Vec<Vec<u8>> = self.out.iter().map(|(_, d)| d.to_vec()).collect();
         sent.into_iter()
             .map(|mut d| {
@@ -127,7 +147,8 @@ impl Subscriber {
     }
 
     /// (SSRC, sequence number, transport-wide number) of every datagram sent.
-    fn sent(&self) -> Vec<(u32, u16, Option<u16>)> {
+    fn sent(&mut self) -> Vec<(u32, u16, Option<u16>)> {
+        self.flush_pacer();
         self.out
             .iter()
             .map(|(_, d)| {
@@ -268,7 +289,7 @@ fn probe_padding_is_rtx_padding_numbered_and_recorded_like_media() {
 fn retransmissions_beyond_the_budget_are_not_sent_and_counted() {
     let now = Instant::now();
     let mut c = consumer(MediaKind::Video, false, true);
-    let mut s = Subscriber::new();
+    let mut s = Subscriber::with_estimate(400_000);
     let mut buffer = RetransmissionBuffer::default();
     let mut lost = Vec::new();
     for seq in 1..=300 {
@@ -281,8 +302,8 @@ fn retransmissions_beyond_the_budget_are_not_sent_and_counted() {
     let before = s.sent().len();
     c.retransmit(now, |_| Some(&buffer), &lost, &mut s.egress());
     let resent = s.sent().len() - before;
-    // 1 Mbps estimate: 250 ms of 250 kbps = 7.8 KB, ~69 packets of 112 bytes.
-    assert!((60..=75).contains(&resent), "{resent}");
+    // 400 kbps estimate: 1 s of 200 kbps = 25 KB, ~223 packets of 112 bytes.
+    assert!((210..=235).contains(&resent), "{resent}");
     assert_eq!(s.rtx_budget.denied(), (300 - resent) as u64);
 }
 

@@ -4,9 +4,12 @@
 
 mod chat;
 mod layers;
+mod playback;
 mod publish;
 mod restart;
 mod speaker;
+
+pub(crate) use publish::placeholder_transport;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -24,7 +27,7 @@ use tracing::Instrument;
 use super::chat::{ChatHistory, ChatRate};
 use super::dynacast::Dynacast;
 use super::recv::{ConsumerSlot, RecvSession};
-use super::{JoinRequest, PeerStats, RoomCmd, RoomSettings, RoomStats, Rooms};
+use super::{JoinRequest, ParticipantKind, PeerStats, RoomCmd, RoomSettings, RoomStats, Rooms};
 use crate::daemon::{Daemon, DaemonError, DaemonState, WorkerClient};
 use crate::protocol::{
     Direction, ErrorCode, PeerInfo, ProducerInfo, ProtocolError, ServerMessage, Source,
@@ -66,6 +69,13 @@ struct Peer {
     name: String,
     out: mpsc::Sender<ServerMessage>,
     caps: RtpCapabilities,
+    /// False for a WHIP publisher: it consumes nothing (nor does a player before its
+    /// offer).
+    receives: bool,
+    /// Shown to the others (not a player).
+    listed: bool,
+    /// A player's (WHEP) offer and whom it plays.
+    playback: Option<playback::Playback>,
     send: Option<TransportCreated>,
     recv: RecvSession,
     audio_muted: bool,
@@ -375,6 +385,15 @@ impl Room {
                     self.error_to(&peer_id, e, "answer");
                 }
             }
+            RoomCmd::Play {
+                peer_id,
+                source,
+                sdp,
+            } => {
+                if let Err(e) = self.on_play(&peer_id, &source, &sdp).await {
+                    self.error_to(&peer_id, e, "offer");
+                }
+            }
             RoomCmd::Mute {
                 peer_id,
                 kind,
@@ -494,6 +513,8 @@ impl Room {
             peer_id,
             name,
             caps,
+            kind,
+            ice_servers,
             out,
             reply,
         } = req;
@@ -522,12 +543,20 @@ impl Room {
             let _ = reply.send(Err(e));
             return;
         }
-        let others: Vec<PeerInfo> = self.peers.iter().map(Peer::info).collect();
+        let others: Vec<PeerInfo> = self
+            .peers
+            .iter()
+            .filter(|p| p.listed)
+            .map(Peer::info)
+            .collect();
         let peer = Peer {
             id: peer_id.clone(),
             name: name.clone(),
             out,
             caps,
+            receives: kind == ParticipantKind::Page,
+            listed: kind != ParticipantKind::Player,
+            playback: None,
             send: None,
             recv: RecvSession::new(rand::random::<u32>().into()),
             audio_muted: false,
@@ -549,12 +578,15 @@ impl Room {
                 room: self.name.clone(),
                 name,
                 peers: others,
+                ice_servers,
             },
         );
         let _ = reply.send(Ok(()));
         self.chat_history_for_newcomer(&peer_id);
         self.active_speaker_for_newcomer(&peer_id);
-        self.broadcast(&peer_id, &ServerMessage::PeerJoined { peer: info });
+        if kind != ParticipantKind::Player {
+            self.broadcast(&peer_id, &ServerMessage::PeerJoined { peer: info });
+        }
         let mut existing: Vec<(u64, String)> = self
             .producers
             .iter()
@@ -612,6 +644,19 @@ impl Room {
         let Some(owner) = self.producers.get(producer_id).cloned() else {
             return;
         };
+        let Some(peer) = self.peer(peer_id).filter(|p| p.receives) else {
+            return;
+        };
+        // A player takes only its participant's tracks, each in its own m-line of the
+        // track's kind, with that m-line's payload types; it is not paused, as the
+        // player's answer came first (its offer).
+        let line = match peer.playback {
+            Some(_) => match self.play_line(peer_id, &owner) {
+                Some(line) => Some(line),
+                None => return,
+            },
+            None => None,
+        };
         if let Err(e) = self.ensure_recv_transport(peer_id).await {
             self.error_to(peer_id, e, "join");
             return;
@@ -625,12 +670,15 @@ impl Room {
             .as_ref()
             .map(|t| t.transport_id.clone())
             .unwrap_or_default();
-        let mid = peer.recv.next_mid();
+        let (mid, rtp_capabilities) = match &line {
+            Some(l) => (l.mid.clone(), l.caps.clone()),
+            None => (peer.recv.next_mid(), peer.caps.clone()),
+        };
         let consume = TransportConsume {
             transport_id,
             producer_id: producer_id.into(),
-            rtp_capabilities: peer.caps.clone(),
-            paused: true,
+            rtp_capabilities,
+            paused: line.is_none(),
             mid: Some(mid.clone()),
             preferred_layers: None,
             app_data: serde_json::Value::Null,
@@ -677,7 +725,7 @@ impl Room {
             kind: info.kind,
             source: owner.info.source,
             rtp: info.rtp_parameters,
-            resumed: false,
+            resumed: line.is_some(),
             score: CONSUMER_INITIAL_SCORE,
             hidden: false,
             preferred_spatial: None,
@@ -688,8 +736,12 @@ impl Room {
         // starting point here (a perfect downlink keeps it forever).
         let first = consumer_score(&slot, owner.score);
         let consumer_id = slot.consumer_id.clone();
-        let assigned = peer.recv.add(slot);
-        debug_assert_eq!(assigned, mid);
+        if line.is_some() {
+            peer.recv.place(&mid, slot);
+        } else {
+            let assigned = peer.recv.add(slot);
+            debug_assert_eq!(assigned, mid);
+        }
         self.send_to(peer_id, first);
         if owner.info.source == Source::Screen {
             // A shared screen is text and detail: when the downlink cannot carry
@@ -936,12 +988,14 @@ impl Room {
                 },
             );
         }
-        self.broadcast(
-            peer_id,
-            &ServerMessage::PeerLeft {
-                peer_id: peer_id.to_owned(),
-            },
-        );
+        if peer.listed {
+            self.broadcast(
+                peer_id,
+                &ServerMessage::PeerLeft {
+                    peer_id: peer_id.to_owned(),
+                },
+            );
+        }
         match how {
             Removal::Left => {
                 let _ = peer.out.try_send(ServerMessage::Left {});

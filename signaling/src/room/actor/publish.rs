@@ -265,7 +265,7 @@ impl Room {
 }
 
 /// A transport with dummy values, to validate an offer before creating a real one.
-fn placeholder_transport() -> TransportCreated {
+pub(crate) fn placeholder_transport() -> TransportCreated {
     use sfu_control::params::{DtlsParameters, IceCandidate, IceParameters};
     TransportCreated {
         transport_id: random_id().into(),
@@ -285,6 +285,7 @@ fn placeholder_transport() -> TransportCreated {
             protocol: "udp".into(),
             port: 9,
             kind: "host".into(),
+            tcp_type: None,
         }],
         dtls_parameters: DtlsParameters {
             role: sfu_control::params::DtlsRole::Auto,

@@ -68,6 +68,11 @@ impl Room {
             p.send = None;
             p.screen = None;
             p.recv.reset(rand::random::<u32>().into());
+            if p.playback.take().is_some() {
+                // A player cannot renegotiate: it gets nothing more and its session ends
+                // on the `restart` (the client makes a new one).
+                p.receives = false;
+            }
         }
         self.suspended = Some(after);
     }

@@ -80,7 +80,7 @@ function onClose() {
 }
 
 async function onJoined(msg) {
-  store.dispatch({ type: 'joined', peerId: msg.peerId, name: msg.name, peers: msg.peers });
+  store.dispatch({ type: 'joined', peerId: msg.peerId, name: msg.name, peers: msg.peers, iceServers: msg.iceServers });
   // The server knows nothing of mutes made before (re)joining.
   if (state.micMuted) send({ type: 'mute', kind: 'audio', muted: true });
   if (state.camOff) send({ type: 'mute', kind: 'video', muted: true });

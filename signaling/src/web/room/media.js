@@ -107,6 +107,11 @@ export class Media {
   }
 
   /** Closes both peer connections; the local camera stays. */
+  /** The peer connections' configuration: the operator's STUN/TURN servers included. */
+  pcConfig() {
+    return { ...PC_CONFIG, iceServers: this.store.state.iceServers };
+  }
+
   closePeerConnections() {
     for (const pc of [this.sendPc, this.recvPc, this.screenPc]) if (pc) pc.close();
     this.sendPc = null;
@@ -118,7 +123,7 @@ export class Media {
   /** Offers the local tracks on a new send connection. */
   async publish() {
     if (this.sendPc) this.sendPc.close();
-    const pc = new RTCPeerConnection(PC_CONFIG);
+    const pc = new RTCPeerConnection(this.pcConfig());
     this.sendPc = pc;
     this.watch(pc, 'send');
     for (const track of this.localStream.getTracks()) {
@@ -184,7 +189,7 @@ export class Media {
   async publishScreen() {
     if (!this.screenStream) return;
     if (this.screenPc) this.screenPc.close();
-    const pc = new RTCPeerConnection(PC_CONFIG);
+    const pc = new RTCPeerConnection(this.pcConfig());
     this.screenPc = pc;
     this.watch(pc, 'screen');
     const [track] = this.screenStream.getVideoTracks();
@@ -239,7 +244,7 @@ export class Media {
 
   recvConnection() {
     if (this.recvPc) return this.recvPc;
-    const pc = new RTCPeerConnection(PC_CONFIG);
+    const pc = new RTCPeerConnection(this.pcConfig());
     this.recvPc = pc;
     this.watch(pc, 'recv');
     pc.ontrack = (ev) => {

@@ -19,6 +19,8 @@ export function initialState({ room = '', simulcast = true } = {}) {
     room,
     name: null,
     peerId: null,
+    /** RTCConfiguration.iceServers from the last `joined` (credentials minted per join). */
+    iceServers: [],
     phase: 'idle',
     /** Which part of the page shows: the name prompt, the call, or the "you left" notice. */
     screen: 'prompt',
@@ -192,6 +194,7 @@ export function reduce(s, action) {
       s.attempt = 0;
       s.epoch = 0;
       s.peerId = action.peerId;
+      s.iceServers = Array.isArray(action.iceServers) ? action.iceServers : [];
       if (typeof action.name === 'string') s.name = action.name;
       if (rejoined) s.banner = null;
       s.peers = new Map();
