@@ -29,7 +29,7 @@ after(async () => {
 
 /** Opens a WHEP session from `page` to `endpoint`: the POST's status, Location, answer. */
 function startPlayer(page, endpoint) {
-  return page.evaluate(async (endpoint) => {
+  return page.evaluate(async (url) => {
     const pc = new RTCPeerConnection();
     window.whepPc = pc;
     pc.addTransceiver('audio', { direction: 'recvonly' });
@@ -40,7 +40,7 @@ function startPlayer(page, endpoint) {
       if (pc.iceGatheringState === 'complete') resolve();
       pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') resolve(); });
     });
-    const r = await fetch(endpoint, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
+    const r = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
     const answer = await r.text();
     if (r.status !== 201) return { status: r.status, answer };
     await pc.setRemoteDescription({ type: 'answer', sdp: answer });

@@ -8,7 +8,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
 import { repo, spawnServer, signalingBin, metricsToken } from '../lib/server.mjs';
-import { launchChromium, recordConsole, removeTmpDirs, inbound } from '../lib/browsers.mjs';
+import { launchChromium, recordConsole, removeTmpDirs } from '../lib/browsers.mjs';
 import { waitFor, waitForMedia, waitForGrowth } from '../lib/wait.mjs';
 import { waitJoined } from '../lib/page.mjs';
 
