@@ -653,6 +653,7 @@ impl Room {
             paused: line.is_none(),
             mid: Some(mid.clone()),
             preferred_layers: None,
+            follow: false,
             app_data: serde_json::Value::Null,
         };
         let info: ConsumerCreated = match self.request(&consume).await {
