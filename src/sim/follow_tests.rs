@@ -12,6 +12,7 @@ use sfu_control::params;
 use sfu_control::requests::{
     ConsumerGetStats, ConsumerSetProducer, ProducerClose, TransportConsume,
 };
+use sfu_control::ErrorKind;
 use str0m::format::Codec;
 use str0m::media::MediaKind;
 
@@ -333,4 +334,39 @@ fn a_following_consumer_goes_idle_when_its_producer_closes() {
     }
     assert!(got.last().is_some_and(from_bob));
     assert_eq!(f.notified("sub-a-consumer", "producerchange bob-audio"), 1);
+}
+
+/// Regression test for issue 14: `consumer.setProducer` refuses another kind and an
+/// unknown producer, and a second call before the switch replaces the first: the
+/// consumer switches to the last producer named, never to the first.
+#[test]
+fn set_producer_refuses_another_kind_and_the_last_call_wins() {
+    let mut f = FollowCall::new(144);
+    f.stream(Duration::from_millis(300));
+    let (video_consumer, bob_audio) = (f.video_consumer.clone(), f.bob_audio.clone());
+    let other_kind = f.call.sim.request(&ConsumerSetProducer {
+        consumer_id: video_consumer.as_str().into(),
+        producer_id: bob_audio.as_str().into(),
+    });
+    assert_eq!(other_kind.map_err(|r| r.kind), Err(ErrorKind::InvalidState));
+    let unknown = f.call.sim.request(&ConsumerSetProducer {
+        consumer_id: video_consumer.as_str().into(),
+        producer_id: "no-such-producer".into(),
+    });
+    assert_eq!(unknown.map_err(|r| r.kind), Err(ErrorKind::NotFound));
+
+    // Pointed at the second publisher, then back at its own before that one's keyframe:
+    // the switch is called off and the first publisher's video goes on unbroken.
+    let (bob_video, own) = (f.bob_video.clone(), f.call.video_producer.clone());
+    f.point(&video_consumer, &bob_video);
+    f.stream(Duration::from_millis(100));
+    f.point(&video_consumer, &own);
+    f.stream(Duration::from_millis(1000));
+    f.call.sim.run_for(Duration::from_millis(100));
+    let got = f.received("v");
+    assert!(!got.iter().any(from_bob), "no switch: {got:?}");
+    for w in got.windows(2) {
+        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "sequence gap {w:?}");
+    }
+    assert_eq!(f.notified("sub-v-consumer", "producerchange bob-video"), 0);
 }
