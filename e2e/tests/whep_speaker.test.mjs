@@ -25,8 +25,8 @@ async function publisher(srv, room, name, width) {
   const page = await ctx.newPage();
   recordConsole(page, name, logs);
   await page.goto(`${srv.url}/`);
-  const created = await page.evaluate(async ({ endpoint, width }) => {
-    const camera = await navigator.mediaDevices.getUserMedia({ video: { width, height: (width * 3) / 4 } });
+  const created = await page.evaluate(async ({ endpoint, w }) => {
+    const camera = await navigator.mediaDevices.getUserMedia({ video: { width: w, height: (w * 3) / 4 } });
     // A continuous tone, loud or silent: what the active-speaker observer hears.
     const audio = new AudioContext();
     const tone = audio.createOscillator();
@@ -49,7 +49,7 @@ async function publisher(srv, room, name, width) {
     if (r.status !== 201) return { status: r.status, answer };
     await pc.setRemoteDescription({ type: 'answer', sdp: answer });
     return { status: r.status };
-  }, { endpoint: `${srv.url}/whip/${room}?name=${name}`, width });
+  }, { endpoint: `${srv.url}/whip/${room}?name=${name}`, w: width });
   assert.equal(created.status, 201, JSON.stringify(created));
   return page;
 }
