@@ -39,7 +39,8 @@ pub enum Event {
     RouterClose,
     /// A producer's or consumer's transport was closed.
     TransportClose,
-    /// A consumer's producer was closed; the consumer is closed too.
+    /// A consumer's producer was closed; the consumer is closed too (a following
+    /// consumer goes idle instead, see `transport.consume`'s `follow`).
     ProducerClose,
     /// A consumer's producer was paused.
     ProducerPause,
@@ -57,6 +58,11 @@ pub enum Event {
     },
     /// A simulcast consumer's forwarded layers changed; `null` when it forwards nothing.
     LayersChange(Option<ConsumerLayers>),
+    /// A consumer now forwards the producer `consumer.setProducer` pointed it at.
+    ProducerChange {
+        #[serde(rename = "producerId")]
+        producer_id: ProducerId,
+    },
     /// The worker is stopping; everything in the router is closed.
     WorkerClose,
     /// An active-speaker observer's dominant speaker changed (target: the observer).
@@ -81,6 +87,7 @@ impl Event {
             Self::ProducerResume => "producerresume",
             Self::Score { .. } => "score",
             Self::LayersChange(_) => "layerschange",
+            Self::ProducerChange { .. } => "producerchange",
             Self::WorkerClose => "workerclose",
             Self::DominantSpeaker { .. } => "dominantspeaker",
         }

@@ -26,6 +26,7 @@ pub enum Method {
     ConsumerRequestKeyFrame,
     ConsumerSetPreferredLayers,
     ConsumerSetPriority,
+    ConsumerSetProducer,
     RouterCreateActiveSpeakerObserver,
     RtpObserverAddProducer,
     RtpObserverRemoveProducer,
@@ -36,7 +37,7 @@ pub enum Method {
 
 impl Method {
     /// Every method with its wire name.
-    pub const ALL: [(&'static str, Self); 29] = [
+    pub const ALL: [(&'static str, Self); 30] = [
         ("worker.load", Self::WorkerLoad),
         ("worker.getStats", Self::WorkerGetStats),
         ("worker.getLatency", Self::WorkerGetLatency),
@@ -63,6 +64,7 @@ impl Method {
             Self::ConsumerSetPreferredLayers,
         ),
         ("consumer.setPriority", Self::ConsumerSetPriority),
+        ("consumer.setProducer", Self::ConsumerSetProducer),
         (
             "router.createActiveSpeakerObserver",
             Self::RouterCreateActiveSpeakerObserver,

@@ -199,6 +199,10 @@ pub struct TransportConsume {
     /// for a simple consumer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preferred_layers: Option<PreferredLayers>,
+    /// A following consumer (`consumer.setProducer`) outlives its producer: when the
+    /// producer closes it goes idle until pointed at another one, instead of closing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub follow: bool,
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub app_data: Value,
 }
@@ -283,6 +287,19 @@ pub struct ConsumerSetPriority {
     pub priority: u8,
 }
 request!(ConsumerSetPriority, ConsumerSetPriority, ConsumerPriority, target consumer_id);
+
+/// `consumer.setProducer`: points the consumer at another producer of the same kind in
+/// the same router. The consumer keeps its SSRC, MID and payload types; it switches at
+/// the new producer's first keyframe (video) or next packet (audio) and then notifies
+/// `producerchange`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConsumerSetProducer {
+    #[serde(skip)]
+    pub consumer_id: ConsumerId,
+    pub producer_id: ProducerId,
+}
+request!(ConsumerSetProducer, ConsumerSetProducer, (), target consumer_id);
 /// `router.createActiveSpeakerObserver`: an observer of the router's audio producers
 /// that notifies `dominantspeaker` when the dominant speaker changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -372,6 +389,7 @@ impl Method {
             Self::ConsumerRequestKeyFrame => visitor.visit::<ConsumerRequestKeyFrame>(),
             Self::ConsumerSetPreferredLayers => visitor.visit::<ConsumerSetPreferredLayers>(),
             Self::ConsumerSetPriority => visitor.visit::<ConsumerSetPriority>(),
+            Self::ConsumerSetProducer => visitor.visit::<ConsumerSetProducer>(),
             Self::RouterCreateActiveSpeakerObserver => {
                 visitor.visit::<RouterCreateActiveSpeakerObserver>()
             }

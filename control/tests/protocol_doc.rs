@@ -117,6 +117,7 @@ fn every_control_example_round_trips_through_its_type() {
         "producerresume",
         "score",
         "layerschange",
+        "producerchange",
         "workerclose",
         "dominantspeaker",
     ] {

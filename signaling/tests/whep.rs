@@ -146,6 +146,57 @@ async fn a_player_waits_for_its_participant_and_outlives_its_leaving() {
     assert_eq!(status, 200);
 }
 
+/// Regression test for issue 14: `POST /whep/<room>` plays the room's speaker (the first
+/// publisher before anyone spoke) with following consumers: when the played participant
+/// leaves, the player keeps its two consumers (moved to the next publisher, or idle when
+/// none is left) and a later publisher is set on them rather than given new ones.
+#[tokio::test]
+async fn a_speaker_player_keeps_its_consumers_as_publishers_come_and_go() {
+    let srv = Signaling::start(&[]);
+    let (location, _, answer) = play(&srv.addr, "/whep/hall?name=viewer", &[SDP]).await;
+    assert!(location.starts_with("/whep/hall/session/"), "{location}");
+    assert!(
+        !answer.contains("a=ssrc:"),
+        "nobody publishes yet: {answer}"
+    );
+    let mut bob = Client::connect(&srv.ws_url()).await;
+    bob.join("hall", "bob").await;
+    publish_page(&mut bob).await;
+    let viewer = peer_stats(&srv.addr, "hall", "viewer").await;
+    assert_eq!(
+        viewer["consumers"], 2,
+        "the first publisher is played: {viewer}"
+    );
+    let mut eve = Client::connect(&srv.ws_url()).await;
+    eve.join("hall", "eve").await;
+    publish_page(&mut eve).await;
+    let viewer = peer_stats(&srv.addr, "hall", "viewer").await;
+    assert_eq!(
+        viewer["consumers"], 2,
+        "one participant at a time: {viewer}"
+    );
+
+    for (client, who) in [(&mut bob, "bob"), (&mut eve, "eve")] {
+        client.send(json!({"type": "leave"})).await;
+        client.until("left").await;
+        let viewer = peer_stats(&srv.addr, "hall", "viewer").await;
+        assert_eq!(
+            viewer["consumers"], 2,
+            "{who} left, the consumers stay: {viewer}"
+        );
+    }
+    let mut carol = Client::connect(&srv.ws_url()).await;
+    carol.join("hall", "carol").await;
+    publish_page(&mut carol).await;
+    let viewer = peer_stats(&srv.addr, "hall", "viewer").await;
+    assert_eq!(
+        viewer["consumers"], 2,
+        "set on the same consumers: {viewer}"
+    );
+    let (status, _, _) = http_request(&srv.addr, "DELETE", &location, &[], b"").await;
+    assert_eq!(status, 200);
+}
+
 /// A refused request: the path, the status wanted, the headers, the body, a word of the
 /// reason.
 struct Refused {

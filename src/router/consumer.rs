@@ -72,7 +72,33 @@ pub struct ConsumerParams {
     pub temporal_layers: u8,
     /// A simulcast consumer's preferred spatial and temporal layer to start with.
     pub preferred_layers: Option<(u8, Option<u8>)>,
+    /// Outlives its producer, idle, for `consumer.setProducer` to point elsewhere.
+    pub follow: bool,
     pub app_data: Value,
+}
+
+/// The producer a consumer was pointed at (`consumer.setProducer`) and has not switched
+/// to yet: its payload type and extension maps onto the consumer's own.
+#[derive(Debug)]
+struct PendingSource {
+    producer: ProducerKey,
+    pt_map: [u8; 128],
+    red_unwrap: u8,
+    ext_map: ExtensionMap,
+    /// Whether its keyframes are detectable: then the switch waits for one.
+    keyframe_gated: bool,
+    /// The last fan-out pass that served the consumer this producer's packets.
+    fanout_pass: u64,
+}
+
+/// What a consumer's switch to another producer takes: see [`Consumer::point_at`].
+#[derive(Debug)]
+pub struct SourceMaps {
+    pub producer: ProducerKey,
+    pub pt_map: Vec<(u8, u8)>,
+    pub ext_map: Vec<(u8, u8)>,
+    pub red_unwrap: Option<u8>,
+    pub keyframe_gated: bool,
 }
 
 /// The kinds of consumer, each with the state of its forwarding policy.
@@ -105,6 +131,8 @@ pub enum Transmission {
         arrival: u32,
         keyframe: bool,
         layer: u8,
+        /// The producer the packet came from: the consumer's, or the one it switches to.
+        source: ProducerKey,
     },
     /// A buffered producer packet resent for the subscriber's NACK of `out_seq`
     /// (RFC 4585), over RTX when negotiated (RFC 4588).
@@ -116,7 +144,14 @@ pub enum Transmission {
 pub struct Consumer {
     id: ConsumerId,
     media_kind: MediaKind,
-    producer: ProducerKey,
+    /// None while a following consumer is idle (its producer closed).
+    producer: Option<ProducerKey>,
+    /// A switch to another producer under way (boxed: rare, and its maps are large).
+    pending: Option<Box<PendingSource>>,
+    /// A switch made in the egress, for the core to finish: the producer left (None
+    /// when the consumer was idle).
+    switched: Option<Option<ProducerKey>>,
+    follow: bool,
     transport: TransportKey,
     ssrc: u32,
     rtp_parameters: RtpParameters,
@@ -199,7 +234,10 @@ impl Consumer {
         Self {
             id: p.id,
             media_kind: p.media_kind,
-            producer: p.producer,
+            producer: Some(p.producer),
+            pending: None,
+            switched: None,
+            follow: p.follow,
             transport: p.transport,
             ssrc: p.ssrc,
             pt_map: pt_table(&p.stream.pt_map),
@@ -244,8 +282,94 @@ impl Consumer {
         &self.kind
     }
 
-    pub fn producer(&self) -> ProducerKey {
+    /// Its producer; None while a following consumer is idle.
+    pub fn producer(&self) -> Option<ProducerKey> {
         self.producer
+    }
+
+    /// The producer it switches to at that producer's next keyframe (video) or packet.
+    pub fn pending_producer(&self) -> Option<ProducerKey> {
+        self.pending.as_ref().map(|p| p.producer)
+    }
+
+    /// Whether it outlives its producer (`follow`).
+    pub fn follows(&self) -> bool {
+        self.follow
+    }
+
+    /// Points the consumer at another producer (`consumer.setProducer`): it keeps
+    /// forwarding its current one until the new one's first keyframe (video whose
+    /// keyframes are detectable) or first packet (audio), then switches, continuing its
+    /// own sequence numbers and timestamps. Returns the producer it was pending on
+    /// before, whose registration the core drops.
+    pub fn point_at(&mut self, maps: SourceMaps) -> Option<ProducerKey> {
+        let mut ext_map = ExtensionMap::new();
+        for (from, to) in &maps.ext_map {
+            ext_map.insert(*from, *to);
+        }
+        let before = self.pending_producer();
+        self.pending = Some(Box::new(PendingSource {
+            producer: maps.producer,
+            pt_map: pt_table(&maps.pt_map),
+            red_unwrap: maps.red_unwrap.unwrap_or(NO_PT),
+            ext_map,
+            keyframe_gated: maps.keyframe_gated,
+            fanout_pass: self.fanout_pass,
+        }));
+        before
+    }
+
+    /// Cancels a switch under way; returns the producer it was pending on.
+    pub fn cancel_pending(&mut self) -> Option<ProducerKey> {
+        self.pending.take().map(|p| p.producer)
+    }
+
+    /// Its producer closed: a following consumer goes idle (until pointed at another
+    /// one). Returns false for one that does not follow (the core closes it).
+    pub fn on_producer_closed(&mut self, pk: ProducerKey) -> bool {
+        if self.pending_producer() == Some(pk) {
+            self.pending = None;
+            return true;
+        }
+        if !self.follow {
+            return false;
+        }
+        self.producer = None;
+        self.producer_paused = false;
+        true
+    }
+
+    /// The producer it left in a switch made since last asked (inner None: it was
+    /// idle), for the core to drop its registration there and notify `producerchange`.
+    #[inline]
+    pub fn take_switch(&mut self) -> Option<Option<ProducerKey>> {
+        self.switched.take()
+    }
+
+    /// Whether a packet of `source` may start the switch to the pending producer now.
+    fn switch_ready(&self, source: ProducerKey, keyframe: bool) -> bool {
+        self.pending
+            .as_ref()
+            .is_some_and(|p| p.producer == source && (keyframe || !p.keyframe_gated))
+    }
+
+    /// Makes the pending producer the consumer's: its maps replace the old ones and the
+    /// numbering continues from the last packet sent (`SeqTsMunger::mark_resync`, with
+    /// the elapsed arrival time on the timestamps).
+    fn switch_source(&mut self) {
+        let Some(p) = self.pending.take() else {
+            return;
+        };
+        self.switched = Some(self.producer);
+        self.producer = Some(p.producer);
+        self.pt_map = p.pt_map;
+        self.red_unwrap = p.red_unwrap;
+        self.ext_map = p.ext_map;
+        self.producer_paused = false;
+        self.last_forwarded = None;
+        if let ConsumerKind::Simple(s) = &mut self.kind {
+            s.switch_source();
+        }
     }
 
     /// The subscriber's transport.
@@ -422,11 +546,16 @@ impl Consumer {
         matches!(self.kind, ConsumerKind::Simulcast(_))
     }
 
-    /// Marks the consumer served by fan-out pass `pass`; false if it already was.
+    /// Marks the consumer served by fan-out pass `pass` with `source`'s packets (its
+    /// producer's or the pending one's); false if it already was.
     #[inline]
-    pub fn mark_served(&mut self, pass: u64) -> bool {
-        let fresh = self.fanout_pass != pass;
-        self.fanout_pass = pass;
+    pub fn mark_served(&mut self, pass: u64, source: ProducerKey) -> bool {
+        let mark = match &mut self.pending {
+            Some(p) if p.producer == source => &mut p.fanout_pass,
+            _ => &mut self.fanout_pass,
+        };
+        let fresh = *mark != pass;
+        *mark = pass;
         fresh
     }
 
@@ -565,6 +694,19 @@ impl Consumer {
         hdr: &RtpHeader,
         how: Transmission,
     ) {
+        if let Transmission::Forward {
+            source, keyframe, ..
+        } = how
+        {
+            // A packet of the producer it switches to: nothing before the switch point,
+            // which makes that producer's maps the consumer's.
+            if self.producer != Some(source) {
+                if !self.switch_ready(source, keyframe) {
+                    return;
+                }
+                self.switch_source();
+            }
+        }
         // Which packets go out, and how they are numbered: by the kind's policy when
         // forwarded, as first sent when retransmitted.
         let pt_of = |pt: u8| self.pt_map.get(usize::from(pt)).copied().unwrap_or(NO_PT);
@@ -595,6 +737,7 @@ impl Consumer {
                 arrival,
                 keyframe,
                 layer,
+                ..
             } => {
                 // Not before the transport can send: a keyframe taken now would start a
                 // stream the subscriber never gets the start of.

@@ -16,7 +16,8 @@ pub mod rtx_buffer;
 pub mod score;
 
 pub use consumer::{
-    Consumer, ConsumerKind, ConsumerParams, Egress, LayerClock, Transmission, MAX_SPATIAL_LAYERS,
+    Consumer, ConsumerKind, ConsumerParams, Egress, LayerClock, SourceMaps, Transmission,
+    MAX_SPATIAL_LAYERS,
 };
 pub use producer::{Ingested, KeyframeNeed, Producer, ProducerParams, KEYFRAME_REQUEST_INTERVAL};
 

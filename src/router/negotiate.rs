@@ -5,8 +5,8 @@
 
 use crate::channel::params::{
     CodecParameters, MediaKind, RtcpFeedback, RtcpParameters, RtpCapabilities, RtpCodecCapability,
-    RtpCodecParameters, RtpEncodingParameters, RtpHeaderExtensionParameters, RtpParameters,
-    RtxParameters,
+    RtpCodecParameters, RtpEncodingParameters, RtpHeaderExtensionCapability,
+    RtpHeaderExtensionParameters, RtpParameters, RtxParameters,
 };
 use crate::channel::ControlError;
 
@@ -440,6 +440,55 @@ fn negotiate_red(
     }
 }
 
+/// Maps another producer's stream onto an existing consumer's (`consumer.setProducer`):
+/// the consumer's negotiated codecs and header extensions stand for its capabilities,
+/// and the producer must be forwardable under them with the same first codec (payload
+/// type and clock rate) and RTX, since the consumer keeps what its subscriber was told.
+pub fn remap_stream(
+    kind: MediaKind,
+    producer: &RtpParameters,
+    consumer: &RtpParameters,
+) -> Result<ConsumerStream, ControlError> {
+    let caps = RtpCapabilities {
+        codecs: consumer
+            .codecs
+            .iter()
+            .map(|c| RtpCodecCapability {
+                kind,
+                mime_type: c.mime_type.clone(),
+                preferred_payload_type: c.payload_type,
+                clock_rate: c.clock_rate,
+                channels: c.channels,
+                parameters: c.parameters.clone(),
+                rtcp_feedback: c.rtcp_feedback.clone(),
+            })
+            .collect(),
+        header_extensions: consumer
+            .header_extensions
+            .iter()
+            .map(|e| RtpHeaderExtensionCapability {
+                kind: Some(kind),
+                uri: e.uri.clone(),
+                preferred_id: e.id,
+                preferred_encrypt: false,
+                direction: None,
+            })
+            .collect(),
+    };
+    let stream = consumer_stream(kind, producer, &caps, 0, 0, None)?;
+    let first = |p: &RtpParameters| p.codecs.first().map(|c| (c.payload_type, c.clock_rate));
+    let has_rtx = |p: &RtpParameters| p.codecs.iter().any(|c| is_rtx(&c.mime_type));
+    if first(&stream.rtp_parameters) != first(consumer)
+        || has_rtx(&stream.rtp_parameters) != has_rtx(consumer)
+    {
+        return Err(ControlError::Unsupported(
+            "the producer's codecs do not map onto the consumer's: its first codec or RTX differs"
+                .into(),
+        ));
+    }
+    Ok(stream)
+}
+
 /// Derives a consumer's RtpParameters. `rtx_ssrc` is used when the consumer can
 /// receive RTX (RFC 4588) for its first codec and NACKs it.
 pub fn consumer_stream(
@@ -631,6 +680,30 @@ mod tests {
             ]
         }))
         .unwrap()
+    }
+
+    /// Regression test for issue 14 (`consumer.setProducer`): another publisher's VP8
+    /// under other payload types and extension ids maps onto the consumer's own; an H264
+    /// producer does not, and is refused as Unsupported.
+    #[test]
+    fn another_producer_maps_onto_a_consumers_parameters() {
+        let consumer = consumer_stream(MediaKind::Video, &vp8_producer(), &caps(), 1, 2, None)
+            .unwrap()
+            .rtp_parameters;
+        let mut other = vp8_producer();
+        other.codecs[0].payload_type = 120;
+        other.codecs[1].payload_type = 121;
+        other.codecs[1].parameters.insert("apt".into(), 120.into());
+        other.header_extensions[1].id = 9;
+        let s = remap_stream(MediaKind::Video, &other, &consumer).unwrap();
+        assert_eq!(s.pt_map, vec![(120, 100)]);
+        assert_eq!(s.ext_map, vec![(9, 3)]);
+        let mut h264 = other;
+        h264.codecs[0].mime_type = "video/H264".into();
+        assert!(matches!(
+            remap_stream(MediaKind::Video, &h264, &consumer),
+            Err(ControlError::Unsupported(_))
+        ));
     }
 
     #[test]

@@ -143,6 +143,7 @@ impl CappedCall {
                 paused: false,
                 mid: None,
                 preferred_layers: None,
+                follow: false,
                 app_data: Value::Null,
             });
             assert_eq!(c.consumer_type, ConsumerType::Simulcast);

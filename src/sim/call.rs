@@ -206,6 +206,7 @@ impl Call {
             paused: false,
             mid: None,
             preferred_layers: None,
+            follow: false,
             app_data: Value::Null,
         });
         let enc = c.rtp_parameters.encodings.first();
@@ -403,7 +404,7 @@ fn apt(pt: u8) -> CodecParameters {
 }
 
 /// Produces `kind` on the publisher's transport: its codec with `pt` (and RTX `rtx`).
-fn produce(
+pub(crate) fn produce(
     sim: &mut Sim,
     transport: &str,
     kind: params::MediaKind,

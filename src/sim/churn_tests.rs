@@ -84,6 +84,7 @@ fn a_subscriber_at_the_srtp_cap_counts_every_copy_it_cannot_protect() {
             paused: false,
             mid: None,
             preferred_layers: None,
+            follow: false,
             app_data: Value::Null,
         });
     }

@@ -22,6 +22,7 @@ mod trace;
 mod allocation_tests;
 mod churn_tests;
 mod fanout_tests;
+mod follow_tests;
 mod keyframe_tests;
 mod layers_tests;
 mod red_tests;

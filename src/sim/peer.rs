@@ -199,6 +199,7 @@ impl SimPeer {
                     stream,
                     index,
                     seq: p.header.sequence_number.wrapping_sub(first),
+                    ts: p.header.timestamp,
                 });
             }
             Event::SenderFeedback(f) => records.push(Record::SenderReport {

@@ -73,6 +73,7 @@ impl SimulcastCall {
             paused: false,
             mid: None,
             preferred_layers: None,
+            follow: false,
             app_data: Value::Null,
         });
         assert_eq!(c.consumer_type, ConsumerType::Simulcast);

@@ -24,12 +24,13 @@ pub(crate) enum Record {
         fate: Option<Dropped>,
     },
     /// A peer received an RTP packet of `stream` carrying payload `index`; `seq` counts
-    /// from the first packet of the stream it saw.
+    /// from the first packet of the stream it saw; `ts` is its RTP timestamp.
     Rtp {
         peer: String,
         stream: String,
         index: u32,
         seq: u16,
+        ts: u32,
     },
     /// Beside `Rtp`, for a VP8 payload whose descriptor has a PictureID (the simulcast
     /// tests' streams): the descriptor as the peer got it, its full sequence number, and
@@ -340,6 +341,8 @@ impl fmt::Display for Record {
                 stream,
                 index,
                 seq,
+                // Drawn at random by the consumer: left out like SSRCs.
+                ts: _,
             } => write!(f, "{peer} rtp {stream} #{index} seq+{seq}"),
             Self::Vp8 {
                 peer,

@@ -133,7 +133,7 @@ impl WorkerCore {
             let Some(c) = consumers.get(ck) else {
                 continue;
             };
-            let Some(p) = producers.get(c.producer()) else {
+            let Some(p) = c.producer().and_then(|k| producers.get(k)) else {
                 continue;
             };
             match c.media_kind() {

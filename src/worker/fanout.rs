@@ -83,6 +83,8 @@ pub(crate) struct FanOut {
     pass: u64,
     /// Simulcast consumers whose forwarded layers changed in this step, to notify.
     layer_changes: Vec<(ConsumerKey, Option<ConsumerLayers>)>,
+    /// Consumers that switched to another producer in this step (`consumer.setProducer`).
+    switches: Vec<ConsumerKey>,
 }
 
 impl FanOut {
@@ -111,6 +113,11 @@ impl WorkerCore {
     ) -> bool {
         let done = self.fan_out_step(now, packet, out, limit);
         self.notify_layer_changes();
+        if !self.fanout.switches.is_empty() {
+            let mut switches = std::mem::take(&mut self.fanout.switches);
+            self.finish_producer_switches(&mut switches);
+            self.fanout.switches = switches;
+        }
         done
     }
 
@@ -178,7 +185,7 @@ impl WorkerCore {
                 let Some(c) = consumers.get_mut(ck) else {
                     continue;
                 };
-                if !c.mark_served(f.pass) {
+                if !c.mark_served(f.pass, first.producer) {
                     continue;
                 }
                 let tk = c.transport();
@@ -186,7 +193,11 @@ impl WorkerCore {
                     continue;
                 };
                 let egress = Egress::new(t, out, rtp_out, drops);
+                let was = c.producer();
                 copy_group(now, c, egress, group, &packet, producer);
+                if c.producer() != was {
+                    f.switches.push(ck);
+                }
                 if let Some(change) = c.take_layers_change() {
                     f.layer_changes.push((ck, change));
                 }
@@ -201,14 +212,14 @@ impl WorkerCore {
                         .filter(|_| later_producer.is_some())
                         .map(|j| j.producer);
                     let follower = t.consumers.iter().copied().find(|&k| {
-                        consumers
-                            .get(k)
-                            .is_some_and(|x| Some(x.producer()) == hp && !x.served_in(f.pass))
+                        consumers.get(k).is_some_and(|x| {
+                            hp.is_some() && x.producer() == hp && !x.served_in(f.pass)
+                        })
                     });
                     if let Some((fk, fc)) =
                         follower.and_then(|k| consumers.get_mut(k).map(|c| (k, c)))
                     {
-                        fc.mark_served(f.pass);
+                        fc.mark_served(f.pass, later.first().map_or(0, |j| j.producer));
                         let egress = Egress::new(t, out, rtp_out, drops);
                         copy_group(now, fc, egress, later, &packet, later_producer);
                         if let Some(change) = fc.take_layers_change() {
@@ -269,6 +280,7 @@ fn copy_group<'a>(
                 arrival: job.arrival,
                 keyframe: job.keyframe,
                 layer: job.layer,
+                source: job.producer,
             };
             c.send_rtp(now, &mut egress, pkt, &job.hdr, how);
         }

@@ -96,7 +96,8 @@ impl WorkerCore {
             | ConsumerGetStats
             | ConsumerRequestKeyFrame
             | ConsumerSetPreferredLayers
-            | ConsumerSetPriority => {
+            | ConsumerSetPriority
+            | ConsumerSetProducer => {
                 let ck = self.consumer_ids.get(&ConsumerId(target.to_owned()))?;
                 let c = self.consumers.get(*ck)?;
                 let t = self.transports.get(c.transport())?;

@@ -74,7 +74,7 @@ impl WorkerCore {
         let Some(c) = consumers.get_mut(ck) else {
             return;
         };
-        let Some(p) = producers.get(c.producer()) else {
+        let Some(p) = c.producer().and_then(|k| producers.get(k)) else {
             return;
         };
         let tk = c.transport();

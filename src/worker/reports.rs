@@ -63,8 +63,9 @@ impl WorkerCore {
                 };
                 c.on_pli();
                 self.totals.pli_received += 1;
-                let (pk, layer) = (c.producer(), c.keyframe_layer());
-                self.request_keyframe(now, pk, layer, KeyframeNeed::Repair, out);
+                if let (Some(pk), layer) = (c.producer(), c.keyframe_layer()) {
+                    self.request_keyframe(now, pk, layer, KeyframeNeed::Repair, out);
+                }
             }
             Feedback::Fir { media_ssrcs, .. } => {
                 let targets: Vec<ConsumerKey> = media_ssrcs
@@ -77,8 +78,9 @@ impl WorkerCore {
                     };
                     c.on_fir();
                     self.totals.fir_received += 1;
-                    let (pk, layer) = (c.producer(), c.keyframe_layer());
-                    self.request_keyframe(now, pk, layer, KeyframeNeed::Repair, out);
+                    if let (Some(pk), layer) = (c.producer(), c.keyframe_layer()) {
+                        self.request_keyframe(now, pk, layer, KeyframeNeed::Repair, out);
+                    }
                 }
             }
             Feedback::Nack {
@@ -119,8 +121,10 @@ impl WorkerCore {
                         continue;
                     };
                     if let Some(score) = c.on_receiver_report(now, &block, now_mid) {
-                        let producer_score =
-                            self.producers.get(c.producer()).map_or(0, Producer::score);
+                        let producer_score = c
+                            .producer()
+                            .and_then(|k| self.producers.get(k))
+                            .map_or(0, Producer::score);
                         scores.push((c.id().0.clone(), score, producer_score));
                     }
                 }
@@ -194,8 +198,7 @@ impl WorkerCore {
             .transports
             .get(c.transport())
             .is_some_and(|t| t.srtp_out.is_some());
-        if sendable {
-            let pk = c.producer();
+        if let (true, Some(pk)) = (sendable, c.producer()) {
             self.request_keyframe(now, pk, layer, KeyframeNeed::Start, out);
         }
     }
@@ -280,7 +283,7 @@ impl WorkerCore {
                 continue;
             };
             let (in_ts, out_ts, at) = (info.in_ts, info.out_ts, info.at);
-            let p = self.producers.get(c.producer());
+            let p = c.producer().and_then(|k| self.producers.get(k));
             let rate = f64::from(info.clock_rate.max(1));
             let (ntp, rtp) = match p.and_then(|p| p.last_sr(info.layer)) {
                 // Keep the publisher's NTP/RTP mapping so that audio and video of one

@@ -15,18 +15,18 @@ use crate::channel::params::{
     DtlsFingerprint, DtlsParameters, DtlsRole, IceCandidate, IceParameters, MediaKind,
 };
 use crate::channel::requests::{
-    ConsumerSetPreferredLayers, ConsumerSetPriority, RouterCreate, TransportConnect,
-    TransportConsume, TransportCreate, TransportProduce, WorkerGetLatency,
+    ConsumerSetPreferredLayers, ConsumerSetPriority, ConsumerSetProducer, RouterCreate,
+    TransportConnect, TransportConsume, TransportCreate, TransportProduce, WorkerGetLatency,
 };
 use crate::channel::{
     parse_data, parse_method, response_data, ControlError, Event, Method, RequestFrame, Response,
 };
 use crate::dtls::DtlsState;
 use crate::ids::{ConsumerId, ProducerId, RouterId, TransportId};
-use crate::router::negotiate::{consumer_stream, validate_producer};
+use crate::router::negotiate::{consumer_stream, remap_stream, validate_producer};
 use crate::router::{
     ConnId, Consumer, ConsumerKey, ConsumerKind, ConsumerParams, KeyframeNeed, Producer,
-    ProducerKey, ProducerParams, Router, TransportKey,
+    ProducerKey, ProducerParams, Router, SourceMaps, TransportKey,
 };
 use crate::rtcp::remb::{RembConfig, RembEstimator};
 use crate::rtcp::twcc::TwccRecorder;
@@ -218,7 +218,9 @@ impl WorkerCore {
                 let ck = self.consumer_key(target)?;
                 if let Some(c) = self.consumers.get(ck) {
                     let (pk, layer) = (c.producer(), c.keyframe_layer());
-                    self.request_keyframe(now, pk, layer, KeyframeNeed::Repair, out);
+                    if let Some(pk) = pk {
+                        self.request_keyframe(now, pk, layer, KeyframeNeed::Repair, out);
+                    }
                 }
                 Ok(Value::Null)
             }
@@ -254,6 +256,12 @@ impl WorkerCore {
                 Ok(response_data(&ConsumerPriority {
                     priority: c.priority(),
                 }))
+            }
+            Method::ConsumerSetProducer => {
+                let ck = self.consumer_key(target)?;
+                let d: ConsumerSetProducer = parse_data(data)?;
+                self.set_consumer_producer(now, ck, &d.producer_id, out)?;
+                Ok(Value::Null)
             }
             Method::RouterCreateActiveSpeakerObserver
             | Method::RtpObserverAddProducer
@@ -609,6 +617,7 @@ impl WorkerCore {
                 preferred_layers: d
                     .preferred_layers
                     .map(|l| (l.spatial_layer, l.temporal_layer)),
+                follow: d.follow,
                 app_data: d.app_data,
             },
             &mut self.rng,
@@ -652,6 +661,107 @@ impl WorkerCore {
         }))
     }
 
+    /// `consumer.setProducer`: registers the consumer on `producer_id` as the source it
+    /// switches to (see [`Consumer::point_at`]) and asks that producer for a keyframe at
+    /// once, so a video switch waits no longer than the publisher takes to send one.
+    fn set_consumer_producer(
+        &mut self,
+        now: Instant,
+        ck: ConsumerKey,
+        producer_id: &ProducerId,
+        out: &mut SendBatch,
+    ) -> Result<()> {
+        let pk = *self
+            .producer_ids
+            .get(producer_id)
+            .ok_or_else(|| not_found("producer", &producer_id.0))?;
+        let (Some(c), Some(p)) = (self.consumers.get(ck), self.producers.get(pk)) else {
+            return Err(not_found("producer", &producer_id.0));
+        };
+        let router = self.transports.get(c.transport()).map(|t| &t.router);
+        if router != Some(p.router()) {
+            // Room isolation, as in transport.consume.
+            return Err(not_found("producer", &producer_id.0));
+        }
+        if p.kind() != c.media_kind() {
+            return Err(ControlError::InvalidState(
+                "consumer.setProducer needs a producer of the consumer's kind".into(),
+            ));
+        }
+        if c.is_simulcast() || p.spatial_layers() > 1 {
+            return Err(ControlError::Unsupported(
+                "consumer.setProducer switches simple consumers between single-stream producers"
+                    .into(),
+            ));
+        }
+        if c.producer() == Some(pk) {
+            // The producer it forwards: a switch under way is called off.
+            let cancelled = self
+                .consumers
+                .get_mut(ck)
+                .and_then(Consumer::cancel_pending);
+            if let Some(p) = cancelled.and_then(|k| self.producers.get_mut(k)) {
+                p.remove_consumer(ck);
+                self.topology = self.topology.wrapping_add(1);
+            }
+            return Ok(());
+        }
+        let stream = remap_stream(p.kind(), p.rtp_parameters(), c.rtp_parameters())?;
+        let maps = SourceMaps {
+            producer: pk,
+            pt_map: stream.pt_map,
+            ext_map: stream.ext_map,
+            red_unwrap: stream.red_unwrap,
+            keyframe_gated: c.media_kind() == MediaKind::Video && p.keyframes_detectable(),
+        };
+        let video = c.media_kind() == MediaKind::Video;
+        let Some(c) = self.consumers.get_mut(ck) else {
+            return Err(not_found("consumer", ""));
+        };
+        let current = c.producer();
+        let before = c.point_at(maps);
+        if let Some(old) = before.filter(|b| *b != pk && Some(*b) != current) {
+            if let Some(p) = self.producers.get_mut(old) {
+                p.remove_consumer(ck);
+            }
+        }
+        if current != Some(pk) && before != Some(pk) {
+            if let Some(p) = self.producers.get_mut(pk) {
+                p.add_consumer(ck);
+            }
+        }
+        self.topology = self.topology.wrapping_add(1);
+        if video {
+            self.request_keyframe(now, pk, 0, KeyframeNeed::Start, out);
+        }
+        Ok(())
+    }
+
+    /// Finishes switches consumers made in their egress: drops each one's registration
+    /// on the producer it left and notifies `producerchange`.
+    pub(crate) fn finish_producer_switches(&mut self, switched: &mut Vec<ConsumerKey>) {
+        for ck in switched.drain(..) {
+            let Some(c) = self.consumers.get_mut(ck) else {
+                continue;
+            };
+            let Some(left) = c.take_switch() else {
+                continue;
+            };
+            let (now_from, tk, id) = (c.producer(), c.transport(), c.id().0.clone());
+            if let Some(p) = left.and_then(|k| self.producers.get_mut(k)) {
+                p.remove_consumer(ck);
+            }
+            self.topology = self.topology.wrapping_add(1);
+            let producer_id = now_from
+                .and_then(|k| self.producers.get(k))
+                .map(|p| p.id().clone());
+            let router = self.transports.get(tk).map(|t| t.router.clone());
+            if let (Some(producer_id), Some(router)) = (producer_id, router) {
+                self.notify(&router, &id, Event::ProducerChange { producer_id });
+            }
+        }
+    }
+
     fn set_producer_paused(
         &mut self,
         now: Instant,
@@ -673,7 +783,12 @@ impl WorkerCore {
         };
         let mut wanted = 0u8;
         for ck in consumers {
-            let Some(c) = self.consumers.get_mut(ck) else {
+            // Not one only waiting to switch to this producer.
+            let Some(c) = self
+                .consumers
+                .get_mut(ck)
+                .filter(|c| c.producer() == Some(pk))
+            else {
                 continue;
             };
             c.set_producer_paused(paused);
@@ -730,7 +845,9 @@ impl WorkerCore {
             return;
         };
         // One that forwards nothing yet starts (early); one that forwards switches.
-        let (pk, starts) = (c.producer(), forwards_nothing(c));
+        let (Some(pk), starts) = (c.producer(), forwards_nothing(c)) else {
+            return;
+        };
         match self.consumer_changed(ck) {
             Some(layer) if starts => self.request_start_keyframe(now, ck, layer, out),
             Some(layer) => self.request_keyframe(now, pk, layer, KeyframeNeed::Repair, out),
@@ -765,10 +882,12 @@ impl WorkerCore {
         self.totals.red_packets_unwrapped += c.red_unwrapped();
         self.consumer_ids.remove(c.id());
         let mut router = None;
-        if let Some(p) = self.producers.get_mut(c.producer()) {
-            p.remove_consumer(ck);
-            self.topology = self.topology.wrapping_add(1);
-            router = Some(p.router().clone());
+        for pk in c.producer().into_iter().chain(c.pending_producer()) {
+            if let Some(p) = self.producers.get_mut(pk) {
+                p.remove_consumer(ck);
+                self.topology = self.topology.wrapping_add(1);
+                router = Some(p.router().clone());
+            }
         }
         if let Some(t) = self.transports.get_mut(c.transport()) {
             t.consumers.retain(|k| *k != ck);
@@ -797,7 +916,13 @@ impl WorkerCore {
         self.producer_ids.remove(p.id());
         self.unobserve_producer(pk, p.router());
         for ck in p.consumers() {
-            // Detach first so close_consumer does not look for the removed producer.
+            // A following consumer (or one only waiting to switch to it) outlives it.
+            if let Some(c) = self.consumers.get_mut(*ck) {
+                if c.on_producer_closed(pk) {
+                    self.topology = self.topology.wrapping_add(1);
+                    continue;
+                }
+            }
             self.close_consumer(*ck, Some(Event::ProducerClose));
         }
         if let Some(t) = self.transports.get_mut(p.transport()) {

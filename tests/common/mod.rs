@@ -818,6 +818,7 @@ pub fn consume(
         paused: false,
         mid: None,
         preferred_layers: None,
+        follow: false,
         app_data: Value::Null,
     });
     let ssrc = c.rtp_parameters.encodings[0].ssrc.unwrap();

@@ -315,6 +315,7 @@ impl Target for Sfu {
                     paused: false,
                     mid: Some(mid.to_string()),
                     preferred_layers,
+                    follow: false,
                     app_data: Value::Null,
                 })?;
                 mid += 1;

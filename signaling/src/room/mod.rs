@@ -89,10 +89,11 @@ pub enum RoomCmd {
         sdp: String,
     },
     /// A player's (WHEP) receive-only offer: it plays the participant named `source`
-    /// (its tracks now, and whenever it publishes again); answered with `answer`.
+    /// (its tracks now, and whenever it publishes again), or with None the room's
+    /// active speaker, following it; answered with `answer`.
     Play {
         peer_id: String,
-        source: String,
+        source: Option<String>,
         sdp: String,
     },
     Mute {

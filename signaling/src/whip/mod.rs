@@ -7,7 +7,8 @@
 //!
 //! WHEP: players play one participant. `POST /whep/<room>/<participant>` with a
 //! receive-only offer makes the client a participant that consumes that participant's
-//! tracks in the m-lines it offered (`RoomCmd::Play`, the room's consumers).
+//! tracks in the m-lines it offered (`RoomCmd::Play`, the room's consumers);
+//! `POST /whep/<room>` plays the room's active speaker, following it.
 //!
 //! A session lives at `/whip/<room>/session/<id>` (`/whep/...`) until `DELETE`, until
 //! its media stops, or until the server stops. docs/PROTOCOL.md lists every request and
@@ -90,8 +91,8 @@ impl Protocol {
 #[derive(Debug, Clone)]
 enum Role {
     Publish,
-    /// Play the participant of this name.
-    Play(String),
+    /// Play the participant of this name, or (None) the room's active speaker.
+    Play(Option<String>),
 }
 
 impl Role {
@@ -113,6 +114,7 @@ pub fn routes(endpoints: Endpoints) -> Router {
                 .patch(|s, p, h, b| patch(s, p, h, b, Protocol::Whip))
                 .options(options_session),
         )
+        .route("/whep/{room}", post(play_speaker).options(options_endpoint))
         .route(
             "/whep/{room}/{participant}",
             post(play).options(options_endpoint),
@@ -280,8 +282,21 @@ async fn play(
     if let Err(m) = validate_name(&participant) {
         return Refusal::new(StatusCode::BAD_REQUEST, format!("participant: {m}")).into_response();
     }
-    let role = Role::Play(participant);
+    let role = Role::Play(Some(participant));
     respond(start(&ep, role, &room, query.name, ip, &headers, body).await)
+}
+
+/// `POST /whep/<room>`: plays the room's active speaker, following it.
+async fn play_speaker(
+    State(ep): State<Endpoints>,
+    Path(room): Path<String>,
+    Query(query): Query<NameQuery>,
+    client: Option<Extension<ClientAddr>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let ip = client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0 .0.ip());
+    respond(start(&ep, Role::Play(None), &room, query.name, ip, &headers, body).await)
 }
 
 fn respond(result: Result<Response, Refusal>) -> Response {

@@ -46,6 +46,7 @@ fn audio_consumer(red_unwrap: bool) -> Consumer {
             spatial_layers: 1,
             temporal_layers: 1,
             preferred_layers: None,
+            follow: false,
             app_data: Value::Null,
         },
         &mut StdRng::seed_from_u64(3),
@@ -86,6 +87,7 @@ fn send(s: &mut Subscriber, c: &mut Consumer, pkt: &[u8]) {
         arrival: u32::from(hdr.sequence) * 960,
         keyframe: false,
         layer: 0,
+        source: 0,
     };
     c.send_rtp(Instant::now(), &mut s.egress(), pkt, &hdr, how);
 }

@@ -56,6 +56,13 @@ impl SimpleConsumer {
         self.munger.output_ts(in_ts)
     }
 
+    /// At a switch to another producer (at its keyframe, or any audio packet): continue
+    /// the sequence right after the last packet sent.
+    pub fn switch_source(&mut self) {
+        self.munger.mark_resync();
+        self.wait_keyframe = false;
+    }
+
     /// After a pause: continue the sequence right after the last packet sent, from a
     /// keyframe when they are detectable.
     pub fn resume(&mut self) {

@@ -47,6 +47,7 @@ fn consumer(media_kind: MediaKind, producer_vp8: bool, rtx: bool) -> Consumer {
             spatial_layers: 1,
             temporal_layers: 1,
             preferred_layers: None,
+            follow: false,
             app_data: Value::Null,
         },
         &mut StdRng::seed_from_u64(1),
@@ -167,6 +168,7 @@ fn forward(c: &mut Consumer, s: &mut Subscriber, now: Instant, seq: u16, keyfram
         arrival: u32::from(seq) * 3000,
         keyframe,
         layer: 0,
+        source: 0,
     };
     c.send_rtp(now, &mut s.egress(), &pkt, &hdr, how);
 }
@@ -344,6 +346,7 @@ fn simulcast_consumer() -> Consumer {
             spatial_layers: 2,
             temporal_layers: 1,
             preferred_layers: Some((1, None)),
+            follow: false,
             app_data: Value::Null,
         },
         &mut StdRng::seed_from_u64(2),
@@ -395,6 +398,7 @@ fn simulcast_egress_rewrites_the_descriptor_and_resends_from_the_layers_buffer()
             arrival: u32::from(pid) * 3000,
             keyframe: key,
             layer,
+            source: 0,
         };
         c.send_rtp(now, &mut s.egress(), &pkt, &hdr, how);
     };

@@ -390,7 +390,7 @@ impl Room {
                 source,
                 sdp,
             } => {
-                if let Err(e) = self.on_play(&peer_id, &source, &sdp).await {
+                if let Err(e) = self.on_play(&peer_id, source.as_deref(), &sdp).await {
                     self.error_to(&peer_id, e, "offer");
                 }
             }
@@ -681,6 +681,7 @@ impl Room {
             paused: line.is_none(),
             mid: Some(mid.clone()),
             preferred_layers: None,
+            follow: self.follows_speaker(peer_id),
             app_data: serde_json::Value::Null,
         };
         let info: ConsumerCreated = match self.request(&consume).await {
@@ -963,6 +964,15 @@ impl Room {
             self.untrack(pid);
             let mut closed = Vec::new();
             for other in &mut self.peers {
+                // A speaker player's consumers outlive the producer (idle, `follow`)
+                // until the next speaker's are set on them.
+                if other
+                    .playback
+                    .as_ref()
+                    .is_some_and(playback::Playback::follows)
+                {
+                    continue;
+                }
                 closed.extend(
                     other
                         .recv
@@ -1011,6 +1021,8 @@ impl Room {
             }
             Removal::Gone => {}
         }
+        // Speaker players that played it move on to whoever is played now.
+        self.players_follow().await;
         // Closing the transports is the daemon's part and may take a while under load:
         // it runs beside the room (pipelined on the worker connection), so that the others'
         // renegotiation, sent after this step, does not wait for it.
@@ -1057,6 +1069,10 @@ impl Room {
         match (entity, n.event) {
             (Entity::SpeakerObserver, Event::DominantSpeaker { producer_id }) => {
                 self.on_dominant_speaker(&producer_id.0);
+                self.players_follow().await;
+            }
+            (Entity::Consumer { peer_id }, Event::ProducerChange { producer_id }) => {
+                tracing::debug!(peer = %peer_id, consumer = %n.target, producer = %producer_id, "player switched");
             }
             (Entity::Transport { .. } | Entity::SpeakerObserver, Event::RouterClose) => {
                 // Closed under us while the daemon runs on: re-create it right away.

@@ -213,6 +213,8 @@ impl Room {
                 self.consume(&other, &p.producer_id).await;
             }
         }
+        // The first publisher is played by speaker players until someone speaks.
+        self.players_follow().await;
         Ok(())
     }
 }
