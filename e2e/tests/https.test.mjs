@@ -16,8 +16,11 @@ import { waitJoined, ownId } from '../lib/page.mjs';
 
 const logs = [];
 let lab = null;
+/** Every browser context opened, closed at the end (an open browser keeps the test file's process alive). */
+const contexts = [];
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-https-'));
 after(async () => {
+  for (const c of contexts) await c.close().catch(() => {});
   if (lab) await lab.close();
   removeTmpDirs();
   fs.rmSync(dir, { recursive: true, force: true });
@@ -49,6 +52,7 @@ test('Chromium on another address opens the room over https and publishes withou
     for (const name of ['Ada', 'Bob']) {
       const ctx = await lab.chromium(lab.client(name), [`--ignore-certificate-errors-spki-list=${spki}`],
         { insecureOrigin: false });
+      contexts.push(ctx);
       const page = await ctx.newPage();
       recordConsole(page, name, logs);
       await page.goto(`${url}/r/${room}?name=${name}`);
@@ -72,6 +76,7 @@ test('Chromium on another address opens the room over https and publishes withou
     const plain = await lab.server([]);
     assert.match(plain.url, /^http:\/\//);
     const ctx = await lab.chromium(lab.client('Cy'), [], { insecureOrigin: false });
+    contexts.push(ctx);
     const page = await ctx.newPage();
     recordConsole(page, 'Cy', logs);
     await page.goto(`${plain.url}/r/${room}?name=Cy`);
