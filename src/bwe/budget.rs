@@ -8,6 +8,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::bucket::TokenBucket;
+
 /// Share of the estimate retransmissions may take. Half: the pacer (`pacer.rs`) keeps
 /// the total within the path, so repairs here only delay media, while a repair refused
 /// leaves the subscriber asking again every round trip for seconds, then for a
@@ -22,8 +24,7 @@ pub const MIN_BURST_BYTES: f64 = 4_500.0;
 /// A transport's retransmission allowance.
 #[derive(Debug, Clone, Default)]
 pub struct RetransmitBudget {
-    tokens: f64,
-    last: Option<Instant>,
+    bucket: TokenBucket,
     denied: u64,
 }
 
@@ -32,15 +33,9 @@ impl RetransmitBudget {
     /// estimate `estimate_bps`; takes its bytes if so, counts it if not.
     pub fn allow(&mut self, now: Instant, estimate_bps: u64, size: usize) -> bool {
         let rate = estimate_bps as f64 * RTX_SHARE / 8.0;
-        let cap = (rate * BURST.as_secs_f64()).max(MIN_BURST_BYTES);
-        let elapsed = self
-            .last
-            .map_or(BURST, |t| now.saturating_duration_since(t))
-            .as_secs_f64();
-        self.last = Some(now);
-        self.tokens = (self.tokens + rate * elapsed).min(cap);
-        if self.tokens >= size as f64 {
-            self.tokens -= size as f64;
+        self.bucket.refill(now, rate, BURST, MIN_BURST_BYTES);
+        if self.bucket.tokens() >= size as f64 {
+            self.bucket.take(size as f64);
             true
         } else {
             self.denied += 1;

@@ -64,6 +64,7 @@
 
 mod acked;
 pub mod allocation;
+mod bucket;
 pub mod budget;
 pub mod control;
 pub mod pacer;

@@ -30,6 +30,8 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::bucket::TokenBucket;
+
 /// The bucket holds this much time's worth of the pacing rate...
 pub const BURST: Duration = Duration::from_millis(20);
 /// ...and never less than this (a few full-size packets: a frame's packets still leave
@@ -78,8 +80,7 @@ pub struct PacerStats {
 pub struct Pacer {
     /// Bytes the bucket holds (negative: owed, after audio or a packet larger than the
     /// bucket went).
-    tokens: f64,
-    last: Option<Instant>,
+    bucket: TokenBucket,
     queue: VecDeque<Paced>,
     queued_bytes: usize,
     spare: Vec<Vec<u8>>,
@@ -111,13 +112,7 @@ impl Pacer {
 
     fn refill(&mut self, now: Instant, pacing_bps: u64) {
         let rate = self.rate(pacing_bps);
-        let cap = (rate * BURST.as_secs_f64()).max(MIN_BURST_BYTES);
-        let elapsed = self
-            .last
-            .map_or(BURST, |t| now.saturating_duration_since(t))
-            .as_secs_f64();
-        self.last = Some(now);
-        self.tokens = (self.tokens + rate * elapsed).min(cap);
+        self.bucket.refill(now, rate, BURST, MIN_BURST_BYTES);
     }
 
     /// Whether a packet of `size` bytes may go at `now`; takes its bytes if so. Nothing
@@ -126,9 +121,9 @@ impl Pacer {
     /// A packet that may not go is to be [queued](Self::enqueue).
     pub fn admit(&mut self, now: Instant, pacing_bps: u64, size: usize, urgency: Urgency) -> bool {
         self.refill(now, pacing_bps);
-        let go = self.queue.is_empty() && (urgency == Urgency::Now || self.tokens >= 0.0);
+        let go = self.queue.is_empty() && (urgency == Urgency::Now || self.bucket.tokens() >= 0.0);
         if go {
-            self.tokens -= size as f64;
+            self.bucket.take(size as f64);
         }
         go
     }
@@ -159,11 +154,11 @@ impl Pacer {
         if self.queue.is_empty() {
             return None;
         }
-        let last = self.last?;
-        if self.tokens >= 0.0 || self.overflowing() {
+        let last = self.bucket.last()?;
+        if self.bucket.tokens() >= 0.0 || self.overflowing() {
             return Some(last);
         }
-        let wait = -self.tokens / self.rate(pacing_bps);
+        let wait = -self.bucket.tokens() / self.rate(pacing_bps);
         Some(last + Duration::from_secs_f64(wait.min(1.0)))
     }
 
@@ -176,12 +171,12 @@ impl Pacer {
         self.refill(now, pacing_bps);
         if self.overflowing() {
             self.stats.overflowed += 1;
-        } else if self.tokens < 0.0 {
+        } else if self.bucket.tokens() < 0.0 {
             return None;
         }
         let p = self.queue.pop_front()?;
         self.queued_bytes = self.queued_bytes.saturating_sub(p.data.len());
-        self.tokens -= p.data.len() as f64;
+        self.bucket.take(p.data.len() as f64);
         Some(p)
     }
 
