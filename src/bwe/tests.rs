@@ -367,7 +367,10 @@ fn send_history_grows_only_as_far_as_feedback_lags() {
             .iter()
             .map(|&s| (s, Some(20_000 + i64::from(s) * 1000)))
             .collect();
-        est.on_feedback(ms(u64::from(batch) * 50 + 70), &feedback(&report, batch as u8));
+        est.on_feedback(
+            ms(u64::from(batch) * 50 + 70),
+            &feedback(&report, batch as u8),
+        );
     }
     assert_eq!(est.history.len(), HISTORY_START);
     assert_eq!(est.stats().unknown_packets, 0);
@@ -393,7 +396,11 @@ fn send_history_grows_only_as_far_as_feedback_lags() {
     // 100,000 packets/s without feedback: capped.
     let mut est = SendSideEstimator::default();
     for i in 0..20_000u32 {
-        est.on_packet_sent(t0 + Duration::from_micros(u64::from(i) * 10), i as u16, PACKET);
+        est.on_packet_sent(
+            t0 + Duration::from_micros(u64::from(i) * 10),
+            i as u16,
+            PACKET,
+        );
     }
     assert_eq!(est.history.len(), HISTORY);
 }
