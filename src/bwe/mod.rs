@@ -52,8 +52,10 @@
 //! - packets are taken in sequence (send) order as reported, not re-sorted by
 //!   arrival; reordered groups are skipped by the grouping stage.
 //!
-//! Sans-IO: the caller passes `now` and owns the clock; nothing allocates after the
-//! first packet (the send history, [`HISTORY`] entries, is allocated then).
+//! Sans-IO: the caller passes `now` and owns the clock. The send history starts at
+//! [`HISTORY_START`] entries on the first packet and doubles, up to [`HISTORY`], while
+//! packets awaiting feedback would be overwritten sooner than [`HISTORY_SPAN`]: at
+//! most a few allocations per transport, none in steady state.
 //!
 //! What is done with the estimate, per subscriber transport
 //! ([`CongestionControl`], driven by `worker/congestion.rs`): `allocation.rs` shares
@@ -85,10 +87,15 @@ use acked::AckedRate;
 use probe::ProbeMeasurement;
 use trendline::DelayDetector;
 
-/// Sent packets remembered per transport (a power of two): 400 ms at 10,000
+/// Most sent packets remembered per transport (a power of two): 400 ms at 10,000
 /// packets/s (~100 Mbps). Feedback about older packets is ignored.
 pub const HISTORY: usize = 4096;
-const HISTORY_MASK: u64 = HISTORY as u64 - 1;
+/// Sent packets remembered at first (a power of two): 4 KB, where 4,096 entries
+/// were 64 KB per subscriber transport whatever its rate.
+pub const HISTORY_START: usize = 256;
+/// The history grows while a packet still awaiting feedback would be overwritten
+/// younger than this; feedback comes every 50-100 ms, so later than this it is lost.
+pub const HISTORY_SPAN: Duration = Duration::from_millis(500);
 /// First extended sequence number (room to unwrap backwards).
 const EXT_BASE: u64 = 1 << 32;
 /// GCC's beta: after overuse, go a bit below what got through (GCC 5.5).
@@ -192,6 +199,15 @@ struct Sent {
     /// The wire sequence number, to tell this packet from older ones in the slot.
     seq: u16,
     fate: Fate,
+}
+
+impl Sent {
+    const EMPTY: Self = Self {
+        sent_us: 0,
+        size: 0,
+        seq: 0,
+        fate: Fate::Empty,
+    };
 }
 
 /// Available-bitrate estimate for one egress transport. See the module docs for
@@ -341,25 +357,24 @@ impl SendSideEstimator {
         let epoch = *self.epoch.get_or_insert(now);
         self.sent += 1;
         if self.history.is_empty() {
-            self.history = vec![
-                Sent {
-                    sent_us: 0,
-                    size: 0,
-                    seq: 0,
-                    fate: Fate::Empty,
-                };
-                HISTORY
-            ];
+            self.history = vec![Sent::EMPTY; HISTORY_START];
         }
         let ext = match self.highest_sent {
             None => EXT_BASE + u64::from(twcc_seq),
             Some(h) => h.wrapping_add_signed(i64::from(twcc_seq.wrapping_sub(h as u16) as i16)),
         };
-        self.highest_sent = Some(self.highest_sent.map_or(ext, |h| h.max(ext)));
         let sent_us =
             u64::try_from(now.saturating_duration_since(epoch).as_micros()).unwrap_or(u64::MAX);
+        if let (Some(h), Some(old)) = (self.highest_sent, self.history.get(self.slot(ext))) {
+            let young = sent_us.saturating_sub(old.sent_us) < HISTORY_SPAN.as_micros() as u64;
+            if old.fate == Fate::Sent && young && self.history.len() < HISTORY {
+                self.grow_history(h);
+            }
+        }
+        self.highest_sent = Some(self.highest_sent.map_or(ext, |h| h.max(ext)));
         self.probe.on_sent(ext, sent_us, size as u64);
-        if let Some(slot) = self.history.get_mut((ext & HISTORY_MASK) as usize) {
+        let slot = self.slot(ext);
+        if let Some(slot) = self.history.get_mut(slot) {
             *slot = Sent {
                 sent_us,
                 size: u16::try_from(size).unwrap_or(u16::MAX),
@@ -369,14 +384,37 @@ impl SendSideEstimator {
         }
     }
 
+    /// The history's slot of extended sequence number `ext` (its length is a power
+    /// of two).
+    fn slot(&self, ext: u64) -> usize {
+        (ext & (self.history.len() as u64).wrapping_sub(1)) as usize
+    }
+
+    /// Doubles the history (up to [`HISTORY`]), keeping every record: the ring holds
+    /// the packets `highest - len + 1..=highest`, so slot i's packet is the one of
+    /// those congruent to i.
+    fn grow_history(&mut self, highest: u64) {
+        let len = self.history.len();
+        let grown_len = (len * 2).min(HISTORY);
+        let mut grown = vec![Sent::EMPTY; grown_len];
+        let (mask, grown_mask) = (len as u64 - 1, grown_len as u64 - 1);
+        for (i, rec) in self.history.iter().enumerate() {
+            let ext = highest.wrapping_sub(highest.wrapping_sub(i as u64) & mask);
+            if let Some(slot) = grown.get_mut((ext & grown_mask) as usize) {
+                *slot = *rec;
+            }
+        }
+        self.history = grown;
+    }
+
     /// Index of the record of `seq` and its extended number, if we still have it.
     fn lookup(&self, seq: u16) -> Option<(usize, u64)> {
         let h = self.highest_sent?;
         let ext = h.wrapping_add_signed(i64::from(seq.wrapping_sub(h as u16) as i16));
-        if ext > h || h - ext >= HISTORY as u64 {
+        if ext > h || h - ext >= self.history.len() as u64 {
             return None;
         }
-        let idx = (ext & HISTORY_MASK) as usize;
+        let idx = self.slot(ext);
         let s = self.history.get(idx)?;
         (s.seq == seq && s.fate != Fate::Empty).then_some((idx, ext))
     }

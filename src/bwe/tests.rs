@@ -349,6 +349,62 @@ fn sequence_wrap_unknown_and_duplicate_reports() {
     assert_eq!(est.stats().feedback, 4);
 }
 
+/// Protects the memory per subscriber transport: the send history stays small while
+/// feedback keeps up, grows (keeping its records) only while unreported packets would
+/// be overwritten younger than `HISTORY_SPAN`, and never past `HISTORY`.
+#[test]
+fn send_history_grows_only_as_far_as_feedback_lags() {
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    // 1,000 packets/s with feedback every 50: the first size holds them.
+    let mut est = SendSideEstimator::default();
+    for batch in 0..40u16 {
+        let seqs: Vec<u16> = (batch * 50..batch * 50 + 50).collect();
+        for &s in &seqs {
+            est.on_packet_sent(ms(u64::from(s)), s, PACKET);
+        }
+        let report: Vec<(u16, Option<i64>)> = seqs
+            .iter()
+            .map(|&s| (s, Some(20_000 + i64::from(s) * 1000)))
+            .collect();
+        est.on_feedback(
+            ms(u64::from(batch) * 50 + 70),
+            &feedback(&report, batch as u8),
+        );
+    }
+    assert_eq!(est.history.len(), HISTORY_START);
+    assert_eq!(est.stats().unknown_packets, 0);
+
+    // No feedback for 300 ms at the same rate: packet 256 would overwrite packet 0,
+    // unreported and 256 ms old, so the history doubles; the records survive it.
+    let mut est = SendSideEstimator::default();
+    for s in 0..300u16 {
+        est.on_packet_sent(ms(u64::from(s)), s, PACKET);
+    }
+    assert_eq!(est.history.len(), 2 * HISTORY_START);
+    let report: Vec<(u16, Option<i64>)> = (0..300u16)
+        .map(|s| (s, Some(20_000 + i64::from(s) * 1000)))
+        .collect();
+    est.on_feedback(ms(320), &feedback(&report, 0));
+    assert_eq!(est.stats().unknown_packets, 0);
+    // Still none: 512 packets span 512 ms, more than HISTORY_SPAN, so it stays.
+    for s in 300..2_000u16 {
+        est.on_packet_sent(ms(u64::from(s)), s, PACKET);
+    }
+    assert_eq!(est.history.len(), 2 * HISTORY_START);
+
+    // 100,000 packets/s without feedback: capped.
+    let mut est = SendSideEstimator::default();
+    for i in 0..20_000u32 {
+        est.on_packet_sent(
+            t0 + Duration::from_micros(u64::from(i) * 10),
+            i as u16,
+            PACKET,
+        );
+    }
+    assert_eq!(est.history.len(), HISTORY);
+}
+
 #[test]
 fn reference_time_wrap_keeps_remote_time_continuous() {
     let t0 = Instant::now();

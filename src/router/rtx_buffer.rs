@@ -46,7 +46,10 @@ pub const DEFAULT_RETRANSMIT_INTERVAL: Duration = Duration::from_millis(100);
 /// every repeat within the buffer's age.
 pub const MAX_RETRANSMIT_INTERVAL: Duration = Duration::from_millis(500);
 /// Slots of a [`RetransmitLimiter`]: sequence numbers this far apart share a slot.
-const LIMITER_SLOTS: usize = 512;
+/// One NACK names at most 17 packets and a real-time receiver asks again within an
+/// RTT, so 128 recent numbers cover the repeats worth suppressing; a number that
+/// shares a slot with a newer one is at worst resent once more.
+const LIMITER_SLOTS: usize = 128;
 
 #[derive(Debug, Clone, Copy)]
 struct Meta {
@@ -179,8 +182,13 @@ pub fn retransmit_interval(rtt: Option<Duration>) -> Duration {
 }
 
 /// Per consumer: when each recently requested packet was last retransmitted.
+///
+/// The table is allocated on the first retransmission, so a consumer that never
+/// negotiated NACK, or whose subscriber never loses a packet, holds none (most
+/// consumers: it was 12 KB each when allocated up front).
 pub struct RetransmitLimiter {
-    /// (sequence number, last retransmission) per `seq % LIMITER_SLOTS`.
+    /// (sequence number, last retransmission) per `seq % LIMITER_SLOTS`; empty until
+    /// the first [`Self::allow`].
     slots: Box<[(u16, Option<Instant>)]>,
 }
 
@@ -200,7 +208,7 @@ impl RetransmitLimiter {
     /// A limiter that has allowed nothing yet.
     pub fn new() -> Self {
         Self {
-            slots: vec![(0, None); LIMITER_SLOTS].into_boxed_slice(),
+            slots: Box::default(),
         }
     }
 
@@ -209,6 +217,9 @@ impl RetransmitLimiter {
     /// `min_interval` (at least [`MIN_RETRANSMIT_INTERVAL`]) ago.
     pub fn allow(&mut self, now: Instant, seq: u16, min_interval: Duration) -> bool {
         let interval = min_interval.max(MIN_RETRANSMIT_INTERVAL);
+        if self.slots.is_empty() {
+            self.slots = vec![(0, None); LIMITER_SLOTS].into_boxed_slice();
+        }
         let i = usize::from(seq) % LIMITER_SLOTS;
         let Some(slot) = self.slots.get_mut(i) else {
             return false;
@@ -420,12 +431,23 @@ mod tests {
         // Another packet is independent, across the wrap too.
         assert!(l.allow(t0, 0, rtt));
         // A number sharing the slot replaces the old record.
-        assert!(l.allow(t0 + ms(61), 65_535 - 512, rtt));
+        assert!(l.allow(t0 + ms(61), 65_535 - LIMITER_SLOTS as u16, rtt));
         assert!(l.allow(t0 + ms(62), 65_535, rtt));
         // The floor applies whatever the caller passes.
         assert!(l.allow(t0, 7, Duration::ZERO));
         assert!(!l.allow(t0 + ms(19), 7, Duration::ZERO));
         assert!(l.allow(t0 + ms(20), 7, Duration::ZERO));
+    }
+
+    /// Protects the memory per subscriber: a consumer that never retransmits holds
+    /// no limiter table, and the table is small once it does.
+    #[test]
+    fn limiter_allocates_on_first_retransmission_only() {
+        let mut l = RetransmitLimiter::new();
+        assert!(l.slots.is_empty());
+        assert!(l.allow(Instant::now(), 1, ms(100)));
+        let bytes = std::mem::size_of_val(&*l.slots);
+        assert!(bytes > 0 && bytes <= 4096, "{bytes}");
     }
 
     #[test]

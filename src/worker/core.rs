@@ -64,7 +64,9 @@ pub struct WorkerCore {
     pub(crate) identity: DtlsIdentity,
     epoch: (Instant, SystemTime),
     pub(crate) routers: HashMap<RouterId, Router>,
-    pub(crate) transports: Slab<WebRtcTransport>,
+    /// Boxed: a transport is ~6.5 KB, and a slab of them inline would hold up to as
+    /// many again in spare capacity after doubling (and copy them all as it grows).
+    pub(crate) transports: Slab<Box<WebRtcTransport>>,
     pub(crate) producers: Slab<Producer>,
     pub(crate) consumers: Slab<Consumer>,
     pub(crate) transport_ids: HashMap<TransportId, TransportKey>,
@@ -698,5 +700,22 @@ pub(crate) fn send_rtcp(
             t.rtcp_out.add(n);
         }
         Err(e) => drop_outgoing(&mut t.drops, drops, protect_drop_reason(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Protects the memory per subscriber: a slot of the transports' slab is a
+    /// pointer, so the spare capacity its doubling leaves costs pointers, not
+    /// transports (each several KB).
+    #[test]
+    fn transport_slab_slots_are_pointers() {
+        fn slot_size<T>(_: fn(&WorkerCore) -> &Slab<T>) -> usize {
+            std::mem::size_of::<T>()
+        }
+        assert!(slot_size(|c| &c.transports) <= 16);
+        assert!(std::mem::size_of::<WebRtcTransport>() > 1024);
     }
 }

@@ -417,7 +417,7 @@ impl WorkerCore {
             &mut self.rng,
         );
         let creds = t.ice.local_credentials().clone();
-        let tk = self.transports.insert(t);
+        let tk = self.transports.insert(Box::new(t));
         self.totals.transports_created += 1;
         self.transport_ids.insert(id.clone(), tk);
         self.map_transport(tk);
@@ -579,7 +579,7 @@ impl WorkerCore {
             consumer_ssrcs,
             producers_by_ssrc,
             ..
-        } = t;
+        } = &mut **t;
         let taken = |s| producers_by_ssrc.contains_key(&s);
         let (Some(ssrc), Some(rtx_ssrc)) = (consumer_ssrcs.next(taken), consumer_ssrcs.next(taken))
         else {
