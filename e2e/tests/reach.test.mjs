@@ -147,8 +147,11 @@ test('a participant that reaches only coturn joins through a relay', { skip: !ca
 
 test('two pages call over IPv6', { skip: !canMakeNamespaces() && 'needs root (network namespaces)' }, async () => {
   // Chromium gathers no candidates on IPv6 loopback, so the namespace gets an interface
-  // with an IPv6 unique local address (no duplicate address detection: no network change
-  // while the pages load). Server and browsers run inside it.
+  // with an IPv6 unique local address. Nothing about the namespace's addresses may change
+  // once the pages load (Chromium aborts the page's requests with ERR_NETWORK_CHANGED):
+  // no duplicate address detection on that address, and no link-local addresses, whose
+  // detection would end a second or two after the links come up. Server and browsers
+  // run inside it.
   const ns = `sfuv6${process.pid}`;
   const ip = 'fd00:77::1';
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-v6-'));
@@ -160,6 +163,8 @@ test('two pages call over IPv6', { skip: !canMakeNamespaces() && 'needs root (ne
     sh('link', 'set', 'lo', 'up');
     // A veth pair inside the namespace (this kernel has no dummy interfaces).
     sh('link', 'add', 'v6', 'type', 'veth', 'peer', 'name', 'v6peer');
+    sh('link', 'set', 'v6', 'addrgenmode', 'none');
+    sh('link', 'set', 'v6peer', 'addrgenmode', 'none');
     sh('addr', 'add', `${ip}/64`, 'dev', 'v6', 'nodad');
     sh('link', 'set', 'v6peer', 'up');
     sh('link', 'set', 'v6', 'up');

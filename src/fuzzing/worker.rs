@@ -315,6 +315,14 @@ impl Session {
     /// Sets up the call. Every step is checked: a setup that silently failed would make
     /// the fuzzer explore nothing but error paths.
     fn new() -> Self {
+        Self::setup(false)
+    }
+
+    /// The call, with the subscriber's checks not nominating a pair when
+    /// `subscriber_unnominated` (as Chromium, which completes DTLS on a checked pair and
+    /// nominates later): its transport has keys but no media path until an
+    /// [`Op::Stun`] with USE-CANDIDATE.
+    fn setup(subscriber_unnominated: bool) -> Self {
         let (now, wall) = epoch();
         let (mut core, client_fingerprint, configs) = with_fixtures(|f| {
             let core = WorkerCore::new(core_config(), f.server.clone(), core_rng(), now, wall);
@@ -387,9 +395,10 @@ impl Session {
                     .into(),
             };
             let mut out = SendBatch::new();
-            let mut check = binding_request(&ice, true, false);
+            let nominate = !(subscriber_unnominated && addr == PEER_B);
+            let mut check = binding_request(&ice, nominate, false);
             core.handle_datagram(now, addr, &mut check, &mut out);
-            assert_eq!(out.len(), 1, "the nominating STUN check is answered");
+            assert_eq!(out.len(), 1, "the STUN check is answered");
             let (tx, rx) = dtls_handshake(&mut core, now, addr, config);
             peers.push(RemotePeer { addr, ice, tx, rx });
         }
@@ -1001,5 +1010,42 @@ mod tests {
         assert_eq!(nacks, 1);
         assert_eq!(s.core.rtp_out.packets, 3, "the NACKed packet is resent");
         assert_eq!(s.core.drops().total(), 0, "{}", s.core.drops().to_json());
+    }
+
+    /// Regression test (a WHEP player got audio but never video): a subscriber that
+    /// finishes DTLS before it nominates a pair has no media path when its consumers are
+    /// created or when DTLS connects, so the publisher's keyframe that arrives then is
+    /// not forwarded; the nomination that completes the path asks the publisher for
+    /// another, and that one starts the subscriber's video.
+    #[test]
+    fn a_subscriber_nominating_after_dtls_gets_a_keyframe_requested() {
+        let mut s = Session::setup(true);
+        let keyframe = |seq: u16| Op::Media {
+            stream: 0,
+            seq,
+            ts: u32::from(seq) * 3000,
+            flags: 2,
+            payload: vec![0; 100],
+        };
+        s.apply(keyframe(1));
+        s.deliver(None);
+        assert_eq!(
+            s.core.rtp_out.packets, 0,
+            "no media path to the subscriber yet"
+        );
+        let asked = s.core.totals.key_frame_requests_sent;
+        s.apply(Op::Stun {
+            transport: 1,
+            from: 1,
+            flags: 1,
+        });
+        assert_eq!(
+            s.core.totals.key_frame_requests_sent,
+            asked + 1,
+            "the completed path asks the publisher for a keyframe"
+        );
+        s.apply(keyframe(2));
+        s.deliver(None);
+        assert_eq!(s.core.rtp_out.packets, 1, "the new keyframe is forwarded");
     }
 }

@@ -48,6 +48,8 @@ pub struct WebRtcTransport {
     /// Our SSRC as the sender of RTCP (RR, PLI, FIR) on this transport.
     pub rtcp_ssrc: u32,
     pub connected: bool,
+    /// Whether [`Self::media_dest`] was known at the last [`Self::media_path_opened`].
+    media_path: bool,
     /// `transport.connect` may be called once.
     pub dtls_connect_called: bool,
     /// Every producer SSRC, signalled or learnt from a RID (`latch`), with its
@@ -110,6 +112,7 @@ impl WebRtcTransport {
             dtls_peer: None,
             rtcp_ssrc: rng.gen::<u32>() | 1,
             connected: false,
+            media_path: false,
             dtls_connect_called: false,
             producers_by_ssrc: HashMap::new(),
             consumers_by_ssrc: HashMap::new(),
@@ -156,6 +159,15 @@ impl WebRtcTransport {
         } else {
             None
         }
+    }
+
+    /// Whether the media path opened since the last call: SRTP keyed and a tuple
+    /// selected, whichever came last (and again after the tuple was lost).
+    pub fn media_path_opened(&mut self) -> bool {
+        let open = self.media_dest().is_some();
+        let opened = open && !self.media_path;
+        self.media_path = open;
+        opened
     }
 
     /// Applies a DTLS outcome: keys SRTP on success. Returns the DTLS state to notify.

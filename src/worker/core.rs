@@ -335,9 +335,9 @@ impl WorkerCore {
                     }
                 }
                 self.by_addr.insert(from, tk);
-                self.drain_ice_events(tk);
+                self.drain_ice_events(now, tk, out);
             }
-            Ok(false) => self.drain_ice_events(tk),
+            Ok(false) => self.drain_ice_events(now, tk, out),
             Err(e) => {
                 tracing::debug!(error = %e, %from, "STUN rejected");
                 self.drop_packet(DropReason::StunInvalid, Some(tk));
@@ -347,7 +347,9 @@ impl WorkerCore {
         self.reschedule_transport(now, tk);
     }
 
-    pub(crate) fn drain_ice_events(&mut self, tk: TransportKey) {
+    /// Notifies the transport's ICE events; when a selected tuple completes its media
+    /// path, starts the path ([`Self::on_media_path_ready`]).
+    pub(crate) fn drain_ice_events(&mut self, now: Instant, tk: TransportKey, out: &mut SendBatch) {
         while let Some(t) = self.transports.get_mut(tk) {
             let Some(ev) = t.ice.poll_event() else { break };
             let (router, id) = (t.router.clone(), t.id.0.clone());
@@ -374,6 +376,13 @@ impl WorkerCore {
                     }
                 }
             }
+        }
+        if self
+            .transports
+            .get_mut(tk)
+            .is_some_and(|t| t.media_path_opened())
+        {
+            self.on_media_path_ready(now, tk, out);
         }
     }
 
@@ -435,34 +444,45 @@ impl WorkerCore {
             self.totals.dtls_failures += 1;
         }
         self.notify(router, id, Event::DtlsStateChange { dtls_state: state });
-        if state == DtlsState::Connected {
-            // Subscribers can decrypt from now on: get their video consumers a keyframe,
-            // early (they have no picture, and the requests made at their creation were
-            // held back for this). A publisher can be asked from now on: its producers'
-            // consumers that connected first had their requests held back too (a
-            // publisher that starts without a keyframe would leave them waiting).
-            let starting: Vec<(ConsumerKey, u8)> = self
-                .transports
-                .get(tk)
-                .map(|t| {
-                    let published = t
-                        .producers
-                        .iter()
-                        .filter_map(|&pk| self.producers.get(pk))
-                        .flat_map(|p| p.consumers().iter().copied());
-                    t.consumers
-                        .iter()
-                        .copied()
-                        .chain(published)
-                        .filter_map(|ck| self.consumers.get(ck).map(|c| (ck, c)))
-                        .filter(|(_, c)| c.media_kind() == MediaKind::Video && c.active())
-                        .map(|(ck, c)| (ck, c.keyframe_layer()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            for (ck, layer) in starting {
-                self.request_start_keyframe(now, ck, layer, out);
-            }
+        if self
+            .transports
+            .get_mut(tk)
+            .is_some_and(|t| t.media_path_opened())
+        {
+            self.on_media_path_ready(now, tk, out);
+        }
+    }
+
+    /// The transport can send media from now on: SRTP keyed and ICE's tuple selected,
+    /// whichever came last (Chromium often finishes DTLS before it nominates a pair).
+    /// Subscribers can decrypt what it sends: get their video consumers a keyframe, early
+    /// (they have no picture, and the requests made at their creation were held back for
+    /// this; one answered before the path existed was not forwarded, and nobody else
+    /// would ask again). A publisher can be asked from now on: its producers' consumers
+    /// that connected first had their requests held back too (a publisher that starts
+    /// without a keyframe would leave them waiting).
+    fn on_media_path_ready(&mut self, now: Instant, tk: TransportKey, out: &mut SendBatch) {
+        let starting: Vec<(ConsumerKey, u8)> = self
+            .transports
+            .get(tk)
+            .map(|t| {
+                let published = t
+                    .producers
+                    .iter()
+                    .filter_map(|&pk| self.producers.get(pk))
+                    .flat_map(|p| p.consumers().iter().copied());
+                t.consumers
+                    .iter()
+                    .copied()
+                    .chain(published)
+                    .filter_map(|ck| self.consumers.get(ck).map(|c| (ck, c)))
+                    .filter(|(_, c)| c.media_kind() == MediaKind::Video && c.active())
+                    .map(|(ck, c)| (ck, c.keyframe_layer()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (ck, layer) in starting {
+            self.request_start_keyframe(now, ck, layer, out);
         }
     }
 
@@ -616,7 +636,7 @@ impl WorkerCore {
         if rtcp_due {
             t.next_rtcp = now + RTCP_INTERVAL;
         }
-        self.drain_ice_events(tk);
+        self.drain_ice_events(now, tk, out);
         if after != before {
             self.on_dtls_state(now, tk, &router, &id, after, out);
         }

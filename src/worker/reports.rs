@@ -154,7 +154,7 @@ impl WorkerCore {
     /// on its way, or deferred to the producer's timer, which also repeats a request no
     /// keyframe answered. Nothing while the encoding's SSRC is not known yet (nothing of
     /// it arrived, so nobody waits for its keyframe) or the publisher's transport cannot
-    /// send RTCP yet (its encoder starts with a keyframe).
+    /// send RTCP yet (its media path is not ready: asked again when it is).
     pub(crate) fn request_keyframe(
         &mut self,
         now: Instant,
@@ -169,7 +169,7 @@ impl WorkerCore {
         let connected = self
             .transports
             .get(p.transport())
-            .is_some_and(|t| t.srtp_out.is_some());
+            .is_some_and(|t| t.media_dest().is_some());
         if !connected || p.layer_ssrc(layer).is_none() {
             return;
         }
@@ -182,8 +182,9 @@ impl WorkerCore {
 
     /// A keyframe for consumer `ck`, which has no picture yet (new, resumed, or its
     /// transport just connected): of `layer`, early if need be. Nothing while its
-    /// transport cannot send: the request made when its DTLS connects serves it, and a
-    /// keyframe before that would be wasted.
+    /// transport cannot send (no SRTP keys or no selected tuple yet): the request made
+    /// when its media path is ready serves it, and a keyframe before that would be
+    /// wasted.
     pub(crate) fn request_start_keyframe(
         &mut self,
         now: Instant,
@@ -197,7 +198,7 @@ impl WorkerCore {
         let sendable = self
             .transports
             .get(c.transport())
-            .is_some_and(|t| t.srtp_out.is_some());
+            .is_some_and(|t| t.media_dest().is_some());
         if let (true, Some(pk)) = (sendable, c.producer()) {
             self.request_keyframe(now, pk, layer, KeyframeNeed::Start, out);
         }
