@@ -9,7 +9,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "e2e/run-lab.sh: needs root (network namespaces)" >&2; exit 1; }
-cargo build --locked --offline -p sfu -p sfu-signaling -p sfu-impair
+# The daemon and the signaling process under test are release builds, as deployed: a
+# debug build's SRTP and forwarding stall its worker for 100 ms and more at these rates
+# (measured: "slow daemon request" warnings, retransmissions sent later than the
+# subscriber's NACKs give up, the picture stalled for seconds), which measures the
+# build, not the adaptation. sfu-signaling starts the sfu beside it.
+cargo build --locked --offline --release -p sfu -p sfu-signaling
+cargo build --locked --offline -p sfu-impair
+export SFU_SIGNALING_BIN="$PWD/target/release/sfu-signaling"
 suites=()
 if [ $# -gt 0 ]; then
   for s in "$@"; do suites+=("e2e/lab/$s.test.mjs"); done

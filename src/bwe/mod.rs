@@ -69,6 +69,7 @@ pub mod allocation;
 mod bucket;
 pub mod budget;
 pub mod control;
+mod inherent;
 pub mod pacer;
 pub mod probe;
 mod trendline;
@@ -84,6 +85,7 @@ pub use trendline::DelayState;
 
 use crate::rtcp::twcc::TwccFeedback;
 use acked::AckedRate;
+use inherent::InherentLoss;
 use probe::ProbeMeasurement;
 use trendline::DelayDetector;
 
@@ -229,6 +231,8 @@ pub struct SendSideEstimator {
     delay: DelayDetector,
     loss: LossWindow,
     loss_fraction: Option<f64>,
+    /// The path's own loss, learnt while no queue is in sight.
+    inherent: InherentLoss,
     estimate: f64,
     last_update: Option<Instant>,
     last_decrease: Option<Instant>,
@@ -265,6 +269,7 @@ impl SendSideEstimator {
             delay: DelayDetector::new(),
             loss: LossWindow::default(),
             loss_fraction: None,
+            inherent: InherentLoss::default(),
             estimate: config.start_bps.clamp(min, max) as f64,
             last_update: None,
             last_decrease: None,
@@ -301,16 +306,26 @@ impl SendSideEstimator {
         (self.estimate * factor) as u64
     }
 
-    /// The loss below which the estimate may grow and probes may run: GCC 6's increase
-    /// threshold within [`QUEUE_MEMORY`] of a queue (a full tail-drop queue keeps the
-    /// delay flat while it drops: such loss is congestion's), its decrease threshold
-    /// otherwise (the path's own loss).
+    /// The loss below which the estimate may grow and probes may run: within
+    /// [`QUEUE_MEMORY`] of a queue (a full tail-drop queue keeps the delay flat while it
+    /// drops: such loss is congestion's), GCC 6's increase threshold, or a little above
+    /// the path's own loss when it has one ([`InherentLoss::tolerated`]); its decrease
+    /// threshold otherwise (the path's own loss). Without the inherent part, one
+    /// overuse on a path with 5 % random loss (delay jitter is enough) held the
+    /// estimate for 10 s and blocked every probe, while each overuse took it to
+    /// 0.85 x what it delivered: measured from 3.3 Mbit/s down to 200 kbit/s in 12 s,
+    /// the subscriber at its lowest layer and frame rate.
     pub fn tolerated_loss(&self, now: Instant) -> f64 {
         if self.queued_recently(now) {
-            LOSS_INCREASE
+            self.inherent.tolerated(LOSS_INCREASE)
         } else {
             LOSS_DECREASE
         }
+    }
+
+    /// The path's own loss fraction, once learnt (stats).
+    pub fn inherent_loss(&self) -> Option<f64> {
+        self.inherent.fraction()
     }
 
     /// Whether the delay detector saw a queue on the path within [`QUEUE_MEMORY`].
@@ -502,6 +517,13 @@ impl SendSideEstimator {
             .or_else(|| self.loss.sample(now, QUIET_LOSS_WINDOW));
         if fresh_loss.is_some() {
             self.loss_fraction = fresh_loss;
+        }
+        if let Some(p) = fresh_loss {
+            // Loss while the path shows no queue, and has shown none for a while, is
+            // the path's own.
+            if self.delay.state() == DelayState::Normal && !self.queued_recently(now) {
+                self.inherent.on_sample(p);
+            }
         }
         let elapsed = self
             .last_update

@@ -525,3 +525,41 @@ fn a_probe_into_a_bottleneck_measures_the_bottleneck_not_the_target() {
         sim.est.estimate_bps()
     );
 }
+
+/// Regression test (issue 13: behind 5 % random loss and 50 ms of delay, a subscriber's
+/// estimate fell from 3.3 Mbit/s to 200 kbit/s in 12 s): after one overuse on a path
+/// whose loss is its own (jitter is enough to show one), the estimate grows again at
+/// once and probes may run, instead of holding for `QUEUE_MEMORY` at a 2 % tolerance
+/// that the path's own 5 % never meets.
+#[test]
+fn one_overuse_on_a_path_with_inherent_loss_does_not_hold_the_estimate() {
+    let mut sim = Sim::new(ONE_MBPS_START, 100e6);
+    sim.loss = 0.05;
+    sim.run(20_000);
+    assert!(
+        sim.est
+            .inherent_loss()
+            .is_some_and(|p| (0.04..0.06).contains(&p)),
+        "{:?}",
+        sim.est.inherent_loss()
+    );
+    // A delay spike: one overuse.
+    let mut overuse_seen = false;
+    for _ in 0..400 {
+        sim.extra_delay_us += 100;
+        sim.step();
+        overuse_seen |= sim.est.stats().delay.is_overusing();
+    }
+    sim.extra_delay_us = 0;
+    assert!(overuse_seen);
+    sim.run(1_000);
+    let after = sim.est.estimate_bps();
+    let now = sim.at(sim.now_us);
+    assert!(
+        sim.est.tolerated_loss(now) > 0.06,
+        "{}",
+        sim.est.tolerated_loss(now)
+    );
+    let trace = sim.run(5_000);
+    assert!(trace[4] as f64 > 1.1 * after as f64, "{after} -> {trace:?}");
+}
