@@ -279,6 +279,12 @@ pub struct TransportStats {
     /// NACKed packets not resent because retransmissions had used their share of the
     /// estimate.
     pub retransmissions_over_budget: Option<u64>,
+    /// The path's own loss fraction (loss seen with no queue on the path), once learnt;
+    /// with the estimate.
+    pub inherent_loss: Option<f64>,
+    /// The minimum playout delay (ms) the transport asks its subscriber's browser for
+    /// (0: none); with the estimate.
+    pub playout_delay: Option<u64>,
 }
 
 /// A subscriber transport's bandwidth prober (`transport.getStats` `probing`).

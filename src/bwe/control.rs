@@ -1,7 +1,7 @@
 //! A subscriber transport's congestion control around its estimator: the allocation
 //! of the estimate to its video consumers, the prober that tests rates above the
-//! estimate before the allocation may use them, the retransmission budget and the
-//! pacer. The
+//! estimate before the allocation may use them, the retransmission budget, the
+//! pacer and the playout delay. The
 //! worker core feeds it (`worker/congestion.rs`); this type only keeps the pieces and
 //! their deadlines together.
 
@@ -10,6 +10,7 @@ use std::time::Instant;
 use super::allocation::{BandwidthAllocator, VideoDemand};
 use super::budget::RetransmitBudget;
 use super::pacer::Pacer;
+use super::playout::{PlayoutDelay, PlayoutDelayLimits};
 use super::probe::ProbeController;
 
 /// Congestion control state of one subscriber transport.
@@ -19,6 +20,10 @@ pub struct CongestionControl {
     pub probe: ProbeController,
     pub rtx_budget: RetransmitBudget,
     pub pacer: Pacer,
+    /// The playout delay asked of the subscriber on a lossy path...
+    pub playout: PlayoutDelay,
+    /// ...and what its video packets carry until the next update.
+    pub playout_announced: Option<PlayoutDelayLimits>,
     /// The consumers' demands, rebuilt for each allocation (kept to reuse the buffer).
     pub demands: Vec<VideoDemand>,
 }

@@ -4,8 +4,10 @@
 //! shown none for `QUEUE_MEMORY`. Congestion fills a queue before it drops; loss
 //! without one is not a reason to send less.
 
-/// Samples before the mean is trusted: ten loss windows, about a thousand packets.
-const MIN_SAMPLES: u32 = 10;
+/// Samples before the mean is trusted: five loss windows, about 500 packets (a second
+/// or two of video at 640x480): the playout delay (`playout.rs`) waits for it, and the
+/// freezes before it engages count as much as any.
+const MIN_SAMPLES: u32 = 5;
 /// The mean weighs the last this many samples (an exponential average once full).
 const MEMORY_SAMPLES: u32 = 20;
 /// Tolerated above the inherent loss: a 100-packet window at 5 % loss reads above 7 %

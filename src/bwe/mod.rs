@@ -71,6 +71,7 @@ pub mod budget;
 pub mod control;
 mod inherent;
 pub mod pacer;
+pub mod playout;
 pub mod probe;
 mod trendline;
 
@@ -80,6 +81,7 @@ pub use allocation::{Allocation, BandwidthAllocator, LayerBitrates, Layers, Vide
 pub use budget::RetransmitBudget;
 pub use control::CongestionControl;
 pub use pacer::{Pacer, PacerStats, Urgency};
+pub use playout::{PlayoutDelay, PlayoutDelayLimits};
 pub use probe::{ProbeController, ProbeResult, ProbeState, ProbeStats};
 pub use trendline::DelayState;
 

@@ -38,7 +38,8 @@ use crate::router::score::ScoreTracker;
 use crate::router::{ProducerKey, TransportKey};
 use crate::rtcp::ReportBlock;
 use crate::rtp::extension::{
-    insert_extension_u16, remap_extensions, set_extension_u16, ExtensionMap, MAX_EXTENSION_GROWTH,
+    insert_extension, insert_extension_u16, remap_extensions, set_extension_u16, ExtensionMap,
+    MAX_EXTENSION_GROWTH,
 };
 use crate::rtp::munger::SeqTsMunger;
 use crate::rtp::red;
@@ -188,6 +189,8 @@ pub struct Consumer {
     score: ScoreTracker,
     /// The consumer's transport-wide sequence extension id (we stamp our own numbers).
     twcc_id: Option<u8>,
+    /// The playout-delay extension id, for video whose subscriber negotiated it.
+    playout_delay_id: Option<u8>,
     /// The last fan-out pass that served this consumer (`worker::fanout`).
     fanout_pass: u64,
     /// Its weight when the transport's bandwidth is shared among its consumers (1-255).
@@ -263,6 +266,7 @@ impl Consumer {
             retransmissions: 0,
             score: ScoreTracker::new(10),
             twcc_id: p.stream.twcc_id,
+            playout_delay_id: p.stream.playout_delay_id,
             fanout_pass: 0,
             priority: 1,
             kind,
@@ -642,6 +646,13 @@ impl Consumer {
         self.red_unwrapped
     }
 
+    /// The round trip to the subscriber, from its last receiver report.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.rtt_ms
+            .filter(|ms| ms.is_finite() && *ms >= 0.0)
+            .map(|ms| Duration::from_secs_f64(ms / 1000.0))
+    }
+
     /// PLIs received from the subscriber.
     pub fn plis_received(&self) -> u64 {
         self.plis_received
@@ -815,7 +826,9 @@ impl Consumer {
             Transmission::Forward { .. } => 0,
             Transmission::Retransmit { .. } => OSN_LEN,
         };
-        let room = len + MAX_EXTENSION_GROWTH + rtx_room + srtp.profile().rtp_overhead();
+        // Room for two elements inserted: the transport-wide sequence number and the
+        // playout delay.
+        let room = len + 2 * MAX_EXTENSION_GROWTH + rtx_room + srtp.profile().rtp_overhead();
         let slot = out.start(dest, room);
         let Some(dst) = slot.get_mut(..len) else {
             out.commit(0);
@@ -894,6 +907,35 @@ impl Consumer {
                 }
             }
         }
+        // The transport's playout delay while it asks for one (`bwe::playout`), before
+        // the sequence number below, which then finds the header as it now is.
+        let delayed_hdr;
+        let hdr = match (self.playout_delay_id, egress.playout_delay) {
+            (Some(id), Some(limits)) => {
+                match insert_extension(slot, plain, hdr, id, &limits.to_bytes()) {
+                    Ok(n) if n != plain => {
+                        plain = n;
+                        match slot.get(..n).map(RtpHeader::parse) {
+                            Some(Ok(h)) => {
+                                delayed_hdr = h;
+                                &delayed_hdr
+                            }
+                            _ => {
+                                out.commit(0);
+                                return drop_outgoing(
+                                    egress.transport_drops,
+                                    egress.worker_drops,
+                                    DropReason::ProtectFailed,
+                                );
+                            }
+                        }
+                    }
+                    // Overwritten in place, or a block it cannot go into: as it was.
+                    _ => hdr,
+                }
+            }
+            _ => hdr,
+        };
         // The transport's own transport-wide sequence number, on every packet it sends
         // (the subscriber's transport-cc feedback reports them all): in place when the
         // publisher's element was kept, else inserted.

@@ -11,10 +11,21 @@ use crate::channel::params::{
 use crate::channel::ControlError;
 
 /// Header extensions that are never forwarded as they are: their values describe the
-/// publisher's transport or m-line (MID/RID), or are transport-wide (transport-cc), so
-/// copying them to a subscriber would be wrong. The browser demultiplexes forwarded
-/// streams by SSRC instead.
-const NOT_FORWARDED: [&str; 4] = [MID_URI, RID_URI, REPAIRED_RID_URI, TWCC_URI];
+/// publisher's transport or m-line (MID/RID), or are transport-wide (transport-cc), or
+/// are the worker's to set toward each subscriber (playout delay), so copying them to a
+/// subscriber would be wrong. The browser demultiplexes forwarded streams by SSRC
+/// instead.
+const NOT_FORWARDED: [&str; 5] = [
+    MID_URI,
+    RID_URI,
+    REPAIRED_RID_URI,
+    TWCC_URI,
+    PLAYOUT_DELAY_URI,
+];
+
+/// The playout-delay extension (webrtc.org experiments): the minimum and maximum delay
+/// the worker asks a subscriber's browser to render video frames with (`bwe::playout`).
+pub const PLAYOUT_DELAY_URI: &str = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
 
 /// The transport-wide sequence number extension (draft-holmer-rmcat-transport-wide-cc-
 /// extensions-01). Publishers' values are consumed by the worker (transport-cc feedback);
@@ -356,6 +367,9 @@ pub struct ConsumerStream {
     /// The consumer's transport-wide sequence number extension id: the worker stamps
     /// its own per-transport sequence into forwarded packets when set.
     pub twcc_id: Option<u8>,
+    /// The consumer's playout-delay extension id (video whose subscriber offered it):
+    /// the worker writes its transport's playout delay there while it asks for one.
+    pub playout_delay_id: Option<u8>,
     /// The producer's RED payload type when the subscriber cannot take RED: its packets
     /// are sent as their primary block alone (`rtp::red`).
     pub red_unwrap: Option<u8>,
@@ -618,8 +632,29 @@ pub fn consumer_stream(
             ext_map.push((e.id, id));
         }
     }
+    // Our own playout delay toward the subscriber, for video it can take it for.
+    let playout_delay_id = caps
+        .header_extensions
+        .iter()
+        .find(|c| c.uri == PLAYOUT_DELAY_URI && c.kind.is_none_or(|k| k == kind))
+        .map(|c| c.preferred_id)
+        .filter(|id| {
+            kind == MediaKind::Video
+                && *id != 0
+                && Some(*id) != twcc_id
+                && !ext_map.iter().any(|(_, to)| to == id)
+        });
+    if let Some(id) = playout_delay_id {
+        header_extensions.push(RtpHeaderExtensionParameters {
+            uri: PLAYOUT_DELAY_URI.into(),
+            id,
+            encrypt: false,
+            parameters: Default::default(),
+        });
+    }
     Ok(ConsumerStream {
         twcc_id,
+        playout_delay_id,
         red_unwrap,
         rtp_parameters: RtpParameters {
             mid,

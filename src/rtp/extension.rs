@@ -289,9 +289,12 @@ pub fn set_extension_u16(buf: &mut [u8], header: &RtpHeader, id: u8, value: u16)
     }
 }
 
-/// The most [`copy_with_extension`] and [`insert_extension_u16`] grow a packet by:
-/// a new extension block header and one 32-bit word of element.
-pub const MAX_EXTENSION_GROWTH: usize = 8;
+/// The most [`copy_with_extension`], [`insert_extension_u16`] and [`insert_extension`]
+/// grow a packet by: a new extension block header and two 32-bit words of element (a
+/// 3-byte element in the two-byte form; one word for anything in the one-byte form).
+pub const MAX_EXTENSION_GROWTH: usize = 12;
+/// The most data bytes [`insert_extension`] writes.
+pub const MAX_INSERTED_DATA: usize = 3;
 
 /// How a 2-byte element gets into a packet.
 enum Plan {
@@ -344,11 +347,27 @@ impl Insertion {
     }
 }
 
-fn plan(src: &[u8], header: &RtpHeader, id: u8, value: u16) -> Result<Plan, RtpError> {
-    if id == 0 {
+fn plan(src: &[u8], header: &RtpHeader, id: u8, value: &[u8]) -> Result<Plan, RtpError> {
+    let n = value.len();
+    if id == 0 || n == 0 || n > MAX_INSERTED_DATA {
         return Err(RtpError::MalformedExtension);
     }
-    let [hi, lo] = value.to_be_bytes();
+    // The element as the one-byte (id and length - 1 in a byte) or the two-byte form
+    // (id, length) writes it.
+    let mut one = [0; 1 + MAX_INSERTED_DATA];
+    let mut two = [0; 2 + MAX_INSERTED_DATA];
+    one[0] = (id << 4) | (n as u8 - 1);
+    two[0] = id;
+    two[1] = n as u8;
+    for (i, b) in value.iter().enumerate() {
+        if let Some(x) = one.get_mut(1 + i) {
+            *x = *b;
+        }
+        if let Some(x) = two.get_mut(2 + i) {
+            *x = *b;
+        }
+    }
+    let (one, two) = (&one[..1 + n], &two[..2 + n]);
     let Some(ext) = header.extension else {
         // No block: add one after the CSRCs holding just this element, in the
         // one-byte form when the id allows it (RFC 8285 4.2), else the two-byte
@@ -360,17 +379,25 @@ fn plan(src: &[u8], header: &RtpHeader, id: u8, value: u16) -> Result<Plan, RtpE
                 needed: at,
             });
         }
-        let element = if id <= ONE_BYTE_MAX_ID {
-            [0xBE, 0xDE, 0, 1, (id << 4) | 1, hi, lo, 0]
+        let (magic, elem): ([u8; 2], &[u8]) = if id <= ONE_BYTE_MAX_ID {
+            ([0xBE, 0xDE], one)
         } else {
-            [0x10, 0x00, 0, 1, id, 2, hi, lo]
+            ([0x10, 0x00], two)
         };
+        let words = elem.len().div_ceil(4);
+        let mut element = [0; MAX_EXTENSION_GROWTH];
+        element[..2].copy_from_slice(&magic);
+        element[3] = words as u8;
+        if let Some(dst) = element.get_mut(4..4 + elem.len()) {
+            dst.copy_from_slice(elem);
+        }
+        let len = 4 + 4 * words;
         return Ok(Plan::Insert(Insertion {
             start: at,
             end: at,
-            len: MAX_EXTENSION_GROWTH,
+            len,
             element,
-            element_len: MAX_EXTENSION_GROWTH,
+            element_len: len,
             length_field: None,
             set_x: true,
         }));
@@ -398,7 +425,7 @@ fn plan(src: &[u8], header: &RtpHeader, id: u8, value: u16) -> Result<Plan, RtpE
                 data,
             } => {
                 if found == id {
-                    if data != 2 {
+                    if data != n {
                         return Err(RtpError::MalformedExtension);
                     }
                     return Ok(Plan::Overwrite(ext.start + pos + hdr));
@@ -408,10 +435,15 @@ fn plan(src: &[u8], header: &RtpHeader, id: u8, value: u16) -> Result<Plan, RtpE
             }
         }
     }
-    let (element, element_len) = match form {
-        Form::OneByte => ([(id << 4) | 1, hi, lo, 0, 0, 0, 0, 0], 3),
-        Form::TwoByte => ([id, 2, hi, lo, 0, 0, 0, 0], 4),
+    let elem = match form {
+        Form::OneByte => one,
+        Form::TwoByte => two,
     };
+    let mut element = [0; MAX_EXTENSION_GROWTH];
+    if let Some(dst) = element.get_mut(..elem.len()) {
+        dst.copy_from_slice(elem);
+    }
+    let element_len = elem.len();
     let (area_len, length_field) = if used + element_len <= ext.len {
         (ext.len, None)
     } else {
@@ -461,7 +493,7 @@ pub fn copy_with_extension(
         len: dst_len,
         needed,
     };
-    match plan(src, header, id, value)? {
+    match plan(src, header, id, &value.to_be_bytes())? {
         Plan::Overwrite(at) => {
             let out = dst.get_mut(..src.len()).ok_or(too_short(src.len()))?;
             out.copy_from_slice(src);
@@ -505,14 +537,27 @@ pub fn insert_extension_u16(
     id: u8,
     value: u16,
 ) -> Result<usize, RtpError> {
+    insert_extension(buf, len, header, id, &value.to_be_bytes())
+}
+
+/// [`insert_extension_u16`] for an element of 1 to [`MAX_INSERTED_DATA`] bytes: an
+/// existing element `id` of that size is overwritten, otherwise one is added (in the
+/// block's trailing padding, by growing it, or in a new block).
+pub fn insert_extension(
+    buf: &mut [u8],
+    len: usize,
+    header: &RtpHeader,
+    id: u8,
+    value: &[u8],
+) -> Result<usize, RtpError> {
     let src = buf.get(..len).ok_or(RtpError::TooShort {
         len: buf.len(),
         needed: len,
     })?;
     match plan(src, header, id, value)? {
         Plan::Overwrite(at) => {
-            if let Some(data) = buf.get_mut(at..at + 2) {
-                data.copy_from_slice(&value.to_be_bytes());
+            if let Some(data) = buf.get_mut(at..at + value.len()) {
+                data.copy_from_slice(value);
             }
             Ok(len)
         }
@@ -868,5 +913,58 @@ mod tests {
             let _ = insert_extension_u16(&mut buf, p.len(), &h, id, value);
             let _ = insert_extension_u16(&mut buf, rng.gen_range(0..p.len() + 20), &h, id, value);
         }
+    }
+
+    /// A 3-byte element (the playout-delay extension's size) is added in every place a
+    /// 2-byte one is, the payload following intact, and reads back.
+    #[test]
+    fn a_three_byte_element_goes_into_padding_a_grown_block_or_a_new_one() {
+        let data = [0x02, 0x43, 0xE8];
+        // Into a block whose padding has room (one 2-byte element, 8 bytes of area).
+        let mut p = one_byte_packet(&[0x11, 0xAA, 0xBB, 0, 0, 0, 0, 0]);
+        let len = p.len();
+        p.resize(len + MAX_EXTENSION_GROWTH, 0);
+        let h = RtpHeader::parse(&p[..len]).unwrap();
+        let n = insert_extension(&mut p, len, &h, 6, &data).unwrap();
+        assert_eq!(n, len, "fits the padding");
+        let h = RtpHeader::parse(&p[..n]).unwrap();
+        assert_eq!(find_extension(&p[..n], &h, 6), Some(&data[..]));
+        assert_eq!(find_extension(&p[..n], &h, 1), Some(&[0xAA, 0xBB][..]));
+        assert!(p[..n].ends_with(b"payload"));
+        // Growing a full block by a word.
+        let mut p = one_byte_packet(&[0x11, 0xAA, 0xBB, 0]);
+        let len = p.len();
+        p.resize(len + MAX_EXTENSION_GROWTH, 0);
+        let h = RtpHeader::parse(&p[..len]).unwrap();
+        let n = insert_extension(&mut p, len, &h, 6, &data).unwrap();
+        assert_eq!(n, len + 4);
+        let h = RtpHeader::parse(&p[..n]).unwrap();
+        assert_eq!(find_extension(&p[..n], &h, 6), Some(&data[..]));
+        assert!(p[..n].ends_with(b"payload"));
+        // Overwritten in place the second time.
+        let again = [0, 0, 1];
+        assert_eq!(insert_extension(&mut p, n, &h, 6, &again), Ok(n));
+        assert_eq!(find_extension(&p[..n], &h, 6), Some(&again[..]));
+        // A new block, one-byte form (8 bytes) and two-byte form (12 bytes).
+        for (id, growth) in [(6u8, 8), (20, 12)] {
+            let mut p = vec![0x80, 96, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3];
+            p.extend_from_slice(b"payload");
+            let len = p.len();
+            p.resize(len + MAX_EXTENSION_GROWTH, 0);
+            let h = RtpHeader::parse(&p[..len]).unwrap();
+            let n = insert_extension(&mut p, len, &h, id, &data).unwrap();
+            assert_eq!(n, len + growth);
+            let h = RtpHeader::parse(&p[..n]).unwrap();
+            assert_eq!(find_extension(&p[..n], &h, id), Some(&data[..]), "id {id}");
+            assert!(p[..n].ends_with(b"payload"));
+        }
+        // An existing element of another size is refused, the packet unchanged.
+        let mut p = one_byte_packet(&[0x61, 0xAA, 0xBB, 0]);
+        let len = p.len();
+        let before = p.clone();
+        p.resize(len + MAX_EXTENSION_GROWTH, 0);
+        let h = RtpHeader::parse(&p[..len]).unwrap();
+        assert!(insert_extension(&mut p, len, &h, 6, &data).is_err());
+        assert_eq!(&p[..len], &before[..]);
     }
 }

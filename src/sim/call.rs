@@ -27,6 +27,10 @@ pub(crate) const TWCC_URI: &str =
     "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 /// str0m's standard extension map has transport-wide-cc at id 3.
 pub(crate) const TWCC_ID: u8 = 3;
+/// The playout-delay extension's id toward subscribers (`bwe::playout`).
+pub(crate) const PLAYOUT_DELAY_ID: u8 = 6;
+pub(crate) const PLAYOUT_DELAY_URI: &str =
+    "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
 /// str0m's standard extension map sends the audio level with id 1, as Chrome does.
 const AUDIO_LEVEL_ID: u8 = 1;
 /// One video packet per this interval, one audio packet per two.
@@ -261,14 +265,24 @@ impl Call {
                 rtcp_feedback: vec![],
             });
         }
+        // With transport-cc, the playout delay too (as Chromium lists both).
         let header_extensions = if self.config.twcc.is_some() {
-            vec![RtpHeaderExtensionCapability {
-                kind: Some(params::MediaKind::Video),
-                uri: TWCC_URI.into(),
-                preferred_id: TWCC_ID,
-                preferred_encrypt: false,
-                direction: None,
-            }]
+            vec![
+                RtpHeaderExtensionCapability {
+                    kind: Some(params::MediaKind::Video),
+                    uri: TWCC_URI.into(),
+                    preferred_id: TWCC_ID,
+                    preferred_encrypt: false,
+                    direction: None,
+                },
+                RtpHeaderExtensionCapability {
+                    kind: Some(params::MediaKind::Video),
+                    uri: PLAYOUT_DELAY_URI.into(),
+                    preferred_id: PLAYOUT_DELAY_ID,
+                    preferred_encrypt: false,
+                    direction: None,
+                },
+            ]
         } else {
             vec![]
         };

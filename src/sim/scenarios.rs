@@ -359,3 +359,48 @@ fn consumer_churn_leaves_the_transport_as_it_was() {
     assert_all_in_order(&call.sim, "sub1", "v", video);
     assert_all_in_order(&call.sim, "sub1", "a", audio);
 }
+
+/// A subscriber behind 5 % random loss (50 ms each way) is asked to hold its video for
+/// repairs: its transport learns the path's own loss and asks a playout delay of three
+/// round trips and a margin (bwe::playout); the unconstrained subscriber's asks none.
+#[test]
+fn a_lossy_subscriber_is_asked_for_a_playout_delay_and_a_clean_one_is_not() {
+    let mut call = Call::new(
+        41,
+        CallConfig {
+            subscribers: 2,
+            nack: true,
+            twcc: Some(1_000_000),
+            red: false,
+        },
+    );
+    let lossy = Link {
+        delay: Duration::from_millis(50),
+        loss: 0.05,
+        ..Link::default()
+    };
+    let peer = call.sub(0).peer;
+    call.sim.set_downlink(peer, lossy);
+    call.sim.set_uplink(peer, lossy);
+    call.stream(Duration::from_secs(15));
+    let stats = |call: &mut Call, i: usize| {
+        let t = call.sub(i).transport.clone();
+        call.sim.ok(&TransportGetStats::new(t.as_str()))
+    };
+    let lossy = stats(&mut call, 0);
+    let clean = stats(&mut call, 1);
+    assert!(
+        lossy
+            .inherent_loss
+            .is_some_and(|p| (0.02..0.1).contains(&p)),
+        "{lossy:?}"
+    );
+    // RTT about 100 ms: 3 x RTT + 40 ms, within 100..=400 ms.
+    assert!(
+        lossy
+            .playout_delay
+            .is_some_and(|ms| (300..=400).contains(&ms)),
+        "{lossy:?}"
+    );
+    assert_eq!(clean.playout_delay, Some(0), "{clean:?}");
+}

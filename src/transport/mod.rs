@@ -256,6 +256,9 @@ impl WebRtcTransport {
             probe_clusters_succeeded: cc.map(|cc| cc.probe.stats().succeeded),
             probe_bitrate: cc.and_then(|cc| cc.probe.stats().last_result_bps),
             retransmissions_over_budget: cc.map(|cc| cc.rtx_budget.denied()),
+            inherent_loss: self.bwe.as_ref().and_then(SendSideEstimator::inherent_loss),
+            playout_delay: cc
+                .map(|cc| u64::try_from(cc.playout.current().as_millis()).unwrap_or(u64::MAX)),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! padding slice, the periodic re-allocation, the pacer's next packet). The pacer's
 //! queue (`bwe::pacer`) drains here too.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::batch::SendBatch;
 use crate::bwe::{Allocation, LayerBitrates, Layers, VideoDemand};
@@ -129,10 +129,15 @@ impl WorkerCore {
         let mut demands = std::mem::take(&mut t.cc.demands);
         demands.clear();
         let mut audio_bps = 0;
+        // The longest round trip among the video consumers: what a repair takes.
+        let mut rtt: Option<Duration> = None;
         for &ck in &t.consumers {
             let Some(c) = consumers.get(ck) else {
                 continue;
             };
+            if c.media_kind() == MediaKind::Video {
+                rtt = rtt.max(c.rtt());
+            }
             let Some(p) = c.producer().and_then(|k| producers.get(k)) else {
                 continue;
             };
@@ -148,6 +153,8 @@ impl WorkerCore {
                 }
             }
         }
+        t.cc.playout.update(now, bwe.inherent_loss(), rtt);
+        t.cc.playout_announced = t.cc.playout.announce(now);
         let due = t.cc.allocator.due(now, estimate, &demands);
         if due {
             let s = bwe.stats();
@@ -159,6 +166,9 @@ impl WorkerCore {
                 delay = ?s.delay,
                 probing = t.cc.probe.state().name(),
                 paced_bytes = t.cc.pacer.queued_bytes(),
+                inherent_loss = ?bwe.inherent_loss(),
+                playout_delay_ms = t.cc.playout.current().as_millis(),
+                ?rtt,
                 "allocating the estimate"
             );
             for a in t.cc.allocator.allocate(now, estimate, audio_bps, &demands) {

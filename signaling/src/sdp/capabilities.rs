@@ -30,6 +30,9 @@ pub const EXT_RID: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
 pub const EXT_REPAIRED_RID: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
 pub const EXT_AUDIO_LEVEL: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 pub const EXT_VIDEO_ORIENTATION: &str = "urn:3gpp:video-orientation";
+/// The playout-delay extension (webrtc.org experiments): the daemon asks a subscriber on
+/// a lossy path to hold video frames long enough for a second repair (docs/PROTOCOL.md).
+pub const EXT_PLAYOUT_DELAY: &str = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
 /// Transport-wide sequence numbers (draft-holmer-rmcat-transport-wide-cc-extensions-01):
 /// what transport-cc feedback refers to.
 pub const EXT_TRANSPORT_CC: &str =
@@ -83,11 +86,13 @@ pub const SEND_EXTENSIONS: [(MediaKind, &str); 8] = [
 /// Header extensions offered to subscribers, with their fixed ids (`None`: both kinds;
 /// BUNDLE needs one id per URI across m-lines). MID is not among them: the daemon does
 /// not forward it and browsers demultiplex forwarded streams by SSRC. transport-wide-cc
-/// carries the worker's own sequence numbers; only with bandwidth feedback.
-pub const RECV_EXTENSIONS: [(Option<MediaKind>, &str, u8); 3] = [
+/// carries the worker's own sequence numbers; only with bandwidth feedback. Playout
+/// delay carries the worker's own limits, on video (`bwe::playout` in the daemon).
+pub const RECV_EXTENSIONS: [(Option<MediaKind>, &str, u8); 4] = [
     (Some(MediaKind::Audio), EXT_AUDIO_LEVEL, 1),
     (None, EXT_TRANSPORT_CC, 3),
     (Some(MediaKind::Video), EXT_VIDEO_ORIENTATION, 4),
+    (Some(MediaKind::Video), EXT_PLAYOUT_DELAY, 6),
 ];
 
 /// One row of the receive-side payload-type table.

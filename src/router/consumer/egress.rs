@@ -5,7 +5,7 @@
 //! retransmissions), so each copy costs no lookup.
 
 use crate::batch::SendBatch;
-use crate::bwe::{Pacer, RetransmitBudget, SendSideEstimator};
+use crate::bwe::{Pacer, PlayoutDelayLimits, RetransmitBudget, SendSideEstimator};
 use crate::srtp::SrtpContext;
 use crate::stats::{DropCounters, Traffic};
 use crate::transport::WebRtcTransport;
@@ -26,6 +26,9 @@ pub struct Egress<'a> {
     pub(super) rtx_budget: &'a mut RetransmitBudget,
     /// Holds back what exceeds the estimate's pacing rate (`bwe::pacer`).
     pub(super) pacer: &'a mut Pacer,
+    /// The playout delay the transport asks its subscriber for now, if any
+    /// (`bwe::playout`): written on its video packets.
+    pub(super) playout_delay: Option<PlayoutDelayLimits>,
     pub(super) transport_rtp_out: &'a mut Traffic,
     pub(super) transport_drops: &'a mut u64,
     pub(super) worker_rtp_out: &'a mut Traffic,
@@ -58,6 +61,7 @@ impl<'a> Egress<'a> {
             bwe: bwe.as_mut(),
             rtx_budget: &mut cc.rtx_budget,
             pacer: &mut cc.pacer,
+            playout_delay: cc.playout_announced,
             transport_rtp_out: rtp_out,
             transport_drops: drops,
             worker_rtp_out,

@@ -38,6 +38,7 @@ fn audio_consumer(red_unwrap: bool) -> Consumer {
                 clock_rate: 48_000,
                 rtx_pt: None,
                 twcc_id: None,
+                playout_delay_id: None,
                 red_unwrap: red_unwrap.then_some(RED_PT),
             },
             paused: false,

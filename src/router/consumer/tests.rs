@@ -9,8 +9,8 @@ use rand::SeedableRng;
 
 use super::*;
 use crate::batch::SendBatch;
-use crate::bwe::{BweConfig, Pacer, RetransmitBudget, SendSideEstimator};
-use crate::rtp::extension::read_extension_u16;
+use crate::bwe::{BweConfig, Pacer, PlayoutDelayLimits, RetransmitBudget, SendSideEstimator};
+use crate::rtp::extension::{find_extension, read_extension_u16};
 use crate::rtp::Vp8Descriptor;
 use crate::srtp::{contexts_from_keying_material, SrtpContext, SrtpProfile};
 use crate::stats::DropCounters;
@@ -19,6 +19,7 @@ const PRODUCER_PT: u8 = 96;
 const CONSUMER_PT: u8 = 100;
 const RTX_PT: u8 = 101;
 const TWCC_ID: u8 = 5;
+const PLAYOUT_DELAY_ID: u8 = 6;
 const SSRC: u32 = 0x0c0c_0001;
 const RTX_SSRC: u32 = 0x0c0c_0002;
 const DEST: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 5000);
@@ -39,6 +40,7 @@ fn consumer(media_kind: MediaKind, producer_vp8: bool, rtx: bool) -> Consumer {
                 clock_rate: 90_000,
                 rtx_pt: rtx.then_some(RTX_PT),
                 twcc_id: Some(TWCC_ID),
+                playout_delay_id: (media_kind == MediaKind::Video).then_some(PLAYOUT_DELAY_ID),
                 red_unwrap: None,
             },
             paused: false,
@@ -73,6 +75,8 @@ pub(super) struct Subscriber {
     bwe: SendSideEstimator,
     rtx_budget: RetransmitBudget,
     pacer: Pacer,
+    /// The playout delay the transport asks for (`bwe::playout`).
+    pub(super) playout_delay: Option<PlayoutDelayLimits>,
     rtp_out: Traffic,
     pub(super) drops: u64,
     worker_rtp_out: Traffic,
@@ -103,6 +107,7 @@ impl Subscriber {
             }),
             rtx_budget: RetransmitBudget::default(),
             pacer: Pacer::new(),
+            playout_delay: None,
             rtp_out: Traffic::default(),
             drops: 0,
             worker_rtp_out: Traffic::default(),
@@ -118,6 +123,7 @@ impl Subscriber {
             bwe: Some(&mut self.bwe),
             rtx_budget: &mut self.rtx_budget,
             pacer: &mut self.pacer,
+            playout_delay: self.playout_delay,
             transport_rtp_out: &mut self.rtp_out,
             transport_drops: &mut self.drops,
             worker_rtp_out: &mut self.worker_rtp_out,
@@ -338,6 +344,7 @@ fn simulcast_consumer() -> Consumer {
                 clock_rate: 90_000,
                 rtx_pt: None,
                 twcc_id: None,
+                playout_delay_id: None,
                 red_unwrap: None,
             },
             paused: false,
@@ -470,4 +477,42 @@ fn simulcast_egress_rewrites_the_descriptor_and_resends_from_the_layers_buffer()
         .map(|(_, d)| decrypt(d))
         .collect();
     assert_eq!(again, [expect[2]]);
+}
+
+/// While the transport asks for a playout delay, every video packet it sends carries it,
+/// forwarded and retransmitted, beside the transport-wide sequence number; without one
+/// nothing is added.
+#[test]
+fn video_carries_the_transports_playout_delay_while_it_asks_for_one() {
+    let now = Instant::now();
+    let mut c = consumer(MediaKind::Video, false, true);
+    let mut s = Subscriber::new();
+    let mut buffer = RetransmissionBuffer::default();
+    buffer.insert(now, 1, &packet(1));
+    forward(&mut c, &mut s, now, 1, false);
+    let limits = PlayoutDelayLimits {
+        min_ms: 360,
+        max_ms: 10_000,
+    };
+    s.playout_delay = Some(limits);
+    buffer.insert(now, 2, &packet(2));
+    forward(&mut c, &mut s, now, 2, false);
+    let (_, second, _) = s.sent()[1];
+    c.retransmit(now, |_| Some(&buffer), &[second], &mut s.egress());
+    let got = s.received();
+    assert_eq!(got.len(), 3);
+    let delay = |p: &[u8]| {
+        let h = RtpHeader::parse(p).expect("parses");
+        (
+            find_extension(p, &h, PLAYOUT_DELAY_ID).map(<[u8]>::to_vec),
+            read_extension_u16(p, &h, TWCC_ID),
+            p.len() - h.header_len,
+        )
+    };
+    let bytes = limits.to_bytes().to_vec();
+    assert_eq!(delay(&got[0]), (None, Some(0), 100));
+    assert_eq!(delay(&got[1]), (Some(bytes.clone()), Some(1), 100));
+    // The RTX packet: its original sequence number, then the payload.
+    assert_eq!(delay(&got[2]), (Some(bytes), Some(2), 102));
+    assert!(got[2].ends_with(&[0xab; 100]));
 }
