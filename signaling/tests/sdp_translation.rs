@@ -763,6 +763,11 @@ fn receive_capabilities_follow_the_browser() {
                 Some(MediaKind::Video),
                 "urn:3gpp:video-orientation".into(),
                 4
+            ),
+            (
+                Some(MediaKind::Video),
+                "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay".into(),
+                6
             )
         ]
     );
