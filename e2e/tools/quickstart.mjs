@@ -70,10 +70,20 @@ try {
   status = 1;
   console.error(`quickstart: FAILED in the browser: ${e.message}`);
   if (page) {
-    const state = await page.evaluate(() => (window.sfuTest ? {
-      url: location.href, phase: document.getElementById('status').dataset.phase,
-      status: document.getElementById('status').textContent, errors: window.sfuTest.errors(),
-    } : { url: location.href, body: document.body.innerText.slice(0, 500) })).catch((x) => String(x));
+    const state = await page.evaluate(() => {
+      if (!window.sfuTest) return { url: location.href, body: document.body.innerText.slice(0, 500) };
+      // The own tile's video as the user would see it: a failure says which part is missing.
+      const v = document.querySelector('.tile.self video');
+      const stream = v && v.srcObject;
+      return {
+        url: location.href, phase: document.getElementById('status').dataset.phase,
+        status: document.getElementById('status').textContent, errors: window.sfuTest.errors(),
+        selfVideo: v ? {
+          paused: v.paused, readyState: v.readyState, width: v.videoWidth,
+          tracks: stream ? stream.getTracks().map((t) => `${t.kind}:${t.readyState}:${t.enabled}`) : null,
+        } : null,
+      };
+    }).catch((x) => String(x));
     console.error(`quickstart: page state ${JSON.stringify(state)}`);
   }
   for (const l of logs) console.error(l);
