@@ -20,6 +20,9 @@ use rtc_shared::TransportProtocol;
 use crate::channel::params::DtlsFingerprint;
 use crate::srtp::SrtpProfile;
 
+mod resend;
+use resend::FlightResend;
+
 /// The association key inside the per-transport Endpoint. rtc-dtls keys associations by
 /// remote address; we give each transport its own Endpoint and always use this key, so
 /// that a client whose address changes (ICE follows it) keeps its DTLS association.
@@ -179,6 +182,8 @@ pub struct DtlsServer {
     state: DtlsState,
     remote_fingerprints: Option<Vec<DtlsFingerprint>>,
     handshake_done: bool,
+    /// Our last handshake flight, sent again when the client repeats its ClientHello.
+    resend: FlightResend,
 }
 
 impl DtlsServer {
@@ -190,6 +195,7 @@ impl DtlsServer {
             state: DtlsState::New,
             remote_fingerprints: None,
             handshake_done: false,
+            resend: FlightResend::default(),
         }
     }
 
@@ -220,10 +226,20 @@ impl DtlsServer {
         if self.state == DtlsState::New {
             self.state = DtlsState::Connecting;
         }
+        self.resend.input();
         let events = self
             .endpoint
             .read(now, PEER_KEY, None, BytesMut::from(data))
             .map_err(|e| DtlsError::Record(e.to_string()))?;
+        // A ClientHello that leaves the engine mid-handshake without a retransmission
+        // timer drew no answer (an answer arms the timer): the client repeats its hello
+        // because it never got our flight.
+        if !self.handshake_done
+            && self.endpoint.poll_timeout(&PEER_KEY).is_none()
+            && resend::starts_with_client_hello(data)
+        {
+            self.resend.peer_repeated();
+        }
         let mut outcome = None;
         for ev in events {
             match ev {
@@ -287,7 +303,17 @@ impl DtlsServer {
 
     /// Next datagram to send to the peer.
     pub fn poll_transmit(&mut self) -> Option<BytesMut> {
-        self.endpoint.poll_transmit().map(|t| t.message)
+        if let Some(t) = self.endpoint.poll_transmit() {
+            if self.state == DtlsState::Connecting && !self.handshake_done {
+                self.resend.sent(&t.message);
+            }
+            return Some(t.message);
+        }
+        if self.handshake_done {
+            self.resend.clear();
+            return None;
+        }
+        self.resend.poll()
     }
 
     /// When [`Self::handle_timeout`] next has work (a handshake retransmission); never
@@ -301,6 +327,7 @@ impl DtlsServer {
 
     /// Drives retransmissions.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.resend.input();
         if let Some(at) = self.endpoint.poll_timeout(&PEER_KEY) {
             if now >= at && self.endpoint.handle_timeout(PEER_KEY, now).is_err() {
                 // Retransmissions exhausted: the handshake cannot finish.

@@ -23,6 +23,7 @@ mod allocation_tests;
 mod churn_tests;
 mod fanout_tests;
 mod follow_tests;
+mod handshake_tests;
 mod keyframe_tests;
 mod layers_tests;
 mod red_tests;
@@ -143,6 +144,12 @@ impl Sim {
     pub(crate) fn set_uplink(&mut self, id: PeerId, link: Link) {
         let addr = self.peers[id.0].addr;
         self.net.set_link(addr, CORE_ADDR, link);
+    }
+
+    /// Loses the core's DTLS datagrams to peer `id` whose index (from 0) is in `which`.
+    pub(crate) fn lose_dtls_down(&mut self, id: PeerId, which: std::ops::Range<u32>) {
+        let addr = self.peers[id.0].addr;
+        self.net.lose_dtls(CORE_ADDR, addr, which);
     }
 
     pub(crate) fn downlink(&self, id: PeerId) -> Link {

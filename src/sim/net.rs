@@ -4,10 +4,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+use crate::demux::{classify, PacketClass};
 
 /// How one direction between two addresses behaves.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -66,6 +69,9 @@ struct LinkState {
     link: Link,
     /// When the bottleneck finishes sending what it holds.
     busy_until: Option<Instant>,
+    /// DTLS datagrams sent on this link so far, and which of them (by that count) are lost.
+    dtls_sent: u32,
+    lose_dtls: Range<u32>,
 }
 
 /// Every link and every datagram in flight, ordered by arrival time and then by the
@@ -92,11 +98,18 @@ impl Net {
 
     /// Sets the link from `from` to `to` (one direction).
     pub(crate) fn set_link(&mut self, from: SocketAddr, to: SocketAddr, link: Link) {
-        let state = self.links.entry((from, to)).or_insert(LinkState {
-            link,
-            busy_until: None,
-        });
-        state.link = link;
+        self.state(from, to).link = link;
+    }
+
+    /// Loses the DTLS datagrams on the link from `from` to `to` whose index (counting
+    /// from 0, the DTLS datagrams this link carries) is in `which`: a handshake flight
+    /// lost on purpose.
+    pub(crate) fn lose_dtls(&mut self, from: SocketAddr, to: SocketAddr, which: Range<u32>) {
+        self.state(from, to).lose_dtls = which;
+    }
+
+    fn state(&mut self, from: SocketAddr, to: SocketAddr) -> &mut LinkState {
+        link_state(&mut self.links, self.default, from, to)
     }
 
     /// The link from `from` to `to` (the default one unless set).
@@ -106,12 +119,15 @@ impl Net {
 
     /// Hands a datagram to the link from `from` to `to` at `now`.
     pub(crate) fn send(&mut self, now: Instant, d: Datagram) -> Fate {
-        let default = self.default;
-        let state = self.links.entry((d.from, d.to)).or_insert(LinkState {
-            link: default,
-            busy_until: None,
-        });
+        let state = link_state(&mut self.links, self.default, d.from, d.to);
         let link = state.link;
+        if classify(&d.bytes) == PacketClass::Dtls {
+            let index = state.dtls_sent;
+            state.dtls_sent += 1;
+            if state.lose_dtls.contains(&index) {
+                return Fate::Lost;
+            }
+        }
         if link.loss > 0.0 && self.rng.gen_bool(link.loss.min(1.0)) {
             return Fate::Lost;
         }
@@ -171,6 +187,20 @@ impl Net {
             .filter_map(|k| self.in_flight.remove(k))
             .collect()
     }
+}
+
+fn link_state(
+    links: &mut HashMap<(SocketAddr, SocketAddr), LinkState>,
+    default: Link,
+    from: SocketAddr,
+    to: SocketAddr,
+) -> &mut LinkState {
+    links.entry((from, to)).or_insert(LinkState {
+        link: default,
+        busy_until: None,
+        dtls_sent: 0,
+        lose_dtls: 0..0,
+    })
 }
 
 #[cfg(test)]
