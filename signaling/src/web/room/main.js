@@ -349,8 +349,7 @@ $('prompt').addEventListener('submit', (e) => {
   }
   params.set('name', name);
   history.replaceState(null, '', `${location.pathname}?${params}`);
-  const taken = prejoin.take(name);
-  start(name, async () => taken);
+  start(name, () => prejoin.take(name));
 });
 
 // ---------------------------------------------------------------- start

@@ -20,6 +20,8 @@ export class PreJoin {
     this.meterTimer = null;
     /** Bumped by every open/change: a slower earlier getUserMedia must not win. */
     this.generation = 0;
+    /** The latest acquire() still on its way (joining waits for it). */
+    this.pending = null;
     for (const [which, id] of Object.entries(SELECTS)) {
       $(id).addEventListener('change', () => this.choose(which, $(id).value));
     }
@@ -29,7 +31,16 @@ export class PreJoin {
   /** Shows the preview with the remembered devices. */
   async open() {
     $('name-input').value = $('name-input').value || this.prefs.name || '';
-    await this.acquire();
+    await this.refresh();
+  }
+
+  /** Starts the chosen devices again; joining waits for the latest start to finish. */
+  refresh() {
+    const started = this.acquire().catch((e) => console.warn(`pre-join: ${e}`));
+    this.pending = started;
+    return started.finally(() => {
+      if (this.pending === started) this.pending = null;
+    });
   }
 
   async acquire() {
@@ -87,7 +98,7 @@ export class PreJoin {
   async choose(which, id) {
     this.prefs[which] = id;
     savePrefs(this.storage, this.prefs);
-    if (which !== 'speaker') await this.acquire();
+    if (which !== 'speaker') await this.refresh();
   }
 
   release() {
@@ -101,9 +112,11 @@ export class PreJoin {
 
   /**
    * Joining as `name`: hands over the stream and the choices (the screen lets go of it):
-   * {stream, problem, micMuted, camOff, speaker}.
+   * {stream, problem, micMuted, camOff, speaker}. Someone who clicks Join before the camera
+   * has started joins with it once it has, not without it.
    */
-  take(name) {
+  async take(name) {
+    while (this.pending) await this.pending;
     this.generation += 1;
     this.prefs.name = name;
     savePrefs(this.storage, this.prefs);
