@@ -94,6 +94,12 @@ function received(page) {
           freezeS: s.totalFreezesDuration || 0,
           keyFrames: s.keyFramesDecoded || 0,
           bytes: s.bytesReceived || 0,
+          lost: s.packetsLost || 0,
+          nacks: s.nackCount || 0,
+          plis: s.pliCount || 0,
+          // Mean jitter-buffer target over the frames emitted (ms).
+          targetMs: s.jitterBufferEmittedCount
+            ? Math.round((1000 * (s.jitterBufferTargetDelay || 0)) / s.jitterBufferEmittedCount) : 0,
         };
       }
     }
@@ -152,17 +158,23 @@ function decodingShare(series, from) {
 }
 
 /**
- * Per second: the height received, the frames decoded in it and, when the picture froze
- * in it, for how many ms ("240:7 240:2/450 ...").
+ * Per second: the height received, the frames decoded in it, when the picture froze in it
+ * for how many ms, and the packets lost, NACKs and PLIs the page counted in it when any
+ * ("240:7 240:2/450,L3N2P1 ..."); the jitter buffer's mean target delay at the end.
  */
 function timeline(series, from) {
   const out = [];
+  const zero = { framesDecoded: 0, freezeS: 0, lost: 0, nacks: 0, plis: 0, height: 0 };
   for (let i = 1; i < series.length; i += 1) {
-    const a = series[i - 1].recv[from] || { framesDecoded: 0, freezeS: 0 };
-    const b = series[i].recv[from] || { framesDecoded: 0, height: 0, freezeS: 0 };
+    const a = { ...zero, ...series[i - 1].recv[from] };
+    const b = { ...zero, ...series[i].recv[from] };
     const frozenMs = Math.round(1000 * (b.freezeS - a.freezeS));
-    out.push(`${b.height}:${b.framesDecoded - a.framesDecoded}${frozenMs > 0 ? `/${frozenMs}` : ''}`);
+    const repair = [['L', b.lost - a.lost], ['N', b.nacks - a.nacks], ['P', b.plis - a.plis]]
+      .filter(([, n]) => n > 0).map(([k, n]) => `${k}${n}`).join('');
+    out.push(`${b.height}:${b.framesDecoded - a.framesDecoded}${frozenMs > 0 ? `/${frozenMs}` : ''}${repair ? `,${repair}` : ''}`);
   }
+  const last = series.length ? series[series.length - 1].recv[from] : null;
+  if (last && last.targetMs) out.push(`(jitter buffer target ${last.targetMs} ms)`);
   return out.join(' ');
 }
 
