@@ -115,18 +115,18 @@ fn the_lowest_layer_and_audio_stay_when_nothing_fits() {
 #[test]
 fn the_active_speaker_then_higher_priority_is_served_first() {
     let now = Instant::now();
-    // 1.2 Mbps: one consumer could get spatial 2 at 15 fps, not two.
+    // 2.2 Mbps: one consumer could get spatial 2 at the full frame rate, not two.
     let mut speaker = demand(2);
     speaker.active_speaker = true;
     let mut a = BandwidthAllocator::new();
-    let got = a.allocate(now, 1_200_000, AUDIO, &[demand(1), speaker]);
+    let got = a.allocate(now, 2_200_000, AUDIO, &[demand(1), speaker]);
     assert!(got[1].target >= Some(Layers::new(2, 0)), "{got:?}");
     assert!(got[0].target < got[1].target);
 
     let mut big = demand(2);
     big.priority = 3;
     let mut a = BandwidthAllocator::new();
-    let got = a.allocate(now, 1_200_000, AUDIO, &[demand(1), big]);
+    let got = a.allocate(now, 2_200_000, AUDIO, &[demand(1), big]);
     assert!(got[1].target > got[0].target, "{got:?}");
     assert!(got[1].bps >= 2 * got[0].bps, "{got:?}");
 }
@@ -135,7 +135,8 @@ fn the_active_speaker_then_higher_priority_is_served_first() {
 fn several_consumers_of_one_subscriber_share_the_estimate_fairly() {
     let mut a = BandwidthAllocator::new();
     let ds = [demand(1), demand(2), demand(3)];
-    let est = 1_700_000;
+    // Enough for three at L1T2, not for one at L2T2 beside two at L1T2.
+    let est = 2_300_000;
     let got = a.allocate(Instant::now(), est, AUDIO, &ds).to_vec();
     assert_eq!(targets(&got), [Some(Layers::new(1, 2)); 3], "{got:?}");
     assert!(a.allocated_bps() <= est);
@@ -213,8 +214,8 @@ fn preferred_layers_cap_the_target_and_inactive_encodings_are_skipped() {
     // The middle encoding is not being received (the publisher dropped it).
     let mut d = demand(1);
     d.bitrates.set_encoding(1, 0);
-    let got = a.allocate(Instant::now(), 1_000_000, AUDIO, &[d])[0];
-    assert_eq!(got.target, Some(Layers::new(2, 0)));
+    let got = a.allocate(Instant::now(), 2_000_000, AUDIO, &[d])[0];
+    assert_eq!(got.target, Some(Layers::new(2, 2)));
     let got = a.allocate(Instant::now(), 500_000, AUDIO, &[d])[0];
     assert_eq!(got.target, Some(Layers::new(0, 2)));
 }
@@ -296,4 +297,31 @@ fn a_preferred_low_frame_rate_holds_on_every_spatial_layer() {
     let got = a.allocate(Instant::now(), 300_000, AUDIO, &[d])[0];
     assert_eq!(got.target, Some(Layers::new(1, 0)));
     assert_eq!(got.bps, 200_000);
+}
+
+/// Regression test (lab, 5 % loss: a start estimate that fitted the upper encoding's
+/// base temporal layer only gave 480 rows at 4 fps for 3 s and two long freezes): going
+/// up, a higher spatial layer is entered at the frame rate the consumer has.
+#[test]
+fn a_higher_spatial_layer_is_entered_at_the_current_frame_rate() {
+    let t0 = Instant::now();
+    let mut a = BandwidthAllocator::new();
+    let d = demand(1);
+    // L1T0 (200 kbps) fits, L1T2 (500 kbps) does not: L0T2 (150 kbps) it is.
+    let got = a.allocate(t0, 400_000 + AUDIO, AUDIO, &[d])[0];
+    assert_eq!(got.target, Some(Layers::new(0, 2)));
+    assert!(
+        a.probe_target().is_some_and(|p| p > 500_000),
+        "the probe aims at L1T2: {:?}",
+        a.probe_target()
+    );
+    // Enough for L1T2 with its margin: one step from L0T2.
+    let mut d = d;
+    d.current = got.target;
+    let got = a.allocate(t0 + REALLOCATE_INTERVAL, 700_000 + AUDIO, AUDIO, &[d])[0];
+    assert_eq!(got.target, Some(Layers::new(1, 2)));
+    // Coming down, temporal layers still go first: L1T0 before L0T2.
+    d.current = got.target;
+    let got = a.allocate(t0 + 2 * REALLOCATE_INTERVAL, 250_000 + AUDIO, AUDIO, &[d])[0];
+    assert_eq!(got.target, Some(Layers::new(1, 0)));
 }
