@@ -379,6 +379,10 @@ pub struct ProducerStats {
     /// (-127 to 0): audio producers whose packets carry it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio_level: Option<i8>,
+    /// The minimum playout delay (ms) the publisher's lossy uplink asks its subscribers'
+    /// browsers for, so that they wait for the worker's repair (0: none); video only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playout_delay: Option<u64>,
 }
 
 /// One encoding of a producer in `producer.getStats`.

@@ -275,9 +275,10 @@ impl Work {
         }
         let mut at = next;
         while at + 1 < self.len
-            && self.steps.get(at + 1).is_some_and(|l| {
-                l.spatial == to.spatial && l.temporal <= from.temporal
-            })
+            && self
+                .steps
+                .get(at + 1)
+                .is_some_and(|l| l.spatial == to.spatial && l.temporal <= from.temporal)
         {
             at += 1;
         }

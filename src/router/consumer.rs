@@ -29,7 +29,7 @@ use rand::Rng;
 use serde_json::Value;
 use sfu_control::responses::{ConsumerLayers, ConsumerStats, ConsumerType, StatsType};
 
-use crate::bwe::Urgency;
+use crate::bwe::{PlayoutDelayLimits, Urgency};
 use crate::channel::params::{MediaKind, RtpParameters};
 use crate::ids::ConsumerId;
 use crate::router::negotiate::ConsumerStream;
@@ -191,6 +191,9 @@ pub struct Consumer {
     twcc_id: Option<u8>,
     /// The playout-delay extension id, for video whose subscriber negotiated it.
     playout_delay_id: Option<u8>,
+    /// The playout delay its producer's lossy uplink asks for (set at the producer's
+    /// receiver reports): written when it asks more than the transport does.
+    upstream_playout: Option<PlayoutDelayLimits>,
     /// The last fan-out pass that served this consumer (`worker::fanout`).
     fanout_pass: u64,
     /// Its weight when the transport's bandwidth is shared among its consumers (1-255).
@@ -267,6 +270,7 @@ impl Consumer {
             score: ScoreTracker::new(10),
             twcc_id: p.stream.twcc_id,
             playout_delay_id: p.stream.playout_delay_id,
+            upstream_playout: None,
             fanout_pass: 0,
             priority: 1,
             kind,
@@ -610,6 +614,11 @@ impl Consumer {
             .update(f64::from(block.fraction_lost) / 256.0, jitter_ms)
     }
 
+    /// Sets the playout delay its producer's uplink asks for (None: nothing).
+    pub fn set_upstream_playout(&mut self, limits: Option<PlayoutDelayLimits>) {
+        self.upstream_playout = limits;
+    }
+
     /// The subscriber's recent loss to pass on to the publisher of an audio producer
     /// (`remote_loss`): 0 for video (its publisher repairs by NACK and keyframes, and
     /// does not read it) and while paused (nothing is sent to lose).
@@ -910,7 +919,11 @@ impl Consumer {
         // The transport's playout delay while it asks for one (`bwe::playout`), before
         // the sequence number below, which then finds the header as it now is.
         let delayed_hdr;
-        let hdr = match (self.playout_delay_id, egress.playout_delay) {
+        let playout = match (egress.playout_delay, self.upstream_playout) {
+            (Some(a), Some(b)) => Some(if b.min_ms > a.min_ms { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        let hdr = match (self.playout_delay_id, playout) {
             (Some(id), Some(limits)) => {
                 match insert_extension(slot, plain, hdr, id, &limits.to_bytes()) {
                     Ok(n) if n != plain => {

@@ -404,3 +404,44 @@ fn a_lossy_subscriber_is_asked_for_a_playout_delay_and_a_clean_one_is_not() {
     );
     assert_eq!(clean.playout_delay, Some(0), "{clean:?}");
 }
+
+/// A publisher behind 5 % random loss (50 ms each way): its producer learns the uplink's
+/// loss before repair and the repair round trip, and asks its subscribers for a playout
+/// delay covering three repairs; a publisher on a clean path asks none.
+#[test]
+fn a_lossy_publisher_asks_its_subscribers_for_a_playout_delay_and_a_clean_one_does_not() {
+    let run = |lossy_uplink: bool| {
+        let mut call = Call::new(
+            43,
+            CallConfig {
+                subscribers: 1,
+                nack: true,
+                twcc: None,
+                red: false,
+            },
+        );
+        if lossy_uplink {
+            let lossy = Link {
+                delay: Duration::from_millis(50),
+                loss: 0.05,
+                ..Link::default()
+            };
+            let publisher = call.publisher;
+            call.sim.set_uplink(publisher, lossy);
+            call.sim.set_downlink(publisher, lossy);
+        }
+        call.stream(Duration::from_secs(10));
+        let producer = call.video_producer.clone();
+        call.sim.ok(&ProducerGetStats::new(producer.as_str()))
+    };
+    let lossy = run(true);
+    // Repair round trip about 100 ms plus the NACK's wait: 3 x that + 40 ms, at most 400.
+    assert!(
+        lossy
+            .playout_delay
+            .is_some_and(|ms| (300..=400).contains(&ms)),
+        "{lossy:?}"
+    );
+    let clean = run(false);
+    assert_eq!(clean.playout_delay, Some(0), "{clean:?}");
+}

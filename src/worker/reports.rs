@@ -329,6 +329,16 @@ impl WorkerCore {
             if let Some(score) = p.report(now, &mut blocks) {
                 scores.push((p.id().0.clone(), score));
             }
+            // A lossy uplink: its subscribers hold video long enough for our repair
+            // (`producer::upstream_delay`).
+            if p.kind() == MediaKind::Video {
+                let limits = p.upstream_playout_delay(now);
+                for ck in p.consumers() {
+                    if let Some(c) = self.consumers.get_mut(*ck) {
+                        c.set_upstream_playout(limits);
+                    }
+                }
+            }
             // An audio publisher hears the worst of its uplink's loss and its
             // subscribers' (capped, decaying: `consumer::RemoteLoss`), so its Opus
             // encoder protects with in-band FEC what they lose. Only the fraction.

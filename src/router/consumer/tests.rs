@@ -516,3 +516,35 @@ fn video_carries_the_transports_playout_delay_while_it_asks_for_one() {
     assert_eq!(delay(&got[2]), (Some(bytes), Some(2), 102));
     assert!(got[2].ends_with(&[0xab; 100]));
 }
+
+/// A producer whose uplink is lossy asks its subscribers for a playout delay too: each
+/// consumer writes the larger of its producer's and its transport's.
+#[test]
+fn video_carries_the_larger_of_the_uplinks_and_the_transports_playout_delay() {
+    let now = Instant::now();
+    let mut c = consumer(MediaKind::Video, false, true);
+    let mut s = Subscriber::new();
+    let limits = |min_ms| PlayoutDelayLimits {
+        min_ms,
+        max_ms: 10_000,
+    };
+    c.set_upstream_playout(Some(limits(250)));
+    forward(&mut c, &mut s, now, 1, false);
+    s.playout_delay = Some(limits(360));
+    forward(&mut c, &mut s, now, 2, false);
+    c.set_upstream_playout(Some(limits(400)));
+    forward(&mut c, &mut s, now, 3, false);
+    c.set_upstream_playout(None);
+    s.playout_delay = None;
+    forward(&mut c, &mut s, now, 4, false);
+    let written: Vec<Option<Vec<u8>>> = s
+        .received()
+        .iter()
+        .map(|p| {
+            let h = RtpHeader::parse(p).expect("parses");
+            find_extension(p, &h, PLAYOUT_DELAY_ID).map(<[u8]>::to_vec)
+        })
+        .collect();
+    let bytes = |ms| Some(limits(ms).to_bytes().to_vec());
+    assert_eq!(written, [bytes(250), bytes(360), bytes(400), None]);
+}

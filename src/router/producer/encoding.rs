@@ -286,6 +286,11 @@ impl Encoding {
         self.nack.as_ref().map_or(0, |n| n.stats().given_up)
     }
 
+    /// The uplink's measured repair round trip (NACK sent to the repair's arrival).
+    pub fn repair_rtt(&self) -> Option<Duration> {
+        self.nack.as_ref()?.repair_rtt()
+    }
+
     pub fn rtx_packets(&self) -> u64 {
         self.rtx_packets
     }

@@ -14,12 +14,14 @@
 mod encoding;
 mod keyframe;
 mod rate;
+mod upstream_delay;
 
 use std::time::Instant;
 
 use serde_json::Value;
 use sfu_control::responses::{ProducerStats, StatsType};
 
+use crate::bwe::PlayoutDelayLimits;
 use crate::channel::params::{MediaKind, RtpParameters};
 use crate::ids::{ProducerId, RouterId};
 use crate::router::negotiate::{KeyframeCodec, ProducerStream, StreamIdExtensions};
@@ -101,6 +103,8 @@ pub struct Producer {
     score: u8,
     /// The publisher's audio levels (RFC 6464), for active-speaker detection.
     audio_levels: AudioLevels,
+    /// The playout delay its uplink's loss calls for at its subscribers.
+    upstream_delay: upstream_delay::UpstreamDelay,
 }
 
 impl Producer {
@@ -138,6 +142,7 @@ impl Producer {
             rtx_pts: p.stream.rtx_pts,
             stream_ids: p.stream.stream_ids,
             paused: p.paused,
+            upstream_delay: upstream_delay::UpstreamDelay::default(),
             consumers: Vec::new(),
             app_data: p.app_data,
             score: 0,
@@ -505,6 +510,17 @@ impl Producer {
                 blocks.push(block);
             }
         }
+        if self.kind == MediaKind::Video {
+            let missing = self
+                .encodings
+                .iter()
+                .map(|e| e.packets_recovered() + e.packets_given_up())
+                .sum();
+            let received = self.encodings.iter().map(|e| e.traffic().packets).sum();
+            let repair_rtt = self.encodings.iter().filter_map(Encoding::repair_rtt).max();
+            self.upstream_delay
+                .on_report(now, missing, received, repair_rtt);
+        }
         let best = self
             .encodings
             .iter()
@@ -516,6 +532,17 @@ impl Producer {
             self.score = best;
             best
         })
+    }
+
+    /// The playout delay its uplink's loss asks its subscribers for at `now`, if any
+    /// (`upstream_delay.rs`), as of the last receiver report.
+    pub fn upstream_playout_delay(&self, now: Instant) -> Option<PlayoutDelayLimits> {
+        self.upstream_delay.announce(now)
+    }
+
+    /// The minimum playout delay its uplink's loss asks for (stats).
+    pub fn upstream_playout_delay_ms(&self) -> u64 {
+        u64::try_from(self.upstream_delay.current().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Stats for `producer.getStats`.
@@ -541,6 +568,8 @@ impl Producer {
             score: self.score,
             consumers: self.consumers.len(),
             audio_level: self.audio_levels.last().map(AudioLevel::dbov),
+            playout_delay: (self.kind == MediaKind::Video)
+                .then(|| self.upstream_playout_delay_ms()),
             encodings: self
                 .encodings
                 .iter()
