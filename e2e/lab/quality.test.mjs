@@ -120,6 +120,8 @@ function sent(page) {
         bytes: s.bytesSent || 0,
         height: s.frameHeight || 0,
         active: s.active !== false,
+        frames: s.framesEncoded || 0,
+        limit: s.qualityLimitationReason || 'none',
       };
     }
     return out;
@@ -175,6 +177,23 @@ function timeline(series, from) {
   }
   const last = series.length ? series[series.length - 1].recv[from] : null;
   if (last && last.targetMs) out.push(`(jitter buffer target ${last.targetMs} ms)`);
+  return out.join(' ');
+}
+
+/**
+ * Per second, what a publisher's camera encoded per encoding: "h:20 f:19(cpu) ..." (frames
+ * encoded in the second, and why the encoder limits itself when it does).
+ */
+function sendTimeline(series) {
+  const out = [];
+  for (let i = 1; i < series.length; i += 1) {
+    const a = series[i - 1].sent;
+    const b = series[i].sent;
+    out.push(Object.keys(b).sort().map((rid) => {
+      const n = b[rid].frames - ((a[rid] || {}).frames || 0);
+      return `${rid}:${n}${b[rid].limit !== 'none' ? `(${b[rid].limit})` : ''}`;
+    }).join(','));
+  }
   return out.join(' ');
 }
 
@@ -286,27 +305,31 @@ test('quality: a small tile receives a lower layer; an encoding no tile needs st
 
 test('quality: with 5 % loss and 50 ms delay on one link, what it receives is frozen < 3 % of the time',
   { skip: !canMakeNamespaces() && 'needs root for network namespaces', timeout: 240000 }, async () => {
-    const c = await call('lossy', [
-      { name: 'Ann' }, { name: 'Bob' }, { name: 'Dan', link: { delayMs: 50, lossPct: 5 } },
-    ]);
+    // Two participants: Dan behind the lossy link, Ann unimpaired. A third would only add
+    // its encoder and two decoders to these two cores, and on this machine the browsers'
+    // own stalls then freeze unimpaired receivers too (measured: 2-20 % of the time with
+    // three), which measures the machine, not the link.
+    const c = await call('lossy', [{ name: 'Ann' }, { name: 'Dan', link: { delayMs: 50, lossPct: 5 } }]);
     try {
-      const [ann, bob, dan] = c.people;
-      await waitForMedia(dan.page, [ann.id, bob.id], 'Dan media', 45000);
+      const [ann, dan] = c.people;
+      await waitForMedia(dan.page, [ann.id], 'Dan media', 45000);
+      await waitForMedia(ann.page, [dan.id], 'Ann media', 45000);
       const series = await sample(c.people, MEASURE_S);
-      const s = series.get('Dan');
       const report = {};
-      for (const from of [ann, bob]) {
+      for (const [to, from] of [[dan, ann], [ann, dan]]) {
+        const s = series.get(to.name);
         const a = s[0].recv[from.id] || { freezeS: 0 };
         const b = s[s.length - 1].recv[from.id] || { freezeS: 0 };
         const seconds = (s[s.length - 1].t - s[0].t) / 1000;
-        report[`Dan<-${from.name}`] = { frozenShare: (b.freezeS - a.freezeS) / seconds, decodingShare: decodingShare(s, from.id),
+        report[`${to.name}<-${from.name}`] = { frozenShare: (b.freezeS - a.freezeS) / seconds, decodingShare: decodingShare(s, from.id),
           medianHeight: median(s.map((x) => (x.recv[from.id] || {}).height || 0)), timeline: timeline(s, from.id) };
       }
+      // What the cameras encoded each second: a stall there freezes every receiver.
+      for (const p of c.people) report[`${p.name} sends`] = sendTimeline(series.get(p.name));
       console.log('quality (c):', JSON.stringify(report), 'daemon:', JSON.stringify(adaptation(c.lab)));
-      for (const from of [ann, bob]) {
-        const r = report[`Dan<-${from.name}`];
-        assert.ok(r.frozenShare < 0.03, `Dan's picture of ${from.name} frozen ${(100 * r.frozenShare).toFixed(1)} % of the time`);
-      }
+      const r = report['Dan<-Ann'];
+      assert.ok(r.frozenShare < 0.03, `Dan's picture of Ann frozen ${(100 * r.frozenShare).toFixed(1)} % of the time`);
+      assert.ok(r.decodingShare >= 0.9, `Dan decodes Ann ${(100 * r.decodingShare).toFixed(0)} % of the time`);
     } finally {
       await hangUp(c);
     }
