@@ -259,6 +259,8 @@ struct Work {
     /// Steps at or below this index do not go above what the consumer forwards.
     kept: Option<usize>,
     hold: bool,
+    /// Upward moves to a higher spatial layer wait (the transport's hold).
+    spatial_hold: bool,
 }
 
 impl Work {
@@ -307,6 +309,10 @@ pub struct BandwidthAllocator {
     allocated_bps: u64,
     probe_target: Option<u64>,
     last: Option<(Instant, u64)>,
+    /// No consumer moves up to a higher spatial layer (see
+    /// [`Self::hold_spatial_moves_up`]); `hold_changed` makes the next allocation due.
+    spatial_hold: bool,
+    hold_changed: bool,
 }
 
 impl BandwidthAllocator {
@@ -324,6 +330,7 @@ impl BandwidthAllocator {
         };
         let change = (estimate_bps as f64 - est as f64).abs() / (est.max(1) as f64);
         now >= at + REALLOCATE_INTERVAL
+            || self.hold_changed
             || change > REALLOCATE_CHANGE
             || estimate_bps < self.allocated_bps
             || demands.len() != self.history.len()
@@ -331,6 +338,17 @@ impl BandwidthAllocator {
                 .iter()
                 .zip(&self.history)
                 .any(|(d, h)| d.shape() != h.shape)
+    }
+
+    /// Holds (or releases) every upward move to a higher spatial layer: temporal layers
+    /// still go up. The transport holds them while its path loses packets and a playout
+    /// delay does not cover repairs yet (`bwe::playout`): a new layer starts with a
+    /// keyframe, the largest frame there is.
+    pub fn hold_spatial_moves_up(&mut self, hold: bool) {
+        if hold != self.spatial_hold {
+            self.spatial_hold = hold;
+            self.hold_changed = true;
+        }
     }
 
     /// When the periodic re-allocation is due (None before the first).
@@ -365,6 +383,7 @@ impl BandwidthAllocator {
         demands: &[VideoDemand],
     ) -> &[Allocation] {
         self.last = Some((now, estimate_bps));
+        self.hold_changed = false;
         self.history
             .retain(|h| demands.iter().any(|d| d.key == h.key));
         // In the demands' order, so `due` compares them pairwise.
@@ -426,7 +445,8 @@ impl BandwidthAllocator {
                 (Some(c), Some(t)) => Some(c.min(t)),
                 (c, t) => c.or(t),
             };
-            let w = ladder(i, d, h.capped.map(|(s, _)| s), hold, basis);
+            let mut w = ladder(i, d, h.capped.map(|(s, _)| s), hold, basis);
+            w.spatial_hold = self.spatial_hold;
             budget -= i64::from(w.bps(&d.bitrates, 0));
             self.work.push(w);
         }
@@ -523,7 +543,12 @@ fn step(
         return Step::Blocked;
     }
     if up {
-        next = w.entry(next);
+        let entry = w.entry(next);
+        let spatial = |i: usize| w.steps.get(i).map(|l| l.spatial);
+        if w.spatial_hold && spatial(entry) != spatial(w.pos) {
+            return Step::Blocked;
+        }
+        next = entry;
     }
     let cost = i64::from(w.bps(&d.bitrates, next)) - i64::from(w.bps(&d.bitrates, w.pos));
     let need = if up {
@@ -561,6 +586,7 @@ fn ladder(
         pos: 0,
         kept: None,
         hold,
+        spatial_hold: false,
     };
     let top_spatial = d.preferred.spatial.min(b.spatial - 1);
     let mut lowest_active = None;

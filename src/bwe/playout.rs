@@ -43,6 +43,8 @@ pub const LOWER_AFTER: Duration = Duration::from_secs(5);
 pub const RESET_ANNOUNCE: Duration = Duration::from_secs(2);
 /// The largest delay the extension can carry (12 bits of 10 ms).
 const WIRE_MAX_MS: u16 = 4095 * 10;
+/// The longest upward layer moves wait for the path's own loss to be known.
+pub const UNDECIDED_HOLD: Duration = Duration::from_secs(5);
 /// The maximum sent with a minimum: the browser's own ceiling (10 s), so its jitter
 /// buffer still grows above the minimum when the path needs more.
 const ANNOUNCED_MAX_MS: u16 = 10_000;
@@ -80,6 +82,8 @@ pub struct PlayoutDelay {
     reset_at: Option<Instant>,
     /// Whether a minimum was ever asked for (nothing to reset before).
     engaged: bool,
+    /// Since when the path has shown loss that is not yet known to be its own.
+    undecided_since: Option<Instant>,
 }
 
 impl Default for PlayoutDelay {
@@ -97,7 +101,30 @@ impl PlayoutDelay {
             lower_since: None,
             reset_at: None,
             engaged: false,
+            undecided_since: None,
         }
+    }
+
+    /// Whether upward layer moves wait at `now`: the last loss sample (`loss`) is at
+    /// [`ENTER_LOSS`] or more, no delay is asked for yet and the path's own loss is not
+    /// known, for at most [`UNDECIDED_HOLD`]. A higher layer starts with a keyframe, the
+    /// largest frame there is; through loss with no delay to repair it in, it froze the
+    /// picture for 300-600 ms in the lab, a second before the delay engaged.
+    pub fn holds_upward_moves(
+        &mut self,
+        now: Instant,
+        loss: Option<f64>,
+        inherent_loss: Option<f64>,
+    ) -> bool {
+        let undecided = loss.is_some_and(|p| p >= ENTER_LOSS)
+            && inherent_loss.is_none()
+            && self.current.is_zero()
+            && !self.max.is_zero();
+        if !undecided {
+            return false;
+        }
+        let since = *self.undecided_since.get_or_insert(now);
+        now.saturating_duration_since(since) < UNDECIDED_HOLD
     }
 
     /// The minimum asked for now.
@@ -172,6 +199,28 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn upward_moves_wait_while_loss_is_not_known_to_be_the_paths_own() {
+        let t0 = Instant::now();
+        let mut p = PlayoutDelay::default();
+        assert!(!p.holds_upward_moves(t0, None, None), "no sample yet");
+        assert!(!p.holds_upward_moves(t0, Some(0.01), None), "little loss");
+        assert!(p.holds_upward_moves(t0, Some(0.06), None));
+        assert!(p.holds_upward_moves(t0 + ms(4_900), Some(0.06), None));
+        assert!(
+            !p.holds_upward_moves(t0 + UNDECIDED_HOLD, Some(0.06), None),
+            "not for ever"
+        );
+        let mut p = PlayoutDelay::default();
+        assert!(p.holds_upward_moves(t0, Some(0.06), None));
+        p.update(t0 + ms(1_000), Some(0.05), Some(ms(100)));
+        assert!(
+            !p.holds_upward_moves(t0 + ms(1_000), Some(0.06), Some(0.05)),
+            "known and delayed for"
+        );
+        assert!(!PlayoutDelay::new(Duration::ZERO).holds_upward_moves(t0, Some(0.06), None));
     }
 
     #[test]

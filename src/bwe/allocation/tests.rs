@@ -325,3 +325,21 @@ fn a_higher_spatial_layer_is_entered_at_the_current_frame_rate() {
     let got = a.allocate(t0 + 2 * REALLOCATE_INTERVAL, 250_000 + AUDIO, AUDIO, &[d])[0];
     assert_eq!(got.target, Some(Layers::new(1, 0)));
 }
+
+/// While the transport holds spatial moves up (a lossy path whose playout delay is not
+/// in place yet), temporal layers still go up and the spatial layer waits; released, the
+/// next allocation is due at once and moves up.
+#[test]
+fn a_spatial_hold_lets_temporal_layers_up_and_nothing_else() {
+    let t0 = Instant::now();
+    let mut a = BandwidthAllocator::new();
+    let mut d = demand(1);
+    a.hold_spatial_moves_up(true);
+    let got = a.allocate(t0, 10_000_000, AUDIO, &[d])[0];
+    assert_eq!(got.target, Some(Layers::new(0, 2)));
+    d.current = got.target;
+    a.hold_spatial_moves_up(false);
+    assert!(a.due(t0, 10_000_000, &[d]));
+    let got = a.allocate(t0, 10_000_000, AUDIO, &[d])[0];
+    assert_eq!(got.target, Some(Layers::new(2, 2)));
+}

@@ -43,6 +43,10 @@ pub struct Encoding {
     recv: RecvStats,
     traffic: Traffic,
     rate: RateMeter,
+    /// Frames (new RTP timestamps) per 100 ms over the last second.
+    frames: RateMeter,
+    /// The newest RTP timestamp seen, to count frames.
+    last_timestamp: Option<u32>,
     last_packet: Option<Instant>,
     /// Gap detection and NACKs toward the publisher, when it accepts generic NACK.
     nack: Option<NackGenerator>,
@@ -77,6 +81,8 @@ impl Encoding {
             recv: RecvStats::default(),
             traffic: Traffic::default(),
             rate: RateMeter::default(),
+            frames: RateMeter::default(),
+            last_timestamp: None,
             last_packet: None,
             nack: nack.then(NackGenerator::default),
             rtx_buffer: video.then(RetransmissionBuffer::default),
@@ -159,6 +165,15 @@ impl Encoding {
         }
         self.traffic.add(pkt.len());
         self.rate.add(now, pkt.len());
+        // A timestamp newer than any before starts a frame (a late or repaired packet
+        // of an older one does not).
+        if self
+            .last_timestamp
+            .is_none_or(|last| (timestamp.wrapping_sub(last) as i32) > 0)
+        {
+            self.last_timestamp = Some(timestamp);
+            self.frames.add(now, 1);
+        }
         self.last_packet = Some(now);
         self.recv.on_packet(seq, timestamp, arrival);
         Receipt::New
@@ -174,6 +189,11 @@ impl Encoding {
     /// Bits per second received over about the last second.
     pub fn bitrate(&self, now: Instant) -> u32 {
         self.rate.bitrate(now)
+    }
+
+    /// Frames per second received over about the last second.
+    pub fn frame_rate(&self, now: Instant) -> u32 {
+        self.frames.per_second(now)
     }
 
     /// Whether a packet arrived within [`ACTIVE_WINDOW`].

@@ -325,6 +325,11 @@ impl Producer {
         self.encoding(layer).map_or(0, |e| e.bitrate(now))
     }
 
+    /// Frames per second layer `layer` received over about the last second.
+    pub fn layer_frame_rate(&self, layer: u8, now: Instant) -> u32 {
+        self.encoding(layer).map_or(0, |e| e.frame_rate(now))
+    }
+
     /// Whether layer `layer` received a packet within about the last second.
     pub fn layer_active(&self, layer: u8, now: Instant) -> bool {
         self.encoding(layer).is_some_and(|e| e.active(now))

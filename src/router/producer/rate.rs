@@ -38,9 +38,14 @@ impl RateMeter {
         }
     }
 
-    /// Bits per second over the last second: the nine whole buckets before the current
-    /// one and the current one so far.
+    /// Bits per second over the last second (see [`Self::per_second`]).
     pub fn bitrate(&self, now: Instant) -> u32 {
+        self.per_second(now).saturating_mul(8)
+    }
+
+    /// What was counted per second over the last second (bytes, or frames for a frame
+    /// counter): the nine whole buckets before the current one and the current one so far.
+    pub fn per_second(&self, now: Instant) -> u32 {
         let Some(origin) = self.origin else {
             return 0;
         };
@@ -56,7 +61,7 @@ impl RateMeter {
         let into_current = now.saturating_duration_since(origin).as_millis() as u64 % BUCKET_MS;
         // Before a whole second has passed, the window is as long as the meter's life.
         let window_ms = (period.min(BUCKETS as u64 - 1) * BUCKET_MS + into_current).max(1);
-        (bytes.saturating_mul(8_000) / window_ms).min(u64::from(u32::MAX)) as u32
+        (bytes.saturating_mul(1_000) / window_ms).min(u64::from(u32::MAX)) as u32
     }
 }
 
@@ -77,6 +82,21 @@ mod tests {
         let bps = m.bitrate(now);
         assert!((760_000..=840_000).contains(&bps), "{bps}");
         assert_eq!(m.bitrate(now + Duration::from_millis(1200)), 0);
+    }
+
+    #[test]
+    fn counts_per_second_for_frames_too() {
+        let t0 = Instant::now();
+        let mut m = RateMeter::default();
+        // 20 frames a second for 2 s, then 5 a second.
+        for i in 0..40 {
+            m.add(t0 + Duration::from_millis(i * 50), 1);
+        }
+        assert_eq!(m.per_second(t0 + Duration::from_millis(1999)), 20);
+        for i in 0..10 {
+            m.add(t0 + Duration::from_millis(2000 + i * 200), 1);
+        }
+        assert_eq!(m.per_second(t0 + Duration::from_millis(3999)), 5);
     }
 
     #[test]
