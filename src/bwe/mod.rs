@@ -325,6 +325,11 @@ impl SendSideEstimator {
         }
     }
 
+    /// The last loss sample's fraction lost, once there was one.
+    pub fn loss_fraction(&self) -> Option<f64> {
+        self.loss_fraction
+    }
+
     /// The path's own loss fraction, once learnt (stats).
     pub fn inherent_loss(&self) -> Option<f64> {
         self.inherent.fraction()

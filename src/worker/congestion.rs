@@ -159,7 +159,7 @@ impl WorkerCore {
         // no consumer moves up to a higher spatial layer.
         let hold =
             t.cc.playout
-                .holds_upward_moves(now, bwe.stats().loss_fraction, bwe.inherent_loss());
+                .holds_upward_moves(now, bwe.loss_fraction(), bwe.inherent_loss());
         t.cc.allocator.hold_spatial_moves_up(hold);
         let due = t.cc.allocator.due(now, estimate, &demands);
         if due {
