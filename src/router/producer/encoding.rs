@@ -32,6 +32,10 @@ pub enum Receipt {
     Duplicate,
 }
 
+/// RTP timestamp ticks (2 s at 90 kHz) behind the newest seen beyond which a packet is
+/// taken for a restarted stream rather than a late one, when counting frames.
+const FRAME_CLOCK_RESTART: i32 = 180_000;
+
 /// One encoding's receive state.
 #[derive(Debug)]
 pub struct Encoding {
@@ -166,11 +170,12 @@ impl Encoding {
         self.traffic.add(pkt.len());
         self.rate.add(now, pkt.len());
         // A timestamp newer than any before starts a frame (a late or repaired packet
-        // of an older one does not).
-        if self
-            .last_timestamp
-            .is_none_or(|last| (timestamp.wrapping_sub(last) as i32) > 0)
-        {
+        // of an older one does not); one far behind is a restarted stream, whose frames
+        // count from there.
+        if self.last_timestamp.is_none_or(|last| {
+            let ahead = timestamp.wrapping_sub(last) as i32;
+            !(-FRAME_CLOCK_RESTART..=0).contains(&ahead)
+        }) {
             self.last_timestamp = Some(timestamp);
             self.frames.add(now, 1);
         }

@@ -311,3 +311,32 @@ fn a_repeated_fir_is_a_new_command() {
         "the repeat's own number"
     );
 }
+
+/// Frames are counted by new RTP timestamps: packets of one frame, late packets of an
+/// older frame and repaired ones count once; a stream restarted far behind counts on.
+#[test]
+fn an_encoding_counts_frames_by_new_timestamps() {
+    let t0 = Instant::now();
+    let mut e = Encoding::new(encoding(Some(SSRC), None, None), true, false, true);
+    let mut seq = 0u16;
+    let mut at = |e: &mut Encoding, ms: u64, ts: u32| {
+        seq = seq.wrapping_add(1);
+        e.on_packet(t0 + Duration::from_millis(ms), seq, ts, 0, &[0u8; 100]);
+    };
+    // 20 frames a second, three packets each, one late packet of the frame before.
+    for f in 0..20u32 {
+        let ms = u64::from(f) * 50;
+        for _ in 0..3 {
+            at(&mut e, ms, 1_000_000 + f * 4500);
+        }
+        if f > 0 {
+            at(&mut e, ms, 1_000_000 + (f - 1) * 4500);
+        }
+    }
+    assert_eq!(e.frame_rate(t0 + Duration::from_millis(999)), 20);
+    // Restarted 10 s of clock behind: its frames count.
+    for f in 0..20u32 {
+        at(&mut e, 1000 + u64::from(f) * 50, 100_000 + f * 4500);
+    }
+    assert_eq!(e.frame_rate(t0 + Duration::from_millis(1999)), 20);
+}
